@@ -1,0 +1,125 @@
+# cask: a lazy task-graph engine for C.
+#
+#   make            the libraries, the cask command and the examples
+#   make demo       install missing Debian packages, build, run the demo
+#   make test       install missing Debian packages, build, run every test
+#   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      the benchmarks against NumPy and Dask (bench/results.json)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make uninstall
+
+VERSION   := 0.1.0
+SOVERSION := 0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BUILD     ?= build
+CC        ?= cc
+
+# Debian packages the build, the tests, the demo and the bench need.
+DEB_PKGS := build-essential pkg-config libjansson-dev libigraph-dev libcmocka-dev \
+            graphviz librsvg2-bin python3-numpy python3-dask libopenblas-dev clang
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS    ?= -O2 -g
+SAN       ?=
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Iinclude -pthread
+LIBS      := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -lpthread -lm
+
+LIB_SRC := $(wildcard graph/*.c sched/*.c collections/*.c viz/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_SRC := $(wildcard cli/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+HEADERS  := $(wildcard include/cask/*.h)
+
+STATIC := $(BUILD)/libcask.a
+SHARED := $(BUILD)/libcask.so.$(VERSION)
+CASK   := $(BUILD)/cask
+
+.PHONY: all deps demo test test-run test-asan bench install uninstall clean check-exports
+
+all: $(STATIC) $(SHARED) $(CASK) $(EXAMPLES)
+
+# Install what is missing, and nothing when all is there.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+
+$(BUILD)/obj/%.o: %.c $(HEADERS) $(wildcard graph/*.h sched/*.h collections/*.h viz/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) $(SAN) -shared -Wl,-soname,libcask.so.$(SOVERSION) -o $@ $^ $(LIBS)
+	ln -sf libcask.so.$(VERSION) $(BUILD)/libcask.so.$(SOVERSION)
+	ln -sf libcask.so.$(VERSION) $(BUILD)/libcask.so
+
+$(CASK): $(CLI_OBJ) $(STATIC)
+	$(CC) $(SAN) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(STATIC) $(LIBS) -lcmocka
+
+demo: deps all
+	@for e in $(BUILD)/examples/0[1-3]_*; do echo "== $$e"; $$e || exit 1; done
+
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: all $(TESTS)
+	@BUILD=$(BUILD) sh tests/run.sh
+
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan CC=clang \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  CFLAGS="-O1 -g" test-run
+
+bench: deps all
+	@BUILD=$(BUILD) bench/run $(BENCH)
+
+# Every symbol libcask.so exports starts with cask_.
+check-exports: $(SHARED)
+	@bad=$$(nm -D --defined-only $(SHARED) | awk '$$2 ~ /[TDBR]/ {print $$3}' | grep -v '^cask_' || true); \
+	if [ -n "$$bad" ]; then echo "exported symbols without the cask_ prefix: $$bad"; exit 1; fi
+
+$(BUILD)/cask.pc: Makefile
+	@mkdir -p $(BUILD)
+	printf 'prefix=%s\nexec_prefix=$${prefix}\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: cask\nDescription: lazy task-graph engine for C\nVersion: %s\nCflags: -I$${includedir}\nLibs: -L$${libdir} -lcask\nLibs.private: -lpthread -lm\nRequires.private: jansson\n' \
+	  '$(PREFIX)' '$(VERSION)' > $@
+
+install: all $(BUILD)/cask.pc
+	install -d $(DESTDIR)$(PREFIX)/include/cask $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/cask/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libcask.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcask.so.$(SOVERSION)
+	ln -sf libcask.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcask.so
+	install -m 644 $(BUILD)/cask.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(CASK) $(DESTDIR)$(PREFIX)/bin/
+	-[ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ldconfig 2>/dev/null || true
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/include/cask/,$(notdir $(HEADERS)))
+	-rmdir $(DESTDIR)$(PREFIX)/include/cask 2>/dev/null
+	rm -f $(DESTDIR)$(PREFIX)/lib/libcask.a $(DESTDIR)$(PREFIX)/lib/libcask.so \
+	      $(DESTDIR)$(PREFIX)/lib/libcask.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libcask.so.$(VERSION) \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/cask.pc $(DESTDIR)$(PREFIX)/bin/cask
+
+clean:
+	rm -rf build

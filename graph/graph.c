@@ -1,0 +1,412 @@
+/*
+** graph/graph.c: building the task graph in compact arrays.
+**
+** Tasks are columns of parallel arrays; all inputs of all tasks sit in one
+** flat array (the predecessor half of a CSR), so adding a task costs a few
+** appends and no allocation per edge. Keys are interned in a string table
+** whose index finds a key in O(1) and lets equal expressions share a task.
+*/
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "graph.h"
+
+cask_graph_t *cask_graph_new(cask_error_t *err)
+{
+    cask_graph_t *g = cask__calloc(1, sizeof *g);
+    if (!g) {
+        cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a graph");
+        return NULL;
+    }
+    g->in_off = cask__calloc(1, sizeof *g->in_off);
+    if (!g->in_off) {
+        cask__free(g);
+        cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a graph");
+        return NULL;
+    }
+    return g;
+}
+
+void cask_graph_free(cask_graph_t *g)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->n_in; i++)
+        cask_value_decref(&g->in[i]);
+    cask__strtab_destroy(&g->keys);
+    cask__strtab_destroy(&g->groups);
+    cask__free(g->in_off);
+    cask__free(g->n_args);
+    cask__free(g->kernel);
+    cask__free(g->group);
+    cask__free(g->cost);
+    cask__free(g->in);
+    cask__free(g->outputs);
+    cask__free(g);
+}
+
+/* Room for one more task and n_in more inputs; g's contents unchanged. */
+static int reserve(cask_graph_t *g, size_t n_in)
+{
+    if (g->n_in + n_in > UINT32_MAX)
+        return CASK_ELIMIT;
+    if (cask__grow((void **)&g->in, &g->cap_in, g->n_in + n_in, sizeof *g->in))
+        return CASK_ENOMEM;
+    if (g->n < g->cap)
+        return 0;
+    size_t nc = g->cap < 64 ? 64 : (size_t)g->cap + g->cap / 2;
+    if (nc > UINT32_MAX - 2)
+        return CASK_ELIMIT;
+    /* Grow each column; a column already grown stays valid if a later one fails. */
+    void *p;
+#define GROW(col, extra)                                                    \
+    if (!(p = cask__realloc(g->col, (nc + (extra)) * sizeof *g->col)))     \
+        return CASK_ENOMEM;                                                 \
+    g->col = p;
+    GROW(in_off, 1)
+    GROW(n_args, 0)
+    GROW(kernel, 0)
+    GROW(group, 0)
+    GROW(cost, 0)
+#undef GROW
+    g->cap = (uint32_t)nc;
+    return 0;
+}
+
+/* Resolve a kernel name to its id, through the graph's one-entry cache. */
+static uint32_t find_kernel(cask_graph_t *g, const char *name)
+{
+    if (name == g->last_kname)
+        return g->last_kid;
+    uint32_t id = cask__kernel_lookup(name);
+    if (id != CASK__NO_KERNEL) {
+        g->last_kname = name;
+        g->last_kid = id;
+    }
+    return id;
+}
+
+/* Write v in lowercase hex, 16 digits. */
+static char *put_hex(char *p, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--)
+        p[15 - i] = digits[(v >> (4 * i)) & 15];
+    return p + 16;
+}
+
+static char *put_dec(char *p, uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* A token no other call of an impure kernel in this process shares. */
+static uint64_t fresh_token(void)
+{
+    static atomic_uint_fast64_t counter;
+    static uint64_t seed;
+    uint64_t c = atomic_fetch_add(&counter, 1);
+    if (!seed) { /* benign: every thread computes the same-purpose value */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = cask__mix((uint64_t)ts.tv_nsec, (uint64_t)ts.tv_sec ^ (uint64_t)getpid());
+    }
+    return cask__mix(seed, c);
+}
+
+int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
+                    cask_task_t *out, cask_error_t *err)
+{
+    cask_task_t dummy;
+    if (!out)
+        out = &dummy;
+    *out = CASK_NO_TASK;
+    if (!g || !spec)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or spec is NULL");
+    if ((spec->n_inputs && !spec->inputs) || (spec->n_after && !spec->after))
+        return cask__err(err, CASK_EINVAL, spec->key, spec->kernel,
+                         "inputs or after is NULL with a nonzero count");
+
+    uint32_t kid = CASK__NO_KERNEL;
+    const cask__kernel_t *k = NULL;
+    if (spec->kernel) {
+        kid = find_kernel(g, spec->kernel);
+        if (kid == CASK__NO_KERNEL)
+            return cask__err(err, CASK_ENOKERNEL, spec->key, spec->kernel,
+                             "unknown kernel '%s'", spec->kernel);
+        k = cask__kernel_get(kid);
+    }
+    if (!(cost >= 0) && !isnan(cost))
+        return cask__err(err, CASK_EINVAL, spec->key, spec->kernel,
+                         "cost %g is negative", cost);
+    if (isinf(cost))
+        return cask__err(err, CASK_EINVAL, spec->key, spec->kernel, "cost is infinite");
+
+    /* Check inputs, and hash them for a generated key. */
+    size_t n_refs = 0;
+    uint64_t h = 0;
+    int gen = spec->key == NULL;
+    if (gen) {
+        h = cask__hash(spec->kernel ? spec->kernel : "", spec->kernel ? strlen(spec->kernel) : 0,
+                       0x6361736bull);
+        h = cask__mix(h, spec->n_inputs);
+    }
+    for (size_t i = 0; i < spec->n_inputs; i++) {
+        const cask_value_t *v = &spec->inputs[i];
+        if ((unsigned)v->type > CASK_REF)
+            return cask__err(err, CASK_EINVAL, spec->key, spec->kernel,
+                             "input %zu has unknown type %d", i, (int)v->type);
+        if (v->type == CASK_REF) {
+            if (v->u.task >= g->n)
+                return cask__err(err, CASK_EMISSING, spec->key, spec->kernel,
+                                 "input %zu refers to task %u, not in the graph%s", i,
+                                 v->u.task,
+                                 v->u.task == CASK_NO_TASK ? " (an earlier call failed?)" : "");
+            n_refs++;
+        }
+        if (gen)
+            h = cask__mix(h, cask__value_hash(v, g->keys.hash));
+    }
+    for (size_t i = 0; i < spec->n_after; i++) {
+        if (spec->after[i] >= g->n)
+            return cask__err(err, CASK_EMISSING, spec->key, spec->kernel,
+                             "after %zu refers to task %u, not in the graph", i,
+                             spec->after[i]);
+        if (gen)
+            h = cask__mix(h, g->keys.hash[spec->after[i]] ^ 0xaf7e5ull);
+    }
+
+    /* The key: explicit, or NAME-TOKEN-INDEX. */
+    char buf[CASK_KEY_MAX + 1];
+    const char *key = spec->key;
+    size_t klen;
+    if (gen) {
+        const char *name = spec->name ? spec->name
+                         : k ? k->name + k->short_at : "task";
+        size_t nlen = strlen(name);
+        if (nlen == 0 || nlen > 63)
+            return cask__err(err, CASK_EINVAL, NULL, spec->kernel,
+                             "key name must have 1 to 63 bytes, not %zu", nlen);
+        uint64_t token = spec->token;
+        if (!token) {
+            token = cask__mix(cask__hash(name, nlen, h), spec->n_after);
+            if (k && (k->opts.flags & CASK_KERNEL_IMPURE))
+                token = cask__mix(token, fresh_token());
+        }
+        char *p = buf;
+        memcpy(p, name, nlen);
+        p += nlen;
+        *p++ = '-';
+        p = put_hex(p, token);
+        *p++ = '-';
+        p = put_dec(p, spec->index);
+        klen = (size_t)(p - buf);
+        *p = '\0';
+        key = buf;
+    } else {
+        klen = strlen(key);
+        if (klen == 0 || klen > CASK_KEY_MAX)
+            return cask__err(err, CASK_EINVAL, NULL, spec->kernel,
+                             "key must have 1 to %d bytes, not %zu", CASK_KEY_MAX, klen);
+    }
+    uint64_t kh = cask__hash(key, klen, 0);
+    uint32_t found = cask__strtab_find(&g->keys, key, klen, kh);
+    if (found != CASK__NOT_FOUND) {
+        if (gen) { /* the same expression: share it */
+            *out = found;
+            return 0;
+        }
+        return cask__err(err, CASK_EDUPKEY, key, spec->kernel, "duplicate key '%s'", key);
+    }
+
+    /* The group, if explicit. */
+    uint32_t gid = 0;
+    size_t glen = 0;
+    uint64_t gh = 0;
+    if (spec->group) {
+        glen = strlen(spec->group);
+        if (glen == 0 || glen > CASK_KEY_MAX)
+            return cask__err(err, CASK_EINVAL, key, spec->kernel,
+                             "group must have 1 to %d bytes, not %zu", CASK_KEY_MAX, glen);
+        gh = cask__hash(spec->group, glen, 0);
+        gid = cask__strtab_find(&g->groups, spec->group, glen, gh) + 1; /* 0 if new */
+        if (!gid && cask__strtab_reserve(&g->groups, glen))
+            return cask__err(err, CASK_ENOMEM, key, spec->kernel, "no memory for a group");
+    }
+
+    /* Reserve everything, then commit: a failure leaves g as it was. */
+    size_t n_in = spec->n_inputs + spec->n_after;
+    int rc = reserve(g, n_in);
+    if (!rc)
+        rc = cask__strtab_reserve(&g->keys, klen);
+    if (rc)
+        return cask__err(err, rc, key, spec->kernel, "%s adding a task",
+                         rc == CASK_ELIMIT ? "graph too large" : "no memory");
+    if (spec->group && !gid)
+        gid = cask__strtab_push(&g->groups, spec->group, glen, gh) + 1;
+
+    uint32_t t = g->n++;
+    cask__strtab_push(&g->keys, key, klen, kh);
+    g->n_args[t] = (uint32_t)spec->n_inputs;
+    g->kernel[t] = kid;
+    g->group[t] = gid;
+    g->cost[t] = cost;
+    cask_value_t *dst = g->in + g->n_in;
+    for (size_t i = 0; i < spec->n_inputs; i++) {
+        dst[i] = spec->inputs[i];
+        cask_value_incref(&dst[i]);
+    }
+    for (size_t i = 0; i < spec->n_after; i++)
+        dst[spec->n_inputs + i] = cask_ref(spec->after[i]);
+    g->n_in += n_in;
+    g->in_off[t + 1] = (uint32_t)g->n_in;
+    g->n_edges += n_refs + spec->n_after;
+    *out = t;
+    return 0;
+}
+
+int cask_graph_add(cask_graph_t *g, const cask_task_spec_t *spec,
+                   cask_task_t *out, cask_error_t *err)
+{
+    if (spec && (spec->cost < 0 || isnan(spec->cost)))
+        return cask__err(err, CASK_EINVAL, spec->key, spec->kernel,
+                         "cost %g is not >= 0", spec->cost);
+    return cask__graph_add(g, spec, spec && spec->cost > 0 ? spec->cost : NAN, out, err);
+}
+
+size_t cask_graph_size(const cask_graph_t *g)
+{
+    return g ? g->n : 0;
+}
+
+size_t cask_graph_edges(const cask_graph_t *g)
+{
+    return g ? g->n_edges : 0;
+}
+
+cask_task_t cask_graph_find(const cask_graph_t *g, const char *key)
+{
+    if (!g || !key)
+        return CASK_NO_TASK;
+    size_t len = strlen(key);
+    uint32_t id = cask__strtab_find(&g->keys, key, len, cask__hash(key, len, 0));
+    return id == CASK__NOT_FOUND ? CASK_NO_TASK : id;
+}
+
+const char *cask_graph_key(const cask_graph_t *g, cask_task_t t)
+{
+    return g && t < g->n ? cask__key(g, t) : NULL;
+}
+
+const char *cask_graph_kernel(const cask_graph_t *g, cask_task_t t)
+{
+    if (!g || t >= g->n || g->kernel[t] == CASK__NO_KERNEL)
+        return NULL;
+    return cask__kernel_get(g->kernel[t])->name;
+}
+
+size_t cask__derived_group_len(const char *key)
+{
+    const char *dash = strrchr(key, '-');
+    return dash && dash != key ? (size_t)(dash - key) : strlen(key);
+}
+
+int cask_graph_group(const cask_graph_t *g, cask_task_t t, char *buf, size_t size)
+{
+    if (!g || t >= g->n)
+        return -1;
+    const char *s;
+    size_t len;
+    if (g->group[t]) {
+        s = cask__strtab_get(&g->groups, g->group[t] - 1);
+        len = strlen(s);
+    } else {
+        s = cask__key(g, t);
+        len = cask__derived_group_len(s);
+    }
+    if (size) {
+        size_t c = len < size - 1 ? len : size - 1;
+        memcpy(buf, s, c);
+        buf[c] = '\0';
+    }
+    return (int)len;
+}
+
+double cask_graph_cost(const cask_graph_t *g, cask_task_t t)
+{
+    if (!g || t >= g->n)
+        return NAN;
+    if (!isnan(g->cost[t]))
+        return g->cost[t];
+    return cask__kernel_cost(g->kernel[t], g->in + g->in_off[t], g->n_args[t]);
+}
+
+int cask_graph_inputs(const cask_graph_t *g, cask_task_t t,
+                      const cask_value_t **inputs, size_t *n)
+{
+    if (!g || t >= g->n)
+        return CASK_EINVAL;
+    *inputs = g->in + g->in_off[t];
+    *n = g->n_args[t];
+    return 0;
+}
+
+int cask_graph_after(const cask_graph_t *g, cask_task_t t,
+                     const cask_value_t **after, size_t *n)
+{
+    if (!g || t >= g->n)
+        return CASK_EINVAL;
+    *after = g->in + g->in_off[t] + g->n_args[t];
+    *n = g->in_off[t + 1] - g->in_off[t] - g->n_args[t];
+    return 0;
+}
+
+int cask_graph_set_outputs(cask_graph_t *g, const cask_task_t *outs, size_t n,
+                           cask_error_t *err)
+{
+    if (!g || (n && !outs))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or outputs is NULL");
+    for (size_t i = 0; i < n; i++)
+        if (outs[i] >= g->n)
+            return cask__err(err, CASK_EMISSING, NULL, NULL,
+                             "output %zu refers to task %u, not in the graph", i, outs[i]);
+    cask_task_t *o = NULL;
+    if (n && !(o = cask__malloc(n * sizeof *o)))
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for outputs");
+    if (n)
+        memcpy(o, outs, n * sizeof *o);
+    cask__free(g->outputs);
+    g->outputs = o;
+    g->n_outputs = n;
+    return 0;
+}
+
+const cask_task_t *cask_graph_outputs(const cask_graph_t *g, size_t *n)
+{
+    *n = g ? g->n_outputs : 0;
+    return g ? g->outputs : NULL;
+}
+
+size_t cask_graph_memory(const cask_graph_t *g)
+{
+    if (!g)
+        return 0;
+    size_t per_task = sizeof *g->in_off + sizeof *g->n_args + sizeof *g->kernel +
+                      sizeof *g->group + sizeof *g->cost;
+    size_t blobs = 0;
+    for (size_t i = 0; i < g->n_in; i++)
+        blobs += cask_value_nbytes(&g->in[i]);
+    return sizeof *g + (size_t)g->cap * per_task + g->cap_in * sizeof *g->in + blobs +
+           cask__strtab_memory(&g->keys) + cask__strtab_memory(&g->groups) +
+           g->n_outputs * sizeof *g->outputs;
+}

@@ -1,0 +1,163 @@
+/*
+** graph/graph.h: graph/'s interface for sched/, viz/, collections/ and cli/.
+** Not public API: nothing here is exported from libcask.so.
+*/
+#ifndef CASK__GRAPH_H
+#define CASK__GRAPH_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "cask/cask.h"
+#include "strtab.h"
+
+/* ------------------------------------------------------------ allocation */
+
+/* All of cask's heap goes through these, so tests can inject failures. */
+void *cask__malloc(size_t n);
+void *cask__calloc(size_t n, size_t size);
+void *cask__realloc(void *p, size_t n);
+void  cask__free(void *p);
+char *cask__strdup(const char *s);
+/* Grow *p (of *cap elements of size sz) to hold at least need; 0 or CASK_ENOMEM. */
+int   cask__grow(void **p, size_t *cap, size_t need, size_t sz);
+/* Tests only: make the nth allocation from now fail (n >= 1); 0 turns it off.
+** Returns the number of allocations made since the last call. */
+long  cask__alloc_fail_at(long n);
+
+/* ---------------------------------------------------------------- errors */
+
+/* Fill err (if not NULL) and return code. key and kernel may be NULL. */
+int cask__err(cask_error_t *err, int code, const char *key,
+              const char *kernel, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* -------------------------------------------------------------- hashing */
+
+uint64_t cask__hash(const void *p, size_t n, uint64_t seed);
+static inline uint64_t cask__mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h ^= h >> 31;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 29;
+    return h;
+}
+/* The hash of a value's contents (refs: the hash of the task's key). */
+uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash);
+
+/* ---------------------------------------------------------------- kernels */
+
+typedef struct cask__kernel {
+    char               name[64]; /* registry name */
+    cask_kernel_fn     fn;       /* the function */
+    cask_kernel_opts_t opts;     /* flags, cost, udata */
+    uint32_t           short_at; /* offset of the name after its last '.' */
+} cask__kernel_t;
+
+#define CASK__NO_KERNEL UINT32_MAX
+
+/* Register without the "cask." check (the built-ins use it). */
+int cask__kernel_register(const char *name, cask_kernel_fn fn,
+                          const cask_kernel_opts_t *opts, cask_error_t *err);
+/* Register the built-in kernels (graph/builtins.c); once. */
+void cask__register_builtins(void);
+
+/* The kernel with registry id `id` (valid for the process's life). */
+const cask__kernel_t *cask__kernel_get(uint32_t id);
+/* Registry id of name, or CASK__NO_KERNEL. */
+uint32_t cask__kernel_lookup(const char *name);
+/* Estimated seconds for one call of kernel id on args. */
+double cask__kernel_cost(uint32_t id, const cask_value_t *args, size_t n);
+
+/* What a kernel sees as its context. */
+struct cask_kctx {
+    const cask__kernel_t *k;  /* the kernel running */
+    int    worker;            /* worker running it */
+    char  *msg;               /* failure message buffer */
+    size_t msgcap;            /* its size */
+};
+
+/* Run kernel k on args in a fresh context; on failure msg holds the text. */
+int cask__kernel_invoke(const cask__kernel_t *k, const cask_value_t *args,
+                        size_t n, cask_value_t *out, int worker, char *msg,
+                        size_t msgcap);
+
+/* ------------------------------------------------------------------ graph */
+
+/* The graph, in arrays. Task t's inputs are in[in_off[t] .. in_off[t+1]):
+** the first n_args[t] are its kernel's arguments, the rest are
+** ordering-only dependencies (CASK_REF values). Every ref points to a task
+** added earlier, so index order is a topological order. */
+struct cask_graph {
+    uint32_t  n, cap;        /* tasks, and room for them */
+    cask__strtab_t keys;     /* key of task t is string t; its hash keys.hash[t] */
+    cask__strtab_t groups;   /* explicit group names */
+    uint32_t *in_off;        /* cap + 1 offsets into in */
+    uint32_t *n_args;        /* kernel arguments of t */
+    uint32_t *kernel;        /* registry id, or CASK__NO_KERNEL */
+    uint32_t *group;         /* 0: derived from the key; else groups id + 1 */
+    double   *cost;          /* seconds; NaN: the kernel's estimate */
+    cask_value_t *in;        /* all inputs */
+    size_t    n_in, cap_in;  /* inputs used, and room */
+    size_t    n_edges;       /* refs among them */
+    cask_task_t *outputs;    /* recorded default outputs */
+    size_t    n_outputs;
+    const char *last_kname;  /* cache of the last kernel name looked up */
+    uint32_t  last_kid;      /* and its id */
+};
+
+static inline const char *cask__key(const cask_graph_t *g, uint32_t t)
+{
+    return cask__strtab_get(&g->keys, t);
+}
+
+/* Add with an explicit cost that may be zero (readers); NaN: default. */
+int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec,
+                    double cost, cask_task_t *out, cask_error_t *err);
+
+/* The length of t's derived group (the key up to its last '-'). */
+size_t cask__derived_group_len(const char *key);
+
+/* ------------------------------------------------------------------- plan */
+
+/* What a compute runs: the graph culled to the outputs' ancestors,
+** renumbered 0..n-1 in topological order, with successor lists and
+** upward ranks. */
+typedef struct cask__plan {
+    const cask_graph_t *g;  /* the graph (borrowed) */
+    uint32_t  n;            /* tasks in the plan */
+    uint32_t *task;         /* plan id -> graph task */
+    uint32_t *pidx;         /* graph task -> plan id, UINT32_MAX if culled */
+    uint32_t *succ_off;     /* n + 1 offsets into succ */
+    uint32_t *succ;         /* successors, one per edge */
+    uint32_t *npred;        /* predecessor edges of each task */
+    uint32_t *nuse;         /* argument edges reading each output, +1 per request */
+    double   *rank;         /* upward rank, seconds */
+    uint32_t *sources;      /* tasks with no predecessor */
+    uint32_t  n_sources;
+    uint32_t *out;          /* plan ids of the requested outputs */
+    size_t    n_out;
+} cask__plan_t;
+
+/* Build the plan for outs[0..n) of g. Refuses tasks with no kernel when
+** need_kernels. */
+int  cask__plan_build(const cask_graph_t *g, const cask_task_t *outs,
+                      size_t n, int need_kernels, cask__plan_t *p,
+                      cask_error_t *err);
+void cask__plan_destroy(cask__plan_t *p);
+
+/* ------------------------------------------------------------------ JSON */
+
+struct json_t;
+/* A literal as JSON (new reference), or NULL for opaque values / ENOMEM. */
+struct json_t *cask__value_to_json(const cask_value_t *v);
+/* A JSON literal as a value; on error fills err naming `where`. */
+int cask__value_from_json(struct json_t *j, const char *where,
+                          cask_value_t *out, cask_error_t *err);
+
+#endif /* CASK__GRAPH_H */

@@ -1,0 +1,146 @@
+/*
+** graph/plan.c: what a compute runs. Culls the graph to the ancestors of
+** the requested outputs, renumbers them in topological order, builds the
+** successor half of the CSR and gives each task its upward rank.
+**
+** Every ref points to an earlier task, so one backward sweep marks the
+** ancestors and one forward sweep numbers them: no recursion and no stack,
+** whatever the depth of the graph.
+*/
+#include <math.h>
+#include <string.h>
+
+#include "graph.h"
+
+void cask__plan_destroy(cask__plan_t *p)
+{
+    cask__free(p->task);
+    cask__free(p->pidx);
+    cask__free(p->succ_off);
+    cask__free(p->succ);
+    cask__free(p->npred);
+    cask__free(p->nuse);
+    cask__free(p->rank);
+    cask__free(p->sources);
+    cask__free(p->out);
+    memset(p, 0, sizeof *p);
+}
+
+int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_out,
+                     int need_kernels, cask__plan_t *p, cask_error_t *err)
+{
+    memset(p, 0, sizeof *p);
+    p->g = g;
+    if (!g || (n_out && !outs))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or outputs is NULL");
+    if (n_out == 0)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "no outputs requested");
+    uint32_t top = 0;
+    for (size_t i = 0; i < n_out; i++) {
+        if (outs[i] >= g->n)
+            return cask__err(err, CASK_EMISSING, NULL, NULL,
+                             "output %zu refers to task %u, not in the graph", i, outs[i]);
+        if (outs[i] > top)
+            top = outs[i];
+    }
+    size_t span = (size_t)top + 1;
+    int rc = CASK_ENOMEM;
+    uint32_t *cnt = NULL;
+    if (!(p->pidx = cask__malloc(span * sizeof *p->pidx)))
+        goto out;
+
+    /* Mark ancestors: 0 = needed, UINT32_MAX = not (yet). */
+    memset(p->pidx, 0xff, span * sizeof *p->pidx);
+    for (size_t i = 0; i < n_out; i++)
+        p->pidx[outs[i]] = 0;
+    size_t n = 0, n_edges = 0;
+    for (size_t t = span; t-- > 0;) {
+        if (p->pidx[t])
+            continue;
+        n++;
+        for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++)
+            if (g->in[e].type == CASK_REF) {
+                p->pidx[g->in[e].u.task] = 0;
+                n_edges++;
+            }
+    }
+    p->n = (uint32_t)n;
+    if (!(p->task = cask__malloc(n * sizeof *p->task)) ||
+        !(p->succ_off = cask__calloc(n + 1, sizeof *p->succ_off)) ||
+        !(p->succ = cask__malloc((n_edges ? n_edges : 1) * sizeof *p->succ)) ||
+        !(p->npred = cask__calloc(n, sizeof *p->npred)) ||
+        !(p->nuse = cask__calloc(n, sizeof *p->nuse)) ||
+        !(p->rank = cask__malloc(n * sizeof *p->rank)) ||
+        !(p->out = cask__malloc(n_out * sizeof *p->out)) ||
+        !(cnt = cask__calloc(n + 1, sizeof *cnt)))
+        goto out;
+
+    /* Number the needed tasks in index (= topological) order. */
+    uint32_t id = 0;
+    for (size_t t = 0; t < span; t++) {
+        if (p->pidx[t])
+            continue;
+        if (need_kernels && g->kernel[t] == CASK__NO_KERNEL) {
+            rc = cask__err(err, CASK_EINVAL, cask__key(g, t), NULL,
+                           "task '%s' has no kernel (graph loaded for analysis only)",
+                           cask__key(g, t));
+            goto out;
+        }
+        p->task[id] = (uint32_t)t;
+        p->pidx[t] = id++;
+    }
+
+    /* Predecessor counts, uses and successor counts, then the CSR. */
+    for (uint32_t v = 0; v < n; v++) {
+        uint32_t t = p->task[v];
+        for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++) {
+            if (g->in[e].type != CASK_REF)
+                continue;
+            uint32_t u = p->pidx[g->in[e].u.task];
+            p->npred[v]++;
+            p->succ_off[u + 1]++;
+            if (e < g->in_off[t] + g->n_args[t])
+                p->nuse[u]++;
+        }
+    }
+    for (uint32_t v = 0; v < n; v++)
+        p->succ_off[v + 1] += p->succ_off[v];
+    for (uint32_t v = 0; v < n; v++) {
+        uint32_t t = p->task[v];
+        for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++)
+            if (g->in[e].type == CASK_REF) {
+                uint32_t u = p->pidx[g->in[e].u.task];
+                p->succ[p->succ_off[u] + cnt[u]++] = v;
+            }
+    }
+    for (size_t i = 0; i < n_out; i++) {
+        p->out[i] = p->pidx[outs[i]];
+        p->nuse[p->out[i]]++; /* kept until the caller takes it */
+    }
+    p->n_out = n_out;
+
+    /* Upward ranks, from the sinks back. */
+    for (uint32_t v = (uint32_t)n; v-- > 0;) {
+        double best = 0;
+        for (uint32_t e = p->succ_off[v]; e < p->succ_off[v + 1]; e++)
+            if (p->rank[p->succ[e]] > best)
+                best = p->rank[p->succ[e]];
+        p->rank[v] = cask_graph_cost(g, p->task[v]) + best;
+    }
+
+    /* Sources, reusing cnt's storage. */
+    p->sources = cnt;
+    cnt = NULL;
+    for (uint32_t v = 0; v < n; v++)
+        if (!p->npred[v])
+            p->sources[p->n_sources++] = v;
+    rc = 0;
+out:
+    cask__free(cnt);
+    if (rc) {
+        if (rc == CASK_ENOMEM)
+            cask__err(err, rc, NULL, NULL, "no memory to plan %u tasks", g->n);
+        cask__plan_destroy(p);
+    }
+    return rc;
+}

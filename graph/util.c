@@ -1,0 +1,175 @@
+/*
+** graph/util.c: allocation (with a failure hook for tests), errors,
+** hashing and the version.
+*/
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+/* Allocation counter and the failure point; 0 means "never fail". */
+static atomic_long alloc_count;
+static atomic_long alloc_fail_point;
+
+/* Count an allocation; true when this one must fail (tests only). */
+static int should_fail(void)
+{
+    long at = atomic_load_explicit(&alloc_fail_point, memory_order_relaxed);
+    if (at == 0)
+        return 0;
+    return atomic_fetch_add(&alloc_count, 1) + 1 == at;
+}
+
+long cask__alloc_fail_at(long n)
+{
+    long made = atomic_exchange(&alloc_count, 0);
+    atomic_store(&alloc_fail_point, n);
+    return made;
+}
+
+void *cask__malloc(size_t n)
+{
+    return should_fail() ? NULL : malloc(n ? n : 1);
+}
+
+void *cask__calloc(size_t n, size_t size)
+{
+    return should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+
+void *cask__realloc(void *p, size_t n)
+{
+    return should_fail() ? NULL : realloc(p, n ? n : 1);
+}
+
+void cask__free(void *p)
+{
+    free(p);
+}
+
+char *cask__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = cask__malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* Grow an array geometrically (x1.5, at least 16) so appends are O(1)
+** amortised; the old block stays valid on failure. */
+int cask__grow(void **p, size_t *cap, size_t need, size_t sz)
+{
+    if (need <= *cap)
+        return 0;
+    size_t nc = *cap < 16 ? 16 : *cap + *cap / 2;
+    if (nc < need)
+        nc = need;
+    if (nc > SIZE_MAX / sz)
+        return CASK_ENOMEM;
+    void *q = cask__realloc(*p, nc * sz);
+    if (!q)
+        return CASK_ENOMEM;
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+const char *cask_strerror(int code)
+{
+    switch (code) {
+#define XX(name, val, text) case CASK_##name: return text;
+        CASK_ERRNO_MAP(XX)
+#undef XX
+    case 0: return "success";
+    }
+    return "unknown error";
+}
+
+const char *cask_err_name(int code)
+{
+    switch (code) {
+#define XX(name, val, text) case CASK_##name: return #name;
+        CASK_ERRNO_MAP(XX)
+#undef XX
+    case 0: return "OK";
+    }
+    return "EUNKNOWN";
+}
+
+void cask_error_clear(cask_error_t *err)
+{
+    if (!err)
+        return;
+    err->code = 0;
+    err->signal = 0;
+    err->key[0] = err->kernel[0] = err->message[0] = '\0';
+}
+
+int cask__err(cask_error_t *err, int code, const char *key, const char *kernel,
+              const char *fmt, ...)
+{
+    if (!err)
+        return code;
+    err->code = code;
+    err->signal = 0;
+    snprintf(err->key, sizeof err->key, "%s", key ? key : "");
+    snprintf(err->kernel, sizeof err->kernel, "%s", kernel ? kernel : "");
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    } else {
+        snprintf(err->message, sizeof err->message, "%s", cask_strerror(code));
+    }
+    return code;
+}
+
+/* ---------------------------------------------------------------- hashing */
+
+/* A 64-bit hash of n bytes: 8 bytes at a time through a multiply-rotate
+** step, then a final avalanche. Deterministic across processes and runs,
+** which keys depend on. */
+uint64_t cask__hash(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *s = p;
+    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        w *= 0x87c37b91114253d5ull;
+        w = (w << 31) | (w >> 33);
+        h ^= w * 0x4cf5ad432745937full;
+        h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t t = 0;
+    for (size_t i = 0; i < n; i++)
+        t |= (uint64_t)s[i] << (8 * i);
+    h ^= t * 0x87c37b91114253d5ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* ---------------------------------------------------------------- version */
+
+int cask_version_number(void)
+{
+    return CASK_VERSION_NUMBER;
+}
+
+const char *cask_version(void)
+{
+    return CASK_VERSION;
+}

@@ -1,0 +1,237 @@
+/*
+** cask/sched.h: computing a graph, the schedulers, and traces.
+**
+** cask_compute() culls the graph to what the requested outputs need, gives
+** every task its upward rank (HEFT: rank(t) = cost(t) + max rank of its
+** successors) and hands the result, a "run", to a scheduler. Every built-in
+** scheduler takes ready tasks in the same order (cask_readyq_t): highest
+** rank first; ties to the task whose inputs free the most bytes; then to the
+** task made ready most recently. Schedulers differ only in where tasks run.
+**
+** A scheduler is a small table of functions registered by name. The
+** built-in one here is "sync" (the calling thread). A user scheduler drives
+** a run with the cask_run_* functions below; examples/05_fifo_scheduler.c
+** shows one.
+*/
+#ifndef CASK_SCHED_H
+#define CASK_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "error.h"
+#include "graph.h"
+#include "value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------------- traces */
+
+typedef struct cask_trace cask_trace_t; /* opaque; owns its strings */
+
+/* One task's run, as recorded. Times are ns from the compute's start. */
+typedef struct cask_trace_event {
+    const char *key;      /* the task's key (owned by the trace) */
+    const char *group;    /* its group (owned by the trace) */
+    int         worker;   /* 0 .. workers-1 */
+    uint64_t    start_ns; /* kernel start */
+    uint64_t    end_ns;   /* kernel end */
+    uint64_t    bytes;    /* bytes of the task's output */
+} cask_trace_event_t;
+
+/* Number of events in tr (one per task run). */
+CASK_API size_t cask_trace_size(const cask_trace_t *tr);
+
+/* Number of workers of the run that made tr. */
+CASK_API int cask_trace_workers(const cask_trace_t *tr);
+
+/* Event i (borrowed until tr is freed), in order of start time; NULL if out of range. */
+CASK_API const cask_trace_event_t *cask_trace_event(const cask_trace_t *tr,
+                                                    size_t i);
+
+/* Wall time of the run in ns (from start to the last event's end). */
+CASK_API uint64_t cask_trace_span_ns(const cask_trace_t *tr);
+
+/*
+** Write tr as JSON:
+** {"workers": N, "tasks": [{"key", "group", "worker", "start_ns", "end_ns", "bytes"}, ...]}
+** Returns CASK_EIO if writing fails.
+*/
+CASK_API int cask_trace_dump_json(const cask_trace_t *tr, FILE *f,
+                                  cask_error_t *err);
+
+/* As cask_trace_dump_json, to the file at path (created or truncated). */
+CASK_API int cask_trace_save_json(const cask_trace_t *tr, const char *path,
+                                  cask_error_t *err);
+
+/* Free tr. NULL is allowed. */
+CASK_API void cask_trace_free(cask_trace_t *tr);
+
+/* ---------------------------------------------------------------- compute */
+
+/*
+** Local callbacks, as Dask's: start before the first task, pretask and
+** posttask around each task, finish after the last (status 0 or the
+** error code). pretask and posttask run on the thread that runs the task:
+** with a parallel scheduler they must be thread-safe. Any may be NULL.
+*/
+typedef struct cask_callbacks {
+    void (*start)(void *udata, size_t n_tasks);
+    void (*pretask)(void *udata, const char *key, int worker);
+    void (*posttask)(void *udata, const char *key, int worker,
+                     double seconds, int status);
+    void (*finish)(void *udata, int status);
+    void *udata;   /* passed to each */
+} cask_callbacks_t;
+
+/* Compute flags. */
+enum {
+    CASK_TRACE = 1u << 0  /* record a trace and return it in info->trace */
+};
+
+/* Options for cask_compute; zero fields mean "default". */
+typedef struct cask_compute_opts {
+    const char *scheduler;  /* registered name; NULL: $CASK_SCHEDULER, else "sync" */
+    int         workers;    /* 0: $CASK_NUM_WORKERS, else the online cores */
+    unsigned    flags;      /* CASK_TRACE */
+    const cask_callbacks_t *callbacks; /* borrowed for the compute; NULL: none */
+} cask_compute_opts_t;
+
+/* What a compute reports besides its results. */
+typedef struct cask_compute_info {
+    size_t tasks;            /* tasks run, after culling */
+    int    workers;          /* workers used */
+    double wall_s;           /* wall time of the compute, seconds */
+    size_t peak_bytes;       /* most bytes held at once by task outputs */
+    char   scheduler[32];    /* the scheduler's name */
+    cask_trace_t *trace;     /* new (cask_trace_free) if CASK_TRACE, else NULL */
+} cask_compute_info_t;
+
+/*
+** Compute the outputs outs[0..n) of g and store a new reference to each in
+** results[0..n) (release each with cask_value_decref). Each needed task runs
+** once, in priority order; an intermediate output is freed as soon as its
+** last consumer has run. At the first failing task no new task starts, the
+** tasks running finish, everything is freed, every results[i] is CASK_NONE,
+** and err names the key, the kernel and the kernel's message.
+** info may be NULL; if not, it is filled on success and on failure (trace
+** NULL on failure).
+** Errors: CASK_EMISSING for an output not in g, CASK_EINVAL for a task with
+** no kernel or bad options, CASK_ENOSCHED, CASK_EKERNEL, CASK_ENOMEM, and
+** what the scheduler reports.
+** Threads: several computes may run at once, on different graphs or on the
+** same graph (read-only). Cost: O(tasks + edges) plus the kernels.
+*/
+CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs,
+                          size_t n, cask_value_t *results,
+                          const cask_compute_opts_t *opts,
+                          cask_compute_info_t *info, cask_error_t *err);
+
+/* --------------------------------------------------- writing a scheduler */
+
+typedef struct cask_run cask_run_t; /* one compute in flight */
+typedef uint32_t cask_tid_t;        /* a task of a run: 0 .. cask_run_size()-1,
+                                       in topological order */
+
+/*
+** A scheduler: run() must drive r until every task has finished or
+** cask_run_stopped(r) says to stop, then wait for the tasks it started
+** and return 0 (the engine reports the run's own error, if any) or a
+** negative code of its own (with err filled) for a failure of the
+** scheduler itself.
+*/
+typedef struct cask_scheduler {
+    const char *name;   /* registry name, at most 31 bytes */
+    int (*run)(cask_run_t *r, void *udata, cask_error_t *err);
+    void *udata;        /* passed to run */
+} cask_scheduler_t;
+
+/*
+** Register a scheduler by name; *s is copied. A name already registered is
+** refused with CASK_EDUPKEY. Threads: safe.
+*/
+CASK_API int cask_scheduler_register(const cask_scheduler_t *s,
+                                     cask_error_t *err);
+
+/* True when a scheduler of that name is registered. */
+CASK_API bool cask_scheduler_exists(const char *name);
+
+/* Number of tasks in r. */
+CASK_API size_t cask_run_size(const cask_run_t *r);
+
+/* Number of workers the compute asked for (at least 1). */
+CASK_API int cask_run_workers(const cask_run_t *r);
+
+/* The tasks with no predecessor (borrowed) and their number in *n. */
+CASK_API const cask_tid_t *cask_run_sources(const cask_run_t *r, size_t *n);
+
+/* The successors of t (borrowed) and their number in *n. */
+CASK_API const cask_tid_t *cask_run_successors(const cask_run_t *r,
+                                               cask_tid_t t, size_t *n);
+
+/* t's upward rank: the seconds from t's start to the end of the graph
+** along its longest path of cost estimates. */
+CASK_API double cask_run_priority(const cask_run_t *r, cask_tid_t t);
+
+/* t's key (borrowed for the run). */
+CASK_API const char *cask_run_key(const cask_run_t *r, cask_tid_t t);
+
+/*
+** Run task t on the calling thread as worker `worker`: call its kernel on
+** its inputs, record the trace and callbacks, and keep its output. Returns
+** 0, or the task's error code after recording it as the run's error (the
+** first error wins; the run is then stopped). Call only once each task's
+** predecessors have completed. Threads: safe for distinct tasks.
+*/
+CASK_API int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker);
+
+/*
+** After a successful cask_run_exec(r, t, ...): release t's inputs (an
+** intermediate is freed after its last consumer) and call
+** on_ready(ctx, s) for each successor s that has become ready.
+** Threads: safe; on_ready runs on the calling thread.
+*/
+CASK_API void cask_run_complete(cask_run_t *r, cask_tid_t t,
+                                void (*on_ready)(void *ctx, cask_tid_t s),
+                                void *ctx);
+
+/* True once the run has an error (or was cancelled): start no new task. */
+CASK_API bool cask_run_stopped(const cask_run_t *r);
+
+/*
+** The ready queue every built-in scheduler uses: the priority order above.
+** Lives in the caller's storage; not thread-safe (lock it yourself).
+*/
+typedef struct cask_readyq {
+    const cask_run_t *run;  /* private */
+    void  *heap;            /* private */
+    size_t len, cap;        /* private */
+    uint64_t seq;           /* private */
+} cask_readyq_t;
+
+/* Set up q for r. Returns 0 (never allocates until the first push). */
+CASK_API int cask_readyq_init(cask_readyq_t *q, const cask_run_t *r);
+
+/* Add ready task t. Returns 0 or CASK_ENOMEM. Cost: O(log size + inputs of t). */
+CASK_API int cask_readyq_push(cask_readyq_t *q, cask_tid_t t);
+
+/* Take the first task in priority order into *t; false when q is empty. */
+CASK_API bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t);
+
+/* Number of tasks in q. */
+CASK_API size_t cask_readyq_size(const cask_readyq_t *q);
+
+/* Free q's storage. */
+CASK_API void cask_readyq_destroy(cask_readyq_t *q);
+
+/* Monotonic clock in ns (CLOCK_MONOTONIC). */
+CASK_API uint64_t cask_now_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CASK_SCHED_H */

@@ -1,0 +1,230 @@
+/*
+** sched/compute.c: cask_compute(), the scheduler registry, and the
+** options read from the environment.
+*/
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sched.h"
+
+#define MAX_SCHEDULERS 32
+
+static cask_scheduler_t schedulers[MAX_SCHEDULERS];
+static char sched_names[MAX_SCHEDULERS][32];
+static int n_schedulers;
+static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
+
+static int find_scheduler(const char *name) /* with sched_lock held */
+{
+    for (int i = 0; i < n_schedulers; i++)
+        if (strcmp(sched_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int add_scheduler(const cask_scheduler_t *s, cask_error_t *err)
+{
+    size_t len = s && s->name ? strlen(s->name) : 0;
+    if (!s || !s->run || len == 0 || len > 31)
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "a scheduler needs a run function and a name of 1 to 31 bytes");
+    pthread_mutex_lock(&sched_lock);
+    int rc = 0;
+    if (find_scheduler(s->name) >= 0)
+        rc = cask__err(err, CASK_EDUPKEY, NULL, NULL,
+                       "scheduler '%s' is already registered", s->name);
+    else if (n_schedulers == MAX_SCHEDULERS)
+        rc = cask__err(err, CASK_ELIMIT, NULL, NULL, "more than %d schedulers", MAX_SCHEDULERS);
+    else {
+        memcpy(sched_names[n_schedulers], s->name, len + 1);
+        schedulers[n_schedulers] = *s;
+        schedulers[n_schedulers].name = sched_names[n_schedulers];
+        n_schedulers++;
+    }
+    pthread_mutex_unlock(&sched_lock);
+    return rc;
+}
+
+static void init_schedulers(void)
+{
+    add_scheduler(&cask__sched_sync, NULL);
+}
+
+int cask_scheduler_register(const cask_scheduler_t *s, cask_error_t *err)
+{
+    pthread_once(&sched_once, init_schedulers);
+    return add_scheduler(s, err);
+}
+
+bool cask_scheduler_exists(const char *name)
+{
+    pthread_once(&sched_once, init_schedulers);
+    if (!name)
+        return false;
+    pthread_mutex_lock(&sched_lock);
+    int i = find_scheduler(name);
+    pthread_mutex_unlock(&sched_lock);
+    return i >= 0;
+}
+
+/* Parse a worker count: 1 .. 4096. */
+static int parse_workers(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 1 || v > 4096)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Resolve the scheduler and worker count from opts and the environment. */
+static int resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *workers,
+                   cask_error_t *err)
+{
+    const char *name = opts->scheduler;
+    if (!name || !*name)
+        name = getenv("CASK_SCHEDULER");
+    if (!name || !*name)
+        name = "sync";
+    pthread_once(&sched_once, init_schedulers);
+    pthread_mutex_lock(&sched_lock);
+    int i = find_scheduler(name);
+    if (i >= 0)
+        *s = schedulers[i];
+    pthread_mutex_unlock(&sched_lock);
+    if (i < 0)
+        return cask__err(err, CASK_ENOSCHED, NULL, NULL, "unknown scheduler '%s'%s", name,
+                         opts->scheduler ? "" : " (from CASK_SCHEDULER)");
+    if (opts->workers < 0)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "workers %d is negative", opts->workers);
+    *workers = opts->workers;
+    if (!*workers) {
+        const char *w = getenv("CASK_NUM_WORKERS");
+        if (w && *w) {
+            if (parse_workers(w, workers))
+                return cask__err(err, CASK_EINVAL, NULL, NULL,
+                                 "CASK_NUM_WORKERS='%s' is not a whole number from 1 to 4096", w);
+        } else {
+            long c = sysconf(_SC_NPROCESSORS_ONLN);
+            *workers = c > 0 ? (int)c : 1;
+        }
+    }
+    return 0;
+}
+
+/* Free what a run holds, values included. */
+static void run_destroy(cask_run_t *r)
+{
+    if (r->val)
+        for (uint32_t i = 0; i < r->p.n; i++)
+            cask_value_decref(&r->val[i]);
+    cask__free(r->val);
+    cask__free((void *)r->pending);
+    cask__free((void *)r->uses);
+    cask__free(r->t_worker);
+    cask__free(r->t_start);
+    cask__free(r->t_end);
+    cask__free(r->t_bytes);
+    cask__plan_destroy(&r->p);
+}
+
+int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                 cask_value_t *results, const cask_compute_opts_t *opts,
+                 cask_compute_info_t *info, cask_error_t *err)
+{
+    static const cask_compute_opts_t defaults;
+    cask_error_t local;
+    if (!err)
+        err = &local;
+    cask_error_clear(err);
+    if (info)
+        memset(info, 0, sizeof *info);
+    if (!results)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "results is NULL");
+    for (size_t i = 0; i < n; i++)
+        results[i] = cask_none();
+    if (!opts)
+        opts = &defaults;
+
+    cask_scheduler_t s = { 0 };
+    cask_run_t r;
+    memset(&r, 0, sizeof r);
+    int rc = resolve(opts, &s, &r.workers, err);
+    if (rc)
+        return rc;
+    if (info) {
+        info->workers = r.workers;
+        snprintf(info->scheduler, sizeof info->scheduler, "%s", s.name);
+    }
+    uint64_t t0 = cask_now_ns();
+    if ((rc = cask__plan_build(g, outs, n, 1, &r.p, err)))
+        return rc;
+    r.g = g;
+    r.flags = opts->flags;
+    r.cb = opts->callbacks;
+    size_t m = r.p.n ? r.p.n : 1;
+    r.val = cask__calloc(m, sizeof *r.val);
+    r.pending = cask__malloc(m * sizeof *r.pending);
+    r.uses = cask__malloc(m * sizeof *r.uses);
+    int trace = (opts->flags & CASK_TRACE) != 0;
+    if (!r.val || !r.pending || !r.uses ||
+        (trace && (!(r.t_worker = cask__malloc(m * sizeof *r.t_worker)) ||
+                   !(r.t_start = cask__calloc(m, sizeof *r.t_start)) ||
+                   !(r.t_end = cask__calloc(m, sizeof *r.t_end)) ||
+                   !(r.t_bytes = cask__calloc(m, sizeof *r.t_bytes))))) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);
+        goto out;
+    }
+    for (uint32_t i = 0; i < r.p.n; i++) {
+        atomic_init(&r.pending[i], r.p.npred[i]);
+        atomic_init(&r.uses[i], r.p.nuse[i]);
+        if (trace)
+            r.t_worker[i] = -1;
+    }
+    r.t0 = t0;
+    if (r.cb && r.cb->start)
+        r.cb->start(r.cb->udata, r.p.n);
+
+    cask_error_t serr;
+    cask_error_clear(&serr);
+    rc = s.run(&r, s.udata, &serr);
+    if (rc) {
+        *err = serr;
+        if (!err->code)
+            cask__err(err, rc, NULL, NULL, "scheduler '%s' failed: %s", s.name, cask_strerror(rc));
+    } else if (atomic_load(&r.err_taken)) {
+        *err = r.err;
+        rc = err->code;
+    } else if (atomic_load(&r.done) != r.p.n) {
+        rc = cask__err(err, CASK_EINVAL, NULL, NULL,
+                       "scheduler '%s' returned with %zu of %u tasks done", s.name,
+                       (size_t)atomic_load(&r.done), r.p.n);
+    }
+    if (!rc) {
+        for (size_t i = 0; i < n; i++) {
+            results[i] = r.val[r.p.out[i]];
+            cask_value_incref(&results[i]);
+        }
+    }
+    if (info) {
+        info->tasks = r.p.n;
+        info->wall_s = (double)(cask_now_ns() - t0) * 1e-9;
+        info->peak_bytes = atomic_load(&r.peak);
+        if (!rc && trace && !(info->trace = cask__trace_build(&r))) {
+            for (size_t i = 0; i < n; i++)
+                cask_value_decref(&results[i]);
+            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the trace");
+        }
+    }
+    if (r.cb && r.cb->finish)
+        r.cb->finish(r.cb->udata, rc);
+out:
+    run_destroy(&r);
+    return rc;
+}

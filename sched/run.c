@@ -1,0 +1,239 @@
+/*
+** sched/run.c: one compute in flight, and the calls back-ends drive it by.
+**
+** Bookkeeping is lock-free: each task's count of unfinished predecessors
+** and each output's count of consumers still to run are atomics, so
+** completing tasks on several threads needs no lock. Values are written by
+** the task that makes them before its successors can become ready.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sched.h"
+
+uint64_t cask_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+size_t cask_run_size(const cask_run_t *r) { return r->p.n; }
+int cask_run_workers(const cask_run_t *r) { return r->workers; }
+double cask_run_priority(const cask_run_t *r, cask_tid_t t) { return r->p.rank[t]; }
+const char *cask_run_key(const cask_run_t *r, cask_tid_t t) { return cask__key(r->g, r->p.task[t]); }
+
+bool cask_run_stopped(const cask_run_t *r)
+{
+    return atomic_load_explicit(&r->stopped, memory_order_relaxed);
+}
+
+const cask_tid_t *cask_run_sources(const cask_run_t *r, size_t *n)
+{
+    *n = r->p.n_sources;
+    return r->p.sources;
+}
+
+const cask_tid_t *cask_run_successors(const cask_run_t *r, cask_tid_t t, size_t *n)
+{
+    *n = r->p.succ_off[t + 1] - r->p.succ_off[t];
+    return r->p.succ + r->p.succ_off[t];
+}
+
+void cask__run_fail(cask_run_t *r, const cask_error_t *err)
+{
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&r->err_taken, &expect, 1))
+        r->err = *err;
+    atomic_store(&r->stopped, true);
+}
+
+/* Account for b more (or fewer) bytes held by outputs. */
+static void add_bytes(cask_run_t *r, size_t b)
+{
+    size_t now = atomic_fetch_add_explicit(&r->bytes, b, memory_order_relaxed) + b;
+    size_t peak = atomic_load_explicit(&r->peak, memory_order_relaxed);
+    while (now > peak &&
+           !atomic_compare_exchange_weak_explicit(&r->peak, &peak, now,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
+{
+    const cask_graph_t *g = r->g;
+    uint32_t gt = r->p.task[t];
+    const cask__kernel_t *k = cask__kernel_get(g->kernel[gt]);
+    const cask_value_t *in = g->in + g->in_off[gt];
+    size_t n = g->n_args[gt];
+    cask_value_t small[8], *args = small;
+    char msg[256];
+
+    if (n > 8 && !(args = cask__malloc(n * sizeof *args))) {
+        cask_error_t e;
+        cask__err(&e, CASK_ENOMEM, cask__key(g, gt), k->name, "no memory for %zu arguments", n);
+        cask__run_fail(r, &e);
+        return CASK_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        args[i] = in[i].type == CASK_REF ? r->val[r->p.pidx[in[i].u.task]] : in[i];
+
+    const cask_callbacks_t *cb = r->cb;
+    if (cb && cb->pretask)
+        cb->pretask(cb->udata, cask__key(g, gt), worker);
+    uint64_t start = r->t_start || (cb && cb->posttask) ? cask_now_ns() : 0;
+    cask_value_t out;
+    int rc = cask__kernel_invoke(k, args, n, &out, worker, msg, sizeof msg);
+    uint64_t end = start ? cask_now_ns() : 0;
+    if (args != small)
+        cask__free(args);
+    if (r->t_start) {
+        r->t_start[t] = start - r->t0;
+        r->t_end[t] = end - r->t0;
+        r->t_worker[t] = worker;
+    }
+    if (cb && cb->posttask)
+        cb->posttask(cb->udata, cask__key(g, gt), worker, (double)(end - start) * 1e-9, rc);
+    if (rc) {
+        cask_error_t e;
+        cask__err(&e, rc, cask__key(g, gt), k->name, "%s", msg);
+        cask__run_fail(r, &e);
+        return rc;
+    }
+    r->val[t] = out;
+    size_t b = cask_value_nbytes(&out);
+    if (b)
+        add_bytes(r, b);
+    if (r->t_bytes)
+        r->t_bytes[t] = b;
+    return 0;
+}
+
+/* Drop the run's reference to output u once no consumer needs it. */
+static void release(cask_run_t *r, uint32_t u)
+{
+    if (atomic_fetch_sub_explicit(&r->uses[u], 1, memory_order_acq_rel) == 1) {
+        size_t b = cask_value_nbytes(&r->val[u]);
+        cask_value_decref(&r->val[u]);
+        if (b)
+            atomic_fetch_sub_explicit(&r->bytes, b, memory_order_relaxed);
+    }
+}
+
+void cask_run_complete(cask_run_t *r, cask_tid_t t,
+                       void (*on_ready)(void *ctx, cask_tid_t s), void *ctx)
+{
+    const cask_graph_t *g = r->g;
+    uint32_t gt = r->p.task[t];
+    const cask_value_t *in = g->in + g->in_off[gt];
+    size_t n = g->n_args[gt];
+    for (size_t i = 0; i < n; i++)
+        if (in[i].type == CASK_REF)
+            release(r, r->p.pidx[in[i].u.task]);
+    if (r->p.nuse[t] == 0) /* nobody reads it (only ordering successors) */
+        cask_value_decref(&r->val[t]);
+    const uint32_t *s = r->p.succ + r->p.succ_off[t];
+    const uint32_t *end = r->p.succ + r->p.succ_off[t + 1];
+    for (; s < end; s++)
+        if (atomic_fetch_sub_explicit(&r->pending[*s], 1, memory_order_acq_rel) == 1)
+            on_ready(ctx, *s);
+    atomic_fetch_add_explicit(&r->done, 1, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ ready queue */
+
+/* A heap entry: larger rank first, then larger tie (bytes freed, then the
+** most recent push). */
+typedef struct qent {
+    double   rank;
+    uint64_t tie;
+    uint32_t t;
+} qent_t;
+
+static int before(const qent_t *a, const qent_t *b)
+{
+    return a->rank > b->rank || (a->rank == b->rank && a->tie > b->tie);
+}
+
+int cask_readyq_init(cask_readyq_t *q, const cask_run_t *r)
+{
+    memset(q, 0, sizeof *q);
+    q->run = r;
+    return 0;
+}
+
+/* Bytes that running t would let go: outputs whose last consumer is t. */
+static uint64_t bytes_freed(const cask_run_t *r, cask_tid_t t)
+{
+    const cask_graph_t *g = r->g;
+    uint32_t gt = r->p.task[t];
+    const cask_value_t *in = g->in + g->in_off[gt];
+    uint64_t b = 0;
+    for (size_t i = 0; i < g->n_args[gt]; i++)
+        if (in[i].type == CASK_REF) {
+            uint32_t u = r->p.pidx[in[i].u.task];
+            if (atomic_load_explicit(&r->uses[u], memory_order_relaxed) == 1)
+                b += cask_value_nbytes(&r->val[u]);
+        }
+    return b;
+}
+
+int cask_readyq_push(cask_readyq_t *q, cask_tid_t t)
+{
+    if (q->len == q->cap &&
+        cask__grow(&q->heap, &q->cap, q->len + 1, sizeof(qent_t)))
+        return CASK_ENOMEM;
+    qent_t *h = q->heap;
+    uint64_t freed = bytes_freed(q->run, t);
+    if (freed > 0xffffffffu)
+        freed = 0xffffffffu;
+    qent_t e = { q->run->p.rank[t], freed << 32 | (q->seq++ & 0xffffffffu), t };
+    size_t i = q->len++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!before(&e, &h[parent]))
+            break;
+        h[i] = h[parent];
+        i = parent;
+    }
+    h[i] = e;
+    return 0;
+}
+
+bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
+{
+    if (!q->len)
+        return false;
+    qent_t *h = q->heap;
+    *t = h[0].t;
+    qent_t last = h[--q->len];
+    size_t i = 0, n = q->len;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && before(&h[c + 1], &h[c]))
+            c++;
+        if (!before(&h[c], &last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (n)
+        h[i] = last;
+    return true;
+}
+
+size_t cask_readyq_size(const cask_readyq_t *q)
+{
+    return q->len;
+}
+
+void cask_readyq_destroy(cask_readyq_t *q)
+{
+    cask__free(q->heap);
+    q->heap = NULL;
+    q->len = q->cap = 0;
+}

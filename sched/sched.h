@@ -1,0 +1,42 @@
+/*
+** sched/sched.h: sched/'s private interface: the run that back-ends drive.
+*/
+#ifndef CASK__SCHED_H
+#define CASK__SCHED_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "../graph/graph.h"
+
+struct cask_run {
+    cask__plan_t p;                /* culled graph, successors, ranks */
+    const cask_graph_t *g;         /* the graph (borrowed) */
+    int workers;                   /* workers asked for */
+    unsigned flags;                /* CASK_TRACE, ... */
+    const cask_callbacks_t *cb;    /* callbacks, or NULL */
+    cask_value_t *val;             /* output of each task */
+    _Atomic uint32_t *pending;     /* predecessor edges not yet completed */
+    _Atomic uint32_t *uses;        /* consumers of each output still to run */
+    int32_t  *t_worker;            /* trace: worker of each task, -1 not run */
+    uint64_t *t_start, *t_end;     /* trace: kernel start and end, ns */
+    uint64_t *t_bytes;             /* trace: bytes of each output */
+    uint64_t  t0;                  /* compute start, ns */
+    atomic_bool stopped;           /* an error (or a cancel): start nothing new */
+    atomic_int  err_taken;         /* 1 once the first error is recorded */
+    cask_error_t err;              /* the first error */
+    atomic_size_t bytes;           /* bytes held by outputs now */
+    atomic_size_t peak;            /* and at most */
+    atomic_size_t done;            /* tasks completed */
+};
+
+/* Record err as the run's error if it is the first; stop the run. */
+void cask__run_fail(cask_run_t *r, const cask_error_t *err);
+
+/* The trace of a finished run, or NULL when out of memory. */
+cask_trace_t *cask__trace_build(const cask_run_t *r);
+
+/* The built-in schedulers. */
+extern const cask_scheduler_t cask__sched_sync;
+
+#endif

@@ -1,0 +1,153 @@
+/*
+** sched/trace.c: traces: built from a finished run, written as JSON.
+** A trace owns copies of its keys and groups, so it outlives the graph.
+*/
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched.h"
+
+struct cask_trace {
+    int      workers;          /* workers of the run */
+    size_t   n;                /* events */
+    cask_trace_event_t *ev;    /* sorted by start, then worker */
+    char    *strings;          /* keys and groups, NUL-terminated */
+    uint64_t span;             /* last end */
+};
+
+static const cask_run_t *sort_run; /* qsort has no context argument */
+static int by_start(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    uint64_t sx = sort_run->t_start[x], sy = sort_run->t_start[y];
+    if (sx != sy)
+        return sx < sy ? -1 : 1;
+    return sort_run->t_worker[x] - sort_run->t_worker[y];
+}
+
+static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The trace of a finished run r: every task, ordered by start time. */
+cask_trace_t *cask__trace_build(const cask_run_t *r)
+{
+    const cask_graph_t *g = r->g;
+    size_t n = r->p.n, chars = 0;
+    cask_trace_t *tr = cask__calloc(1, sizeof *tr);
+    uint32_t *order = cask__malloc((n ? n : 1) * sizeof *order);
+    if (!tr || !order)
+        goto fail;
+    tr->workers = r->workers;
+    tr->n = n;
+    int sorted = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        order[i] = i;
+        if (i && r->t_start[i] < r->t_start[i - 1])
+            sorted = 0;
+        const char *key = cask__key(g, r->p.task[i]);
+        size_t klen = strlen(key);
+        uint32_t gid = g->group[r->p.task[i]];
+        chars += klen + 2 + (gid ? strlen(cask__strtab_get(&g->groups, gid - 1))
+                                 : cask__derived_group_len(key));
+    }
+    if (!sorted) {
+        pthread_mutex_lock(&sort_lock);
+        sort_run = r;
+        qsort(order, n, sizeof *order, by_start);
+        pthread_mutex_unlock(&sort_lock);
+    }
+    if (!(tr->ev = cask__malloc((n ? n : 1) * sizeof *tr->ev)) ||
+        !(tr->strings = cask__malloc(chars + 1)))
+        goto fail;
+    char *s = tr->strings;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t t = order[i], gt = r->p.task[t];
+        const char *key = cask__key(g, gt);
+        size_t klen = strlen(key);
+        cask_trace_event_t *e = &tr->ev[i];
+        e->key = s;
+        memcpy(s, key, klen + 1);
+        s += klen + 1;
+        uint32_t gid = g->group[gt];
+        const char *grp = gid ? cask__strtab_get(&g->groups, gid - 1) : key;
+        size_t glen = gid ? strlen(grp) : cask__derived_group_len(key);
+        e->group = s;
+        memcpy(s, grp, glen);
+        s[glen] = '\0';
+        s += glen + 1;
+        e->worker = r->t_worker[t];
+        e->start_ns = r->t_start[t];
+        e->end_ns = r->t_end[t];
+        e->bytes = r->t_bytes[t];
+        if (e->end_ns > tr->span)
+            tr->span = e->end_ns;
+    }
+    cask__free(order);
+    return tr;
+fail:
+    cask__free(order);
+    cask_trace_free(tr);
+    return NULL;
+}
+
+size_t cask_trace_size(const cask_trace_t *tr) { return tr ? tr->n : 0; }
+int cask_trace_workers(const cask_trace_t *tr) { return tr ? tr->workers : 0; }
+uint64_t cask_trace_span_ns(const cask_trace_t *tr) { return tr ? tr->span : 0; }
+
+const cask_trace_event_t *cask_trace_event(const cask_trace_t *tr, size_t i)
+{
+    return tr && i < tr->n ? &tr->ev[i] : NULL;
+}
+
+void cask_trace_free(cask_trace_t *tr)
+{
+    if (!tr)
+        return;
+    cask__free(tr->ev);
+    cask__free(tr->strings);
+    cask__free(tr);
+}
+
+int cask_trace_dump_json(const cask_trace_t *tr, FILE *f, cask_error_t *err)
+{
+    if (!tr || !f)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "trace or file is NULL");
+    json_t *tasks = json_array(), *root = json_object();
+    int rc = CASK_ENOMEM;
+    if (!tasks || !root || json_object_set_new(root, "workers", json_integer(tr->workers)))
+        goto out;
+    for (size_t i = 0; i < tr->n; i++) {
+        const cask_trace_event_t *e = &tr->ev[i];
+        json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:I, s:I}", "key", e->key, "group",
+                              e->group, "worker", e->worker, "start_ns",
+                              (json_int_t)e->start_ns, "end_ns", (json_int_t)e->end_ns,
+                              "bytes", (json_int_t)e->bytes);
+        if (!o || json_array_append_new(tasks, o))
+            goto out;
+    }
+    rc = json_object_set(root, "tasks", tasks) ? CASK_ENOMEM : 0;
+    if (!rc && (json_dumpf(root, f, JSON_INDENT(1) | JSON_PRESERVE_ORDER) ||
+                fputc('\n', f) == EOF))
+        rc = CASK_EIO;
+out:
+    json_decref(tasks);
+    json_decref(root);
+    if (rc)
+        cask__err(err, rc, NULL, NULL, rc == CASK_EIO ? "cannot write the trace: %s"
+                                                      : "no memory to write the trace%s",
+                  rc == CASK_EIO ? strerror(errno) : "");
+    return rc;
+}
+
+int cask_trace_save_json(const cask_trace_t *tr, const char *path, cask_error_t *err)
+{
+    FILE *f = path ? fopen(path, "w") : NULL;
+    if (!f)
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
+                         path ? path : "(null)", strerror(errno));
+    int rc = cask_trace_dump_json(tr, f, err);
+    if (fclose(f) && !rc)
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
+    return rc;
+}

@@ -21,7 +21,7 @@ cask_task_t cask_delayed(cask_graph_t *g, const char *kernel,
 
 int cask_delayed_map(cask_graph_t *g, const char *kernel, const cask_value_t *items,
                      size_t n_items, size_t chunksize, cask_task_t *chunks,
-                     size_t *n_chunks, cask_error_t *err)
+                     size_t max_chunks, size_t *n_chunks, cask_error_t *err)
 {
     if (n_chunks)
         *n_chunks = 0;
@@ -36,6 +36,10 @@ int cask_delayed_map(cask_graph_t *g, const char *kernel, const cask_value_t *it
         chunksize = (n_items + parts - 1) / parts;
     }
     size_t n = (n_items + chunksize - 1) / chunksize;
+    if (n > max_chunks)
+        return cask__err(err, CASK_ELIMIT, NULL, kernel,
+                         "%zu items in chunks of %zu make %zu tasks; room for %zu", n_items,
+                         chunksize, n, max_chunks);
     size_t width = chunksize < n_items ? chunksize : n_items;
     cask_value_t *args = cask__malloc((width + 1) * sizeof *args);
     if (!args)

@@ -261,13 +261,15 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
     g->kernel[t] = kid;
     g->group[t] = gid;
     g->cost[t] = cost;
-    cask_value_t *dst = g->in + g->n_in;
-    for (size_t i = 0; i < spec->n_inputs; i++) {
-        dst[i] = spec->inputs[i];
-        cask_value_incref(&dst[i]);
+    if (n_in) {
+        cask_value_t *dst = g->in + g->n_in;
+        for (size_t i = 0; i < spec->n_inputs; i++) {
+            dst[i] = spec->inputs[i];
+            cask_value_incref(&dst[i]);
+        }
+        for (size_t i = 0; i < spec->n_after; i++)
+            dst[spec->n_inputs + i] = cask_ref(spec->after[i]);
     }
-    for (size_t i = 0; i < spec->n_after; i++)
-        dst[spec->n_inputs + i] = cask_ref(spec->after[i]);
     g->n_in += n_in;
     g->in_off[t + 1] = (uint32_t)g->n_in;
     g->n_edges += n_refs + spec->n_after;

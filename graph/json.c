@@ -496,9 +496,11 @@ static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error
         json_t *t = ft[i].obj;
         json_t *ins = json_object_get(t, "inputs"), *aft = json_object_get(t, "after");
         size_t ni = json_array_size(ins), na = json_array_size(aft);
+        rc = CASK_ENOMEM;
         if (cask__grow((void **)&inputs, &cap_inputs, ni, sizeof *inputs) ||
             cask__grow((void **)&after, &cap_after, na, sizeof *after))
             goto out;
+        rc = 0;
         size_t d = ft[i].dep_off, made = 0;
         for (size_t j = 0; j < ni; j++, made++) {
             json_t *e = json_array_get(ins, j);

@@ -1,6 +1,7 @@
 /*
 ** graph/strtab.h: an append-only table of interned strings with a hash
-** index (private to graph/). Ids are 0, 1, 2, ... in order of addition.
+** index (private to graph/). Ids are 0, 1, 2, ... in order of addition;
+** a string's address never changes while the table lives.
 */
 #ifndef CASK__STRTAB_H
 #define CASK__STRTAB_H
@@ -9,9 +10,11 @@
 #include <stdint.h>
 
 typedef struct cask__strtab {
-    char     *buf;          /* NUL-terminated strings, back to back */
-    size_t    len, cap;     /* bytes used, and room */
-    size_t   *off;          /* start of string id in buf */
+    char    **blocks;       /* blocks of NUL-terminated strings; never moved */
+    size_t    n_blocks, cap_blocks;
+    size_t    len, cap;     /* bytes used in the last block, and its size */
+    size_t    bytes;        /* bytes of all blocks */
+    const char **str;       /* string id, stable until the table is destroyed */
     uint64_t *hash;         /* hash of string id */
     uint32_t  n, cap_n;     /* strings, and room */
     uint64_t *slots;        /* (hash >> 32) << 32 | (id + 1); 0 is empty */
@@ -30,7 +33,7 @@ uint32_t cask__strtab_push(cask__strtab_t *t, const char *s, size_t len,
                            uint64_t h);
 static inline const char *cask__strtab_get(const cask__strtab_t *t, uint32_t id)
 {
-    return t->buf + t->off[id];
+    return t->str[id];
 }
 void cask__strtab_destroy(cask__strtab_t *t);
 size_t cask__strtab_memory(const cask__strtab_t *t);

@@ -115,6 +115,8 @@ static int resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *wo
             *workers = c > 0 ? (int)c : 1;
         }
     }
+    if (s->max_workers > 0 && *workers > s->max_workers)
+        *workers = s->max_workers;
     return 0;
 }
 

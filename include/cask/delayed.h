@@ -51,15 +51,20 @@ CASK_API cask_task_t cask_delayed(cask_graph_t *g, const char *kernel,
 ** task i calls kernel once per item of chunk i, in order. Each call must
 ** return an int64 or a double; a chunk's output is a 1-d n-d buffer of its
 ** results (int64 when every result is an integer, else float64).
-** Stores ceil(n_items / chunksize) tasks in chunks[] (keys NAME-TOKEN-i).
+** Stores the ceil(n_items / chunksize) chunk tasks in chunks[0..max_chunks)
+** (keys NAME-TOKEN-i) and their number in *n_chunks; CASK_ELIMIT (and no
+** task added) if max_chunks is too small.
 ** Items may be literals or refs (borrowed). chunksize 0 picks
 ** ceil(n_items / (4 * online cores)), as Pool.map does.
-** Returns 0, or CASK_EINVAL (n_items 0, unknown kernel), CASK_ENOMEM.
+** Returns 0, or CASK_EINVAL (n_items 0), CASK_ENOKERNEL, CASK_EMISSING (a
+** ref to no task), CASK_ELIMIT, CASK_ENOMEM (tasks added before the
+** failure stay in g, unreferenced; a compute culls them).
 */
 CASK_API int cask_delayed_map(cask_graph_t *g, const char *kernel,
                               const cask_value_t *items, size_t n_items,
                               size_t chunksize, cask_task_t *chunks,
-                              size_t *n_chunks, cask_error_t *err);
+                              size_t max_chunks, size_t *n_chunks,
+                              cask_error_t *err);
 
 #ifdef __cplusplus
 }

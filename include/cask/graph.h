@@ -34,8 +34,10 @@ typedef struct cask_kctx cask_kctx_t; /* what a running kernel can ask for */
 /*
 ** A kernel: reads its n_args arguments (borrowed: literals and the outputs
 ** of its input tasks, in the order given) and stores one new value in *out.
-** Returns 0 on success; on failure returns cask_kernel_fail(ctx, ...) (or any
-** negative code) and leaves *out as CASK_NONE.
+** Returns 0 on success. On failure returns cask_kernel_fail(ctx, ...), or a
+** negative CASK_E* code (CASK_ENOMEM, ...), which is reported as it is; any
+** other nonzero value is reported as CASK_EKERNEL. Whatever *out holds on
+** failure is released.
 ** Kernels must be reentrant and must not call back into the graph.
 */
 typedef int (*cask_kernel_fn)(const cask_value_t *args, size_t n_args,
@@ -162,7 +164,8 @@ CASK_API size_t cask_graph_edges(const cask_graph_t *g);
 /* The task with this key, or CASK_NO_TASK. Cost: O(1) expected. */
 CASK_API cask_task_t cask_graph_find(const cask_graph_t *g, const char *key);
 
-/* The key of t (borrowed until g is freed), or NULL if t is not in g. */
+/* The key of t (borrowed until g is freed: adding tasks does not move it),
+** or NULL if t is not in g. */
 CASK_API const char *cask_graph_key(const cask_graph_t *g, cask_task_t t);
 
 /* The kernel name of t (static), or NULL if it has none or t is not in g. */

@@ -106,7 +106,8 @@ typedef struct cask_compute_info {
     size_t tasks;            /* tasks run, after culling */
     int    workers;          /* workers used */
     double wall_s;           /* wall time of the compute, seconds */
-    size_t peak_bytes;       /* most bytes held at once by task outputs */
+    size_t peak_bytes;       /* most bytes held at once by live task outputs
+                                (a block two outputs share counts twice) */
     char   scheduler[32];    /* the scheduler's name */
     cask_trace_t *trace;     /* new (cask_trace_free) if CASK_TRACE, else NULL */
 } cask_compute_info_t;
@@ -148,6 +149,7 @@ typedef struct cask_scheduler {
     const char *name;   /* registry name, at most 31 bytes */
     int (*run)(cask_run_t *r, void *udata, cask_error_t *err);
     void *udata;        /* passed to run */
+    int max_workers;    /* most workers it can use; 0: no limit ("sync": 1) */
 } cask_scheduler_t;
 
 /*

@@ -1,0 +1,20 @@
+/*
+** cli/cli.h: shared pieces of the cask command.
+*/
+#ifndef CASK_CLI_H
+#define CASK_CLI_H
+
+#include <cask/cask.h>
+
+/* Exit codes: success, a compute that failed, bad usage or a bad file. */
+enum { EXIT_OK = 0, EXIT_COMPUTE = 1, EXIT_USAGE = 2 };
+
+int cmd_run(int argc, char **argv);
+
+/* Print "cask SUB: MESSAGE" with the error's key and kernel to stderr. */
+void cli_error(const char *sub, const cask_error_t *err);
+
+/* Parse a positive integer option (1..max); -1 if it is not one. */
+int cli_parse_int(const char *s, int max);
+
+#endif

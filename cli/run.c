@@ -1,0 +1,132 @@
+/*
+** cli/run.c: `cask run FILE`: load a cask-graph file and compute its outputs.
+*/
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char run_usage[] =
+    "usage: cask run FILE [--scheduler NAME] [--workers N] [--trace OUT.json] [--json]\n"
+    "\n"
+    "Load a cask-graph JSON file (docs/FORMAT.md) and compute its outputs.\n"
+    "\n"
+    "  -s, --scheduler NAME  scheduler to run on (default: $CASK_SCHEDULER, else sync)\n"
+    "  -w, --workers N       number of workers (default: $CASK_NUM_WORKERS, else the cores)\n"
+    "  -t, --trace OUT.json  write the trace of the run as JSON\n"
+    "  -j, --json            print {\"outputs\": {KEY: VALUE, ...}, \"stats\": {...}}\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Without --json, prints one line per output: KEY = VALUE (VALUE as JSON).\n"
+    "Exit status: 0 on success, 1 when the compute fails, 2 for bad usage or a bad file.\n";
+
+/* v as a JSON value (new), or NULL. */
+static json_t *value_json(const cask_value_t *v)
+{
+    char *s = cask_value_to_json(v);
+    json_t *j = s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
+    free(s);
+    return j;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "scheduler", required_argument, NULL, 's' },
+        { "workers", required_argument, NULL, 'w' },
+        { "trace", required_argument, NULL, 't' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    cask_compute_opts_t opts = { 0 };
+    const char *trace_path = NULL;
+    int json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:w:t:jh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's': opts.scheduler = optarg; break;
+        case 'w':
+            if ((opts.workers = cli_parse_int(optarg, 4096)) < 0) {
+                fprintf(stderr, "cask run: --workers '%s' is not a whole number from 1 to 4096\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 't': trace_path = optarg; break;
+        case 'j': json = 1; break;
+        case 'h': fputs(run_usage, stdout); return EXIT_OK;
+        default: fputs(run_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "cask run: expected one FILE\n\n%s", run_usage);
+        return EXIT_USAGE;
+    }
+    if (opts.scheduler && !cask_scheduler_exists(opts.scheduler)) {
+        fprintf(stderr, "cask run: unknown scheduler '%s'\n", opts.scheduler);
+        return EXIT_USAGE;
+    }
+    if (trace_path)
+        opts.flags |= CASK_TRACE;
+
+    cask_error_t err;
+    cask_graph_t *g = NULL;
+    if (cask_graph_load_json(argv[optind], 0, &g, &err)) {
+        if (!strstr(err.message, argv[optind]))
+            fprintf(stderr, "cask run: %s: ", argv[optind]);
+        else
+            fputs("cask run: ", stderr);
+        fprintf(stderr, "%s [%s]\n", err.message, cask_err_name(err.code));
+        return EXIT_USAGE;
+    }
+    size_t n;
+    const cask_task_t *outs = cask_graph_outputs(g, &n);
+    cask_value_t *res = calloc(n ? n : 1, sizeof *res);
+    cask_compute_info_t info;
+    int status = EXIT_OK;
+    if (!res) {
+        fprintf(stderr, "cask run: out of memory\n");
+        cask_graph_free(g);
+        return EXIT_COMPUTE;
+    }
+    if (n && cask_compute(g, outs, n, res, &opts, &info, &err)) {
+        cli_error("run", &err);
+        status = err.code == CASK_ENOSCHED || err.code == CASK_EINVAL ? EXIT_USAGE : EXIT_COMPUTE;
+        goto out;
+    }
+    if (!n)
+        memset(&info, 0, sizeof info);
+    if (trace_path && info.trace && cask_trace_save_json(info.trace, trace_path, &err)) {
+        cli_error("run", &err);
+        status = EXIT_COMPUTE;
+    }
+    if (json) {
+        json_t *o = json_object();
+        for (size_t i = 0; i < n; i++)
+            json_object_set_new(o, cask_graph_key(g, outs[i]), value_json(&res[i]));
+        json_t *root = json_pack("{s:o, s:{s:I, s:f, s:I, s:s, s:i}}", "outputs", o, "stats",
+                                 "tasks", (json_int_t)info.tasks, "wall_s", info.wall_s,
+                                 "peak_bytes", (json_int_t)info.peak_bytes, "scheduler",
+                                 info.scheduler, "workers", info.workers);
+        if (!root || json_dumpf(root, stdout, JSON_INDENT(2)) || puts("") == EOF)
+            status = EXIT_COMPUTE;
+        json_decref(root);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            char *s = cask_value_to_json(&res[i]);
+            printf("%s = %s\n", cask_graph_key(g, outs[i]), s ? s : "<opaque>");
+            free(s);
+        }
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        cask_value_decref(&res[i]);
+    free(res);
+    cask_trace_free(info.trace);
+    cask_graph_free(g);
+    return status;
+}

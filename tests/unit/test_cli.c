@@ -1,0 +1,152 @@
+/* tests/unit/test_cli.c: the cask command, run as a user would. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char out[65536], errtxt[65536];
+
+static const char *bin(void)
+{
+    const char *b = getenv("CASK_BIN");
+    return b ? b : "build/cask";
+}
+
+static const char *data(void)
+{
+    const char *d = getenv("CASK_TESTDATA");
+    return d ? d : "tests/data";
+}
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+}
+
+/* Run `cask ARGS` through sh; capture stdout and stderr; return the exit code. */
+static int run(const char *args)
+{
+    char cmd[2048], o[] = "/tmp/cask-cli-out-XXXXXX", e[] = "/tmp/cask-cli-err-XXXXXX";
+    close(mkstemp(o));
+    close(mkstemp(e));
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", bin(), args, o, e);
+    int st = system(cmd);
+    slurp(o, out, sizeof out);
+    slurp(e, errtxt, sizeof errtxt);
+    unlink(o);
+    unlink(e);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_help_and_usage(void **state)
+{
+    (void)state;
+    assert_int_equal(run("--help"), 0);
+    assert_non_null(strstr(out, "run FILE"));
+    assert_int_equal(run("run --help"), 0);
+    assert_non_null(strstr(out, "--scheduler"));
+    assert_non_null(strstr(out, "--trace"));
+    assert_int_equal(run(""), 2);
+    assert_int_equal(run("bogus"), 2);
+    assert_non_null(strstr(errtxt, "unknown command 'bogus'"));
+    assert_int_equal(run("--version"), 0);
+    assert_non_null(strstr(out, CASK_VERSION));
+    assert_int_equal(run("run"), 2);
+    assert_int_equal(run("run a.json b.json"), 2);
+    assert_int_equal(run("run --frobnicate x.json"), 2);
+}
+
+static void test_run_prints_outputs(void **state)
+{
+    (void)state;
+    char args[512];
+    snprintf(args, sizeof args, "run %s/graphs/diamond.json", data());
+    assert_int_equal(run(args), 0);
+    assert_string_equal(out, "total = 23.5\nleft = 11\n");
+}
+
+static void test_run_json_and_trace(void **state)
+{
+    (void)state;
+    char args[512], trace[] = "/tmp/cask-cli-trace-XXXXXX";
+    close(mkstemp(trace));
+    snprintf(args, sizeof args, "run %s/graphs/diamond.json --json --trace %s", data(), trace);
+    assert_int_equal(run(args), 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    assert_non_null(j);
+    assert_true(json_real_value(json_object_get(json_object_get(j, "outputs"), "total")) == 23.5);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "outputs"), "left")), 11);
+    json_t *stats = json_object_get(j, "stats");
+    assert_int_equal(json_integer_value(json_object_get(stats, "tasks")), 4);
+    assert_true(json_is_real(json_object_get(stats, "wall_s")));
+    json_decref(j);
+
+    j = json_load_file(trace, 0, &je);
+    unlink(trace);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "workers")), 1);
+    json_t *tasks = json_object_get(j, "tasks");
+    assert_int_equal(json_array_size(tasks), 4);
+    size_t i;
+    json_t *t;
+    int seen_root = 0;
+    json_array_foreach(tasks, i, t) {
+        json_int_t s = json_integer_value(json_object_get(t, "start_ns"));
+        json_int_t e = json_integer_value(json_object_get(t, "end_ns"));
+        assert_true(s >= 0 && s <= e);
+        assert_int_equal(json_integer_value(json_object_get(t, "worker")), 0);
+        assert_non_null(json_string_value(json_object_get(t, "group")));
+        seen_root |= !strcmp(json_string_value(json_object_get(t, "key")), "root");
+    }
+    assert_true(seen_root);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(tasks, 0), "key")), "root");
+    json_decref(j);
+}
+
+static void test_run_failures(void **state)
+{
+    (void)state;
+    char args[512];
+    snprintf(args, sizeof args, "run %s/graphs/fail.json", data());
+    assert_int_equal(run(args), 1);
+    assert_non_null(strstr(errtxt, "broken-7"));
+    assert_non_null(strstr(errtxt, "cask.fail"));
+    assert_non_null(strstr(errtxt, "the answer was not 42"));
+    assert_string_equal(out, "");
+    snprintf(args, sizeof args, "run %s/json_bad/cycle.json", data());
+    assert_int_equal(run(args), 2);
+    assert_non_null(strstr(errtxt, "cycle"));
+    assert_non_null(strstr(errtxt, "cycle.json"));
+    assert_int_equal(run("run /nonexistent.json"), 2);
+    assert_non_null(strstr(errtxt, "/nonexistent.json"));
+    snprintf(args, sizeof args, "run %s/graphs/diamond.json --workers 0", data());
+    assert_int_equal(run(args), 2);
+    assert_non_null(strstr(errtxt, "--workers '0'"));
+    snprintf(args, sizeof args, "run %s/graphs/diamond.json --scheduler warp", data());
+    assert_int_equal(run(args), 2);
+    assert_non_null(strstr(errtxt, "unknown scheduler 'warp'"));
+    snprintf(args, sizeof args, "run %s/graphs/diamond.json", data());
+    setenv("CASK_SCHEDULER", "warp", 1);
+    assert_int_equal(run(args), 2);
+    assert_non_null(strstr(errtxt, "CASK_SCHEDULER"));
+    unsetenv("CASK_SCHEDULER");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_and_usage),
+        cmocka_unit_test(test_run_prints_outputs),
+        cmocka_unit_test(test_run_json_and_trace),
+        cmocka_unit_test(test_run_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,450 @@
+/* tests/unit/test_sync.c: computing graphs on the sync scheduler, and the
+** scheduler interface a user scheduler is written against. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+static int freed;           /* opaque values destroyed */
+static int freed_seen;      /* what test.peek saw */
+static void dtor(void *p) { free(p); freed++; }
+
+/* test.box: an opaque value holding its integer input. */
+static int k_box(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    int64_t *p = malloc(sizeof *p);
+    if (!p || n != 1)
+        return cask_kernel_fail(ctx, "box");
+    *p = a[0].u.i;
+    return cask_value_opaque(p, dtor, out, NULL);
+}
+
+/* test.unbox: the integer inside a box. */
+static int k_unbox(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    int64_t *p = n == 1 ? cask_value_ptr(&a[0]) : NULL;
+    if (!p)
+        return cask_kernel_fail(ctx, "unbox takes a box");
+    *out = cask_int(*p);
+    return 0;
+}
+
+/* test.peek: records how many boxes are freed so far; returns its input. */
+static int k_peek(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)ctx;
+    freed_seen = freed;
+    *out = n ? a[0] : cask_int(0);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    register_test_kernels();
+    cask_error_t err;
+    if (cask_kernel_register("test.box", k_box, NULL, &err) ||
+        cask_kernel_register("test.unbox", k_unbox, NULL, &err) ||
+        cask_kernel_register("test.peek", k_peek, NULL, &err))
+        return -1;
+    return 0;
+}
+
+static void test_shared_parts_once(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t a = CASK_DELAYED(g, "test.count", &err, cask_int(1));          /* 2 */
+    cask_task_t b = CASK_DELAYED(g, "test.count", &err, cask_ref(a));          /* 3 */
+    cask_task_t c = CASK_DELAYED(g, "test.count", &err, cask_ref(a), cask_int(5)); /* 8 */
+    cask_task_t d = CASK_DELAYED(g, "test.count", &err, cask_ref(b), cask_ref(c)); /* 12 */
+    CASK_DELAYED(g, "test.count", &err, cask_int(100)); /* not needed: culled */
+    cask_task_t outs[3] = { d, b, d };
+    cask_value_t r[3];
+    cask_compute_info_t info;
+    atomic_store(&test_calls, 0);
+    assert_ok(compute_on("sync", g, outs, 3, r, &info, &err), &err);
+    assert_int_equal(r[0].u.i, 12);
+    assert_int_equal(r[1].u.i, 3);
+    assert_int_equal(r[2].u.i, 12);
+    assert_int_equal(atomic_load(&test_calls), 4);
+    assert_int_equal(info.tasks, 4);
+    assert_int_equal(info.workers, 1);
+    assert_string_equal(info.scheduler, "sync");
+    cask_trace_free(info.trace);
+    cask_graph_free(g);
+}
+
+/* The trace: every task once, after its inputs, one at a time. */
+static void test_trace(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t[50];
+    for (int i = 0; i < 50; i++)
+        t[i] = i < 10 ? CASK_DELAYED(g, "test.count", &err, cask_int(i))
+                      : CASK_DELAYED(g, "test.count", &err, cask_ref(t[i - 10]), cask_ref(t[i / 2]));
+    cask_value_t r;
+    cask_compute_info_t info;
+    assert_ok(compute_on(NULL, g, &t[49], 1, &r, &info, &err), &err);
+    size_t n = cask_trace_size(info.trace);
+    assert_int_equal(n, info.tasks);
+    uint64_t prev_end = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cask_trace_event_t *e = cask_trace_event(info.trace, i);
+        assert_int_equal(e->worker, 0);
+        assert_true(e->start_ns <= e->end_ns);
+        assert_true(e->start_ns >= prev_end); /* one at a time */
+        prev_end = e->end_ns;
+        cask_task_t k = cask_graph_find(g, e->key);
+        assert_int_not_equal(k, CASK_NO_TASK);
+        /* each input ended before this task started */
+        const cask_value_t *in;
+        size_t m;
+        cask_graph_inputs(g, k, &in, &m);
+        for (size_t j = 0; j < m; j++) {
+            if (in[j].type != CASK_REF)
+                continue;
+            const char *ik = cask_graph_key(g, in[j].u.task);
+            size_t f = 0;
+            while (strcmp(cask_trace_event(info.trace, f)->key, ik))
+                f++;
+            assert_true(f < i);
+        }
+    }
+    assert_null(cask_trace_event(info.trace, n));
+    assert_int_equal(cask_trace_workers(info.trace), 1);
+    cask_trace_free(info.trace);
+    cask_graph_free(g);
+}
+
+/* Ready tasks run highest upward rank first. */
+static void test_critical_path_first(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    /* short: 3 cheap tasks; long: a chain of 3 tasks of 1 s estimated each */
+    cask_task_t s[3], l = CASK_NO_TASK;
+    for (int i = 0; i < 3; i++) {
+        s[i] = CASK_DELAYED(g, "cask.add", &err, cask_int(i));
+        cask_task_spec_t spec = { .kernel = "cask.add", .cost = 1.0, .index = (uint64_t)i,
+                                  .inputs = (cask_value_t[]){ l == CASK_NO_TASK ? cask_int(0) : cask_ref(l) },
+                                  .n_inputs = 1, .name = "long" };
+        assert_ok(cask_graph_add(g, &spec, &l, &err), &err);
+    }
+    cask_task_t outs[4] = { s[0], s[1], s[2], l };
+    cask_value_t r[4];
+    cask_compute_info_t info;
+    assert_ok(compute_on("sync", g, outs, 4, r, &info, &err), &err);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(strncmp(cask_trace_event(info.trace, (size_t)i)->key, "long-", 5), 0);
+    cask_trace_free(info.trace);
+    cask_graph_free(g);
+}
+
+/* An intermediate is freed as soon as its last consumer has run. */
+static void test_intermediates_freed_early(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t box = CASK_DELAYED(g, "test.box", &err, cask_int(41));
+    cask_task_t v = CASK_DELAYED(g, "test.unbox", &err, cask_ref(box));
+    cask_task_t peek = CASK_DELAYED(g, "test.peek", &err, cask_ref(v));
+    cask_value_t r;
+    freed = 0;
+    assert_ok(compute_on("sync", g, &peek, 1, &r, NULL, &err), &err);
+    assert_int_equal(r.u.i, 41);
+    assert_int_equal(freed_seen, 1); /* the box was gone before peek ran */
+    assert_int_equal(freed, 1);
+    /* An output is kept for the caller. */
+    freed = 0;
+    cask_task_t outs[2] = { box, peek };
+    cask_value_t rs[2];
+    assert_ok(compute_on("sync", g, outs, 2, rs, NULL, &err), &err);
+    assert_int_equal(freed_seen, 0);
+    assert_int_equal(*(int64_t *)cask_value_ptr(&rs[0]), 41);
+    cask_value_decref(&rs[0]);
+    assert_int_equal(freed, 1);
+    cask_graph_free(g);
+}
+
+/* test.dup: a fresh copy of a string. */
+static int k_dup(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    size_t len;
+    const char *s = n == 1 ? cask_value_str(&a[0], &len) : NULL;
+    if (!s)
+        return cask_kernel_fail(ctx, "dup takes a string");
+    return cask_value_string(s, len, out, NULL);
+}
+
+static void test_peak_bytes(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    assert_ok(cask_kernel_register("test.dup", k_dup, NULL, &err), &err);
+    cask_value_t s;
+    assert_ok(cask_value_string("0123456789", (size_t)-1, &s, &err), &err);
+    cask_task_t t = CASK_DELAYED(g, "test.dup", &err, s);
+    for (int i = 0; i < 5; i++)
+        t = CASK_DELAYED(g, "test.dup", &err, cask_ref(t));
+    cask_value_decref(&s);
+    cask_value_t r;
+    cask_compute_info_t info;
+    assert_ok(compute_on("sync", g, &t, 1, &r, &info, &err), &err);
+    /* Two 10-byte strings at most: each is freed once the next is made. */
+    assert_int_equal(info.peak_bytes, 20);
+    assert_string_equal(cask_value_str(&r, NULL), "0123456789");
+    assert_int_equal(cask_trace_event(info.trace, 1)->bytes, 10);
+    cask_value_decref(&r);
+    cask_trace_free(info.trace);
+    cask_graph_free(g);
+}
+
+/* The first error stops the compute; nothing leaks; err names the task. */
+static void test_error_stops(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    enum { N = 200 };
+    cask_task_t parts[N + 1];
+    for (int i = 0; i < N; i++)
+        parts[i] = CASK_DELAYED(g, "test.count", &err, cask_int(i));
+    cask_task_spec_t spec = { .kernel = "cask.fail", .cost = 10, .key = "boom",
+                              .inputs = (cask_value_t[]){ cask_none() }, .n_inputs = 1 };
+    cask_value_t msg;
+    assert_ok(cask_value_string("disk on fire", (size_t)-1, &msg, &err), &err);
+    spec.inputs = &msg;
+    assert_ok(cask_graph_add(g, &spec, &parts[N], &err), &err);
+    cask_value_decref(&msg);
+    cask_task_t all;
+    cask_task_spec_t sum = { .kernel = "cask.add", .n_inputs = N + 1 };
+    cask_value_t refs[N + 1];
+    for (int i = 0; i <= N; i++)
+        refs[i] = cask_ref(parts[i]);
+    sum.inputs = refs;
+    assert_ok(cask_graph_add(g, &sum, &all, &err), &err);
+    cask_value_t r = cask_int(99);
+    cask_compute_info_t info;
+    atomic_store(&test_calls, 0);
+    assert_int_equal(compute_on("sync", g, &all, 1, &r, &info, &err), CASK_EKERNEL);
+    assert_int_equal(err.code, CASK_EKERNEL);
+    assert_string_equal(err.key, "boom");
+    assert_string_equal(err.kernel, "cask.fail");
+    assert_string_equal(err.message, "disk on fire");
+    assert_int_equal(r.type, CASK_NONE);
+    assert_null(info.trace);
+    assert_int_equal(atomic_load(&test_calls), 0); /* highest rank ran first and stopped it */
+    cask_graph_free(g);
+}
+
+static void test_bad_compute_calls(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t a = CASK_DELAYED(g, "cask.const", &err, cask_int(1)), bad = 7;
+    cask_value_t r;
+    assert_int_equal(cask_compute(g, &bad, 1, &r, NULL, NULL, &err), CASK_EMISSING);
+    assert_int_equal(cask_compute(g, &a, 0, &r, NULL, NULL, &err), CASK_EINVAL);
+    cask_compute_opts_t o = { .scheduler = "warp-drive" };
+    assert_int_equal(cask_compute(g, &a, 1, &r, &o, NULL, &err), CASK_ENOSCHED);
+    assert_msg_has(&err, "warp-drive");
+    setenv("CASK_SCHEDULER", "nope", 1);
+    assert_int_equal(cask_compute(g, &a, 1, &r, NULL, NULL, &err), CASK_ENOSCHED);
+    assert_msg_has(&err, "CASK_SCHEDULER");
+    setenv("CASK_SCHEDULER", "sync", 1);
+    setenv("CASK_NUM_WORKERS", "lots", 1);
+    assert_int_equal(cask_compute(g, &a, 1, &r, NULL, NULL, &err), CASK_EINVAL);
+    assert_msg_has(&err, "CASK_NUM_WORKERS='lots'");
+    setenv("CASK_NUM_WORKERS", "3", 1);
+    cask_compute_info_t info;
+    assert_ok(cask_compute(g, &a, 1, &r, NULL, &info, &err), &err);
+    assert_int_equal(info.workers, 1); /* sync has one worker */
+    unsetenv("CASK_SCHEDULER");
+    unsetenv("CASK_NUM_WORKERS");
+    cask_graph_free(g);
+}
+
+/* A kernel error message; a task failing with no message gets one. */
+static int k_quiet_fail(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)a, (void)n, (void)out, (void)ctx;
+    return 1; /* nonzero without a CASK_E* code or a message */
+}
+
+static void test_builtins(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    assert_ok(cask_kernel_register("test.quiet_fail", k_quiet_fail, NULL, &err), &err);
+    cask_task_t t[6];
+    t[0] = CASK_DELAYED(g, "cask.add", &err, cask_int(2), cask_int(3));
+    t[1] = CASK_DELAYED(g, "cask.add", &err, cask_int(2), cask_double(0.25));
+    t[2] = CASK_DELAYED(g, "cask.spin", &err, cask_int(200), cask_int(7));
+    t[3] = CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.002), cask_int(1), cask_int(1));
+    t[4] = CASK_DELAYED(g, "cask.const", &err, cask_double(-1.5));
+    t[5] = cask_delayed(g, "cask.add", NULL, 0, &err);
+    cask_value_t r[6];
+    cask_compute_info_t info;
+    assert_ok(compute_on("sync", g, t, 6, r, &info, &err), &err);
+    assert_int_equal(r[0].type, CASK_INT64);
+    assert_int_equal(r[0].u.i, 5);
+    assert_int_equal(r[1].type, CASK_DOUBLE);
+    assert_true(r[1].u.d == 2.25);
+    assert_int_equal(r[2].u.i, 7);
+    assert_int_equal(r[3].u.i, 2);
+    assert_true(r[4].u.d == -1.5);
+    assert_int_equal(r[5].u.i, 0);
+    for (size_t i = 0; i < cask_trace_size(info.trace); i++) {
+        const cask_trace_event_t *e = cask_trace_event(info.trace, i);
+        if (!strncmp(e->key, "spin-", 5))
+            assert_true(e->end_ns - e->start_ns >= 200000);
+        if (!strncmp(e->key, "sleep-", 6))
+            assert_true(e->end_ns - e->start_ns >= 2000000);
+    }
+    cask_trace_free(info.trace);
+    /* Failures: overflow, wrong types, the quiet failure. */
+    cask_task_t o = CASK_DELAYED(g, "cask.add", &err, cask_int(INT64_MAX), cask_int(1));
+    assert_int_equal(compute_on("sync", g, &o, 1, r, NULL, &err), CASK_EKERNEL);
+    assert_msg_has(&err, "overflow");
+    cask_value_t s;
+    cask_value_string("x", 1, &s, NULL);
+    o = CASK_DELAYED(g, "cask.add", &err, cask_int(1), s);
+    cask_value_decref(&s);
+    assert_int_equal(compute_on("sync", g, &o, 1, r, NULL, &err), CASK_EKERNEL);
+    assert_msg_has(&err, "input 1 is a string");
+    o = CASK_DELAYED(g, "cask.spin", &err, cask_int(-5));
+    assert_int_equal(compute_on("sync", g, &o, 1, r, NULL, &err), CASK_EKERNEL);
+    assert_msg_has(&err, "out of range");
+    o = cask_delayed(g, "test.quiet_fail", NULL, 0, &err);
+    assert_int_equal(compute_on("sync", g, &o, 1, r, NULL, &err), CASK_EKERNEL);
+    assert_string_equal(err.kernel, "test.quiet_fail");
+    assert_true(err.message[0] != '\0');
+    cask_graph_free(g);
+}
+
+/* Callbacks: start, pretask/posttask per task, finish with the status. */
+struct cbs { size_t start, pre, post, finish; int status; };
+static void cb_start(void *u, size_t n) { ((struct cbs *)u)->start = n; }
+static void cb_pre(void *u, const char *k, int w) { (void)k, (void)w; ((struct cbs *)u)->pre++; }
+static void cb_post(void *u, const char *k, int w, double s, int st)
+{ (void)k, (void)w, (void)s, (void)st; ((struct cbs *)u)->post++; }
+static void cb_finish(void *u, int st) { ((struct cbs *)u)->finish++; ((struct cbs *)u)->status = st; }
+
+static void test_callbacks(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t a = CASK_DELAYED(g, "test.count", &err, cask_int(1));
+    cask_task_t b = CASK_DELAYED(g, "test.count", &err, cask_ref(a));
+    struct cbs c = { 0 };
+    cask_callbacks_t cb = { cb_start, cb_pre, cb_post, cb_finish, &c };
+    cask_compute_opts_t o = { .scheduler = "sync", .callbacks = &cb };
+    cask_value_t r;
+    assert_ok(cask_compute(g, &b, 1, &r, &o, NULL, &err), &err);
+    assert_int_equal(c.start, 2);
+    assert_int_equal(c.pre, 2);
+    assert_int_equal(c.post, 2);
+    assert_int_equal(c.finish, 1);
+    assert_int_equal(c.status, 0);
+    cask_task_t f = CASK_DELAYED(g, "cask.fail", &err, cask_ref(b));
+    memset(&c, 0, sizeof c);
+    assert_int_equal(cask_compute(g, &f, 1, &r, &o, NULL, &err), CASK_EKERNEL);
+    assert_int_equal(c.finish, 1);
+    assert_int_equal(c.status, CASK_EKERNEL);
+    cask_graph_free(g);
+}
+
+/* A user scheduler: FIFO order, written against the public run API. */
+struct fifo { cask_tid_t *q; size_t head, tail; };
+static void fifo_ready(void *ctx, cask_tid_t t)
+{
+    struct fifo *f = ctx;
+    f->q[f->tail++] = t;
+}
+static int fifo_run(cask_run_t *r, void *udata, cask_error_t *err)
+{
+    (void)udata, (void)err;
+    struct fifo f = { calloc(cask_run_size(r), sizeof(cask_tid_t)), 0, 0 };
+    if (!f.q)
+        return CASK_ENOMEM;
+    size_t n;
+    const cask_tid_t *src = cask_run_sources(r, &n);
+    for (size_t i = 0; i < n; i++)
+        fifo_ready(&f, src[i]);
+    while (f.head < f.tail && !cask_run_stopped(r)) {
+        cask_tid_t t = f.q[f.head++];
+        if (cask_run_exec(r, t, 0) == 0)
+            cask_run_complete(r, t, fifo_ready, &f);
+    }
+    free(f.q);
+    return 0;
+}
+
+static void test_user_scheduler(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_scheduler_t s = { "test-fifo", fifo_run, NULL, 1 };
+    assert_ok(cask_scheduler_register(&s, &err), &err);
+    assert_int_equal(cask_scheduler_register(&s, &err), CASK_EDUPKEY);
+    assert_true(cask_scheduler_exists("test-fifo"));
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t[30];
+    for (int i = 0; i < 30; i++)
+        t[i] = i < 5 ? CASK_DELAYED(g, "test.count", &err, cask_int(i))
+                     : CASK_DELAYED(g, "test.count", &err, cask_ref(t[i - 5]), cask_ref(t[i - 3]));
+    cask_value_t a, b;
+    assert_ok(compute_on("test-fifo", g, &t[29], 1, &a, NULL, &err), &err);
+    assert_ok(compute_on("sync", g, &t[29], 1, &b, NULL, &err), &err);
+    assert_true(cask_value_equal(&a, &b));
+    /* A scheduler that stops early is caught. */
+    cask_graph_free(g);
+}
+
+static int lazy_run(cask_run_t *r, void *udata, cask_error_t *err)
+{
+    (void)r, (void)udata, (void)err;
+    return 0; /* runs nothing */
+}
+
+static void test_scheduler_that_does_nothing(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_scheduler_t s = { "test-lazy", lazy_run, NULL, 0 };
+    assert_ok(cask_scheduler_register(&s, &err), &err);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t a = CASK_DELAYED(g, "test.count", &err, cask_int(1));
+    cask_value_t r;
+    assert_int_equal(compute_on("test-lazy", g, &a, 1, &r, NULL, &err), CASK_EINVAL);
+    assert_msg_has(&err, "0 of 1 tasks");
+    cask_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shared_parts_once),
+        cmocka_unit_test(test_trace),
+        cmocka_unit_test(test_critical_path_first),
+        cmocka_unit_test(test_intermediates_freed_early),
+        cmocka_unit_test(test_peak_bytes),
+        cmocka_unit_test(test_error_stops),
+        cmocka_unit_test(test_bad_compute_calls),
+        cmocka_unit_test(test_builtins),
+        cmocka_unit_test(test_callbacks),
+        cmocka_unit_test(test_user_scheduler),
+        cmocka_unit_test(test_scheduler_that_does_nothing),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -90,7 +90,11 @@ test-asan: deps
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  CFLAGS="-O1 -g" test-run
 
-bench: deps all
+$(BUILD)/bench/cask_bench: bench/cask_bench.c $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
+bench: deps all $(BUILD)/bench/cask_bench
 	@BUILD=$(BUILD) bench/run $(BENCH)
 
 # Every symbol libcask.so exports starts with cask_.

@@ -133,6 +133,7 @@ static void run_destroy(cask_run_t *r)
     cask__free(r->t_start);
     cask__free(r->t_end);
     cask__free(r->t_bytes);
+    cask__free(r->t_order);
     cask__plan_destroy(&r->p);
 }
 
@@ -179,7 +180,8 @@ int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         (trace && (!(r.t_worker = cask__malloc(m * sizeof *r.t_worker)) ||
                    !(r.t_start = cask__calloc(m, sizeof *r.t_start)) ||
                    !(r.t_end = cask__calloc(m, sizeof *r.t_end)) ||
-                   !(r.t_bytes = cask__calloc(m, sizeof *r.t_bytes))))) {
+                   !(r.t_bytes = cask__calloc(m, sizeof *r.t_bytes)) ||
+                   !(r.t_order = cask__malloc(m * sizeof *r.t_order))))) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);
         goto out;
     }

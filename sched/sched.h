@@ -21,6 +21,8 @@ struct cask_run {
     int32_t  *t_worker;            /* trace: worker of each task, -1 not run */
     uint64_t *t_start, *t_end;     /* trace: kernel start and end, ns */
     uint64_t *t_bytes;             /* trace: bytes of each output */
+    uint32_t *t_order;             /* trace: tasks in the order they started */
+    atomic_uint t_started;         /* trace: entries of t_order taken */
     uint64_t  t0;                  /* compute start, ns */
     atomic_bool stopped;           /* an error (or a cancel): start nothing new */
     atomic_int  err_taken;         /* 1 once the first error is recorded */

@@ -40,14 +40,16 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
         goto fail;
     tr->workers = r->workers;
     tr->n = n;
+    /* Tasks in the order they started: sorted already when one worker ran
+    ** them, nearly so otherwise. */
     int sorted = 1;
     for (uint32_t i = 0; i < n; i++) {
-        order[i] = i;
-        if (i && r->t_start[i] < r->t_start[i - 1])
+        uint32_t t = order[i] = r->t_order[i];
+        if (i && r->t_start[t] < r->t_start[order[i - 1]])
             sorted = 0;
-        const char *key = cask__key(g, r->p.task[i]);
+        const char *key = cask__key(g, r->p.task[t]);
         size_t klen = strlen(key);
-        uint32_t gid = g->group[r->p.task[i]];
+        uint32_t gid = g->group[r->p.task[t]];
         chars += klen + 2 + (gid ? strlen(cask__strtab_get(&g->groups, gid - 1))
                                  : cask__derived_group_len(key));
     }

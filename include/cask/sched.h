@@ -212,6 +212,7 @@ typedef struct cask_readyq {
     const cask_run_t *run;  /* private */
     void  *heap;            /* private */
     size_t len, cap;        /* private */
+    size_t heaped;          /* private */
     uint64_t seq;           /* private */
 } cask_readyq_t;
 

@@ -146,18 +146,26 @@ void cask_run_complete(cask_run_t *r, cask_tid_t t,
 
 /* ------------------------------------------------------------ ready queue */
 
-/* A binary heap whose entries go first when their rank is larger, then
-** their tie (bytes freed, then the most recent push). Pushes only append;
-** the heap is repaired at the next pop, by sifting the new entries up when
-** they are few or by one bottom-up heapify when they are many (a compute's
-** sources arrive all at once). Pops sift the hole down to a leaf taking the
-** larger child, then the last entry up (Floyd): about log2(n) compares
-** instead of 2 log2(n). */
+/* The queue is a stack in front of a binary heap. Entries go first when
+** their rank is larger, then their tie: bytes freed, then the most recent
+** push. Consecutive pushes with equal (rank, bytes freed) go on the stack:
+** they are the most recent entries, so on equal keys they beat the whole
+** heap, and a wide graph's sources cost O(1) each. A push with another key
+** moves the stack into the heap. Heap pushes only append; the heap is
+** repaired at the next pop, by sifting the new entries up when they are
+** few or by one bottom-up heapify when they are many. Pops sift the hole
+** down to a leaf taking the larger child, then the last entry up (Floyd):
+** about log2(n) compares instead of 2 log2(n). */
 typedef struct qent {
     double   rank;
     uint64_t tie;
     uint32_t t;
 } qent_t;
+
+typedef struct sent {   /* a stack entry: the key is the stack's */
+    uint32_t t;
+    uint32_t seq;
+} sent_t;
 
 static inline int before(const qent_t *a, const qent_t *b)
 {
@@ -187,16 +195,32 @@ static uint64_t bytes_freed(const cask_run_t *r, cask_tid_t t)
     return b;
 }
 
+/* Move the stack into the heap (unheaped; repaired at the next pop). */
+static int spill(cask_readyq_t *q)
+{
+    if (cask__grow(&q->heap, &q->cap, q->len + q->top, sizeof(qent_t)))
+        return CASK_ENOMEM;
+    qent_t *h = q->heap;
+    const sent_t *st = q->stack;
+    for (size_t i = 0; i < q->top; i++)
+        h[q->len++] = (qent_t){ q->stack_rank, q->stack_freed << 32 | st[i].seq, st[i].t };
+    q->top = 0;
+    return 0;
+}
+
 int cask_readyq_push(cask_readyq_t *q, cask_tid_t t)
 {
-    if (q->len == q->cap &&
-        cask__grow(&q->heap, &q->cap, q->len + 1, sizeof(qent_t)))
-        return CASK_ENOMEM;
     uint64_t freed = bytes_freed(q->run, t);
     if (freed > 0xffffffffu)
         freed = 0xffffffffu;
-    qent_t *h = q->heap;
-    h[q->len++] = (qent_t){ q->run->p.rank[t], freed << 32 | (q->seq++ & 0xffffffffu), t };
+    double rank = q->run->p.rank[t];
+    if (q->top && (rank != q->stack_rank || freed != q->stack_freed) && spill(q))
+        return CASK_ENOMEM;
+    if (q->top == q->room && cask__grow(&q->stack, &q->room, q->top + 1, sizeof(sent_t)))
+        return CASK_ENOMEM;
+    ((sent_t *)q->stack)[q->top++] = (sent_t){ t, (uint32_t)q->seq++ };
+    q->stack_rank = rank;
+    q->stack_freed = freed;
     return 0;
 }
 
@@ -250,11 +274,16 @@ static void repair(cask_readyq_t *q)
 
 bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
 {
-    if (!q->len)
-        return false;
     if (q->heaped != q->len)
         repair(q);
     qent_t *h = q->heap;
+    if (q->top && (!q->len || q->stack_rank > h[0].rank ||
+                   (q->stack_rank == h[0].rank && q->stack_freed >= h[0].tie >> 32))) {
+        *t = ((sent_t *)q->stack)[--q->top].t;
+        return true;
+    }
+    if (!q->len)
+        return false;
     *t = h[0].t;
     q->len--;
     if (q->len)
@@ -265,12 +294,13 @@ bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
 
 size_t cask_readyq_size(const cask_readyq_t *q)
 {
-    return q->len;
+    return q->len + q->top;
 }
 
 void cask_readyq_destroy(cask_readyq_t *q)
 {
     cask__free(q->heap);
-    q->heap = NULL;
-    q->len = q->cap = q->heaped = 0;
+    cask__free(q->stack);
+    q->heap = q->stack = NULL;
+    q->len = q->cap = q->heaped = q->top = q->room = 0;
 }

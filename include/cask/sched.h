@@ -214,6 +214,10 @@ typedef struct cask_readyq {
     size_t len, cap;        /* private */
     size_t heaped;          /* private */
     uint64_t seq;           /* private */
+    void  *stack;           /* private */
+    size_t top, room;       /* private */
+    double stack_rank;      /* private */
+    uint64_t stack_freed;   /* private */
 } cask_readyq_t;
 
 /* Set up q for r. Returns 0 (never allocates until the first push). */

@@ -431,6 +431,87 @@ static void test_scheduler_that_does_nothing(void **state)
     cask_graph_free(g);
 }
 
+
+/* The ready queue's order, checked against a plain list: every pop is the
+** highest rank among the ready tasks, and among equal ranks (no byte
+** buffers here, so nothing frees bytes) the one made ready last. */
+struct check { cask_readyq_t q; cask_run_t *r; cask_tid_t *ready; uint64_t *when; size_t n; uint64_t seq; int bad; };
+static void check_ready(void *ctx, cask_tid_t t)
+{
+    struct check *c = ctx;
+    c->ready[c->n] = t;
+    c->when[c->n++] = c->seq++;
+    if (cask_readyq_push(&c->q, t))
+        c->bad = 1;
+}
+static int check_run(cask_run_t *r, void *udata, cask_error_t *err)
+{
+    (void)udata, (void)err;
+    size_t m = cask_run_size(r);
+    struct check c = { .r = r, .ready = malloc(m * sizeof(cask_tid_t)), .when = malloc(m * 8) };
+    cask_readyq_init(&c.q, r);
+    size_t n;
+    const cask_tid_t *src = cask_run_sources(r, &n);
+    for (size_t i = 0; i < n; i++)
+        check_ready(&c, src[i]);
+    cask_tid_t t;
+    while (cask_readyq_pop(&c.q, &t)) {
+        size_t best = 0;
+        for (size_t i = 1; i < c.n; i++) {
+            double a = cask_run_priority(r, c.ready[i]), b = cask_run_priority(r, c.ready[best]);
+            if (a > b || (a == b && c.when[i] > c.when[best]))
+                best = i;
+        }
+        if (c.ready[best] != t)
+            c.bad = 1;
+        for (size_t i = 0; i < c.n; i++)
+            if (c.ready[i] == t) {
+                c.ready[i] = c.ready[--c.n];
+                c.when[i] = c.when[c.n];
+                break;
+            }
+        if (cask_run_exec(r, t, 0))
+            break;
+        cask_run_complete(r, t, check_ready, &c);
+    }
+    cask_readyq_destroy(&c.q);
+    free(c.ready);
+    free(c.when);
+    return c.bad ? CASK_EINVAL : 0;
+}
+
+static void test_ready_queue_order(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_scheduler_t s = { "test-check", check_run, NULL, 1 };
+    assert_ok(cask_scheduler_register(&s, &err), &err);
+    srand(7);
+    for (int round = 0; round < 30; round++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        int n = 20 + rand() % 300;
+        cask_task_t *t = malloc((size_t)n * sizeof *t);
+        for (int i = 0; i < n; i++) {
+            cask_value_t in[4];
+            size_t k = 0;
+            for (int j = 0; j < 3 && i > 0; j++)
+                if (rand() % 3)
+                    in[k++] = cask_ref(t[rand() % i]);
+            in[k++] = cask_int(i);
+            /* few distinct costs, so equal ranks are common */
+            cask_task_spec_t spec = { .kernel = "cask.add", .inputs = in, .n_inputs = k,
+                                      .cost = (double)(1 + rand() % 3), .index = (uint64_t)i };
+            assert_ok(cask_graph_add(g, &spec, &t[i], &err), &err);
+        }
+        cask_value_t a, b;
+        assert_ok(compute_on("test-check", g, &t[n - 1], 1, &a, NULL, &err), &err);
+        assert_ok(compute_on("sync", g, &t[n - 1], 1, &b, NULL, &err), &err);
+        assert_true(cask_value_equal(&a, &b));
+        free(t);
+        cask_graph_free(g);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_callbacks),
         cmocka_unit_test(test_user_scheduler),
         cmocka_unit_test(test_scheduler_that_does_nothing),
+        cmocka_unit_test(test_ready_queue_order),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -89,12 +89,19 @@ static uint32_t find_kernel(cask_graph_t *g, const char *name)
     return id;
 }
 
-/* Write v in lowercase hex, 16 digits. */
+/* Write v in lowercase hex, 16 digits, two at a time. */
 static char *put_hex(char *p, uint64_t v)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--)
-        p[15 - i] = digits[(v >> (4 * i)) & 15];
+    static char pairs[512];
+    if (!pairs[1]) { /* benign race: every thread writes the same bytes */
+        static const char digits[] = "0123456789abcdef";
+        for (int i = 0; i < 256; i++) {
+            pairs[2 * i] = digits[i >> 4];
+            pairs[2 * i + 1] = digits[i & 15];
+        }
+    }
+    for (int i = 7; i >= 0; i--)
+        memcpy(p + 2 * (7 - i), pairs + 2 * ((v >> (8 * i)) & 255), 2);
     return p + 16;
 }
 
@@ -156,11 +163,8 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
     size_t n_refs = 0;
     uint64_t h = 0;
     int gen = spec->key == NULL;
-    if (gen) {
-        h = cask__hash(spec->kernel ? spec->kernel : "", spec->kernel ? strlen(spec->kernel) : 0,
-                       0x6361736bull);
-        h = cask__mix(h, spec->n_inputs);
-    }
+    if (gen)
+        h = cask__mix(k ? k->name_hash : 0x6361736bull, spec->n_inputs);
     for (size_t i = 0; i < spec->n_inputs; i++) {
         const cask_value_t *v = &spec->inputs[i];
         if ((unsigned)v->type > CASK_REF)
@@ -199,7 +203,7 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
                              "key name must have 1 to 63 bytes, not %zu", nlen);
         uint64_t token = spec->token;
         if (!token) {
-            token = cask__mix(cask__hash(name, nlen, h), spec->n_after);
+            token = cask__hash(name, nlen, cask__mix(h, spec->n_after));
             if (k && (k->opts.flags & CASK_KERNEL_IMPURE))
                 token = cask__mix(token, fresh_token());
         }

@@ -39,13 +39,20 @@ int cask__err(cask_error_t *err, int code, const char *key,
 /* -------------------------------------------------------------- hashing */
 
 uint64_t cask__hash(const void *p, size_t n, uint64_t seed);
+/* Fold v into h (cheap; finish with cask__avalanche before use as a hash). */
 static inline uint64_t cask__mix(uint64_t h, uint64_t v)
 {
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    h ^= h >> 31;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 29;
-    return h;
+    h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+/* Spread every input bit over the whole word. */
+static inline uint64_t cask__avalanche(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
 }
 /* The hash of a value's contents (refs: the hash of the task's key). */
 uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash);
@@ -57,6 +64,7 @@ typedef struct cask__kernel {
     cask_kernel_fn     fn;       /* the function */
     cask_kernel_opts_t opts;     /* flags, cost, udata */
     uint32_t           short_at; /* offset of the name after its last '.' */
+    uint64_t           name_hash;/* cask__hash of the name */
 } cask__kernel_t;
 
 #define CASK__NO_KERNEL UINT32_MAX

@@ -82,6 +82,7 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
     k->opts = *opts;
     const char *dot = strrchr(name, '.');
     k->short_at = dot && dot[1] ? (uint32_t)(dot + 1 - name) : 0;
+    k->name_hash = cask__hash(name, len, 0x6361736bull);
     atomic_store_explicit(&kernels[n_kernels], k, memory_order_release);
     *slot = ++n_kernels;
 out:

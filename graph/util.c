@@ -150,16 +150,19 @@ uint64_t cask__hash(const void *p, size_t n, uint64_t seed)
         s += 8;
         n -= 8;
     }
-    uint64_t t = 0;
-    for (size_t i = 0; i < n; i++)
-        t |= (uint64_t)s[i] << (8 * i);
-    h ^= t * 0x87c37b91114253d5ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
+    if (n) { /* the last 1..7 bytes, as one little-endian word */
+        uint64_t t = 0;
+        if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, s, 4);
+            memcpy(&b, s + n - 4, 4);
+            t = (uint64_t)a << 32 | b; /* together they hold every byte */
+        } else {
+            t = (uint64_t)s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16;
+        }
+        h ^= t * 0x87c37b91114253d5ull;
+    }
+    return cask__avalanche(h);
 }
 
 /* ---------------------------------------------------------------- version */

@@ -244,7 +244,7 @@ bool cask_value_equal(const cask_value_t *a, const cask_value_t *b)
 
 uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash)
 {
-    uint64_t h = cask__mix(0x5bd1e995u, (uint64_t)v->type);
+    uint64_t h = (uint64_t)v->type + 1;
     switch (v->type) {
     case CASK_NONE:   return h;
     case CASK_INT64:  return cask__mix(h, (uint64_t)v->u.i);

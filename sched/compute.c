@@ -165,7 +165,9 @@ int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         info->workers = r.workers;
         snprintf(info->scheduler, sizeof info->scheduler, "%s", s.name);
     }
+    cask__clock_init();
     uint64_t t0 = cask_now_ns();
+    r.tick0 = cask__tick();
     if ((rc = cask__plan_build(g, outs, n, 1, &r.p, err)))
         return rc;
     r.g = g;

@@ -13,13 +13,6 @@
 
 #include "sched.h"
 
-uint64_t cask_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 size_t cask_run_size(const cask_run_t *r) { return r->p.n; }
 int cask_run_workers(const cask_run_t *r) { return r->workers; }
 double cask_run_priority(const cask_run_t *r, cask_tid_t t) { return r->p.rank[t]; }
@@ -83,21 +76,24 @@ int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
     const cask_callbacks_t *cb = r->cb;
     if (cb && cb->pretask)
         cb->pretask(cb->udata, cask__key(g, gt), worker);
-    uint64_t start = r->t_start || (cb && cb->posttask) ? cask_now_ns() : 0;
+    uint64_t start = r->t_start || (cb && cb->posttask) ? cask__tick() : 0;
     if (r->t_order)
         r->t_order[atomic_fetch_add_explicit(&r->t_started, 1, memory_order_relaxed)] = t;
     cask_value_t out;
     int rc = cask__kernel_invoke(k, args, n, &out, worker, msg, sizeof msg);
-    uint64_t end = start ? cask_now_ns() : 0;
+    uint64_t end = start ? cask__tick() : 0;
     if (args != small)
         cask__free(args);
-    if (r->t_start) {
-        r->t_start[t] = start - r->t0;
-        r->t_end[t] = end - r->t0;
+    if (r->t_start) { /* ticks: the trace converts them */
+        r->t_start[t] = start;
+        r->t_end[t] = end;
         r->t_worker[t] = worker;
     }
-    if (cb && cb->posttask)
-        cb->posttask(cb->udata, cask__key(g, gt), worker, (double)(end - start) * 1e-9, rc);
+    if (cb && cb->posttask) {
+        cask__tickconv_t c;
+        cask__tick_rate(&c);
+        cb->posttask(cb->udata, cask__key(g, gt), worker, (double)(end - start) * c.ns_per_tick * 1e-9, rc);
+    }
     if (rc) {
         cask_error_t e;
         cask__err(&e, rc, cask__key(g, gt), k->name, "%s", msg);

@@ -24,6 +24,7 @@ struct cask_run {
     uint32_t *t_order;             /* trace: tasks in the order they started */
     atomic_uint t_started;         /* trace: entries of t_order taken */
     uint64_t  t0;                  /* compute start, ns */
+    uint64_t  tick0;               /* compute start, ticks */
     atomic_bool stopped;           /* an error (or a cancel): start nothing new */
     atomic_int  err_taken;         /* 1 once the first error is recorded */
     cask_error_t err;              /* the first error */
@@ -31,6 +32,19 @@ struct cask_run {
     atomic_size_t peak;            /* and at most */
     atomic_size_t done;            /* tasks completed */
 };
+
+/* Ticks: a cheap monotonic counter (sched/clock.c); convert with a tickconv. */
+void cask__clock_init(void);
+uint64_t cask__tick(void);
+typedef struct cask__tickconv {
+    uint64_t tick0, ns0;  /* a tick and the monotonic ns it was taken at */
+    double ns_per_tick;   /* the rate between them and now */
+} cask__tickconv_t;
+void cask__tick_rate(cask__tickconv_t *c);
+static inline uint64_t cask__tick_ns(const cask__tickconv_t *c, uint64_t tick)
+{
+    return c->ns0 + (uint64_t)((double)(int64_t)(tick - c->tick0) * c->ns_per_tick);
+}
 
 /* Record err as the run's error if it is the first; stop the run. */
 void cask__run_fail(cask_run_t *r, const cask_error_t *err);

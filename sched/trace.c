@@ -34,6 +34,9 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
 {
     const cask_graph_t *g = r->g;
     size_t n = r->p.n, chars = 0;
+    cask__tickconv_t conv;
+    cask__tick_rate(&conv);
+    uint64_t zero = cask__tick_ns(&conv, r->tick0);
     cask_trace_t *tr = cask__calloc(1, sizeof *tr);
     uint32_t *order = cask__malloc((n ? n : 1) * sizeof *order);
     if (!tr || !order)
@@ -79,8 +82,10 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
         s[glen] = '\0';
         s += glen + 1;
         e->worker = r->t_worker[t];
-        e->start_ns = r->t_start[t];
-        e->end_ns = r->t_end[t];
+        e->start_ns = cask__tick_ns(&conv, r->t_start[t]) - zero;
+        e->end_ns = cask__tick_ns(&conv, r->t_end[t]) - zero;
+        if (e->start_ns > e->end_ns) /* a rounding step; never negative */
+            e->start_ns = e->end_ns;
         e->bytes = r->t_bytes[t];
         if (e->end_ns > tr->span)
             tr->span = e->end_ns;

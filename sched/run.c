@@ -142,26 +142,21 @@ void cask_run_complete(cask_run_t *r, cask_tid_t t,
 
 /* ------------------------------------------------------------ ready queue */
 
-/* The queue is a stack in front of a binary heap. Entries go first when
-** their rank is larger, then their tie: bytes freed, then the most recent
-** push. Consecutive pushes with equal (rank, bytes freed) go on the stack:
-** they are the most recent entries, so on equal keys they beat the whole
-** heap, and a wide graph's sources cost O(1) each. A push with another key
-** moves the stack into the heap. Heap pushes only append; the heap is
-** repaired at the next pop, by sifting the new entries up when they are
-** few or by one bottom-up heapify when they are many. Pops sift the hole
-** down to a leaf taking the larger child, then the last entry up (Floyd):
-** about log2(n) compares instead of 2 log2(n). */
+/* The queue is a stack beside a binary heap. Entries go first when their
+** rank is larger, then their tie: bytes freed, then the most recent push.
+** A push whose (rank, bytes freed) equals the stack's, or finds the stack
+** empty, goes on the stack; any other goes to the heap. So every heap entry
+** with the stack's key is older than the whole stack, and on equal keys the
+** stack wins: a wide graph's sources cost O(1) each. Heap pushes only
+** append; the heap is repaired at the next pop, by sifting the new entries
+** up when they are few or by one bottom-up heapify when they are many.
+** Pops sift the hole down to a leaf taking the larger child, then the last
+** entry up (Floyd): about log2(n) compares instead of 2 log2(n). */
 typedef struct qent {
     double   rank;
     uint64_t tie;
     uint32_t t;
 } qent_t;
-
-typedef struct sent {   /* a stack entry: the key is the stack's */
-    uint32_t t;
-    uint32_t seq;
-} sent_t;
 
 static inline int before(const qent_t *a, const qent_t *b)
 {
@@ -191,30 +186,21 @@ static uint64_t bytes_freed(const cask_run_t *r, cask_tid_t t)
     return b;
 }
 
-/* Move the stack into the heap (unheaped; repaired at the next pop). */
-static int spill(cask_readyq_t *q)
-{
-    if (cask__grow(&q->heap, &q->cap, q->len + q->top, sizeof(qent_t)))
-        return CASK_ENOMEM;
-    qent_t *h = q->heap;
-    const sent_t *st = q->stack;
-    for (size_t i = 0; i < q->top; i++)
-        h[q->len++] = (qent_t){ q->stack_rank, q->stack_freed << 32 | st[i].seq, st[i].t };
-    q->top = 0;
-    return 0;
-}
-
 int cask_readyq_push(cask_readyq_t *q, cask_tid_t t)
 {
     uint64_t freed = bytes_freed(q->run, t);
     if (freed > 0xffffffffu)
         freed = 0xffffffffu;
     double rank = q->run->p.rank[t];
-    if (q->top && (rank != q->stack_rank || freed != q->stack_freed) && spill(q))
+    if (q->top && (rank != q->stack_rank || freed != q->stack_freed)) {
+        if (q->len == q->cap && cask__grow(&q->heap, &q->cap, q->len + 1, sizeof(qent_t)))
+            return CASK_ENOMEM;
+        ((qent_t *)q->heap)[q->len++] = (qent_t){ rank, freed << 32 | (q->seq++ & 0xffffffffu), t };
+        return 0;
+    }
+    if (q->top == q->room && cask__grow(&q->stack, &q->room, q->top + 1, sizeof(cask_tid_t)))
         return CASK_ENOMEM;
-    if (q->top == q->room && cask__grow(&q->stack, &q->room, q->top + 1, sizeof(sent_t)))
-        return CASK_ENOMEM;
-    ((sent_t *)q->stack)[q->top++] = (sent_t){ t, (uint32_t)q->seq++ };
+    ((cask_tid_t *)q->stack)[q->top++] = t; /* the newest of its key: no seq needed */
     q->stack_rank = rank;
     q->stack_freed = freed;
     return 0;
@@ -275,7 +261,7 @@ bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
     qent_t *h = q->heap;
     if (q->top && (!q->len || q->stack_rank > h[0].rank ||
                    (q->stack_rank == h[0].rank && q->stack_freed >= h[0].tie >> 32))) {
-        *t = ((sent_t *)q->stack)[--q->top].t;
+        *t = ((cask_tid_t *)q->stack)[--q->top];
         return true;
     }
     if (!q->len)

@@ -21,6 +21,7 @@ cask_graph_t *cask_graph_new(cask_error_t *err)
         cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a graph");
         return NULL;
     }
+    atomic_init(&g->refs, 1);
     g->in_off = cask__calloc(1, sizeof *g->in_off);
     if (!g->in_off) {
         cask__free(g);
@@ -30,9 +31,14 @@ cask_graph_t *cask_graph_new(cask_error_t *err)
     return g;
 }
 
+void cask__graph_incref(const cask_graph_t *g)
+{
+    atomic_fetch_add_explicit(&((cask_graph_t *)g)->refs, 1, memory_order_relaxed);
+}
+
 void cask_graph_free(cask_graph_t *g)
 {
-    if (!g)
+    if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < g->n_in; i++)
         cask_value_decref(&g->in[i]);

@@ -6,6 +6,7 @@
 #define CASK__GRAPH_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -102,6 +103,7 @@ int cask__kernel_invoke(const cask__kernel_t *k, const cask_value_t *args,
 ** ordering-only dependencies (CASK_REF values). Every ref points to a task
 ** added earlier, so index order is a topological order. */
 struct cask_graph {
+    atomic_uint refs;        /* the owner's, and one per trace that borrows keys */
     uint32_t  n, cap;        /* tasks, and room for them */
     cask__strtab_t keys;     /* key of task t is string t; its hash keys.hash[t] */
     cask__strtab_t groups;   /* explicit group names */
@@ -123,6 +125,9 @@ static inline const char *cask__key(const cask_graph_t *g, uint32_t t)
 {
     return cask__strtab_get(&g->keys, t);
 }
+
+/* Take a reference on g (traces keep its key strings alive). */
+void cask__graph_incref(const cask_graph_t *g);
 
 /* Add with an explicit cost that may be zero (readers); NaN: default. */
 int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec,

@@ -13,7 +13,10 @@ struct cask_trace {
     int      workers;          /* workers of the run */
     size_t   n;                /* events */
     cask_trace_event_t *ev;    /* sorted by start, then worker */
-    char    *strings;          /* keys and groups, NUL-terminated */
+    const cask_graph_t *g;     /* a reference: the keys are its strings */
+    char    *derived;          /* groups made from keys, on first read */
+    atomic_int ready;          /* 1 once every event has its group */
+    pthread_mutex_t lock;      /* guards making them */
     uint64_t span;             /* last end */
 };
 
@@ -33,7 +36,7 @@ static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
 cask_trace_t *cask__trace_build(const cask_run_t *r)
 {
     const cask_graph_t *g = r->g;
-    size_t n = r->p.n, chars = 0;
+    size_t n = r->p.n;
     cask__tickconv_t conv;
     cask__tick_rate(&conv);
     uint64_t zero = cask__tick_ns(&conv, r->tick0);
@@ -47,14 +50,9 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
     ** them, nearly so otherwise. */
     int sorted = 1;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t t = order[i] = r->t_order[i];
-        if (i && r->t_start[t] < r->t_start[order[i - 1]])
+        order[i] = r->t_order[i];
+        if (i && r->t_start[order[i]] < r->t_start[order[i - 1]])
             sorted = 0;
-        const char *key = cask__key(g, r->p.task[t]);
-        size_t klen = strlen(key);
-        uint32_t gid = g->group[r->p.task[t]];
-        chars += klen + 2 + (gid ? strlen(cask__strtab_get(&g->groups, gid - 1))
-                                 : cask__derived_group_len(key));
     }
     if (!sorted) {
         pthread_mutex_lock(&sort_lock);
@@ -62,25 +60,16 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
         qsort(order, n, sizeof *order, by_start);
         pthread_mutex_unlock(&sort_lock);
     }
-    if (!(tr->ev = cask__malloc((n ? n : 1) * sizeof *tr->ev)) ||
-        !(tr->strings = cask__malloc(chars + 1)))
+    if (!(tr->ev = cask__malloc((n ? n : 1) * sizeof *tr->ev)))
         goto fail;
-    char *s = tr->strings;
+    cask__graph_incref(g);
+    tr->g = g;
+    pthread_mutex_init(&tr->lock, NULL);
     for (size_t i = 0; i < n; i++) {
-        uint32_t t = order[i], gt = r->p.task[t];
-        const char *key = cask__key(g, gt);
-        size_t klen = strlen(key);
+        uint32_t t = order[i], gt = r->p.task[t], gid = g->group[gt];
         cask_trace_event_t *e = &tr->ev[i];
-        e->key = s;
-        memcpy(s, key, klen + 1);
-        s += klen + 1;
-        uint32_t gid = g->group[gt];
-        const char *grp = gid ? cask__strtab_get(&g->groups, gid - 1) : key;
-        size_t glen = gid ? strlen(grp) : cask__derived_group_len(key);
-        e->group = s;
-        memcpy(s, grp, glen);
-        s[glen] = '\0';
-        s += glen + 1;
+        e->key = cask__key(g, gt); /* stable while g lives, and the trace holds g */
+        e->group = gid ? cask__strtab_get(&g->groups, gid - 1) : NULL; /* NULL: derived later */
         e->worker = r->t_worker[t];
         e->start_ns = cask__tick_ns(&conv, r->t_start[t]) - zero;
         e->end_ns = cask__tick_ns(&conv, r->t_end[t]) - zero;
@@ -98,21 +87,60 @@ fail:
     return NULL;
 }
 
+/* Give every event whose group derives from its key a string of its own:
+** done once, on the first read, so a compute that never reads its trace
+** never pays for it. Returns 0 or CASK_ENOMEM. */
+static int make_groups(cask_trace_t *tr)
+{
+    if (atomic_load_explicit(&tr->ready, memory_order_acquire))
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&tr->lock);
+    if (!atomic_load_explicit(&tr->ready, memory_order_relaxed)) {
+        size_t chars = 0;
+        for (size_t i = 0; i < tr->n; i++)
+            if (!tr->ev[i].group)
+                chars += cask__derived_group_len(tr->ev[i].key) + 1;
+        char *s = tr->derived = cask__malloc(chars ? chars : 1);
+        if (!s)
+            rc = CASK_ENOMEM;
+        for (size_t i = 0; s && i < tr->n; i++) {
+            if (tr->ev[i].group)
+                continue;
+            size_t len = cask__derived_group_len(tr->ev[i].key);
+            memcpy(s, tr->ev[i].key, len);
+            s[len] = '\0';
+            tr->ev[i].group = s;
+            s += len + 1;
+        }
+        if (!rc)
+            atomic_store_explicit(&tr->ready, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&tr->lock);
+    return rc;
+}
+
 size_t cask_trace_size(const cask_trace_t *tr) { return tr ? tr->n : 0; }
 int cask_trace_workers(const cask_trace_t *tr) { return tr ? tr->workers : 0; }
 uint64_t cask_trace_span_ns(const cask_trace_t *tr) { return tr ? tr->span : 0; }
 
 const cask_trace_event_t *cask_trace_event(const cask_trace_t *tr, size_t i)
 {
-    return tr && i < tr->n ? &tr->ev[i] : NULL;
+    if (!tr || i >= tr->n || make_groups((cask_trace_t *)tr))
+        return NULL;
+    return &tr->ev[i];
 }
 
 void cask_trace_free(cask_trace_t *tr)
 {
     if (!tr)
         return;
+    if (tr->g) {
+        pthread_mutex_destroy(&tr->lock);
+        cask_graph_free((cask_graph_t *)tr->g);
+    }
     cask__free(tr->ev);
-    cask__free(tr->strings);
+    cask__free(tr->derived);
     cask__free(tr);
 }
 
@@ -122,7 +150,7 @@ int cask_trace_dump_json(const cask_trace_t *tr, FILE *f, cask_error_t *err)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "trace or file is NULL");
     json_t *tasks = json_array(), *root = json_object();
     int rc = CASK_ENOMEM;
-    if (!tasks || !root || json_object_set_new(root, "workers", json_integer(tr->workers)))
+    if (make_groups((cask_trace_t *)tr) || !tasks || !root || json_object_set_new(root, "workers", json_integer(tr->workers)))
         goto out;
     for (size_t i = 0; i < tr->n; i++) {
         const cask_trace_event_t *e = &tr->ev[i];

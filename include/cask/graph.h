@@ -134,7 +134,8 @@ typedef struct cask_task_spec {
 */
 CASK_API cask_graph_t *cask_graph_new(cask_error_t *err);
 
-/* Free g and everything it holds. NULL is allowed. */
+/* Free g and everything it holds (key strings that a trace still shows
+** live on until the trace is freed). NULL is allowed. */
 CASK_API void cask_graph_free(cask_graph_t *g);
 
 /*

@@ -512,6 +512,33 @@ static void test_ready_queue_order(void **state)
     }
 }
 
+/* A trace outlives its graph, groups included. */
+static void test_trace_outlives_graph(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t a = CASK_DELAYED(g, "test.count", &err, cask_int(1));
+    cask_task_spec_t spec = { .kernel = "test.count", .inputs = (cask_value_t[]){ cask_ref(a) },
+                              .n_inputs = 1, .key = "final", .group = "finish" };
+    cask_task_t b;
+    assert_ok(cask_graph_add(g, &spec, &b, &err), &err);
+    char key_a[CASK_KEY_MAX + 1];
+    strcpy(key_a, cask_graph_key(g, a));
+    cask_value_t r;
+    cask_compute_info_t info;
+    assert_ok(compute_on("sync", g, &b, 1, &r, &info, &err), &err);
+    cask_graph_free(g);
+    const cask_trace_event_t *e0 = cask_trace_event(info.trace, 0), *e1 = cask_trace_event(info.trace, 1);
+    assert_string_equal(e0->key, key_a);
+    assert_int_equal(strncmp(e0->group, key_a, strlen(e0->group)), 0);
+    assert_string_equal(e0->group + strlen(e0->group), "");
+    assert_int_equal(strlen(e0->group), strlen(key_a) - 2); /* without "-0" */
+    assert_string_equal(e1->key, "final");
+    assert_string_equal(e1->group, "finish");
+    cask_trace_free(info.trace);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_user_scheduler),
         cmocka_unit_test(test_scheduler_that_does_nothing),
         cmocka_unit_test(test_ready_queue_order),
+        cmocka_unit_test(test_trace_outlives_graph),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -45,7 +45,7 @@ void cask_graph_free(cask_graph_t *g)
     cask__strtab_destroy(&g->keys);
     cask__strtab_destroy(&g->groups);
     cask__free(g->in_off);
-    cask__free(g->n_args);
+    cask__free(g->n_after);
     cask__free(g->kernel);
     cask__free(g->group);
     cask__free(g->cost);
@@ -69,16 +69,39 @@ static int reserve(cask_graph_t *g, size_t n_in)
     /* Grow each column; a column already grown stays valid if a later one fails. */
     void *p;
 #define GROW(col, extra)                                                    \
-    if (!(p = cask__realloc(g->col, (nc + (extra)) * sizeof *g->col)))     \
-        return CASK_ENOMEM;                                                 \
-    g->col = p;
+    if (g->col || !strcmp(#col, "kernel") || !strcmp(#col, "in_off")) {    \
+        if (!(p = cask__realloc(g->col, (nc + (extra)) * sizeof *g->col))) \
+            return CASK_ENOMEM;                                             \
+        g->col = p;                                                         \
+    }
     GROW(in_off, 1)
-    GROW(n_args, 0)
     GROW(kernel, 0)
+    GROW(n_after, 0)
     GROW(group, 0)
     GROW(cost, 0)
 #undef GROW
     g->cap = (uint32_t)nc;
+    return 0;
+}
+
+/* Make a lazy column (cap entries, the first n set to fill). */
+static int make_u32(cask_graph_t *g, uint32_t **col)
+{
+    if (*col)
+        return 0;
+    if (!(*col = cask__calloc(g->cap ? g->cap : 1, sizeof **col)))
+        return CASK_ENOMEM;
+    return 0;
+}
+
+static int make_cost(cask_graph_t *g)
+{
+    if (g->cost)
+        return 0;
+    if (!(g->cost = cask__malloc((g->cap ? g->cap : 1) * sizeof *g->cost)))
+        return CASK_ENOMEM;
+    for (uint32_t i = 0; i < g->n; i++)
+        g->cost[i] = NAN;
     return 0;
 }
 
@@ -259,6 +282,12 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
     int rc = reserve(g, n_in);
     if (!rc)
         rc = cask__strtab_reserve(&g->keys, klen);
+    if (!rc && spec->n_after)
+        rc = make_u32(g, &g->n_after);
+    if (!rc && spec->group)
+        rc = make_u32(g, &g->group);
+    if (!rc && !isnan(cost))
+        rc = make_cost(g);
     if (rc)
         return cask__err(err, rc, key, spec->kernel, "%s adding a task",
                          rc == CASK_ELIMIT ? "graph too large" : "no memory");
@@ -267,10 +296,13 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
 
     uint32_t t = g->n++;
     cask__strtab_push(&g->keys, key, klen, kh);
-    g->n_args[t] = (uint32_t)spec->n_inputs;
     g->kernel[t] = kid;
-    g->group[t] = gid;
-    g->cost[t] = cost;
+    if (g->n_after)
+        g->n_after[t] = (uint32_t)spec->n_after;
+    if (g->group)
+        g->group[t] = gid;
+    if (g->cost)
+        g->cost[t] = cost;
     if (n_in) {
         cask_value_t *dst = g->in + g->n_in;
         for (size_t i = 0; i < spec->n_inputs; i++) {
@@ -339,7 +371,7 @@ int cask_graph_group(const cask_graph_t *g, cask_task_t t, char *buf, size_t siz
         return -1;
     const char *s;
     size_t len;
-    if (g->group[t]) {
+    if (cask__group_id(g, t)) {
         s = cask__strtab_get(&g->groups, g->group[t] - 1);
         len = strlen(s);
     } else {
@@ -358,9 +390,10 @@ double cask_graph_cost(const cask_graph_t *g, cask_task_t t)
 {
     if (!g || t >= g->n)
         return NAN;
-    if (!isnan(g->cost[t]))
-        return g->cost[t];
-    return cask__kernel_cost(g->kernel[t], g->in + g->in_off[t], g->n_args[t]);
+    double c = cask__cost_given(g, t);
+    if (!isnan(c))
+        return c;
+    return cask__kernel_cost(g->kernel[t], g->in + g->in_off[t], cask__n_args(g, t));
 }
 
 int cask_graph_inputs(const cask_graph_t *g, cask_task_t t,
@@ -369,7 +402,7 @@ int cask_graph_inputs(const cask_graph_t *g, cask_task_t t,
     if (!g || t >= g->n)
         return CASK_EINVAL;
     *inputs = g->in + g->in_off[t];
-    *n = g->n_args[t];
+    *n = cask__n_args(g, t);
     return 0;
 }
 
@@ -378,8 +411,8 @@ int cask_graph_after(const cask_graph_t *g, cask_task_t t,
 {
     if (!g || t >= g->n)
         return CASK_EINVAL;
-    *after = g->in + g->in_off[t] + g->n_args[t];
-    *n = g->in_off[t + 1] - g->in_off[t] - g->n_args[t];
+    *after = g->in + g->in_off[t] + cask__n_args(g, t);
+    *n = g->n_after ? g->n_after[t] : 0;
     return 0;
 }
 
@@ -413,8 +446,9 @@ size_t cask_graph_memory(const cask_graph_t *g)
 {
     if (!g)
         return 0;
-    size_t per_task = sizeof *g->in_off + sizeof *g->n_args + sizeof *g->kernel +
-                      sizeof *g->group + sizeof *g->cost;
+    size_t per_task = sizeof *g->in_off + sizeof *g->kernel +
+                      (g->n_after ? sizeof *g->n_after : 0) + (g->group ? sizeof *g->group : 0) +
+                      (g->cost ? sizeof *g->cost : 0);
     size_t blobs = 0;
     for (size_t i = 0; i < g->n_in; i++)
         blobs += cask_value_nbytes(&g->in[i]);

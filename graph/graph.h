@@ -5,6 +5,7 @@
 #ifndef CASK__GRAPH_H
 #define CASK__GRAPH_H
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -99,19 +100,22 @@ int cask__kernel_invoke(const cask__kernel_t *k, const cask_value_t *args,
 /* ------------------------------------------------------------------ graph */
 
 /* The graph, in arrays. Task t's inputs are in[in_off[t] .. in_off[t+1]):
-** the first n_args[t] are its kernel's arguments, the rest are
-** ordering-only dependencies (CASK_REF values). Every ref points to a task
-** added earlier, so index order is a topological order. */
+** its kernel's arguments, then n_after[t] ordering-only dependencies
+** (CASK_REF values). Every ref points to a task added earlier, so index
+** order is a topological order. The n_after, group and cost columns are
+** made only when a task first needs them (NULL: all zero, derived, NaN):
+** a delayed graph has none, and on these machines every byte of fresh
+** memory costs build time. */
 struct cask_graph {
     atomic_uint refs;        /* the owner's, and one per trace that borrows keys */
     uint32_t  n, cap;        /* tasks, and room for them */
     cask__strtab_t keys;     /* key of task t is string t; its hash keys.hash[t] */
     cask__strtab_t groups;   /* explicit group names */
     uint32_t *in_off;        /* cap + 1 offsets into in */
-    uint32_t *n_args;        /* kernel arguments of t */
     uint32_t *kernel;        /* registry id, or CASK__NO_KERNEL */
-    uint32_t *group;         /* 0: derived from the key; else groups id + 1 */
-    double   *cost;          /* seconds; NaN: the kernel's estimate */
+    uint32_t *n_after;       /* ordering-only dependencies of t, or NULL */
+    uint32_t *group;         /* 0: derived from the key; else groups id + 1; or NULL */
+    double   *cost;          /* seconds; NaN: the kernel's estimate; or NULL */
     cask_value_t *in;        /* all inputs */
     size_t    n_in, cap_in;  /* inputs used, and room */
     size_t    n_edges;       /* refs among them */
@@ -124,6 +128,24 @@ struct cask_graph {
 static inline const char *cask__key(const cask_graph_t *g, uint32_t t)
 {
     return cask__strtab_get(&g->keys, t);
+}
+
+/* Number of kernel arguments of t. */
+static inline uint32_t cask__n_args(const cask_graph_t *g, uint32_t t)
+{
+    return g->in_off[t + 1] - g->in_off[t] - (g->n_after ? g->n_after[t] : 0);
+}
+
+/* t's group id: 0 derived, else groups id + 1. */
+static inline uint32_t cask__group_id(const cask_graph_t *g, uint32_t t)
+{
+    return g->group ? g->group[t] : 0;
+}
+
+/* t's explicit cost, or NaN. */
+static inline double cask__cost_given(const cask_graph_t *g, uint32_t t)
+{
+    return g->cost ? g->cost[t] : (double)NAN;
 }
 
 /* Take a reference on g (traces keep its key strings alive). */

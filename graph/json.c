@@ -660,7 +660,7 @@ int cask_graph_dump_json(const cask_graph_t *g, FILE *f, cask_error_t *err)
                                cask__key(g, t), e - g->in_off[t], cask_type_name(v->type));
                 goto out;
             }
-            if (e < g->in_off[t] + g->n_args[t]) {
+            if (e < g->in_off[t] + cask__n_args(g, t)) {
                 if (json_array_append_new(ins, j))
                     goto out;
             } else {
@@ -671,9 +671,9 @@ int cask_graph_dump_json(const cask_graph_t *g, FILE *f, cask_error_t *err)
                     goto out;
             }
         }
-        if (!isnan(g->cost[t]) && json_object_set_new(o, "cost", json_real(g->cost[t])))
+        if (!isnan(cask__cost_given(g, t)) && json_object_set_new(o, "cost", json_real(g->cost[t])))
             goto out;
-        if (g->group[t] &&
+        if (cask__group_id(g, t) &&
             json_object_set_new(o, "group", json_string(cask__strtab_get(&g->groups, g->group[t] - 1))))
             goto out;
     }

@@ -99,7 +99,7 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
             uint32_t u = p->pidx[g->in[e].u.task];
             p->npred[v]++;
             p->succ_off[u + 1]++;
-            if (e < g->in_off[t] + g->n_args[t])
+            if (e < g->in_off[t] + cask__n_args(g, t))
                 p->nuse[u]++;
         }
     }

@@ -66,7 +66,7 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
     tr->g = g;
     pthread_mutex_init(&tr->lock, NULL);
     for (size_t i = 0; i < n; i++) {
-        uint32_t t = order[i], gt = r->p.task[t], gid = g->group[gt];
+        uint32_t t = order[i], gt = r->p.task[t], gid = cask__group_id(g, gt);
         cask_trace_event_t *e = &tr->ev[i];
         e->key = cask__key(g, gt); /* stable while g lives, and the trace holds g */
         e->group = gid ? cask__strtab_get(&g->groups, gid - 1) : NULL; /* NULL: derived later */

@@ -7,6 +7,7 @@
 ** whose index finds a key in O(1) and lets equal expressions share a task.
 */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -121,14 +122,15 @@ static uint32_t find_kernel(cask_graph_t *g, const char *name)
 /* Write v in lowercase hex, 16 digits, two at a time. */
 static char *put_hex(char *p, uint64_t v)
 {
-    static char pairs[512];
-    if (!pairs[1]) { /* benign race: every thread writes the same bytes */
-        static const char digits[] = "0123456789abcdef";
-        for (int i = 0; i < 256; i++) {
-            pairs[2 * i] = digits[i >> 4];
-            pairs[2 * i + 1] = digits[i & 15];
-        }
-    }
+    static const char pairs[513] =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+        "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+        "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
     for (int i = 7; i >= 0; i--)
         memcpy(p + 2 * (7 - i), pairs + 2 * ((v >> (8 * i)) & 255), 2);
     return p + 16;
@@ -146,18 +148,23 @@ static char *put_dec(char *p, uint64_t v)
     return p;
 }
 
-/* A token no other call of an impure kernel in this process shares. */
+/* A token no other call of an impure kernel in this process shares: a
+** counter, mixed with a seed drawn once from the clock and the pid. */
+static uint64_t impure_seed;
+static pthread_once_t impure_once = PTHREAD_ONCE_INIT;
+
+static void draw_seed(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    impure_seed = cask__mix((uint64_t)ts.tv_nsec, (uint64_t)ts.tv_sec ^ (uint64_t)getpid());
+}
+
 static uint64_t fresh_token(void)
 {
     static atomic_uint_fast64_t counter;
-    static uint64_t seed;
-    uint64_t c = atomic_fetch_add(&counter, 1);
-    if (!seed) { /* benign: every thread computes the same-purpose value */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        seed = cask__mix((uint64_t)ts.tv_nsec, (uint64_t)ts.tv_sec ^ (uint64_t)getpid());
-    }
-    return cask__mix(seed, c);
+    pthread_once(&impure_once, draw_seed);
+    return cask__mix(impure_seed, atomic_fetch_add(&counter, 1));
 }
 
 int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,

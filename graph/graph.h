@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -58,6 +59,32 @@ static inline uint64_t cask__avalanche(uint64_t h)
 }
 /* The hash of a value's contents (refs: the hash of the task's key). */
 uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash);
+
+/* ----------------------------------------------------------------- values */
+
+/* The block behind strings, bytes, n-d buffers and opaque values. The
+** payload follows the header unless data points elsewhere. */
+struct cask_blob {
+    atomic_uint  refs;                /* references held */
+    cask_dtype_t dtype;               /* n-d buffers: element type */
+    int          ndim;                /* n-d buffers: axes */
+    int64_t      shape[CASK_MAX_NDIM];/* n-d buffers: extents */
+    size_t       size;                /* payload bytes (strings: without NUL) */
+    void        *data;                /* the payload, or the opaque pointer */
+    void       (*dtor)(void *);       /* opaque values: destructor */
+    max_align_t  payload[];              /* inline payload */
+};
+
+static inline int cask__has_blob(const cask_value_t *v)
+{
+    return v->type >= CASK_STRING && v->type <= CASK_OPAQUE;
+}
+
+/* Payload bytes of v (0 for inline and opaque values); v not NULL. */
+static inline size_t cask__nbytes(const cask_value_t *v)
+{
+    return cask__has_blob(v) && v->type != CASK_OPAQUE ? v->u.blob->size : 0;
+}
 
 /* ---------------------------------------------------------------- kernels */
 

@@ -315,12 +315,6 @@ static int report_cycle(const ftask_t *ft, size_t n, const uint32_t *deps,
     return cask__err(err, CASK_ECYCLE, ft[v].key, NULL, "cycle: %s", msg);
 }
 
-static int fail(cask_error_t *err, int code, const char *fmt, const char *a, size_t i,
-                const char *b)
-{
-    return cask__err(err, code, NULL, NULL, fmt, a, i, b);
-}
-
 static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error_t *err)
 {
     if (!json_is_object(root))
@@ -360,44 +354,42 @@ static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error
         json_t *t = json_array_get(tasks, i), *v;
         const char *field;
         if (!json_is_object(t)) {
-            rc = fail(err, CASK_EPARSE, "%stasks[%zu]%s is not an object", "", i, "");
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu] is not an object", i);
             goto out;
         }
         json_object_foreach(t, field, v) {
             if (strcmp(field, "key") && strcmp(field, "kernel") && strcmp(field, "inputs") &&
                 strcmp(field, "after") && strcmp(field, "cost") && strcmp(field, "group")) {
-                rc = fail(err, CASK_EPARSE, "%stasks[%zu]: unknown field '%s'", "", i, field);
+                rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu]: unknown field '%s'", i, field);
                 goto out;
             }
         }
         const char *key = json_string_value(json_object_get(t, "key"));
         size_t klen = key ? json_string_length(json_object_get(t, "key")) : 0;
         if (!key || klen == 0 || klen > CASK_KEY_MAX || strlen(key) != klen) {
-            rc = fail(err, CASK_EPARSE, "%stasks[%zu].key must be a string of 1 to 127 bytes%s",
-                      "", i, "");
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu].key must be a string of 1 to 127 bytes", i);
             goto out;
         }
         if ((v = json_object_get(t, "kernel")) && !json_is_string(v)) {
-            rc = fail(err, CASK_EPARSE, "%stasks[%zu].kernel must be a string%s", "", i, "");
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu].kernel must be a string", i);
             goto out;
         }
         if ((v = json_object_get(t, "inputs")) && !json_is_array(v)) {
-            rc = fail(err, CASK_EPARSE, "%stasks[%zu].inputs must be a list%s", "", i, "");
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu].inputs must be a list", i);
             goto out;
         }
         if ((v = json_object_get(t, "after")) && !json_is_array(v)) {
-            rc = fail(err, CASK_EPARSE, "%stasks[%zu].after must be a list of keys%s", "", i, "");
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu].after must be a list of keys", i);
             goto out;
         }
         if ((v = json_object_get(t, "cost")) &&
             (!json_is_number(v) || !(json_number_value(v) >= 0) || isinf(json_number_value(v)))) {
-            rc = fail(err, CASK_EPARSE, "%stasks[%zu].cost must be a number >= 0%s", "", i, "");
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu].cost must be a number >= 0", i);
             goto out;
         }
         if ((v = json_object_get(t, "group")) &&
             (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > CASK_KEY_MAX)) {
-            rc = fail(err, CASK_EPARSE, "%stasks[%zu].group must be a string of 1 to 127 bytes%s",
-                      "", i, "");
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu].group must be a string of 1 to 127 bytes", i);
             goto out;
         }
         uint64_t h = cask__hash(key, klen, 0);
@@ -546,7 +538,7 @@ static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error
         for (size_t i = 0; i < no; i++) {
             const char *k = json_string_value(json_array_get(outs, i));
             if (!k) {
-                rc = fail(err, CASK_EPARSE, "%soutputs[%zu] is not a key string%s", "", i, "");
+                rc = cask__err(err, CASK_EPARSE, NULL, NULL, "outputs[%zu] is not a key string", i);
                 goto out;
             }
             if ((outv[i] = cask_graph_find(g, k)) == CASK_NO_TASK) {

@@ -75,7 +75,9 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
         !(cnt = cask__calloc(n + 1, sizeof *cnt)))
         goto out;
 
-    /* Number the needed tasks in index (= topological) order. */
+    /* Number the needed tasks in index (= topological) order; count each
+    ** one's predecessors, uses and successors on the way: its inputs are
+    ** numbered already. */
     uint32_t id = 0;
     for (size_t t = 0; t < span; t++) {
         if (p->pidx[t])
@@ -86,23 +88,21 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
                            cask__key(g, t));
             goto out;
         }
-        p->task[id] = (uint32_t)t;
-        p->pidx[t] = id++;
-    }
-
-    /* Predecessor counts, uses and successor counts, then the CSR. */
-    for (uint32_t v = 0; v < n; v++) {
-        uint32_t t = p->task[v];
+        uint32_t v = id++;
+        p->task[v] = (uint32_t)t;
+        p->pidx[t] = v;
+        uint32_t args_end = g->in_off[t] + cask__n_args(g, (uint32_t)t);
         for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++) {
             if (g->in[e].type != CASK_REF)
                 continue;
             uint32_t u = p->pidx[g->in[e].u.task];
             p->npred[v]++;
             p->succ_off[u + 1]++;
-            if (e < g->in_off[t] + cask__n_args(g, t))
+            if (e < args_end)
                 p->nuse[u]++;
         }
     }
+
     for (uint32_t v = 0; v < n; v++)
         p->succ_off[v + 1] += p->succ_off[v];
     for (uint32_t v = 0; v < n; v++) {
@@ -119,13 +119,26 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
     }
     p->n_out = n_out;
 
-    /* Upward ranks, from the sinks back. */
+    /* Upward ranks, from the sinks back. A kernel's cost, when it has no
+    ** cost model and the task none of its own, is the same for every call. */
+    uint32_t last_k = CASK__NO_KERNEL - 1;
+    double last_cost = 0;
     for (uint32_t v = (uint32_t)n; v-- > 0;) {
         double best = 0;
         for (uint32_t e = p->succ_off[v]; e < p->succ_off[v + 1]; e++)
             if (p->rank[p->succ[e]] > best)
                 best = p->rank[p->succ[e]];
-        p->rank[v] = cask_graph_cost(g, p->task[v]) + best;
+        uint32_t t = p->task[v], kid = g->kernel[t];
+        double c = cask__cost_given(g, t);
+        if (isnan(c)) {
+            if (kid != last_k) {
+                const cask__kernel_t *k = cask__kernel_get(kid);
+                last_k = k && k->opts.cost_fn ? CASK__NO_KERNEL - 1 : kid;
+                last_cost = cask_graph_cost(g, t);
+            }
+            c = kid == last_k ? last_cost : cask_graph_cost(g, t);
+        }
+        p->rank[v] = c + best;
     }
 
     /* Sources, reusing cnt's storage. */

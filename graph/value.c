@@ -7,19 +7,6 @@
 
 #include "graph.h"
 
-/* The block behind strings, bytes, n-d buffers and opaque values. The
-** payload follows the header unless data points elsewhere. */
-struct cask_blob {
-    atomic_uint  refs;                /* references held */
-    cask_dtype_t dtype;               /* n-d buffers: element type */
-    int          ndim;                /* n-d buffers: axes */
-    int64_t      shape[CASK_MAX_NDIM];/* n-d buffers: extents */
-    size_t       size;                /* payload bytes (strings: without NUL) */
-    void        *data;                /* the payload, or the opaque pointer */
-    void       (*dtor)(void *);       /* opaque values: destructor */
-    max_align_t  payload[];           /* inline payload */
-};
-
 static const size_t dtype_sizes[] = { 8, 4, 8, 1 };
 static const char *const dtype_names[] = { "float64", "float32", "int64", "bool" };
 
@@ -134,14 +121,9 @@ int cask_value_opaque(void *ptr, void (*dtor)(void *), cask_value_t *out,
     return 0;
 }
 
-static int has_blob(const cask_value_t *v)
-{
-    return v->type >= CASK_STRING && v->type <= CASK_OPAQUE;
-}
-
 void cask_value_incref(const cask_value_t *v)
 {
-    if (v && has_blob(v))
+    if (v && cask__has_blob(v))
         atomic_fetch_add_explicit(&v->u.blob->refs, 1, memory_order_relaxed);
 }
 
@@ -149,7 +131,7 @@ void cask_value_decref(cask_value_t *v)
 {
     if (!v)
         return;
-    if (has_blob(v)) {
+    if (cask__has_blob(v)) {
         struct cask_blob *b = v->u.blob;
         if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
             if (v->type == CASK_OPAQUE && b->dtor)
@@ -162,7 +144,7 @@ void cask_value_decref(cask_value_t *v)
 
 size_t cask_value_nbytes(const cask_value_t *v)
 {
-    return v && has_blob(v) && v->type != CASK_OPAQUE ? v->u.blob->size : 0;
+    return v ? cask__nbytes(v) : 0;
 }
 
 bool cask_value_is_number(const cask_value_t *v)

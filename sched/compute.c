@@ -125,7 +125,8 @@ static void run_destroy(cask_run_t *r)
 {
     if (r->val)
         for (uint32_t i = 0; i < r->p.n; i++)
-            cask_value_decref(&r->val[i]);
+            if (r->val[i].type != CASK_NONE)
+                cask_value_decref(&r->val[i]);
     cask__free(r->val);
     cask__free((void *)r->pending);
     cask__free((void *)r->uses);
@@ -180,9 +181,9 @@ int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     int trace = (opts->flags & CASK_TRACE) != 0;
     if (!r.val || !r.pending || !r.uses ||
         (trace && (!(r.t_worker = cask__malloc(m * sizeof *r.t_worker)) ||
-                   !(r.t_start = cask__calloc(m, sizeof *r.t_start)) ||
-                   !(r.t_end = cask__calloc(m, sizeof *r.t_end)) ||
-                   !(r.t_bytes = cask__calloc(m, sizeof *r.t_bytes)) ||
+                   !(r.t_start = cask__malloc(m * sizeof *r.t_start)) || /* set by every run */
+                   !(r.t_end = cask__malloc(m * sizeof *r.t_end)) ||
+                   !(r.t_bytes = cask__malloc(m * sizeof *r.t_bytes)) ||
                    !(r.t_order = cask__malloc(m * sizeof *r.t_order))))) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);
         goto out;

@@ -7,9 +7,9 @@
 ** the task that makes them before its successors can become ready.
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sched.h"
 
@@ -94,6 +94,11 @@ int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
         cask__tick_rate(&c);
         cb->posttask(cb->udata, cask__key(g, gt), worker, (double)(end - start) * c.ns_per_tick * 1e-9, rc);
     }
+    if (!rc && (unsigned)out.type > CASK_OPAQUE) { /* a ref, or garbage */
+        rc = CASK_EKERNEL;
+        snprintf(msg, sizeof msg, "returned a value of invalid type %d", (int)out.type);
+        out = cask_none();
+    }
     if (rc) {
         cask_error_t e;
         cask__err(&e, rc, cask__key(g, gt), k->name, "%s", msg);
@@ -101,7 +106,7 @@ int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
         return rc;
     }
     r->val[t] = out;
-    size_t b = cask_value_nbytes(&out);
+    size_t b = cask__nbytes(&out);
     if (b)
         add_bytes(r, b);
     if (r->t_bytes)
@@ -112,8 +117,9 @@ int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
 /* Drop the run's reference to output u once no consumer needs it. */
 static void release(cask_run_t *r, uint32_t u)
 {
-    if (atomic_fetch_sub_explicit(&r->uses[u], 1, memory_order_acq_rel) == 1) {
-        size_t b = cask_value_nbytes(&r->val[u]);
+    if (atomic_fetch_sub_explicit(&r->uses[u], 1, memory_order_acq_rel) == 1 &&
+        cask__has_blob(&r->val[u])) {
+        size_t b = cask__nbytes(&r->val[u]);
         cask_value_decref(&r->val[u]);
         if (b)
             atomic_fetch_sub_explicit(&r->bytes, b, memory_order_relaxed);
@@ -130,7 +136,7 @@ void cask_run_complete(cask_run_t *r, cask_tid_t t,
     for (size_t i = 0; i < n; i++)
         if (in[i].type == CASK_REF)
             release(r, r->p.pidx[in[i].u.task]);
-    if (r->p.nuse[t] == 0) /* nobody reads it (only ordering successors) */
+    if (r->p.nuse[t] == 0 && cask__has_blob(&r->val[t])) /* nobody reads it */
         cask_value_decref(&r->val[t]);
     const uint32_t *s = r->p.succ + r->p.succ_off[t];
     const uint32_t *end = r->p.succ + r->p.succ_off[t + 1];
@@ -180,8 +186,9 @@ static uint64_t bytes_freed(const cask_run_t *r, cask_tid_t t)
     for (size_t i = 0, m = cask__n_args(g, gt); i < m; i++)
         if (in[i].type == CASK_REF) {
             uint32_t u = r->p.pidx[in[i].u.task];
-            if (atomic_load_explicit(&r->uses[u], memory_order_relaxed) == 1)
-                b += cask_value_nbytes(&r->val[u]);
+            if (cask__has_blob(&r->val[u]) &&
+                atomic_load_explicit(&r->uses[u], memory_order_relaxed) == 1)
+                b += cask__nbytes(&r->val[u]);
         }
     return b;
 }

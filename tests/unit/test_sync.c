@@ -539,6 +539,63 @@ static void test_trace_outlives_graph(void **state)
     cask_trace_free(info.trace);
 }
 
+/* Ranks: priority(t) = cost(t) + the largest priority among t's successors,
+** recomputed here from the graph's own costs. Mixes kernels with constant
+** costs and a cost model (cask.spin), and tasks with costs of their own. */
+static const cask_graph_t *rank_graph;
+static void ignore_ready(void *ctx, cask_tid_t t) { (void)ctx, (void)t; }
+static int rank_run(cask_run_t *r, void *udata, cask_error_t *err)
+{
+    (void)udata, (void)err;
+    int bad = 0;
+    for (cask_tid_t t = 0; t < cask_run_size(r); t++) {
+        size_t n;
+        const cask_tid_t *s = cask_run_successors(r, t, &n);
+        double best = 0;
+        for (size_t i = 0; i < n; i++)
+            if (cask_run_priority(r, s[i]) > best)
+                best = cask_run_priority(r, s[i]);
+        double cost = cask_graph_cost(rank_graph, cask_graph_find(rank_graph, cask_run_key(r, t)));
+        if (cask_run_priority(r, t) != cost + best)
+            bad = 1;
+    }
+    /* then run it, in order */
+    for (cask_tid_t t = 0; t < cask_run_size(r) && !bad; t++)
+        if (!cask_run_exec(r, t, 0))
+            cask_run_complete(r, t, ignore_ready, NULL);
+    return bad ? CASK_EINVAL : 0;
+}
+
+static void test_ranks(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_scheduler_t s = { "test-ranks", rank_run, NULL, 1 };
+    assert_ok(cask_scheduler_register(&s, &err), &err);
+    cask_graph_t *g = cask_graph_new(&err);
+    rank_graph = g;
+    enum { N = 200 };
+    cask_task_t t[N];
+    srand(11);
+    for (int i = 0; i < N; i++) {
+        cask_value_t in[4];
+        size_t k = 0;
+        int kind = rand() % 3;
+        if (kind == 0)
+            in[k++] = cask_int(rand() % 50); /* spin: microseconds */
+        for (int j = 0; j < 3 && i > 0; j++)
+            if (rand() % 2)
+                in[k++] = cask_ref(t[rand() % i]);
+        cask_task_spec_t spec = { .kernel = kind == 0 ? "cask.spin" : "cask.add", .inputs = in,
+                                  .n_inputs = k, .index = (uint64_t)i,
+                                  .cost = kind == 2 ? 1e-4 * (rand() % 5 + 1) : 0 };
+        assert_ok(cask_graph_add(g, &spec, &t[i], &err), &err);
+    }
+    cask_value_t r;
+    assert_ok(compute_on("test-ranks", g, &t[N - 1], 1, &r, NULL, &err), &err);
+    cask_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_scheduler_that_does_nothing),
         cmocka_unit_test(test_ready_queue_order),
         cmocka_unit_test(test_trace_outlives_graph),
+        cmocka_unit_test(test_ranks),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

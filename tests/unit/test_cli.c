@@ -45,6 +45,15 @@ static int run(const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* cask.crash really kills its process with SIGSEGV: the shell reports 128 + 11. */
+static void test_crash_kernel(void **state)
+{
+    (void)state;
+    char args[512];
+    snprintf(args, sizeof args, "run %s/graphs/crash.json", data());
+    assert_int_equal(run(args), 128 + 11);
+}
+
 static void test_help_and_usage(void **state)
 {
     (void)state;
@@ -147,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_run_prints_outputs),
         cmocka_unit_test(test_run_json_and_trace),
         cmocka_unit_test(test_run_failures),
+        cmocka_unit_test(test_crash_kernel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -400,7 +400,7 @@ double cask_graph_cost(const cask_graph_t *g, cask_task_t t)
     double c = cask__cost_given(g, t);
     if (!isnan(c))
         return c;
-    return cask__kernel_cost(g->kernel[t], g->in + g->in_off[t], cask__n_args(g, t));
+    return cask__kernel_cost(g->kernel[t], cask__inputs(g, t), cask__n_args(g, t));
 }
 
 int cask_graph_inputs(const cask_graph_t *g, cask_task_t t,
@@ -408,7 +408,7 @@ int cask_graph_inputs(const cask_graph_t *g, cask_task_t t,
 {
     if (!g || t >= g->n)
         return CASK_EINVAL;
-    *inputs = g->in + g->in_off[t];
+    *inputs = cask__inputs(g, t);
     *n = cask__n_args(g, t);
     return 0;
 }
@@ -418,7 +418,8 @@ int cask_graph_after(const cask_graph_t *g, cask_task_t t,
 {
     if (!g || t >= g->n)
         return CASK_EINVAL;
-    *after = g->in + g->in_off[t] + cask__n_args(g, t);
+    const cask_value_t *in = cask__inputs(g, t);
+    *after = in ? in + cask__n_args(g, t) : NULL;
     *n = g->n_after ? g->n_after[t] : 0;
     return 0;
 }

@@ -157,6 +157,12 @@ static inline const char *cask__key(const cask_graph_t *g, uint32_t t)
     return cask__strtab_get(&g->keys, t);
 }
 
+/* t's inputs (NULL when the graph has none at all: NULL + 0 is undefined). */
+static inline const cask_value_t *cask__inputs(const cask_graph_t *g, uint32_t t)
+{
+    return g->in ? g->in + g->in_off[t] : NULL;
+}
+
 /* Number of kernel arguments of t. */
 static inline uint32_t cask__n_args(const cask_graph_t *g, uint32_t t)
 {

@@ -59,7 +59,7 @@ int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
     const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
     const cask__kernel_t *k = cask__kernel_get(g->kernel[gt]);
-    const cask_value_t *in = g->in + g->in_off[gt];
+    const cask_value_t *in = cask__inputs(g, gt);
     size_t n = cask__n_args(g, gt);
     cask_value_t small[8], *args = small;
     char msg[256];
@@ -131,7 +131,7 @@ void cask_run_complete(cask_run_t *r, cask_tid_t t,
 {
     const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
-    const cask_value_t *in = g->in + g->in_off[gt];
+    const cask_value_t *in = cask__inputs(g, gt);
     size_t n = cask__n_args(g, gt);
     for (size_t i = 0; i < n; i++)
         if (in[i].type == CASK_REF)
@@ -181,7 +181,7 @@ static uint64_t bytes_freed(const cask_run_t *r, cask_tid_t t)
 {
     const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
-    const cask_value_t *in = g->in + g->in_off[gt];
+    const cask_value_t *in = cask__inputs(g, gt);
     uint64_t b = 0;
     for (size_t i = 0, m = cask__n_args(g, gt); i < m; i++)
         if (in[i].type == CASK_REF) {

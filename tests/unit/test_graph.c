@@ -84,6 +84,17 @@ static void test_impure_fresh_keys(void **state)
     assert_int_not_equal(a, CASK_NO_TASK);
     assert_int_not_equal(a, b);
     assert_string_not_equal(cask_graph_key(g, a), cask_graph_key(g, b));
+    /* A graph with no input anywhere: empty lists, and it computes. */
+    const cask_value_t *in;
+    size_t n = 9;
+    assert_int_equal(cask_graph_inputs(g, a, &in, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(cask_graph_after(g, a, &in, &n), 0);
+    assert_int_equal(n, 0);
+    cask_task_t outs[2] = { a, b };
+    cask_value_t r[2];
+    assert_ok(cask_compute(g, outs, 2, r, NULL, NULL, &err), &err);
+    assert_int_equal(r[0].type, CASK_INT64);
     cask_graph_free(g);
 }
 

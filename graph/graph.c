@@ -214,8 +214,9 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
                                  v->u.task == CASK_NO_TASK ? " (an earlier call failed?)" : "");
             n_refs++;
         }
-        if (gen)
-            h = cask__mix(h, cask__value_hash(v, g->keys.hash));
+        if (gen) /* scalars inline: the common case */
+            h = cask__mix(h, v->type == CASK_INT64 ? (uint64_t)v->u.i * 3 + CASK_INT64
+                          : cask__value_hash(v, g->keys.hash));
     }
     for (size_t i = 0; i < spec->n_after; i++) {
         if (spec->after[i] >= g->n)
@@ -239,7 +240,8 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
                              "key name must have 1 to 63 bytes, not %zu", nlen);
         uint64_t token = spec->token;
         if (!token) {
-            token = cask__hash(name, nlen, cask__mix(h, spec->n_after));
+            uint64_t nh = spec->name || !k ? cask__hash(name, nlen, 0x6e616d65ull) : k->short_hash;
+            token = cask__avalanche(cask__mix(cask__mix(h, spec->n_after), nh));
             if (k && (k->opts.flags & CASK_KERNEL_IMPURE))
                 token = cask__mix(token, fresh_token());
         }

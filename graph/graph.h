@@ -94,6 +94,7 @@ typedef struct cask__kernel {
     cask_kernel_opts_t opts;     /* flags, cost, udata */
     uint32_t           short_at; /* offset of the name after its last '.' */
     uint64_t           name_hash;/* cask__hash of the name */
+    uint64_t           short_hash;/* cask__hash of the name after its last '.' */
 } cask__kernel_t;
 
 #define CASK__NO_KERNEL UINT32_MAX

@@ -83,6 +83,7 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
     const char *dot = strrchr(name, '.');
     k->short_at = dot && dot[1] ? (uint32_t)(dot + 1 - name) : 0;
     k->name_hash = cask__hash(name, len, 0x6361736bull);
+    k->short_hash = cask__hash(name + k->short_at, len - k->short_at, 0x6e616d65ull);
     atomic_store_explicit(&kernels[n_kernels], k, memory_order_release);
     *slot = ++n_kernels;
 out:

@@ -4,6 +4,7 @@
 #   make demo       install missing Debian packages, build, run the demo
 #   make test       install missing Debian packages, build, run every test
 #   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test-tsan  the threaded tests under ThreadSanitizer
 #   make bench      the benchmarks against NumPy and Dask (bench/results.json)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make uninstall
@@ -37,7 +38,7 @@ STATIC := $(BUILD)/libcask.a
 SHARED := $(BUILD)/libcask.so.$(VERSION)
 CASK   := $(BUILD)/cask
 
-.PHONY: all deps demo test test-run test-asan bench install uninstall clean check-exports
+.PHONY: all deps demo test test-run test-asan test-tsan bench install uninstall clean check-exports
 
 all: $(STATIC) $(SHARED) $(CASK) $(EXAMPLES)
 
@@ -93,6 +94,13 @@ test-asan: deps
 $(BUILD)/bench/cask_bench: bench/cask_bench.c $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
+# ThreadSanitizer on the tests that run tasks on several threads.
+TSAN_TESTS := test_threads test_sync
+test-tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/tsan CC=clang SAN="-fsanitize=thread" \
+	  CFLAGS="-O1 -g" $(addprefix build/tsan/tests/,$(TSAN_TESTS))
+	@BUILD=build/tsan ONLY="$(TSAN_TESTS)" TSAN_OPTIONS="halt_on_error=1" sh tests/run.sh
 
 bench: deps all $(BUILD)/bench/cask_bench
 	@BUILD=$(BUILD) bench/run $(BENCH)

@@ -52,6 +52,7 @@ static int add_scheduler(const cask_scheduler_t *s, cask_error_t *err)
 static void init_schedulers(void)
 {
     add_scheduler(&cask__sched_sync, NULL);
+    add_scheduler(&cask__sched_threads, NULL);
 }
 
 int cask_scheduler_register(const cask_scheduler_t *s, cask_error_t *err)

@@ -261,18 +261,37 @@ static void repair(cask_readyq_t *q)
     q->heaped = q->len;
 }
 
-bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
+/* Whether the stack's top goes before the heap's; heap repaired. */
+static bool stack_first(cask_readyq_t *q)
 {
     if (q->heaped != q->len)
         repair(q);
-    qent_t *h = q->heap;
-    if (q->top && (!q->len || q->stack_rank > h[0].rank ||
-                   (q->stack_rank == h[0].rank && q->stack_freed >= h[0].tie >> 32))) {
+    const qent_t *h = q->heap;
+    return q->top && (!q->len || q->stack_rank > h[0].rank ||
+                      (q->stack_rank == h[0].rank && q->stack_freed >= h[0].tie >> 32));
+}
+
+bool cask_readyq_peek(cask_readyq_t *q, cask_tid_t *t)
+{
+    if (stack_first(q)) {
+        *t = ((cask_tid_t *)q->stack)[q->top - 1];
+        return true;
+    }
+    if (!q->len)
+        return false;
+    *t = ((qent_t *)q->heap)[0].t;
+    return true;
+}
+
+bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
+{
+    if (stack_first(q)) {
         *t = ((cask_tid_t *)q->stack)[--q->top];
         return true;
     }
     if (!q->len)
         return false;
+    qent_t *h = q->heap;
     *t = h[0].t;
     q->len--;
     if (q->len)

@@ -54,5 +54,6 @@ cask_trace_t *cask__trace_build(const cask_run_t *r);
 
 /* The built-in schedulers. */
 extern const cask_scheduler_t cask__sched_sync;
+extern const cask_scheduler_t cask__sched_threads;
 
 #endif

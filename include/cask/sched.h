@@ -229,6 +229,10 @@ CASK_API int cask_readyq_push(cask_readyq_t *q, cask_tid_t t);
 /* Take the first task in priority order into *t; false when q is empty. */
 CASK_API bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t);
 
+/* The first task in priority order, without taking it; false when q is
+** empty. Cost: O(1) amortised. */
+CASK_API bool cask_readyq_peek(cask_readyq_t *q, cask_tid_t *t);
+
 /* Number of tasks in q. */
 CASK_API size_t cask_readyq_size(const cask_readyq_t *q);
 

@@ -454,8 +454,10 @@ static int check_run(cask_run_t *r, void *udata, cask_error_t *err)
     const cask_tid_t *src = cask_run_sources(r, &n);
     for (size_t i = 0; i < n; i++)
         check_ready(&c, src[i]);
-    cask_tid_t t;
-    while (cask_readyq_pop(&c.q, &t)) {
+    cask_tid_t t, peeked;
+    while (cask_readyq_peek(&c.q, &peeked) && cask_readyq_pop(&c.q, &t)) {
+        if (peeked != t)
+            c.bad = 1;
         size_t best = 0;
         for (size_t i = 1; i < c.n; i++) {
             double a = cask_run_priority(r, c.ready[i]), b = cask_run_priority(r, c.ready[best]);

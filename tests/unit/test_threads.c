@@ -1,0 +1,218 @@
+/* tests/unit/test_threads.c: the threads scheduler against sync, on random
+** graphs and worker counts; its traces; stopping at the first error. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    register_test_kernels();
+    return 0;
+}
+
+/* A random DAG: `layers` layers of up to `width` tasks, each reading up to
+** three tasks of earlier layers; some spin a few microseconds so workers
+** really overlap. Returns the sink tasks in outs. */
+static size_t random_graph(cask_graph_t *g, unsigned seed, cask_task_t *outs, size_t max_outs)
+{
+    cask_error_t err;
+    srand(seed);
+    int layers = 1 + rand() % 30, width = 1 + rand() % 120;
+    size_t n = 0, cap = (size_t)layers * (size_t)width;
+    cask_task_t *all = malloc(cap * sizeof *all);
+    char *used = calloc(cap, 1);
+    for (int l = 0; l < layers; l++) {
+        int w = 1 + rand() % width;
+        size_t start = n;
+        for (int i = 0; i < w; i++) {
+            cask_value_t in[5];
+            size_t k = 0;
+            int spin = rand() % 4 == 0;
+            if (spin)
+                in[k++] = cask_int(rand() % 20);
+            for (int j = 0; j < 3 && start > 0; j++)
+                if (rand() % 2) {
+                    size_t u = (size_t)rand() % start;
+                    in[k++] = cask_ref(all[u]);
+                    used[u] = 1;
+                }
+            in[k++] = cask_int(rand() % 1000);
+            cask_task_spec_t spec = { .kernel = spin ? "cask.spin" : "test.count", .inputs = in,
+                                      .n_inputs = k, .index = n };
+            if (cask_graph_add(g, &spec, &all[n], &err))
+                fail_msg("add: %s", err.message);
+            n++;
+        }
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < max_outs; i++)
+        if (!used[i])
+            outs[m++] = all[i];
+    free(all);
+    free(used);
+    return m;
+}
+
+static void check_trace(const cask_graph_t *g, const cask_trace_t *tr, int workers, size_t tasks)
+{
+    size_t n = cask_trace_size(tr);
+    assert_int_equal(n, tasks);
+    assert_int_equal(cask_trace_workers(tr), workers);
+    uint64_t *last_end = calloc((size_t)workers, sizeof *last_end);
+    uint64_t *end_of = calloc(cask_graph_size(g), sizeof *end_of);
+    char *seen = calloc(cask_graph_size(g), 1);
+    for (size_t i = 0; i < n; i++) {
+        const cask_trace_event_t *e = cask_trace_event(tr, i);
+        assert_true(e->worker >= 0 && e->worker < workers);
+        assert_true(e->start_ns <= e->end_ns);
+        if (i)
+            assert_true(cask_trace_event(tr, i - 1)->start_ns <= e->start_ns); /* sorted */
+        assert_true(e->start_ns >= last_end[e->worker]); /* one task at a time */
+        last_end[e->worker] = e->end_ns;
+        cask_task_t t = cask_graph_find(g, e->key);
+        assert_int_not_equal(t, CASK_NO_TASK);
+        assert_false(seen[t]); /* each task once */
+        seen[t] = 1;
+        end_of[t] = e->end_ns;
+        const cask_value_t *in;
+        size_t m;
+        cask_graph_inputs(g, t, &in, &m);
+        for (size_t j = 0; j < m; j++)
+            if (in[j].type == CASK_REF) {
+                assert_true(seen[in[j].u.task]);            /* inputs ran first */
+                assert_true(end_of[in[j].u.task] <= e->start_ns); /* and had ended */
+            }
+    }
+    free(last_end);
+    free(end_of);
+    free(seen);
+}
+
+static void test_random_graphs_match_sync(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    int graphs = 0;
+    for (unsigned seed = 1; seed <= 40; seed++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_task_t outs[64];
+        size_t m = random_graph(g, seed, outs, 64);
+        cask_value_t ref[64], got[64];
+        cask_compute_info_t info;
+        assert_ok(cask_compute(g, outs, m, ref, &(cask_compute_opts_t){ .scheduler = "sync" }, NULL,
+                               &err), &err);
+        for (int w = 1; w <= 4; w++) {
+            cask_compute_opts_t o = { .scheduler = "threads", .workers = w, .flags = CASK_TRACE };
+            assert_ok(cask_compute(g, outs, m, got, &o, &info, &err), &err);
+            for (size_t i = 0; i < m; i++)
+                if (!cask_value_equal(&ref[i], &got[i]))
+                    fail_msg("seed %u, %d workers: output %zu differs", seed, w, i);
+            check_trace(g, info.trace, w, info.tasks);
+            cask_trace_free(info.trace);
+        }
+        cask_graph_free(g);
+        graphs++;
+    }
+    printf("# %d random graphs, 1 to 4 workers each\n", graphs);
+}
+
+/* The first error stops the compute: a failing task that outranks 200 slow
+** ones runs first, and no worker starts another task after it. */
+static void test_error_stops_threads(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    enum { N = 200 };
+    cask_value_t refs[N + 1];
+    for (int i = 0; i < N; i++)
+        refs[i] = cask_ref(CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.01), cask_int(i)));
+    cask_value_t msg;
+    cask_value_string("worker caught fire", (size_t)-1, &msg, NULL);
+    cask_task_spec_t f = { .kernel = "cask.fail", .inputs = &msg, .n_inputs = 1, .cost = 100,
+                           .key = "fire" };
+    cask_task_t ft;
+    assert_ok(cask_graph_add(g, &f, &ft, &err), &err);
+    cask_value_decref(&msg);
+    refs[N] = cask_ref(ft);
+    cask_task_t sum = cask_delayed(g, "cask.add", refs, N + 1, &err);
+    for (int w = 1; w <= 4; w++) {
+        cask_value_t r;
+        cask_compute_info_t info;
+        cask_compute_opts_t o = { .scheduler = "threads", .workers = w };
+        assert_int_equal(cask_compute(g, &sum, 1, &r, &o, &info, &err), CASK_EKERNEL);
+        assert_string_equal(err.key, "fire");
+        assert_string_equal(err.kernel, "cask.fail");
+        assert_string_equal(err.message, "worker caught fire");
+        assert_int_equal(r.type, CASK_NONE);
+    }
+    cask_graph_free(g);
+}
+
+/* Count the tasks that start, through the pretask callback. */
+static atomic_int started;
+static void on_pre(void *u, const char *k, int w) { (void)u, (void)k, (void)w; atomic_fetch_add(&started, 1); }
+
+static void test_no_task_starts_after_error(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    enum { N = 100 };
+    cask_value_t refs[N + 1];
+    for (int i = 0; i < N; i++)
+        refs[i] = cask_ref(CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.005), cask_int(i)));
+    cask_task_spec_t f = { .kernel = "cask.fail", .cost = 100, .key = "first" };
+    cask_task_t ft;
+    assert_ok(cask_graph_add(g, &f, &ft, &err), &err);
+    refs[N] = cask_ref(ft);
+    cask_task_t sum = cask_delayed(g, "cask.add", refs, N + 1, &err);
+    for (int w = 1; w <= 4; w++) {
+        cask_callbacks_t cb = { .pretask = on_pre };
+        cask_compute_opts_t o = { .scheduler = "threads", .workers = w, .callbacks = &cb };
+        cask_value_t r;
+        atomic_store(&started, 0);
+        assert_int_equal(cask_compute(g, &sum, 1, &r, &o, NULL, &err), CASK_EKERNEL);
+        /* the failing task, plus at most one task per other worker already running */
+        assert_true(atomic_load(&started) <= w);
+    }
+    cask_graph_free(g);
+}
+
+/* Many workers on a chain: only one can work at a time, results still right. */
+static void test_chain_and_idle_workers(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(0));
+    for (int i = 0; i < 5000; i++)
+        t = CASK_DELAYED(g, "test.count", &err, cask_ref(t));
+    cask_value_t r;
+    cask_compute_info_t info;
+    cask_compute_opts_t o = { .scheduler = "threads", .workers = 8 };
+    assert_ok(cask_compute(g, &t, 1, &r, &o, &info, &err), &err);
+    assert_int_equal(r.u.i, 5001);
+    assert_int_equal(info.workers, 8);
+    setenv("CASK_SCHEDULER", "threads", 1);
+    setenv("CASK_NUM_WORKERS", "3", 1);
+    assert_ok(cask_compute(g, &t, 1, &r, NULL, &info, &err), &err);
+    assert_string_equal(info.scheduler, "threads");
+    assert_int_equal(info.workers, 3);
+    unsetenv("CASK_SCHEDULER");
+    unsetenv("CASK_NUM_WORKERS");
+    cask_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_graphs_match_sync),
+        cmocka_unit_test(test_error_stops_threads),
+        cmocka_unit_test(test_no_task_starts_after_error),
+        cmocka_unit_test(test_chain_and_idle_workers),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -55,6 +55,16 @@ void cask_graph_free(cask_graph_t *g)
     cask__free(g);
 }
 
+/* Resize one column to n entries of size sz; the old block stays on failure. */
+static int grow_col(void **col, size_t n, size_t sz)
+{
+    void *p = cask__realloc(*col, n * sz);
+    if (!p)
+        return CASK_ENOMEM;
+    *col = p;
+    return 0;
+}
+
 /* Room for one more task and n_in more inputs; g's contents unchanged. */
 static int reserve(cask_graph_t *g, size_t n_in)
 {
@@ -67,25 +77,19 @@ static int reserve(cask_graph_t *g, size_t n_in)
     size_t nc = g->cap < 64 ? 64 : (size_t)g->cap + g->cap / 2;
     if (nc > UINT32_MAX - 2)
         return CASK_ELIMIT;
-    /* Grow each column; a column already grown stays valid if a later one fails. */
-    void *p;
-#define GROW(col, extra)                                                    \
-    if (g->col || !strcmp(#col, "kernel") || !strcmp(#col, "in_off")) {    \
-        if (!(p = cask__realloc(g->col, (nc + (extra)) * sizeof *g->col))) \
-            return CASK_ENOMEM;                                             \
-        g->col = p;                                                         \
-    }
-    GROW(in_off, 1)
-    GROW(kernel, 0)
-    GROW(n_after, 0)
-    GROW(group, 0)
-    GROW(cost, 0)
-#undef GROW
+    /* Grow each column (the lazy ones only once made); a column already
+    ** grown stays valid if a later one fails. */
+    if (grow_col((void **)&g->in_off, nc + 1, sizeof *g->in_off) ||
+        grow_col((void **)&g->kernel, nc, sizeof *g->kernel) ||
+        (g->n_after && grow_col((void **)&g->n_after, nc, sizeof *g->n_after)) ||
+        (g->group && grow_col((void **)&g->group, nc, sizeof *g->group)) ||
+        (g->cost && grow_col((void **)&g->cost, nc, sizeof *g->cost)))
+        return CASK_ENOMEM;
     g->cap = (uint32_t)nc;
     return 0;
 }
 
-/* Make a lazy column (cap entries, the first n set to fill). */
+/* Make a lazy column of cap zeroed entries (zero: no after, derived group). */
 static int make_u32(cask_graph_t *g, uint32_t **col)
 {
     if (*col)

@@ -213,10 +213,11 @@ int cask_readyq_push(cask_readyq_t *q, cask_tid_t t)
     return 0;
 }
 
-static void sift_up(qent_t *h, size_t i)
+/* Move e up from hole i while it goes before its parent, stopping at top;
+** put it there. */
+static void rise(qent_t *h, size_t i, size_t top, qent_t e)
 {
-    qent_t e = h[i];
-    while (i > 0) {
+    while (i > top) {
         size_t parent = (i - 1) / 2;
         if (!before(&e, &h[parent]))
             break;
@@ -236,14 +237,7 @@ static void sift_hole(qent_t *h, size_t n, size_t i, qent_t e)
         h[i] = h[c];
         i = c;
     }
-    while (i > top) {
-        size_t parent = (i - 1) / 2;
-        if (!before(&e, &h[parent]))
-            break;
-        h[i] = h[parent];
-        i = parent;
-    }
-    h[i] = e;
+    rise(h, i, top, e);
 }
 
 /* Restore the heap over entries pushed since the last pop. */
@@ -256,7 +250,7 @@ static void repair(cask_readyq_t *q)
             sift_hole(h, q->len, i, h[i]);
     } else {
         for (size_t i = q->heaped; i < q->len; i++)
-            sift_up(h, i);
+            rise(h, i, 0, h[i]);
     }
     q->heaped = q->len;
 }

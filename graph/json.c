@@ -507,7 +507,7 @@ static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error
         for (size_t j = 0; j < na; j++)
             after[j] = tid[deps[d++]];
         const char *kernel = json_string_value(json_object_get(t, "kernel"));
-        if (kernel && !cask_kernel_exists(kernel) && (flags & CASK_LOAD_ANALYSIS))
+        if (kernel && (flags & CASK_LOAD_ANALYSIS) && !cask_kernel_exists(kernel))
             kernel = NULL;
         json_t *cost = json_object_get(t, "cost");
         cask_task_spec_t spec = {

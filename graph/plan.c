@@ -119,10 +119,12 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
     }
     p->n_out = n_out;
 
-    /* Upward ranks, from the sinks back. A kernel's cost, when it has no
-    ** cost model and the task none of its own, is the same for every call. */
-    uint32_t last_k = CASK__NO_KERNEL - 1;
-    double last_cost = 0;
+    /* Upward ranks, from the sinks back. A kernel without a cost model
+    ** costs the same at every call: keep the last kernel's constant cost,
+    ** or NaN when it has a model and each call must be asked. */
+    uint32_t last_k = 0;
+    double last_cost = NAN;
+    int have_last = 0;
     for (uint32_t v = (uint32_t)n; v-- > 0;) {
         double best = 0;
         for (uint32_t e = p->succ_off[v]; e < p->succ_off[v + 1]; e++)
@@ -131,12 +133,13 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
         uint32_t t = p->task[v], kid = g->kernel[t];
         double c = cask__cost_given(g, t);
         if (isnan(c)) {
-            if (kid != last_k) {
+            if (!have_last || kid != last_k) {
                 const cask__kernel_t *k = cask__kernel_get(kid);
-                last_k = k && k->opts.cost_fn ? CASK__NO_KERNEL - 1 : kid;
-                last_cost = cask_graph_cost(g, t);
+                last_k = kid;
+                have_last = 1;
+                last_cost = k && k->opts.cost_fn ? NAN : cask__kernel_cost(kid, NULL, 0);
             }
-            c = kid == last_k ? last_cost : cask_graph_cost(g, t);
+            c = isnan(last_cost) ? cask_graph_cost(g, t) : last_cost;
         }
         p->rank[v] = c + best;
     }

@@ -1,6 +1,8 @@
 /*
 ** sched/trace.c: traces: built from a finished run, written as JSON.
-** A trace owns copies of its keys and groups, so it outlives the graph.
+** A trace holds a reference on its graph and points at the graph's key
+** strings (which never move), so it outlives the caller's cask_graph_free;
+** groups derived from keys are made on first read.
 */
 #include <errno.h>
 #include <jansson.h>
@@ -20,17 +22,16 @@ struct cask_trace {
     uint64_t span;             /* last end */
 };
 
-static const cask_run_t *sort_run; /* qsort has no context argument */
-static int by_start(const void *a, const void *b)
+/* Order task ids by start tick, then worker (qsort_r's context is the run). */
+static int by_start(const void *a, const void *b, void *ctx)
 {
+    const cask_run_t *r = ctx;
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    uint64_t sx = sort_run->t_start[x], sy = sort_run->t_start[y];
+    uint64_t sx = r->t_start[x], sy = r->t_start[y];
     if (sx != sy)
         return sx < sy ? -1 : 1;
-    return sort_run->t_worker[x] - sort_run->t_worker[y];
+    return r->t_worker[x] - r->t_worker[y];
 }
-
-static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The trace of a finished run r: every task, ordered by start time. */
 cask_trace_t *cask__trace_build(const cask_run_t *r)
@@ -54,12 +55,8 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
         if (i && r->t_start[order[i]] < r->t_start[order[i - 1]])
             sorted = 0;
     }
-    if (!sorted) {
-        pthread_mutex_lock(&sort_lock);
-        sort_run = r;
-        qsort(order, n, sizeof *order, by_start);
-        pthread_mutex_unlock(&sort_lock);
-    }
+    if (!sorted)
+        qsort_r(order, n, sizeof *order, by_start, (void *)r);
     if (!(tr->ev = cask__malloc((n ? n : 1) * sizeof *tr->ev)))
         goto fail;
     cask__graph_incref(g);

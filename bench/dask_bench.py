@@ -2,7 +2,10 @@
 
 Run with Debian's /usr/bin/python3 (python3-dask). Prints "FIGURE VALUE" lines.
     dask_bench.py build          delayed graph of 100,000 tasks feeding one sum, scaled to 1M
-    dask_bench.py SHAPE sync     wide / chain / tree on dask.local.get_sync
+    dask_bench.py SHAPE SCHED    wide / chain / tree on Dask's sync, threads (2 workers)
+                                 or processes (2 workers) scheduler
+Processes runs use smaller graphs (PROC_TASKS), or one would take minutes;
+the figure is tasks per second either way.
 """
 import statistics
 import sys
@@ -10,7 +13,12 @@ import time
 from operator import add
 
 import dask
+import dask.multiprocessing
+import dask.threaded
 from dask.local import get_sync
+
+# Tasks per shape on the processes scheduler (about 1 ms a task there).
+PROC_TASKS = {"wide": 5_000, "chain": 5_000, "tree": 4_096}
 
 
 def wide(n=100_000):
@@ -56,12 +64,18 @@ def main():
         print(f"build.dask.s_per_1m_tasks {t * 1_000_000 / (n + 1):.4f}")
         return
     shape, sched = what, sys.argv[2]
-    dsk, out = {"wide": wide, "chain": chain, "tree": tree}[shape]()
-    if sched != "sync":
+    make = {"wide": wide, "chain": chain, "tree": tree}[shape]
+    dsk, out = make(PROC_TASKS[shape]) if sched == "processes" else make()
+    get = {"sync": get_sync,
+           "threads": lambda d, o: dask.threaded.get(d, o, num_workers=2),
+           "processes": lambda d, o: dask.multiprocessing.get(d, o, num_workers=2,
+                                                                optimize_graph=False)}.get(sched)
+    if get is None:
         raise SystemExit(f"unknown scheduler {sched}")
     sys.setrecursionlimit(1_000_000)
-    t = timed(lambda: get_sync(dsk, out), 3)
-    print(f"{shape}.sync.dask.tasks_per_s {len(dsk) / t:.0f}")
+    t = timed(lambda: get(dsk, out), 3)
+    print(f"{shape}.{sched}.dask.tasks_per_s {len(dsk) / t:.0f}")
+    print(f"{shape}.{sched}.dask.tasks {len(dsk)}")
 
 
 if __name__ == "__main__":

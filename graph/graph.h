@@ -72,8 +72,19 @@ struct cask_blob {
     size_t       size;                /* payload bytes (strings: without NUL) */
     void        *data;                /* the payload, or the opaque pointer */
     void       (*dtor)(void *);       /* opaque values: destructor */
+    void       (*release)(struct cask_blob *); /* frees the block; NULL: cask__free */
     max_align_t  payload[];              /* inline payload */
 };
+
+/* Where new blocks come from: NULL for the heap. A worker process of the
+** processes scheduler points it at its shared arena (sched/shm.c); the
+** arena sets each block's release. */
+extern struct cask_blob *(*cask__blob_alloc)(size_t bytes);
+
+/* A new block (from cask__blob_alloc's source) holding a copy of v's
+** string, bytes or n-d buffer, in *out. 0, CASK_ETYPE (no such payload)
+** or CASK_ENOMEM. */
+int cask__value_copy(const cask_value_t *v, cask_value_t *out);
 
 static inline int cask__has_blob(const cask_value_t *v)
 {

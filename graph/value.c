@@ -27,12 +27,18 @@ const char *cask_type_name(cask_type_t type)
     return (unsigned)type <= CASK_REF ? names[type] : "unknown";
 }
 
+struct cask_blob *(*cask__blob_alloc)(size_t bytes);
+
 /* A new block with room for `payload` inline bytes (plus a NUL). */
 static struct cask_blob *blob_new(size_t payload)
 {
     if (payload > SIZE_MAX - sizeof(struct cask_blob) - 1)
         return NULL;
-    struct cask_blob *b = cask__malloc(sizeof *b + payload + 1);
+    struct cask_blob *b;
+    if (cask__blob_alloc)
+        b = cask__blob_alloc(sizeof *b + payload + 1); /* sets b->release */
+    else if ((b = cask__malloc(sizeof *b + payload + 1)))
+        b->release = NULL;
     if (!b)
         return NULL;
     atomic_init(&b->refs, 1);
@@ -136,10 +142,32 @@ void cask_value_decref(cask_value_t *v)
         if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
             if (v->type == CASK_OPAQUE && b->dtor)
                 b->dtor(b->data);
-            cask__free(b);
+            if (b->release)
+                b->release(b);
+            else
+                cask__free(b);
         }
     }
     *v = cask_none();
+}
+
+int cask__value_copy(const cask_value_t *v, cask_value_t *out)
+{
+    *out = cask_none();
+    if (!cask__has_blob(v) || v->type == CASK_OPAQUE)
+        return CASK_ETYPE;
+    const struct cask_blob *src = v->u.blob;
+    struct cask_blob *b = blob_new(src->size);
+    if (!b)
+        return CASK_ENOMEM;
+    b->dtype = src->dtype;
+    b->ndim = src->ndim;
+    memcpy(b->shape, src->shape, sizeof b->shape);
+    memcpy(b->data, src->data, src->size);
+    out->type = v->type;
+    out->aux = v->aux;
+    out->u.blob = b;
+    return 0;
 }
 
 size_t cask_value_nbytes(const cask_value_t *v)

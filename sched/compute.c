@@ -53,6 +53,7 @@ static void init_schedulers(void)
 {
     add_scheduler(&cask__sched_sync, NULL);
     add_scheduler(&cask__sched_threads, NULL);
+    add_scheduler(&cask__sched_processes, NULL);
 }
 
 int cask_scheduler_register(const cask_scheduler_t *s, cask_error_t *err)
@@ -175,6 +176,7 @@ int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     r.g = g;
     r.flags = opts->flags;
     r.cb = opts->callbacks;
+    r.retries = opts->retries == 0 ? 1 : opts->retries < 0 ? 0 : opts->retries;
     size_t m = r.p.n ? r.p.n : 1;
     r.val = cask__calloc(m, sizeof *r.val);
     r.pending = cask__malloc(m * sizeof *r.pending);

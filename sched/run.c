@@ -54,7 +54,8 @@ static void add_bytes(cask_run_t *r, size_t b)
         ;
 }
 
-int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
+int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
+                     uint64_t *start, uint64_t *end, char *msg, size_t msgcap)
 {
     const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
@@ -62,56 +63,82 @@ int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
     const cask_value_t *in = cask__inputs(g, gt);
     size_t n = cask__n_args(g, gt);
     cask_value_t small[8], *args = small;
-    char msg[256];
 
+    *out = cask_none();
+    *start = *end = 0;
     if (n > 8 && !(args = cask__malloc(n * sizeof *args))) {
-        cask_error_t e;
-        cask__err(&e, CASK_ENOMEM, cask__key(g, gt), k->name, "no memory for %zu arguments", n);
-        cask__run_fail(r, &e);
+        snprintf(msg, msgcap, "no memory for %zu arguments", n);
         return CASK_ENOMEM;
     }
     for (size_t i = 0; i < n; i++)
         args[i] = in[i].type == CASK_REF ? r->val[r->p.pidx[in[i].u.task]] : in[i];
-
-    const cask_callbacks_t *cb = r->cb;
-    if (cb && cb->pretask)
-        cb->pretask(cb->udata, cask__key(g, gt), worker);
-    uint64_t start = r->t_start || (cb && cb->posttask) ? cask__tick() : 0;
-    if (r->t_order)
-        r->t_order[atomic_fetch_add_explicit(&r->t_started, 1, memory_order_relaxed)] = t;
-    cask_value_t out;
-    int rc = cask__kernel_invoke(k, args, n, &out, worker, msg, sizeof msg);
-    uint64_t end = start ? cask__tick() : 0;
+    int timed = r->t_start || (r->cb && r->cb->posttask);
+    if (timed)
+        *start = cask__tick();
+    int rc = cask__kernel_invoke(k, args, n, out, worker, msg, msgcap);
+    if (timed)
+        *end = cask__tick();
     if (args != small)
         cask__free(args);
+    if (!rc && (unsigned)out->type > CASK_OPAQUE) { /* a ref, or garbage */
+        rc = CASK_EKERNEL;
+        snprintf(msg, msgcap, "returned a value of invalid type %d", (int)out->type);
+        *out = cask_none();
+    }
+    return rc;
+}
+
+void cask__run_pre(cask_run_t *r, cask_tid_t t, int worker)
+{
+    const cask_callbacks_t *cb = r->cb;
+    if (cb && cb->pretask)
+        cb->pretask(cb->udata, cask_run_key(r, t), worker);
+}
+
+int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t out,
+                   uint64_t start, uint64_t end, const char *msg)
+{
+    const cask_graph_t *g = r->g;
+    uint32_t gt = r->p.task[t];
     if (r->t_start) { /* ticks: the trace converts them */
         r->t_start[t] = start;
         r->t_end[t] = end;
         r->t_worker[t] = worker;
     }
+    const cask_callbacks_t *cb = r->cb;
     if (cb && cb->posttask) {
         cask__tickconv_t c;
         cask__tick_rate(&c);
-        cb->posttask(cb->udata, cask__key(g, gt), worker, (double)(end - start) * c.ns_per_tick * 1e-9, rc);
-    }
-    if (!rc && (unsigned)out.type > CASK_OPAQUE) { /* a ref, or garbage */
-        rc = CASK_EKERNEL;
-        snprintf(msg, sizeof msg, "returned a value of invalid type %d", (int)out.type);
-        out = cask_none();
+        cb->posttask(cb->udata, cask__key(g, gt), worker,
+                     (double)(end - start) * c.ns_per_tick * 1e-9, rc);
     }
     if (rc) {
         cask_error_t e;
-        cask__err(&e, rc, cask__key(g, gt), k->name, "%s", msg);
+        cask__err(&e, rc, cask__key(g, gt), cask__kernel_get(g->kernel[gt])->name, "%s", msg);
         cask__run_fail(r, &e);
         return rc;
     }
+    if (r->t_order)
+        r->t_order[atomic_fetch_add_explicit(&r->t_started, 1, memory_order_relaxed)] = t;
     r->val[t] = out;
     size_t b = cask__nbytes(&out);
     if (b)
         add_bytes(r, b);
     if (r->t_bytes)
         r->t_bytes[t] = b;
+    if (r->deliver && r->is_out[t])
+        r->deliver(r->deliver_ctx, t, &r->val[t]);
     return 0;
+}
+
+int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
+{
+    char msg[256];
+    cask_value_t out;
+    uint64_t start, end;
+    cask__run_pre(r, t, worker);
+    int rc = cask__run_invoke(r, t, worker, &out, &start, &end, msg, sizeof msg);
+    return cask__run_post(r, t, worker, rc, out, start, end, msg);
 }
 
 /* Drop the run's reference to output u once no consumer needs it. */

@@ -31,6 +31,10 @@ struct cask_run {
     atomic_size_t bytes;           /* bytes held by outputs now */
     atomic_size_t peak;            /* and at most */
     atomic_size_t done;            /* tasks completed */
+    int retries;                   /* processes: reruns after a worker dies */
+    const uint8_t *is_out;         /* 1 for the requested outputs (with deliver) */
+    void (*deliver)(void *ctx, cask_tid_t t, const cask_value_t *v);
+    void *deliver_ctx;             /* deliver: a requested output is ready */
 };
 
 /* Ticks: a cheap monotonic counter (sched/clock.c); convert with a tickconv. */
@@ -46,6 +50,15 @@ static inline uint64_t cask__tick_ns(const cask__tickconv_t *c, uint64_t tick)
     return c->ns0 + (uint64_t)((double)(int64_t)(tick - c->tick0) * c->ns_per_tick);
 }
 
+/* cask_run_exec in three steps, for back-ends that run kernels elsewhere.
+** invoke calls t's kernel on its inputs (start and end in ticks when the
+** run is timed; msg gets a failure's text); pre and post do the rest. */
+void cask__run_pre(cask_run_t *r, cask_tid_t t, int worker);
+int  cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
+                      uint64_t *start, uint64_t *end, char *msg, size_t msgcap);
+int  cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t out,
+                    uint64_t start, uint64_t end, const char *msg);
+
 /* Record err as the run's error if it is the first; stop the run. */
 void cask__run_fail(cask_run_t *r, const cask_error_t *err);
 
@@ -55,5 +68,6 @@ cask_trace_t *cask__trace_build(const cask_run_t *r);
 /* The built-in schedulers. */
 extern const cask_scheduler_t cask__sched_sync;
 extern const cask_scheduler_t cask__sched_threads;
+extern const cask_scheduler_t cask__sched_processes;
 
 #endif

@@ -97,9 +97,13 @@ enum {
 typedef struct cask_compute_opts {
     const char *scheduler;  /* registered name; NULL: $CASK_SCHEDULER, else "sync" */
     int         workers;    /* 0: $CASK_NUM_WORKERS, else the online cores */
-    unsigned    flags;      /* CASK_TRACE */
+    unsigned    flags;      /* CASK_TRACE, CASK_PROGRESS, CASK_NO_PROGRESS */
     const cask_callbacks_t *callbacks; /* borrowed for the compute; NULL: none */
+    int         retries;    /* "processes": reruns of a task whose worker process
+                               died; 0: the default (1); CASK_NO_RETRY: none */
 } cask_compute_opts_t;
+
+#define CASK_NO_RETRY (-1)
 
 /* What a compute reports besides its results. */
 typedef struct cask_compute_info {

@@ -1,0 +1,253 @@
+/*
+** sched/shm.c: the shared arena of the processes scheduler.
+**
+** One memfd, mapped once by the parent before it forks its workers, so
+** every process of a compute sees the arena at the same address: a value
+** made in one worker is read in place by another (no copy, no fd passing),
+** and its pointer means the same thing everywhere. The descriptor is
+** closed as soon as the mapping exists; the file is sparse, so only the
+** pages touched take memory, and they go when the last process unmaps
+** them: nothing is left in /dev/shm, not even after a crash.
+**
+** The range is cut into slots. Slot 0 is the parent's (the shared state
+** of the run); each worker process allocates only in its own slot, so
+** allocation never waits on another process. A block freed by a process
+** other than its owner goes on the slot's remote list, a lock-free stack
+** the owner empties whole at its next allocation (taking the whole stack
+** leaves no ABA problem). Freed blocks are kept by size and reused: on
+** these machines touching fresh memory costs more than most kernels.
+** A worker that dies leaves its slot behind; its replacement gets a new one.
+*/
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "shm.h"
+
+#define PAGE     4096u
+#define N_SMALL  5              /* blocks of 256 .. 4096 bytes */
+#define LARGE    UINT32_MAX
+
+typedef struct slot slot_t;
+
+/* The header before every block; the block's user part follows it. */
+typedef struct block {
+    struct block *next;  /* free lists */
+    slot_t  *home;       /* the slot it came from */
+    size_t   size;       /* bytes, header included */
+    uint32_t cls;        /* small class, or LARGE */
+    uint32_t pad_[9];    /* 64 bytes, so what follows is 64-byte aligned */
+} block_t;
+
+/* A slot's header, at the start of its range. Only the owner's threads
+** touch anything but remote. */
+struct slot {
+    _Atomic(block_t *) remote;   /* freed by other processes */
+    pthread_mutex_t lock;        /* the owner's threads */
+    char    *bump, *end;         /* fresh space */
+    block_t *small[N_SMALL];     /* free small blocks by class */
+    block_t *large;              /* free large blocks */
+};
+
+struct cask__shm {
+    char  *base;        /* the mapping */
+    size_t size;        /* its length */
+    size_t slot_size;   /* bytes per slot */
+    int    slots;       /* slots in all */
+    int    used;        /* slots handed out (slot 0 included) */
+};
+
+_Static_assert(sizeof(block_t) == 64, "block header must be 64 bytes");
+_Static_assert(sizeof(slot_t) <= PAGE, "slot header must fit a page");
+
+static slot_t *mine;     /* in a worker process: its slot */
+
+static slot_t *slot_at(const cask__shm_t *m, int i)
+{
+    return (slot_t *)(m->base + (size_t)i * m->slot_size);
+}
+
+int cask__shm_open(cask__shm_t **out, int slots, cask_error_t *err)
+{
+    *out = NULL;
+    cask__shm_t *m = cask__calloc(1, sizeof *m);
+    if (!m)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the shared arena");
+    int fd = memfd_create("cask-arena", MFD_CLOEXEC);
+    if (fd < 0) {
+        cask__free(m);
+        return cask__err(err, CASK_EWORKER, NULL, NULL,
+                         "memfd_create: %s", strerror(errno));
+    }
+    /* As much address space as the system gives, down to 64 GiB: only
+    ** touched pages cost memory. */
+    for (int shift = 42; shift >= 36; shift -= 2) {
+        size_t size = (size_t)1 << shift;
+        if (ftruncate(fd, (off_t)size))
+            continue;
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+        if (p != MAP_FAILED) {
+            m->base = p;
+            m->size = size;
+            break;
+        }
+    }
+    int e = errno;
+    close(fd); /* the mapping keeps the file; nothing to leak */
+    if (!m->base) {
+        cask__free(m);
+        return cask__err(err, CASK_EWORKER, NULL, NULL,
+                         "cannot map a shared arena: %s", strerror(e));
+    }
+    m->slots = slots;
+    m->slot_size = (m->size / (size_t)slots) & ~(size_t)(PAGE - 1);
+    *out = m;
+    return 0;
+}
+
+void cask__shm_close(cask__shm_t *m)
+{
+    if (!m)
+        return;
+    munmap(m->base, m->size);
+    cask__free(m);
+}
+
+int cask__shm_new_slot(cask__shm_t *m)
+{
+    if (m->used == m->slots)
+        return -1;
+    int i = m->used++;
+    slot_t *s = slot_at(m, i);
+    atomic_init(&s->remote, NULL);
+    pthread_mutex_init(&s->lock, NULL); /* private: each process inits its own use */
+    s->bump = (char *)s + PAGE;
+    s->end = (char *)s + m->slot_size;
+    memset(s->small, 0, sizeof s->small);
+    s->large = NULL;
+    return i;
+}
+
+/* Class of a block of `need` bytes: 0 .. N_SMALL-1, or LARGE. */
+static uint32_t class_of(size_t need, size_t *size)
+{
+    for (uint32_t c = 0; c < N_SMALL; c++)
+        if (need <= (size_t)256 << c) {
+            *size = (size_t)256 << c;
+            return c;
+        }
+    *size = (need + PAGE - 1) & ~(size_t)(PAGE - 1);
+    return LARGE;
+}
+
+static void put_free(slot_t *s, block_t *b)
+{
+    block_t **list = b->cls == LARGE ? &s->large : &s->small[b->cls];
+    b->next = *list;
+    *list = b;
+}
+
+/* A block of `need` bytes from s; lock held. */
+static block_t *take(slot_t *s, size_t need)
+{
+    block_t *got = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
+    while (got) {
+        block_t *next = got->next;
+        put_free(s, got);
+        got = next;
+    }
+    size_t size;
+    uint32_t cls = class_of(need, &size);
+    block_t *b = NULL;
+    if (cls != LARGE) {
+        if ((b = s->small[cls]))
+            s->small[cls] = b->next;
+    } else {
+        /* The same size (chunks of an array mostly are), else one at most
+        ** a quarter larger. */
+        block_t **best = NULL;
+        for (block_t **p = &s->large; *p; p = &(*p)->next) {
+            size_t have = (*p)->size;
+            if (have == size) {
+                best = p;
+                break;
+            }
+            if (have > size && have - size <= size / 4 && (!best || have < (*best)->size))
+                best = p;
+        }
+        if (best) {
+            b = *best;
+            *best = b->next;
+        }
+    }
+    if (!b) {
+        if ((size_t)(s->end - s->bump) < size)
+            return NULL;
+        b = (block_t *)s->bump;
+        s->bump += size;
+        b->size = size;
+        b->cls = cls;
+        b->home = s;
+    }
+    return b;
+}
+
+static void release(struct cask_blob *blob)
+{
+    block_t *b = (block_t *)blob - 1;
+    slot_t *s = b->home;
+    if (s == mine) {
+        pthread_mutex_lock(&s->lock);
+        put_free(s, b);
+        pthread_mutex_unlock(&s->lock);
+        return;
+    }
+    block_t *head = atomic_load_explicit(&s->remote, memory_order_relaxed);
+    do
+        b->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&s->remote, &head, b, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+static struct cask_blob *alloc_blob(size_t bytes)
+{
+    if (bytes > SIZE_MAX - sizeof(block_t) - PAGE)
+        return NULL;
+    pthread_mutex_lock(&mine->lock);
+    block_t *b = take(mine, bytes + sizeof *b);
+    pthread_mutex_unlock(&mine->lock);
+    if (!b)
+        return NULL;
+    struct cask_blob *blob = (struct cask_blob *)(b + 1);
+    blob->release = release;
+    return blob;
+}
+
+void cask__shm_enter(cask__shm_t *m, int slot)
+{
+    mine = slot_at(m, slot);
+    pthread_mutex_init(&mine->lock, NULL);
+    cask__blob_alloc = alloc_blob;
+}
+
+void *cask__shm_parent_alloc(cask__shm_t *m, size_t bytes)
+{
+    slot_t *s = slot_at(m, 0);
+    size_t size = (bytes + 63) & ~(size_t)63;
+    if (size < bytes || (size_t)(s->end - s->bump) < size)
+        return NULL;
+    void *p = s->bump;
+    s->bump += size;
+    return p;
+}
+
+bool cask__shm_holds(const cask__shm_t *m, const cask_value_t *v)
+{
+    if (!cask__has_blob(v))
+        return true; /* inline: travels as is */
+    const char *p = (const char *)v->u.blob;
+    return v->u.blob->release == release && p >= m->base && p < m->base + m->size;
+}

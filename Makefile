@@ -96,7 +96,7 @@ $(BUILD)/bench/cask_bench: bench/cask_bench.c $(STATIC) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
 
 # ThreadSanitizer on the tests that run tasks on several threads.
-TSAN_TESTS := test_threads test_sync
+TSAN_TESTS := test_backends test_sync
 test-tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan CC=clang SAN="-fsanitize=thread" \
 	  CFLAGS="-O1 -g" $(addprefix build/tsan/tests/,$(TSAN_TESTS))

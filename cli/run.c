@@ -10,13 +10,19 @@
 #include "cli.h"
 
 static const char run_usage[] =
-    "usage: cask run FILE [--scheduler NAME] [--workers N] [--trace OUT.json] [--json]\n"
+    "usage: cask run FILE [--scheduler NAME] [--workers N] [--retries N] [--trace OUT.json]\n"
+    "                     [--progress | --no-progress] [--json]\n"
     "\n"
     "Load a cask-graph JSON file (docs/FORMAT.md) and compute its outputs.\n"
     "\n"
-    "  -s, --scheduler NAME  scheduler to run on (default: $CASK_SCHEDULER, else sync)\n"
+    "  -s, --scheduler NAME  sync, threads, processes (default: $CASK_SCHEDULER, else sync)\n"
     "  -w, --workers N       number of workers (default: $CASK_NUM_WORKERS, else the cores)\n"
+    "  -r, --retries N       processes: reruns of a task whose worker process died\n"
+    "                        (default 1; 0: none)\n"
     "  -t, --trace OUT.json  write the trace of the run as JSON\n"
+    "  -p, --progress        draw a progress bar on stderr (default: when stderr is a\n"
+    "                        terminal and the compute runs over half a second)\n"
+    "  -P, --no-progress     never draw one\n"
     "  -j, --json            print {\"outputs\": {KEY: VALUE, ...}, \"stats\": {...}}\n"
     "  -h, --help            show this help\n"
     "\n"
@@ -38,6 +44,9 @@ int cmd_run(int argc, char **argv)
         { "scheduler", required_argument, NULL, 's' },
         { "workers", required_argument, NULL, 'w' },
         { "trace", required_argument, NULL, 't' },
+        { "retries", required_argument, NULL, 'r' },
+        { "progress", no_argument, NULL, 'p' },
+        { "no-progress", no_argument, NULL, 'P' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -46,7 +55,7 @@ int cmd_run(int argc, char **argv)
     const char *trace_path = NULL;
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:w:t:jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:w:t:r:pPjh", longopts, NULL)) != -1) {
         switch (c) {
         case 's': opts.scheduler = optarg; break;
         case 'w':
@@ -56,6 +65,18 @@ int cmd_run(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'r': {
+            int r = cli_parse_int(optarg, 100);
+            if (r < 0 && strcmp(optarg, "0") != 0) {
+                fprintf(stderr, "cask run: --retries '%s' is not a whole number from 0 to 100\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            opts.retries = r > 0 ? r : CASK_NO_RETRY;
+            break;
+        }
+        case 'p': opts.flags |= CASK_PROGRESS; break;
+        case 'P': opts.flags |= CASK_NO_PROGRESS; break;
         case 't': trace_path = optarg; break;
         case 'j': json = 1; break;
         case 'h': fputs(run_usage, stdout); return EXIT_OK;

@@ -85,8 +85,7 @@ static int parse_workers(const char *s, int *out)
     return 0;
 }
 
-/* Resolve the scheduler and worker count from opts and the environment. */
-static int resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *workers,
+int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *workers,
                    cask_error_t *err)
 {
     const char *name = opts->scheduler;
@@ -137,12 +136,21 @@ static void run_destroy(cask_run_t *r)
     cask__free(r->t_end);
     cask__free(r->t_bytes);
     cask__free(r->t_order);
+    cask__free(r->out_first);
+    cask__free(r->out_next);
     cask__plan_destroy(&r->p);
 }
 
 int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                  cask_value_t *results, const cask_compute_opts_t *opts,
                  cask_compute_info_t *info, cask_error_t *err)
+{
+    return cask__compute(g, outs, n, results, opts, info, err, NULL);
+}
+
+int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                  cask_value_t *results, const cask_compute_opts_t *opts,
+                  cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks)
 {
     static const cask_compute_opts_t defaults;
     cask_error_t local;
@@ -161,7 +169,7 @@ int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     cask_scheduler_t s = { 0 };
     cask_run_t r;
     memset(&r, 0, sizeof r);
-    int rc = resolve(opts, &s, &r.workers, err);
+    int rc = cask__resolve(opts, &s, &r.workers, err);
     if (rc)
         return rc;
     if (info) {
@@ -191,6 +199,19 @@ int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);
         goto out;
     }
+    if (hooks && hooks->deliver) {
+        if (!(r.out_first = cask__malloc(m * sizeof *r.out_first)) ||
+            !(r.out_next = cask__malloc((n ? n : 1) * sizeof *r.out_next))) {
+            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);
+            goto out;
+        }
+        memset(r.out_first, 0xff, m * sizeof *r.out_first);
+        for (size_t i = n; i-- > 0;) {
+            r.out_next[i] = r.out_first[r.p.out[i]];
+            r.out_first[r.p.out[i]] = (uint32_t)i;
+        }
+        r.hooks = hooks;
+    }
     for (uint32_t i = 0; i < r.p.n; i++) {
         atomic_init(&r.pending[i], r.p.npred[i]);
         atomic_init(&r.uses[i], r.p.nuse[i]);
@@ -203,7 +224,14 @@ int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
 
     cask_error_t serr;
     cask_error_clear(&serr);
+    cask__progress_t prog;
+    cask__progress_start(&prog, &r, opts->flags);
+    if (hooks && hooks->running)
+        hooks->running(hooks->ctx, &r);
     rc = s.run(&r, s.udata, &serr);
+    if (hooks && hooks->running)
+        hooks->running(hooks->ctx, NULL);
+    cask__progress_stop(&prog);
     if (rc) {
         *err = serr;
         if (!err->code)

@@ -47,13 +47,13 @@
 #define MAX_PROCS 256   /* most workers */
 #define SPARES    64    /* worker deaths one compute survives */
 #define MSG_MAX   256   /* bytes of a failure message */
-#define SKIPPED   (-1)  /* an answer's rc: not run, the compute is stopping */
+#define SKIPPED   1     /* an answer's rc: not run, the compute is stopping (codes are < 0) */
 
 /* A worker's answer for one task. Answers travel in batches; a failure
 ** ends its batch and its message follows it, NUL-terminated. */
 typedef struct answer {
     uint32_t t;          /* the task */
-    int32_t  rc;         /* 0, the task's error code, or SKIPPED */
+    int32_t  rc;         /* 0, SKIPPED, or the task's error code (< 0) */
     uint64_t start, end; /* kernel start and end, ticks */
 } answer_t;
 
@@ -93,14 +93,14 @@ typedef struct procs {
 ** returned a value made before the fork (an input passed through). */
 static int share(const cask__shm_t *m, cask_value_t *out, char *msg)
 {
-    if (cask__shm_holds(m, out))
-        return 0;
     if (out->type == CASK_OPAQUE) {
         cask_value_decref(out);
         snprintf(msg, MSG_MAX, "returned an opaque value, which cannot leave its worker "
                  "process (the threads scheduler can pass it)");
         return CASK_ETYPE;
     }
+    if (cask__shm_holds(m, out))
+        return 0;
     cask_value_t copy;
     size_t bytes = cask_value_nbytes(out);
     int rc = cask__value_copy(out, &copy);
@@ -398,7 +398,7 @@ static void answers(procs_t *ps, int i)
         size_t n = (size_t)k / sizeof *in;
         for (size_t j = 0; j < n; j++) {
             const char *msg = "";
-            if (in[j].rc > 0) { /* a failure: the rest of the message is its text */
+            if (in[j].rc < 0) { /* a failure: the rest of the message is its text */
                 msg = (const char *)&in[j + 1];
                 ((char *)in)[k < (ssize_t)sizeof in ? k : k - 1] = '\0';
                 n = j + 1;

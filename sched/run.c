@@ -126,8 +126,9 @@ int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t
         add_bytes(r, b);
     if (r->t_bytes)
         r->t_bytes[t] = b;
-    if (r->deliver && r->is_out[t])
-        r->deliver(r->deliver_ctx, t, &r->val[t]);
+    if (r->out_first)
+        for (uint32_t i = r->out_first[t]; i != UINT32_MAX; i = r->out_next[i])
+            r->hooks->deliver(r->hooks->ctx, i, &r->val[t]);
     return 0;
 }
 

@@ -32,10 +32,40 @@ struct cask_run {
     atomic_size_t peak;            /* and at most */
     atomic_size_t done;            /* tasks completed */
     int retries;                   /* processes: reruns after a worker dies */
-    const uint8_t *is_out;         /* 1 for the requested outputs (with deliver) */
-    void (*deliver)(void *ctx, cask_tid_t t, const cask_value_t *v);
-    void *deliver_ctx;             /* deliver: a requested output is ready */
+    const struct cask__hooks *hooks; /* or NULL */
+    uint32_t *out_first;           /* with hooks: first output index of each task, */
+    uint32_t *out_next;            /* and the next output index of the same task */
 };
+
+/* What cask_submit() needs from a compute. */
+typedef struct cask__hooks {
+    void *ctx;
+    /* r is about to run (r NULL: it has ended and is about to go). */
+    void (*running)(void *ctx, cask_run_t *r);
+    /* Requested output i is ready (v borrowed for the call). */
+    void (*deliver)(void *ctx, size_t i, const cask_value_t *v);
+} cask__hooks_t;
+
+/* The progress bar of one compute (sched/progress.c). */
+typedef struct cask__progress {
+    int on, forced, over, drawn;
+    cask_run_t *r;
+    uint64_t t0;
+    pthread_t th;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+} cask__progress_t;
+void cask__progress_start(cask__progress_t *p, cask_run_t *r, unsigned flags);
+void cask__progress_stop(cask__progress_t *p);
+
+/* cask_compute with hooks (NULL: none). */
+int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                  cask_value_t *results, const cask_compute_opts_t *opts,
+                  cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks);
+
+/* The scheduler and worker count opts asks for (or the environment). */
+int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *workers,
+                  cask_error_t *err);
 
 /* Ticks: a cheap monotonic counter (sched/clock.c); convert with a tickconv. */
 void cask__clock_init(void);

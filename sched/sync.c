@@ -26,7 +26,7 @@ static int sync_run(cask_run_t *r, void *udata, cask_error_t *err)
     for (size_t i = 0; i < n && !c.rc; i++)
         on_ready(&c, src[i]);
     cask_tid_t t;
-    while (!c.rc && cask_readyq_pop(&c.q, &t)) {
+    while (!c.rc && !cask_run_stopped(r) && cask_readyq_pop(&c.q, &t)) {
         if (cask_run_exec(r, t, 0))
             break;
         cask_run_complete(r, t, on_ready, &c);

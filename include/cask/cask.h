@@ -19,6 +19,7 @@
 #include "graph.h"
 #include "sched.h"
 #include "delayed.h"
+#include "future.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -90,7 +90,12 @@ typedef struct cask_callbacks {
 
 /* Compute flags. */
 enum {
-    CASK_TRACE = 1u << 0  /* record a trace and return it in info->trace */
+    CASK_TRACE       = 1u << 0, /* record a trace and return it in info->trace */
+    CASK_PROGRESS    = 1u << 1, /* draw a progress bar on stderr, from the start */
+    CASK_NO_PROGRESS = 1u << 2  /* never draw one. With neither flag, the bar is
+                                   drawn when stderr is a terminal and the compute
+                                   runs over half a second; CASK_PROGRESS=1 or 0 in
+                                   the environment forces it on or off. */
 };
 
 /* Options for cask_compute; zero fields mean "default". */

@@ -56,6 +56,40 @@ static void test_crash_kernel(void **state)
     unsetenv("ASAN_OPTIONS");
 }
 
+/* On processes the crash takes a worker, not cask: retried, then reported. */
+static void test_processes_retries(void **state)
+{
+    (void)state;
+    char args[512];
+    const char *tries[] = { "0", "2", NULL }, *want[] = { "1 attempt,", "3 attempts", "2 attempts" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "run %s/graphs/crash.json --scheduler processes --workers 2%s%s",
+                 data(), tries[i] ? " --retries " : "", tries[i] ? tries[i] : "");
+        assert_int_equal(run(args), 1);
+        if (!strstr(errtxt, want[i]) || !strstr(errtxt, "signal 11") || !strstr(errtxt, "boom"))
+            fail_msg("stderr: %s", errtxt);
+    }
+    snprintf(args, sizeof args, "run %s/graphs/diamond.json --scheduler processes --retries x",
+             data());
+    assert_int_equal(run(args), 2);
+    assert_non_null(strstr(errtxt, "--retries 'x'"));
+    /* a trace from processes: every task once, on workers 0 and 1 */
+    char trace[] = "/tmp/cask-cli-trace-XXXXXX";
+    close(mkstemp(trace));
+    snprintf(args, sizeof args, "run %s/graphs/diamond.json -s processes -w 2 --trace %s --progress",
+             data(), trace);
+    assert_int_equal(run(args), 0);
+    assert_non_null(strstr(out, "total = 23.5"));
+    assert_non_null(strstr(errtxt, "100%  4/4 tasks"));
+    json_error_t je;
+    json_t *j = json_load_file(trace, 0, &je);
+    unlink(trace);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "workers")), 2);
+    assert_int_equal(json_array_size(json_object_get(j, "tasks")), 4);
+    json_decref(j);
+}
+
 static void test_help_and_usage(void **state)
 {
     (void)state;
@@ -159,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_run_json_and_trace),
         cmocka_unit_test(test_run_failures),
         cmocka_unit_test(test_crash_kernel),
+        cmocka_unit_test(test_processes_retries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

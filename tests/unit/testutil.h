@@ -33,24 +33,73 @@
 /* Calls of test.count, across threads. */
 static atomic_long test_calls __attribute__((unused));
 
-/* test.count: sum of its numeric inputs + 1, counting its calls. */
+/* The integer a value stands for: itself, or an n-d buffer's element sum. */
+static inline int64_t test_int_of(const cask_value_t *v, int *ok)
+{
+    cask_nd_t nd;
+    *ok = 1;
+    if (v->type == CASK_INT64)
+        return v->u.i;
+    if (cask_value_nd(v, &nd) == 0 && nd.dtype == CASK_F64) {
+        double s = 0;
+        for (size_t i = 0; i < nd.size; i++)
+            s += ((const double *)nd.data)[i];
+        return (int64_t)s;
+    }
+    *ok = 0;
+    return 0;
+}
+
+/* The sum of a kernel's inputs (see test_int_of) in *s; 0 or a failure. */
+static inline int test_sum_inputs(const cask_value_t *a, size_t n, int64_t *s, cask_kctx_t *ctx)
+{
+    *s = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ok;
+        *s += test_int_of(&a[i], &ok);
+        if (!ok)
+            return cask_kernel_fail(ctx, "input %zu is not an integer", i);
+    }
+    return 0;
+}
+
+/* test.count: sum of its inputs + 1, counting its calls. */
 static inline int k_count(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
-    int64_t s = 1;
-    for (size_t i = 0; i < n; i++) {
-        if (a[i].type != CASK_INT64)
-            return cask_kernel_fail(ctx, "input %zu is not an integer", i);
-        s += a[i].u.i;
-    }
+    int64_t s;
+    if (test_sum_inputs(a, n, &s, ctx))
+        return CASK_EKERNEL;
+    s += 1;
     atomic_fetch_add(&test_calls, 1);
     *out = cask_int(s);
+    return 0;
+}
+
+/* test.vec: an n-d buffer of 1 + s % 3000 doubles (s: the sum of its inputs),
+** element i = (s + i) % 7, so its element sum depends on every input. */
+static inline int k_vec(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    int64_t s;
+    if (test_sum_inputs(a, n, &s, ctx))
+        return CASK_EKERNEL;
+    if (s < 0)
+        s = -s;
+    int64_t len = 1 + s % 3000;
+    cask_error_t err;
+    if (cask_value_ndarray(CASK_F64, 1, &len, out, &err))
+        return cask_kernel_fail(ctx, "%s", err.message);
+    cask_nd_t nd;
+    cask_value_nd(out, &nd);
+    for (int64_t i = 0; i < len; i++)
+        ((double *)nd.data)[i] = (double)((s + i) % 7);
     return 0;
 }
 
 static inline void register_test_kernels(void)
 {
     cask_error_t err;
-    if (cask_kernel_register("test.count", k_count, NULL, &err))
+    if (cask_kernel_register("test.count", k_count, NULL, &err) ||
+        cask_kernel_register("test.vec", k_vec, NULL, &err))
         fail_msg("register: %s", err.message);
 }
 

@@ -1,9 +1,24 @@
-/* tests/unit/test_threads.c: the threads scheduler against sync, on random
-** graphs and worker counts; its traces; stopping at the first error. */
+/* tests/unit/test_backends.c: every parallel back-end against sync, on
+** random graphs and worker counts; their traces; stopping at the first
+** error. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "testutil.h"
+
+/* The back-ends under test. ThreadSanitizer does not follow forked
+** workers, so its build checks threads alone. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NO_FORK 1
+#endif
+#endif
+#ifdef NO_FORK
+static const char *const backends[] = { "threads" };
+#else
+static const char *const backends[] = { "threads", "processes" };
+#endif
+#define N_BACKENDS (sizeof backends / sizeof *backends)
 
 static int setup(void **state)
 {
@@ -19,27 +34,31 @@ static size_t random_graph(cask_graph_t *g, unsigned seed, cask_task_t *outs, si
 {
     cask_error_t err;
     srand(seed);
-    int layers = 1 + rand() % 30, width = 1 + rand() % 120;
+    int layers = 1 + rand() % 40, width = 1 + rand() % 150;
     size_t n = 0, cap = (size_t)layers * (size_t)width;
     cask_task_t *all = malloc(cap * sizeof *all);
-    char *used = calloc(cap, 1);
+    char *used = calloc(cap, 1), *vec = calloc(cap, 1);
     for (int l = 0; l < layers; l++) {
         int w = 1 + rand() % width;
         size_t start = n;
         for (int i = 0; i < w; i++) {
             cask_value_t in[5];
             size_t k = 0;
-            int spin = rand() % 4 == 0;
-            if (spin)
+            int kind = rand() % 8; /* 0, 1: spin; 2: an n-d buffer; else count */
+            if (kind < 2)
                 in[k++] = cask_int(rand() % 20);
             for (int j = 0; j < 3 && start > 0; j++)
                 if (rand() % 2) {
                     size_t u = (size_t)rand() % start;
+                    if (kind < 2 && vec[u]) /* cask.spin takes numbers only */
+                        continue;
                     in[k++] = cask_ref(all[u]);
                     used[u] = 1;
                 }
+            vec[n] = kind == 2;
             in[k++] = cask_int(rand() % 1000);
-            cask_task_spec_t spec = { .kernel = spin ? "cask.spin" : "test.count", .inputs = in,
+            const char *kernel = kind < 2 ? "cask.spin" : kind == 2 ? "test.vec" : "test.count";
+            cask_task_spec_t spec = { .kernel = kernel, .inputs = in,
                                       .n_inputs = k, .index = n };
             if (cask_graph_add(g, &spec, &all[n], &err))
                 fail_msg("add: %s", err.message);
@@ -52,6 +71,7 @@ static size_t random_graph(cask_graph_t *g, unsigned seed, cask_task_t *outs, si
             outs[m++] = all[i];
     free(all);
     free(used);
+    free(vec);
     return m;
 }
 
@@ -95,6 +115,7 @@ static void test_random_graphs_match_sync(void **state)
     (void)state;
     cask_error_t err;
     int graphs = 0;
+    size_t most = 0;
     for (unsigned seed = 1; seed <= 40; seed++) {
         cask_graph_t *g = cask_graph_new(&err);
         cask_task_t outs[64];
@@ -103,19 +124,29 @@ static void test_random_graphs_match_sync(void **state)
         cask_compute_info_t info;
         assert_ok(cask_compute(g, outs, m, ref, &(cask_compute_opts_t){ .scheduler = "sync" }, NULL,
                                &err), &err);
-        for (int w = 1; w <= 4; w++) {
-            cask_compute_opts_t o = { .scheduler = "threads", .workers = w, .flags = CASK_TRACE };
-            assert_ok(cask_compute(g, outs, m, got, &o, &info, &err), &err);
-            for (size_t i = 0; i < m; i++)
-                if (!cask_value_equal(&ref[i], &got[i]))
-                    fail_msg("seed %u, %d workers: output %zu differs", seed, w, i);
-            check_trace(g, info.trace, w, info.tasks);
-            cask_trace_free(info.trace);
-        }
+        if (cask_graph_size(g) > most)
+            most = cask_graph_size(g);
+        for (size_t b = 0; b < N_BACKENDS; b++)
+            for (int w = 1; w <= 4; w++) {
+                cask_compute_opts_t o = { .scheduler = backends[b], .workers = w,
+                                          .flags = CASK_TRACE };
+                assert_ok(cask_compute(g, outs, m, got, &o, &info, &err), &err);
+                for (size_t i = 0; i < m; i++) {
+                    if (!cask_value_equal(&ref[i], &got[i]))
+                        fail_msg("%s, seed %u, %d workers: output %zu differs", backends[b],
+                                 seed, w, i);
+                    cask_value_decref(&got[i]);
+                }
+                check_trace(g, info.trace, w, info.tasks);
+                cask_trace_free(info.trace);
+            }
+        for (size_t i = 0; i < m; i++)
+            cask_value_decref(&ref[i]);
         cask_graph_free(g);
         graphs++;
     }
-    printf("# %d random graphs, 1 to 4 workers each\n", graphs);
+    printf("# %d random graphs of up to %zu tasks, %zu back-ends, 1 to 4 workers each\n",
+           graphs, most, N_BACKENDS);
 }
 
 /* The first error stops the compute: a failing task that outranks 200 slow
@@ -138,22 +169,30 @@ static void test_error_stops_threads(void **state)
     cask_value_decref(&msg);
     refs[N] = cask_ref(ft);
     cask_task_t sum = cask_delayed(g, "cask.add", refs, N + 1, &err);
-    for (int w = 1; w <= 4; w++) {
-        cask_value_t r;
-        cask_compute_info_t info;
-        cask_compute_opts_t o = { .scheduler = "threads", .workers = w };
-        assert_int_equal(cask_compute(g, &sum, 1, &r, &o, &info, &err), CASK_EKERNEL);
-        assert_string_equal(err.key, "fire");
-        assert_string_equal(err.kernel, "cask.fail");
-        assert_string_equal(err.message, "worker caught fire");
-        assert_int_equal(r.type, CASK_NONE);
-    }
+    for (size_t b = 0; b < N_BACKENDS; b++)
+        for (int w = 1; w <= 4; w++) {
+            cask_value_t r;
+            cask_compute_info_t info;
+            cask_compute_opts_t o = { .scheduler = backends[b], .workers = w };
+            assert_int_equal(cask_compute(g, &sum, 1, &r, &o, &info, &err), CASK_EKERNEL);
+            assert_string_equal(err.key, "fire");
+            assert_string_equal(err.kernel, "cask.fail");
+            assert_string_equal(err.message, "worker caught fire");
+            assert_int_equal(r.type, CASK_NONE);
+            /* 200 tasks of 10 ms: 2 s of work; stopping takes one task's time */
+            assert_true(info.wall_s < 0.5);
+        }
     cask_graph_free(g);
 }
 
 /* Count the tasks that start, through the pretask callback. */
 static atomic_int started;
 static void on_pre(void *u, const char *k, int w) { (void)u, (void)k, (void)w; atomic_fetch_add(&started, 1); }
+static void on_post(void *u, const char *k, int w, double s, int st)
+{
+    (void)u, (void)k, (void)w, (void)s, (void)st;
+    atomic_fetch_add(&started, 1);
+}
 
 static void test_no_task_starts_after_error(void **state)
 {
@@ -178,6 +217,18 @@ static void test_no_task_starts_after_error(void **state)
         /* the failing task, plus at most one task per other worker already running */
         assert_true(atomic_load(&started) <= w);
     }
+#ifndef NO_FORK
+    /* processes: tasks are sent ahead, so count the ones that ran (posttask) */
+    for (int w = 1; w <= 4; w++) {
+        cask_callbacks_t cb = { .posttask = on_post };
+        cask_compute_opts_t o = { .scheduler = "processes", .workers = w, .callbacks = &cb };
+        cask_value_t r;
+        atomic_store(&started, 0);
+        assert_int_equal(cask_compute(g, &sum, 1, &r, &o, NULL, &err), CASK_EKERNEL);
+        assert_string_equal(err.key, "first");
+        assert_true(atomic_load(&started) <= w);
+    }
+#endif
     cask_graph_free(g);
 }
 
@@ -192,10 +243,12 @@ static void test_chain_and_idle_workers(void **state)
         t = CASK_DELAYED(g, "test.count", &err, cask_ref(t));
     cask_value_t r;
     cask_compute_info_t info;
-    cask_compute_opts_t o = { .scheduler = "threads", .workers = 8 };
-    assert_ok(cask_compute(g, &t, 1, &r, &o, &info, &err), &err);
-    assert_int_equal(r.u.i, 5001);
-    assert_int_equal(info.workers, 8);
+    for (size_t b = 0; b < N_BACKENDS; b++) {
+        cask_compute_opts_t o = { .scheduler = backends[b], .workers = 8 };
+        assert_ok(cask_compute(g, &t, 1, &r, &o, &info, &err), &err);
+        assert_int_equal(r.u.i, 5001);
+        assert_int_equal(info.workers, 8);
+    }
     setenv("CASK_SCHEDULER", "threads", 1);
     setenv("CASK_NUM_WORKERS", "3", 1);
     assert_ok(cask_compute(g, &t, 1, &r, NULL, &info, &err), &err);

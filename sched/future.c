@@ -1,0 +1,315 @@
+/*
+** sched/future.c: cask_submit() and futures.
+**
+** A submit makes a job: a copy of the request, a reference on the graph,
+** and one future per output; a detached thread runs cask__compute() for
+** it. Hooks tell the job when the run exists (so a cancel can stop it) and
+** when each output is ready (so its future is done before the compute
+** ends). One process-wide lock and condition variable cover every future:
+** waiting for k of n futures may span several computes, and futures change
+** state rarely enough that one lock costs nothing that matters.
+**
+** A job lives while its thread runs or any of its futures is not freed.
+*/
+#include <string.h>
+#include <time.h>
+
+#include "sched.h"
+
+typedef struct job job_t;
+
+struct cask_future {
+    job_t       *job;
+    size_t       i;          /* which output */
+    bool         done;       /* value or error is final */
+    bool         wanted;     /* not cancelled or freed */
+    bool         has_val;    /* val was delivered */
+    cask_value_t val;        /* the output, once delivered */
+};
+
+struct job {
+    cask_graph_t       *g;        /* referenced */
+    cask_task_t        *outs;     /* the request */
+    size_t              n;
+    cask_compute_opts_t opts;
+    char                sched[32];
+    struct cask_future *fut;      /* n futures */
+    size_t              live;     /* futures not freed, + 1 while the thread runs */
+    size_t              wanting;  /* futures neither done nor cancelled */
+    cask_run_t         *run;      /* while running */
+    bool                cancel;   /* stop the run when it starts */
+    bool                finished; /* the compute has returned */
+    int                 rc;       /* its status */
+    cask_error_t        err;      /* and error */
+    cask_compute_info_t info;     /* and what it reported */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+
+static void job_free(job_t *j)
+{
+    for (size_t i = 0; i < j->n; i++)
+        cask_value_decref(&j->fut[i].val);
+    cask_trace_free(j->info.trace);
+    cask_graph_free(j->g);
+    cask__free(j->outs);
+    cask__free(j->fut);
+    cask__free(j);
+}
+
+/* Drop one of j's holders; lock held. Returns true if j must be freed. */
+static bool job_release(job_t *j)
+{
+    return --j->live == 0;
+}
+
+static void stop_run(job_t *j) /* lock held */
+{
+    cask_error_t e;
+    cask__err(&e, CASK_ECANCELED, NULL, NULL, "the compute was cancelled");
+    if (j->run)
+        cask__run_fail(j->run, &e);
+    else
+        j->cancel = true;
+}
+
+static void on_running(void *ctx, cask_run_t *r)
+{
+    job_t *j = ctx;
+    pthread_mutex_lock(&lock);
+    j->run = r;
+    if (r && j->cancel)
+        stop_run(j);
+    pthread_mutex_unlock(&lock);
+}
+
+static void on_deliver(void *ctx, size_t i, const cask_value_t *v)
+{
+    job_t *j = ctx;
+    cask_value_t mine;
+    /* A block in a processes arena goes with the compute: copy it out. */
+    if (cask__has_blob(v) && v->type != CASK_OPAQUE && v->u.blob->release) {
+        if (cask__value_copy(v, &mine))
+            return; /* no memory: the value comes with the compute's results */
+    } else {
+        mine = *v;
+        cask_value_incref(&mine);
+    }
+    pthread_mutex_lock(&lock);
+    struct cask_future *f = &j->fut[i];
+    if (!f->done) {
+        f->val = mine;
+        f->has_val = f->done = true;
+        if (f->wanted)
+            j->wanting--;
+        mine = cask_none();
+        pthread_cond_broadcast(&changed);
+    }
+    pthread_mutex_unlock(&lock);
+    cask_value_decref(&mine);
+}
+
+static void *job_main(void *arg)
+{
+    job_t *j = arg;
+    cask__hooks_t h = { .ctx = j, .running = on_running, .deliver = on_deliver };
+    cask_value_t *res = cask__calloc(j->n ? j->n : 1, sizeof *res);
+    cask_error_t err;
+    cask_compute_info_t info;
+    int rc = res ? cask__compute(j->g, j->outs, j->n, res, &j->opts, &info, &err, &h)
+                 : cask__err(&err, CASK_ENOMEM, NULL, NULL, "no memory for the results");
+    pthread_mutex_lock(&lock);
+    j->finished = true;
+    j->rc = rc;
+    j->err = err;
+    if (res)
+        j->info = info;
+    for (size_t i = 0; i < j->n; i++) {
+        struct cask_future *f = &j->fut[i];
+        if (!f->done) {
+            f->done = true;
+            if (!rc) { /* not delivered (no memory then): take the result */
+                f->val = res[i];
+                f->has_val = true;
+                res[i] = cask_none();
+            }
+        }
+    }
+    j->wanting = 0;
+    pthread_cond_broadcast(&changed);
+    bool last = job_release(j);
+    pthread_mutex_unlock(&lock);
+    for (size_t i = 0; res && i < j->n; i++)
+        cask_value_decref(&res[i]);
+    cask__free(res);
+    if (last)
+        job_free(j);
+    return NULL;
+}
+
+int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                const cask_compute_opts_t *opts, cask_future_t **futs, cask_error_t *err)
+{
+    static const cask_compute_opts_t defaults;
+    cask_error_t local;
+    if (!err)
+        err = &local;
+    cask_error_clear(err);
+    if (!futs)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "futs is NULL");
+    for (size_t i = 0; i < n; i++)
+        futs[i] = NULL;
+    if (!g || (n && !outs))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or outputs are NULL");
+    if (!opts)
+        opts = &defaults;
+    for (size_t i = 0; i < n; i++)
+        if (outs[i] >= cask_graph_size(g))
+            return cask__err(err, CASK_EMISSING, NULL, NULL,
+                             "output %zu is task %u, not in a graph of %zu tasks", i, outs[i],
+                             cask_graph_size(g));
+    cask_scheduler_t s;
+    int workers, rc = cask__resolve(opts, &s, &workers, err);
+    if (rc)
+        return rc;
+    job_t *j = cask__calloc(1, sizeof *j);
+    if (!j || !(j->outs = cask__malloc((n ? n : 1) * sizeof *outs)) ||
+        !(j->fut = cask__calloc(n ? n : 1, sizeof *j->fut))) {
+        if (j)
+            cask__free(j->outs);
+        cask__free(j);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to submit %zu outputs", n);
+    }
+    if (n)
+        memcpy(j->outs, outs, n * sizeof *outs);
+    j->n = n;
+    j->opts = *opts;
+    snprintf(j->sched, sizeof j->sched, "%s", s.name); /* the name resolved now */
+    j->opts.scheduler = j->sched;
+    j->opts.workers = workers;
+    for (size_t i = 0; i < n; i++)
+        j->fut[i] = (struct cask_future){ .job = j, .i = i, .wanted = true };
+    j->live = n + 1;
+    j->wanting = n;
+    cask__graph_incref(g);
+    j->g = (cask_graph_t *)g;
+    pthread_t th;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&th, &a, job_main, j);
+    pthread_attr_destroy(&a);
+    if (rc) {
+        job_free(j);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start the compute's thread");
+    }
+    for (size_t i = 0; i < n; i++)
+        futs[i] = &j->fut[i];
+    return 0;
+}
+
+bool cask_future_done(const cask_future_t *f)
+{
+    pthread_mutex_lock(&lock);
+    bool d = f->done;
+    pthread_mutex_unlock(&lock);
+    return d;
+}
+
+size_t cask_future_wait(cask_future_t *const *futs, size_t n, size_t k, double timeout_s,
+                        bool *done)
+{
+    struct timespec until;
+    if (timeout_s > 0) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        double s = (double)until.tv_sec + (double)until.tv_nsec * 1e-9 + timeout_s;
+        until.tv_sec = (time_t)s;
+        until.tv_nsec = (long)((s - (double)until.tv_sec) * 1e9);
+    }
+    size_t got;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        got = 0;
+        for (size_t i = 0; i < n; i++)
+            got += futs[i] && futs[i]->done;
+        if (got >= k || timeout_s == 0)
+            break;
+        if (timeout_s < 0)
+            pthread_cond_wait(&changed, &lock);
+        else if (pthread_cond_timedwait(&changed, &lock, &until))
+            break; /* timed out: count once more below */
+    }
+    got = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool d = futs[i] && futs[i]->done;
+        got += d;
+        if (done)
+            done[i] = d;
+    }
+    pthread_mutex_unlock(&lock);
+    return got;
+}
+
+int cask_future_get(cask_future_t *f, cask_value_t *out, cask_error_t *err)
+{
+    cask_error_t local;
+    if (!err)
+        err = &local;
+    cask_error_clear(err);
+    *out = cask_none();
+    pthread_mutex_lock(&lock);
+    while (!f->done)
+        pthread_cond_wait(&changed, &lock);
+    job_t *j = f->job;
+    int rc = 0;
+    if (f->has_val) {
+        *out = f->val;
+        cask_value_incref(out);
+    } else {
+        *err = j->err;
+        rc = j->rc;
+    }
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+bool cask_future_cancel(cask_future_t *f)
+{
+    pthread_mutex_lock(&lock);
+    job_t *j = f->job;
+    bool was = !f->done && f->wanted;
+    if (was) {
+        f->wanted = false;
+        if (--j->wanting == 0 && !j->finished)
+            stop_run(j);
+    }
+    pthread_mutex_unlock(&lock);
+    return was;
+}
+
+int cask_future_info(cask_future_t *f, cask_compute_info_t *info)
+{
+    pthread_mutex_lock(&lock);
+    job_t *j = f->job;
+    while (!j->finished)
+        pthread_cond_wait(&changed, &lock);
+    *info = j->info;
+    j->info.trace = NULL; /* the caller's now */
+    int rc = j->rc;
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+void cask_future_free(cask_future_t *f)
+{
+    if (!f)
+        return;
+    cask_future_cancel(f);
+    pthread_mutex_lock(&lock);
+    job_t *j = f->job;
+    bool last = job_release(j);
+    pthread_mutex_unlock(&lock);
+    if (last)
+        job_free(j);
+}

@@ -95,14 +95,19 @@ $(BUILD)/bench/cask_bench: bench/cask_bench.c $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
 
+# The native baseline: the same shapes as OpenMP tasks with depend clauses.
+$(BUILD)/bench/omp_bench: bench/omp_bench.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) -O2 -fopenmp -o $@ $<
+
 # ThreadSanitizer on the tests that run tasks on several threads.
-TSAN_TESTS := test_backends test_sync
+TSAN_TESTS := test_backends test_sync test_futures
 test-tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan CC=clang SAN="-fsanitize=thread" \
 	  CFLAGS="-O1 -g" $(addprefix build/tsan/tests/,$(TSAN_TESTS))
 	@BUILD=build/tsan ONLY="$(TSAN_TESTS)" TSAN_OPTIONS="halt_on_error=1" sh tests/run.sh
 
-bench: deps all $(BUILD)/bench/cask_bench
+bench: deps all $(BUILD)/bench/cask_bench $(BUILD)/bench/omp_bench
 	@BUILD=$(BUILD) bench/run $(BENCH)
 
 # Every symbol libcask.so exports starts with cask_.

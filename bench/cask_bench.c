@@ -3,6 +3,7 @@
 **
 **   cask_bench build        build a delayed graph of 1,000,000 tasks feeding one sum
 **   cask_bench SHAPE SCHED  run a shape (wide, chain, tree) on a scheduler, trace on
+**   cask_bench spin100us    20,000 tasks of 100 us: threads' parallel efficiency
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,42 @@ static void run_shape(const char *shape, const char *sched)
     cask_graph_free(g);
 }
 
+/* 20,000 independent tasks of 100 us busy work: sync, then threads on 2
+** workers; efficiency = (serial time / 2) / threads time. */
+static void run_spin(void)
+{
+    enum { N = 20000 };
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t *outs = malloc(N * sizeof *outs);
+    cask_value_t *res = malloc(N * sizeof *res);
+    if (!outs || !res)
+        exit(1);
+    for (int i = 0; i < N; i++)
+        if ((outs[i] = CASK_DELAYED(g, "cask.spin", &err, cask_int(100), cask_int(i))) ==
+            CASK_NO_TASK)
+            die("build", &err);
+    double wall[2];
+    const char *scheds[2] = { "sync", "threads" };
+    for (int s = 0; s < 2; s++) {
+        cask_compute_info_t info;
+        cask_compute_opts_t o = { .scheduler = scheds[s], .workers = s ? 2 : 1,
+                                  .flags = CASK_TRACE };
+        if (cask_compute(g, outs, N, res, &o, &info, &err))
+            die("compute", &err);
+        wall[s] = info.wall_s;
+        cask_trace_free(info.trace);
+        for (int i = 0; i < N; i++)
+            cask_value_decref(&res[i]);
+    }
+    printf("spin100us.sync.cask.s %.4f\n", wall[0]);
+    printf("spin100us.threads.cask.s %.4f\n", wall[1]);
+    printf("spin100us.threads.cask.efficiency %.4f\n", wall[0] / 2 / wall[1]);
+    free(outs);
+    free(res);
+    cask_graph_free(g);
+}
+
 static void run_build(void)
 {
     enum { N = 1000000, REPS = 5 };
@@ -129,12 +166,14 @@ static void run_build(void)
 
 int main(int argc, char **argv)
 {
-    if (argc == 2 && !strcmp(argv[1], "build"))
+    if (argc == 2 && !strcmp(argv[1], "spin100us"))
+        run_spin();
+    else if (argc == 2 && !strcmp(argv[1], "build"))
         run_build();
     else if (argc == 3)
         run_shape(argv[1], argv[2]);
     else {
-        fprintf(stderr, "usage: cask_bench build | cask_bench wide|chain|tree SCHEDULER\n");
+        fprintf(stderr, "usage: cask_bench build | spin100us | wide|chain|tree SCHEDULER\n");
         return 2;
     }
     return 0;

@@ -136,6 +136,7 @@ static void run_destroy(cask_run_t *r)
     cask__free(r->t_end);
     cask__free(r->t_bytes);
     cask__free(r->t_order);
+    cask__free(r->t_slots_mem);
     cask__free(r->out_first);
     cask__free(r->out_next);
     cask__plan_destroy(&r->p);
@@ -195,7 +196,9 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                    !(r.t_start = cask__malloc(m * sizeof *r.t_start)) || /* set by every run */
                    !(r.t_end = cask__malloc(m * sizeof *r.t_end)) ||
                    !(r.t_bytes = cask__malloc(m * sizeof *r.t_bytes)) ||
-                   !(r.t_order = cask__malloc(m * sizeof *r.t_order))))) {
+                   !(r.t_order = cask__malloc((m + (size_t)r.workers * CASK__T_BLOCK) *
+                                              sizeof *r.t_order)) ||
+                   !(r.t_slots_mem = cask__calloc((size_t)r.workers + 1, sizeof *r.t_slots))))) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);
         goto out;
     }
@@ -211,6 +214,11 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
             r.out_first[r.p.out[i]] = (uint32_t)i;
         }
         r.hooks = hooks;
+    }
+    if (trace) {
+        r.t_cap = m + (size_t)r.workers * CASK__T_BLOCK;
+        memset(r.t_order, 0xff, r.t_cap * sizeof *r.t_order);
+        r.t_slots = (struct cask__slots *)(((uintptr_t)r.t_slots_mem + 63) & ~(uintptr_t)63);
     }
     for (uint32_t i = 0; i < r.p.n; i++) {
         atomic_init(&r.pending[i], r.p.npred[i]);

@@ -117,6 +117,7 @@ static void *job_main(void *arg)
     cask_value_t *res = cask__calloc(j->n ? j->n : 1, sizeof *res);
     cask_error_t err;
     cask_compute_info_t info;
+    size_t n = j->n; /* j may be gone once this thread lets go of it */
     int rc = res ? cask__compute(j->g, j->outs, j->n, res, &j->opts, &info, &err, &h)
                  : cask__err(&err, CASK_ENOMEM, NULL, NULL, "no memory for the results");
     pthread_mutex_lock(&lock);
@@ -140,7 +141,7 @@ static void *job_main(void *arg)
     pthread_cond_broadcast(&changed);
     bool last = job_release(j);
     pthread_mutex_unlock(&lock);
-    for (size_t i = 0; res && i < j->n; i++)
+    for (size_t i = 0; res && i < n; i++)
         cask_value_decref(&res[i]);
     cask__free(res);
     if (last)

@@ -118,8 +118,22 @@ int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t
         cask__run_fail(r, &e);
         return rc;
     }
-    if (r->t_order)
-        r->t_order[atomic_fetch_add_explicit(&r->t_started, 1, memory_order_relaxed)] = t;
+    if (r->t_order) {
+        size_t at;
+        if (worker >= 0 && worker < r->workers) {
+            struct cask__slots *sl = &r->t_slots[worker];
+            if (sl->next == sl->end) {
+                sl->next = atomic_fetch_add_explicit(&r->t_started, CASK__T_BLOCK,
+                                                     memory_order_relaxed);
+                sl->end = sl->next + CASK__T_BLOCK;
+            }
+            at = sl->next++;
+        } else { /* a worker id out of range: one slot at a time */
+            at = atomic_fetch_add_explicit(&r->t_started, 1, memory_order_relaxed);
+        }
+        if (at < r->t_cap)
+            r->t_order[at] = t;
+    }
     r->val[t] = out;
     size_t b = cask__nbytes(&out);
     if (b)
@@ -157,6 +171,26 @@ static void release(cask_run_t *r, uint32_t u)
 void cask_run_complete(cask_run_t *r, cask_tid_t t,
                        void (*on_ready)(void *ctx, cask_tid_t s), void *ctx)
 {
+    cask__run_complete(r, t, on_ready, ctx, NULL);
+    atomic_fetch_add_explicit(&r->done, 1, memory_order_relaxed);
+}
+
+/* Successors with at least this many predecessors are worth combining. */
+#define COMBINE_MIN 16
+
+void cask__run_flush(cask_run_t *r, cask__combo_t *c,
+                     void (*on_ready)(void *ctx, cask_tid_t s), void *ctx)
+{
+    uint32_t k = c->k;
+    c->k = 0;
+    if (k && atomic_fetch_sub_explicit(&r->pending[c->s], k, memory_order_acq_rel) == k)
+        on_ready(ctx, c->s);
+}
+
+void cask__run_complete(cask_run_t *r, cask_tid_t t,
+                        void (*on_ready)(void *ctx, cask_tid_t s), void *ctx,
+                        cask__combo_t *c)
+{
     const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
     const cask_value_t *in = cask__inputs(g, gt);
@@ -168,10 +202,20 @@ void cask_run_complete(cask_run_t *r, cask_tid_t t,
         cask_value_decref(&r->val[t]);
     const uint32_t *s = r->p.succ + r->p.succ_off[t];
     const uint32_t *end = r->p.succ + r->p.succ_off[t + 1];
-    for (; s < end; s++)
+    for (; s < end; s++) {
+        if (c && c->k && c->s == *s) {
+            c->k++;
+            continue;
+        }
+        if (c && r->p.npred[*s] >= COMBINE_MIN) {
+            cask__run_flush(r, c, on_ready, ctx);
+            c->s = *s;
+            c->k = 1;
+            continue;
+        }
         if (atomic_fetch_sub_explicit(&r->pending[*s], 1, memory_order_acq_rel) == 1)
             on_ready(ctx, *s);
-    atomic_fetch_add_explicit(&r->done, 1, memory_order_relaxed);
+    }
 }
 
 /* ------------------------------------------------------------ ready queue */

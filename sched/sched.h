@@ -9,6 +9,19 @@
 
 #include "../graph/graph.h"
 
+/* A worker's block of trace slots, on a cache line of its own: workers
+** reserve T_BLOCK entries of t_order at a time, not one atomic per task. */
+#define CASK__T_BLOCK 64
+struct cask__slots {
+    _Alignas(64) size_t next, end;
+};
+
+/* Decrements of one successor's pending count that a worker holds back
+** (threads: a fan-in of thousands costs one atomic per batch, not per task). */
+typedef struct cask__combo {
+    uint32_t s, k;   /* successor, and decrements held; k == 0: none */
+} cask__combo_t;
+
 struct cask_run {
     cask__plan_t p;                /* culled graph, successors, ranks */
     const cask_graph_t *g;         /* the graph (borrowed) */
@@ -21,8 +34,12 @@ struct cask_run {
     int32_t  *t_worker;            /* trace: worker of each task, -1 not run */
     uint64_t *t_start, *t_end;     /* trace: kernel start and end, ns */
     uint64_t *t_bytes;             /* trace: bytes of each output */
-    uint32_t *t_order;             /* trace: tasks in the order they started */
-    atomic_uint t_started;         /* trace: entries of t_order taken */
+    uint32_t *t_order;             /* trace: tasks in the order they ended, with
+                                      UINT32_MAX in slots reserved but not used */
+    size_t    t_cap;               /* entries of t_order */
+    atomic_size_t t_started;       /* trace: entries of t_order reserved */
+    struct cask__slots *t_slots;   /* trace: each worker's reserved block, */
+    void     *t_slots_mem;         /* in this allocation (aligned within it) */
     uint64_t  t0;                  /* compute start, ns */
     uint64_t  tick0;               /* compute start, ticks */
     atomic_bool stopped;           /* an error (or a cancel): start nothing new */
@@ -88,6 +105,17 @@ int  cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out
                       uint64_t *start, uint64_t *end, char *msg, size_t msgcap);
 int  cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t out,
                     uint64_t start, uint64_t end, const char *msg);
+
+/* cask_run_complete without counting t in r->done: the caller adds its
+** completions to r->done itself, in batches. With combo (may be NULL),
+** decrements of a successor with many predecessors are held back in it
+** (flush before waiting for work, or the successor may never be ready). */
+void cask__run_complete(cask_run_t *r, cask_tid_t t,
+                        void (*on_ready)(void *ctx, cask_tid_t s), void *ctx,
+                        cask__combo_t *combo);
+/* Apply the decrements combo holds back (on_ready if that readies it). */
+void cask__run_flush(cask_run_t *r, cask__combo_t *combo,
+                     void (*on_ready)(void *ctx, cask_tid_t s), void *ctx);
 
 /* Record err as the run's error if it is the first; stop the run. */
 void cask__run_fail(cask_run_t *r, const cask_error_t *err);

@@ -3,26 +3,38 @@
 ** worker, started for each compute.
 **
 ** Ready tasks wait in one cask_readyq_t (the priority order every scheduler
-** uses) under a mutex. A worker that finishes a task keeps the best of the
-** successors it made ready and runs it next, without touching the queue,
-** as long as nothing queued outranks it: the inputs it just wrote are still
-** in its cache. The rest go to the queue in one locked batch, and one
-** sleeping worker is woken per task queued. Idle workers sleep on a
-** condition variable; nobody spins. The run's own bookkeeping is lock-free,
-** so the lock covers only the queue.
+** uses) under a mutex. Each worker also holds a few tasks of its own: the
+** successors its last task made ready (their inputs are still in its
+** cache) and, when tasks are cheap, a batch taken from the queue in one
+** locked visit. Before each task a worker compares the best it holds with
+** the rank of the queue's first task, published in an atomic: if the
+** queue's is better, it goes to the queue, so the critical path still
+** comes first. How much a worker holds follows how long its tasks take:
+** with tasks over CHEAP_TICKS (a few microseconds) it keeps one, hands the
+** rest to the queue and takes one at a time, so no worker sits on work
+** another could do; with cheaper tasks it keeps up to HOLD and takes up to
+** BATCH per visit, never more than its share of the queue, since then the
+** lock costs more than the tasks. Completions are added to the run's count
+** in batches too. Idle workers sleep on a condition variable; nobody spins.
 */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
 #include "sched.h"
 
+#define HOLD        32      /* most tasks a worker keeps */
+#define BATCH       16      /* most tasks taken from the queue per visit */
+#define CHEAP_TICKS 10000.0 /* mean task ticks (~4 us) under which tasks are cheap */
+
 typedef struct pool {
     cask_run_t     *r;
     pthread_mutex_t lock;      /* guards q, sleeping */
     pthread_cond_t  wake;      /* a task was queued, or the run ended */
     cask_readyq_t   q;         /* ready tasks */
-    int             sleeping;  /* workers waiting on wake */
+    atomic_int      sleeping;  /* workers waiting on wake (read unlocked as a hint) */
+    int             nw;        /* workers */
     atomic_bool     over;      /* every task done, or stopped and drained */
     _Atomic double  top;       /* rank of q's first task; -1 when empty */
     atomic_int      nomem;     /* a push failed */
@@ -30,10 +42,17 @@ typedef struct pool {
 } pool_t;
 
 typedef struct worker {
-    pool_t    *p;
+    _Alignas(64) pool_t *p;    /* a cache line of its own: no false sharing */
     int        id;
+    cask_tid_t hold[HOLD];     /* tasks this worker keeps */
+    int        nhold;
     cask_tid_t *buf;           /* successors made ready by the last task */
     size_t     nbuf, cap;
+    cask_tid_t out[BATCH];     /* successors for the queue, not yet queued */
+    int        nout;
+    size_t     unsaid;         /* completions not yet added to r->done */
+    cask__combo_t combo;       /* decrements of a big fan-in held back */
+    double     mean;           /* running mean of task ticks */
 } worker_t;
 
 /* Publish the rank of the queue's first task (-1: empty); lock held. */
@@ -67,92 +86,207 @@ static void finish(pool_t *p)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* Add w's completions to the run's count; true when that makes it whole. */
+static bool say_done(worker_t *w)
+{
+    size_t k = w->unsaid;
+    w->unsaid = 0;
+    return k && atomic_fetch_add_explicit(&w->p->r->done, k, memory_order_acq_rel) + k == w->p->n;
+}
+
+/* Index of the best task w holds (nhold > 0). */
+static int best_held(const worker_t *w)
+{
+    const cask_run_t *r = w->p->r;
+    int b = w->nhold - 1; /* the latest first on ties: its inputs are warmest */
+    for (int i = w->nhold - 2; i >= 0; i--)
+        if (cask_run_priority(r, w->hold[i]) > cask_run_priority(r, w->hold[b]))
+            b = i;
+    return b;
+}
+
+static void push(pool_t *p, cask_tid_t t) /* lock held */
+{
+    if (cask_readyq_push(&p->q, t))
+        atomic_store(&p->nomem, 1);
+}
+
+/* Wake one sleeper per queued task; lock held. */
+static void wake_some(pool_t *p)
+{
+    size_t queued = cask_readyq_size(&p->q);
+    int sleeping = atomic_load_explicit(&p->sleeping, memory_order_relaxed);
+    for (int i = 0; i < sleeping && (size_t)i < queued; i++)
+        pthread_cond_signal(&p->wake);
+}
+
+/*
+** Visit the queue: hand back what w should not keep (everything when tasks
+** are costly), then, unless w still holds something at least as good as
+** the queue's first, take a batch. Sleeps while there is nothing at all.
+** Returns false when the run is over for w.
+*/
+static bool visit(worker_t *w, bool cheap)
+{
+    pool_t *p = w->p;
+    cask_run_t *r = p->r;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < w->nbuf; i++) /* what the held-back decrements readied */
+        push(p, w->buf[i]);
+    w->nbuf = 0;
+    for (int i = 0; i < w->nout; i++)
+        push(p, w->out[i]);
+    w->nout = 0;
+    /* Hand back what the queue's first outranks (everything, when tasks
+    ** are costly): it would clog w's hands while better work waits. */
+    cask_tid_t t;
+    if (!cheap || cask_readyq_peek(&p->q, &t)) {
+        double top = cheap ? cask_run_priority(r, t) : INFINITY;
+        for (int i = 0; i < w->nhold;)
+            if (cask_run_priority(r, w->hold[i]) < top) {
+                push(p, w->hold[i]);
+                w->hold[i] = w->hold[--w->nhold];
+            } else {
+                i++;
+            }
+    }
+    while (!w->nhold && !atomic_load(&p->over) && !cask_run_stopped(r) &&
+           !cask_readyq_size(&p->q)) {
+        atomic_fetch_add_explicit(&p->sleeping, 1, memory_order_relaxed);
+        pthread_cond_wait(&p->wake, &p->lock);
+        atomic_fetch_sub_explicit(&p->sleeping, 1, memory_order_relaxed);
+    }
+    if (atomic_load(&p->over) || cask_run_stopped(r)) {
+        pthread_mutex_unlock(&p->lock);
+        return false;
+    }
+    size_t share = cask_readyq_size(&p->q) / (size_t)p->nw;
+    int want = !cheap ? 1 : share < 1 ? 1 : share > BATCH ? BATCH : (int)share;
+    if (want > HOLD - w->nhold)
+        want = HOLD - w->nhold;
+    double floor = w->nhold ? cask_run_priority(r, w->hold[best_held(w)]) : -1;
+    for (int k = 0; k < want && cask_readyq_peek(&p->q, &t); k++) {
+        if (cask_run_priority(r, t) <= floor) /* no better than what w holds */
+            break;
+        cask_readyq_pop(&p->q, &t);
+        /* kept in reverse, so that on equal ranks the queue's order holds */
+        memmove(w->hold + 1, w->hold, (size_t)w->nhold * sizeof *w->hold);
+        w->hold[0] = t;
+        w->nhold++;
+    }
+    publish_top(p);
+    wake_some(p);
+    pthread_mutex_unlock(&p->lock);
+    return true;
+}
+
+/* The successors the last task made ready: keep the best (all, when
+** cheap and there is room), queue the rest in one locked batch. */
+static void place(worker_t *w, bool cheap)
+{
+    pool_t *p = w->p;
+    cask_run_t *r = p->r;
+    size_t keep = cheap ? (size_t)(HOLD - w->nhold) : w->nhold ? 0 : 1;
+    if (w->nbuf <= keep) {
+        for (size_t i = 0; i < w->nbuf; i++)
+            w->hold[w->nhold++] = w->buf[i];
+        return;
+    }
+    if (keep == 1) { /* the best, and queue the rest */
+        size_t b = 0;
+        for (size_t i = 1; i < w->nbuf; i++)
+            if (cask_run_priority(r, w->buf[i]) > cask_run_priority(r, w->buf[b]))
+                b = i;
+        w->hold[w->nhold++] = w->buf[b];
+        w->buf[b] = w->buf[--w->nbuf];
+        keep = 0;
+    }
+    for (size_t i = 0; i < keep; i++)
+        w->hold[w->nhold++] = w->buf[--w->nbuf];
+    /* Cheap tasks the worker cannot keep wait in its outbox for the next
+    ** visit, unless a worker is asleep or the outbox is full: they rank
+    ** below what it runs, so nobody is kept from better work meanwhile. */
+    if (cheap && !atomic_load_explicit(&p->sleeping, memory_order_relaxed) &&
+        w->nout + w->nbuf <= BATCH) {
+        for (size_t i = 0; i < w->nbuf; i++)
+            w->out[w->nout++] = w->buf[i];
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < w->nout; i++)
+        push(p, w->out[i]);
+    w->nout = 0;
+    for (size_t i = 0; i < w->nbuf; i++)
+        push(p, w->buf[i]);
+    publish_top(p);
+    wake_some(p);
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void *work(void *arg)
 {
     worker_t *w = arg;
     pool_t *p = w->p;
     cask_run_t *r = p->r;
-    cask_tid_t t = 0;
-    int have = 0;
     for (;;) {
-        if (!have) {
-            pthread_mutex_lock(&p->lock);
-            while (!atomic_load(&p->over) && !cask_run_stopped(r) && !cask_readyq_size(&p->q)) {
-                p->sleeping++;
-                pthread_cond_wait(&p->wake, &p->lock);
-                p->sleeping--;
-            }
-            if (atomic_load(&p->over) || cask_run_stopped(r)) {
-                pthread_mutex_unlock(&p->lock);
+        bool cheap = w->mean < CHEAP_TICKS;
+        int b = w->nhold ? best_held(w) : -1;
+        double top = atomic_load_explicit(&p->top, memory_order_relaxed);
+        if (b < 0 || top > cask_run_priority(r, w->hold[b])) {
+            w->nbuf = 0;
+            cask__run_flush(r, &w->combo, collect, w); /* before waiting on others */
+            if (b < 0 && say_done(w)) {
+                finish(p);
                 break;
             }
-            cask_readyq_pop(&p->q, &t);
-            publish_top(p);
-            pthread_mutex_unlock(&p->lock);
+            if (!visit(w, cheap))
+                break;
+            b = best_held(w);
         }
-        have = 0;
+        cask_tid_t t = w->hold[b];
+        w->hold[b] = w->hold[--w->nhold];
         if (cask_run_stopped(r))
             break;
+        uint64_t t0 = cask__tick();
         if (cask_run_exec(r, t, w->id)) {
             finish(p); /* the run is stopped: wake the sleepers to leave */
             break;
         }
+        w->mean += ((double)(cask__tick() - t0) - w->mean) * 0.1;
         w->nbuf = 0;
-        cask_run_complete(r, t, collect, w);
-        if (atomic_load_explicit(&r->done, memory_order_acquire) == p->n) {
-            finish(p);
-            break;
-        }
-        if (!w->nbuf)
-            continue;
-        /* Keep the best successor unless something queued outranks it. */
-        size_t best = 0;
-        for (size_t i = 1; i < w->nbuf; i++)
-            if (cask_run_priority(r, w->buf[i]) > cask_run_priority(r, w->buf[best]))
-                best = i;
-        t = w->buf[best];
-        w->buf[best] = w->buf[--w->nbuf];
-        have = 1;
-        if (!w->nbuf && cask_run_priority(r, t) >= atomic_load_explicit(&p->top, memory_order_relaxed))
-            continue; /* the common chain step: no lock at all */
-        pthread_mutex_lock(&p->lock);
-        for (size_t i = 0; i < w->nbuf; i++)
-            if (cask_readyq_push(&p->q, w->buf[i]))
-                atomic_store(&p->nomem, 1);
-        cask_tid_t top;
-        if (cask_readyq_peek(&p->q, &top) && cask_run_priority(r, top) > cask_run_priority(r, t)) {
-            cask_readyq_pop(&p->q, &top); /* trade: run the better one, queue mine */
-            if (cask_readyq_push(&p->q, t))
-                atomic_store(&p->nomem, 1);
-            t = top;
-        }
-        publish_top(p);
-        size_t queued = cask_readyq_size(&p->q);
-        for (int i = 0; i < p->sleeping && (size_t)i < queued; i++)
-            pthread_cond_signal(&p->wake);
-        pthread_mutex_unlock(&p->lock);
+        cask__run_complete(r, t, collect, w, &w->combo);
+        if (!cheap) /* costly tasks: nothing held back */
+            cask__run_flush(r, &w->combo, collect, w);
+        w->unsaid++;
         if (atomic_load(&p->nomem)) {
             finish(p);
             break;
         }
+        if (w->nbuf)
+            place(w, w->mean < CHEAP_TICKS);
     }
+    say_done(w);
     return NULL;
 }
 
 static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
 {
     (void)udata;
+    if (!cask_run_size(r))
+        return 0;
     int nw = cask_run_workers(r), rc = 0, started = 0;
     pool_t p;
     memset(&p, 0, sizeof p);
     p.r = r;
     p.n = cask_run_size(r);
+    p.nw = nw;
     atomic_init(&p.top, -1.0);
     cask_readyq_init(&p.q, r);
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.wake, NULL);
     pthread_t *tid = cask__calloc((size_t)nw, sizeof *tid);
-    worker_t *ws = cask__calloc((size_t)nw, sizeof *ws);
+    worker_t *ws = cask__calloc((size_t)nw + 1, sizeof *ws); /* + 1: room to align */
+    worker_t *wa = ws ? (worker_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63) : NULL;
     if (!tid || !ws) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %d workers", nw);
         goto out;
@@ -166,8 +300,8 @@ static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
         }
     publish_top(&p);
     for (int i = 0; i < nw; i++) {
-        ws[i] = (worker_t){ .p = &p, .id = i };
-        if (pthread_create(&tid[i], NULL, work, &ws[i])) {
+        wa[i] = (worker_t){ .p = &p, .id = i };
+        if (pthread_create(&tid[i], NULL, work, &wa[i])) {
             rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start worker thread %d", i);
             finish(&p);
             break;
@@ -180,7 +314,7 @@ static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the ready queue");
 out:
     for (int i = 0; ws && i < nw; i++)
-        cask__free(ws[i].buf);
+        cask__free(wa[i].buf);
     cask__free(ws);
     cask__free(tid);
     cask_readyq_destroy(&p.q);

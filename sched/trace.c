@@ -50,11 +50,20 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
     /* Tasks in the order they started: sorted already when one worker ran
     ** them, nearly so otherwise. */
     int sorted = 1;
-    for (uint32_t i = 0; i < n; i++) {
-        order[i] = r->t_order[i];
-        if (i && r->t_start[order[i]] < r->t_start[order[i - 1]])
+    size_t used = atomic_load(&r->t_started), k = 0;
+    if (used > r->t_cap)
+        used = r->t_cap;
+    for (size_t i = 0; i < used && k < n; i++) {
+        uint32_t t = r->t_order[i];
+        if (t == UINT32_MAX) /* reserved by a worker, not used */
+            continue;
+        order[k] = t;
+        if (k && r->t_start[t] < r->t_start[order[k - 1]])
             sorted = 0;
+        k++;
     }
+    if (k != n) /* cannot happen: every task of a finished run has its slot */
+        goto fail;
     if (!sorted)
         qsort_r(order, n, sizeof *order, by_start, (void *)r);
     if (!(tr->ev = cask__malloc((n ? n : 1) * sizeof *tr->ev)))

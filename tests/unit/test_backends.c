@@ -188,11 +188,13 @@ static void test_error_stops_threads(void **state)
 /* Count the tasks that start, through the pretask callback. */
 static atomic_int started;
 static void on_pre(void *u, const char *k, int w) { (void)u, (void)k, (void)w; atomic_fetch_add(&started, 1); }
+#ifndef NO_FORK
 static void on_post(void *u, const char *k, int w, double s, int st)
 {
     (void)u, (void)k, (void)w, (void)s, (void)st;
     atomic_fetch_add(&started, 1);
 }
+#endif
 
 static void test_no_task_starts_after_error(void **state)
 {

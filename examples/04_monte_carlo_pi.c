@@ -1,0 +1,108 @@
+/*
+** examples/04_monte_carlo_pi.c: estimate pi from 200,000,000 random points
+** in 16 tasks, on sync and then on threads, and print the speedup.
+**
+** Each task counts the points of its share that fall inside the quarter
+** circle; one more task adds the counts. Point i's coordinates come from a
+** counter-based generator (SplitMix64 outputs 2i and 2i + 1), so the estimate
+** is the same whatever the number of tasks or workers.
+**
+**     build/examples/04_monte_carlo_pi            the estimate and the speedup
+**     build/examples/04_monte_carlo_pi --figures  the same as bench figures
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cask/cask.h>
+
+#define SAMPLES 200000000LL
+#define TASKS   16
+#define SEED    20261121u
+
+#define GOLDEN 0x9e3779b97f4a7c15ull
+
+/* Output k of SplitMix64's stream is splitmix64(seed + k * GOLDEN). */
+static inline uint64_t splitmix64(uint64_t x)
+{
+    x += GOLDEN;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* pi.hits(first, count): how many of points first .. first+count-1 land
+** inside the unit quarter circle. */
+static int k_hits(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 2 || a[0].type != CASK_INT64 || a[1].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "wants (first, count) as integers");
+    uint64_t first = (uint64_t)a[0].u.i, count = (uint64_t)a[1].u.i, hits = 0;
+    const double scale = 0x1p-53;
+    for (uint64_t i = first; i < first + count; i++) {
+        double x = (double)(splitmix64(SEED + 2 * i * GOLDEN) >> 11) * scale;
+        double y = (double)(splitmix64(SEED + (2 * i + 1) * GOLDEN) >> 11) * scale;
+        hits += x * x + y * y < 1.0;
+    }
+    *out = cask_int((int64_t)hits);
+    return 0;
+}
+
+static void die(const cask_error_t *err)
+{
+    fprintf(stderr, "04_monte_carlo_pi: %s\n", err->message);
+    exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    int figures = argc > 1 && !strcmp(argv[1], "--figures");
+    cask_error_t err;
+    /* A cost estimate (seconds per point) lets the ranks mean something. */
+    cask_kernel_opts_t ko = { .cost = 2.5e-9 * (double)(SAMPLES / TASKS) };
+    if (cask_kernel_register("pi.hits", k_hits, &ko, &err))
+        die(&err);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_value_t parts[TASKS];
+    for (int i = 0; i < TASKS; i++) {
+        long long first = SAMPLES / TASKS * i, count = SAMPLES / TASKS;
+        parts[i] = cask_ref(CASK_DELAYED(g, "pi.hits", &err, cask_int(first), cask_int(count)));
+    }
+    cask_task_t total = cask_delayed(g, "cask.add", parts, TASKS, &err);
+    if (total == CASK_NO_TASK)
+        die(&err);
+
+    double wall[2];
+    int64_t hits[2];
+    int workers = 0;
+    const char *scheds[2] = { "sync", "threads" };
+    for (int s = 0; s < 2; s++) {
+        cask_value_t v;
+        cask_compute_info_t info;
+        cask_compute_opts_t o = { .scheduler = scheds[s] };
+        if (cask_compute(g, &total, 1, &v, &o, &info, &err))
+            die(&err);
+        wall[s] = info.wall_s;
+        hits[s] = v.u.i;
+        if (s)
+            workers = info.workers;
+    }
+    if (hits[0] != hits[1]) {
+        fprintf(stderr, "04_monte_carlo_pi: sync and threads disagree\n");
+        return 1;
+    }
+    double pi = 4.0 * (double)hits[0] / (double)SAMPLES;
+    if (figures) {
+        printf("pi.sync.cask.s %.4f\n", wall[0]);
+        printf("pi.threads.cask.s %.4f\n", wall[1]);
+        printf("pi.threads.cask.speedup %.3f\n", wall[0] / wall[1]);
+    } else {
+        printf("pi ~= %.8f (error %.1e) from %lld points in %d tasks\n", pi, fabs(pi - M_PI),
+               SAMPLES, TASKS);
+        printf("sync: %.3f s   threads (%d workers): %.3f s   speedup %.2f\n", wall[0], workers,
+               wall[1], wall[0] / wall[1]);
+    }
+    cask_graph_free(g);
+    return 0;
+}

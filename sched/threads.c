@@ -44,7 +44,7 @@ typedef struct pool {
 typedef struct worker {
     _Alignas(64) pool_t *p;    /* a cache line of its own: no false sharing */
     int        id;
-    cask_tid_t hold[HOLD];     /* tasks this worker keeps */
+    cask_tid_t hold[HOLD];     /* tasks this worker keeps, by rank, best last */
     int        nhold;
     cask_tid_t *buf;           /* successors made ready by the last task */
     size_t     nbuf, cap;
@@ -55,11 +55,16 @@ typedef struct worker {
     double     mean;           /* running mean of task ticks */
 } worker_t;
 
+static inline double rank_of(const cask_run_t *r, cask_tid_t t)
+{
+    return r->p.rank[t];
+}
+
 /* Publish the rank of the queue's first task (-1: empty); lock held. */
 static void publish_top(pool_t *p)
 {
     cask_tid_t t;
-    double top = cask_readyq_peek(&p->q, &t) ? cask_run_priority(p->r, t) : -1;
+    double top = cask_readyq_peek(&p->q, &t) ? rank_of(p->r, t) : -1;
     atomic_store_explicit(&p->top, top, memory_order_relaxed);
 }
 
@@ -94,15 +99,24 @@ static bool say_done(worker_t *w)
     return k && atomic_fetch_add_explicit(&w->p->r->done, k, memory_order_acq_rel) + k == w->p->n;
 }
 
-/* Index of the best task w holds (nhold > 0). */
-static int best_held(const worker_t *w)
+/* Index of the best task w holds (nhold > 0): the last. */
+static inline int best_held(const worker_t *w)
+{
+    return w->nhold - 1;
+}
+
+/* Keep t (room assured), after every held task of a rank no higher: among
+** equals the latest runs first, its inputs being the warmest. */
+static void hold_add(worker_t *w, cask_tid_t t)
 {
     const cask_run_t *r = w->p->r;
-    int b = w->nhold - 1; /* the latest first on ties: its inputs are warmest */
-    for (int i = w->nhold - 2; i >= 0; i--)
-        if (cask_run_priority(r, w->hold[i]) > cask_run_priority(r, w->hold[b]))
-            b = i;
-    return b;
+    double x = rank_of(r, t);
+    int i = w->nhold;
+    while (i > 0 && rank_of(r, w->hold[i - 1]) > x)
+        i--;
+    memmove(w->hold + i + 1, w->hold + i, (size_t)(w->nhold - i) * sizeof *w->hold);
+    w->hold[i] = t;
+    w->nhold++;
 }
 
 static void push(pool_t *p, cask_tid_t t) /* lock held */
@@ -141,14 +155,12 @@ static bool visit(worker_t *w, bool cheap)
     ** are costly): it would clog w's hands while better work waits. */
     cask_tid_t t;
     if (!cheap || cask_readyq_peek(&p->q, &t)) {
-        double top = cheap ? cask_run_priority(r, t) : INFINITY;
-        for (int i = 0; i < w->nhold;)
-            if (cask_run_priority(r, w->hold[i]) < top) {
-                push(p, w->hold[i]);
-                w->hold[i] = w->hold[--w->nhold];
-            } else {
-                i++;
-            }
+        double top = cheap ? rank_of(r, t) : INFINITY;
+        int k = 0; /* held in rank order: the outranked come first */
+        while (k < w->nhold && rank_of(r, w->hold[k]) < top)
+            push(p, w->hold[k++]);
+        memmove(w->hold, w->hold + k, (size_t)(w->nhold - k) * sizeof *w->hold);
+        w->nhold -= k;
     }
     while (!w->nhold && !atomic_load(&p->over) && !cask_run_stopped(r) &&
            !cask_readyq_size(&p->q)) {
@@ -164,15 +176,12 @@ static bool visit(worker_t *w, bool cheap)
     int want = !cheap ? 1 : share < 1 ? 1 : share > BATCH ? BATCH : (int)share;
     if (want > HOLD - w->nhold)
         want = HOLD - w->nhold;
-    double floor = w->nhold ? cask_run_priority(r, w->hold[best_held(w)]) : -1;
+    double floor = w->nhold ? rank_of(r, w->hold[best_held(w)]) : -1;
     for (int k = 0; k < want && cask_readyq_peek(&p->q, &t); k++) {
-        if (cask_run_priority(r, t) <= floor) /* no better than what w holds */
+        if (rank_of(r, t) <= floor) /* no better than what w holds */
             break;
         cask_readyq_pop(&p->q, &t);
-        /* kept in reverse, so that on equal ranks the queue's order holds */
-        memmove(w->hold + 1, w->hold, (size_t)w->nhold * sizeof *w->hold);
-        w->hold[0] = t;
-        w->nhold++;
+        hold_add(w, t);
     }
     publish_top(p);
     wake_some(p);
@@ -189,20 +198,20 @@ static void place(worker_t *w, bool cheap)
     size_t keep = cheap ? (size_t)(HOLD - w->nhold) : w->nhold ? 0 : 1;
     if (w->nbuf <= keep) {
         for (size_t i = 0; i < w->nbuf; i++)
-            w->hold[w->nhold++] = w->buf[i];
+            hold_add(w, w->buf[i]);
         return;
     }
     if (keep == 1) { /* the best, and queue the rest */
         size_t b = 0;
         for (size_t i = 1; i < w->nbuf; i++)
-            if (cask_run_priority(r, w->buf[i]) > cask_run_priority(r, w->buf[b]))
+            if (rank_of(r, w->buf[i]) > rank_of(r, w->buf[b]))
                 b = i;
-        w->hold[w->nhold++] = w->buf[b];
+        hold_add(w, w->buf[b]);
         w->buf[b] = w->buf[--w->nbuf];
         keep = 0;
     }
     for (size_t i = 0; i < keep; i++)
-        w->hold[w->nhold++] = w->buf[--w->nbuf];
+        hold_add(w, w->buf[--w->nbuf]);
     /* Cheap tasks the worker cannot keep wait in its outbox for the next
     ** visit, unless a worker is asleep or the outbox is full: they rank
     ** below what it runs, so nobody is kept from better work meanwhile. */
@@ -232,7 +241,7 @@ static void *work(void *arg)
         bool cheap = w->mean < CHEAP_TICKS;
         int b = w->nhold ? best_held(w) : -1;
         double top = atomic_load_explicit(&p->top, memory_order_relaxed);
-        if (b < 0 || top > cask_run_priority(r, w->hold[b])) {
+        if (b < 0 || top > rank_of(r, w->hold[b])) {
             w->nbuf = 0;
             cask__run_flush(r, &w->combo, collect, w); /* before waiting on others */
             if (b < 0 && say_done(w)) {
@@ -243,8 +252,7 @@ static void *work(void *arg)
                 break;
             b = best_held(w);
         }
-        cask_tid_t t = w->hold[b];
-        w->hold[b] = w->hold[--w->nhold];
+        cask_tid_t t = w->hold[--w->nhold]; /* the best: b == nhold - 1 */
         if (cask_run_stopped(r))
             break;
         uint64_t t0 = cask__tick();

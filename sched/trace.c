@@ -47,8 +47,9 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
         goto fail;
     tr->workers = r->workers;
     tr->n = n;
-    /* Tasks in the order they started: sorted already when one worker ran
-    ** them, nearly so otherwise. */
+    /* Tasks in the order they ended, each worker's in blocks of slots it
+    ** reserved (unused slots hold UINT32_MAX): sorted by start already when
+    ** one worker ran them, nearly so otherwise. */
     int sorted = 1;
     size_t used = atomic_load(&r->t_started), k = 0;
     if (used > r->t_cap)

@@ -196,7 +196,10 @@ CASK_API const char *cask_run_key(const cask_run_t *r, cask_tid_t t);
 ** its inputs, record the trace and callbacks, and keep its output. Returns
 ** 0, or the task's error code after recording it as the run's error (the
 ** first error wins; the run is then stopped). Call only once each task's
-** predecessors have completed. Threads: safe for distinct tasks.
+** predecessors have completed. worker is 0 .. cask_run_workers(r)-1 and
+** names one thread of yours: the trace keeps per-worker state, so two
+** threads must not run tasks as the same worker at once.
+** Threads: safe for distinct tasks on distinct workers.
 */
 CASK_API int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker);
 

@@ -220,36 +220,37 @@ void cask__run_complete(cask_run_t *r, cask_tid_t t,
 
 /* ------------------------------------------------------------ ready queue */
 
-/* The queue is a stack beside a binary heap. Entries go first when their
-** rank is larger, then their tie: bytes freed, then the most recent push.
-** A push whose (rank, bytes freed) equals the stack's, or finds the stack
-** empty, goes on the stack; any other goes to the heap. So every heap entry
-** with the stack's key is older than the whole stack, and on equal keys the
-** stack wins: a wide graph's sources cost O(1) each. Heap pushes only
-** append; the heap is repaired at the next pop, by sifting the new entries
-** up when they are few or by one bottom-up heapify when they are many.
-** Pops sift the hole down to a leaf taking the larger child, then the last
-** entry up (Floyd): about log2(n) compares instead of 2 log2(n). */
-typedef struct qent {
+/* Tasks of one key (rank, bytes freed) wait in a bucket, newest first, as
+** a list linked through q->next (a task is in the queue at most once, so
+** one link per task of the run is all the storage lists need). Buckets
+** with tasks sit in a binary heap by key, and a hash table finds a key's
+** bucket. So a push or pop costs O(1) plus O(log buckets) when a key
+** appears or runs out: a graph with few distinct ranks (a wide fan-out, a
+** reduction tree's levels) never pays for a heap of tasks. */
+typedef struct qbucket {
     double   rank;
-    uint64_t tie;
-    uint32_t t;
-} qent_t;
+    uint64_t freed;
+    uint32_t head;   /* newest task, or the next free bucket when unused */
+    uint32_t slot;   /* where the hash table holds this bucket */
+} qbucket_t;
 
-static inline int before(const qent_t *a, const qent_t *b)
+#define QNONE UINT32_MAX
+
+static inline int key_before(const qbucket_t *a, const qbucket_t *b)
 {
-    return a->rank > b->rank || (a->rank == b->rank && a->tie > b->tie);
+    return a->rank > b->rank || (a->rank == b->rank && a->freed > b->freed);
 }
 
 int cask_readyq_init(cask_readyq_t *q, const cask_run_t *r)
 {
     memset(q, 0, sizeof *q);
     q->run = r;
+    q->last = q->free = QNONE;
     return 0;
 }
 
 /* Bytes that running t would let go: outputs whose last consumer is t. */
-static uint64_t bytes_freed(const cask_run_t *r, cask_tid_t t)
+uint64_t cask__readyq_freed(const cask_run_t *r, cask_tid_t t)
 {
     const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
@@ -265,116 +266,180 @@ static uint64_t bytes_freed(const cask_run_t *r, cask_tid_t t)
     return b;
 }
 
-int cask_readyq_push(cask_readyq_t *q, cask_tid_t t)
+static inline size_t key_hash(double rank, uint64_t freed)
 {
-    uint64_t freed = bytes_freed(q->run, t);
-    if (freed > 0xffffffffu)
-        freed = 0xffffffffu;
-    double rank = q->run->p.rank[t];
-    if (q->top && (rank != q->stack_rank || freed != q->stack_freed)) {
-        if (q->len == q->cap && cask__grow(&q->heap, &q->cap, q->len + 1, sizeof(qent_t)))
-            return CASK_ENOMEM;
-        ((qent_t *)q->heap)[q->len++] = (qent_t){ rank, freed << 32 | (q->seq++ & 0xffffffffu), t };
-        return 0;
-    }
-    if (q->top == q->room && cask__grow(&q->stack, &q->room, q->top + 1, sizeof(cask_tid_t)))
+    uint64_t h;
+    memcpy(&h, &rank, sizeof h);
+    h ^= freed * 0x9e3779b97f4a7c15u;
+    h *= 0xff51afd7ed558ccdu;
+    return (size_t)(h ^ h >> 32);
+}
+
+/* The bucket of (rank, freed), or QNONE; *slot: where it is or would go. */
+static uint32_t map_find(const cask_readyq_t *q, double rank, uint64_t freed, size_t *slot)
+{
+    const qbucket_t *b = q->bkt;
+    size_t mask = q->mcap - 1, i = key_hash(rank, freed) & mask;
+    for (; q->map[i] != QNONE; i = (i + 1) & mask)
+        if (b[q->map[i]].rank == rank && b[q->map[i]].freed == freed)
+            break;
+    *slot = i;
+    return q->map[i];
+}
+
+static int map_grow(cask_readyq_t *q)
+{
+    size_t cap = q->mcap ? 2 * q->mcap : 16;
+    uint32_t *m = cask__malloc(cap * sizeof *m);
+    if (!m)
         return CASK_ENOMEM;
-    ((cask_tid_t *)q->stack)[q->top++] = t; /* the newest of its key: no seq needed */
-    q->stack_rank = rank;
-    q->stack_freed = freed;
+    memset(m, 0xff, cap * sizeof *m);
+    uint32_t *old = q->map;
+    size_t n = q->mcap;
+    q->map = m;
+    q->mcap = cap;
+    qbucket_t *b = q->bkt;
+    for (size_t i = 0; i < n; i++)
+        if (old[i] != QNONE) {
+            size_t s;
+            map_find(q, b[old[i]].rank, b[old[i]].freed, &s);
+            m[s] = old[i];
+            b[old[i]].slot = (uint32_t)s;
+        }
+    cask__free(old);
     return 0;
 }
 
-/* Move e up from hole i while it goes before its parent, stopping at top;
-** put it there. */
-static void rise(qent_t *h, size_t i, size_t top, qent_t e)
+/* Empty slot i (linear probing): shift later entries of its run back. */
+static void map_erase(cask_readyq_t *q, size_t i)
 {
-    while (i > top) {
+    qbucket_t *b = q->bkt;
+    size_t mask = q->mcap - 1;
+    for (size_t j = (i + 1) & mask; q->map[j] != QNONE; j = (j + 1) & mask) {
+        size_t home = key_hash(b[q->map[j]].rank, b[q->map[j]].freed) & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) { /* home is not in (i, j] */
+            q->map[i] = q->map[j];
+            b[q->map[i]].slot = (uint32_t)i;
+            i = j;
+        }
+    }
+    q->map[i] = QNONE;
+}
+
+/* Move bucket id up from hole i while it goes before its parent. */
+static void rise(cask_readyq_t *q, size_t i, uint32_t id)
+{
+    uint32_t *h = q->heap;
+    const qbucket_t *b = q->bkt;
+    while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (!before(&e, &h[parent]))
+        if (!key_before(&b[id], &b[h[parent]]))
             break;
         h[i] = h[parent];
         i = parent;
     }
-    h[i] = e;
+    h[i] = id;
 }
 
-/* Put e at hole i of h[0..n): down to a leaf by the larger child, then up. */
-static void sift_hole(qent_t *h, size_t n, size_t i, qent_t e)
+/* A new bucket for (rank, freed) at map slot s, in the heap; or QNONE. */
+static uint32_t bucket_new(cask_readyq_t *q, double rank, uint64_t freed, size_t s)
 {
-    size_t top = i, c;
-    while ((c = 2 * i + 1) < n) {
-        if (c + 1 < n && before(&h[c + 1], &h[c]))
-            c++;
-        h[i] = h[c];
-        i = c;
-    }
-    rise(h, i, top, e);
-}
-
-/* Restore the heap over entries pushed since the last pop. */
-static void repair(cask_readyq_t *q)
-{
-    qent_t *h = q->heap;
-    size_t fresh = q->len - q->heaped;
-    if (fresh * 8 > q->len) { /* many: heapify all, O(len) */
-        for (size_t i = q->len / 2; i-- > 0;)
-            sift_hole(h, q->len, i, h[i]);
+    if (q->nheap == q->hcap && cask__grow((void **)&q->heap, &q->hcap, q->nheap + 1,
+                                          sizeof *q->heap))
+        return QNONE;
+    uint32_t id = q->free;
+    if (id == QNONE) {
+        if (q->nbkt == q->bcap &&
+            cask__grow((void **)&q->bkt, &q->bcap, q->nbkt + 1, sizeof(qbucket_t)))
+            return QNONE;
+        id = (uint32_t)q->nbkt++;
     } else {
-        for (size_t i = q->heaped; i < q->len; i++)
-            rise(h, i, 0, h[i]);
+        q->free = ((qbucket_t *)q->bkt)[id].head;
     }
-    q->heaped = q->len;
+    ((qbucket_t *)q->bkt)[id] = (qbucket_t){ rank, freed, QNONE, (uint32_t)s };
+    q->map[s] = id;
+    rise(q, q->nheap++, id);
+    return id;
 }
 
-/* Whether the stack's top goes before the heap's; heap repaired. */
-static bool stack_first(cask_readyq_t *q)
+int cask_readyq_push(cask_readyq_t *q, cask_tid_t t)
 {
-    if (q->heaped != q->len)
-        repair(q);
-    const qent_t *h = q->heap;
-    return q->top && (!q->len || q->stack_rank > h[0].rank ||
-                      (q->stack_rank == h[0].rank && q->stack_freed >= h[0].tie >> 32));
+    return cask__readyq_put(q, t, cask__readyq_freed(q->run, t));
+}
+
+int cask__readyq_put(cask_readyq_t *q, cask_tid_t t, uint64_t freed)
+{
+    if (!q->next) {
+        size_t n = cask_run_size(q->run);
+        if (!(q->next = cask__malloc((n ? n : 1) * sizeof *q->next)))
+            return CASK_ENOMEM;
+    }
+    double rank = q->run->p.rank[t];
+    uint32_t id = q->last;
+    if (id == QNONE || ((qbucket_t *)q->bkt)[id].rank != rank || ((qbucket_t *)q->bkt)[id].freed != freed) {
+        if (2 * (q->nheap + 1) > q->mcap && map_grow(q))
+            return CASK_ENOMEM;
+        size_t s;
+        id = map_find(q, rank, freed, &s);
+        if (id == QNONE && (id = bucket_new(q, rank, freed, s)) == QNONE)
+            return CASK_ENOMEM;
+        q->last = id;
+    }
+    q->next[t] = ((qbucket_t *)q->bkt)[id].head;
+    ((qbucket_t *)q->bkt)[id].head = t;
+    q->size++;
+    return 0;
 }
 
 bool cask_readyq_peek(cask_readyq_t *q, cask_tid_t *t)
 {
-    if (stack_first(q)) {
-        *t = ((cask_tid_t *)q->stack)[q->top - 1];
-        return true;
-    }
-    if (!q->len)
+    if (!q->size)
         return false;
-    *t = ((qent_t *)q->heap)[0].t;
+    *t = ((qbucket_t *)q->bkt)[q->heap[0]].head;
     return true;
 }
 
 bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
 {
-    if (stack_first(q)) {
-        *t = ((cask_tid_t *)q->stack)[--q->top];
-        return true;
-    }
-    if (!q->len)
+    if (!q->size)
         return false;
-    qent_t *h = q->heap;
-    *t = h[0].t;
-    q->len--;
-    if (q->len)
-        sift_hole(h, q->len, 0, h[q->len]);
-    q->heaped = q->len;
+    uint32_t id = q->heap[0];
+    qbucket_t *b = q->bkt;
+    *t = b[id].head;
+    q->size--;
+    if ((b[id].head = q->next[*t]) != QNONE)
+        return true;
+    /* The bucket ran out: out of the table, the heap, and into the free
+    ** list. Its hole at the root sinks by the better child to a leaf,
+    ** then the heap's last bucket rises from there (Floyd). */
+    map_erase(q, b[id].slot);
+    b[id].head = q->free;
+    q->free = id;
+    if (q->last == id)
+        q->last = QNONE;
+    uint32_t *h = q->heap, last = h[--q->nheap];
+    size_t i = 0, c, n = q->nheap;
+    while ((c = 2 * i + 1) < n) {
+        if (c + 1 < n && key_before(&b[h[c + 1]], &b[h[c]]))
+            c++;
+        h[i] = h[c];
+        i = c;
+    }
+    if (n)
+        rise(q, i, last);
     return true;
 }
 
 size_t cask_readyq_size(const cask_readyq_t *q)
 {
-    return q->len + q->top;
+    return q->size;
 }
 
 void cask_readyq_destroy(cask_readyq_t *q)
 {
+    cask__free(q->next);
+    cask__free(q->bkt);
     cask__free(q->heap);
-    cask__free(q->stack);
-    q->heap = q->stack = NULL;
-    q->len = q->cap = q->heaped = q->top = q->room = 0;
+    cask__free(q->map);
+    cask_readyq_init(q, q->run);
 }

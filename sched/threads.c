@@ -15,7 +15,9 @@
 ** another could do; with cheaper tasks it keeps up to HOLD and takes up to
 ** BATCH per visit, never more than its share of the queue, since then the
 ** lock costs more than the tasks. Completions are added to the run's count
-** in batches too. Idle workers sleep on a condition variable; nobody spins.
+** in batches too. A task's place in the queue is found before the lock is
+** taken, so the lock covers only the pushes and pops. Idle workers sleep on
+** a condition variable; nobody spins.
 */
 #include <math.h>
 #include <pthread.h>
@@ -41,6 +43,11 @@ typedef struct pool {
     size_t          n;         /* tasks in the run */
 } pool_t;
 
+typedef struct keyed {
+    cask_tid_t t;
+    uint64_t   freed;          /* its key beside its rank: found unlocked */
+} keyed_t;
+
 typedef struct worker {
     _Alignas(64) pool_t *p;    /* a cache line of its own: no false sharing */
     int        id;
@@ -48,8 +55,8 @@ typedef struct worker {
     int        nhold;
     cask_tid_t *buf;           /* successors made ready by the last task */
     size_t     nbuf, cap;
-    cask_tid_t out[BATCH];     /* successors for the queue, not yet queued */
-    int        nout;
+    keyed_t    *give;          /* tasks for the queue, keyed, not yet queued */
+    size_t     ngive, gcap;
     size_t     unsaid;         /* completions not yet added to r->done */
     cask__combo_t combo;       /* decrements of a big fan-in held back */
     double     mean;           /* running mean of task ticks */
@@ -125,6 +132,30 @@ static void push(pool_t *p, cask_tid_t t) /* lock held */
         atomic_store(&p->nomem, 1);
 }
 
+/* Queue t at w's next locked visit; its key is found now, before the
+** lock, so the lock is held only for the pushes themselves. */
+static void give(worker_t *w, cask_tid_t t)
+{
+    if (w->ngive == w->gcap) {
+        size_t cap = w->gcap;
+        if (cask__grow((void **)&w->give, &cap, w->ngive + 1, sizeof *w->give)) {
+            atomic_store(&w->p->nomem, 1);
+            return;
+        }
+        w->gcap = cap;
+    }
+    w->give[w->ngive++] = (keyed_t){ t, cask__readyq_freed(w->p->r, t) };
+}
+
+/* Queue what w gives; lock held. */
+static void give_up(pool_t *p, worker_t *w)
+{
+    for (size_t i = 0; i < w->ngive; i++)
+        if (cask__readyq_put(&p->q, w->give[i].t, w->give[i].freed))
+            atomic_store(&p->nomem, 1);
+    w->ngive = 0;
+}
+
 /* Wake one sleeper per queued task; lock held. */
 static void wake_some(pool_t *p)
 {
@@ -144,23 +175,29 @@ static bool visit(worker_t *w, bool cheap)
 {
     pool_t *p = w->p;
     cask_run_t *r = p->r;
-    pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < w->nbuf; i++) /* what the held-back decrements readied */
-        push(p, w->buf[i]);
+        give(w, w->buf[i]);
     w->nbuf = 0;
-    for (int i = 0; i < w->nout; i++)
-        push(p, w->out[i]);
-    w->nout = 0;
     /* Hand back what the queue's first outranks (everything, when tasks
-    ** are costly): it would clog w's hands while better work waits. */
+    ** are costly): it would clog w's hands while better work waits. The
+    ** published top picks them before the lock; under it, the queue's
+    ** real first picks any more. */
+    double guess = cheap ? atomic_load_explicit(&p->top, memory_order_relaxed) : INFINITY;
+    int out = 0; /* held in rank order: the outranked come first */
+    while (out < w->nhold && rank_of(r, w->hold[out]) < guess)
+        give(w, w->hold[out++]);
+    memmove(w->hold, w->hold + out, (size_t)(w->nhold - out) * sizeof *w->hold);
+    w->nhold -= out;
+    pthread_mutex_lock(&p->lock);
+    give_up(p, w);
     cask_tid_t t;
     if (!cheap || cask_readyq_peek(&p->q, &t)) {
         double top = cheap ? rank_of(r, t) : INFINITY;
-        int k = 0; /* held in rank order: the outranked come first */
-        while (k < w->nhold && rank_of(r, w->hold[k]) < top)
-            push(p, w->hold[k++]);
-        memmove(w->hold, w->hold + k, (size_t)(w->nhold - k) * sizeof *w->hold);
-        w->nhold -= k;
+        int more = 0;
+        while (more < w->nhold && rank_of(r, w->hold[more]) < top)
+            push(p, w->hold[more++]);
+        memmove(w->hold, w->hold + more, (size_t)(w->nhold - more) * sizeof *w->hold);
+        w->nhold -= more;
     }
     while (!w->nhold && !atomic_load(&p->over) && !cask_run_stopped(r) &&
            !cask_readyq_size(&p->q)) {
@@ -212,21 +249,18 @@ static void place(worker_t *w, bool cheap)
     }
     for (size_t i = 0; i < keep; i++)
         hold_add(w, w->buf[--w->nbuf]);
-    /* Cheap tasks the worker cannot keep wait in its outbox for the next
-    ** visit, unless a worker is asleep or the outbox is full: they rank
-    ** below what it runs, so nobody is kept from better work meanwhile. */
-    if (cheap && !atomic_load_explicit(&p->sleeping, memory_order_relaxed) &&
-        w->nout + w->nbuf <= BATCH) {
-        for (size_t i = 0; i < w->nbuf; i++)
-            w->out[w->nout++] = w->buf[i];
-        return;
-    }
-    pthread_mutex_lock(&p->lock);
-    for (int i = 0; i < w->nout; i++)
-        push(p, w->out[i]);
-    w->nout = 0;
+    /* Cheap tasks the worker cannot keep wait with what it gives for the
+    ** next visit, unless a worker is asleep or there are BATCH of them:
+    ** they rank below what it runs, so nobody is kept from better work
+    ** meanwhile. */
     for (size_t i = 0; i < w->nbuf; i++)
-        push(p, w->buf[i]);
+        give(w, w->buf[i]);
+    w->nbuf = 0;
+    if (cheap && !atomic_load_explicit(&p->sleeping, memory_order_relaxed) &&
+        w->ngive <= BATCH)
+        return;
+    pthread_mutex_lock(&p->lock);
+    give_up(p, w);
     publish_top(p);
     wake_some(p);
     pthread_mutex_unlock(&p->lock);
@@ -322,7 +356,7 @@ static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the ready queue");
 out:
     for (int i = 0; ws && i < nw; i++)
-        cask__free(wa[i].buf);
+        cask__free(wa[i].buf), cask__free(wa[i].give);
     cask__free(ws);
     cask__free(tid);
     cask_readyq_destroy(&p.q);

@@ -222,27 +222,29 @@ CASK_API bool cask_run_stopped(const cask_run_t *r);
 */
 typedef struct cask_readyq {
     const cask_run_t *run;  /* private */
-    void  *heap;            /* private */
-    size_t len, cap;        /* private */
-    size_t heaped;          /* private */
-    uint64_t seq;           /* private */
-    void  *stack;           /* private */
-    size_t top, room;       /* private */
-    double stack_rank;      /* private */
-    uint64_t stack_freed;   /* private */
+    uint32_t *next;         /* private */
+    void     *bkt;          /* private */
+    size_t    nbkt, bcap;   /* private */
+    uint32_t *heap;         /* private */
+    size_t    nheap, hcap;  /* private */
+    uint32_t *map;          /* private */
+    size_t    mcap;         /* private */
+    uint32_t  last, free;   /* private */
+    size_t    size;         /* private */
 } cask_readyq_t;
 
 /* Set up q for r. Returns 0 (never allocates until the first push). */
 CASK_API int cask_readyq_init(cask_readyq_t *q, const cask_run_t *r);
 
-/* Add ready task t. Returns 0 or CASK_ENOMEM. Cost: O(log size + inputs of t). */
+/* Add ready task t. Returns 0 or CASK_ENOMEM. Cost: O(inputs of t), plus
+** O(log keys) when no queued task has t's (rank, bytes freed). */
 CASK_API int cask_readyq_push(cask_readyq_t *q, cask_tid_t t);
 
 /* Take the first task in priority order into *t; false when q is empty. */
 CASK_API bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t);
 
 /* The first task in priority order, without taking it; false when q is
-** empty. Cost: O(1) amortised. */
+** empty. Cost: O(1). */
 CASK_API bool cask_readyq_peek(cask_readyq_t *q, cask_tid_t *t);
 
 /* Number of tasks in q. */

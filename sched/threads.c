@@ -78,15 +78,10 @@ static void publish_top(pool_t *p)
 static void collect(void *ctx, cask_tid_t s)
 {
     worker_t *w = ctx;
-    if (w->nbuf == w->cap) {
-        size_t cap = w->cap;
-        if (cask__grow((void **)&w->buf, &cap, w->nbuf + 1, sizeof *w->buf)) {
-            atomic_store(&w->p->nomem, 1);
-            return;
-        }
-        w->cap = cap;
-    }
-    w->buf[w->nbuf++] = s;
+    if (cask__grow((void **)&w->buf, &w->cap, w->nbuf + 1, sizeof *w->buf))
+        atomic_store(&w->p->nomem, 1);
+    else
+        w->buf[w->nbuf++] = s;
 }
 
 /* End the run for everyone. */
@@ -136,15 +131,10 @@ static void push(pool_t *p, cask_tid_t t) /* lock held */
 ** lock, so the lock is held only for the pushes themselves. */
 static void give(worker_t *w, cask_tid_t t)
 {
-    if (w->ngive == w->gcap) {
-        size_t cap = w->gcap;
-        if (cask__grow((void **)&w->give, &cap, w->ngive + 1, sizeof *w->give)) {
-            atomic_store(&w->p->nomem, 1);
-            return;
-        }
-        w->gcap = cap;
-    }
-    w->give[w->ngive++] = (keyed_t){ t, cask__readyq_freed(w->p->r, t) };
+    if (cask__grow((void **)&w->give, &w->gcap, w->ngive + 1, sizeof *w->give))
+        atomic_store(&w->p->nomem, 1);
+    else
+        w->give[w->ngive++] = (keyed_t){ t, cask__readyq_freed(w->p->r, t) };
 }
 
 /* Queue what w gives; lock held. */

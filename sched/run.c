@@ -245,7 +245,7 @@ int cask_readyq_init(cask_readyq_t *q, const cask_run_t *r)
 {
     memset(q, 0, sizeof *q);
     q->run = r;
-    q->last = q->free = QNONE;
+    q->last = q->free = q->solo = QNONE;
     return 0;
 }
 
@@ -367,16 +367,12 @@ int cask_readyq_push(cask_readyq_t *q, cask_tid_t t)
     return cask__readyq_put(q, t, cask__readyq_freed(q->run, t));
 }
 
-int cask__readyq_put(cask_readyq_t *q, cask_tid_t t, uint64_t freed)
+/* File t under its key in the buckets. */
+static int put_bucket(cask_readyq_t *q, cask_tid_t t, double rank, uint64_t freed)
 {
-    if (!q->next) {
-        size_t n = cask_run_size(q->run);
-        if (!(q->next = cask__malloc((n ? n : 1) * sizeof *q->next)))
-            return CASK_ENOMEM;
-    }
-    double rank = q->run->p.rank[t];
     uint32_t id = q->last;
-    if (id == QNONE || ((qbucket_t *)q->bkt)[id].rank != rank || ((qbucket_t *)q->bkt)[id].freed != freed) {
+    if (id == QNONE || ((qbucket_t *)q->bkt)[id].rank != rank ||
+        ((qbucket_t *)q->bkt)[id].freed != freed) {
         if (2 * (q->nheap + 1) > q->mcap && map_grow(q))
             return CASK_ENOMEM;
         size_t s;
@@ -387,6 +383,34 @@ int cask__readyq_put(cask_readyq_t *q, cask_tid_t t, uint64_t freed)
     }
     q->next[t] = ((qbucket_t *)q->bkt)[id].head;
     ((qbucket_t *)q->bkt)[id].head = t;
+    return 0;
+}
+
+/* A task pushed into an empty queue waits alone, outside the buckets, so
+** a chain (one ready task at a time) never touches the table or the heap;
+** the next push files it. */
+int cask__readyq_put(cask_readyq_t *q, cask_tid_t t, uint64_t freed)
+{
+    double rank = q->run->p.rank[t];
+    if (!q->size) {
+        q->solo = t;
+        q->solo_rank = rank;
+        q->solo_freed = freed;
+        q->size = 1;
+        return 0;
+    }
+    if (!q->next) {
+        size_t n = cask_run_size(q->run);
+        if (!(q->next = cask__malloc((n ? n : 1) * sizeof *q->next)))
+            return CASK_ENOMEM;
+    }
+    if (q->solo != QNONE) {
+        if (put_bucket(q, q->solo, q->solo_rank, q->solo_freed))
+            return CASK_ENOMEM;
+        q->solo = QNONE;
+    }
+    if (put_bucket(q, t, rank, freed))
+        return CASK_ENOMEM;
     q->size++;
     return 0;
 }
@@ -395,7 +419,7 @@ bool cask_readyq_peek(cask_readyq_t *q, cask_tid_t *t)
 {
     if (!q->size)
         return false;
-    *t = ((qbucket_t *)q->bkt)[q->heap[0]].head;
+    *t = q->solo != QNONE ? q->solo : ((qbucket_t *)q->bkt)[q->heap[0]].head;
     return true;
 }
 
@@ -403,6 +427,12 @@ bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
 {
     if (!q->size)
         return false;
+    if (q->solo != QNONE) {
+        *t = q->solo;
+        q->solo = QNONE;
+        q->size = 0;
+        return true;
+    }
     uint32_t id = q->heap[0];
     qbucket_t *b = q->bkt;
     *t = b[id].head;

@@ -231,6 +231,9 @@ typedef struct cask_readyq {
     size_t    mcap;         /* private */
     uint32_t  last, free;   /* private */
     size_t    size;         /* private */
+    uint32_t  solo;         /* private */
+    double    solo_rank;    /* private */
+    uint64_t  solo_freed;   /* private */
 } cask_readyq_t;
 
 /* Set up q for r. Returns 0 (never allocates until the first push). */

@@ -115,6 +115,10 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
                           const cask_kernel_opts_t *opts, cask_error_t *err);
 /* Register the built-in kernels (graph/builtins.c); once. */
 void cask__register_builtins(void);
+/* Register the kernels of collections/ (arrays): a call down the data
+** flow, made once by cask__register_builtins, so a graph file that names
+** them loads in any program. */
+void cask__register_collections(void);
 
 /* The kernel with registry id `id` (valid for the process's life). */
 const cask__kernel_t *cask__kernel_get(uint32_t id);

@@ -20,6 +20,7 @@
 #include "sched.h"
 #include "delayed.h"
 #include "future.h"
+#include "array.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,240 @@
+/*
+** cask/array.h: lazy chunked n-d arrays, as dask.array.
+**
+** An array is a grid of blocks (regular chunks along each axis; the last
+** block of an axis may be short) in a graph. Building an expression runs
+** nothing and, for elementwise steps, adds no task either: a chain of
+** elementwise operations, random generation included, is kept as one
+** expression and fused into the tasks of whatever consumes it, so
+** (x*x + 1).sum() over a generated x is one task per block that makes one
+** pass and holds no block in memory. Tasks appear when something needs
+** blocks: a reduction, cask_array_tasks(), cask_array_compute().
+**
+**   cask_array_t *x  = cask_array_random_normal(g, 42, 0, 1, 1, (int64_t[]){ 100000000 },
+**                                               (int64_t[]){ 1000000 }, &err);
+**   cask_array_t *xx = cask_array_binop(CASK_MUL, x, x, &err);
+**   cask_array_t *y  = cask_array_binop_scalar(CASK_ADD, xx, cask_int(1), &err);
+**   cask_array_t *s  = cask_array_reduce(CASK_SUM, y, NULL, &err);
+**   double sum;
+**   cask_array_compute(&s, (void *[]){ &sum }, 1, NULL, NULL, &err);
+**
+** Handles are reference counted: every function that returns an array
+** returns a new reference (free it with cask_array_decref()); arrays passed
+** in are borrowed. An array keeps its graph alive. A function given a NULL
+** array (the result of an earlier failed call) fails with CASK_EINVAL, so
+** errors can be checked once, at the end.
+**
+** Types follow NumPy: float64, float32, int64 and bool elements; operands
+** are broadcast (trailing axes aligned, extent-1 axes stretched) and
+** promoted (bool < int64 < float64; float32 with int64 gives float64). A
+** scalar operand is a cask_int() or cask_double() and, as a Python scalar
+** in NumPy, does not widen a float32 array; a double with an int64 or bool
+** array gives float64.
+**
+** Threads: as the graph the arrays live in (one thread builds at a time).
+** Built arrays are immutable and may be read by several threads.
+*/
+#ifndef CASK_ARRAY_H
+#define CASK_ARRAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "graph.h"
+#include "sched.h"
+#include "value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cask_array cask_array_t; /* opaque, reference counted */
+
+/* --------------------------------------------------------------- creation */
+
+/*
+** Chunks: chunks[a] is the block extent along axis a (at least 1; larger
+** than the axis means one block). chunks NULL picks blocks of about 2^20
+** elements, whole rows first (the last axes are split last).
+** Shapes: extents >= 0; ndim 0 .. CASK_MAX_NDIM.
+** Errors (all creation functions): CASK_EINVAL for a bad ndim, extent,
+** chunk or dtype, naming it; CASK_ENOMEM. Returns NULL on failure.
+*/
+
+/* Flags for cask_array_from_buffer. */
+enum {
+    CASK_ARRAY_COPY = 1u << 0 /* copy data now; else borrow it */
+};
+
+/*
+** An array over the caller's C-order buffer data of dtype and shape. With
+** CASK_ARRAY_COPY, the blocks are copied now and data may go at once.
+** Otherwise data is borrowed: each block is copied out of it when a
+** compute runs, so data must stay valid and unchanged until the last
+** compute that uses the array has returned (worker processes see it as it
+** was when their compute started).
+** Cost: O(size) with CASK_ARRAY_COPY (the copy and its hash), else O(blocks).
+*/
+CASK_API cask_array_t *cask_array_from_buffer(cask_graph_t *g, cask_dtype_t dtype, int ndim,
+                                              const int64_t *shape, const int64_t *chunks,
+                                              const void *data, unsigned flags,
+                                              cask_error_t *err);
+
+/* An array whose every element is value (converted to dtype). */
+CASK_API cask_array_t *cask_array_full(cask_graph_t *g, cask_dtype_t dtype, int ndim,
+                                       const int64_t *shape, const int64_t *chunks,
+                                       double value, cask_error_t *err);
+
+/* start, start + step, ... while below stop (above, for step < 0), as
+** numpy.arange: ceil((stop - start) / step) elements. step 0 is EINVAL. */
+CASK_API cask_array_t *cask_array_arange(cask_graph_t *g, cask_dtype_t dtype, double start,
+                                         double stop, double step, int64_t chunk,
+                                         cask_error_t *err);
+
+/* num evenly spaced float64 values from start to stop, as numpy.linspace:
+** with endpoint the last is stop exactly, else stop is left out. */
+CASK_API cask_array_t *cask_array_linspace(cask_graph_t *g, double start, double stop,
+                                           int64_t num, bool endpoint, int64_t chunk,
+                                           cask_error_t *err);
+
+/*
+** Random float64 arrays from a counter-based generator: element i (its
+** C-order index in the whole array) depends only on seed and i, never on
+** the chunks, the scheduler or the number of workers. Uniform on
+** [low, high); normal with mean loc and standard deviation scale (a
+** ziggurat over SplitMix64 draws). The streams are cask's own, not NumPy's.
+*/
+CASK_API cask_array_t *cask_array_random_uniform(cask_graph_t *g, uint64_t seed, double low,
+                                                 double high, int ndim, const int64_t *shape,
+                                                 const int64_t *chunks, cask_error_t *err);
+CASK_API cask_array_t *cask_array_random_normal(cask_graph_t *g, uint64_t seed, double loc,
+                                                double scale, int ndim, const int64_t *shape,
+                                                const int64_t *chunks, cask_error_t *err);
+
+/* ------------------------------------------------------------ elementwise */
+
+/* Binary operations; comparisons give bool arrays. */
+typedef enum cask_binop {
+    CASK_ADD, CASK_SUB, CASK_MUL, CASK_DIV, /* DIV is true division: float */
+    CASK_POW,                               /* int64 operands are raised in float64 */
+    CASK_LT, CASK_LE, CASK_GT, CASK_GE, CASK_EQ, CASK_NE
+} cask_binop_t;
+
+/* Unary operations. sqrt, exp, log, sin and cos give float64 for int64 and
+** bool input, float32 for float32. */
+typedef enum cask_unop {
+    CASK_NEG, CASK_ABS, CASK_SQRT, CASK_EXP, CASK_LOG, CASK_SIN, CASK_COS
+} cask_unop_t;
+
+/*
+** a op b, elementwise, broadcast. Refused at build time: shapes that do not
+** broadcast (CASK_EINVAL, naming both shapes), arithmetic on two bool
+** arrays and negation of a bool array (CASK_ETYPE), operands of different
+** graphs (CASK_EINVAL). Where a and b both have blocks along an axis their
+** chunks must agree there (CASK_EINVAL naming the chunks); generated and
+** elementwise arrays take any chunks. The result has a's chunks (b's along
+** axes a broadcasts).
+*/
+CASK_API cask_array_t *cask_array_binop(cask_binop_t op, cask_array_t *a, cask_array_t *b,
+                                        cask_error_t *err);
+/* a op s, and s op a, for a scalar s: cask_int() or cask_double(). */
+CASK_API cask_array_t *cask_array_binop_scalar(cask_binop_t op, cask_array_t *a,
+                                               cask_value_t s, cask_error_t *err);
+CASK_API cask_array_t *cask_array_scalar_binop(cask_binop_t op, cask_value_t s,
+                                               cask_array_t *a, cask_error_t *err);
+CASK_API cask_array_t *cask_array_unop(cask_unop_t op, cask_array_t *a, cask_error_t *err);
+
+/* cond ? a : b, elementwise and broadcast; cond must be bool (CASK_ETYPE). */
+CASK_API cask_array_t *cask_array_where(cask_array_t *cond, cask_array_t *a, cask_array_t *b,
+                                        cask_error_t *err);
+
+/* a converted to dtype (C casts: float to int truncates; nonzero is true). */
+CASK_API cask_array_t *cask_array_astype(cask_array_t *a, cask_dtype_t dtype,
+                                         cask_error_t *err);
+
+/* ------------------------------------------------------------- reductions */
+
+typedef enum cask_reduction {
+    CASK_SUM, CASK_PROD, CASK_MIN, CASK_MAX, CASK_MEAN, CASK_VAR, CASK_STD,
+    CASK_ARGMIN, CASK_ARGMAX, CASK_ANY, CASK_ALL
+} cask_reduction_t;
+
+/* The bit of axis k in cask_reduce_opts_t.axes. */
+#define CASK_AXIS(k) (1u << (k))
+
+/* Options for cask_array_reduce; zero fields mean "default". */
+typedef struct cask_reduce_opts {
+    unsigned axes;        /* CASK_AXIS() bits of the axes to reduce; 0: all */
+    int      split_every; /* partials combined per task; 0: 8 (at least 2) */
+    int      ddof;        /* VAR, STD: divide by n - ddof; 0 as NumPy */
+} cask_reduce_opts_t;
+
+/*
+** Reduce a over some axes (opts NULL: all), as a tree: one task per block
+** of a (fused with a's elementwise expression), then tasks that each
+** combine up to split_every partials. The result drops the reduced axes (a
+** full reduction is a 0-d array). Result types as NumPy: SUM and PROD give
+** int64 for int64 and bool, MIN and MAX a's type, MEAN, VAR and STD
+** float64 (float32 for float32), ARGMIN and ARGMAX int64 (over all axes:
+** the C-order flat index; the first on ties), ANY and ALL bool. Sums are
+** pairwise within tiles and compensated across them; VAR and STD merge
+** (count, mean, M2) partials (Chan et al.), so they are stable. MIN, MAX,
+** ARGMIN and ARGMAX propagate NaN as NumPy does.
+** Errors: CASK_EINVAL for an axis out of range, ARGMIN/ARGMAX over several
+** but not all axes, or a reduction of an empty array that has no identity
+** (MIN, MAX, ARGMIN, ARGMAX); CASK_ETYPE for arithmetic on bool where NumPy
+** refuses it; CASK_ENOMEM.
+*/
+CASK_API cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,
+                                         const cask_reduce_opts_t *opts, cask_error_t *err);
+
+/* ------------------------------------------------------- reading an array */
+
+CASK_API cask_dtype_t cask_array_dtype(const cask_array_t *a);
+CASK_API int cask_array_ndim(const cask_array_t *a);
+/* The extents (borrowed, ndim of them; valid while a lives). */
+CASK_API const int64_t *cask_array_shape(const cask_array_t *a);
+/* The chunk extent along each axis (borrowed, as shape). */
+CASK_API const int64_t *cask_array_chunks(const cask_array_t *a);
+/* Number of elements; of blocks. */
+CASK_API size_t cask_array_size(const cask_array_t *a);
+CASK_API size_t cask_array_nblocks(const cask_array_t *a);
+/* The graph a lives in (borrowed while a lives). */
+CASK_API cask_graph_t *cask_array_graph(const cask_array_t *a);
+
+/*
+** The tasks of a's blocks, in C order of the block grid, into
+** tasks[0..max) (a task's output is an n-d value of the block's shape and
+** a's dtype). Adds the tasks to the graph if a has none yet (an
+** elementwise expression gets one fused task per block). Returns the number
+** of blocks, or a negative CASK_E* code: CASK_ELIMIT if max is too small
+** (nothing is added then), CASK_ENOMEM.
+** Cost: O(blocks x expression size) the first time.
+*/
+CASK_API int64_t cask_array_tasks(cask_array_t *a, cask_task_t *tasks, size_t max,
+                                  cask_error_t *err);
+
+/*
+** Compute arrays[0..n) in one compute (a part they share is computed
+** once) and write array i, in C order, into bufs[i], which must hold
+** cask_array_size(arrays[i]) elements of its dtype. Each block is copied
+** into its buffer as soon as it is ready and freed, so a compute never
+** holds a whole result twice. opts and info as cask_compute (either may be
+** NULL). All arrays must live in one graph (CASK_EINVAL).
+** Errors: those of cask_compute; on failure the buffers hold whatever
+** blocks had arrived.
+*/
+CASK_API int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, size_t n,
+                                const cask_compute_opts_t *opts, cask_compute_info_t *info,
+                                cask_error_t *err);
+
+/* Take one more reference; drop one (NULL is allowed). */
+CASK_API void cask_array_incref(cask_array_t *a);
+CASK_API void cask_array_decref(cask_array_t *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CASK_ARRAY_H */

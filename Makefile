@@ -78,7 +78,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(STATIC) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(STATIC) $(LIBS) -lcmocka
 
 demo: deps all
-	@for e in $(BUILD)/examples/0[1-4]_*; do echo "== $$e"; $$e || exit 1; done
+	@for e in $(BUILD)/examples/0[0-4]_*; do echo "== $$e"; $$e || exit 1; done
 
 test: deps
 	@$(MAKE) --no-print-directory test-run

@@ -608,7 +608,7 @@ static void red_init(red_t *r)
             }
         } else {
             switch (r->op) {
-            case CASK_PROD: d[k] = 1; break;
+            case CASK_PROD: case CASK_ALL: d[k] = 1; break;
             case CASK_MIN: d[k] = INFINITY; break;
             case CASK_MAX: d[k] = -INFINITY; break;
             case CASK_ARGMIN: d[k] = INFINITY, d[K + k] = -1; break;

@@ -1,0 +1,607 @@
+/*
+** tests/unit/test_array.c: chunked arrays, checked against NumPy.
+**
+** The NumPy cases write their inputs and cask's results to a temporary
+** directory with a manifest, then run tests/numpy_check.py once under
+** Debian's /usr/bin/python3, which evaluates the same expression with
+** NumPy and compares dtype, shape and values. Shapes, chunks and
+** split_every are random (seeded), so many layouts are covered.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static uint64_t rng = 88172645463325252u;
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+static int64_t pick(int64_t lo, int64_t hi) /* lo .. hi */
+{
+    return lo + (int64_t)(next() % (uint64_t)(hi - lo + 1));
+}
+
+/* ------------------------------------------------------- the NumPy side */
+
+typedef struct manifest {
+    char  dir[64];
+    FILE *f;       /* the manifest */
+    FILE *data;    /* every array of every case, one after another */
+    long  at;      /* bytes in data so far */
+    int   n;
+} manifest_t;
+
+static void man_open(manifest_t *m)
+{
+    strcpy(m->dir, "/tmp/cask-array-XXXXXX");
+    assert_non_null(mkdtemp(m->dir));
+    char p[128];
+    snprintf(p, sizeof p, "%s/manifest", m->dir);
+    assert_non_null(m->f = fopen(p, "w"));
+    snprintf(p, sizeof p, "%s/data", m->dir);
+    assert_non_null(m->data = fopen(p, "wb"));
+    m->n = 0;
+    m->at = 0;
+}
+
+static void shape_csv(char *buf, size_t size, int ndim, const int64_t *shape)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int x = 0; x < ndim; x++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%lld", x ? "," : "", (long long)shape[x]);
+}
+
+/* Append an array's elements (C order) to the data file; where they start
+** in p. */
+static void write_raw(manifest_t *m, const void *data, size_t bytes, char *p, size_t size)
+{
+    snprintf(p, size, "%ld", m->at);
+    assert_true(bytes == 0 || fwrite(data, bytes, 1, m->data) == 1);
+    m->at += (long)bytes;
+}
+
+typedef struct input {
+    const char  *name;
+    cask_dtype_t dtype;
+    int          ndim;
+    int64_t      shape[CASK_MAX_NDIM];
+    void        *data;
+    cask_array_t *arr;
+} input_t;
+
+/* Compute r, then record a case: NumPy's expr over inputs in[0..n) must
+** give r's dtype and shape and its values (to rtol). */
+static void check_case(manifest_t *m, const char *expr, input_t *in, int n, cask_array_t *r,
+                       double rtol, const char *sched)
+{
+    cask_error_t err;
+    assert_non_null(r);
+    size_t bytes = cask_array_size(r) * cask_dtype_size(cask_array_dtype(r));
+    void *buf = malloc(bytes ? bytes : 1);
+    cask_compute_opts_t o = { .scheduler = sched, .workers = 2 };
+    assert_ok(cask_array_compute(&r, &buf, 1, &o, NULL, &err), &err);
+    fprintf(m->f, "c%d\t%s\t%d", m->n, expr, n);
+    char p[160], s[160];
+    for (int k = 0; k < n; k++) {
+        size_t nb = cask_dtype_size(in[k].dtype);
+        for (int x = 0; x < in[k].ndim; x++)
+            nb *= (size_t)in[k].shape[x];
+        write_raw(m, in[k].data, nb, p, sizeof p);
+        shape_csv(s, sizeof s, in[k].ndim, in[k].shape);
+        fprintf(m->f, "\t%s\t%s\t%s\t%s", in[k].name, cask_dtype_name(in[k].dtype), s, p);
+    }
+    write_raw(m, buf, bytes, p, sizeof p);
+    shape_csv(s, sizeof s, cask_array_ndim(r), cask_array_shape(r));
+    fprintf(m->f, "\t%s\t%s\t%s\t%g\n", cask_dtype_name(cask_array_dtype(r)), s, p, rtol);
+    m->n++;
+    free(buf);
+}
+
+static void man_run(manifest_t *m)
+{
+    fclose(m->f);
+    fclose(m->data);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/numpy_check.py %s/manifest", m->dir);
+    int rc = system(cmd);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", m->dir);
+    if (system(cmd)) {
+    }
+    assert_int_equal(rc, 0);
+}
+
+/* A random input: name, dtype, shape; values small (ints -5..5, doubles
+** -3..3 with a few repeats so ties and argmin/argmax ties happen). */
+static void make_input(cask_graph_t *g, input_t *in, const char *name, cask_dtype_t dt, int ndim,
+                       const int64_t *shape, const int64_t *chunks)
+{
+    cask_error_t err;
+    in->name = name;
+    in->dtype = dt;
+    in->ndim = ndim;
+    size_t n = 1;
+    for (int x = 0; x < ndim; x++)
+        n *= (size_t)(in->shape[x] = shape[x]);
+    in->data = malloc(n * 8 + 8);
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = pick(-5, 5);
+        switch (dt) {
+        case CASK_F64: ((double *)in->data)[i] = (double)v * 0.6 + (double)(next() % 4) * 0.125; break;
+        case CASK_F32: ((float *)in->data)[i] = (float)v * 0.5f; break;
+        case CASK_I64: ((int64_t *)in->data)[i] = v; break;
+        default: ((uint8_t *)in->data)[i] = v > 0; break;
+        }
+    }
+    unsigned flags = next() % 2 ? CASK_ARRAY_COPY : 0; /* borrowed: data lives to the end */
+    in->arr = cask_array_from_buffer(g, dt, ndim, shape, chunks, in->data, flags, &err);
+    assert_non_null(in->arr);
+}
+
+static void free_input(input_t *in)
+{
+    cask_array_decref(in->arr);
+    free(in->data);
+}
+
+/* A random shape of 1..3 axes and chunks for it. */
+static int random_layout(int64_t *shape, int64_t *chunks)
+{
+    int ndim = (int)pick(1, 3);
+    for (int x = 0; x < ndim; x++) {
+        shape[x] = pick(1, ndim == 1 ? 300 : ndim == 2 ? 30 : 9);
+        chunks[x] = pick(1, shape[x] + 2);
+    }
+    return ndim;
+}
+
+/* ---------------------------------------------------------- elementwise */
+
+#define A in[0].arr
+#define B in[1].arr
+#define I in[2].arr
+#define M in[3].arr
+
+static cask_array_t *bin(cask_binop_t op, cask_array_t *x, cask_array_t *y)
+{
+    cask_error_t err;
+    cask_array_t *r = cask_array_binop(op, x, y, &err);
+    if (!r)
+        fail_msg("binop %d: %s", (int)op, err.message);
+    return r;
+}
+static cask_array_t *bins(cask_binop_t op, cask_array_t *x, cask_value_t s)
+{
+    cask_error_t err;
+    cask_array_t *r = cask_array_binop_scalar(op, x, s, &err);
+    if (!r)
+        fail_msg("binop_scalar %d: %s", (int)op, err.message);
+    return r;
+}
+static cask_array_t *un(cask_unop_t op, cask_array_t *x)
+{
+    cask_error_t err;
+    cask_array_t *r = cask_array_unop(op, x, &err);
+    if (!r)
+        fail_msg("unop %d: %s", (int)op, err.message);
+    return r;
+}
+static cask_array_t *cast(cask_array_t *x, cask_dtype_t dt)
+{
+    cask_error_t err;
+    cask_array_t *r = cask_array_astype(x, dt, &err);
+    if (!r)
+        fail_msg("astype: %s", err.message);
+    return r;
+}
+static cask_array_t *wh(cask_array_t *c, cask_array_t *x, cask_array_t *y)
+{
+    cask_error_t err;
+    cask_array_t *r = cask_array_where(c, x, y, &err);
+    if (!r)
+        fail_msg("where: %s", err.message);
+    return r;
+}
+
+/* Temporaries of one case, freed together. */
+static cask_array_t *tmp[32];
+static int ntmp;
+static cask_array_t *T(cask_array_t *a)
+{
+    tmp[ntmp++] = a;
+    return a;
+}
+static void free_tmp(void)
+{
+    while (ntmp)
+        cask_array_decref(tmp[--ntmp]);
+}
+
+/* Case k (of NCASES) over inputs a, b (float64, b broadcast), i (int64),
+** m (bool, broadcast); its NumPy text in *py. */
+#define NCASES 16
+static cask_array_t *build_case(int k, input_t *in, const char **py, double *rtol)
+{
+    cask_error_t err;
+    *rtol = 1e-12;
+    switch (k) {
+    case 0: *py = "a*b + 2"; return bins(CASK_ADD, T(bin(CASK_MUL, A, B)), cask_int(2));
+    case 1: *py = "np.sqrt(np.abs(a)) - b/3";
+        return bin(CASK_SUB, T(un(CASK_SQRT, T(un(CASK_ABS, A)))), T(bins(CASK_DIV, B, cask_int(3))));
+    case 2: *py = "np.where(a > b, a, b*2)";
+        return wh(T(bin(CASK_GT, A, B)), A, T(bins(CASK_MUL, B, cask_int(2))));
+    case 3: *py = "(i + 1) * a"; return bin(CASK_MUL, T(bins(CASK_ADD, I, cask_int(1))), A);
+    case 4: *py = "np.cos(a) + np.sin(b) * np.exp(-np.abs(a))";
+        return bin(CASK_ADD, T(un(CASK_COS, A)),
+                   T(bin(CASK_MUL, T(un(CASK_SIN, B)), T(un(CASK_EXP, T(un(CASK_NEG, T(un(CASK_ABS, A)))))))));
+    case 5: *py = "np.log(np.abs(a) + 1) ** 2";
+        return bins(CASK_POW, T(un(CASK_LOG, T(bins(CASK_ADD, T(un(CASK_ABS, A)), cask_int(1))))), cask_int(2));
+    case 6: *py = "a.astype(np.float32) * 3 + b.astype(np.float32)"; *rtol = 1e-6;
+        return bin(CASK_ADD, T(bins(CASK_MUL, T(cast(A, CASK_F32)), cask_int(3))), T(cast(B, CASK_F32)));
+    case 7: *py = "i * 3 - i"; return bin(CASK_SUB, T(bins(CASK_MUL, I, cask_int(3))), I);
+    case 8: *py = "(a >= b) == m"; return bin(CASK_EQ, T(bin(CASK_GE, A, B)), M);
+    case 9: *py = "np.where(m, i, -i)"; return wh(M, I, T(un(CASK_NEG, I)));
+    case 10: *py = "-a / (np.abs(b) + 1)";
+        return bin(CASK_DIV, T(un(CASK_NEG, A)), T(bins(CASK_ADD, T(un(CASK_ABS, B)), cask_int(1))));
+    case 11: *py = "i / 2"; return bins(CASK_DIV, I, cask_int(2));
+    case 12: *py = "2.5 - a"; return cask_array_scalar_binop(CASK_SUB, cask_double(2.5), A, &err);
+    case 13: *py = "m.astype(np.int64) + i"; return bin(CASK_ADD, T(cast(M, CASK_I64)), I);
+    case 14: *py = "(i < 2) != (a < 0)"; return bin(CASK_NE, T(bins(CASK_LT, I, cask_int(2))), T(bins(CASK_LT, A, cask_int(0))));
+    default: { /* a generated operand takes the other's chunks */
+        *py = "a + np.linspace(-1, 2, a.shape[-1])";
+        int n = cask_array_ndim(A);
+        int64_t last = cask_array_shape(A)[n - 1];
+        cask_array_t *l = T(cask_array_linspace(cask_array_graph(A), -1, 2, last, true,
+                                                pick(1, last + 1), &err));
+        return bin(CASK_ADD, A, l);
+    }
+    }
+}
+
+static void test_elementwise_vs_numpy(void **state)
+{
+    (void)state;
+    manifest_t m;
+    man_open(&m);
+    for (int round = 0; round < 40; round++) {
+        cask_error_t err;
+        cask_graph_t *g = cask_graph_new(&err);
+        int64_t shape[CASK_MAX_NDIM], chunks[CASK_MAX_NDIM], bshape[CASK_MAX_NDIM];
+        int ndim = random_layout(shape, chunks);
+        /* b: trailing axes of a's shape, some of extent 1 (broadcast) */
+        int bnd = (int)pick(1, ndim);
+        for (int x = 0; x < bnd; x++)
+            bshape[x] = next() % 3 ? shape[ndim - bnd + x] : 1;
+        int64_t bchunks[CASK_MAX_NDIM];
+        for (int x = 0; x < bnd; x++)
+            bchunks[x] = chunks[ndim - bnd + x];
+        input_t in[4];
+        make_input(g, &in[0], "a", CASK_F64, ndim, shape, chunks);
+        make_input(g, &in[1], "b", CASK_F64, bnd, bshape, bchunks);
+        make_input(g, &in[2], "i", CASK_I64, ndim, shape, chunks);
+        make_input(g, &in[3], "m", CASK_BOOL, bnd, bshape, bchunks);
+        for (int k = 0; k < NCASES; k++) {
+            const char *py;
+            double rtol;
+            cask_array_t *r = build_case(k, in, &py, &rtol);
+            check_case(&m, py, in, 4, r, rtol, round % 3 ? "threads" : "sync");
+            cask_array_decref(r);
+            free_tmp();
+        }
+        for (int k = 0; k < 4; k++)
+            free_input(&in[k]);
+        cask_graph_free(g);
+    }
+    man_run(&m);
+}
+
+/* ------------------------------------------------------------ reductions */
+
+static void test_reductions_vs_numpy(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "sum", "prod", "min", "max", "mean", "var", "std",
+                                         "argmin", "argmax", "any", "all" };
+    manifest_t m;
+    man_open(&m);
+    for (int round = 0; round < 24; round++) {
+        cask_error_t err;
+        cask_graph_t *g = cask_graph_new(&err);
+        int64_t shape[CASK_MAX_NDIM], chunks[CASK_MAX_NDIM];
+        int ndim = random_layout(shape, chunks);
+        input_t in[3];
+        make_input(g, &in[0], "a", CASK_F64, ndim, shape, chunks);
+        make_input(g, &in[1], "i", CASK_I64, ndim, shape, chunks);
+        make_input(g, &in[2], "m", CASK_BOOL, ndim, shape, chunks);
+        /* prod over a scaled copy, so it neither overflows nor vanishes */
+        cask_array_t *near1 = bins(CASK_ADD, T(bins(CASK_MUL, in[0].arr, cask_double(0.01))), cask_int(1));
+        for (int op = CASK_SUM; op <= CASK_ALL; op++) {
+            for (int v = 0; v < 3; v++) { /* the float, int and bool inputs */
+                if (v == 2 && (op == CASK_VAR || op == CASK_STD || op == CASK_MEAN))
+                    continue; /* run too, below, with int */
+                int axis = (int)pick(-1, ndim - 1);
+                cask_reduce_opts_t o = { .axes = axis < 0 ? 0 : CASK_AXIS(axis),
+                                         .split_every = (int)pick(0, 4) == 1 ? 2 : (int)pick(0, 5),
+                                         .ddof = op == CASK_VAR && next() % 2 ? 1 : 0 };
+                if (o.split_every == 1)
+                    o.split_every = 3;
+                cask_array_t *src = op == CASK_PROD && v == 0 ? near1 : in[v].arr;
+                cask_array_t *r = cask_array_reduce(op, src, &o, &err);
+                if (!r)
+                    fail_msg("%s: %s", names[op], err.message);
+                char py[160], args[40] = "";
+                const char *var = op == CASK_PROD && v == 0 ? "(a*0.01 + 1)" : in[v].name;
+                if (axis >= 0)
+                    snprintf(args, sizeof args, "axis=%d", axis);
+                if (o.ddof)
+                    snprintf(args + strlen(args), sizeof args - strlen(args), "%sddof=1",
+                             axis >= 0 ? ", " : "");
+                snprintf(py, sizeof py, "np.asarray(%s.%s(%s))", var, names[op], args);
+                check_case(&m, py, in, 3, r, 1e-12, round % 2 ? "threads" : "sync");
+                cask_array_decref(r);
+            }
+        }
+        free_tmp();
+        cask_array_decref(near1);
+        for (int k = 0; k < 3; k++)
+            free_input(&in[k]);
+        cask_graph_free(g);
+    }
+    man_run(&m);
+}
+
+/* A fused expression reduced over one axis, and over all. */
+static void test_fused_reduction_vs_numpy(void **state)
+{
+    (void)state;
+    manifest_t m;
+    man_open(&m);
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t shape[2] = { 37, 23 }, chunks[2] = { 8, 5 };
+    input_t in[1];
+    make_input(g, &in[0], "a", CASK_F64, 2, shape, chunks);
+    cask_array_t *y = bins(CASK_ADD, T(bin(CASK_MUL, in[0].arr, in[0].arr)), cask_int(1));
+    for (int axis = -1; axis < 2; axis++) {
+        cask_reduce_opts_t o = { .axes = axis < 0 ? 0 : CASK_AXIS(axis), .split_every = 2 };
+        cask_array_t *r = cask_array_reduce(CASK_VAR, y, &o, &err);
+        char py[80];
+        snprintf(py, sizeof py, axis < 0 ? "np.asarray((a*a + 1).var())" : "(a*a + 1).var(axis=%d)", axis);
+        check_case(&m, py, in, 1, r, 1e-12, "threads");
+        cask_array_decref(r);
+    }
+    cask_array_decref(y);
+    free_tmp();
+    free_input(&in[0]);
+    cask_graph_free(g);
+    man_run(&m);
+}
+
+/* ------------------------------------------------------- generators */
+
+static double normal_cdf(double x)
+{
+    return 0.5 * erfc(-x / sqrt(2));
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The normal generator's output is standard normal: Kolmogorov-Smirnov
+** distance under its 0.1% critical value on 400,000 samples, and the
+** tails (beyond 3 sigma, where the ziggurat's slow paths are) about right. */
+static void test_normal_distribution(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t n = 400000, chunk = 65536;
+    cask_array_t *x = cask_array_random_normal(g, 7, 0, 1, 1, &n, &chunk, &err);
+    double *v = malloc((size_t)n * sizeof *v);
+    assert_ok(cask_array_compute(&x, (void **)&v, 1, NULL, NULL, &err), &err);
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    double d = 0;
+    size_t tail = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double f = normal_cdf(v[i]);
+        d = fmax(d, fmax(fabs(f - (double)i / (double)n), fabs(f - (double)(i + 1) / (double)n)));
+        tail += fabs(v[i]) > 3;
+    }
+    print_message("KS distance %.5f, beyond 3 sigma %zu of %lld\n", d, tail, (long long)n);
+    assert_true(d < 1.95 / sqrt((double)n));
+    /* 0.27% expected: 1080; 5 sigma of a binomial is about 165 */
+    assert_in_range(tail, 1080 - 165, 1080 + 165);
+    free(v);
+    cask_array_decref(x);
+    cask_graph_free(g);
+}
+
+/* Elements depend on the seed and the index only: the same values for any
+** chunks and any scheduler; sums agree to rounding. */
+static void test_chunking_and_scheduler_independence(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t shape[2] = { 301, 77 };
+    size_t n = 301 * 77;
+    double *ref = malloc(n * 8), *got = malloc(n * 8), sref = 0;
+    const int64_t chunkings[4][2] = { { 301, 77 }, { 1, 77 }, { 50, 7 }, { 13, 100 } };
+    const char *scheds[4] = { "sync", "threads", "processes", "threads" };
+    for (int c = 0; c < 4; c++) {
+        cask_array_t *x = cask_array_random_normal(g, 3, 1, 2, 2, shape, chunkings[c], &err);
+        cask_array_t *u = cask_array_random_uniform(g, 3, -1, 1, 2, shape, chunkings[c], &err);
+        cask_array_t *y = bin(CASK_MUL, x, u);
+        cask_array_t *s = cask_array_reduce(CASK_SUM, y, NULL, &err);
+        double sum;
+        cask_compute_opts_t o = { .scheduler = scheds[c], .workers = 2 };
+        cask_array_t *outs[2] = { y, s };
+        assert_ok(cask_array_compute(outs, (void *[]){ c ? got : ref, &sum }, 2, &o, NULL, &err), &err);
+        if (!c)
+            sref = sum;
+        else {
+            assert_memory_equal(ref, got, n * 8);
+            assert_true(fabs(sum - sref) <= 1e-12 * fabs(sref) + 1e-9);
+        }
+        cask_array_decref(x);
+        cask_array_decref(u);
+        cask_array_decref(y);
+        cask_array_decref(s);
+    }
+    free(ref);
+    free(got);
+    cask_graph_free(g);
+}
+
+/* ---------------------------------------------------- building and errors */
+
+static void test_build_errors(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t s1[2] = { 3, 4 }, s2[1] = { 5 }, c1[2] = { 2, 2 }, c2[2] = { 3, 4 }, bad[2] = { 0, 2 };
+    double buf[12] = { 0 };
+    cask_array_t *a = cask_array_from_buffer(g, CASK_F64, 2, s1, c1, buf, 0, &err);
+    cask_array_t *b = cask_array_full(g, CASK_F64, 1, s2, NULL, 1, &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_null(cask_array_binop(CASK_ADD, a, b, &err));
+    assert_int_equal(err.code, CASK_EINVAL);
+    assert_msg_has(&err, "shapes (3, 4) and (5,) do not broadcast");
+    assert_null(cask_array_from_buffer(g, CASK_F64, 2, s1, bad, buf, 0, &err));
+    assert_msg_has(&err, "chunk 0 along axis 0");
+    int64_t neg[1] = { -2 };
+    assert_null(cask_array_full(g, CASK_F64, 1, neg, NULL, 0, &err));
+    assert_msg_has(&err, "negative");
+    cask_array_t *a2 = cask_array_from_buffer(g, CASK_F64, 2, s1, c2, buf, 0, &err);
+    assert_null(cask_array_binop(CASK_ADD, a, a2, &err));
+    assert_msg_has(&err, "chunks differ along axis 0: 3 and 2");
+    cask_array_t *m = cask_array_full(g, CASK_BOOL, 2, s1, NULL, 1, &err);
+    assert_null(cask_array_binop(CASK_ADD, m, m, &err));
+    assert_int_equal(err.code, CASK_ETYPE);
+    assert_null(cask_array_unop(CASK_NEG, m, &err));
+    assert_int_equal(err.code, CASK_ETYPE);
+    assert_null(cask_array_where(a, a, a, &err));
+    assert_msg_has(&err, "condition is float64");
+    cask_reduce_opts_t o = { .axes = CASK_AXIS(2) };
+    assert_null(cask_array_reduce(CASK_SUM, a, &o, &err));
+    assert_msg_has(&err, "2 axes");
+    cask_reduce_opts_t o2 = { .axes = CASK_AXIS(0) | CASK_AXIS(1), .split_every = 0 };
+    cask_array_t *ok = cask_array_reduce(CASK_ARGMIN, a, &o2, &err); /* all axes: fine */
+    assert_non_null(ok);
+    int64_t s3[3] = { 2, 2, 2 };
+    cask_array_t *c3 = cask_array_full(g, CASK_F64, 3, s3, NULL, 0, &err);
+    assert_null(cask_array_reduce(CASK_ARGMAX, c3, &o2, &err));
+    assert_msg_has(&err, "several axes");
+    int64_t zero[1] = { 0 };
+    cask_array_t *e = cask_array_full(g, CASK_F64, 1, zero, NULL, 0, &err);
+    assert_null(cask_array_reduce(CASK_MIN, e, NULL, &err));
+    assert_msg_has(&err, "no identity");
+    /* a NULL operand (an earlier failure) is refused, not a crash */
+    assert_null(cask_array_binop(CASK_ADD, NULL, a, &err));
+    assert_msg_has(&err, "earlier array call failed");
+    assert_null(cask_array_reduce(CASK_SUM, NULL, NULL, &err));
+    cask_graph_t *g2 = cask_graph_new(&err);
+    cask_array_t *other = cask_array_full(g2, CASK_F64, 2, s1, c1, 1, &err);
+    assert_null(cask_array_binop(CASK_ADD, a, other, &err));
+    assert_msg_has(&err, "different graphs");
+    cask_array_t *all[] = { a, b, a2, m, ok, c3, e, other };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        cask_array_decref(all[i]);
+    cask_graph_free(g);
+    cask_graph_free(g2);
+}
+
+/* Empty arrays, 0-d arrays, a borrowed buffer read at compute time, and an
+** array that outlives the graph handle. */
+static void test_edges(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t zero[2] = { 0, 3 };
+    cask_array_t *e = cask_array_full(g, CASK_F64, 2, zero, NULL, 1, &err);
+    cask_array_t *s = cask_array_reduce(CASK_SUM, e, NULL, &err);
+    cask_reduce_opts_t o = { .axes = CASK_AXIS(0) };
+    cask_array_t *s0 = cask_array_reduce(CASK_SUM, e, &o, &err);
+    double sum = -1, col[3] = { -1, -1, -1 };
+    cask_array_t *outs[2] = { s, s0 };
+    assert_ok(cask_array_compute(outs, (void *[]){ &sum, col }, 2, NULL, NULL, &err), &err);
+    assert_true(sum == 0 && col[0] == 0 && col[2] == 0);
+    /* 0-d */
+    cask_array_t *z = cask_array_full(g, CASK_I64, 0, NULL, NULL, 7, &err);
+    cask_array_t *z2 = bins(CASK_MUL, z, cask_int(6));
+    int64_t v = 0;
+    assert_ok(cask_array_compute(&z2, (void *[]){ &v }, 1, NULL, NULL, &err), &err);
+    assert_int_equal(v, 42);
+    /* borrowed: the buffer is read when the compute runs */
+    double buf[5] = { 1, 2, 3, 4, 5 };
+    int64_t n5 = 5, c2 = 2;
+    cask_array_t *b = cask_array_from_buffer(g, CASK_F64, 1, &n5, &c2, buf, 0, &err);
+    cask_array_t *bs = cask_array_reduce(CASK_SUM, b, NULL, &err);
+    buf[4] = 50;
+    assert_ok(cask_array_compute(&bs, (void *[]){ &sum }, 1, NULL, NULL, &err), &err);
+    assert_true(sum == 60);
+    /* the array keeps its graph */
+    cask_graph_free(g);
+    assert_ok(cask_array_compute(&bs, (void *[]){ &sum }, 1, NULL, NULL, &err), &err);
+    assert_true(sum == 60);
+    /* arange: numpy.arange(2, 11, 3) is 2 5 8; linspace(0, 1, 5) */
+    g = cask_graph_new(&err);
+    cask_array_t *ar = cask_array_arange(g, CASK_I64, 2, 11, 3, 2, &err);
+    cask_array_t *ls = cask_array_linspace(g, 0, 1, 5, true, 2, &err);
+    int64_t got[3];
+    double lg[5];
+    cask_array_t *o2[2] = { ar, ls };
+    assert_ok(cask_array_compute(o2, (void *[]){ got, lg }, 2, NULL, NULL, &err), &err);
+    assert_true(got[0] == 2 && got[1] == 5 && got[2] == 8);
+    assert_true(lg[0] == 0 && lg[1] == 0.25 && lg[4] == 1);
+    assert_null(cask_array_arange(g, CASK_F64, 0, 1, 0, 0, &err));
+    cask_array_t *all[] = { e, s, s0, z, z2, b, bs, ar, ls };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        cask_array_decref(all[i]);
+    cask_graph_free(g);
+}
+
+/* A failing kernel inside an array compute is reported, and a bad program
+** in a graph file is refused by the kernel rather than trusted. */
+static void test_bad_program_refused(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_value_t junk;
+    assert_ok(cask_value_bytes("not a program", 13, &junk, &err), &err);
+    cask_task_t t = CASK_DELAYED(g, "cask.array.eval", &err, junk, cask_int(0), cask_int(0));
+    assert_true(t != CASK_NO_TASK);
+    cask_value_t r;
+    assert_int_equal(cask_compute(g, &t, 1, &r, NULL, NULL, &err), CASK_EKERNEL);
+    assert_msg_has(&err, "not a valid array program");
+    cask_value_decref(&junk);
+    cask_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_elementwise_vs_numpy),
+        cmocka_unit_test(test_reductions_vs_numpy),
+        cmocka_unit_test(test_fused_reduction_vs_numpy),
+        cmocka_unit_test(test_normal_distribution),
+        cmocka_unit_test(test_chunking_and_scheduler_independence),
+        cmocka_unit_test(test_build_errors),
+        cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_bad_program_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

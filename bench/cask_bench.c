@@ -4,10 +4,15 @@
 **   cask_bench build        build a delayed graph of 1,000,000 tasks feeding one sum
 **   cask_bench SHAPE SCHED  run a shape (wide, chain, tree) on a scheduler, trace on
 **   cask_bench spin100us    20,000 tasks of 100 us: threads' parallel efficiency
+**   cask_bench normal_sum   (x*x + 1).sum(), x normal(size=1e8, chunks=1e6), threads, 2 workers
+**   cask_bench normal_std   x.std() of the same x
+**   cask_bench transpose_mean  (A + A.T).mean(axis=0), A uniform 8000 x 8000 in 1000 x 1000
+** The array workloads print seconds (median of 3) and the process's peak RSS.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cask/cask.h>
 
@@ -164,16 +169,86 @@ static void run_build(void)
     printf("build.cask.bytes_per_task %.1f\n", (double)bytes / (N + 1));
 }
 
+/* Median seconds of 3 computes of r (into buf) on threads, 2 workers, and
+** the peak RSS, printed as WHAT.cask.s and WHAT.cask.peak_mb. */
+static void time_array(const char *what, cask_array_t *r, void *buf)
+{
+    enum { REPS = 3 };
+    double t[REPS];
+    for (int k = 0; k < REPS; k++) {
+        cask_error_t err;
+        cask_compute_opts_t o = { .scheduler = "threads", .workers = 2 };
+        cask_compute_info_t info;
+        if (cask_array_compute(&r, &buf, 1, &o, &info, &err))
+            die("compute", &err);
+        t[k] = info.wall_s;
+    }
+    qsort(t, REPS, sizeof *t, cmp_double);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("%s.cask.s %.4f\n", what, t[REPS / 2]);
+    printf("%s.cask.peak_mb %.1f\n", what, (double)ru.ru_maxrss / 1024);
+}
+
+static void run_transpose_mean(void)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t shape[2] = { 8000, 8000 }, chunks[2] = { 1000, 1000 };
+    cask_array_t *a = cask_array_random_uniform(g, 42, 0, 1, 2, shape, chunks, &err);
+    cask_array_t *at = cask_array_transpose(a, NULL, &err);
+    cask_array_t *s = cask_array_binop(CASK_ADD, a, at, &err);
+    cask_reduce_opts_t o = { .axes = CASK_AXIS(0) };
+    cask_array_t *m = cask_array_reduce(CASK_MEAN, s, &o, &err);
+    if (!m)
+        die("build", &err);
+    double *out = malloc(8000 * sizeof *out);
+    time_array("transpose_mean", m, out);
+    printf("transpose_mean.cask.value %.10g\n", out[0]);
+    free(out);
+    cask_array_decref(a);
+    cask_array_decref(at);
+    cask_array_decref(s);
+    cask_array_decref(m);
+    cask_graph_free(g);
+}
+
+static void run_normal(const char *what)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t n = 100000000, chunk = 1000000;
+    cask_array_t *x = cask_array_random_normal(g, 42, 0, 1, 1, &n, &chunk, &err);
+    cask_array_t *xx = cask_array_binop(CASK_MUL, x, x, &err);
+    cask_array_t *y = cask_array_binop_scalar(CASK_ADD, xx, cask_int(1), &err);
+    cask_array_t *r = !strcmp(what, "normal_sum") ? cask_array_reduce(CASK_SUM, y, NULL, &err)
+                                                  : cask_array_reduce(CASK_STD, x, NULL, &err);
+    if (!r)
+        die("build", &err);
+    double v = 0;
+    time_array(what, r, &v);
+    printf("%s.cask.value %.10g\n", what, v);
+    cask_array_decref(x);
+    cask_array_decref(xx);
+    cask_array_decref(y);
+    cask_array_decref(r);
+    cask_graph_free(g);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "spin100us"))
         run_spin();
     else if (argc == 2 && !strcmp(argv[1], "build"))
         run_build();
+    else if (argc == 2 && (!strcmp(argv[1], "normal_sum") || !strcmp(argv[1], "normal_std")))
+        run_normal(argv[1]);
+    else if (argc == 2 && !strcmp(argv[1], "transpose_mean"))
+        run_transpose_mean();
     else if (argc == 3)
         run_shape(argv[1], argv[2]);
     else {
-        fprintf(stderr, "usage: cask_bench build | spin100us | wide|chain|tree SCHEDULER\n");
+        fprintf(stderr, "usage: cask_bench build | spin100us | normal_sum | normal_std | transpose_mean | wide|chain|tree SCHEDULER\n");
         return 2;
     }
     return 0;

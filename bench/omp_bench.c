@@ -4,6 +4,8 @@
 ** task one addition, as cask's cask.add tasks are.
 **
 **   omp_bench SHAPE   prints SHAPE.threads.omp.tasks_per_s (OMP_NUM_THREADS threads)
+**   omp_bench triad   prints limit.triad_gbs: the machine's memory bandwidth, as
+**                     STREAM's triad a = b + s*c over 3 x 256 MB on the same threads
 */
 #include <omp.h>
 #include <stdint.h>
@@ -92,11 +94,40 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* STREAM's triad, best of 10, counting 24 bytes per element as STREAM does. */
+static void triad(void)
+{
+    size_t n = (size_t)1 << 25;
+    double *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *c = malloc(n * sizeof *c);
+    if (!a || !b || !c)
+        exit(1);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) /* first touch by the threads that use it */
+        a[i] = 0, b[i] = 1, c[i] = 2;
+    double best = 1e30;
+    for (int r = 0; r < 10; r++) {
+        double t0 = now();
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] + 3.0 * c[i];
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    sink = (int64_t)a[n / 2];
+    printf("limit.triad_gbs %.2f\n", 24.0 * (double)n / best / 1e9);
+    printf("limit.triad_threads %d\n", omp_get_max_threads());
+    free(a), free(b), free(c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: omp_bench wide|chain|tree\n");
+        fprintf(stderr, "usage: omp_bench wide|chain|tree|triad\n");
         return 2;
+    }
+    if (!strcmp(argv[1], "triad")) {
+        triad();
+        return 0;
     }
     size_t (*fn)(size_t);
     size_t n;

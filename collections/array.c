@@ -905,6 +905,29 @@ cask_array_t *cask_array_astype(cask_array_t *a, cask_dtype_t dtype, cask_error_
     return combine(N_CAST, 0, dtype, x, 1, err);
 }
 
+cask_array_t *cask_array_transpose(cask_array_t *a, const int *perm, cask_error_t *err)
+{
+    if (!a)
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "an operand is NULL (an earlier array call failed)"), NULL;
+    remap_t m = { .ndim = a->ndim, .n = 0 };
+    int64_t chunk[CASK_MAX_NDIM];
+    unsigned seen = 0;
+    for (int x = 0; x < a->ndim; x++) {
+        int p = perm ? perm[x] : a->ndim - 1 - x;
+        if (p < 0 || p >= a->ndim || (seen & (1u << p)))
+            return cask__err(err, CASK_EINVAL, NULL, NULL,
+                             "axes must be a permutation of 0 .. %d", a->ndim - 1), NULL;
+        seen |= 1u << p;
+        m.from[x] = p;
+        chunk[x] = a->chunk[p];
+    }
+    enode_t *e = remap(&m, a->e);
+    if (!e)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for an expression"), NULL;
+    return array_new(a->g, e, chunk, err);
+}
+
 /* ------------------------------------------------------------- reductions */
 
 cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,

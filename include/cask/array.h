@@ -154,6 +154,17 @@ CASK_API cask_array_t *cask_array_where(cask_array_t *cond, cask_array_t *a, cas
 CASK_API cask_array_t *cask_array_astype(cask_array_t *a, cask_dtype_t dtype,
                                          cask_error_t *err);
 
+/* ------------------------------------------------------------------ shape */
+
+/*
+** a with its axes permuted: axis x of the result is axis perm[x] of a
+** (perm NULL: reversed, as a.T). Nothing is copied: the expression reads
+** its sources in the new order, so (A + A.T) is one fused task per block.
+** Errors: CASK_EINVAL for a perm that is not a permutation of 0 .. ndim-1.
+*/
+CASK_API cask_array_t *cask_array_transpose(cask_array_t *a, const int *perm,
+                                            cask_error_t *err);
+
 /* ------------------------------------------------------------- reductions */
 
 typedef enum cask_reduction {

@@ -225,7 +225,7 @@ static void free_tmp(void)
 
 /* Case k (of NCASES) over inputs a, b (float64, b broadcast), i (int64),
 ** m (bool, broadcast); its NumPy text in *py. */
-#define NCASES 16
+#define NCASES 19
 static cask_array_t *build_case(int k, input_t *in, const char **py, double *rtol)
 {
     cask_error_t err;
@@ -253,6 +253,19 @@ static cask_array_t *build_case(int k, input_t *in, const char **py, double *rto
     case 12: *py = "2.5 - a"; return cask_array_scalar_binop(CASK_SUB, cask_double(2.5), A, &err);
     case 13: *py = "m.astype(np.int64) + i"; return bin(CASK_ADD, T(cast(M, CASK_I64)), I);
     case 14: *py = "(i < 2) != (a < 0)"; return bin(CASK_NE, T(bins(CASK_LT, I, cask_int(2))), T(bins(CASK_LT, A, cask_int(0))));
+    case 15: *py = "np.transpose(a) * 2"; return bins(CASK_MUL, T(cask_array_transpose(A, NULL, &err)), cask_int(2));
+    case 16: { /* through a transposed expression and back, beside the original */
+        *py = "np.transpose(np.transpose(a * b) + 1) - i";
+        cask_array_t *t = T(cask_array_transpose(T(bin(CASK_MUL, A, B)), NULL, &err));
+        return bin(CASK_SUB, T(cask_array_transpose(T(bins(CASK_ADD, t, cask_int(1))), NULL, &err)), I);
+    }
+    case 17: { /* axes rotated: axis x of the result is axis (x + 1) % n of a */
+        int n = cask_array_ndim(A), perm[CASK_MAX_NDIM];
+        for (int x = 0; x < n; x++)
+            perm[x] = (x + 1) % n;
+        *py = "np.transpose(np.where(m, a, i), [(x + 1) % a.ndim for x in range(a.ndim)])";
+        return cask_array_transpose(T(wh(M, A, I)), perm, &err);
+    }
     default: { /* a generated operand takes the other's chunks */
         *py = "a + np.linspace(-1, 2, a.shape[-1])";
         int n = cask_array_ndim(A);

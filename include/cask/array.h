@@ -241,6 +241,30 @@ CASK_API int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, 
                                 const cask_compute_opts_t *opts, cask_compute_info_t *info,
                                 cask_error_t *err);
 
+/* ----------------------------------------------------------- .npy files */
+
+/*
+** Compute a (opts as cask_compute; NULL for the defaults) and write it to
+** path as a NumPy .npy file (format 1.0, C order, little-endian: <f8, <f4,
+** <i8, |b1). The whole array is held in memory while it is written.
+** Errors: those of the compute; CASK_EIO if the file cannot be written.
+*/
+CASK_API int cask_array_store_npy(cask_array_t *a, const char *path,
+                                  const cask_compute_opts_t *opts, cask_error_t *err);
+
+/*
+** An array holding a copy of the .npy file at path (format 1.0 to 3.0, C
+** order, little-endian float64, float32, int64 or bool), in chunks (NULL:
+** as cask_array_from_buffer). The file is read now and may change or go
+** afterwards.
+** Errors, each naming the file and what is wrong: CASK_EIO (cannot open),
+** CASK_EPARSE (not .npy, a bad header, Fortran order, data cut short, a
+** bool that is not 0 or 1), CASK_ETYPE (another dtype or byte order),
+** CASK_EINVAL (bad chunks), CASK_ENOMEM.
+*/
+CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
+                                           const int64_t *chunks, cask_error_t *err);
+
 /* Take one more reference; drop one (NULL is allowed). */
 CASK_API void cask_array_incref(cask_array_t *a);
 CASK_API void cask_array_decref(cask_array_t *a);

@@ -604,6 +604,82 @@ static void test_bad_program_refused(void **state)
     cask_graph_free(g);
 }
 
+/* .npy: what cask writes NumPy reads back equal (every dtype, 0-d and 1-d
+** too); what NumPy writes cask reads back equal; bad files are refused,
+** each with its reason. */
+static void test_npy_round_trip(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    char dir[] = "/tmp/cask-npy-XXXXXX", p[160], cmd[1024];
+    assert_non_null(mkdtemp(dir));
+    cask_graph_t *g = cask_graph_new(&err);
+    static const char *const tags[] = { "f8", "f4", "i8", "b1", "f8_1d", "f8_0d" };
+    const cask_dtype_t dts[] = { CASK_F64, CASK_F32, CASK_I64, CASK_BOOL, CASK_F64, CASK_F64 };
+    int64_t shape[2] = { 7, 5 }, chunks[2] = { 3, 2 };
+    input_t in[6];
+    for (int k = 0; k < 6; k++) {
+        make_input(g, &in[k], tags[k], dts[k], k < 4 ? 2 : k == 4 ? 1 : 0, shape, chunks);
+        snprintf(p, sizeof p, "%s/cask_%s.npy", dir, tags[k]);
+        assert_ok(cask_array_store_npy(in[k].arr, p, NULL, &err), &err);
+        snprintf(p, sizeof p, "%s/raw_%s.bin", dir, tags[k]);
+        FILE *f = fopen(p, "wb");
+        size_t nb = cask_array_size(in[k].arr) * cask_dtype_size(dts[k]);
+        assert_true(fwrite(in[k].data, nb ? nb : 1, 1, f) == 1);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"\n"
+             "import numpy as np, sys\n"
+             "d = sys.argv[1]\n"
+             "for t, dt, sh in [('f8', 'f8', (7, 5)), ('f4', 'f4', (7, 5)), ('i8', 'i8', (7, 5)),\n"
+             "                  ('b1', '?', (7, 5)), ('f8_1d', 'f8', (7,)), ('f8_0d', 'f8', ())]:\n"
+             "    a = np.load(d + '/cask_' + t + '.npy')\n"
+             "    raw = np.fromfile(d + '/raw_' + t + '.bin', dtype=dt, count=int(np.prod(sh))).reshape(sh)\n"
+             "    assert a.dtype == raw.dtype and a.shape == sh and np.array_equal(a, raw), t\n"
+             "    np.save(d + '/np_' + t + '.npy', a)\n"
+             "np.save(d + '/be.npy', np.arange(3, dtype='>f8'))\n"
+             "np.save(d + '/fo.npy', np.asfortranarray(np.ones((2, 3))))\n"
+             "np.save(d + '/i4.npy', np.arange(3, dtype=np.int32))\n"
+             "open(d + '/trunc.npy', 'wb').write(open(d + '/np_f8.npy', 'rb').read()[:-5])\n"
+             "open(d + '/junk.npy', 'wb').write(b'hello, not numpy')\n"
+             "\" %s", dir);
+    assert_int_equal(system(cmd), 0);
+    for (int k = 0; k < 6; k++) { /* NumPy's files, read back by cask */
+        snprintf(p, sizeof p, "%s/np_%s.npy", dir, tags[k]);
+        int64_t c[2] = { 4, 4 };
+        cask_array_t *a = cask_array_load_npy(g, p, c, &err);
+        assert_non_null(a);
+        assert_int_equal(cask_array_dtype(a), dts[k]);
+        assert_int_equal(cask_array_ndim(a), in[k].ndim);
+        size_t nb = cask_array_size(a) * cask_dtype_size(dts[k]);
+        void *buf = malloc(nb + 1);
+        assert_ok(cask_array_compute(&a, &buf, 1, NULL, NULL, &err), &err);
+        assert_memory_equal(buf, in[k].data, nb);
+        free(buf);
+        cask_array_decref(a);
+    }
+    static const struct { const char *file; int code; const char *says; } bad[] = {
+        { "be.npy", CASK_ETYPE, "dtype '>f8'" },
+        { "fo.npy", CASK_EPARSE, "Fortran order" },
+        { "i4.npy", CASK_ETYPE, "dtype '<i4'" },
+        { "trunc.npy", CASK_EPARSE, "bytes of data, 280 expected" },
+        { "junk.npy", CASK_EPARSE, "not a .npy file" },
+        { "missing.npy", CASK_EIO, "cannot read" },
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(p, sizeof p, "%s/%s", dir, bad[k].file);
+        assert_null(cask_array_load_npy(g, p, NULL, &err));
+        assert_int_equal(err.code, bad[k].code);
+        assert_msg_has(&err, bad[k].says);
+    }
+    for (int k = 0; k < 6; k++)
+        free_input(&in[k]);
+    cask_graph_free(g);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -615,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_bad_program_refused),
+        cmocka_unit_test(test_npy_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

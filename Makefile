@@ -23,8 +23,12 @@ DEB_PKGS := build-essential pkg-config libjansson-dev libigraph-dev libcmocka-de
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS    ?= -O2 -g
 SAN       ?=
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Iinclude -pthread
-LIBS      := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -lpthread -lm
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Iinclude $(BLAS_CFLAGS) -pthread
+# OpenBLAS (Debian's libopenblas-dev) for the arrays' block products; the
+# fallbacks are its Debian paths, for the first run, before make deps.
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas)
+LIBS      := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) $(BLAS_LIBS) -lpthread -lm
 
 LIB_SRC := $(wildcard graph/*.c sched/*.c collections/*.c viz/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -117,7 +121,7 @@ check-exports: $(SHARED)
 
 $(BUILD)/cask.pc: Makefile
 	@mkdir -p $(BUILD)
-	printf 'prefix=%s\nexec_prefix=$${prefix}\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: cask\nDescription: lazy task-graph engine for C\nVersion: %s\nCflags: -I$${includedir}\nLibs: -L$${libdir} -lcask\nLibs.private: -lpthread -lm\nRequires.private: jansson\n' \
+	printf 'prefix=%s\nexec_prefix=$${prefix}\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: cask\nDescription: lazy task-graph engine for C\nVersion: %s\nCflags: -I$${includedir}\nLibs: -L$${libdir} -lcask\nLibs.private: -lpthread -lm\nRequires.private: jansson openblas\n' \
 	  '$(PREFIX)' '$(VERSION)' > $@
 
 install: all $(BUILD)/cask.pc

@@ -7,6 +7,7 @@
 **   cask_bench normal_sum   (x*x + 1).sum(), x normal(size=1e8, chunks=1e6), threads, 2 workers
 **   cask_bench normal_std   x.std() of the same x
 **   cask_bench transpose_mean  (A + A.T).mean(axis=0), A uniform 8000 x 8000 in 1000 x 1000
+**   cask_bench matmul       A @ A, A uniform 4000 x 4000 in 1000 x 1000 (1 BLAS thread a task)
 ** The array workloads print seconds (median of 3) and the process's peak RSS.
 */
 #include <stdio.h>
@@ -213,6 +214,25 @@ static void run_transpose_mean(void)
     cask_graph_free(g);
 }
 
+static void run_matmul(void)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t shape[2] = { 4000, 4000 }, chunks[2] = { 1000, 1000 };
+    cask_array_t *a = cask_array_random_uniform(g, 42, 0, 1, 2, shape, chunks, &err);
+    cask_array_t *p = cask_array_matmul(a, a, &err);
+    if (!p)
+        die("build", &err);
+    double *out = malloc(4000 * 4000 * sizeof *out);
+    time_array("matmul", p, out);
+    printf("matmul.cask.value %.10g\n", out[0]);
+    printf("matmul.cask.blas_threads 1\n");
+    free(out);
+    cask_array_decref(a);
+    cask_array_decref(p);
+    cask_graph_free(g);
+}
+
 static void run_normal(const char *what)
 {
     cask_error_t err;
@@ -245,10 +265,12 @@ int main(int argc, char **argv)
         run_normal(argv[1]);
     else if (argc == 2 && !strcmp(argv[1], "transpose_mean"))
         run_transpose_mean();
+    else if (argc == 2 && !strcmp(argv[1], "matmul"))
+        run_matmul();
     else if (argc == 3)
         run_shape(argv[1], argv[2]);
     else {
-        fprintf(stderr, "usage: cask_bench build | spin100us | normal_sum | normal_std | transpose_mean | wide|chain|tree SCHEDULER\n");
+        fprintf(stderr, "usage: cask_bench build | spin100us | normal_sum | normal_std | transpose_mean | matmul | wide|chain|tree SCHEDULER\n");
         return 2;
     }
     return 0;

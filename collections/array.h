@@ -71,6 +71,9 @@ bool ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be
 void ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
                    size_t sz, char *whole, char *blk, bool to_block);
 
+/* Register cask.array.matmul (array_matmul.c). */
+void ar_register_matmul(void);
+
 /* The SplitMix64 mix of a seed: a generator's key. */
 uint64_t ar_seed_key(uint64_t seed);
 

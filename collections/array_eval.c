@@ -1108,4 +1108,5 @@ void cask__register_collections(void)
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         cask__kernel_register(k[i].name, k[i].fn, &k[i].opts, NULL);
+    ar_register_matmul();
 }

@@ -165,6 +165,20 @@ CASK_API cask_array_t *cask_array_astype(cask_array_t *a, cask_dtype_t dtype,
 CASK_API cask_array_t *cask_array_transpose(cask_array_t *a, const int *perm,
                                             cask_error_t *err);
 
+/*
+** The matrix product a @ b of two 2-d float arrays (float64, or float32
+** when both are), as numpy.matmul. a's column chunks must equal b's row
+** chunks (CASK_EINVAL, naming both). One task per result block multiplies
+** its row of a's blocks by its column of b's blocks through OpenBLAS
+** (dgemm/sgemm); the operands' blocks are made first if they have none.
+** OpenBLAS is set to one thread the first time a block product runs, so
+** the scheduler's workers are the only parallelism (this is process-wide).
+** Errors: CASK_EINVAL for operands that are not 2-d or whose inner extents
+** differ (naming the shapes); CASK_ETYPE for int64 or bool operands (cast
+** them with cask_array_astype); CASK_ENOMEM.
+*/
+CASK_API cask_array_t *cask_array_matmul(cask_array_t *a, cask_array_t *b, cask_error_t *err);
+
 /* ------------------------------------------------------------- reductions */
 
 typedef enum cask_reduction {

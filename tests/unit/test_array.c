@@ -396,6 +396,65 @@ static void test_fused_reduction_vs_numpy(void **state)
     man_run(&m);
 }
 
+/* Block products through BLAS, against numpy.matmul. */
+static void test_matmul_vs_numpy(void **state)
+{
+    (void)state;
+    manifest_t m;
+    man_open(&m);
+    for (int round = 0; round < 16; round++) {
+        cask_error_t err;
+        cask_graph_t *g = cask_graph_new(&err);
+        int64_t rows = pick(1, 40), inner = pick(1, 40), cols = pick(1, 40);
+        int64_t ck = pick(1, inner + 1);
+        int64_t as[2] = { rows, inner }, ac[2] = { pick(1, rows + 1), ck };
+        int64_t bs[2] = { inner, cols }, bc[2] = { ck, pick(1, cols + 1) };
+        input_t in[2];
+        make_input(g, &in[0], "a", CASK_F64, 2, as, ac);
+        make_input(g, &in[1], "b", CASK_F64, 2, bs, bc);
+        cask_array_t *r = cask_array_matmul(in[0].arr, in[1].arr, &err);
+        if (!r)
+            fail_msg("matmul: %s", err.message);
+        check_case(&m, "a @ b", in, 2, r, 1e-12, round % 2 ? "threads" : "sync");
+        cask_array_decref(r);
+        /* float32, and a fused consumer of the product */
+        cask_array_t *r32 = cask_array_matmul(T(cast(in[0].arr, CASK_F32)), T(cast(in[1].arr, CASK_F32)), &err);
+        check_case(&m, "a.astype(np.float32) @ b.astype(np.float32)", in, 2, r32, 1e-5, "threads");
+        cask_array_decref(r32);
+        cask_reduce_opts_t o = { .axes = CASK_AXIS(0) };
+        cask_array_t *ata = cask_array_matmul(T(cask_array_transpose(in[0].arr, NULL, &err)), in[0].arr, &err);
+        cask_array_t *s = cask_array_reduce(CASK_SUM, T(bins(CASK_MUL, ata, cask_int(2))), &o, &err);
+        check_case(&m, "(a.T @ a * 2).sum(axis=0)", in, 2, s, 1e-12, "threads");
+        cask_array_decref(ata);
+        cask_array_decref(s);
+        free_tmp();
+        free_input(&in[0]);
+        free_input(&in[1]);
+        cask_graph_free(g);
+    }
+    man_run(&m);
+    /* refused when built */
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t s23[2] = { 2, 3 }, s43[2] = { 4, 3 }, c1[2] = { 1, 1 }, c2[2] = { 2, 2 };
+    cask_array_t *a = cask_array_full(g, CASK_F64, 2, s23, c1, 1, &err);
+    cask_array_t *b = cask_array_full(g, CASK_F64, 2, s43, c1, 1, &err);
+    cask_array_t *i = cask_array_full(g, CASK_I64, 2, s23, c1, 1, &err);
+    cask_array_t *at = cask_array_transpose(a, NULL, &err);
+    cask_array_t *bc2 = cask_array_full(g, CASK_F64, 2, s23, c2, 1, &err);
+    assert_null(cask_array_matmul(a, b, &err));
+    assert_msg_has(&err, "matmul of shapes (2, 3) and (4, 3)");
+    assert_null(cask_array_matmul(i, at, &err));
+    assert_int_equal(err.code, CASK_ETYPE);
+    cask_array_t *bt = cask_array_transpose(bc2, NULL, &err);
+    assert_null(cask_array_matmul(a, bt, &err));
+    assert_msg_has(&err, "column chunks (1) differ from b's row chunks (2)");
+    cask_array_t *all[] = { a, b, i, at, bc2, bt };
+    for (size_t k = 0; k < 6; k++)
+        cask_array_decref(all[k]);
+    cask_graph_free(g);
+}
+
 /* ------------------------------------------------------- generators */
 
 static double normal_cdf(double x)
@@ -686,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_elementwise_vs_numpy),
         cmocka_unit_test(test_reductions_vs_numpy),
         cmocka_unit_test(test_fused_reduction_vs_numpy),
+        cmocka_unit_test(test_matmul_vs_numpy),
         cmocka_unit_test(test_normal_distribution),
         cmocka_unit_test(test_chunking_and_scheduler_independence),
         cmocka_unit_test(test_build_errors),

@@ -324,10 +324,12 @@ cask_array_t *cask_array_full(cask_graph_t *g, cask_dtype_t dtype, int ndim,
         return cask__err(err, CASK_EINVAL, NULL, NULL, "graph is NULL"), NULL;
     if (check_layout(dtype, ndim, shape, chunks, chunk, err))
         return NULL;
+    if (dtype == CASK_I64 && !(fabs(value) < 0x1p63))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "%g is not an int64", value), NULL;
     enode_t *e = node_new(N_CONST, 0, dtype, ndim, shape);
     if (e) {
         e->p[0] = value;
-        e->ip[0] = dtype == CASK_BOOL ? value != 0 : value != value ? 0 : (int64_t)value;
+        e->ip[0] = dtype == CASK_BOOL ? value != 0 : dtype == CASK_I64 ? (int64_t)value : 0;
     }
     return array_new(g, e, chunk, err);
 }
@@ -372,7 +374,9 @@ cask_array_t *cask_array_arange(cask_graph_t *g, cask_dtype_t dtype, double star
     double n = ceil((stop - start) / step);
     int64_t shape[1] = { n > 0 ? (int64_t)n : 0 };
     double p[3] = { start, step, NAN };
-    int64_t ip[2] = { (int64_t)start, (int64_t)step };
+    int64_t ip[2] = { 0, 0 };
+    if (dtype == CASK_I64)
+        ip[0] = (int64_t)start, ip[1] = (int64_t)step; /* integers under 2^62: checked */
     return gen_array(g, G_LINEAR, dtype, 1, shape, chunk ? &chunk : NULL, p, ip, err);
 }
 
@@ -840,7 +844,7 @@ static cask_array_t *scalar_for(cask_array_t *a, cask_value_t s, cask_error_t *e
     enode_t *e = node_new(N_CONST, 0, dt, 0, NULL);
     if (e) {
         e->p[0] = s.type == CASK_INT64 ? (double)s.u.i : s.u.d;
-        e->ip[0] = s.type == CASK_INT64 ? s.u.i : (int64_t)s.u.d;
+        e->ip[0] = s.type == CASK_INT64 ? s.u.i : 0; /* a double never makes an int64 */
     }
     return array_new(a->g, e, NULL, err);
 }

@@ -82,19 +82,23 @@ CASK_API cask_array_t *cask_array_from_buffer(cask_graph_t *g, cask_dtype_t dtyp
                                               const void *data, unsigned flags,
                                               cask_error_t *err);
 
-/* An array whose every element is value (converted to dtype). */
+/* An array whose every element is value (converted to dtype; an int64
+** array refuses a value outside int64's range with CASK_EINVAL). */
 CASK_API cask_array_t *cask_array_full(cask_graph_t *g, cask_dtype_t dtype, int ndim,
                                        const int64_t *shape, const int64_t *chunks,
                                        double value, cask_error_t *err);
 
 /* start, start + step, ... while below stop (above, for step < 0), as
-** numpy.arange: ceil((stop - start) / step) elements. step 0 is EINVAL. */
+** numpy.arange: ceil((stop - start) / step) elements, in chunks of chunk
+** (0: about 2^20). float64, or int64 for integer start and step (else
+** CASK_ETYPE). step 0 is CASK_EINVAL. */
 CASK_API cask_array_t *cask_array_arange(cask_graph_t *g, cask_dtype_t dtype, double start,
                                          double stop, double step, int64_t chunk,
                                          cask_error_t *err);
 
 /* num evenly spaced float64 values from start to stop, as numpy.linspace:
-** with endpoint the last is stop exactly, else stop is left out. */
+** with endpoint the last is stop exactly, else stop is left out. chunk as
+** for cask_array_arange. */
 CASK_API cask_array_t *cask_array_linspace(cask_graph_t *g, double start, double stop,
                                            int64_t num, bool endpoint, int64_t chunk,
                                            cask_error_t *err);

@@ -552,6 +552,8 @@ static void test_build_errors(void **state)
     assert_msg_has(&err, "shapes (3, 4) and (5,) do not broadcast");
     assert_null(cask_array_from_buffer(g, CASK_F64, 2, s1, bad, buf, 0, &err));
     assert_msg_has(&err, "chunk 0 along axis 0");
+    assert_null(cask_array_full(g, CASK_I64, 2, s1, NULL, 1e30, &err));
+    assert_msg_has(&err, "not an int64");
     int64_t neg[1] = { -2 };
     assert_null(cask_array_full(g, CASK_F64, 1, neg, NULL, 0, &err));
     assert_msg_has(&err, "negative");

@@ -998,6 +998,154 @@ out:
     return res;
 }
 
+/* An array whose element c is a's element start + step * c, of this
+** shape and chunks (normalised), one gather task per block. */
+static cask_array_t *gather(cask_array_t *a, const int64_t *shape, const int64_t *chunk,
+                            const int64_t *start, const int64_t *step, const char *name,
+                            cask_error_t *err)
+{
+    int nd = a->ndim;
+    if (materialize(a, err))
+        return NULL;
+    ar_gather_t d;
+    memset(&d, 0, sizeof d);
+    d.out = head_for(nd, shape, chunk);
+    d.out.red = (int32_t)a->dtype;
+    for (int x = 0; x < nd; x++) {
+        d.src_shape[x] = a->shape[x];
+        d.src_chunk[x] = a->chunk[x];
+        d.start[x] = start[x];
+        d.step[x] = step[x];
+    }
+    blockset_t *b = blockset_new(nd, shape, chunk);
+    int64_t snb[CASK_MAX_NDIM], onb[CASK_MAX_NDIM];
+    grid_extents(nd, a->shape, a->chunk, snb);
+    grid_extents(nd, shape, chunk, onb);
+    size_t most = 1; /* source blocks one output block can touch */
+    for (int x = 0; x < nd; x++)
+        most *= (size_t)(snb[x] < chunk[x] ? snb[x] : chunk[x]);
+    int64_t *touch[CASK_MAX_NDIM] = { NULL }, nt[CASK_MAX_NDIM];
+    cask_value_t desc = cask_none(), idx = cask_none(), *in = NULL;
+    int rc = 0;
+    cask_array_t *res = NULL;
+    for (int x = 0; x < nd && b; x++)
+        if (!(touch[x] = cask__malloc((size_t)chunk[x] * sizeof **touch)))
+            rc = CASK_ENOMEM;
+    if (!b || rc || !(in = cask__malloc((3 + most) * sizeof *in)) ||
+        cask_value_bytes(&d, sizeof d, &desc, err)) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a gather");
+        goto out;
+    }
+    const char *k0 = cask_graph_key(a->g, a->bs->tasks[0]);
+    uint64_t token = cask__hash(&d, sizeof d, cask__hash(k0, strlen(k0), 11)) | 1;
+    int64_t c[CASK_MAX_NDIM];
+    for (size_t i = 0; i < b->n && !rc; i++) {
+        grid_coords(nd, onb, (int64_t)i, c);
+        size_t total = 1;
+        bool empty = false;
+        for (int x = 0; x < nd; x++) { /* the source blocks this block touches, per axis */
+            int64_t lo = c[x] * chunk[x], hi = lo + chunk[x] < shape[x] ? lo + chunk[x] : shape[x];
+            nt[x] = 0;
+            for (int64_t j = lo; j < hi; j++) {
+                int64_t blk = (start[x] + step[x] * j) / a->chunk[x];
+                if (!nt[x] || touch[x][nt[x] - 1] != blk)
+                    touch[x][nt[x]++] = blk;
+            }
+            empty |= !nt[x];
+            total *= (size_t)nt[x];
+        }
+        if (empty) { /* an empty block reads nothing; block 0 keeps the dtype honest */
+            total = 1;
+            for (int x = 0; x < nd; x++)
+                touch[x][0] = 0, nt[x] = 1;
+        }
+        int64_t one = (int64_t)total;
+        if ((rc = cask_value_ndarray(CASK_I64, 1, &one, &idx, err)))
+            break;
+        cask_nd_t v;
+        cask_value_nd(&idx, &v);
+        int64_t pos[CASK_MAX_NDIM] = { 0 };
+        for (size_t k = 0; k < total; k++) { /* the product of the per-axis lists */
+            int64_t flat = 0;
+            for (int x = 0; x < nd; x++)
+                flat = flat * snb[x] + touch[x][pos[x]];
+            ((int64_t *)v.data)[k] = flat;
+            in[3 + k] = cask_ref(a->bs->tasks[flat]);
+            for (int x = nd - 1; x >= 0 && ++pos[x] == nt[x]; x--)
+                pos[x] = 0;
+        }
+        in[0] = desc;
+        in[1] = cask_int((int64_t)i);
+        in[2] = idx;
+        cask_task_spec_t spec = { .kernel = "cask.array.gather", .inputs = in,
+                                  .n_inputs = 3 + total, .name = name, .token = token,
+                                  .index = i };
+        rc = cask_graph_add(a->g, &spec, &b->tasks[i], err);
+        cask_value_decref(&idx);
+    }
+    if (!rc) {
+        res = blocks_array(a->g, b, a->dtype, nd, shape, err);
+        b = NULL;
+    }
+out:
+    for (int x = 0; x < nd; x++)
+        cask__free(touch[x]);
+    cask__free(in);
+    cask_value_decref(&desc);
+    blockset_decref(b);
+    return res;
+}
+
+cask_array_t *cask_array_slice(cask_array_t *a, const cask_slice_t *s, int n, cask_error_t *err)
+{
+    if (!a)
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "an operand is NULL (an earlier array call failed)"), NULL;
+    if (n < 0 || n > a->ndim || (n && !s))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "%d slices for %d axes", n, a->ndim),
+               NULL;
+    int64_t shape[CASK_MAX_NDIM], chunk[CASK_MAX_NDIM], start[CASK_MAX_NDIM], step[CASK_MAX_NDIM];
+    for (int x = 0; x < a->ndim; x++) {
+        int64_t L = a->shape[x], st = 1, lo, hi;
+        cask_slice_t q = x < n ? s[x] : (cask_slice_t){ CASK_SLICE_NONE, CASK_SLICE_NONE, 1 };
+        if (!q.step)
+            return cask__err(err, CASK_EINVAL, NULL, NULL, "slice step 0 along axis %d", x), NULL;
+        st = q.step;
+        if (q.start != CASK_SLICE_NONE && q.start < 0)
+            q.start += L;
+        if (q.stop != CASK_SLICE_NONE && q.stop < 0)
+            q.stop += L;
+        if (st > 0) { /* Python's slice.indices */
+            lo = q.start == CASK_SLICE_NONE ? 0 : q.start < 0 ? 0 : q.start > L ? L : q.start;
+            hi = q.stop == CASK_SLICE_NONE ? L : q.stop < 0 ? 0 : q.stop > L ? L : q.stop;
+            shape[x] = hi > lo ? (hi - lo + st - 1) / st : 0;
+        } else {
+            lo = q.start == CASK_SLICE_NONE ? L - 1 : q.start < -1 ? -1 : q.start > L - 1 ? L - 1 : q.start;
+            hi = q.stop == CASK_SLICE_NONE ? -1 : q.stop < -1 ? -1 : q.stop > L - 1 ? L - 1 : q.stop;
+            shape[x] = lo > hi ? (lo - hi - st - 1) / -st : 0;
+        }
+        start[x] = shape[x] ? lo : 0;
+        step[x] = st;
+        chunk[x] = a->chunk[x] < (shape[x] ? shape[x] : 1) ? a->chunk[x] : (shape[x] ? shape[x] : 1);
+    }
+    return gather(a, shape, chunk, start, step, "getitem", err);
+}
+
+cask_array_t *cask_array_rechunk(cask_array_t *a, const int64_t *chunks, cask_error_t *err)
+{
+    if (!a)
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "an operand is NULL (an earlier array call failed)"), NULL;
+    int64_t chunk[CASK_MAX_NDIM], start[CASK_MAX_NDIM] = { 0 }, step[CASK_MAX_NDIM];
+    if (!chunks && a->ndim)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "rechunk needs chunks"), NULL;
+    if (check_layout(a->dtype, a->ndim, a->shape, chunks, chunk, err))
+        return NULL;
+    for (int x = 0; x < a->ndim; x++)
+        step[x] = 1;
+    return gather(a, a->shape, chunk, start, step, "rechunk", err);
+}
+
 /* ------------------------------------------------------------- reductions */
 
 cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,

@@ -74,6 +74,20 @@ void ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int6
 /* Register cask.array.matmul (array_matmul.c). */
 void ar_register_matmul(void);
 
+/* What cask.array.gather reads: the output's layout (dtype in out.red)
+** and, per axis, the source's extent and chunk and the element map
+** source coordinate = start + step * output coordinate. */
+typedef struct ar_gather {
+    ar_phead_t out;
+    int64_t    src_shape[CASK_MAX_NDIM];
+    int64_t    src_chunk[CASK_MAX_NDIM];
+    int64_t    start[CASK_MAX_NDIM];
+    int64_t    step[CASK_MAX_NDIM];
+} ar_gather_t;
+
+/* Register cask.array.gather (array_eval.c). */
+void ar_register_gather(void);
+
 /* The SplitMix64 mix of a seed: a generator's key. */
 uint64_t ar_seed_key(uint64_t seed);
 

@@ -1109,4 +1109,99 @@ void cask__register_collections(void)
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         cask__kernel_register(k[i].name, k[i].fn, &k[i].opts, NULL);
     ar_register_matmul();
+    ar_register_gather();
+}
+
+/* ------------------------------------------------------------- gathering */
+
+/* cask.array.gather(desc, block, srcidx, src blocks...): block `block` of
+** an array whose element c is element start + step * c of a source
+** (slicing with steps, or rechunking with start 0 and step 1). desc is an
+** ar_gather_t; srcidx an int64 1-d value naming the source block (flat
+** index in the source's grid) each following argument holds. */
+static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    size_t len;
+    const ar_gather_t *d = n >= 3 ? cask_value_data(&args[0], &len) : NULL;
+    cask_nd_t idx;
+    if (!d || len != sizeof *d || ((uintptr_t)d & 7) || d->out.magic != AR_MAGIC ||
+        d->out.ndim < 0 || d->out.ndim > CASK_MAX_NDIM || d->out.red < 0 ||
+        d->out.red > CASK_BOOL || args[1].type != CASK_INT64 || cask_value_nd(&args[2], &idx) ||
+        idx.dtype != CASK_I64 || idx.ndim != 1 || idx.size != n - 3)
+        return cask_kernel_fail(ctx, "arguments: a gather description, a block, source indices");
+    int nd = d->out.ndim, last = nd - 1;
+    for (int x = 0; x < nd; x++)
+        if (d->out.shape[x] < 0 || d->out.chunk[x] < 1 || d->src_shape[x] < 0 ||
+            d->src_chunk[x] < 1 || !d->step[x])
+            return cask_kernel_fail(ctx, "argument 0: a bad gather description");
+    int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM], nb[CASK_MAX_NDIM];
+    if (!block_place(&d->out, args[1].u.i, bo, be))
+        return cask_kernel_fail(ctx, "block %lld is outside the array", (long long)args[1].u.i);
+    for (int x = 0; x < nd; x++)
+        nb[x] = d->src_shape[x] ? (d->src_shape[x] + d->src_chunk[x] - 1) / d->src_chunk[x] : 1;
+    int dt = d->out.red;
+    size_t sz = esize[dt];
+    int rc = cask_value_ndarray(dt, nd, be, out, NULL);
+    if (rc)
+        return rc;
+    cask_nd_t o;
+    cask_value_nd(out, &o);
+    for (int x = 0; x < nd; x++)
+        if (!be[x])
+            return 0;
+    const int64_t *want = idx.data;
+    char *dst = o.data;
+    int64_t coord[CASK_MAX_NDIM] = { 0 }, width = nd ? be[last] : 1;
+    for (;;) { /* one output row at a time, in runs that stay in one source block */
+        int64_t sc[CASK_MAX_NDIM], flat0 = 0; /* source coords and block, all but the last axis */
+        for (int x = 0; x < last; x++) {
+            sc[x] = d->start[x] + d->step[x] * (bo[x] + coord[x]);
+            flat0 = flat0 * nb[x] + sc[x] / d->src_chunk[x];
+        }
+        for (int64_t j = 0; j < width;) {
+            int64_t c = nd ? d->start[last] + d->step[last] * (bo[last] + j) : 0;
+            int64_t blk = nd ? c / d->src_chunk[last] : 0, flat = nd ? flat0 * nb[last] + blk : 0;
+            size_t k = 0;
+            while (k < idx.size && want[k] != flat)
+                k++;
+            cask_nd_t s;
+            if (k == idx.size || cask_value_nd(&args[3 + k], &s) || (int)s.dtype != dt || s.ndim != nd)
+                return cask_kernel_fail(ctx, "source block %lld is missing or not a %s block",
+                                        (long long)flat, cask_dtype_name(dt));
+            int64_t off = 0; /* the element's offset in that source block */
+            for (int x = 0; x < nd; x++) {
+                int64_t cx = x < last ? sc[x] : c, local = cx - (cx / d->src_chunk[x]) * d->src_chunk[x];
+                if (local >= s.shape[x])
+                    return cask_kernel_fail(ctx, "source block %lld is too small", (long long)flat);
+                off = off * s.shape[x] + local;
+            }
+            /* the run: elements of this row that stay in this source block */
+            int64_t run = 1, lo = nd ? blk * d->src_chunk[last] : 0, hi = nd ? lo + s.shape[last] : 1;
+            while (j + run < width) {
+                int64_t cn = d->start[last] + d->step[last] * (bo[last] + j + run);
+                if (cn < lo || cn >= hi)
+                    break;
+                run++;
+            }
+            if (!nd || d->step[last] == 1) {
+                memcpy(dst, (const char *)s.data + off * (int64_t)sz, (size_t)run * sz);
+            } else {
+                for (int64_t r = 0; r < run; r++)
+                    memcpy(dst + r * (int64_t)sz, (const char *)s.data + (off + r * d->step[last]) * (int64_t)sz, sz);
+            }
+            dst += run * (int64_t)sz;
+            j += run;
+        }
+        int x = last - 1;
+        while (x >= 0 && ++coord[x] == be[x])
+            coord[x--] = 0;
+        if (x < 0)
+            return 0;
+    }
+}
+
+void ar_register_gather(void)
+{
+    static const cask_kernel_opts_t o = { 0 };
+    cask__kernel_register("cask.array.gather", k_gather, &o, NULL);
 }

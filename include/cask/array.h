@@ -183,6 +183,34 @@ CASK_API cask_array_t *cask_array_transpose(cask_array_t *a, const int *perm,
 */
 CASK_API cask_array_t *cask_array_matmul(cask_array_t *a, cask_array_t *b, cask_error_t *err);
 
+/* One axis of a slice, as Python's start:stop:step. */
+typedef struct cask_slice {
+    int64_t start;   /* first index; negative counts from the end; CASK_SLICE_NONE: omitted */
+    int64_t stop;    /* index past the last, as start */
+    int64_t step;    /* nonzero; negative walks backwards */
+} cask_slice_t;
+
+/* An omitted start or stop (Python's None). */
+#define CASK_SLICE_NONE INT64_MIN
+
+/*
+** a[s[0], s[1], ..., s[n-1]], as NumPy's basic slicing (the axes after
+** the n given are whole; indices clamp as Python's do). The result keeps
+** a's chunk extents; each of its blocks is gathered from the source
+** blocks it touches and from no other, so blocks of a the slice skips are
+** never computed.
+** Errors: CASK_EINVAL for n over a's axes or a zero step; CASK_ENOMEM.
+*/
+CASK_API cask_array_t *cask_array_slice(cask_array_t *a, const cask_slice_t *s, int n,
+                                        cask_error_t *err);
+
+/* The same elements in chunks of chunks[x] along each axis x (as for
+** creation: at least 1), each new block gathered from the old blocks it
+** overlaps. A generated or elementwise array needs no rechunk: it takes
+** any chunks when combined. Errors: CASK_EINVAL, CASK_ENOMEM. */
+CASK_API cask_array_t *cask_array_rechunk(cask_array_t *a, const int64_t *chunks,
+                                          cask_error_t *err);
+
 /* ------------------------------------------------------------- reductions */
 
 typedef enum cask_reduction {

@@ -455,6 +455,99 @@ static void test_matmul_vs_numpy(void **state)
     cask_graph_free(g);
 }
 
+/* One random Python slice for an axis of extent L, as C and as text. */
+static cask_slice_t random_slice(int64_t L, char *py, size_t size)
+{
+    cask_slice_t q = { CASK_SLICE_NONE, CASK_SLICE_NONE, 1 };
+    char a[24] = "", b[24] = "", c[24] = "";
+    if (next() % 3) {
+        q.start = pick(-L - 2, L + 2);
+        snprintf(a, sizeof a, "%lld", (long long)q.start);
+    }
+    if (next() % 3) {
+        q.stop = pick(-L - 2, L + 2);
+        snprintf(b, sizeof b, "%lld", (long long)q.stop);
+    }
+    q.step = pick(-4, 4);
+    if (!q.step)
+        q.step = 1;
+    snprintf(c, sizeof c, "%lld", (long long)q.step);
+    snprintf(py, size, "%s:%s:%s", a, b, c);
+    return q;
+}
+
+/* Slicing (steps, negative indices and steps, clamping) and rechunking,
+** against NumPy; then a slice of a big array computes only the blocks it
+** touches. */
+static void test_slice_and_rechunk_vs_numpy(void **state)
+{
+    (void)state;
+    manifest_t m;
+    man_open(&m);
+    for (int round = 0; round < 60; round++) {
+        cask_error_t err;
+        cask_graph_t *g = cask_graph_new(&err);
+        int64_t shape[CASK_MAX_NDIM], chunks[CASK_MAX_NDIM], newc[CASK_MAX_NDIM];
+        int ndim = random_layout(shape, chunks);
+        input_t in[1];
+        make_input(g, &in[0], "a", round % 4 == 3 ? CASK_I64 : CASK_F64, ndim, shape, chunks);
+        cask_slice_t q[CASK_MAX_NDIM];
+        char py[256] = "a[", part[64];
+        int n = (int)pick(0, ndim);
+        for (int x = 0; x < n; x++) {
+            q[x] = random_slice(shape[x], part, sizeof part);
+            snprintf(py + strlen(py), sizeof py - strlen(py), "%s%s", x ? ", " : "", part);
+        }
+        strcat(py, n ? "]" : "...]");
+        cask_array_t *r = cask_array_slice(in[0].arr, q, n, &err);
+        if (!r)
+            fail_msg("slice %s: %s", py, err.message);
+        check_case(&m, py, in, 1, r, 0, round % 2 ? "threads" : "sync");
+        /* a slice of an expression, and an expression over a slice */
+        cask_array_t *r2 = bins(CASK_MUL, T(cask_array_slice(T(bins(CASK_ADD, in[0].arr, cask_int(1))), q, n, &err)), cask_int(3));
+        char py2[300];
+        snprintf(py2, sizeof py2, "(a + 1)%s * 3", py + 1);
+        check_case(&m, py2, in, 1, r2, 0, "threads");
+        for (int x = 0; x < ndim; x++)
+            newc[x] = pick(1, shape[x] + 1);
+        cask_array_t *rc = cask_array_rechunk(in[0].arr, newc, &err);
+        assert_non_null(rc);
+        for (int x = 0; x < ndim; x++)
+            assert_int_equal(cask_array_chunks(rc)[x], newc[x] < shape[x] ? newc[x] : shape[x]);
+        check_case(&m, "a", in, 1, rc, 0, "threads");
+        cask_array_decref(r);
+        cask_array_decref(r2);
+        cask_array_decref(rc);
+        free_tmp();
+        free_input(&in[0]);
+        cask_graph_free(g);
+    }
+    man_run(&m);
+
+    /* 100 blocks; a[250:260:3] touches one of them */
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t n = 1000, c = 10;
+    double *buf = calloc(1000, sizeof *buf);
+    buf[250] = 7;
+    cask_array_t *a = cask_array_from_buffer(g, CASK_F64, 1, &n, &c, buf, 0, &err);
+    cask_slice_t q = { 250, 260, 3 };
+    cask_array_t *s = cask_array_slice(a, &q, 1, &err);
+    assert_int_equal(cask_array_shape(s)[0], 4);
+    double out[4];
+    cask_compute_info_t info;
+    assert_ok(cask_array_compute(&s, (void *[]){ out }, 1, NULL, &info, &err), &err);
+    assert_int_equal(info.tasks, 2); /* the one source block and the gather */
+    assert_true(out[0] == 7 && out[1] == 0);
+    cask_slice_t zero = { 0, 1, 0 };
+    assert_null(cask_array_slice(a, &zero, 1, &err));
+    assert_msg_has(&err, "step 0");
+    cask_array_decref(a);
+    cask_array_decref(s);
+    free(buf);
+    cask_graph_free(g);
+}
+
 /* ------------------------------------------------------- generators */
 
 static double normal_cdf(double x)
@@ -748,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_reductions_vs_numpy),
         cmocka_unit_test(test_fused_reduction_vs_numpy),
         cmocka_unit_test(test_matmul_vs_numpy),
+        cmocka_unit_test(test_slice_and_rechunk_vs_numpy),
         cmocka_unit_test(test_normal_distribution),
         cmocka_unit_test(test_chunking_and_scheduler_independence),
         cmocka_unit_test(test_build_errors),

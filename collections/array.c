@@ -1146,6 +1146,45 @@ cask_array_t *cask_array_rechunk(cask_array_t *a, const int64_t *chunks, cask_er
     return gather(a, a->shape, chunk, start, step, "rechunk", err);
 }
 
+cask_array_t *cask_array_map_blocks(const char *kernel, cask_array_t *a, cask_dtype_t dtype,
+                                    const cask_value_t *args, size_t n_args, cask_error_t *err)
+{
+    if (!a || !kernel || (n_args && !args))
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "map_blocks needs a kernel, an array and its arguments"), NULL;
+    if ((unsigned)dtype > CASK_BOOL)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "unknown dtype %d", (int)dtype), NULL;
+    if (!cask_kernel_exists(kernel))
+        return cask__err(err, CASK_ENOKERNEL, NULL, kernel, "unknown kernel '%s'", kernel), NULL;
+    if (materialize(a, err))
+        return NULL;
+    blockset_t *b = blockset_new(a->ndim, a->shape, a->chunk);
+    cask_value_t *in = cask__malloc((1 + n_args) * sizeof *in);
+    if (!b || !in) {
+        blockset_decref(b);
+        cask__free(in);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for map_blocks"), NULL;
+    }
+    const char *dot = strrchr(kernel, '.');
+    char group[96];
+    snprintf(group, sizeof group, "map_blocks-%s", dot ? dot + 1 : kernel);
+    if (n_args)
+        memcpy(in + 1, args, n_args * sizeof *in);
+    int rc = 0;
+    for (size_t i = 0; i < b->n && !rc; i++) {
+        in[0] = cask_ref(a->bs->tasks[i]);
+        cask_task_spec_t spec = { .kernel = kernel, .inputs = in, .n_inputs = 1 + n_args,
+                                  .group = group, .index = i };
+        rc = cask_graph_add(a->g, &spec, &b->tasks[i], err);
+    }
+    cask__free(in);
+    if (rc) {
+        blockset_decref(b);
+        return NULL;
+    }
+    return blocks_array(a->g, b, dtype, a->ndim, a->shape, err);
+}
+
 /* ------------------------------------------------------------- reductions */
 
 cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,

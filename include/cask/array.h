@@ -211,6 +211,19 @@ CASK_API cask_array_t *cask_array_slice(cask_array_t *a, const cask_slice_t *s, 
 CASK_API cask_array_t *cask_array_rechunk(cask_array_t *a, const int64_t *chunks,
                                           cask_error_t *err);
 
+/*
+** One task per block of a calling the registered kernel on (the block,
+** args[0..n_args)...), as dask.array's map_blocks. The kernel must return
+** an n-d block of the same shape and of dtype `dtype`; a block that is not
+** fails the compute that reads it, naming the block. The result has a's
+** shape and chunks; args (literals or refs) are borrowed. The tasks'
+** group is "map_blocks-" and the kernel's name after its last '.'.
+** Errors: CASK_ENOKERNEL, CASK_EINVAL (bad dtype), CASK_ENOMEM.
+*/
+CASK_API cask_array_t *cask_array_map_blocks(const char *kernel, cask_array_t *a,
+                                             cask_dtype_t dtype, const cask_value_t *args,
+                                             size_t n_args, cask_error_t *err);
+
 /* ------------------------------------------------------------- reductions */
 
 typedef enum cask_reduction {

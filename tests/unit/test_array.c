@@ -548,6 +548,72 @@ static void test_slice_and_rechunk_vs_numpy(void **state)
     cask_graph_free(g);
 }
 
+/* test.poly(block, c): c * x^2 over a float64 block; test.shrink: a block
+** one element short (a mistake map_blocks must report, not trust). */
+static int k_poly(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    cask_nd_t v, o;
+    if (n != 2 || cask_value_nd(&args[0], &v) || v.dtype != CASK_F64)
+        return cask_kernel_fail(ctx, "poly takes a float64 block and a number");
+    double c = cask_value_as_double(&args[1]);
+    int rc = cask_value_ndarray(CASK_F64, v.ndim, v.shape, out, NULL);
+    if (rc)
+        return rc;
+    cask_value_nd(out, &o);
+    for (size_t i = 0; i < v.size; i++)
+        ((double *)o.data)[i] = c * ((const double *)v.data)[i] * ((const double *)v.data)[i];
+    return 0;
+}
+
+static int k_shrink(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    cask_nd_t v;
+    if (n != 1 || cask_value_nd(&args[0], &v) || v.ndim != 1)
+        return cask_kernel_fail(ctx, "shrink takes a 1-d block");
+    int64_t len = v.shape[0] ? v.shape[0] - 1 : 0;
+    return cask_value_ndarray(v.dtype, 1, &len, out, NULL);
+}
+
+/* map_blocks with a user kernel, against NumPy, fused with what follows. */
+static void test_map_blocks(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    assert_ok(cask_kernel_register("test.poly", k_poly, NULL, &err), &err);
+    assert_ok(cask_kernel_register("test.shrink", k_shrink, NULL, &err), &err);
+    manifest_t m;
+    man_open(&m);
+    for (int round = 0; round < 10; round++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        int64_t shape[CASK_MAX_NDIM], chunks[CASK_MAX_NDIM];
+        int ndim = random_layout(shape, chunks);
+        input_t in[1];
+        make_input(g, &in[0], "a", CASK_F64, ndim, shape, chunks);
+        cask_value_t c = cask_double(2.5);
+        cask_array_t *p = cask_array_map_blocks("test.poly", in[0].arr, CASK_F64, &c, 1, &err);
+        assert_non_null(p);
+        cask_array_t *r = bins(CASK_ADD, p, cask_int(1));
+        check_case(&m, "2.5 * a * a + 1", in, 1, r, 1e-12, round % 2 ? "threads" : "processes");
+        cask_array_decref(p);
+        cask_array_decref(r);
+        free_input(&in[0]);
+        cask_graph_free(g);
+    }
+    man_run(&m);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_array_t *a = cask_array_arange(g, CASK_F64, 0, 10, 1, 4, &err);
+    cask_array_t *bad = cask_array_map_blocks("test.shrink", a, CASK_F64, NULL, 0, &err);
+    assert_non_null(bad);
+    double out[10];
+    assert_int_equal(cask_array_compute(&bad, (void *[]){ out }, 1, NULL, NULL, &err), CASK_ETYPE);
+    assert_msg_has(&err, "not a float64 block of its shape");
+    assert_null(cask_array_map_blocks("test.nonesuch", a, CASK_F64, NULL, 0, &err));
+    assert_int_equal(err.code, CASK_ENOKERNEL);
+    cask_array_decref(a);
+    cask_array_decref(bad);
+    cask_graph_free(g);
+}
+
 /* ------------------------------------------------------- generators */
 
 static double normal_cdf(double x)
@@ -842,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_fused_reduction_vs_numpy),
         cmocka_unit_test(test_matmul_vs_numpy),
         cmocka_unit_test(test_slice_and_rechunk_vs_numpy),
+        cmocka_unit_test(test_map_blocks),
         cmocka_unit_test(test_normal_distribution),
         cmocka_unit_test(test_chunking_and_scheduler_independence),
         cmocka_unit_test(test_build_errors),

@@ -133,7 +133,7 @@ static size_t grid_blocks(int ndim, const int64_t *shape, const int64_t *chunk)
 {
     size_t n = 1;
     for (int x = 0; x < ndim; x++)
-        n *= shape[x] ? (size_t)((shape[x] + chunk[x] - 1) / chunk[x]) : 1;
+        n *= (size_t)ar_nblocks(shape[x], chunk[x]);
     return n;
 }
 
@@ -232,14 +232,16 @@ static cask_array_t *blocks_array(cask_graph_t *g, blockset_t *b, cask_dtype_t d
     return a;
 }
 
-/* The header of a program or buffer description for this layout. */
-static ar_phead_t head_for(int ndim, const int64_t *shape, const int64_t *chunk)
+/* The header of a program or description for this layout of dtype. */
+static ar_phead_t head_for(cask_dtype_t dtype, int ndim, const int64_t *shape,
+                           const int64_t *chunk)
 {
     ar_phead_t h;
     memset(&h, 0, sizeof h);
     h.magic = AR_MAGIC;
     h.ndim = ndim;
     h.red = -1;
+    h.dtype = (int32_t)dtype;
     if (ndim) {
         memcpy(h.shape, shape, (size_t)ndim * sizeof *shape);
         memcpy(h.chunk, chunk, (size_t)ndim * sizeof *chunk);
@@ -264,8 +266,7 @@ cask_array_t *cask_array_from_buffer(cask_graph_t *g, cask_dtype_t dtype, int nd
     blockset_t *b = blockset_new(ndim, shape, chunk);
     if (!b)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for an array"), NULL;
-    ar_phead_t h = head_for(ndim, shape, chunk);
-    h.red = (int32_t)dtype; /* a buffer description keeps the dtype here */
+    ar_phead_t h = head_for(dtype, ndim, shape, chunk);
     /* Keys: a copied buffer's token hashes its contents; a borrowed one's
     ** its layout and the graph's size (tasks are only added), so equal
     ** programs on every MPI rank give equal keys. */
@@ -454,7 +455,7 @@ static int compile(const cask_array_t *a, int red, unsigned axes, int ddof, cask
     if (!buf)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a program");
     ar_phead_t *h = (ar_phead_t *)buf;
-    *h = head_for(a->ndim, a->shape, a->chunk);
+    *h = head_for(a->dtype, a->ndim, a->shape, a->chunk);
     h->nnodes = (uint32_t)p.n;
     h->red = red;
     h->axes = axes;
@@ -504,8 +505,7 @@ static cask_task_t leaf_task(const enode_t *e, int ndim, const int64_t *c)
     size_t flat = 0;
     const blockset_t *b = e->bs;
     for (int s = 0; s < e->src_ndim; s++) {
-        int64_t nb = e->src_shape[s] ? (e->src_shape[s] + b->chunk[s] - 1) / b->chunk[s] : 1;
-        flat = flat * (size_t)nb + (size_t)sc[s];
+        flat = flat * (size_t)ar_nblocks(e->src_shape[s], b->chunk[s]) + (size_t)sc[s];
     }
     return b->tasks[flat];
 }
@@ -522,7 +522,7 @@ static void grid_coords(int ndim, const int64_t *nb, int64_t i, int64_t *c)
 static void grid_extents(int ndim, const int64_t *shape, const int64_t *chunk, int64_t *nb)
 {
     for (int x = 0; x < ndim; x++)
-        nb[x] = shape[x] ? (shape[x] + chunk[x] - 1) / chunk[x] : 1;
+        nb[x] = ar_nblocks(shape[x], chunk[x]);
 }
 
 /* Add one task per block of a running its program (kernel, with flag
@@ -1009,8 +1009,7 @@ static cask_array_t *gather(cask_array_t *a, const int64_t *shape, const int64_t
         return NULL;
     ar_gather_t d;
     memset(&d, 0, sizeof d);
-    d.out = head_for(nd, shape, chunk);
-    d.out.red = (int32_t)a->dtype;
+    d.out = head_for(a->dtype, nd, shape, chunk);
     for (int x = 0; x < nd; x++) {
         d.src_shape[x] = a->shape[x];
         d.src_chunk[x] = a->chunk[x];
@@ -1380,7 +1379,7 @@ int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, size_t n,
         goto out;
     for (size_t i = 0, at = 0; i < n; i++) {
         const cask_array_t *a = arrays[i];
-        ar_phead_t h = head_for(a->ndim, a->shape, a->chunk);
+        ar_phead_t h = head_for(a->dtype, a->ndim, a->shape, a->chunk);
         for (size_t k = 0; k < a->bs->n; k++, at++) {
             int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
             cask_nd_t v;

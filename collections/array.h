@@ -47,6 +47,7 @@ typedef struct ar_phead {
     uint32_t nnodes;             /* nodes that follow; the last is the root */
     int32_t  ndim;               /* of the root */
     int32_t  red;                /* cask_reduction_t, or -1: no reduction */
+    int32_t  dtype;              /* buffer and gather descriptions: the elements' type */
     uint32_t axes;               /* reduced axes (all set for a full one) */
     int32_t  ddof;               /* VAR, STD */
     int64_t  shape[CASK_MAX_NDIM]; /* root's extents */
@@ -62,6 +63,16 @@ int ar_red_fields(int red);
 cask_dtype_t ar_red_pdtype(int red, cask_dtype_t in);
 /* The result type of red over dtype. */
 cask_dtype_t ar_red_dtype(int red, cask_dtype_t in);
+
+/* Blocks along an axis of this extent and chunk (an empty axis has one). */
+static inline int64_t ar_nblocks(int64_t extent, int64_t chunk)
+{
+    return extent ? (extent + chunk - 1) / chunk : 1;
+}
+
+/* Whether h's magic, ndim, dtype, extents and chunks are sound (what
+** every kernel checks before it trusts a header from a graph file). */
+bool ar_layout_ok(const ar_phead_t *h);
 
 /* Where block `block` of h's grid starts (bo) and its extents (be); false
 ** when there is no such block. */

@@ -102,14 +102,10 @@ static const ar_phead_t *program(const cask_value_t *args, size_t n, size_t base
     const unsigned char *p = n ? cask_value_data(&args[0], &len) : NULL;
     const ar_phead_t *h = (const ar_phead_t *)p;
     *rc = 0;
-    if (!p || len < sizeof *h || h->magic != AR_MAGIC || !h->nnodes ||
+    if (!p || len < sizeof *h || ((uintptr_t)p & 7) || !ar_layout_ok(h) || !h->nnodes ||
         h->nnodes > AR_MAX_NODES || len != sizeof *h + h->nnodes * sizeof(ar_pnode_t) ||
-        h->ndim < 0 || h->ndim > CASK_MAX_NDIM || h->red < -1 || h->red > CASK_ALL ||
-        ((uintptr_t)p & 7))
+        h->red < -1 || h->red > CASK_ALL)
         goto bad;
-    for (int x = 0; x < h->ndim; x++)
-        if (h->shape[x] < 0 || h->chunk[x] < 1)
-            goto bad;
     const ar_pnode_t *nd = (const ar_pnode_t *)(h + 1);
     for (uint32_t i = 0; i < h->nnodes; i++) {
         const ar_pnode_t *e = &nd[i];
@@ -138,13 +134,24 @@ bad:
 
 /* ------------------------------------------------------------ the blocks */
 
+bool ar_layout_ok(const ar_phead_t *h)
+{
+    if (h->magic != AR_MAGIC || h->ndim < 0 || h->ndim > CASK_MAX_NDIM || h->dtype < 0 ||
+        h->dtype > CASK_BOOL)
+        return false;
+    for (int x = 0; x < h->ndim; x++)
+        if (h->shape[x] < 0 || h->chunk[x] < 1)
+            return false;
+    return true;
+}
+
 /* Where block `block` (C order over the header's block grid) starts and
 ** how far it goes along each axis; false when there is no such block. An
 ** empty axis has one empty block. */
 static bool block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be)
 {
     for (int x = h->ndim; x-- > 0;) {
-        int64_t nb = h->shape[x] ? (h->shape[x] + h->chunk[x] - 1) / h->chunk[x] : 1;
+        int64_t nb = ar_nblocks(h->shape[x], h->chunk[x]);
         int64_t c = block % nb;
         block /= nb;
         bo[x] = c * h->chunk[x];
@@ -1052,29 +1059,25 @@ bool ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be
 }
 
 /* cask.array.borrow(desc, block): a block copied out of the caller's
-** buffer; desc is a header (dtype in red, shape, chunks) and the address. */
+** buffer; desc is a header (dtype, shape, chunks) and the address. */
 static int k_borrow(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
     size_t len;
     const ar_phead_t *h = n == 2 ? cask_value_data(&args[0], &len) : NULL;
-    if (!h || len != sizeof *h + sizeof(uint64_t) || args[1].type != CASK_INT64 ||
-        h->magic != AR_MAGIC || h->ndim < 0 || h->ndim > CASK_MAX_NDIM || h->red < 0 ||
-        h->red > CASK_BOOL || ((uintptr_t)h & 7))
+    if (!h || len != sizeof *h + sizeof(uint64_t) || ((uintptr_t)h & 7) || !ar_layout_ok(h) ||
+        args[1].type != CASK_INT64)
         return cask_kernel_fail(ctx, "arguments: a buffer description and a block");
-    for (int x = 0; x < h->ndim; x++)
-        if (h->shape[x] < 0 || h->chunk[x] < 1)
-            return cask_kernel_fail(ctx, "argument 0: a bad buffer description");
     uint64_t addr;
     memcpy(&addr, h + 1, sizeof addr);
     int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
     if (!block_place(h, args[1].u.i, bo, be))
         return cask_kernel_fail(ctx, "block %lld is outside the array", (long long)args[1].u.i);
-    int rc = cask_value_ndarray(h->red, h->ndim, be, out, NULL);
+    int rc = cask_value_ndarray(h->dtype, h->ndim, be, out, NULL);
     if (rc)
         return rc;
     cask_nd_t v;
     cask_value_nd(out, &v);
-    ar_copy_block(h->ndim, h->shape, bo, be, esize[h->red], (char *)(uintptr_t)addr, v.data,
+    ar_copy_block(h->ndim, h->shape, bo, be, esize[h->dtype], (char *)(uintptr_t)addr, v.data,
                   true);
     return 0;
 }
@@ -1084,7 +1087,7 @@ static double cost_block(const cask_value_t *args, size_t n)
     /* about a nanosecond per element, from the program's chunk */
     size_t len;
     const ar_phead_t *h = n ? cask_value_data(&args[0], &len) : NULL;
-    if (!h || len < sizeof *h || h->magic != AR_MAGIC || h->ndim < 0 || h->ndim > CASK_MAX_NDIM)
+    if (!h || len < sizeof *h || ((uintptr_t)h & 7) || !ar_layout_ok(h))
         return 1e-6;
     double e = 1;
     for (int x = 0; x < h->ndim; x++)
@@ -1124,22 +1127,20 @@ static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_
     size_t len;
     const ar_gather_t *d = n >= 3 ? cask_value_data(&args[0], &len) : NULL;
     cask_nd_t idx;
-    if (!d || len != sizeof *d || ((uintptr_t)d & 7) || d->out.magic != AR_MAGIC ||
-        d->out.ndim < 0 || d->out.ndim > CASK_MAX_NDIM || d->out.red < 0 ||
-        d->out.red > CASK_BOOL || args[1].type != CASK_INT64 || cask_value_nd(&args[2], &idx) ||
-        idx.dtype != CASK_I64 || idx.ndim != 1 || idx.size != n - 3)
+    if (!d || len != sizeof *d || ((uintptr_t)d & 7) || !ar_layout_ok(&d->out) ||
+        args[1].type != CASK_INT64 || cask_value_nd(&args[2], &idx) || idx.dtype != CASK_I64 ||
+        idx.ndim != 1 || idx.size != n - 3)
         return cask_kernel_fail(ctx, "arguments: a gather description, a block, source indices");
     int nd = d->out.ndim, last = nd - 1;
     for (int x = 0; x < nd; x++)
-        if (d->out.shape[x] < 0 || d->out.chunk[x] < 1 || d->src_shape[x] < 0 ||
-            d->src_chunk[x] < 1 || !d->step[x])
+        if (d->src_shape[x] < 0 || d->src_chunk[x] < 1 || !d->step[x])
             return cask_kernel_fail(ctx, "argument 0: a bad gather description");
     int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM], nb[CASK_MAX_NDIM];
     if (!block_place(&d->out, args[1].u.i, bo, be))
         return cask_kernel_fail(ctx, "block %lld is outside the array", (long long)args[1].u.i);
     for (int x = 0; x < nd; x++)
-        nb[x] = d->src_shape[x] ? (d->src_shape[x] + d->src_chunk[x] - 1) / d->src_chunk[x] : 1;
-    int dt = d->out.red;
+        nb[x] = ar_nblocks(d->src_shape[x], d->src_chunk[x]);
+    int dt = d->out.dtype;
     size_t sz = esize[dt];
     int rc = cask_value_ndarray(dt, nd, be, out, NULL);
     if (rc)

@@ -440,11 +440,18 @@ static int prog_add(prog_t *p, const enode_t *e)
     return p->n++;
 }
 
-/* The program for e over a's layout, as a bytes value in *out; the
-** N_BLOCKS leaves in their argument order into leaf[] (room for
-** AR_MAX_NODES); red < 0: no reduction. */
-static int compile(const cask_array_t *a, int red, unsigned axes, int ddof, cask_value_t *out,
-                   const enode_t **leaf, int *nleaf, uint64_t *token, cask_error_t *err)
+/* A compiled program and what its tasks need beside it. */
+typedef struct compiled {
+    cask_value_t   prog;                /* the program, a bytes value (a reference) */
+    const enode_t *leaf[AR_MAX_NODES];  /* its N_BLOCKS leaves, in argument order */
+    int            nleaf;
+    uint64_t       token;               /* the key token of its tasks */
+} compiled_t;
+
+/* The program for a's expression over a's layout (red < 0: no
+** reduction) into *c; release c->prog when done. */
+static int compile(const cask_array_t *a, int red, unsigned axes, int ddof, compiled_t *c,
+                   cask_error_t *err)
 {
     prog_t p = { .n = 0 };
     if (prog_add(&p, a->e) < 0)
@@ -462,7 +469,7 @@ static int compile(const cask_array_t *a, int red, unsigned axes, int ddof, cask
     h->ddof = ddof;
     ar_pnode_t *nd = (ar_pnode_t *)(h + 1);
     uint64_t tk = 0;
-    *nleaf = 0;
+    c->nleaf = 0;
     for (int i = 0; i < p.n; i++) {
         const enode_t *e = p.node[i];
         ar_pnode_t *q = &nd[i];
@@ -482,15 +489,15 @@ static int compile(const cask_array_t *a, int red, unsigned axes, int ddof, cask
         memcpy(q->p, e->p, sizeof q->p);
         memcpy(q->ip, e->ip, sizeof q->ip);
         if (e->kind == N_BLOCKS) {
-            q->arg = (int16_t)(3 + *nleaf);
-            leaf[(*nleaf)++] = e;
+            q->arg = (int16_t)(3 + c->nleaf);
+            c->leaf[c->nleaf++] = e;
             /* what it reads: the key of its first block names the set */
             const char *k0 = cask_graph_key(a->g, e->bs->tasks[0]);
             tk = cask__hash(k0, strlen(k0), tk + 1);
         }
     }
-    *token = cask__hash(buf, len, tk) | 1;
-    int rc = cask_value_bytes(buf, len, out, err);
+    c->token = cask__hash(buf, len, tk) | 1;
+    int rc = cask_value_bytes(buf, len, &c->prog, err);
     cask__free(buf);
     return rc;
 }
@@ -525,34 +532,29 @@ static void grid_extents(int ndim, const int64_t *shape, const int64_t *chunk, i
         nb[x] = ar_nblocks(shape[x], chunk[x]);
 }
 
-/* Add one task per block of a running its program (kernel, with flag
+/* Add one task per block of a running program cp (kernel, with flag
 ** `final` as argument 2) into tasks[0..blocks). */
-static int add_block_tasks(cask_array_t *a, const char *kernel, const char *name, int red,
-                           unsigned axes, int ddof, int64_t final, cask_task_t *tasks,
+static int add_block_tasks(cask_array_t *a, const compiled_t *cp, const char *kernel,
+                           const char *name, int64_t final, cask_task_t *tasks,
                            cask_error_t *err)
 {
-    const enode_t *leaf[AR_MAX_NODES];
-    int nleaf;
-    uint64_t token;
-    cask_value_t prog, in[3 + AR_MAX_NODES];
-    int rc = compile(a, red, axes, ddof, &prog, leaf, &nleaf, &token, err);
-    if (rc)
-        return rc;
+    cask_value_t in[3 + AR_MAX_NODES];
     int64_t nb[CASK_MAX_NDIM], c[CASK_MAX_NDIM];
     grid_extents(a->ndim, a->shape, a->chunk, nb);
     size_t n = grid_blocks(a->ndim, a->shape, a->chunk);
-    in[0] = prog;
+    int rc = 0;
+    in[0] = cp->prog;
     in[2] = cask_int(final);
     for (size_t i = 0; i < n && !rc; i++) {
         grid_coords(a->ndim, nb, (int64_t)i, c);
         in[1] = cask_int((int64_t)i);
-        for (int k = 0; k < nleaf; k++)
-            in[3 + k] = cask_ref(leaf_task(leaf[k], a->ndim, c));
-        cask_task_spec_t spec = { .kernel = kernel, .inputs = in, .n_inputs = 3 + (size_t)nleaf,
-                                  .name = name, .token = token, .index = i };
+        for (int k = 0; k < cp->nleaf; k++)
+            in[3 + k] = cask_ref(leaf_task(cp->leaf[k], a->ndim, c));
+        cask_task_spec_t spec = { .kernel = kernel, .inputs = in,
+                                  .n_inputs = 3 + (size_t)cp->nleaf, .name = name,
+                                  .token = cp->token, .index = i };
         rc = cask_graph_add(a->g, &spec, &tasks[i], err);
     }
-    cask_value_decref(&prog);
     return rc;
 }
 
@@ -570,7 +572,12 @@ static int materialize(cask_array_t *a, cask_error_t *err)
                      : e->kind == N_GEN ? gen_names[e->op]
                      : e->kind == N_CONST ? "full" : e->kind == N_WHERE ? "where"
                      : e->kind == N_CAST ? "astype" : "array";
-    int rc = add_block_tasks(a, "cask.array.eval", name, -1, 0, 0, 0, b->tasks, err);
+    compiled_t cp;
+    int rc = compile(a, -1, 0, 0, &cp, err);
+    if (!rc) {
+        rc = add_block_tasks(a, &cp, "cask.array.eval", name, 0, b->tasks, err);
+        cask_value_decref(&cp.prog);
+    }
     if (rc) {
         blockset_decref(b);
         return rc;
@@ -1245,9 +1252,14 @@ cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,
     snprintf(name, sizeof name, "%s", red_names[op]);
     snprintf(pname, sizeof pname, "%s-partial", red_names[op]);
     snprintf(cname, sizeof cname, "%s-combine", red_names[op]);
-    /* First level: one task per input block; final when it is alone. */
-    if ((rc = add_block_tasks(a, "cask.array.reduce", per == 1 ? name : pname, op, axes,
-                              o.ddof, per == 1, first, err)))
+    /* First level: one task per input block, final when it is alone; the
+    ** combine tasks read their layout from the same program. */
+    compiled_t cp;
+    if ((rc = compile(a, op, axes, o.ddof, &cp, err)))
+        goto out;
+    prog = cp.prog;
+    if ((rc = add_block_tasks(a, &cp, "cask.array.reduce", per == 1 ? name : pname, per == 1,
+                              first, err)))
         goto out;
     /* Sort the first level by result block, in input order within each. */
     int64_t nb[CASK_MAX_NDIM], c[CASK_MAX_NDIM], knb[CASK_MAX_NDIM];
@@ -1264,11 +1276,6 @@ cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,
     if (per == 1) {
         memcpy(b->tasks, group, nout * sizeof *group);
     } else {
-        const enode_t *leaf[AR_MAX_NODES];
-        int nleaf;
-        uint64_t token;
-        if ((rc = compile(a, op, axes, o.ddof, &prog, leaf, &nleaf, &token, err)))
-            goto out;
         in[0] = prog;
         /* Combine each result block's partials split at a time, level by
         ** level, in order, so the answer never depends on the scheduler. */
@@ -1288,7 +1295,7 @@ cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,
                     cask_task_spec_t spec = { .kernel = "cask.array.combine", .inputs = in,
                                               .n_inputs = 3 + take,
                                               .name = final ? name : cname,
-                                              .token = token, .index = index++ };
+                                              .token = cp.token, .index = index++ };
                     rc = cask_graph_add(a->g, &spec, &t[out_m++], err);
                 }
                 m = out_m;

@@ -31,8 +31,10 @@
 ** in NumPy, does not widen a float32 array; a double with an int64 or bool
 ** array gives float64.
 **
-** Threads: as the graph the arrays live in (one thread builds at a time).
-** Built arrays are immutable and may be read by several threads.
+** Threads: as the graph the arrays live in: one thread at a time builds,
+** and cask_array_tasks(), cask_array_compute() and cask_array_store_npy()
+** build too (they add an array's tasks the first time). An array's
+** elements, once defined, never change.
 */
 #ifndef CASK_ARRAY_H
 #define CASK_ARRAY_H
@@ -248,8 +250,10 @@ typedef struct cask_reduce_opts {
 ** full reduction is a 0-d array). Result types as NumPy: SUM and PROD give
 ** int64 for int64 and bool, MIN and MAX a's type, MEAN, VAR and STD
 ** float64 (float32 for float32), ARGMIN and ARGMAX int64 (over all axes:
-** the C-order flat index; the first on ties), ANY and ALL bool. Sums are
-** pairwise within tiles and compensated across them; VAR and STD merge
+** the C-order flat index; the first on ties), ANY and ALL bool. Sums add
+** each tile of 256 elements in four lanes, then the tiles' sums, then the
+** partials in tree order (as accurate as NumPy's pairwise sum to about
+** 1e-12 here, not compensated); VAR and STD merge
 ** (count, mean, M2) partials (Chan et al.), so they are stable. MIN, MAX,
 ** ARGMIN and ARGMAX propagate NaN as NumPy does.
 ** Errors: CASK_EINVAL for an axis out of range, ARGMIN/ARGMAX over several
@@ -289,12 +293,11 @@ CASK_API int64_t cask_array_tasks(cask_array_t *a, cask_task_t *tasks, size_t ma
 /*
 ** Compute arrays[0..n) in one compute (a part they share is computed
 ** once) and write array i, in C order, into bufs[i], which must hold
-** cask_array_size(arrays[i]) elements of its dtype. Each block is copied
-** into its buffer as soon as it is ready and freed, so a compute never
-** holds a whole result twice. opts and info as cask_compute (either may be
-** NULL). All arrays must live in one graph (CASK_EINVAL).
-** Errors: those of cask_compute; on failure the buffers hold whatever
-** blocks had arrived.
+** cask_array_size(arrays[i]) elements of its dtype. The blocks are copied
+** into the buffers when the compute has ended, so for a moment a result is
+** held twice (once in its blocks). opts and info as cask_compute (either
+** may be NULL). All arrays must live in one graph (CASK_EINVAL).
+** Errors: those of cask_compute; on failure the buffers are untouched.
 */
 CASK_API int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, size_t n,
                                 const cask_compute_opts_t *opts, cask_compute_info_t *info,

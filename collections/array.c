@@ -1152,6 +1152,178 @@ cask_array_t *cask_array_rechunk(cask_array_t *a, const int64_t *chunks, cask_er
     return gather(a, a->shape, chunk, start, step, "rechunk", err);
 }
 
+cask_array_t *cask_array_concatenate(cask_array_t *const *xs, size_t n, int axis,
+                                    cask_error_t *err)
+{
+    if (!xs || !n)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "concatenate needs at least one array"),
+               NULL;
+    for (size_t k = 0; k < n; k++)
+        if (!xs[k])
+            return cask__err(err, CASK_EINVAL, NULL, NULL,
+                             "an operand is NULL (an earlier array call failed)"), NULL;
+    const cask_array_t *a0 = xs[0];
+    int nd = a0->ndim, ax = axis < 0 ? axis + nd : axis;
+    if (!nd)
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "0-d arrays cannot be concatenated"), NULL;
+    if (ax < 0 || ax >= nd)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "axis %d is out of range for %d-d arrays",
+                         axis, nd), NULL;
+    int64_t shape[CASK_MAX_NDIM], chunk[CASK_MAX_NDIM];
+    memcpy(shape, a0->shape, sizeof shape);
+    shape[ax] = 0;
+    cask_dtype_t dt = a0->dtype;
+    int64_t cax = 1; /* along the axis: the largest of the sources' chunks */
+    for (size_t k = 0; k < n; k++) {
+        const cask_array_t *x = xs[k];
+        bool same = x->ndim == nd;
+        for (int d = 0; d < nd && same; d++)
+            same = d == ax || x->shape[d] == a0->shape[d];
+        if (!same) {
+            char s1[96], s2[96];
+            return cask__err(err, CASK_EINVAL, NULL, NULL,
+                             "concatenate along axis %d: shapes %s and %s differ off that axis",
+                             ax, shape_str(s1, sizeof s1, nd, a0->shape),
+                             shape_str(s2, sizeof s2, x->ndim, x->shape)), NULL;
+        }
+        if (x->g != a0->g)
+            return cask__err(err, CASK_EINVAL, NULL, NULL,
+                             "operands belong to different graphs"), NULL;
+        shape[ax] += x->shape[ax];
+        dt = promote(dt, x->dtype);
+        cax = x->chunk[ax] > cax ? x->chunk[ax] : cax;
+    }
+    memcpy(chunk, a0->chunk, sizeof chunk);
+    chunk[ax] = cax;
+    if (check_layout(dt, nd, shape, chunk, chunk, err))
+        return NULL;
+    /* the sources, in the common type, with their blocks made */
+    cask_array_t **src = cask__calloc(n, sizeof *src);
+    int64_t *off = cask__malloc(n * sizeof *off);
+    blockset_t *b = blockset_new(nd, shape, chunk);
+    cask_value_t desc = cask_none(), org = cask_none(), *in = NULL;
+    int64_t *porg = NULL; /* each piece's origin, nd per piece */
+    cask_array_t *res = NULL;
+    int rc = 0;
+    if (!src || !off || !b) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a concatenate");
+        goto out;
+    }
+    size_t most = 0; /* pieces one block can read */
+    for (size_t k = 0; k < n && !rc; k++) {
+        off[k] = k ? off[k - 1] + xs[k - 1]->shape[ax] : 0;
+        if (xs[k]->dtype == dt) {
+            cask_array_incref(xs[k]);
+            src[k] = xs[k];
+        } else if (!(src[k] = cask_array_astype(xs[k], dt, err))) {
+            rc = err ? err->code : CASK_ENOMEM;
+            break;
+        }
+        rc = materialize(src[k], err);
+        size_t m = 1;
+        for (int d = 0; d < nd; d++) {
+            int64_t c = src[k]->chunk[d], per = (chunk[d] + c - 1) / c + 1;
+            int64_t nbk = ar_nblocks(src[k]->shape[d], c);
+            m *= (size_t)(per < nbk ? per : nbk);
+        }
+        most += m;
+    }
+    ar_phead_t h = head_for(dt, nd, shape, chunk);
+    if (rc || !(in = cask__malloc((3 + most) * sizeof *in)) ||
+        !(porg = cask__malloc(most * (size_t)nd * sizeof *porg)) ||
+        cask_value_bytes(&h, sizeof h, &desc, err)) {
+        rc = rc ? rc : cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a concatenate");
+        goto out;
+    }
+    uint64_t token = cask__hash(&h, sizeof h, 13);
+    for (size_t k = 0; k < n; k++) {
+        const char *key = cask_graph_key(a0->g, src[k]->bs->tasks[0]);
+        token = cask__hash(key, strlen(key), token);
+    }
+    token |= 1;
+    int64_t onb[CASK_MAX_NDIM], c[CASK_MAX_NDIM];
+    grid_extents(nd, shape, chunk, onb);
+    for (size_t i = 0; i < b->n && !rc; i++) {
+        int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
+        grid_coords(nd, onb, (int64_t)i, c);
+        for (int d = 0; d < nd; d++) {
+            bo[d] = c[d] * chunk[d];
+            be[d] = shape[d] - bo[d] < chunk[d] ? shape[d] - bo[d] : chunk[d];
+        }
+        /* the pieces: every block of every source that overlaps this block */
+        size_t np = 0;
+        bool exact = false;
+        for (size_t k = 0; k < n; k++) {
+            const cask_array_t *s = src[k];
+            int64_t lo[CASK_MAX_NDIM], hi[CASK_MAX_NDIM], snb[CASK_MAX_NDIM], p[CASK_MAX_NDIM];
+            bool empty = false;
+            grid_extents(nd, s->shape, s->chunk, snb);
+            for (int d = 0; d < nd; d++) { /* the source's block range, per axis */
+                int64_t o = d == ax ? off[k] : 0;
+                int64_t l = bo[d] - o > 0 ? bo[d] - o : 0;
+                int64_t r = bo[d] + be[d] - o < s->shape[d] ? bo[d] + be[d] - o : s->shape[d];
+                empty |= l >= r;
+                lo[d] = empty ? 0 : l / s->chunk[d];
+                hi[d] = empty ? 0 : (r - 1) / s->chunk[d] + 1;
+                p[d] = lo[d];
+            }
+            if (empty)
+                continue;
+            for (;;) {
+                int64_t flat = 0, so[CASK_MAX_NDIM];
+                exact = true;
+                for (int d = 0; d < nd; d++) {
+                    flat = flat * snb[d] + p[d];
+                    so[d] = p[d] * s->chunk[d] + (d == ax ? off[k] : 0);
+                    int64_t se = s->shape[d] - p[d] * s->chunk[d];
+                    se = se < s->chunk[d] ? se : s->chunk[d];
+                    exact &= so[d] == bo[d] && se == be[d];
+                }
+                memcpy(porg + np * (size_t)nd, so, (size_t)nd * sizeof *so);
+                in[3 + np++] = cask_ref(s->bs->tasks[flat]);
+                int d = nd - 1;
+                while (d >= 0 && ++p[d] == hi[d])
+                    p[d] = lo[d], d--;
+                if (d < 0)
+                    break;
+            }
+        }
+        if (np == 1 && exact) { /* the block is one source block as it is */
+            b->tasks[i] = in[3].u.task;
+            continue;
+        }
+        int64_t oshape[2] = { (int64_t)np, nd };
+        if ((rc = cask_value_ndarray(CASK_I64, 2, oshape, &org, err)))
+            break;
+        cask_nd_t v;
+        cask_value_nd(&org, &v);
+        memcpy(v.data, porg, np * (size_t)nd * sizeof *porg);
+        in[0] = desc;
+        in[1] = cask_int((int64_t)i);
+        in[2] = org;
+        cask_task_spec_t spec = { .kernel = "cask.array.assemble", .inputs = in,
+                                  .n_inputs = 3 + np, .name = "concatenate", .token = token,
+                                  .index = i };
+        rc = cask_graph_add(a0->g, &spec, &b->tasks[i], err);
+        cask_value_decref(&org);
+    }
+    if (!rc) {
+        res = blocks_array(a0->g, b, dt, nd, shape, err);
+        b = NULL;
+    }
+out:
+    for (size_t k = 0; src && k < n; k++)
+        cask_array_decref(src[k]);
+    cask__free(src);
+    cask__free(off);
+    cask__free(in);
+    cask__free(porg);
+    cask_value_decref(&desc);
+    blockset_decref(b);
+    return res;
+}
+
 cask_array_t *cask_array_map_blocks(const char *kernel, cask_array_t *a, cask_dtype_t dtype,
                                     const cask_value_t *args, size_t n_args, cask_error_t *err)
 {

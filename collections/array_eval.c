@@ -1117,6 +1117,18 @@ void cask__register_collections(void)
 
 /* ------------------------------------------------------------- gathering */
 
+/* Place block `block` of h (bo, be) and make the output block for it. */
+static int new_block(const ar_phead_t *h, const cask_value_t *block, int64_t *bo, int64_t *be,
+                     cask_value_t *out, cask_nd_t *o, cask_kctx_t *ctx)
+{
+    if (!block_place(h, block->u.i, bo, be))
+        return cask_kernel_fail(ctx, "block %lld is outside the array", (long long)block->u.i);
+    int rc = cask_value_ndarray(h->dtype, h->ndim, be, out, NULL);
+    if (!rc)
+        cask_value_nd(out, o);
+    return rc;
+}
+
 /* cask.array.gather(desc, block, srcidx, src blocks...): block `block` of
 ** an array whose element c is element start + step * c of a source
 ** (slicing with steps, or rechunking with start 0 and step 1). desc is an
@@ -1136,17 +1148,14 @@ static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_
         if (d->src_shape[x] < 0 || d->src_chunk[x] < 1 || !d->step[x])
             return cask_kernel_fail(ctx, "argument 0: a bad gather description");
     int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM], nb[CASK_MAX_NDIM];
-    if (!block_place(&d->out, args[1].u.i, bo, be))
-        return cask_kernel_fail(ctx, "block %lld is outside the array", (long long)args[1].u.i);
+    cask_nd_t o;
+    int rc = new_block(&d->out, &args[1], bo, be, out, &o, ctx);
+    if (rc)
+        return rc;
     for (int x = 0; x < nd; x++)
         nb[x] = ar_nblocks(d->src_shape[x], d->src_chunk[x]);
     int dt = d->out.dtype;
     size_t sz = esize[dt];
-    int rc = cask_value_ndarray(dt, nd, be, out, NULL);
-    if (rc)
-        return rc;
-    cask_nd_t o;
-    cask_value_nd(out, &o);
     for (int x = 0; x < nd; x++)
         if (!be[x])
             return 0;
@@ -1201,8 +1210,72 @@ static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_
     }
 }
 
+/* cask.array.assemble(desc, block, origins, pieces...): block `block` of
+** the array desc (an ar_phead_t) made of the parts of the pieces that lie
+** in it; origins is an int64 [pieces, ndim] value giving each piece's
+** first element in the array's coordinates (concatenate). The pieces must
+** cover the block: the kernel counts what it copies and fails otherwise. */
+static int k_assemble(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    size_t len;
+    const ar_phead_t *h = n >= 3 ? cask_value_data(&args[0], &len) : NULL;
+    cask_nd_t org;
+    if (!h || len != sizeof *h || ((uintptr_t)h & 7) || !ar_layout_ok(h) || h->ndim < 1 ||
+        args[1].type != CASK_INT64 || cask_value_nd(&args[2], &org) || org.dtype != CASK_I64 ||
+        org.ndim != 2 || org.shape[0] != (int64_t)(n - 3) || org.shape[1] != h->ndim)
+        return cask_kernel_fail(ctx, "arguments: an array header, a block, piece origins");
+    int nd = h->ndim, last = nd - 1, dt = h->dtype;
+    int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
+    cask_nd_t o;
+    int rc = new_block(h, &args[1], bo, be, out, &o, ctx);
+    if (rc)
+        return rc;
+    size_t sz = esize[dt];
+    if (o.size)
+        memset(o.data, 0, o.size * sz); /* overlapping pieces in a graph file must not expose memory */
+    size_t copied = 0;
+    for (size_t p = 0; p + 3 < n; p++) {
+        cask_nd_t s;
+        if (cask_value_nd(&args[3 + p], &s) || (int)s.dtype != dt || s.ndim != nd)
+            return cask_kernel_fail(ctx, "piece %zu is not a %d-d %s block", p, nd,
+                                    cask_dtype_name(dt));
+        const int64_t *po = (const int64_t *)org.data + p * (size_t)nd;
+        int64_t lo[CASK_MAX_NDIM], hi[CASK_MAX_NDIM], c[CASK_MAX_NDIM];
+        bool empty = false;
+        for (int x = 0; x < nd; x++) { /* the overlap, in the array's coordinates */
+            lo[x] = po[x] > bo[x] ? po[x] : bo[x];
+            hi[x] = po[x] + s.shape[x] < bo[x] + be[x] ? po[x] + s.shape[x] : bo[x] + be[x];
+            empty |= lo[x] >= hi[x];
+            c[x] = lo[x];
+        }
+        if (empty)
+            continue;
+        int64_t run = hi[last] - lo[last];
+        for (;;) { /* one row of the overlap at a time */
+            int64_t so = 0, oo = 0;
+            for (int x = 0; x < nd; x++) {
+                so = so * s.shape[x] + (c[x] - po[x]);
+                oo = oo * be[x] + (c[x] - bo[x]);
+            }
+            memcpy((char *)o.data + oo * (int64_t)sz, (const char *)s.data + so * (int64_t)sz,
+                   (size_t)run * sz);
+            copied += (size_t)run;
+            int x = last - 1;
+            while (x >= 0 && ++c[x] == hi[x])
+                c[x] = lo[x], x--;
+            if (x < 0)
+                break;
+        }
+    }
+    if (copied != o.size)
+        return cask_kernel_fail(ctx, "the pieces cover %zu of the block's %zu elements", copied,
+                                o.size);
+    return 0;
+}
+
 void ar_register_gather(void)
 {
     static const cask_kernel_opts_t o = { 0 };
     cask__kernel_register("cask.array.gather", k_gather, &o, NULL);
+    cask__kernel_register("cask.array.assemble", k_assemble, &o, NULL);
 }

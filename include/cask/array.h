@@ -214,6 +214,24 @@ CASK_API cask_array_t *cask_array_rechunk(cask_array_t *a, const int64_t *chunks
                                           cask_error_t *err);
 
 /*
+** xs[0..n) joined along `axis` (negative counts from the end), as
+** numpy.concatenate: the arrays must have the same axes and the same
+** extents off that axis; the result's dtype is their common type (NumPy's
+** promotion). Its chunks are xs[0]'s, except along the axis, where they
+** are the largest of the arrays' chunks there. A result block that is
+** exactly one block of an operand is that block's task, with no copy
+** (arrays of equal chunks whose extents along the axis are multiples of
+** the chunk join for free); any other block is one task (group
+** "concatenate") copying the parts of the operand blocks it overlaps.
+** The operands are borrowed.
+** Errors: CASK_EINVAL for n = 0, a NULL operand, 0-d arrays, a bad axis,
+** extents that differ off the axis (naming the shapes) or different
+** graphs; CASK_ENOMEM.
+*/
+CASK_API cask_array_t *cask_array_concatenate(cask_array_t *const *xs, size_t n, int axis,
+                                              cask_error_t *err);
+
+/*
 ** One task per block of a calling the registered kernel on (the block,
 ** args[0..n_args)...), as dask.array's map_blocks. The kernel must return
 ** an n-d block of the same shape and of dtype `dtype`; a block that is not

@@ -548,6 +548,85 @@ static void test_slice_and_rechunk_vs_numpy(void **state)
     cask_graph_free(g);
 }
 
+/* concatenate against NumPy: operands of random extents along the axis,
+** random chunks and mixed dtypes, some of them expressions. */
+static void test_concatenate_vs_numpy(void **state)
+{
+    (void)state;
+    manifest_t m;
+    man_open(&m);
+    static const char *const names[] = { "a", "b", "c" };
+    static const cask_dtype_t dts[] = { CASK_F64, CASK_F64, CASK_F32, CASK_I64 };
+    for (int round = 0; round < 60; round++) {
+        cask_error_t err;
+        cask_graph_t *g = cask_graph_new(&err);
+        int64_t shape[CASK_MAX_NDIM], chunks[CASK_MAX_NDIM];
+        int ndim = random_layout(shape, chunks), ax = (int)pick(0, ndim - 1);
+        int n = (int)pick(1, 3);
+        input_t in[3];
+        cask_array_t *xs[3];
+        char py[200] = "np.concatenate([";
+        for (int k = 0; k < n; k++) {
+            int64_t sh[CASK_MAX_NDIM], ch[CASK_MAX_NDIM];
+            memcpy(sh, shape, sizeof sh);
+            sh[ax] = pick(round % 7 == 6 ? 0 : 1, ndim == 1 ? 120 : 12);
+            for (int x = 0; x < ndim; x++) /* round 3k: equal chunks, the free path */
+                ch[x] = round % 3 ? pick(1, sh[x] + 2) : chunks[x];
+            if (!(round % 3) && k + 1 < n)
+                sh[ax] = chunks[ax] * pick(1, 3);
+            make_input(g, &in[k], names[k], dts[next() % 4], ndim, sh, ch);
+            xs[k] = round % 4 == 1 && k == 0 ? T(bins(CASK_MUL, in[k].arr, cask_int(2))) : in[k].arr;
+            snprintf(py + strlen(py), sizeof py - strlen(py), "%s%s%s", k ? ", " : "",
+                     names[k], xs[k] != in[k].arr ? " * 2" : "");
+        }
+        int axis = round % 2 ? ax - ndim : ax;
+        snprintf(py + strlen(py), sizeof py - strlen(py), "], axis=%d)", axis);
+        cask_array_t *r = cask_array_concatenate(xs, (size_t)n, axis, &err);
+        if (!r)
+            fail_msg("%s: %s", py, err.message);
+        check_case(&m, py, in, n, r, 0, round % 2 ? "threads" : "sync");
+        cask_array_decref(r);
+        free_tmp();
+        for (int k = 0; k < n; k++)
+            free_input(&in[k]);
+        cask_graph_free(g);
+    }
+    man_run(&m);
+
+    /* equal chunks and whole blocks: the result is the operands' blocks */
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t sa[2] = { 4, 6 }, sb[2] = { 4, 3 }, c[2] = { 2, 3 };
+    double da[24], db[12], out[36];
+    for (int i = 0; i < 24; i++)
+        da[i] = i;
+    for (int i = 0; i < 12; i++)
+        db[i] = 100 + i;
+    cask_array_t *xs[2] = { cask_array_from_buffer(g, CASK_F64, 2, sa, c, da, 0, &err),
+                            cask_array_from_buffer(g, CASK_F64, 2, sb, c, db, 0, &err) };
+    cask_array_t *r = cask_array_concatenate(xs, 2, 1, &err);
+    assert_non_null(r);
+    assert_int_equal(cask_array_shape(r)[1], 9);
+    cask_compute_info_t info;
+    assert_ok(cask_array_compute(&r, (void *[]){ out }, 1, NULL, &info, &err), &err);
+    assert_int_equal(info.tasks, 6); /* 4 + 2 source blocks, no copies */
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 9; j++)
+            assert_true(out[i * 9 + j] == (j < 6 ? da[i * 6 + j] : db[i * 3 + j - 6]));
+    cask_array_decref(r);
+    /* errors name the shapes */
+    assert_null(cask_array_concatenate(xs, 2, 0, &err));
+    assert_msg_has(&err, "(4, 6) and (4, 3)");
+    assert_null(cask_array_concatenate(xs, 2, 2, &err));
+    assert_msg_has(&err, "axis 2");
+    assert_null(cask_array_concatenate(xs, 0, 0, &err));
+    cask_array_t *bad[2] = { xs[0], NULL };
+    assert_null(cask_array_concatenate(bad, 2, 0, &err));
+    cask_array_decref(xs[0]);
+    cask_array_decref(xs[1]);
+    cask_graph_free(g);
+}
+
 /* test.poly(block, c): c * x^2 over a float64 block; test.shrink: a block
 ** one element short (a mistake map_blocks must report, not trust). */
 static int k_poly(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
@@ -820,6 +899,9 @@ static void test_bad_program_refused(void **state)
     cask_value_t r;
     assert_int_equal(cask_compute(g, &t, 1, &r, NULL, NULL, &err), CASK_EKERNEL);
     assert_msg_has(&err, "not a valid array program");
+    t = CASK_DELAYED(g, "cask.array.assemble", &err, junk, cask_int(0), cask_int(0));
+    assert_int_equal(cask_compute(g, &t, 1, &r, NULL, NULL, &err), CASK_EKERNEL);
+    assert_msg_has(&err, "an array header, a block, piece origins");
     cask_value_decref(&junk);
     cask_graph_free(g);
 }
@@ -908,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_fused_reduction_vs_numpy),
         cmocka_unit_test(test_matmul_vs_numpy),
         cmocka_unit_test(test_slice_and_rechunk_vs_numpy),
+        cmocka_unit_test(test_concatenate_vs_numpy),
         cmocka_unit_test(test_map_blocks),
         cmocka_unit_test(test_normal_distribution),
         cmocka_unit_test(test_chunking_and_scheduler_independence),

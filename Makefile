@@ -17,18 +17,19 @@ BUILD     ?= build
 CC        ?= cc
 
 # Debian packages the build, the tests, the demo and the bench need.
-DEB_PKGS := build-essential pkg-config libjansson-dev libigraph-dev libcmocka-dev \
-            graphviz librsvg2-bin python3-numpy python3-dask libopenblas-dev clang
+DEB_PKGS := build-essential pkg-config libjansson-dev libigraph-dev libzip-dev libcmocka-dev \
+            graphviz librsvg2-bin libxml2-utils python3-numpy python3-dask libopenblas-dev clang
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS    ?= -O2 -g
 SAN       ?=
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Iinclude $(BLAS_CFLAGS) -pthread
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Iinclude $(BLAS_CFLAGS) $(IGRAPH_CFLAGS) -pthread
 # OpenBLAS (Debian's libopenblas-dev) for the arrays' block products; the
 # fallbacks are its Debian paths, for the first run, before make deps.
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas)
-LIBS      := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) $(BLAS_LIBS) -lpthread -lm
+IGRAPH_CFLAGS := $(shell pkg-config --cflags igraph 2>/dev/null || echo -I/usr/include/igraph)
+LIBS      := $(shell pkg-config --libs jansson libzip igraph 2>/dev/null || echo -ljansson -lzip -ligraph) $(BLAS_LIBS) -lpthread -lm
 
 LIB_SRC := $(wildcard graph/*.c sched/*.c collections/*.c viz/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

@@ -230,6 +230,32 @@ typedef struct cask__plan {
 
 /* Build the plan for outs[0..n) of g. Refuses tasks with no kernel when
 ** need_kernels. */
+/* Order n tasks whose dependencies (indices) are deps[off[i] .. off[i+1])
+** topologically into order[0..n), and count each one's dependents in
+** nsucc (may be NULL). CASK_ECYCLE names keys on one cycle; CASK_ENOMEM. */
+int cask__toposort(size_t n, const uint32_t *off, const uint32_t *deps, const char *const *keys,
+                   uint32_t *order, uint32_t *nsucc, cask_error_t *err);
+
+struct json_t;
+/* A graph from a parsed cask-graph JSON document (graph/json.c). */
+int cask__graph_from_json(struct json_t *root, unsigned flags, cask_graph_t **out,
+                          cask_error_t *err);
+
+/* A plain DAG read from a file: tasks with a key, a group (or NULL), a
+** cost and ordering-only dependencies, in any order. */
+typedef struct cask__dag {
+    size_t       n;
+    const char **key;
+    const char **group;   /* NULL, or per task (NULL entries: derived) */
+    double      *cost;
+    uint32_t    *off;     /* n + 1 offsets into deps */
+    uint32_t    *deps;    /* indices of each task's predecessors */
+} cask__dag_t;
+
+/* A new graph of d's tasks (no kernels: for analysis), its outputs the
+** tasks nothing depends on. */
+int cask__dag_build(const cask__dag_t *d, cask_graph_t **out, cask_error_t *err);
+
 int  cask__plan_build(const cask_graph_t *g, const cask_task_t *outs,
                       size_t n, int need_kernels, cask__plan_t *p,
                       cask_error_t *err);

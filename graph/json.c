@@ -3,8 +3,8 @@
 **
 ** Loading never trusts the file: every field's type is checked, every
 ** error names the JSON path of what is wrong, and tasks may come in any
-** order: they are sorted before being added (Kahn's algorithm, iterative),
-** and a cycle is reported with the keys on one.
+** order: they are sorted before being added (graph/dag.c), and a cycle is
+** reported with the keys on one.
 */
 #include <errno.h>
 #include <jansson.h>
@@ -275,47 +275,7 @@ typedef struct ftask {
     uint32_t    n_deps;
 } ftask_t;
 
-/* Report one cycle among the tasks Kahn's algorithm could not order:
-** each of them has an unordered predecessor, so walking predecessors from
-** any of them must come back on itself. */
-static int report_cycle(const ftask_t *ft, size_t n, const uint32_t *deps,
-                        const uint32_t *indeg, cask_error_t *err)
-{
-    uint32_t *seen = cask__calloc(n, sizeof *seen), *path = cask__malloc(n * sizeof *path);
-    if (!seen || !path) {
-        cask__free(seen);
-        cask__free(path);
-        return cask__err(err, CASK_ECYCLE, NULL, NULL, "graph has a cycle");
-    }
-    uint32_t v = 0;
-    while (!indeg[v])
-        v++;
-    uint32_t len = 0;
-    while (!seen[v]) {
-        seen[v] = ++len;
-        path[len - 1] = v;
-        uint32_t next = v;
-        for (uint32_t e = 0; e < ft[v].n_deps; e++)
-            if (indeg[deps[ft[v].dep_off + e]]) {
-                next = deps[ft[v].dep_off + e];
-                break;
-            }
-        v = next;
-    }
-    /* path[seen[v]-1 .. len) is the cycle, each a dependent of the next. */
-    char msg[sizeof err->message];
-    size_t at = 0;
-    msg[0] = '\0';
-    for (uint32_t i = len; i-- > seen[v] - 1 && at < sizeof msg;)
-        at += (size_t)snprintf(msg + at, sizeof msg - at, "%s -> ", ft[path[i]].key);
-    if (at < sizeof msg)
-        snprintf(msg + at, sizeof msg - at, "%s", ft[path[len - 1]].key);
-    cask__free(seen);
-    cask__free(path);
-    return cask__err(err, CASK_ECYCLE, ft[v].key, NULL, "cycle: %s", msg);
-}
-
-static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error_t *err)
+int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask_error_t *err)
 {
     if (!json_is_object(root))
         return cask__err(err, CASK_EPARSE, NULL, NULL, "top level is not a JSON object");
@@ -337,8 +297,8 @@ static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error
     int rc = CASK_ENOMEM;
     cask__strtab_t keys = { 0 };
     ftask_t *ft = cask__calloc(n ? n : 1, sizeof *ft);
-    uint32_t *deps = NULL, *indeg = NULL, *order = NULL, *tid = NULL, *succ_off = NULL,
-             *succ = NULL;
+    uint32_t *deps = NULL, *indeg = NULL, *order = NULL, *tid = NULL, *succ_off = NULL;
+    const char **keyv = NULL;
     size_t n_deps = 0, cap_deps = 0;
     cask_value_t *inputs = NULL;
     size_t cap_inputs = 0;
@@ -442,43 +402,20 @@ static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error
         }
     }
 
-    /* Order the tasks (Kahn), or name a cycle. */
-    if (!(indeg = cask__calloc(n + 1, sizeof *indeg)) ||
-        !(succ_off = cask__calloc(n + 1, sizeof *succ_off)) ||
-        !(succ = cask__malloc((n_deps ? n_deps : 1) * sizeof *succ)) ||
+    /* Order the tasks, or name a cycle. */
+    if (!(indeg = cask__malloc((n + 1) * sizeof *indeg)) || /* CSR offsets of deps */
+        !(succ_off = cask__malloc((n ? n : 1) * sizeof *succ_off)) || /* dependents */
+        !(keyv = cask__malloc((n ? n : 1) * sizeof *keyv)) ||
         !(order = cask__malloc((n ? n : 1) * sizeof *order)) ||
         !(tid = cask__malloc((n ? n : 1) * sizeof *tid)))
         goto out;
     for (size_t i = 0; i < n; i++) {
-        indeg[i] = ft[i].n_deps;
-        for (uint32_t e = 0; e < ft[i].n_deps; e++)
-            succ_off[deps[ft[i].dep_off + e] + 1]++;
+        indeg[i] = ft[i].dep_off;
+        keyv[i] = ft[i].key;
     }
-    for (size_t i = 0; i < n; i++)
-        succ_off[i + 1] += succ_off[i];
-    {
-        uint32_t *fill = tid; /* scratch: tid is filled later */
-        memset(fill, 0, (n ? n : 1) * sizeof *fill);
-        for (size_t i = 0; i < n; i++)
-            for (uint32_t e = 0; e < ft[i].n_deps; e++) {
-                uint32_t d = deps[ft[i].dep_off + e];
-                succ[succ_off[d] + fill[d]++] = (uint32_t)i;
-            }
-    }
-    size_t head = 0, tail = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!indeg[i])
-            order[tail++] = (uint32_t)i;
-    while (head < tail) {
-        uint32_t v = order[head++];
-        for (uint32_t e = succ_off[v]; e < succ_off[v + 1]; e++)
-            if (--indeg[succ[e]] == 0)
-                order[tail++] = succ[e];
-    }
-    if (tail < n) {
-        rc = report_cycle(ft, n, deps, indeg, err);
+    indeg[n] = (uint32_t)n_deps;
+    if ((rc = cask__toposort(n, indeg, deps, keyv, order, succ_off, err)))
         goto out;
-    }
 
     /* Pass 3: add the tasks in that order. */
     if (!(g = cask_graph_new(err)))
@@ -530,7 +467,7 @@ static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error
     size_t no = outs ? json_array_size(outs) : 0;
     if (!outs)
         for (size_t i = 0; i < n; i++)
-            no += succ_off[i + 1] == succ_off[i];
+            no += !succ_off[i];
     rc = CASK_ENOMEM;
     if (!(outv = cask__malloc((no ? no : 1) * sizeof *outv)))
         goto out;
@@ -550,7 +487,7 @@ static int load_doc(json_t *root, unsigned flags, cask_graph_t **out, cask_error
     } else {
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
-            if (succ_off[i + 1] == succ_off[i])
+            if (!succ_off[i])
                 outv[k++] = tid[i];
     }
     if ((rc = cask_graph_set_outputs(g, outv, no, err)))
@@ -569,7 +506,7 @@ out:
     cask__free(order);
     cask__free(tid);
     cask__free(succ_off);
-    cask__free(succ);
+    cask__free(keyv);
     cask__free(inputs);
     cask__free(after);
     cask__free(outv);
@@ -594,7 +531,7 @@ int cask_graph_loads_json(const char *buf, size_t len, unsigned flags, cask_grap
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
         return parse_error(&je, "<string>", err);
-    int rc = load_doc(root, flags, out, err);
+    int rc = cask__graph_from_json(root, flags, out, err);
     json_decref(root);
     return rc;
 }
@@ -614,7 +551,7 @@ int cask_graph_load_json(const char *path, unsigned flags, cask_graph_t **out,
     fclose(f);
     if (!root)
         return parse_error(&je, path, err);
-    int rc = load_doc(root, flags, out, err);
+    int rc = cask__graph_from_json(root, flags, out, err);
     json_decref(root);
     return rc;
 }

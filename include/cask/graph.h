@@ -238,6 +238,28 @@ CASK_API int cask_graph_loads_json(const char *buf, size_t len,
                                    cask_error_t *err);
 
 /*
+** Read a graph file of any format cask knows, detected by its content:
+** - cask-graph JSON (as cask_graph_load_json, with flags);
+** - WfCommons workflow JSON, schemas 0.1 to 1.6: one task per workflow task
+**   (key: its id in schemas 1.5 and later, its name before), cost its
+**   runtime in seconds, group its category or program (else its name
+**   without a trailing "_ID..." part), dependencies its parents
+**   (duplicates dropped);
+** - STG task-graph files (Kasahara's Standard Task Graph Set): the two
+**   zero-time dummy tasks dropped, key the task's number, cost its time,
+**   group "stg";
+** - a .zip archive holding exactly one file of the above (libzip).
+** Workflow and STG graphs have no kernels: they are for analysis,
+** simulation and pictures, and their outputs are the tasks nothing
+** depends on.
+** Errors: CASK_EIO, CASK_EPARSE (naming the file and line or JSON path),
+** CASK_EMISSING (a parent that is not a task), CASK_EDUPKEY, CASK_ECYCLE
+** (with the keys on one cycle), CASK_ELIMIT, CASK_ENOMEM; *out is NULL.
+*/
+CASK_API int cask_graph_load(const char *path, unsigned flags, cask_graph_t **out,
+                             cask_error_t *err);
+
+/*
 ** Write g, with its recorded outputs, as cask-graph JSON to f. Opaque
 ** literals cannot be written (CASK_ETYPE). Returns CASK_EIO if writing fails.
 */

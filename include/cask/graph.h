@@ -270,6 +270,51 @@ CASK_API int cask_graph_dump_json(const cask_graph_t *g, FILE *f,
 CASK_API int cask_graph_save_json(const cask_graph_t *g, const char *path,
                                   cask_error_t *err);
 
+/* --------------------------------------------------------------- analysis */
+
+/* The degree of parallelism of a graph. Costs are cask_graph_cost(). */
+typedef struct cask_analysis {
+    size_t       tasks;               /* tasks in the graph */
+    size_t       edges;               /* dependencies (input refs and afters) */
+    double       work;                /* T1: the sum of the costs */
+    double       span;                /* T-infinity: the costliest path's cost */
+    double       average_parallelism; /* work / span (0 when the span is 0) */
+    cask_task_t *critical_path;       /* a costliest path, first task first */
+    size_t       critical_len;        /* its tasks */
+    size_t       width;               /* the most tasks that can run at once: the
+                                         largest antichain (exact; 0 with
+                                         CASK_ANALYZE_NO_WIDTH) */
+    cask_task_t *antichain;           /* width tasks no path joins */
+    size_t       levels;              /* level: 0 for a task with no input, else
+                                         1 + the highest level of its inputs */
+    size_t      *level_widths;        /* tasks on each level, levels entries */
+    size_t       profile_len;         /* the profile of the schedule where each task
+                                         starts as soon as its inputs are done (as
+                                         on unbounded workers): from */
+    double      *profile_time;        /* profile_time[i] seconds on, */
+    size_t      *profile_running;     /* profile_running[i] tasks run (zero-cost
+                                         tasks are not counted) */
+} cask_analysis_t;
+
+/* Flags for cask_graph_analyze. */
+enum {
+    CASK_ANALYZE_NO_WIDTH = 1u << 0  /* skip the exact width (a max-flow) */
+};
+
+/*
+** Analyse the whole of g into *a (free with cask_analysis_free). The width
+** is exact, by Dilworth's theorem: a minimum flow that covers every task,
+** found as a greedy chain cover less a maximum flow (igraph) in the
+** residual network; the antichain comes from that flow's minimum cut.
+** Errors: CASK_EINVAL, CASK_ENOMEM; on failure *a is empty.
+** Cost: O(tasks + edges) plus a sort of the profile and the max-flow.
+*/
+CASK_API int cask_graph_analyze(const cask_graph_t *g, unsigned flags, cask_analysis_t *a,
+                                cask_error_t *err);
+
+/* Free what *a holds and zero it. NULL is allowed. */
+CASK_API void cask_analysis_free(cask_analysis_t *a);
+
 #ifdef __cplusplus
 }
 #endif

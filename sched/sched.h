@@ -128,6 +128,9 @@ void cask__run_fail(cask_run_t *r, const cask_error_t *err);
 
 /* The trace of a finished run, or NULL when out of memory. */
 cask_trace_t *cask__trace_build(const cask_run_t *r);
+/* The trace of plan p's tasks run by worker[v] from start[v] to end[v] (ns). */
+cask_trace_t *cask__trace_from(const cask__plan_t *p, int workers, const int32_t *worker,
+                               const uint64_t *start, const uint64_t *end);
 
 /* The built-in schedulers. */
 extern const cask_scheduler_t cask__sched_sync;

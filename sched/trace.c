@@ -20,6 +20,7 @@ struct cask_trace {
     atomic_int ready;          /* 1 once every event has its group */
     pthread_mutex_t lock;      /* guards making them */
     uint64_t span;             /* last end */
+    json_t  *doc;              /* a loaded trace: the document its strings are in */
 };
 
 /* Order task ids by start tick, then worker (qsort_r's context is the run). */
@@ -94,6 +95,63 @@ fail:
     return NULL;
 }
 
+/* Order events by start, then worker. */
+static int ev_by_start(const void *a, const void *b)
+{
+    const cask_trace_event_t *x = a, *y = b;
+    if (x->start_ns != y->start_ns)
+        return x->start_ns < y->start_ns ? -1 : 1;
+    return (x->worker > y->worker) - (x->worker < y->worker);
+}
+
+cask_trace_t *cask__trace_from(const cask__plan_t *p, int workers, const int32_t *worker,
+                               const uint64_t *start, const uint64_t *end)
+{
+    const cask_graph_t *g = p->g;
+    cask_trace_t *tr = cask__calloc(1, sizeof *tr);
+    if (!tr || !(tr->ev = cask__malloc((p->n ? p->n : 1) * sizeof *tr->ev))) {
+        cask__free(tr);
+        return NULL;
+    }
+    tr->workers = workers;
+    tr->n = p->n;
+    cask__graph_incref(g);
+    tr->g = g;
+    pthread_mutex_init(&tr->lock, NULL);
+    for (uint32_t v = 0; v < p->n; v++) {
+        uint32_t gt = p->task[v], gid = cask__group_id(g, gt);
+        tr->ev[v] = (cask_trace_event_t){
+            .key = cask__key(g, gt), .group = gid ? cask__strtab_get(&g->groups, gid - 1) : NULL,
+            .worker = worker[v], .start_ns = start[v], .end_ns = end[v], .bytes = 0 };
+        if (end[v] > tr->span)
+            tr->span = end[v];
+    }
+    qsort(tr->ev, tr->n, sizeof *tr->ev, ev_by_start);
+    return tr;
+}
+
+int cask_trace_idle(const cask_trace_t *tr, double *idle, double *tail)
+{
+    if (!tr)
+        return CASK_EINVAL;
+    for (int w = 0; w < tr->workers; w++) {
+        if (idle)
+            idle[w] = (double)tr->span * 1e-9;
+        if (tail)
+            tail[w] = (double)tr->span * 1e-9;
+    }
+    for (size_t i = 0; i < tr->n; i++) {
+        const cask_trace_event_t *e = &tr->ev[i];
+        if (e->worker < 0 || e->worker >= tr->workers)
+            continue;
+        if (idle)
+            idle[e->worker] -= (double)(e->end_ns - e->start_ns) * 1e-9;
+        if (tail && (double)(tr->span - e->end_ns) * 1e-9 < tail[e->worker])
+            tail[e->worker] = (double)(tr->span - e->end_ns) * 1e-9;
+    }
+    return 0;
+}
+
 /* Give every event whose group derives from its key a string of its own:
 ** done once, on the first read, so a compute that never reads its trace
 ** never pays for it. Returns 0 or CASK_ENOMEM. */
@@ -146,6 +204,7 @@ void cask_trace_free(cask_trace_t *tr)
         pthread_mutex_destroy(&tr->lock);
         cask_graph_free((cask_graph_t *)tr->g);
     }
+    json_decref(tr->doc);
     cask__free(tr->ev);
     cask__free(tr->derived);
     cask__free(tr);
@@ -191,5 +250,62 @@ int cask_trace_save_json(const cask_trace_t *tr, const char *path, cask_error_t 
     int rc = cask_trace_dump_json(tr, f, err);
     if (fclose(f) && !rc)
         rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
+    return rc;
+}
+
+int cask_trace_load_json(const char *path, cask_trace_t **out, cask_error_t *err)
+{
+    if (!out)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "out is NULL");
+    *out = NULL;
+    json_error_t je;
+    json_t *doc = path ? json_load_file(path, 0, &je) : NULL;
+    if (!doc)
+        return path ? cask__err(err, je.line < 0 ? CASK_EIO : CASK_EPARSE, NULL, NULL,
+                                "%s:%d:%d: %s", path, je.line, je.column, je.text)
+                    : cask__err(err, CASK_EINVAL, NULL, NULL, "path is NULL");
+    json_t *w = json_object_get(doc, "workers"), *tasks = json_object_get(doc, "tasks");
+    int rc = 0;
+    cask_trace_t *tr = NULL;
+    if (!json_is_integer(w) || json_integer_value(w) < 1 || json_integer_value(w) > 1 << 20 ||
+        !json_is_array(tasks)) {
+        rc = cask__err(err, CASK_EPARSE, NULL, NULL,
+                       "%s: a trace is {\"workers\": N >= 1, \"tasks\": [...]}", path);
+        goto out;
+    }
+    size_t n = json_array_size(tasks);
+    if (!(tr = cask__calloc(1, sizeof *tr)) ||
+        !(tr->ev = cask__malloc((n ? n : 1) * sizeof *tr->ev))) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the trace");
+        goto out;
+    }
+    tr->workers = (int)json_integer_value(w);
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(tasks, i);
+        json_int_t wk = -1, s = -1, e = -1, b = 0;
+        const char *key = NULL, *group = NULL;
+        if (json_unpack(t, "{s:s, s:s, s:I, s:I, s:I, s?I}", "key", &key, "group", &group,
+                        "worker", &wk, "start_ns", &s, "end_ns", &e, "bytes", &b) ||
+            wk < 0 || wk >= tr->workers || s < 0 || e < s || b < 0) {
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL,
+                           "%s: tasks[%zu] must have key, group, worker (0 .. %d), "
+                           "start_ns <= end_ns (ns, >= 0) and bytes", path, i, tr->workers - 1);
+            goto out;
+        }
+        tr->ev[i] = (cask_trace_event_t){ key, group, (int)wk, (uint64_t)s, (uint64_t)e,
+                                          (uint64_t)b };
+        if ((uint64_t)e > tr->span)
+            tr->span = (uint64_t)e;
+        tr->n = i + 1;
+    }
+    qsort(tr->ev, tr->n, sizeof *tr->ev, ev_by_start);
+    atomic_store(&tr->ready, 1);
+    tr->doc = doc;
+    doc = NULL;
+    *out = tr;
+    tr = NULL;
+out:
+    json_decref(doc);
+    cask_trace_free(tr);
     return rc;
 }

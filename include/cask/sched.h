@@ -68,6 +68,23 @@ CASK_API int cask_trace_dump_json(const cask_trace_t *tr, FILE *f,
 CASK_API int cask_trace_save_json(const cask_trace_t *tr, const char *path,
                                   cask_error_t *err);
 
+/*
+** Read a trace written by cask_trace_dump_json (or by hand in that form).
+** Events are sorted by start time; bytes may be omitted.
+** Errors: CASK_EIO, CASK_EPARSE (the file, line and column, or the task
+** index and what it lacks), CASK_ENOMEM; *out is NULL.
+*/
+CASK_API int cask_trace_load_json(const char *path, cask_trace_t **out, cask_error_t *err);
+
+/*
+** Per worker w of tr (arrays of cask_trace_workers(tr) entries, either may
+** be NULL): idle[w], the seconds it ran nothing between 0 and the trace's
+** end; tail[w], the seconds from its last task's end to the trace's end
+** (all of the run for a worker that ran nothing): the time it could have
+** been released. Returns 0, or CASK_EINVAL for a NULL trace.
+*/
+CASK_API int cask_trace_idle(const cask_trace_t *tr, double *idle, double *tail);
+
 /* Free tr. NULL is allowed. */
 CASK_API void cask_trace_free(cask_trace_t *tr);
 
@@ -140,6 +157,60 @@ CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs,
                           size_t n, cask_value_t *results,
                           const cask_compute_opts_t *opts,
                           cask_compute_info_t *info, cask_error_t *err);
+
+/* ------------------------------------------------------------- simulation */
+
+/* The order a simulation takes ready tasks in. */
+typedef enum cask_sim_policy {
+    CASK_SIM_PRIORITY = 0, /* every scheduler's: highest upward rank (critical
+                              path) first, then the most recently readied */
+    CASK_SIM_FIFO,         /* the first readied first */
+    CASK_SIM_LIFO,         /* the last readied first */
+    CASK_SIM_RANDOM        /* uniformly at random (seeded) */
+} cask_sim_policy_t;
+
+/* Options for cask_simulate. */
+typedef struct cask_sim_opts {
+    int                workers;   /* identical virtual workers, >= 1 */
+    cask_sim_policy_t  policy;
+    uint64_t           seed;      /* CASK_SIM_RANDOM */
+    const cask_trace_t *durations;/* a recorded trace whose durations (by key)
+                                     replace the cost estimates, ranks too;
+                                     NULL: the estimates (cask_graph_cost) */
+} cask_sim_opts_t;
+
+/* What a simulation found. Times in seconds. */
+typedef struct cask_sim_result {
+    int     workers;
+    double  makespan;     /* the end of the last task */
+    double  work;         /* the sum of the durations */
+    double  span;         /* the costliest path */
+    double  lower_bound;  /* max(work / workers, span) */
+    double  speedup;      /* work / makespan */
+    double  efficiency;   /* speedup / workers */
+    double *idle;         /* per worker: seconds idle before the makespan */
+    double *tail;         /* per worker: seconds from its last task to the end */
+    double  releasable;   /* the sum of the tails */
+    cask_trace_t *trace;  /* the schedule, as a run's trace (bytes 0) */
+} cask_sim_result_t;
+
+/*
+** Play a non-preemptive list schedule of outs[0..n) and their ancestors
+** (n = 0: g's recorded outputs, else every task) on opts->workers identical
+** workers with zero communication cost: whenever a worker is free and a
+** task is ready, the free worker with the lowest number takes the first
+** ready task in the policy's order. Runs no kernel (tasks without kernels
+** are fine). Fills *res (free with cask_sim_result_free).
+** Errors: CASK_EINVAL (bad options), CASK_EMISSING (an output not in g, or
+** a task missing from opts->durations), CASK_ENOMEM.
+** Cost: O((tasks + edges) log) time, O(tasks + edges) memory.
+*/
+CASK_API int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                           const cask_sim_opts_t *opts, cask_sim_result_t *res,
+                           cask_error_t *err);
+
+/* Free what *res holds and zero it. NULL is allowed. */
+CASK_API void cask_sim_result_free(cask_sim_result_t *res);
 
 /* --------------------------------------------------- writing a scheduler */
 

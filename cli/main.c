@@ -12,7 +12,13 @@ static const char usage[] =
     "usage: cask COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
-    "  run FILE      compute a cask-graph JSON file's outputs\n"
+    "  run FILE        compute a cask-graph JSON file's outputs\n"
+    "  analyze FILE    degree of parallelism: work, span, critical path, width, levels\n"
+    "  simulate FILE   play the schedule on N virtual workers: makespan, speedup, idle time\n"
+    "  dot FILE        draw the graph (Graphviz DOT, SVG or PNG)\n"
+    "  timeline TRACE  draw a trace: per-worker timeline SVG, Chrome trace JSON\n"
+    "\n"
+    "FILE: cask-graph JSON, WfCommons workflow JSON, an STG file, or a zip of one JSON file.\n"
     "\n"
     "cask COMMAND --help describes a command; cask --version prints the version.\n";
 
@@ -36,6 +42,27 @@ int cli_parse_int(const char *s, int max)
     return (int)v;
 }
 
+cask_graph_t *cli_load(const char *sub, const char *path)
+{
+    cask_error_t err;
+    cask_graph_t *g = NULL;
+    if (cask_graph_load(path, CASK_LOAD_ANALYSIS, &g, &err)) {
+        fprintf(stderr, "cask %s: ", sub);
+        if (!strstr(err.message, path))
+            fprintf(stderr, "%s: ", path);
+        fprintf(stderr, "%s [%s]\n", err.message, cask_err_name(err.code));
+        return NULL;
+    }
+    return g;
+}
+
+int cli_print_json(json_t *j)
+{
+    int rc = !j || json_dumpf(j, stdout, JSON_INDENT(2)) || puts("") == EOF ? -1 : 0;
+    json_decref(j);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -51,8 +78,14 @@ int main(int argc, char **argv)
         printf("cask %s\n", cask_version());
         return EXIT_OK;
     }
-    if (!strcmp(cmd, "run"))
-        return cmd_run(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = { { "run", cmd_run }, { "analyze", cmd_analyze }, { "dot", cmd_dot },
+                 { "simulate", cmd_simulate }, { "timeline", cmd_timeline } };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmd, cmds[i].name))
+            return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "cask: unknown command '%s'\n\n%s", cmd, usage);
     return EXIT_USAGE;
 }

@@ -11,7 +11,7 @@
 
 static const char run_usage[] =
     "usage: cask run FILE [--scheduler NAME] [--workers N] [--retries N] [--trace OUT.json]\n"
-    "                     [--progress | --no-progress] [--json]\n"
+    "                     [--timeline OUT.svg] [--progress | --no-progress] [--json]\n"
     "\n"
     "Load a cask-graph JSON file (docs/FORMAT.md) and compute its outputs.\n"
     "\n"
@@ -20,6 +20,7 @@ static const char run_usage[] =
     "  -r, --retries N       processes: reruns of a task whose worker process died\n"
     "                        (default 1; 0: none)\n"
     "  -t, --trace OUT.json  write the trace of the run as JSON\n"
+    "  -T, --timeline OUT.svg  write the timeline of the run (cask timeline's picture)\n"
     "  -p, --progress        draw a progress bar on stderr (default: when stderr is a\n"
     "                        terminal and the compute runs over half a second)\n"
     "  -P, --no-progress     never draw one\n"
@@ -44,6 +45,7 @@ int cmd_run(int argc, char **argv)
         { "scheduler", required_argument, NULL, 's' },
         { "workers", required_argument, NULL, 'w' },
         { "trace", required_argument, NULL, 't' },
+        { "timeline", required_argument, NULL, 'T' },
         { "retries", required_argument, NULL, 'r' },
         { "progress", no_argument, NULL, 'p' },
         { "no-progress", no_argument, NULL, 'P' },
@@ -52,10 +54,10 @@ int cmd_run(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     cask_compute_opts_t opts = { 0 };
-    const char *trace_path = NULL;
+    const char *trace_path = NULL, *timeline_path = NULL;
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:w:t:r:pPjh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:w:t:T:r:pPjh", longopts, NULL)) != -1) {
         switch (c) {
         case 's': opts.scheduler = optarg; break;
         case 'w':
@@ -78,6 +80,7 @@ int cmd_run(int argc, char **argv)
         case 'p': opts.flags |= CASK_PROGRESS; break;
         case 'P': opts.flags |= CASK_NO_PROGRESS; break;
         case 't': trace_path = optarg; break;
+        case 'T': timeline_path = optarg; break;
         case 'j': json = 1; break;
         case 'h': fputs(run_usage, stdout); return EXIT_OK;
         default: fputs(run_usage, stderr); return EXIT_USAGE;
@@ -91,7 +94,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "cask run: unknown scheduler '%s'\n", opts.scheduler);
         return EXIT_USAGE;
     }
-    if (trace_path)
+    if (trace_path || timeline_path)
         opts.flags |= CASK_TRACE;
 
     cask_error_t err;
@@ -122,6 +125,10 @@ int cmd_run(int argc, char **argv)
     if (!n)
         memset(&info, 0, sizeof info);
     if (trace_path && info.trace && cask_trace_save_json(info.trace, trace_path, &err)) {
+        cli_error("run", &err);
+        status = EXIT_COMPUTE;
+    }
+    if (timeline_path && info.trace && cask_timeline_save(info.trace, timeline_path, NULL, &err)) {
         cli_error("run", &err);
         status = EXIT_COMPUTE;
     }

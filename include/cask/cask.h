@@ -21,6 +21,7 @@
 #include "delayed.h"
 #include "future.h"
 #include "array.h"
+#include "viz.h"
 
 #ifdef __cplusplus
 extern "C" {

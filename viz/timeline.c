@@ -1,0 +1,298 @@
+/*
+** viz/timeline.c: traces as pictures: an SVG timeline (a row per worker,
+** idle gaps, releasable tails, a legend, the concurrency profile) and
+** Chrome trace-event JSON.
+*/
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "viz.h"
+
+#define ROW 22      /* a worker's row, pixels */
+#define LEFT 110    /* room for the row labels */
+#define PROF 90     /* the concurrency profile's height */
+
+/* A round step of about span/8 (1, 2 or 5 times a power of ten). */
+static double tick_step(double span)
+{
+    double raw = span / 8, p = pow(10, floor(log10(raw > 0 ? raw : 1)));
+    return raw / p < 1.5 ? p : raw / p < 3.5 ? 2 * p : raw / p < 7.5 ? 5 * p : 10 * p;
+}
+
+/* Seconds as text with a unit. */
+static void fmt_s(char *b, size_t n, double s)
+{
+    if (s >= 1 || s == 0)
+        snprintf(b, n, "%.4g s", s);
+    else if (s >= 1e-3)
+        snprintf(b, n, "%.4g ms", s * 1e3);
+    else
+        snprintf(b, n, "%.4g us", s * 1e6);
+}
+
+/* Groups by total busy time, for the legend. */
+typedef struct gsum { const char *name; double busy; } gsum_t;
+
+static int by_busy(const void *a, const void *b)
+{
+    const gsum_t *x = a, *y = b;
+    return (x->busy < y->busy) - (x->busy > y->busy);
+}
+
+int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_t *opts,
+                      cask_error_t *err)
+{
+    if (!tr || !f)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "trace or file is NULL");
+    int W = opts && opts->width >= 400 ? opts->width : 1200, P = cask_trace_workers(tr);
+    const char *title = opts && opts->title ? opts->title : "cask timeline";
+    size_t n = cask_trace_size(tr);
+    double span = (double)cask_trace_span_ns(tr) * 1e-9, plot = W - LEFT - 20;
+    double scale = span > 0 ? plot / span : 0; /* pixels per second */
+    double *idle = cask__malloc((size_t)P * sizeof *idle), *tail = cask__malloc((size_t)P * sizeof *tail);
+    double *col = cask__calloc((size_t)plot + 1, sizeof *col); /* busy seconds per pixel column */
+    gsum_t *gs = NULL;
+    size_t ng = 0, gcap = 0;
+    /* pending merged span per worker: spans under half a pixel join up */
+    typedef struct pend { double x0, x1; const char *group; const char *key; size_t k; double busy; } pend_t;
+    pend_t *pd = cask__calloc((size_t)P, sizeof *pd);
+    if (!idle || !tail || !col || !pd) {
+        cask__free(idle);
+        cask__free(tail);
+        cask__free(col);
+        cask__free(pd);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the timeline");
+    }
+    cask_trace_idle(tr, idle, tail);
+    double busy = 0, releasable = 0;
+    for (int w = 0; w < P; w++) {
+        busy += span - idle[w];
+        releasable += tail[w];
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) { /* group totals */
+        const cask_trace_event_t *e = cask_trace_event(tr, i);
+        size_t k = 0;
+        while (k < ng && strcmp(gs[k].name, e->group))
+            k++;
+        if (k == ng) {
+            if (cask__grow((void **)&gs, &gcap, ng + 1, sizeof *gs)) {
+                rc = CASK_ENOMEM;
+                break;
+            }
+            gs[ng++] = (gsum_t){ e->group, 0 };
+        }
+        gs[k].busy += (double)(e->end_ns - e->start_ns) * 1e-9;
+    }
+    qsort(gs, ng, sizeof *gs, by_busy);
+    size_t shown = ng < 12 ? ng : 12;
+    int top = 52, rows_h = P * ROW, prof_y = top + rows_h + 40;
+    int legend_y = prof_y + PROF + 40, H = legend_y + 30 + (int)((shown + 3 + 3) / 4) * 18 + 10;
+    char b1[32], b2[32], b3[32];
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+               "viewBox=\"0 0 %d %d\" font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n",
+            W, H, W, H);
+    fputs("<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
+          "patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#f7f7f7\"/>"
+          "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#e34a33\" stroke-width=\"2\"/>"
+          "</pattern></defs>\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n", f);
+    fmt_s(b1, sizeof b1, span);
+    fmt_s(b2, sizeof b2, releasable);
+    fputs("<text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">", f);
+    cask__xml_puts(f, title);
+    fprintf(f, "</text>\n<text x=\"10\" y=\"38\">%zu tasks on %d worker%s: makespan %s, "
+               "utilisation %.1f%%, releasable worker-time %s</text>\n",
+            n, P, P == 1 ? "" : "s", b1, span > 0 ? 100 * busy / (span * P) : 0, b2);
+    /* rows: idle background, then busy spans, then the releasable tail */
+    for (int w = 0; w < P; w++) {
+        int y = top + w * ROW;
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">worker %d</text>\n", LEFT - 8,
+                y + ROW / 2 + 4, w);
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"#e8e8e8\">"
+                   "<title>worker %d: idle %.4g s of %.4g s</title></rect>\n",
+                LEFT, y + 2, plot, ROW - 4, w, idle[w], span);
+    }
+    for (size_t i = 0; i <= n; i++) {
+        const cask_trace_event_t *e = i < n ? cask_trace_event(tr, i) : NULL;
+        int w = e ? e->worker : -1;
+        double x0 = e ? LEFT + (double)e->start_ns * 1e-9 * scale : 0;
+        double x1 = e ? LEFT + (double)e->end_ns * 1e-9 * scale : 0;
+        if (e) { /* the profile: this span's busy time, spread over its columns */
+            double s0 = (double)e->start_ns * 1e-9, s1 = (double)e->end_ns * 1e-9;
+            for (long c = (long)((x0 - LEFT)); c <= (long)(x1 - LEFT) && c <= (long)plot; c++) {
+                double c0 = c / scale, c1 = (c + 1) / scale;
+                double o = fmin(s1, c1) - fmax(s0, c0);
+                if (c >= 0 && o > 0)
+                    col[c] += o;
+            }
+        }
+        for (int v = 0; v < P; v++) { /* flush the pending spans this one does not join */
+            pend_t *p = &pd[v];
+            if (!p->k || (e && (v != w || (strcmp(p->group, e->group) == 0 && x0 - p->x1 < 0.5 &&
+                                           x1 - p->x0 < 4))))
+                continue;
+            if (e && v != w)
+                continue;
+            int y = top + v * ROW;
+            fprintf(f, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
+                       "stroke=\"#666666\" stroke-width=\"0.3\"><title>",
+                    p->x0, y + 2, fmax(p->x1 - p->x0, 0.5), ROW - 4, cask__group_color(p->group));
+            if (p->k == 1)
+                cask__xml_puts(f, p->key);
+            else {
+                fprintf(f, "%zu tasks of ", p->k);
+                cask__xml_puts(f, p->group);
+            }
+            fmt_s(b1, sizeof b1, p->busy);
+            fprintf(f, " (%s)</title></rect>\n", b1);
+            p->k = 0;
+        }
+        if (!e || w < 0 || w >= P)
+            continue;
+        pend_t *p = &pd[w];
+        double d = (double)(e->end_ns - e->start_ns) * 1e-9;
+        if (p->k) {
+            p->x1 = x1;
+            p->k++;
+            p->busy += d;
+        } else {
+            *p = (pend_t){ x0, x1, e->group, e->key, 1, d };
+        }
+    }
+    for (int w = 0; w < P; w++) {
+        if (tail[w] <= 0)
+            continue;
+        int y = top + w * ROW;
+        double x0 = LEFT + (span - tail[w]) * scale;
+        fmt_s(b1, sizeof b1, tail[w]);
+        fprintf(f, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"url(#hatch)\">"
+                   "<title>worker %d could be released here: idle for the last %s</title></rect>\n",
+                x0, y + 2, tail[w] * scale, ROW - 4, w, b1);
+    }
+    /* time axis */
+    double step = tick_step(span > 0 ? span : 1);
+    int ay = top + rows_h + 4;
+    fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"black\"/>\n", LEFT, ay,
+            LEFT + plot, ay);
+    for (double t = 0; t <= span * 1.0001 && scale > 0; t += step) {
+        fmt_s(b1, sizeof b1, t);
+        fprintf(f, "<line x1=\"%.2f\" y1=\"%d\" x2=\"%.2f\" y2=\"%d\" stroke=\"black\"/>"
+                   "<text x=\"%.2f\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\">%s</text>\n",
+                LEFT + t * scale, ay, LEFT + t * scale, ay + 4, LEFT + t * scale, ay + 15, b1);
+    }
+    /* the concurrency profile: tasks running, averaged per pixel */
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">running</text>\n"
+               "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"10\">%d</text>\n"
+               "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"10\">0</text>\n",
+            LEFT - 8, prof_y + PROF / 2, LEFT - 4, prof_y + 8, P, LEFT - 4, prof_y + PROF);
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"none\" stroke=\"#bbbbbb\"/>\n",
+            LEFT, prof_y, plot, PROF);
+    fprintf(f, "<polyline fill=\"#9ecae1\" stroke=\"#3182bd\" points=\"%d,%d", LEFT, prof_y + PROF);
+    for (long c = 0; c < (long)plot && scale > 0; c++) {
+        double run = col[c] * scale; /* busy seconds / column seconds */
+        double y = prof_y + PROF - (P ? run / P : 0) * PROF;
+        fprintf(f, " %.1f,%.1f %.1f,%.1f", LEFT + (double)c, y, LEFT + (double)c + 1, y);
+    }
+    fprintf(f, " %.2f,%d\"><title>tasks running over time (average per pixel)</title></polyline>\n",
+            LEFT + plot, prof_y + PROF);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#555555\">tasks running at once "
+               "(the concurrency profile); full height = %d</text>\n", LEFT, prof_y + PROF + 14, P);
+    /* the legend */
+    fprintf(f, "<text x=\"10\" y=\"%d\" font-weight=\"bold\">legend</text>\n", legend_y);
+    for (size_t i = 0; i < shown + 2; i++) {
+        int x = 10 + (int)(i % 4) * ((W - 20) / 4), y = legend_y + 12 + (int)(i / 4) * 18;
+        const char *fillc = i < shown ? cask__group_color(gs[i].name) : i == shown ? "#e8e8e8"
+                                                                                    : "url(#hatch)";
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"12\" fill=\"%s\" stroke=\"#666666\" "
+                   "stroke-width=\"0.5\"/><text x=\"%d\" y=\"%d\">",
+                x, y, fillc, x + 20, y + 10);
+        if (i < shown) {
+            char g[48];
+            snprintf(g, sizeof g, "%s", gs[i].name);
+            cask__xml_puts(f, g);
+            fmt_s(b1, sizeof b1, gs[i].busy);
+            fprintf(f, " (%s)", b1);
+        } else
+            fputs(i == shown ? "idle" : "releasable: idle until the end", f);
+        fputs("</text>\n", f);
+    }
+    if (ng > shown)
+        fprintf(f, "<text x=\"10\" y=\"%d\">and %zu more groups</text>\n",
+                legend_y + 12 + (int)((shown + 2 + 3) / 4) * 18 + 10, ng - shown);
+    fmt_s(b1, sizeof b1, busy);
+    fmt_s(b3, sizeof b3, span * P);
+    fprintf(f, "<text x=\"10\" y=\"%d\" fill=\"#555555\">busy %s of %s worker-time</text>\n",
+            H - 6, b1, b3);
+    fputs("</svg>\n", f);
+    cask__free(idle);
+    cask__free(tail);
+    cask__free(col);
+    cask__free(pd);
+    cask__free(gs);
+    if (rc)
+        return cask__err(err, rc, NULL, NULL, "no memory for the timeline");
+    if (ferror(f))
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot write the timeline");
+    return 0;
+}
+
+int cask_timeline_save(const cask_trace_t *tr, const char *path,
+                       const cask_timeline_opts_t *opts, cask_error_t *err)
+{
+    FILE *f = path ? fopen(path, "w") : NULL;
+    if (!f)
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
+                         path ? path : "(null)", strerror(errno));
+    int rc = cask_timeline_svg(tr, f, opts, err);
+    if (fclose(f) && !rc)
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
+    return rc;
+}
+
+int cask_trace_dump_chrome(const cask_trace_t *tr, FILE *f, cask_error_t *err)
+{
+    if (!tr || !f)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "trace or file is NULL");
+    json_t *root = json_object(), *ev = json_array();
+    int rc = !root || !ev || json_object_set(root, "traceEvents", ev) ||
+             json_object_set_new(root, "displayTimeUnit", json_string("ms"));
+    for (int w = 0; !rc && w < cask_trace_workers(tr); w++) {
+        char name[32];
+        snprintf(name, sizeof name, "worker %d", w);
+        rc = json_array_append_new(ev, json_pack("{s:s, s:s, s:i, s:i, s:{s:s}}", "name",
+                                                 "thread_name", "ph", "M", "pid", 1, "tid", w,
+                                                 "args", "name", name));
+    }
+    for (size_t i = 0; !rc && i < cask_trace_size(tr); i++) {
+        const cask_trace_event_t *e = cask_trace_event(tr, i);
+        rc = !e || json_array_append_new(
+                       ev, json_pack("{s:s, s:s, s:s, s:f, s:f, s:i, s:i, s:{s:I}}", "name", e->key,
+                                     "cat", e->group, "ph", "X", "ts", (double)e->start_ns / 1e3,
+                                     "dur", (double)(e->end_ns - e->start_ns) / 1e3, "pid", 1,
+                                     "tid", e->worker, "args", "bytes", (json_int_t)e->bytes));
+    }
+    if (rc)
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the Chrome trace");
+    else if (json_dumpf(root, f, JSON_COMPACT) || fputc('\n', f) == EOF)
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write the Chrome trace: %s",
+                       strerror(errno));
+    json_decref(ev);
+    json_decref(root);
+    return rc;
+}
+
+int cask_trace_save_chrome(const cask_trace_t *tr, const char *path, cask_error_t *err)
+{
+    FILE *f = path ? fopen(path, "w") : NULL;
+    if (!f)
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
+                         path ? path : "(null)", strerror(errno));
+    int rc = cask_trace_dump_chrome(tr, f, err);
+    if (fclose(f) && !rc)
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
+    return rc;
+}

@@ -1,5 +1,6 @@
 /* tests/unit/test_cli.c: the cask command, run as a user would. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -185,6 +186,85 @@ static void test_run_failures(void **state)
     unsetenv("CASK_SCHEDULER");
 }
 
+/* analyze, simulate, dot and timeline, with --json, as the issue names them. */
+static void test_analysis_commands(void **state)
+{
+    (void)state;
+    char args[1024];
+    const char *subs[] = { "analyze", "simulate", "dot", "timeline" };
+    for (int i = 0; i < 4; i++) {
+        snprintf(args, sizeof args, "%s --help", subs[i]);
+        assert_int_equal(run(args), 0);
+        assert_non_null(strstr(out, "--json"));
+        snprintf(args, sizeof args, "%s", subs[i]);
+        assert_int_equal(run(args), 2);
+    }
+    snprintf(args, sizeof args, "analyze --json %s/dagsets/stg/50/rand0000.stg", data());
+    assert_int_equal(run(args), 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    assert_non_null(j);
+    static const char *const fields[] = { "tasks", "edges", "work", "span", "critical_path",
+                                          "average_parallelism", "width", "antichain",
+                                          "levels", "level_widths" };
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++)
+        if (!json_object_get(j, fields[f]))
+            fail_msg("analyze --json lacks %s", fields[f]);
+    assert_int_equal(json_integer_value(json_object_get(j, "tasks")), 50);
+    assert_true(json_real_value(json_object_get(j, "span")) == 55);
+    assert_int_equal(json_array_size(json_object_get(j, "antichain")),
+                     json_integer_value(json_object_get(j, "width")));
+    json_decref(j);
+
+    snprintf(args, sizeof args, "simulate %s/dagsets/wfinstances/helloworld-forkjoin-10-chameleon.json "
+             "--workers 1,2,8 --json --trace /tmp/cask-cli-sim.json", data());
+    assert_int_equal(run(args), 0);
+    j = json_loads(out, 0, &je);
+    json_t *runs = json_object_get(j, "runs");
+    assert_int_equal(json_array_size(runs), 3);
+    static const char *const rf[] = { "workers", "makespan", "lower_bound", "speedup",
+                                      "efficiency", "idle", "releasable" };
+    for (size_t r = 0; r < 3; r++)
+        for (size_t f = 0; f < 7; f++)
+            if (!json_object_get(json_array_get(runs, r), rf[f]))
+                fail_msg("simulate --json run %zu lacks %s", r, rf[f]);
+    /* on 8 workers the fork-join takes its span: the three levels' longest tasks */
+    json_t *r8 = json_array_get(runs, 2);
+    assert_true(fabs(json_real_value(json_object_get(r8, "makespan")) - 307.36) < 1e-6);
+    assert_int_equal(json_array_size(json_object_get(r8, "idle")), 8);
+    json_decref(j);
+
+    assert_int_equal(run("timeline /tmp/cask-cli-sim.json -o /tmp/cask-cli-sim.svg "
+                         "--chrome /tmp/cask-cli-sim-c.json --json"), 0);
+    j = json_loads(out, 0, &je);
+    assert_int_equal(json_integer_value(json_object_get(j, "workers")), 8);
+    assert_int_equal(json_integer_value(json_object_get(j, "tasks")), 10);
+    json_decref(j);
+    assert_int_equal(system("xmllint --noout /tmp/cask-cli-sim.svg"), 0);
+    unlink("/tmp/cask-cli-sim.json");
+    unlink("/tmp/cask-cli-sim.svg");
+    unlink("/tmp/cask-cli-sim-c.json");
+
+    snprintf(args, sizeof args, "dot %s/dagsets/legacy/epigenomics-ilmn-100000-cc-run001.json.zip "
+             "-o /tmp/cask-cli.png --json", data());
+    assert_int_equal(run(args), 0);
+    j = json_loads(out, 0, &je);
+    assert_true(json_is_true(json_object_get(j, "collapsed"))); /* 889 tasks */
+    json_decref(j);
+    slurp("/tmp/cask-cli.png", out, 16);
+    assert_memory_equal(out, "\x89PNG", 4);
+    unlink("/tmp/cask-cli.png");
+    assert_int_equal(run("dot nothing.json --color worker"), 2);
+    assert_non_null(strstr(errtxt, "--trace"));
+
+    /* cask run --timeline draws the real run */
+    snprintf(args, sizeof args, "run %s/graphs/diamond.json --scheduler threads --workers 2 "
+             "--timeline /tmp/cask-cli-run.svg", data());
+    assert_int_equal(run(args), 0);
+    assert_int_equal(system("xmllint --noout /tmp/cask-cli-run.svg"), 0);
+    unlink("/tmp/cask-cli-run.svg");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_run_failures),
         cmocka_unit_test(test_crash_kernel),
         cmocka_unit_test(test_processes_retries),
+        cmocka_unit_test(test_analysis_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -255,6 +255,89 @@ static void run_normal(const char *what)
     cask_graph_free(g);
 }
 
+/* A layered random DAG of `layers` x `width` tasks, each (past the first
+** layer) after 4 random tasks of the 3 layers before it: about 4 edges a task. */
+static cask_graph_t *layered(int layers, int width)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t *ids = malloc(sizeof *ids * (size_t)layers * (size_t)width);
+    uint64_t s = 12345;
+    for (int l = 0; l < layers; l++)
+        for (int w = 0; w < width; w++) {
+            cask_task_t after[4];
+            size_t na = 0;
+            for (int k = 0; l && k < 4; k++) {
+                s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+                int lp = l - 1 - (int)(s % (uint64_t)(l < 3 ? l : 3));
+                s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+                after[na++] = ids[(size_t)lp * (size_t)width + s % (uint64_t)width];
+            }
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            cask_task_spec_t sp = { .after = after, .n_after = na, .name = "t", .token = 1,
+                                    .index = (uint64_t)l * (uint64_t)width + (uint64_t)w,
+                                    .cost = 1e-3 * (double)(1 + s % 100),
+                                    .group = l % 2 ? "odd" : "even" };
+            if (cask_graph_add(g, &sp, &ids[(size_t)l * (size_t)width + (size_t)w], &err)) {
+                fprintf(stderr, "cask_bench: %s\n", err.message);
+                exit(1);
+            }
+        }
+    free(ids);
+    return g;
+}
+
+/* analyze: the Montage workflow (load and analyse, exact width included),
+** then a 1,000,000-task layered DAG: its analysis and its simulation on 8. */
+#define AREPS 5
+static void run_analyze(const char *montage)
+{
+    cask_error_t err;
+    double t[AREPS];
+    size_t width = 0;
+    for (int r = 0; r < AREPS; r++) {
+        uint64_t t0 = cask_now_ns();
+        cask_graph_t *g;
+        cask_analysis_t a;
+        if (cask_graph_load(montage, 0, &g, &err) || cask_graph_analyze(g, 0, &a, &err)) {
+            fprintf(stderr, "cask_bench: %s\n", err.message);
+            exit(1);
+        }
+        t[r] = (double)(cask_now_ns() - t0) * 1e-9;
+        width = a.width;
+        cask_analysis_free(&a);
+        cask_graph_free(g);
+    }
+    qsort(t, AREPS, sizeof *t, cmp_double);
+    printf("analyze.cask.s_montage3765 %.5f\n", t[AREPS / 2]);
+    printf("analyze.cask.montage3765_width %zu\n", width);
+    cask_graph_t *g = layered(1000, 1000);
+    cask_analysis_t a;
+    uint64_t t0 = cask_now_ns();
+    if (cask_graph_analyze(g, 0, &a, &err)) {
+        fprintf(stderr, "cask_bench: %s\n", err.message);
+        exit(1);
+    }
+    printf("analyze.cask.s_1m %.3f\n", (double)(cask_now_ns() - t0) * 1e-9);
+    printf("analyze.cask.1m_edges %zu\n", a.edges);
+    printf("analyze.cask.1m_width %zu\n", a.width);
+    cask_analysis_free(&a);
+    for (int r = 0; r < 3; r++) {
+        cask_sim_opts_t o = { .workers = 8 };
+        cask_sim_result_t res;
+        t0 = cask_now_ns();
+        if (cask_simulate(g, NULL, 0, &o, &res, &err)) {
+            fprintf(stderr, "cask_bench: %s\n", err.message);
+            exit(1);
+        }
+        t[r] = (double)(cask_now_ns() - t0) * 1e-9;
+        cask_sim_result_free(&res);
+    }
+    qsort(t, 3, sizeof *t, cmp_double);
+    printf("simulate.cask.s_1m_8w %.3f\n", t[1]);
+    cask_graph_free(g);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "spin100us"))
@@ -267,10 +350,12 @@ int main(int argc, char **argv)
         run_transpose_mean();
     else if (argc == 2 && !strcmp(argv[1], "matmul"))
         run_matmul();
+    else if (argc == 3 && !strcmp(argv[1], "analyze"))
+        run_analyze(argv[2]);
     else if (argc == 3)
         run_shape(argv[1], argv[2]);
     else {
-        fprintf(stderr, "usage: cask_bench build | spin100us | normal_sum | normal_std | transpose_mean | matmul | wide|chain|tree SCHEDULER\n");
+        fprintf(stderr, "usage: cask_bench build | spin100us | normal_sum | normal_std | transpose_mean | matmul | analyze MONTAGE.zip | wide|chain|tree SCHEDULER\n");
         return 2;
     }
     return 0;

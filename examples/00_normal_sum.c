@@ -8,11 +8,19 @@
 ** computed in one call on the threads scheduler, and again on sync to
 ** compare. Generation happens inside the tasks (fused with the arithmetic
 ** and the first level of each reduction), so no chunk is ever held in
-** memory. Usage: 00_normal_sum [N [CHUNK]]
+** memory.
+**
+** Then it shows the parallelism: the graph's degree of parallelism, the
+** speedup a simulation of 1, 2, 4 and 8 workers predicts from the sync
+** run's measured task times next to the speedup measured on threads, the
+** graph as DOT (OUTDIR/normal_sum.dot, and .svg when Graphviz is there)
+** and the threads run's timeline (OUTDIR/normal_sum_timeline.svg).
+** Usage: 00_normal_sum [N [CHUNK [OUTDIR]]] (OUTDIR: build if it exists, else .)
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <cask/cask.h>
 
@@ -44,7 +52,7 @@ int main(int argc, char **argv)
     cask_compute_info_t info[2];
     const char *scheds[2] = { "threads", "sync" };
     for (int s = 0; s < 2; s++) {
-        cask_compute_opts_t o = { .scheduler = scheds[s] };
+        cask_compute_opts_t o = { .scheduler = scheds[s], .flags = CASK_TRACE };
         if (cask_array_compute(outs, (void *[]){ &res[s][0], &res[s][1] }, 2, &o, &info[s], &err)) {
             fprintf(stderr, "00_normal_sum: %s\n", err.message);
             return 1;
@@ -64,6 +72,51 @@ int main(int argc, char **argv)
         fprintf(stderr, "00_normal_sum: threads and sync disagree\n");
         return 1;
     }
+
+    /* the degree of parallelism, and what 1, 2, 4 and 8 workers would make of it */
+    struct stat st;
+    const char *dir = argc > 3 ? argv[3] : stat("build", &st) == 0 && S_ISDIR(st.st_mode) ? "build" : ".";
+    cask_analysis_t a;
+    if (cask_graph_analyze(g, 0, &a, &err)) {
+        fprintf(stderr, "00_normal_sum: %s\n", err.message);
+        return 1;
+    }
+    printf("\ngraph: %zu tasks, %zu edges, %zu levels, width %zu (the most tasks that can run at once)\n",
+           a.tasks, a.edges, a.levels, a.width);
+    printf("with the sync run's task times as costs:\n");
+    for (int p = 1; p <= 8; p *= 2) {
+        cask_sim_opts_t so = { .workers = p, .durations = info[1].trace };
+        cask_sim_result_t r;
+        if (cask_simulate(g, NULL, 0, &so, &r, &err)) {
+            fprintf(stderr, "00_normal_sum: %s\n", err.message);
+            return 1;
+        }
+        if (p == 1)
+            printf("  work %.3f s, span %.4f s, average parallelism %.1f\n", r.work, r.span,
+                   r.work / r.span);
+        printf("  simulated on %d worker%s: makespan %.3f s, speedup %.2f%s", p, p == 1 ? " " : "s",
+               r.makespan, r.speedup, p == info[0].workers ? "" : "\n");
+        if (p == info[0].workers)
+            printf("   (measured on threads: %.2f)\n", info[1].wall_s / info[0].wall_s);
+        cask_sim_result_free(&r);
+    }
+    char dot[512], svg[512], tl[512];
+    snprintf(dot, sizeof dot, "%s/normal_sum.dot", dir);
+    snprintf(svg, sizeof svg, "%s/normal_sum.svg", dir);
+    snprintf(tl, sizeof tl, "%s/normal_sum_timeline.svg", dir);
+    cask_dot_opts_t dopt = { .color = CASK_DOT_GROUP, .collapse = CASK_DOT_ALL };
+    cask_timeline_opts_t topt = { .title = "(x*x + 1).sum() and x.std() on threads" };
+    if (cask_dot_save(g, dot, &dopt, &err) || cask_timeline_save(info[0].trace, tl, &topt, &err)) {
+        fprintf(stderr, "00_normal_sum: %s\n", err.message);
+        return 1;
+    }
+    printf("wrote %s (the graph, one node per group), %s (the threads run)", dot, tl);
+    if (cask_dot_save(g, svg, &dopt, &err) == 0)
+        printf(", %s", svg);
+    printf("\n");
+    cask_analysis_free(&a);
+    cask_trace_free(info[0].trace);
+    cask_trace_free(info[1].trace);
     cask_array_decref(x);
     cask_array_decref(xx);
     cask_array_decref(y);

@@ -190,7 +190,7 @@ int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
     fprintf(f, "digraph cask {\n  graph [rankdir=\"");
     dot_puts(f, o->rankdir ? o->rankdir : "TB");
     fprintf(f, "\", fontname=\"Helvetica\", fontsize=12, labelloc=t, label=\"%zu tasks, "
-               "%zu edges, work %.4g s, longest path %.4g s%s\\n%s\"];\n",
+               "%zu edges, work %.4g s, longest path %.4g s (cost estimates)%s\\n%s\"];\n",
             d.n, cask_graph_edges(g), work, top, collapse ? "; one node per group" : "",
             legend(o));
     fputs("  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=10];\n"

@@ -90,7 +90,8 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
     qsort(gs, ng, sizeof *gs, by_busy);
     size_t shown = ng < 12 ? ng : 12;
     int top = 52, rows_h = P * ROW, prof_y = top + rows_h + 40;
-    int legend_y = prof_y + PROF + 40, H = legend_y + 30 + (int)((shown + 3 + 3) / 4) * 18 + 10;
+    int legend_y = prof_y + PROF + 40,
+        H = legend_y + 30 + (int)((shown + 2 + 3) / 4) * 18 + 10 + (ng > shown ? 18 : 0);
     char b1[32], b2[32], b3[32];
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "

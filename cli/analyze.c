@@ -168,22 +168,18 @@ int cmd_dot(int argc, char **argv)
     int json = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:c:t:C:r:jh", longopts, NULL)) != -1) {
-        int k = -1;
+        int k;
         switch (c) {
         case 'o': out = optarg; break;
         case 'c':
-            for (int i = 0; i < 4; i++)
-                k = strcmp(optarg, colors[i]) ? k : i;
-            if (k < 0) {
+            if ((k = cli_choice(optarg, colors, 4)) < 0) {
                 fprintf(stderr, "cask dot: --color '%s': rank, group, critical or worker\n", optarg);
                 return EXIT_USAGE;
             }
             o.color = (cask_dot_color_t)k;
             break;
         case 'C':
-            for (int i = 0; i < 3; i++)
-                k = strcmp(optarg, modes[i]) ? k : i;
-            if (k < 0) {
+            if ((k = cli_choice(optarg, modes, 3)) < 0) {
                 fprintf(stderr, "cask dot: --collapse '%s': auto, none or all\n", optarg);
                 return EXIT_USAGE;
             }

@@ -25,6 +25,9 @@ int cli_print_json(json_t *j);
 /* Print "cask SUB: MESSAGE" with the error's key and kernel to stderr. */
 void cli_error(const char *sub, const cask_error_t *err);
 
+/* The index of s among names[0..n), or -1. */
+int cli_choice(const char *s, const char *const *names, int n);
+
 /* Parse a positive integer option (1..max); -1 if it is not one. */
 int cli_parse_int(const char *s, int max);
 

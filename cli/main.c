@@ -32,6 +32,14 @@ void cli_error(const char *sub, const cask_error_t *err)
     fprintf(stderr, " [%s]\n", cask_err_name(err->code));
 }
 
+int cli_choice(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
 int cli_parse_int(const char *s, int max)
 {
     char *end;

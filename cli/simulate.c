@@ -73,9 +73,7 @@ int cmd_simulate(int argc, char **argv)
             break;
         }
         case 'p': {
-            int k = -1;
-            for (int i = 0; i < 4; i++)
-                k = strcmp(optarg, policies[i]) ? k : i;
+            int k = cli_choice(optarg, policies, 4);
             if (k < 0) {
                 fprintf(stderr, "cask simulate: --policy '%s': critical-path, fifo, lifo or "
                                 "random\n", optarg);

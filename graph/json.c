@@ -297,7 +297,7 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
     int rc = CASK_ENOMEM;
     cask__strtab_t keys = { 0 };
     ftask_t *ft = cask__calloc(n ? n : 1, sizeof *ft);
-    uint32_t *deps = NULL, *indeg = NULL, *order = NULL, *tid = NULL, *succ_off = NULL;
+    uint32_t *deps = NULL, *doff = NULL, *order = NULL, *tid = NULL, *nsucc = NULL;
     const char **keyv = NULL;
     size_t n_deps = 0, cap_deps = 0;
     cask_value_t *inputs = NULL;
@@ -403,18 +403,18 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
     }
 
     /* Order the tasks, or name a cycle. */
-    if (!(indeg = cask__malloc((n + 1) * sizeof *indeg)) || /* CSR offsets of deps */
-        !(succ_off = cask__malloc((n ? n : 1) * sizeof *succ_off)) || /* dependents */
+    if (!(doff = cask__malloc((n + 1) * sizeof *doff)) || /* where each task's deps start */
+        !(nsucc = cask__malloc((n ? n : 1) * sizeof *nsucc)) || /* its dependents */
         !(keyv = cask__malloc((n ? n : 1) * sizeof *keyv)) ||
         !(order = cask__malloc((n ? n : 1) * sizeof *order)) ||
         !(tid = cask__malloc((n ? n : 1) * sizeof *tid)))
         goto out;
     for (size_t i = 0; i < n; i++) {
-        indeg[i] = ft[i].dep_off;
+        doff[i] = ft[i].dep_off;
         keyv[i] = ft[i].key;
     }
-    indeg[n] = (uint32_t)n_deps;
-    if ((rc = cask__toposort(n, indeg, deps, keyv, order, succ_off, err)))
+    doff[n] = (uint32_t)n_deps;
+    if ((rc = cask__toposort(n, doff, deps, keyv, order, nsucc, err)))
         goto out;
 
     /* Pass 3: add the tasks in that order. */
@@ -467,7 +467,7 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
     size_t no = outs ? json_array_size(outs) : 0;
     if (!outs)
         for (size_t i = 0; i < n; i++)
-            no += !succ_off[i];
+            no += !nsucc[i];
     rc = CASK_ENOMEM;
     if (!(outv = cask__malloc((no ? no : 1) * sizeof *outv)))
         goto out;
@@ -487,7 +487,7 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
     } else {
         size_t k = 0;
         for (size_t i = 0; i < n; i++)
-            if (!succ_off[i])
+            if (!nsucc[i])
                 outv[k++] = tid[i];
     }
     if ((rc = cask_graph_set_outputs(g, outv, no, err)))
@@ -502,10 +502,10 @@ out:
     cask__strtab_destroy(&keys);
     cask__free(ft);
     cask__free(deps);
-    cask__free(indeg);
+    cask__free(doff);
     cask__free(order);
     cask__free(tid);
-    cask__free(succ_off);
+    cask__free(nsucc);
     cask__free(keyv);
     cask__free(inputs);
     cask__free(after);

@@ -65,7 +65,7 @@ static int add_task(reader_t *r, const char *key, const char *group, size_t glen
     if (glen > CASK_KEY_MAX)
         glen = CASK_KEY_MAX;
     if (cask__strtab_reserve(&r->keys, klen) || intern(&r->groups, group, glen, &gid) ||
-        cask__grow((void **)&r->d.cost, &r->cap_n, n + 2, sizeof *r->d.cost))
+        cask__grow((void **)&r->d.cost, &r->cap_n, n + 1, sizeof *r->d.cost))
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the graph");
     cask__strtab_push(&r->keys, key, klen, h);
     r->d.cost[n] = cost;
@@ -86,18 +86,18 @@ static int reader_build(reader_t *r, cask_graph_t **out, cask_error_t *err)
     return cask__dag_build(&r->d, out, err);
 }
 
-/* Append dependency `dep` of the task being read (the last added),
-** dropping duplicates among its dependencies. */
-static int add_dep(reader_t *r, uint32_t dep)
+/* Append dependency `dep` of task `t`, the last task given any, dropping
+** duplicates among its dependencies (off[t + 1] is its end so far). */
+static int add_dep(reader_t *r, size_t t, uint32_t dep)
 {
-    uint32_t first = r->d.off[r->d.n - 1], last = r->d.off[r->d.n];
+    uint32_t first = r->d.off[t], last = r->d.off[t + 1];
     for (uint32_t e = first; e < last; e++)
         if (r->d.deps[e] == dep)
             return 0;
     if (cask__grow((void **)&r->d.deps, &r->cap_deps, (size_t)last + 1, sizeof *r->d.deps))
         return CASK_ENOMEM;
     r->d.deps[last] = dep;
-    r->d.off[r->d.n]++;
+    r->d.off[t + 1]++;
     return 0;
 }
 
@@ -236,8 +236,6 @@ static int wf_read(json_t *root, reader_t *r, cask_error_t *err)
             rc = cask__err(err, CASK_EPARSE, NULL, NULL, "%s[%zu].parents must be a list", lname, i);
             break;
         }
-        size_t saved = r->d.n;
-        r->d.n = i + 1; /* add_dep works on the last task */
         for (size_t j = 0; !rc && j < json_array_size(par); j++) {
             const char *p = json_string_value(json_array_get(par, j));
             uint32_t d = p ? cask__strtab_find(&r->keys, p, strlen(p), cask__hash(p, strlen(p), 0))
@@ -248,10 +246,9 @@ static int wf_read(json_t *root, reader_t *r, cask_error_t *err)
             else if (d == CASK__NOT_FOUND)
                 rc = cask__err(err, CASK_EMISSING, p, NULL,
                                "%s[%zu].parents[%zu]: no task '%s'", lname, i, j, p);
-            else if (add_dep(r, d))
+            else if (add_dep(r, i, d))
                 rc = CASK_ENOMEM;
         }
-        r->d.n = saved;
     }
     cask__strtab_destroy(&eid);
     cask__free(eobj);
@@ -329,7 +326,7 @@ static int stg_read(const char *buf, size_t len, const char *src, reader_t *r, c
                 return cask__err(err, CASK_EPARSE, NULL, NULL,
                                  "%s:%d: task %lld: predecessor %lld is not a task before it",
                                  src, s.line, id, j + 1);
-            if (real && p >= 1 && add_dep(r, (uint32_t)(p - 1)))
+            if (real && p >= 1 && add_dep(r, r->d.n - 1, (uint32_t)(p - 1)))
                 return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the graph");
         }
     }
@@ -445,7 +442,7 @@ static int load_buf(const char *buf, size_t len, const char *src, unsigned flags
     int rc;
     if (i < len && buf[i] == '{') {
         json_error_t je;
-        json_t *root = json_loadb(buf, len, 0, &je);
+        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
         if (!root)
             return cask__err(err, CASK_EPARSE, NULL, NULL, "%s:%d:%d: %s", src, je.line,
                              je.column, je.text);

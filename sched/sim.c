@@ -21,7 +21,8 @@ typedef struct running {
     int      worker;
 } running_t;
 
-/* Min-heaps: of running tasks by (end, worker), and of free worker ids. */
+/* Min-heaps by (end, worker): of running tasks, and of free workers (whose
+** entries all have end 0, so the lowest-numbered comes first). */
 static bool before(const running_t *a, const running_t *b)
 {
     return a->end < b->end || (a->end == b->end && a->worker < b->worker);
@@ -48,36 +49,6 @@ static running_t run_pop(running_t *h, size_t *n)
         if (c + 1 < *n && before(&h[c + 1], &h[c]))
             c++;
         if (!before(&h[c], &x))
-            break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (*n)
-        h[i] = x;
-    return top;
-}
-
-static void int_push(int *h, size_t *n, int x)
-{
-    size_t i = (*n)++;
-    while (i && x < h[(i - 1) / 2]) {
-        h[i] = h[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h[i] = x;
-}
-
-static int int_pop(int *h, size_t *n)
-{
-    int top = h[0], x = h[--*n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= *n)
-            break;
-        if (c + 1 < *n && h[c + 1] < h[c])
-            c++;
-        if (h[c] >= x)
             break;
         h[i] = h[c];
         i = c;
@@ -202,10 +173,10 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
     int32_t *wk = cask__malloc((n ? n : 1) * sizeof *wk);
     uint64_t *st = cask__malloc((n ? n : 1) * sizeof *st), *en = cask__malloc((n ? n : 1) * sizeof *en);
     running_t *heap = cask__malloc((size_t)P * sizeof *heap);
-    int *idle = cask__malloc((size_t)P * sizeof *idle);
+    running_t *freew = cask__malloc((size_t)P * sizeof *freew); /* free workers */
     ready_t q = { .policy = opts->policy, .rng = opts->seed * 2 + 1 };
     rc = CASK_ENOMEM;
-    if (!d || !pend || !wk || !st || !en || !heap || !idle ||
+    if (!d || !pend || !wk || !st || !en || !heap || !freew ||
         (q.policy != CASK_SIM_PRIORITY && !(q.a = cask__malloc((n ? n : 1) * sizeof *q.a))) ||
         !(res->idle = cask__calloc((size_t)P, sizeof *res->idle)) ||
         !(res->tail = cask__calloc((size_t)P, sizeof *res->tail)))
@@ -230,14 +201,14 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
     rc = 0;
     for (size_t i = 0; i < r.p.n_sources && !rc; i++)
         rc = ready_push(&q, r.p.sources[i]);
-    size_t nrun = 0, nidle = 0, done = 0;
+    size_t nrun = 0, nfree = 0, done = 0;
     for (int w = 0; w < P; w++)
-        int_push(idle, &nidle, w);
+        run_push(freew, &nfree, (running_t){ 0, 0, w });
     double now = 0;
     while (!rc && done < n) {
         uint32_t t;
-        while (nidle && ready_pop(&q, &t)) { /* place what is ready */
-            int w = int_pop(idle, &nidle);
+        while (nfree && ready_pop(&q, &t)) { /* place what is ready */
+            int w = run_pop(freew, &nfree).worker;
             wk[t] = w;
             st[t] = (uint64_t)llround(now * 1e9);
             run_push(heap, &nrun, (running_t){ now + d[t], t, w });
@@ -250,7 +221,7 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
         while (!rc && nrun && heap[0].end == now) { /* complete all that end now */
             running_t x = run_pop(heap, &nrun);
             en[x.task] = (uint64_t)llround(now * 1e9);
-            int_push(idle, &nidle, x.worker);
+            run_push(freew, &nfree, (running_t){ 0, 0, x.worker });
             done++;
             for (uint32_t e = r.p.succ_off[x.task]; e < r.p.succ_off[x.task + 1] && !rc; e++)
                 if (--pend[r.p.succ[e]] == 0)
@@ -287,6 +258,6 @@ out:
     cask__free(st);
     cask__free(en);
     cask__free(heap);
-    cask__free(idle);
+    cask__free(freew);
     return rc;
 }

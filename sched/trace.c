@@ -34,6 +34,40 @@ static int by_start(const void *a, const void *b, void *ctx)
     return r->t_worker[x] - r->t_worker[y];
 }
 
+/* A trace of n events (to fill) on `workers` workers; with g, events name
+** g's keys and the trace holds a reference on g. NULL when out of memory. */
+static cask_trace_t *trace_new(const cask_graph_t *g, int workers, size_t n)
+{
+    cask_trace_t *tr = cask__calloc(1, sizeof *tr);
+    if (!tr || !(tr->ev = cask__malloc((n ? n : 1) * sizeof *tr->ev))) {
+        cask__free(tr);
+        return NULL;
+    }
+    tr->workers = workers;
+    tr->n = n;
+    if (g) {
+        cask__graph_incref(g);
+        tr->g = g;
+        pthread_mutex_init(&tr->lock, NULL);
+    }
+    return tr;
+}
+
+/* Event i: graph task gt, run by worker from start to end (ns). */
+static void put_event(cask_trace_t *tr, size_t i, uint32_t gt, int worker, uint64_t start,
+                      uint64_t end, uint64_t bytes)
+{
+    const cask_graph_t *g = tr->g;
+    uint32_t gid = cask__group_id(g, gt);
+    tr->ev[i] = (cask_trace_event_t){
+        .key = cask__key(g, gt), /* stable while g lives, and the trace holds g */
+        .group = gid ? cask__strtab_get(&g->groups, gid - 1) : NULL, /* NULL: derived later */
+        .worker = worker, .start_ns = start > end ? end : start, /* a rounding step */
+        .end_ns = end, .bytes = bytes };
+    if (end > tr->span)
+        tr->span = end;
+}
+
 /* The trace of a finished run r: every task, ordered by start time. */
 cask_trace_t *cask__trace_build(const cask_run_t *r)
 {
@@ -42,12 +76,10 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
     cask__tickconv_t conv;
     cask__tick_rate(&conv);
     uint64_t zero = cask__tick_ns(&conv, r->tick0);
-    cask_trace_t *tr = cask__calloc(1, sizeof *tr);
+    cask_trace_t *tr = NULL;
     uint32_t *order = cask__malloc((n ? n : 1) * sizeof *order);
-    if (!tr || !order)
+    if (!order)
         goto fail;
-    tr->workers = r->workers;
-    tr->n = n;
     /* Tasks in the order they ended, each worker's in blocks of slots it
     ** reserved (unused slots hold UINT32_MAX): sorted by start already when
     ** one worker ran them, nearly so otherwise. */
@@ -68,24 +100,13 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
         goto fail;
     if (!sorted)
         qsort_r(order, n, sizeof *order, by_start, (void *)r);
-    if (!(tr->ev = cask__malloc((n ? n : 1) * sizeof *tr->ev)))
+    if (!(tr = trace_new(g, r->workers, n)))
         goto fail;
-    cask__graph_incref(g);
-    tr->g = g;
-    pthread_mutex_init(&tr->lock, NULL);
     for (size_t i = 0; i < n; i++) {
-        uint32_t t = order[i], gt = r->p.task[t], gid = cask__group_id(g, gt);
-        cask_trace_event_t *e = &tr->ev[i];
-        e->key = cask__key(g, gt); /* stable while g lives, and the trace holds g */
-        e->group = gid ? cask__strtab_get(&g->groups, gid - 1) : NULL; /* NULL: derived later */
-        e->worker = r->t_worker[t];
-        e->start_ns = cask__tick_ns(&conv, r->t_start[t]) - zero;
-        e->end_ns = cask__tick_ns(&conv, r->t_end[t]) - zero;
-        if (e->start_ns > e->end_ns) /* a rounding step; never negative */
-            e->start_ns = e->end_ns;
-        e->bytes = r->t_bytes[t];
-        if (e->end_ns > tr->span)
-            tr->span = e->end_ns;
+        uint32_t t = order[i];
+        put_event(tr, i, r->p.task[t], r->t_worker[t],
+                  cask__tick_ns(&conv, r->t_start[t]) - zero,
+                  cask__tick_ns(&conv, r->t_end[t]) - zero, r->t_bytes[t]);
     }
     cask__free(order);
     return tr;
@@ -107,25 +128,11 @@ static int ev_by_start(const void *a, const void *b)
 cask_trace_t *cask__trace_from(const cask__plan_t *p, int workers, const int32_t *worker,
                                const uint64_t *start, const uint64_t *end)
 {
-    const cask_graph_t *g = p->g;
-    cask_trace_t *tr = cask__calloc(1, sizeof *tr);
-    if (!tr || !(tr->ev = cask__malloc((p->n ? p->n : 1) * sizeof *tr->ev))) {
-        cask__free(tr);
+    cask_trace_t *tr = trace_new(p->g, workers, p->n);
+    if (!tr)
         return NULL;
-    }
-    tr->workers = workers;
-    tr->n = p->n;
-    cask__graph_incref(g);
-    tr->g = g;
-    pthread_mutex_init(&tr->lock, NULL);
-    for (uint32_t v = 0; v < p->n; v++) {
-        uint32_t gt = p->task[v], gid = cask__group_id(g, gt);
-        tr->ev[v] = (cask_trace_event_t){
-            .key = cask__key(g, gt), .group = gid ? cask__strtab_get(&g->groups, gid - 1) : NULL,
-            .worker = worker[v], .start_ns = start[v], .end_ns = end[v], .bytes = 0 };
-        if (end[v] > tr->span)
-            tr->span = end[v];
-    }
+    for (uint32_t v = 0; v < p->n; v++)
+        put_event(tr, v, p->task[v], worker[v], start[v], end[v], 0);
     qsort(tr->ev, tr->n, sizeof *tr->ev, ev_by_start);
     return tr;
 }
@@ -274,12 +281,10 @@ int cask_trace_load_json(const char *path, cask_trace_t **out, cask_error_t *err
         goto out;
     }
     size_t n = json_array_size(tasks);
-    if (!(tr = cask__calloc(1, sizeof *tr)) ||
-        !(tr->ev = cask__malloc((n ? n : 1) * sizeof *tr->ev))) {
+    if (!(tr = trace_new(NULL, (int)json_integer_value(w), n))) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the trace");
         goto out;
     }
-    tr->workers = (int)json_integer_value(w);
     for (size_t i = 0; i < n; i++) {
         json_t *t = json_array_get(tasks, i);
         json_int_t wk = -1, s = -1, e = -1, b = 0;
@@ -296,7 +301,6 @@ int cask_trace_load_json(const char *path, cask_trace_t **out, cask_error_t *err
                                           (uint64_t)b };
         if ((uint64_t)e > tr->span)
             tr->span = (uint64_t)e;
-        tr->n = i + 1;
     }
     qsort(tr->ev, tr->n, sizeof *tr->ev, ev_by_start);
     atomic_store(&tr->ready, 1);

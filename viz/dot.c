@@ -28,7 +28,8 @@ static const char *const heat[] = { "#ffffcc", "#ffeda0", "#fed976", "#feb24c", 
 typedef struct dot {
     const cask_graph_t *g;
     size_t n;
-    double *rank;          /* upward rank of each task */
+    cask__plan_t p;        /* the whole graph: p.rank, successors (plan id = task) */
+    double *rank;          /* p.rank: the upward rank of each task */
     uint8_t *crit;         /* on the critical path */
     int *worker;           /* CASK_DOT_WORKER: who ran it, -1 unknown */
     uint32_t *gid;         /* collapsed: group index of each task */
@@ -38,7 +39,7 @@ typedef struct dot {
 
 static void dot_free(dot_t *d)
 {
-    cask__free(d->rank);
+    cask__plan_destroy(&d->p);
     cask__free(d->crit);
     cask__free(d->worker);
     cask__free(d->gid);
@@ -46,22 +47,6 @@ static void dot_free(dot_t *d)
         cask__free(d->gname[i]);
     cask__free(d->gname);
 }
-
-/* For each ref among t's inputs and afters, call fn(d, t, u, ctx). */
-#define EACH_PRED(g, t, u, BODY)                                                 \
-    do {                                                                        \
-        const cask_value_t *in_;                                                \
-        size_t n_;                                                              \
-        for (int pass_ = 0; pass_ < 2; pass_++) {                               \
-            if ((pass_ ? cask_graph_after : cask_graph_inputs)(g, t, &in_, &n_)) \
-                n_ = 0;                                                         \
-            for (size_t i_ = 0; i_ < n_; i_++)                                  \
-                if (in_[i_].type == CASK_REF) {                                 \
-                    cask_task_t u = in_[i_].u.task;                             \
-                    BODY;                                                       \
-                }                                                               \
-        }                                                                       \
-    } while (0)
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -73,18 +58,20 @@ static int prepare(dot_t *d, const cask_dot_opts_t *o, bool collapse, cask_error
 {
     const cask_graph_t *g = d->g;
     size_t n = d->n;
-    double *best = cask__calloc(n ? n : 1, sizeof *best);
-    d->rank = cask__malloc((n ? n : 1) * sizeof *d->rank);
+    /* every task an output: the plan keeps them all, numbered as in g */
+    cask_task_t *all = cask__malloc((n ? n : 1) * sizeof *all);
     d->crit = cask__calloc(n ? n : 1, 1);
-    if (!best || !d->rank || !d->crit) {
-        cask__free(best);
+    if (!all || !d->crit) {
+        cask__free(all);
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to draw the graph");
     }
-    for (size_t v = n; v-- > 0;) { /* tasks come after their inputs */
-        d->rank[v] = cask_graph_cost(g, (cask_task_t)v) + best[v];
-        EACH_PRED(g, (cask_task_t)v, u, if (d->rank[v] > best[u]) best[u] = d->rank[v]);
-    }
-    cask__free(best);
+    for (size_t v = 0; v < n; v++)
+        all[v] = (cask_task_t)v;
+    int prc = n ? cask__plan_build(g, all, n, 0, &d->p, err) : 0;
+    cask__free(all);
+    if (prc)
+        return prc;
+    d->rank = d->p.rank;
     if (o->color == CASK_DOT_CRITICAL) {
         cask_analysis_t a;
         int rc = cask_graph_analyze(g, CASK_ANALYZE_NO_WIDTH, &a, err);
@@ -212,10 +199,12 @@ int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
             fprintf(f, ": cost %.4g s, rank %.4g s\"%s];\n", cask_graph_cost(g, (cask_task_t)v),
                     d.rank[v], d.crit[v] ? ", penwidth=2.5" : "");
         }
-        for (size_t v = 0; v < d.n; v++)
-            EACH_PRED(g, (cask_task_t)v, u,
-                      fprintf(f, "  t%u -> t%zu%s;\n", u, v,
-                              d.crit[u] && d.crit[v] ? " [penwidth=3, color=\"#cb181d\"]" : ""));
+        for (size_t u = 0; u < d.n; u++)
+            for (uint32_t e = d.p.succ_off[u]; e < d.p.succ_off[u + 1]; e++) {
+                uint32_t v = d.p.succ[e];
+                fprintf(f, "  t%zu -> t%u%s;\n", u, v,
+                        d.crit[u] && d.crit[v] ? " [penwidth=3, color=\"#cb181d\"]" : "");
+            }
     } else {
         size_t ng = d.ng;
         size_t *cnt = cask__calloc(ng, sizeof *cnt);
@@ -231,14 +220,15 @@ int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
             gw[k] += cask_graph_cost(g, (cask_task_t)v);
             gr[k] = d.rank[v] > gr[k] ? d.rank[v] : gr[k];
             gc[k] |= d.crit[v];
-            EACH_PRED(g, (cask_task_t)v, u, {
-                if (!rc && d.gid[u] != k) {
-                    if (cask__grow((void **)&pair, &cap, np + 1, sizeof *pair))
-                        rc = CASK_ENOMEM;
-                    else
-                        pair[np++] = (uint64_t)d.gid[u] << 32 | k;
-                }
-            });
+            for (uint32_t e = d.p.succ_off[v]; !rc && e < d.p.succ_off[v + 1]; e++) {
+                uint32_t to = d.gid[d.p.succ[e]];
+                if (to == k)
+                    continue;
+                if (cask__grow((void **)&pair, &cap, np + 1, sizeof *pair))
+                    rc = CASK_ENOMEM;
+                else
+                    pair[np++] = (uint64_t)k << 32 | to;
+            }
         }
         if (!rc) {
             for (size_t k = 0; k < ng; k++) {

@@ -42,6 +42,31 @@ static int by_busy(const void *a, const void *b)
     return (x->busy < y->busy) - (x->busy > y->busy);
 }
 
+/* A worker's spans waiting to be drawn as one rect: slivers of one group
+** under half a pixel apart join up. */
+typedef struct pend {
+    double x0, x1;
+    const char *group, *key;  /* key: of the first (the tooltip when k == 1) */
+    size_t k;                 /* spans joined */
+    double busy;              /* their seconds */
+} pend_t;
+
+static void put_span(FILE *f, const pend_t *p, int y)
+{
+    char b[32];
+    fprintf(f, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
+               "stroke=\"#666666\" stroke-width=\"0.3\"><title>",
+            p->x0, y + 2, fmax(p->x1 - p->x0, 0.5), ROW - 4, cask__group_color(p->group));
+    if (p->k == 1)
+        cask__xml_puts(f, p->key);
+    else {
+        fprintf(f, "%zu tasks of ", p->k);
+        cask__xml_puts(f, p->group);
+    }
+    fmt_s(b, sizeof b, p->busy);
+    fprintf(f, " (%s)</title></rect>\n", b);
+}
+
 int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_t *opts,
                       cask_error_t *err)
 {
@@ -56,8 +81,6 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
     double *col = cask__calloc((size_t)plot + 1, sizeof *col); /* busy seconds per pixel column */
     gsum_t *gs = NULL;
     size_t ng = 0, gcap = 0;
-    /* pending merged span per worker: spans under half a pixel join up */
-    typedef struct pend { double x0, x1; const char *group; const char *key; size_t k; double busy; } pend_t;
     pend_t *pd = cask__calloc((size_t)P, sizeof *pd);
     if (!idle || !tail || !col || !pd) {
         cask__free(idle);
@@ -74,7 +97,11 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
     }
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) { /* group totals */
-        const cask_trace_event_t *e = cask_trace_event(tr, i);
+        const cask_trace_event_t *e = cask_trace_event(tr, i); /* NULL: no memory for groups */
+        if (!e) {
+            rc = CASK_ENOMEM;
+            break;
+        }
         size_t k = 0;
         while (k < ng && strcmp(gs[k].name, e->group))
             k++;
@@ -117,53 +144,35 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
                    "<title>worker %d: idle %.4g s of %.4g s</title></rect>\n",
                 LEFT, y + 2, plot, ROW - 4, w, idle[w], span);
     }
-    for (size_t i = 0; i <= n; i++) {
-        const cask_trace_event_t *e = i < n ? cask_trace_event(tr, i) : NULL;
-        int w = e ? e->worker : -1;
-        double x0 = e ? LEFT + (double)e->start_ns * 1e-9 * scale : 0;
-        double x1 = e ? LEFT + (double)e->end_ns * 1e-9 * scale : 0;
-        if (e) { /* the profile: this span's busy time, spread over its columns */
-            double s0 = (double)e->start_ns * 1e-9, s1 = (double)e->end_ns * 1e-9;
-            for (long c = (long)((x0 - LEFT)); c <= (long)(x1 - LEFT) && c <= (long)plot; c++) {
-                double c0 = c / scale, c1 = (c + 1) / scale;
-                double o = fmin(s1, c1) - fmax(s0, c0);
-                if (c >= 0 && o > 0)
-                    col[c] += o;
-            }
+    for (size_t i = 0; i < n && !rc; i++) { /* the groups are made: events are there */
+        const cask_trace_event_t *e = cask_trace_event(tr, i);
+        int w = e->worker;
+        double x0 = LEFT + (double)e->start_ns * 1e-9 * scale;
+        double x1 = LEFT + (double)e->end_ns * 1e-9 * scale;
+        /* the profile: this span's busy time, spread over its columns */
+        double s0 = (double)e->start_ns * 1e-9, s1 = (double)e->end_ns * 1e-9;
+        for (long c = (long)(x0 - LEFT); c <= (long)(x1 - LEFT) && c <= (long)plot; c++) {
+            double o = fmin(s1, (c + 1) / scale) - fmax(s0, c / scale);
+            if (c >= 0 && o > 0)
+                col[c] += o;
         }
-        for (int v = 0; v < P; v++) { /* flush the pending spans this one does not join */
-            pend_t *p = &pd[v];
-            if (!p->k || (e && (v != w || (strcmp(p->group, e->group) == 0 && x0 - p->x1 < 0.5 &&
-                                           x1 - p->x0 < 4))))
-                continue;
-            if (e && v != w)
-                continue;
-            int y = top + v * ROW;
-            fprintf(f, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
-                       "stroke=\"#666666\" stroke-width=\"0.3\"><title>",
-                    p->x0, y + 2, fmax(p->x1 - p->x0, 0.5), ROW - 4, cask__group_color(p->group));
-            if (p->k == 1)
-                cask__xml_puts(f, p->key);
-            else {
-                fprintf(f, "%zu tasks of ", p->k);
-                cask__xml_puts(f, p->group);
-            }
-            fmt_s(b1, sizeof b1, p->busy);
-            fprintf(f, " (%s)</title></rect>\n", b1);
-            p->k = 0;
-        }
-        if (!e || w < 0 || w >= P)
+        if (w < 0 || w >= P)
             continue;
         pend_t *p = &pd[w];
         double d = (double)(e->end_ns - e->start_ns) * 1e-9;
-        if (p->k) {
-            p->x1 = x1;
+        if (p->k && !strcmp(p->group, e->group) && x0 - p->x1 < 0.5 && x1 - p->x0 < 4) {
+            p->x1 = x1; /* a sliver next to the last of its group: one rect */
             p->k++;
             p->busy += d;
-        } else {
-            *p = (pend_t){ x0, x1, e->group, e->key, 1, d };
+            continue;
         }
+        if (p->k)
+            put_span(f, p, top + w * ROW);
+        *p = (pend_t){ x0, x1, e->group, e->key, 1, d };
     }
+    for (int w = 0; w < P; w++)
+        if (pd[w].k)
+            put_span(f, &pd[w], top + w * ROW);
     for (int w = 0; w < P; w++) {
         if (tail[w] <= 0)
             continue;

@@ -5,6 +5,7 @@
 #   make test       install missing Debian packages, build, run every test
 #   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make test-tsan  the threaded tests under ThreadSanitizer
+#   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60) seconds
 #   make bench      the benchmarks against NumPy and Dask (bench/results.json)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make uninstall
@@ -18,7 +19,8 @@ CC        ?= cc
 
 # Debian packages the build, the tests, the demo and the bench need.
 DEB_PKGS := build-essential pkg-config libjansson-dev libigraph-dev libzip-dev libcmocka-dev \
-            graphviz librsvg2-bin libxml2-utils python3-numpy python3-dask libopenblas-dev clang
+            graphviz librsvg2-bin libxml2-utils python3-numpy python3-dask libopenblas-dev clang \
+            libclang-rt-14-dev binutils
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS    ?= -O2 -g
@@ -37,13 +39,19 @@ CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 TESTS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+# Fuzz targets (tests/fuzz/fuzz_NAME.c): replayed on their seeds and
+# regression cases by make test (test_fuzz_NAME), fuzzed by make fuzz.
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+TESTS    += $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
+# The cask command's objects with its main renamed, for the options target.
+CLI_LIB  := $(filter-out $(BUILD)/obj/cli/main.o,$(CLI_OBJ)) $(BUILD)/obj/cli/main_lib.o
 HEADERS  := $(wildcard include/cask/*.h)
 
 STATIC := $(BUILD)/libcask.a
 SHARED := $(BUILD)/libcask.so.$(VERSION)
 CASK   := $(BUILD)/cask
 
-.PHONY: all deps demo test test-run test-asan test-tsan bench install uninstall clean check-exports
+.PHONY: all deps demo test test-run test-asan test-tsan fuzz bench install uninstall clean check-exports
 
 all: $(STATIC) $(SHARED) $(CASK) $(EXAMPLES)
 
@@ -81,6 +89,27 @@ $(BUILD)/examples/%: examples/%.c $(STATIC) $(HEADERS)
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(STATIC) $(LIBS) -lcmocka
+
+$(BUILD)/obj/cli/main_lib.o: $(BUILD)/obj/cli/main.o
+	objcopy --redefine-sym main=cask_cli_main $< $@
+
+$(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(CLI_LIB) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< tests/fuzz/replay.c $(CLI_LIB) $(STATIC) $(LIBS)
+
+# libFuzzer binaries: the library and the command built for coverage, with
+# AddressSanitizer and UndefinedBehaviorSanitizer (clang).
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+build/fuzz/bin/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(wildcard graph/*.c sched/*.c collections/*.c viz/*.c cli/*.c graph/*.h sched/*.h collections/*.h viz/*.h cli/*.h) $(HEADERS)
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang CFLAGS="-O1 -g" \
+	  SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build/fuzz/libcask.a $(CLI_LIB:$(BUILD)/%=build/fuzz/%)
+	@mkdir -p $(dir $@)
+	clang $(ALL_CFLAGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< \
+	  $(CLI_LIB:$(BUILD)/%=build/fuzz/%) build/fuzz/libcask.a $(LIBS)
+
+fuzz: deps $(FUZZ_TARGETS:%=build/fuzz/bin/fuzz_%)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 demo: deps all
 	@for e in $(BUILD)/examples/0[0-4]_*; do echo "== $$e"; $$e || exit 1; done

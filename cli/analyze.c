@@ -59,7 +59,7 @@ int cmd_analyze(int argc, char **argv)
     };
     int json = 0, c;
     unsigned flags = 0;
-    optind = 1;
+    optind = 0; /* GNU getopt: start afresh, even after an earlier parse */
     while ((c = getopt_long(argc, argv, "Wjh", longopts, NULL)) != -1) {
         switch (c) {
         case 'W': flags |= CASK_ANALYZE_NO_WIDTH; break;
@@ -166,7 +166,7 @@ int cmd_dot(int argc, char **argv)
     cask_dot_opts_t o = { 0 };
     const char *out = NULL, *trace_path = NULL;
     int json = 0, c;
-    optind = 1;
+    optind = 0; /* GNU getopt: start afresh, even after an earlier parse */
     while ((c = getopt_long(argc, argv, "o:c:t:C:r:jh", longopts, NULL)) != -1) {
         int k;
         switch (c) {

@@ -56,7 +56,7 @@ int cmd_run(int argc, char **argv)
     cask_compute_opts_t opts = { 0 };
     const char *trace_path = NULL, *timeline_path = NULL;
     int json = 0, c;
-    optind = 1;
+    optind = 0; /* GNU getopt: start afresh, even after an earlier parse */
     while ((c = getopt_long(argc, argv, "s:w:t:T:r:pPjh", longopts, NULL)) != -1) {
         switch (c) {
         case 's': opts.scheduler = optarg; break;

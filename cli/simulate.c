@@ -53,7 +53,7 @@ int cmd_simulate(int argc, char **argv)
     int counts[64], nc = 0, json = 0, c;
     const char *timeline = NULL, *trace_out = NULL, *chrome = NULL, *dur_path = NULL;
     cask_sim_opts_t o = { .seed = 1 };
-    optind = 1;
+    optind = 0; /* GNU getopt: start afresh, even after an earlier parse */
     while ((c = getopt_long(argc, argv, "w:p:s:d:T:t:c:jh", longopts, NULL)) != -1) {
         switch (c) {
         case 'w': {
@@ -224,7 +224,7 @@ int cmd_timeline(int argc, char **argv)
     const char *out = NULL, *chrome = NULL;
     cask_timeline_opts_t to = { 0 };
     int json = 0, c;
-    optind = 1;
+    optind = 0; /* GNU getopt: start afresh, even after an earlier parse */
     while ((c = getopt_long(argc, argv, "o:c:T:jh", longopts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;

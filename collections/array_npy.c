@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "array.h"
 
@@ -176,6 +177,14 @@ cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path, const int64
         goto out;
     }
     size_t bytes = (size_t)elems * cask_dtype_size(dt);
+    struct stat st;
+    long at = ftell(f);
+    if (!fstat(fileno(f), &st) && S_ISREG(st.st_mode) && at >= 0 &&
+        (uint64_t)st.st_size - (uint64_t)at < bytes) { /* before asking for the memory */
+        cask__err(err, CASK_EPARSE, NULL, NULL, "%s: %llu bytes of data, %zu expected", path,
+                  (unsigned long long)((uint64_t)st.st_size - (uint64_t)at), bytes);
+        goto out;
+    }
     if (!(data = cask__malloc(bytes ? bytes : 1))) {
         cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu bytes of %s", bytes, path);
         goto out;

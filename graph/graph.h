@@ -243,6 +243,12 @@ int cask__graph_from_json(struct json_t *root, unsigned flags, cask_graph_t **ou
 
 /* A plain DAG read from a file: tasks with a key, a group (or NULL), a
 ** cost and ordering-only dependencies, in any order. */
+/* graph/readers.c: read a graph from buf[0..len) as one format, or as any
+** (detected by content, zips included); src names the input in errors. */
+enum { CASK__FMT_ANY, CASK__FMT_WFCOMMONS, CASK__FMT_STG };
+int cask__graph_load_buf(const char *buf, size_t len, const char *src, unsigned flags, int fmt,
+                         cask_graph_t **out, cask_error_t *err);
+
 typedef struct cask__dag {
     size_t       n;
     const char **key;

@@ -299,6 +299,9 @@ static int stg_read(const char *buf, size_t len, const char *src, reader_t *r, c
     if (!stg_int(&s, &n) || n < 0 || n >= UINT32_MAX / 4)
         return cask__err(err, CASK_EPARSE, NULL, NULL,
                          "%s:%d: an STG file starts with its number of tasks", src, s.line);
+    if ((size_t)n + 2 > len / 6) /* each task line holds at least three numbers */
+        return cask__err(err, CASK_EPARSE, NULL, NULL,
+                         "%s: %lld tasks cannot fit in %zu bytes", src, n, len);
     if (!(r->d.off = cask__calloc((size_t)n + 1, sizeof *r->d.off)) ||
         !(r->grp = cask__malloc(((size_t)n ? (size_t)n : 1) * sizeof *r->grp)))
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the graph");
@@ -419,53 +422,57 @@ static int unzip_one(const char *buf, size_t len, const char *src, char **out, s
     return rc;
 }
 
-static int load_buf(const char *buf, size_t len, const char *src, unsigned flags, int depth,
-                    cask_graph_t **out, cask_error_t *err)
+/* Read buf[0..len) as fmt (CASK__FMT_ANY: detected by its content). */
+static int load_buf(const char *buf, size_t len, const char *src, unsigned flags, int fmt,
+                    int depth, cask_graph_t **out, cask_error_t *err)
 {
     size_t i = 0;
     while (i < len && isspace((unsigned char)buf[i]))
         i++;
-    if (len >= 4 && !memcmp(buf, "PK\3\4", 4)) {
+    if (fmt == CASK__FMT_ANY && len >= 4 && !memcmp(buf, "PK\3\4", 4)) {
         if (depth)
             return cask__err(err, CASK_EPARSE, NULL, NULL, "%s: a zip inside a zip", src);
         char *inner = NULL;
         size_t ilen = 0;
         int rc = unzip_one(buf, len, src, &inner, &ilen, err);
         if (!rc) {
-            rc = load_buf(inner, ilen, src, flags, depth + 1, out, err);
+            rc = load_buf(inner, ilen, src, flags, fmt, depth + 1, out, err);
             cask__free(inner);
         }
         return rc;
     }
+    if (fmt == CASK__FMT_ANY && i < len && isdigit((unsigned char)buf[i]))
+        fmt = CASK__FMT_STG;
+    else if (fmt == CASK__FMT_ANY && (i == len || buf[i] != '{'))
+        return cask__err(err, CASK_EPARSE, NULL, NULL,
+                         "%s: not a graph file (cask-graph or WfCommons JSON, STG, or a zip of "
+                         "one)", src);
     reader_t r;
     memset(&r, 0, sizeof r);
     int rc;
-    if (i < len && buf[i] == '{') {
+    if (fmt == CASK__FMT_STG) {
+        rc = stg_read(buf, len, src, &r, err);
+    } else {
         json_error_t je;
         json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
         if (!root)
             return cask__err(err, CASK_EPARSE, NULL, NULL, "%s:%d:%d: %s", src, je.line,
                              je.column, je.text);
-        if (json_object_get(root, "format"))
+        if (fmt == CASK__FMT_ANY && json_object_get(root, "format")) {
             rc = cask__graph_from_json(root, flags, out, err);
-        else if (json_is_object(json_object_get(root, "workflow"))) {
+            json_decref(root);
+            return rc;
+        }
+        if (fmt == CASK__FMT_WFCOMMONS || json_is_object(json_object_get(root, "workflow")))
             rc = wf_read(root, &r, err);
-            if (!rc)
-                rc = reader_build(&r, out, err);
-        } else
+        else
             rc = cask__err(err, CASK_EPARSE, NULL, NULL,
                            "%s: JSON that is neither cask-graph (\"format\") nor WfCommons "
                            "(\"workflow\")", src);
         json_decref(root);
-    } else if (i < len && isdigit((unsigned char)buf[i])) {
-        rc = stg_read(buf, len, src, &r, err);
-        if (!rc)
-            rc = reader_build(&r, out, err);
-    } else {
-        rc = cask__err(err, CASK_EPARSE, NULL, NULL,
-                       "%s: not a graph file (cask-graph or WfCommons JSON, STG, or a zip of one)",
-                       src);
     }
+    if (!rc)
+        rc = reader_build(&r, out, err);
     reader_free(&r);
     return rc;
 }
@@ -482,7 +489,14 @@ int cask_graph_load(const char *path, unsigned flags, cask_graph_t **out, cask_e
     int rc = read_all(path, &buf, &len, err);
     if (rc)
         return rc;
-    rc = load_buf(buf, len, path, flags, 0, out, err);
+    rc = load_buf(buf, len, path, flags, CASK__FMT_ANY, 0, out, err);
     cask__free(buf);
     return rc;
+}
+
+int cask__graph_load_buf(const char *buf, size_t len, const char *src, unsigned flags, int fmt,
+                         cask_graph_t **out, cask_error_t *err)
+{
+    *out = NULL;
+    return load_buf(buf, len, src, flags, fmt, 0, out, err);
 }

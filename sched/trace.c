@@ -122,7 +122,9 @@ static int ev_by_start(const void *a, const void *b)
     const cask_trace_event_t *x = a, *y = b;
     if (x->start_ns != y->start_ns)
         return x->start_ns < y->start_ns ? -1 : 1;
-    return (x->worker > y->worker) - (x->worker < y->worker);
+    if (x->worker != y->worker)
+        return x->worker < y->worker ? -1 : 1;
+    return (x->end_ns > y->end_ns) - (x->end_ns < y->end_ns); /* empty spans first */
 }
 
 cask_trace_t *cask__trace_from(const cask__plan_t *p, int workers, const int32_t *worker,
@@ -303,6 +305,25 @@ int cask_trace_load_json(const char *path, cask_trace_t **out, cask_error_t *err
             tr->span = (uint64_t)e;
     }
     qsort(tr->ev, tr->n, sizeof *tr->ev, ev_by_start);
+    /* A worker runs one task at a time: its spans may touch, not overlap. */
+    uint64_t *free_at = cask__calloc((size_t)tr->workers, sizeof *free_at);
+    if (!free_at) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the trace");
+        goto out;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const cask_trace_event_t *e = &tr->ev[i];
+        if (e->start_ns < free_at[e->worker])
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL,
+                           "%s: task '%s' starts on worker %d at %llu ns, before its task "
+                           "before ends (%llu ns)", path, e->key, e->worker,
+                           (unsigned long long)e->start_ns,
+                           (unsigned long long)free_at[e->worker]);
+        free_at[e->worker] = e->end_ns;
+    }
+    cask__free(free_at);
+    if (rc)
+        goto out;
     atomic_store(&tr->ready, 1);
     tr->doc = doc;
     doc = NULL;

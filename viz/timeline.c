@@ -114,7 +114,8 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
         }
         gs[k].busy += (double)(e->end_ns - e->start_ns) * 1e-9;
     }
-    qsort(gs, ng, sizeof *gs, by_busy);
+    if (ng)
+        qsort(gs, ng, sizeof *gs, by_busy);
     size_t shown = ng < 12 ? ng : 12;
     int top = 52, rows_h = P * ROW, prof_y = top + rows_h + 40;
     int legend_y = prof_y + PROF + 40,

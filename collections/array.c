@@ -165,6 +165,12 @@ static int check_layout(cask_dtype_t dtype, int ndim, const int64_t *shape,
         elems *= (double)shape[x];
     if (elems * 8 > (double)(SIZE_MAX / 2))
         return cask__err(err, CASK_EINVAL, NULL, NULL, "%.3g elements are too many", elems);
+    double blocks = 1; /* one task each: a graph holds fewer than 2^32 */
+    for (int x = 0; x < ndim; x++)
+        blocks *= (double)ar_nblocks(shape[x], chunk[x]);
+    if (blocks > (double)(1u << 31))
+        return cask__err(err, CASK_ELIMIT, NULL, NULL,
+                         "%.3g blocks are too many (at most 2^31): larger chunks", blocks);
     return 0;
 }
 

@@ -243,6 +243,11 @@ int cask__graph_from_json(struct json_t *root, unsigned flags, cask_graph_t **ou
 
 /* A plain DAG read from a file: tasks with a key, a group (or NULL), a
 ** cost and ordering-only dependencies, in any order. */
+/* graph/json.c: the error for a jansson load that failed (CASK_ENOMEM,
+** CASK_EIO, else CASK_EPARSE with src, line and column). */
+struct json_error_t;
+int cask__json_error(const struct json_error_t *je, const char *src, cask_error_t *err);
+
 /* graph/readers.c: read a graph from buf[0..len) as one format, or as any
 ** (detected by content, zips included); src names the input in errors. */
 enum { CASK__FMT_ANY, CASK__FMT_WFCOMMONS, CASK__FMT_STG };

@@ -418,6 +418,7 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
         goto out;
 
     /* Pass 3: add the tasks in that order. */
+    rc = CASK_ENOMEM;
     if (!(g = cask_graph_new(err)))
         goto out;
     for (size_t oi = 0; oi < n; oi++) {
@@ -513,8 +514,15 @@ out:
     return rc;
 }
 
-static int parse_error(const json_error_t *je, const char *src, cask_error_t *err)
+int cask__json_error(const struct json_error_t *je, const char *src, cask_error_t *err)
 {
+    enum json_error_code c = json_error_code(je);
+    /* jansson reports a failed allocation as out_of_memory, except in its
+    ** lexer's set-up, which fails with the error still empty */
+    if (c == json_error_out_of_memory || (je->line < 0 && !je->text[0]))
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to read %s", src);
+    if (c == json_error_cannot_open_file)
+        return cask__err(err, CASK_EIO, NULL, NULL, "%s", je->text);
     return cask__err(err, CASK_EPARSE, NULL, NULL, "%s:%d:%d: %s", src, je->line, je->column,
                      je->text);
 }
@@ -530,7 +538,7 @@ int cask_graph_loads_json(const char *buf, size_t len, unsigned flags, cask_grap
         return cask__err(err, CASK_EINVAL, NULL, NULL, "buffer is NULL");
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return parse_error(&je, "<string>", err);
+        return cask__json_error(&je, "<string>", err);
     int rc = cask__graph_from_json(root, flags, out, err);
     json_decref(root);
     return rc;
@@ -550,7 +558,7 @@ int cask_graph_load_json(const char *path, unsigned flags, cask_graph_t **out,
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
     fclose(f);
     if (!root)
-        return parse_error(&je, path, err);
+        return cask__json_error(&je, path, err);
     int rc = cask__graph_from_json(root, flags, out, err);
     json_decref(root);
     return rc;

@@ -299,7 +299,7 @@ static int stg_read(const char *buf, size_t len, const char *src, reader_t *r, c
     if (!stg_int(&s, &n) || n < 0 || n >= UINT32_MAX / 4)
         return cask__err(err, CASK_EPARSE, NULL, NULL,
                          "%s:%d: an STG file starts with its number of tasks", src, s.line);
-    if ((size_t)n + 2 > len / 6) /* each task line holds at least three numbers */
+    if ((size_t)n > len) /* before allocating: a task takes more than a byte */
         return cask__err(err, CASK_EPARSE, NULL, NULL,
                          "%s: %lld tasks cannot fit in %zu bytes", src, n, len);
     if (!(r->d.off = cask__calloc((size_t)n + 1, sizeof *r->d.off)) ||
@@ -456,8 +456,7 @@ static int load_buf(const char *buf, size_t len, const char *src, unsigned flags
         json_error_t je;
         json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
         if (!root)
-            return cask__err(err, CASK_EPARSE, NULL, NULL, "%s:%d:%d: %s", src, je.line,
-                             je.column, je.text);
+            return cask__json_error(&je, src, err);
         if (fmt == CASK__FMT_ANY && json_object_get(root, "format")) {
             rc = cask__graph_from_json(root, flags, out, err);
             json_decref(root);

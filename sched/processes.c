@@ -489,6 +489,8 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
     ps.sh = cask__shm_parent_alloc(ps.m, sizeof *ps.sh);
     shared_val = cask__shm_parent_alloc(ps.m, n * sizeof *shared_val);
     ps.p = cask__calloc((size_t)ps.nw, sizeof *ps.p);
+    for (int i = 0; ps.p && i < ps.nw; i++)
+        ps.p[i].fd = -1; /* before any exit: 0 would be stdin */
     ps.deaths = cask__calloc(n, 1);
     ps.sent = cask__calloc(n, 1);
     ps.depth = MAX_DEPTH;
@@ -502,8 +504,6 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
     for (size_t t = 0; t < n; t++)
         shared_val[t] = cask_none();
     r->val = shared_val;
-    for (int i = 0; i < ps.nw; i++)
-        ps.p[i].fd = -1;
     size_t ns;
     const cask_tid_t *src = cask_run_sources(r, &ns);
     for (size_t i = 0; i < ns; i++)

@@ -270,8 +270,7 @@ int cask_trace_load_json(const char *path, cask_trace_t **out, cask_error_t *err
     json_error_t je;
     json_t *doc = path ? json_load_file(path, 0, &je) : NULL;
     if (!doc)
-        return path ? cask__err(err, je.line < 0 ? CASK_EIO : CASK_EPARSE, NULL, NULL,
-                                "%s:%d:%d: %s", path, je.line, je.column, je.text)
+        return path ? cask__json_error(&je, path, err)
                     : cask__err(err, CASK_EINVAL, NULL, NULL, "path is NULL");
     json_t *w = json_object_get(doc, "workers"), *tasks = json_object_get(doc, "tasks");
     int rc = 0;

@@ -31,6 +31,9 @@
 ** in NumPy, does not widen a float32 array; a double with an int64 or bool
 ** array gives float64.
 **
+** Every block is one task, so a layout of more than 2^31 blocks is refused
+** with CASK_ELIMIT wherever an array is made.
+**
 ** Threads: as the graph the arrays live in: one thread at a time builds,
 ** and cask_array_tasks(), cask_array_compute() and cask_array_store_npy()
 ** build too (they add an array's tasks the first time). An array's

@@ -4,12 +4,16 @@
 #ifndef CASK_TESTUTIL_H
 #define CASK_TESTUTIL_H
 
+#include <dirent.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include <cask/cask.h>
@@ -86,8 +90,11 @@ static inline int k_vec(const cask_value_t *a, size_t n, cask_value_t *out, cask
         s = -s;
     int64_t len = 1 + s % 3000;
     cask_error_t err;
-    if (cask_value_ndarray(CASK_F64, 1, &len, out, &err))
-        return cask_kernel_fail(ctx, "%s", err.message);
+    int rc = cask_value_ndarray(CASK_F64, 1, &len, out, &err);
+    if (rc) { /* the message, and the code as it is (CASK_ENOMEM) */
+        cask_kernel_fail(ctx, "%s", err.message);
+        return rc;
+    }
     cask_nd_t nd;
     cask_value_nd(out, &nd);
     for (int64_t i = 0; i < len; i++)
@@ -101,6 +108,41 @@ static inline void register_test_kernels(void)
     if (cask_kernel_register("test.count", k_count, NULL, &err) ||
         cask_kernel_register("test.vec", k_vec, NULL, &err))
         fail_msg("register: %s", err.message);
+}
+
+/* The process's open descriptors. */
+static inline int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n - 1; /* less the one opendir holds */
+}
+
+static inline int count_arena_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, "cask-arena") != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Nothing of a compute may remain: no child (not even a zombie), no
+** descriptor, no mapping of the processes' arena. */
+static inline void assert_nothing_left(int fds_before)
+{
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+    assert_int_equal(count_fds(), fds_before);
+    assert_int_equal(count_arena_maps(), 0);
 }
 
 /* Run a compute on scheduler sched (NULL: sync) and return the code. */

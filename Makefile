@@ -137,11 +137,13 @@ $(BUILD)/bench/omp_bench: bench/omp_bench.c
 	$(CC) -std=c11 $(WARN) -O2 -fopenmp -o $@ $<
 
 # ThreadSanitizer on the tests that run tasks on several threads.
-TSAN_TESTS := test_backends test_sync test_futures
+# The hardening test's stress part runs 100,000 tasks here.
+TSAN_TESTS := test_backends test_sync test_futures test_hardening
 test-tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan CC=clang SAN="-fsanitize=thread" \
 	  CFLAGS="-O1 -g" $(addprefix build/tsan/tests/,$(TSAN_TESTS))
-	@BUILD=build/tsan ONLY="$(TSAN_TESTS)" TSAN_OPTIONS="halt_on_error=1" sh tests/run.sh
+	@BUILD=build/tsan ONLY="$(TSAN_TESTS)" TSAN_OPTIONS="halt_on_error=1" \
+	  CASK_STRESS_TASKS=100000 sh tests/run.sh
 
 bench: deps all $(BUILD)/bench/cask_bench $(BUILD)/bench/omp_bench
 	@BUILD=$(BUILD) bench/run $(BENCH)

@@ -112,6 +112,7 @@ static void test_cancel_stops_compute(void **state)
     for (int i = 0; i < N; i++)
         refs[i] = cask_ref(sleeper(g, 0.01, i));
     cask_task_t sum = cask_delayed(g, "cask.add", refs, N, &err);
+    int fds = count_fds();
     for (size_t s = 0; s < ns; s++) {
         cask_callbacks_t cb = { .posttask = count_post };
         cask_compute_opts_t o = { .scheduler = scheds[s], .workers = 2, .callbacks = &cb };
@@ -128,11 +129,13 @@ static void test_cancel_stops_compute(void **state)
         assert_int_equal(cask_future_info(f, &info), CASK_ECANCELED);
         assert_true(atomic_load(&ran) < N / 2);
         cask_future_free(f);
+        assert_nothing_left(fds); /* no worker process, descriptor or arena */
     }
     /* a future freed while its compute runs cancels it, and leaks nothing */
     cask_future_t *f;
     assert_ok(cask_submit(g, &sum, 1, NULL, &f, &err), &err);
     cask_future_free(f);
+    assert_nothing_left(fds);
     cask_graph_free(g);
 }
 

@@ -28,6 +28,10 @@ void cask__free(void *p);
 static const char *const backends[] = { "sync", "threads", "processes" };
 enum { NBACKENDS = 3 };
 
+/* A diamond as an STG file: tasks 1 (4), 2 (3) and 3 (5), 2 and 3 after 1. */
+static const char stg_text[] = "3\n0 0 0\n1 4 1 0\n2 3 1 1\n3 5 1 1\n4 0 2 2 3\n";
+static char stg_path[] = "/tmp/cask_hard_XXXXXX";
+
 /* jansson allocates through cask's allocator here, so the hook reaches
 ** every allocation a load makes (as jansson's own chaos test does).
 ** jansson's lexer reports some failed allocations as syntax errors; a
@@ -45,6 +49,17 @@ static int setup(void **state)
     (void)state;
     register_test_kernels();
     json_set_alloc_funcs(json_alloc, cask__free);
+    int fd = mkstemp(stg_path);
+    if (fd < 0 || write(fd, stg_text, sizeof stg_text - 1) != (ssize_t)(sizeof stg_text - 1))
+        return -1;
+    close(fd);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    unlink(stg_path);
     return 0;
 }
 
@@ -62,10 +77,33 @@ static const char graph_json[] =
     "{\"key\": \"d\", \"kernel\": \"test.vec\", \"inputs\": [{\"ref\": \"b\"}, {\"ref\": \"a\"}]}"
     "], \"outputs\": [\"b\", \"d\"]}";
 
+/* Read the STG file, analyse it and simulate it on 2 workers. */
+static int read_and_analyse(cask_error_t *err)
+{
+    cask_graph_t *g = NULL;
+    int rc = cask_graph_load(stg_path, 0, &g, err);
+    cask_analysis_t a = { 0 };
+    if (!rc)
+        rc = cask_graph_analyze(g, 0, &a, err);
+    if (!rc && (a.width != 2 || a.span != 9 || a.work != 12))
+        fail_msg("analysis: width %zu span %g work %g", a.width, a.span, a.work);
+    cask_analysis_free(&a);
+    cask_sim_opts_t so = { .workers = 2 };
+    cask_sim_result_t sr = { 0 };
+    if (!rc)
+        rc = cask_simulate(g, NULL, 0, &so, &sr, err);
+    if (!rc && sr.makespan != 9)
+        fail_msg("simulated makespan %g", sr.makespan);
+    cask_sim_result_free(&sr);
+    cask_graph_free(g);
+    return rc;
+}
+
 /* One pass of everything a program does: build a graph of calls and an
 ** array expression, load a graph from JSON, compute both on sched (the
-** compute culls what the outputs do not need). Returns 0 or an error code;
-** on 0 the results are checked. */
+** compute culls what the outputs do not need), then read, analyse and
+** simulate an STG file. Returns 0 or an error code; on 0 the results are
+** checked. */
 static int one_pass(const char *sched, cask_error_t *err)
 {
     cask_compute_opts_t o = { .scheduler = sched, .workers = 2, .flags = CASK_TRACE };
@@ -122,6 +160,8 @@ static int one_pass(const char *sched, cask_error_t *err)
     cask_array_decref(s);
     cask_graph_free(h);
     cask_graph_free(g);
+    if (!rc)
+        rc = read_and_analyse(err);
     return rc;
 }
 
@@ -376,5 +416,5 @@ int main(void)
         cmocka_unit_test(test_ten_million_tasks),
         cmocka_unit_test(test_random_task_fails),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -20,18 +20,24 @@ CC        ?= cc
 # Debian packages the build, the tests, the demo and the bench need.
 DEB_PKGS := build-essential pkg-config libjansson-dev libigraph-dev libzip-dev libcmocka-dev \
             graphviz librsvg2-bin libxml2-utils python3-numpy python3-dask libopenblas-dev clang \
-            libclang-rt-14-dev binutils
+            libclang-rt-14-dev binutils libopenmpi-dev openmpi-bin
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS    ?= -O2 -g
 SAN       ?=
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Iinclude $(BLAS_CFLAGS) $(IGRAPH_CFLAGS) -pthread
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Iinclude $(BLAS_CFLAGS) $(IGRAPH_CFLAGS) $(MPI_CFLAGS) -pthread
 # OpenBLAS (Debian's libopenblas-dev) for the arrays' block products; the
 # fallbacks are its Debian paths, for the first run, before make deps.
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas)
 IGRAPH_CFLAGS := $(shell pkg-config --cflags igraph 2>/dev/null || echo -I/usr/include/igraph)
-LIBS      := $(shell pkg-config --libs jansson libzip igraph 2>/dev/null || echo -ljansson -lzip -ligraph) $(BLAS_LIBS) -lpthread -lm
+# MPI (Debian's OpenMPI) for the mpi scheduler, when mpicc is there.
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+ifneq ($(MPI_LIBS),)
+MPI_CFLAGS += -DCASK_HAVE_MPI
+endif
+LIBS      := $(shell pkg-config --libs jansson libzip igraph 2>/dev/null || echo -ljansson -lzip -ligraph) $(BLAS_LIBS) $(MPI_LIBS) -lpthread -lm
 
 LIB_SRC := $(wildcard graph/*.c sched/*.c collections/*.c viz/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -87,6 +93,14 @@ $(BUILD)/examples/%: examples/%.c $(STATIC) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(STATIC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(STATIC) $(LIBS) -lcmocka
+
+# The mpi scheduler's checks, run under mpirun by tests/run.sh.
+ifneq ($(MPI_LIBS),)
+TESTS += $(BUILD)/tests/mpi_check
+endif
+$(BUILD)/tests/mpi_check: tests/mpi/mpi_check.c tests/unit/testutil.h $(STATIC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(STATIC) $(LIBS) -lcmocka
 

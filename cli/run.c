@@ -15,7 +15,8 @@ static const char run_usage[] =
     "\n"
     "Load a cask-graph JSON file (docs/FORMAT.md) and compute its outputs.\n"
     "\n"
-    "  -s, --scheduler NAME  sync, threads, processes (default: $CASK_SCHEDULER, else sync)\n"
+    "  -s, --scheduler NAME  sync, threads, processes, mpi (under mpirun, where MPI was\n"
+    "                        found at build time; default: $CASK_SCHEDULER, else sync)\n"
     "  -w, --workers N       number of workers (default: $CASK_NUM_WORKERS, else the cores)\n"
     "  -r, --retries N       processes: reruns of a task whose worker process died\n"
     "                        (default 1; 0: none)\n"
@@ -117,13 +118,20 @@ int cmd_run(int argc, char **argv)
         cask_graph_free(g);
         return EXIT_COMPUTE;
     }
-    if (n && cask_compute(g, outs, n, res, &opts, &info, &err)) {
-        cli_error("run", &err);
+    int rc = n ? cask_compute(g, outs, n, res, &opts, &info, &err) : 0;
+    /* Under mpirun with the mpi scheduler every rank runs this command and
+    ** gets the same outcome: rank 0 alone prints it and writes the files. */
+    int lead = cask_mpi_rank() == 0;
+    if (rc) {
+        if (lead)
+            cli_error("run", &err);
         status = err.code == CASK_ENOSCHED || err.code == CASK_EINVAL ? EXIT_USAGE : EXIT_COMPUTE;
         goto out;
     }
     if (!n)
         memset(&info, 0, sizeof info);
+    if (!lead)
+        goto out;
     if (trace_path && info.trace && cask_trace_save_json(info.trace, trace_path, &err)) {
         cli_error("run", &err);
         status = EXIT_COMPUTE;

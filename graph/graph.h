@@ -86,6 +86,11 @@ extern struct cask_blob *(*cask__blob_alloc)(size_t bytes);
 ** or CASK_ENOMEM. */
 int cask__value_copy(const cask_value_t *v, cask_value_t *out);
 
+/* A new string, bytes or n-d buffer value of size payload bytes, not yet
+** filled (n-d buffers: set the block's dtype, ndim and shape), in *out.
+** 0, CASK_ETYPE or CASK_ENOMEM. */
+int cask__value_blank(cask_type_t type, size_t size, cask_value_t *out);
+
 static inline int cask__has_blob(const cask_value_t *v)
 {
     return v->type >= CASK_STRING && v->type <= CASK_OPAQUE;

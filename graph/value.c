@@ -151,6 +151,19 @@ void cask_value_decref(cask_value_t *v)
     *v = cask_none();
 }
 
+int cask__value_blank(cask_type_t type, size_t size, cask_value_t *out)
+{
+    *out = cask_none();
+    if (type < CASK_STRING || type > CASK_NDARRAY)
+        return CASK_ETYPE;
+    struct cask_blob *b = blob_new(size);
+    if (!b)
+        return CASK_ENOMEM;
+    out->type = type;
+    out->u.blob = b;
+    return 0;
+}
+
 int cask__value_copy(const cask_value_t *v, cask_value_t *out)
 {
     *out = cask_none();

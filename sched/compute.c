@@ -54,6 +54,9 @@ static void init_schedulers(void)
     add_scheduler(&cask__sched_sync, NULL);
     add_scheduler(&cask__sched_threads, NULL);
     add_scheduler(&cask__sched_processes, NULL);
+#ifdef CASK_HAVE_MPI
+    add_scheduler(&cask__sched_mpi, NULL);
+#endif
 }
 
 int cask_scheduler_register(const cask_scheduler_t *s, cask_error_t *err)
@@ -99,6 +102,12 @@ int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *wor
     if (i >= 0)
         *s = schedulers[i];
     pthread_mutex_unlock(&sched_lock);
+#ifndef CASK_HAVE_MPI
+    if (i < 0 && !strcmp(name, "mpi"))
+        return cask__err(err, CASK_ENOSCHED, NULL, NULL,
+                         "the mpi scheduler is not in this build: MPI (Debian's "
+                         "libopenmpi-dev) was not found when cask was built");
+#endif
     if (i < 0)
         return cask__err(err, CASK_ENOSCHED, NULL, NULL, "unknown scheduler '%s'%s", name,
                          opts->scheduler ? "" : " (from CASK_SCHEDULER)");
@@ -118,6 +127,14 @@ int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *wor
     }
     if (s->max_workers > 0 && *workers > s->max_workers)
         *workers = s->max_workers;
+#ifdef CASK_HAVE_MPI
+    if (s->run == cask__sched_mpi.run) { /* one worker per rank */
+        int size = cask__mpi_size(err);
+        if (size < 0)
+            return size;
+        *workers = size;
+    }
+#endif
     return 0;
 }
 

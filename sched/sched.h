@@ -136,5 +136,10 @@ cask_trace_t *cask__trace_from(const cask__plan_t *p, int workers, const int32_t
 extern const cask_scheduler_t cask__sched_sync;
 extern const cask_scheduler_t cask__sched_threads;
 extern const cask_scheduler_t cask__sched_processes;
+#ifdef CASK_HAVE_MPI
+extern const cask_scheduler_t cask__sched_mpi;
+/* The number of MPI ranks (MPI started if needed), or a negative code. */
+int cask__mpi_size(cask_error_t *err);
+#endif
 
 #endif

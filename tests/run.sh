@@ -29,6 +29,26 @@ for t in "$BUILD"/tests/test_*; do
     fi
 done
 
+# The mpi scheduler under mpirun, on 2, 3 and 4 ranks of this machine
+# (as root where CI runs as root).
+if [ -x "$BUILD/tests/mpi_check" ] && command -v mpirun >/dev/null && [ -z "${ONLY:-}" ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    for np in 2 3 4; do
+        timeout 300 mpirun --oversubscribe -np $np "$BUILD/tests/mpi_check" >"$log" 2>&1
+        rc=$?
+        ok=$(grep -c '^ok ' "$log")
+        bad=$(grep -c '^not ok ' "$log")
+        if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+        pass=$((pass + ok)); fail=$((fail + bad))
+        if [ "$bad" -ne 0 ]; then
+            failed="$failed mpi_check-np$np"; echo "FAIL mpi_check on $np ranks (exit $rc)"
+            grep -v '^ok ' "$log" | head -40
+        else
+            echo "ok   mpi_check on $np ranks: $ok tests"
+        fi
+    done
+fi
+
 [ -n "${ONLY:-}" ] && { echo "tests: $pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit; }
 
 for e in "$BUILD"/examples/*; do

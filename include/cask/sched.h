@@ -112,7 +112,10 @@ enum {
     CASK_NO_PROGRESS = 1u << 2  /* never draw one. With neither flag, the bar is
                                    drawn when stderr is a terminal and the compute
                                    runs over half a second; CASK_PROGRESS=1 or 0 in
-                                   the environment forces it on or off. */
+                                   the environment forces it on or off. */,
+    CASK_ALL_RANKS   = 1u << 3  /* "mpi": return the results on every rank, not
+                                   only on rank 0 (also CASK_MPI_RESULTS=all in
+                                   the environment) */
 };
 
 /* Options for cask_compute; zero fields mean "default". */
@@ -211,6 +214,15 @@ CASK_API int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_
 
 /* Free what *res holds and zero it. NULL is allowed. */
 CASK_API void cask_sim_result_free(cask_sim_result_t *res);
+
+/*
+** This process's rank in MPI_COMM_WORLD when it runs under MPI (after the
+** first compute on the "mpi" scheduler, or once the program has called
+** MPI_Init), else 0. With the "mpi" scheduler, results are returned on rank
+** 0 only (every other rank gets CASK_NONE results and 0) unless
+** CASK_ALL_RANKS is set: print from rank 0.
+*/
+CASK_API int cask_mpi_rank(void);
 
 /* --------------------------------------------------- writing a scheduler */
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <cmocka.h>
@@ -108,6 +109,54 @@ static inline void register_test_kernels(void)
     if (cask_kernel_register("test.count", k_count, NULL, &err) ||
         cask_kernel_register("test.vec", k_vec, NULL, &err))
         fail_msg("register: %s", err.message);
+}
+
+/* A random DAG: `layers` layers of up to `width` tasks, each reading up to
+** three tasks of earlier layers; some spin a few microseconds so workers
+** really overlap. Returns the sink tasks in outs. */
+static inline size_t test_random_graph(cask_graph_t *g, unsigned seed, cask_task_t *outs, size_t max_outs)
+{
+    cask_error_t err;
+    srand(seed);
+    int layers = 1 + rand() % 40, width = 1 + rand() % 150;
+    size_t n = 0, cap = (size_t)layers * (size_t)width;
+    cask_task_t *all = malloc(cap * sizeof *all);
+    char *used = calloc(cap, 1), *vec = calloc(cap, 1);
+    for (int l = 0; l < layers; l++) {
+        int w = 1 + rand() % width;
+        size_t start = n;
+        for (int i = 0; i < w; i++) {
+            cask_value_t in[5];
+            size_t k = 0;
+            int kind = rand() % 8; /* 0, 1: spin; 2: an n-d buffer; else count */
+            if (kind < 2)
+                in[k++] = cask_int(rand() % 20);
+            for (int j = 0; j < 3 && start > 0; j++)
+                if (rand() % 2) {
+                    size_t u = (size_t)rand() % start;
+                    if (kind < 2 && vec[u]) /* cask.spin takes numbers only */
+                        continue;
+                    in[k++] = cask_ref(all[u]);
+                    used[u] = 1;
+                }
+            vec[n] = kind == 2;
+            in[k++] = cask_int(rand() % 1000);
+            const char *kernel = kind < 2 ? "cask.spin" : kind == 2 ? "test.vec" : "test.count";
+            cask_task_spec_t spec = { .kernel = kernel, .inputs = in,
+                                      .n_inputs = k, .index = n };
+            if (cask_graph_add(g, &spec, &all[n], &err))
+                fail_msg("add: %s", err.message);
+            n++;
+        }
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < max_outs; i++)
+        if (!used[i])
+            outs[m++] = all[i];
+    free(all);
+    free(used);
+    free(vec);
+    return m;
 }
 
 /* The process's open descriptors. */

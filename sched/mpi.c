@@ -1,0 +1,922 @@
+/*
+** sched/mpi.c: the "mpi" scheduler: the same program on every rank of an
+** MPI job (mpirun -np N ./prog with CASK_SCHEDULER=mpi).
+**
+** SPMD. Every rank builds the same graph (keys are deterministic) and calls
+** the same compute; the plans agree task for task, which a hash of the plan
+** checks before anything runs. Rank 0 schedules: it keeps the ready queue
+** every back-end uses and gives each popped task to a rank that has room,
+** preferring the one that already holds most of the task's input bytes
+** (only ranks with room compete, so the first task in priority order never
+** waits for locality). It orders each missing input sent to that rank by
+** one that holds it. Every rank, rank 0 included, runs tasks on one compute
+** thread of its own while the calling thread does all MPI calls, so chunks
+** move while kernels run. A rank holds up to DEPTH tasks at once: the next
+** task's inputs arrive while the current one runs.
+**
+** Messages (one duplicated communicator): to a rank, RUN t, SEND u to rank
+** k, FREE u, END and STOP (with the error); to rank 0, DONE t (status,
+** times, bytes, the failure's text); between ranks, a value's header and,
+** for strings, bytes and n-d buffers, its payload, sent from the value
+** itself. A failure anywhere stops the assigning; once every task given
+** out has ended, rank 0 sends STOP with the error to every rank and every
+** rank returns that error. Results go to rank 0 (every rank with
+** CASK_ALL_RANKS); the trace, when asked for, to every rank.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sched.h"
+
+#ifdef CASK_HAVE_MPI
+#include <mpi.h>
+
+enum { T_CTL = 1, T_DONE, T_HDR, T_PAY };
+enum { OP_RUN = 1, OP_SEND, OP_FREE, OP_END, OP_STOP };
+enum { DEPTH = 3, MSG = 240 };
+
+typedef struct {
+    int32_t op;
+    uint32_t tid;
+    int32_t dest;
+} ctl_t;
+
+typedef struct {
+    uint32_t tid;
+    int32_t rc;
+    uint64_t start, end, bytes; /* ns since the run's start on that rank */
+    char msg[MSG];
+} done_t;
+
+typedef struct {
+    int32_t code, rank;
+    char key[CASK_KEY_MAX + 1], kernel[64], message[256];
+} stop_t;
+
+typedef struct { /* a value's header; a payload of size bytes follows */
+    uint32_t tid;
+    int32_t type, dtype, ndim;
+    uint32_t aux;
+    int64_t shape[CASK_MAX_NDIM];
+    int64_t inl; /* ints and doubles (their bits) */
+    uint64_t size;
+} vhdr_t;
+
+typedef struct { /* a send or receive in flight */
+    MPI_Request req;
+    uint32_t tid;        /* receives: the task whose value it is */
+    cask_value_t v;      /* the value sent from, or received into (a reference) */
+} xfer_t;
+
+typedef struct { /* a kernel that ended on this rank's compute thread */
+    uint32_t tid;
+    int rc;
+    cask_value_t out;
+    uint64_t start, end; /* ticks */
+    char msg[MSG];
+} ended_t;
+
+typedef struct {
+    cask_run_t *r;
+    MPI_Comm comm;
+    int rank, size;
+    size_t n;
+    cask__tickconv_t conv;
+    uint64_t base_ns;          /* this rank's clock at the run's start */
+    uint8_t *have;             /* values held here */
+    uint32_t *missing;         /* tasks given here: inputs still to come;
+                                  UINT32_MAX: not given here */
+    uint32_t *stamp;           /* for counting distinct inputs */
+    uint32_t stamp_now;
+    /* the compute thread */
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint32_t *runq;            /* tasks whose inputs are here, FIFO */
+    size_t rq_head, rq_tail;   /* in runq (n entries: each task once) */
+    ended_t *ended;
+    size_t n_ended, ended_cap;
+    int quit, busy;
+    /* transfers */
+    xfer_t *sends, *recvs;
+    size_t n_sends, sends_cap, n_recvs, recvs_cap;
+    /* rank 0: the scheduling */
+    cask_readyq_t q;
+    uint64_t *hold;            /* holders of each value: words per task */
+    size_t hw;
+    uint64_t *tbytes;          /* bytes of each output */
+    int32_t *owner;            /* the rank that made each output */
+    int *inflight;             /* tasks given to each rank, not yet done */
+    int32_t *worker;           /* trace: rank of each task, */
+    uint64_t *ns_start, *ns_end; /* and its times (ns since the start) */
+    size_t n_done;
+    int failed;                /* a memory failure of the scheduler itself */
+} mrun_t;
+
+static pthread_mutex_t mpi_lock = PTHREAD_MUTEX_INITIALIZER; /* one compute at a time */
+static MPI_Comm world = MPI_COMM_NULL;
+static int we_initialised;
+
+static void finalise(void)
+{
+    int done = 0;
+    MPI_Finalized(&done);
+    if (!done) {
+        if (world != MPI_COMM_NULL)
+            MPI_Comm_free(&world);
+        MPI_Finalize();
+    }
+}
+
+/* Initialise MPI once (unless the program did) and duplicate the world. */
+static int mpi_start(cask_error_t *err)
+{
+    if (world != MPI_COMM_NULL)
+        return 0;
+    int inited = 0, provided = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
+            return cask__err(err, CASK_EWORKER, NULL, NULL, "MPI_Init_thread failed");
+        we_initialised = 1;
+        atexit(finalise);
+    }
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &world) != MPI_SUCCESS)
+        return cask__err(err, CASK_EWORKER, NULL, NULL, "MPI_Comm_dup failed");
+    return 0;
+}
+
+int cask__mpi_size(cask_error_t *err)
+{
+    pthread_mutex_lock(&mpi_lock);
+    int rc = mpi_start(err), size = 1;
+    if (!rc)
+        MPI_Comm_size(world, &size);
+    pthread_mutex_unlock(&mpi_lock);
+    return rc ? rc : size;
+}
+
+int cask_mpi_rank(void)
+{
+    int inited = 0, rank = 0;
+    MPI_Initialized(&inited);
+    if (inited)
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    return rank;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static uint64_t now_rel(const mrun_t *m) { return cask_now_ns() - m->base_ns; }
+
+static uint64_t tick_rel(const mrun_t *m, uint64_t tick)
+{
+    return cask__tick_ns(&m->conv, tick) - m->base_ns;
+}
+
+/* The distinct tasks whose values t reads, through fn(m, u, ctx). */
+static void each_input(mrun_t *m, uint32_t t, void (*fn)(mrun_t *, uint32_t, void *), void *ctx)
+{
+    const cask_graph_t *g = m->r->g;
+    uint32_t gt = m->r->p.task[t];
+    const cask_value_t *in = cask__inputs(g, gt);
+    if (++m->stamp_now == 0) { /* wrapped: start the stamps afresh */
+        memset(m->stamp, 0, m->n * sizeof *m->stamp);
+        m->stamp_now = 1;
+    }
+    for (size_t i = 0, k = cask__n_args(g, gt); i < k; i++)
+        if (in[i].type == CASK_REF) {
+            uint32_t u = m->r->p.pidx[in[i].u.task];
+            if (m->stamp[u] != m->stamp_now) {
+                m->stamp[u] = m->stamp_now;
+                fn(m, u, ctx);
+            }
+        }
+}
+
+static int held(const mrun_t *m, uint32_t u, int k)
+{
+    return (m->hold[(size_t)u * m->hw + (size_t)k / 64] >> (k % 64)) & 1;
+}
+
+static void set_held(mrun_t *m, uint32_t u, int k, int on)
+{
+    uint64_t bit = 1ull << (k % 64), *w = &m->hold[(size_t)u * m->hw + (size_t)k / 64];
+    *w = on ? *w | bit : *w & ~bit;
+}
+
+static void ctl(mrun_t *m, int to, int op, uint32_t tid, int dest)
+{
+    ctl_t c = { op, tid, dest };
+    MPI_Send(&c, sizeof c, MPI_BYTE, to, T_CTL, m->comm);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    return cask__grow(p, cap, need, size);
+}
+
+/* ------------------------------------------------------ the compute thread */
+
+static void *compute_main(void *arg)
+{
+    mrun_t *m = arg;
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        while (!m->quit && m->rq_head == m->rq_tail)
+            pthread_cond_wait(&m->cv, &m->mu);
+        if (m->rq_head == m->rq_tail)
+            break;
+        uint32_t t = m->runq[m->rq_head++];
+        m->busy = 1;
+        pthread_mutex_unlock(&m->mu);
+        ended_t e = { .tid = t };
+        if (cask_run_stopped(m->r)) {
+            e.rc = CASK_ECANCELED;
+            snprintf(e.msg, sizeof e.msg, "the compute stopped");
+            e.out = cask_none();
+        } else {
+            cask__run_pre(m->r, t, m->rank);
+            e.rc = cask__run_invoke(m->r, t, m->rank, &e.out, &e.start, &e.end, e.msg,
+                                    sizeof e.msg);
+            if (!e.rc && e.out.type == CASK_OPAQUE) {
+                cask_value_decref(&e.out);
+                e.rc = CASK_ETYPE;
+                snprintf(e.msg, sizeof e.msg,
+                         "returned an opaque value, which cannot leave its rank");
+            }
+        }
+        pthread_mutex_lock(&m->mu);
+        if (grow((void **)&m->ended, &m->ended_cap, m->n_ended + 1, sizeof *m->ended)) {
+            cask_value_decref(&e.out);
+            m->failed = 1;
+        } else {
+            m->ended[m->n_ended++] = e;
+        }
+        m->busy = 0;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+static void runnable(mrun_t *m, uint32_t t)
+{
+    pthread_mutex_lock(&m->mu);
+    m->runq[m->rq_tail++] = t;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ------------------------------------------------------- moving values */
+
+static void send_value(mrun_t *m, uint32_t u, int dest)
+{
+    const cask_value_t *v = &m->r->val[u];
+    vhdr_t h = { .tid = u, .type = v->type, .aux = v->aux };
+    if (v->type == CASK_INT64)
+        h.inl = v->u.i;
+    else if (v->type == CASK_DOUBLE)
+        memcpy(&h.inl, &v->u.d, sizeof h.inl);
+    else if (cask__has_blob(v)) {
+        h.dtype = v->u.blob->dtype;
+        h.ndim = v->u.blob->ndim;
+        memcpy(h.shape, v->u.blob->shape, sizeof h.shape);
+        h.size = v->u.blob->size;
+    }
+    MPI_Send(&h, sizeof h, MPI_BYTE, dest, T_HDR, m->comm);
+    if (!h.size)
+        return;
+    if (grow((void **)&m->sends, &m->sends_cap, m->n_sends + 1, sizeof *m->sends)) {
+        /* no room to track it: send it blocking */
+        MPI_Send(v->u.blob->data, (int)h.size, MPI_BYTE, dest, T_PAY, m->comm);
+        return;
+    }
+    xfer_t *x = &m->sends[m->n_sends++];
+    x->tid = u;
+    x->v = *v;
+    cask_value_incref(&x->v); /* alive until the send completes, even if freed here */
+    MPI_Isend(v->u.blob->data, (int)h.size, MPI_BYTE, dest, T_PAY, m->comm, &x->req);
+}
+
+static void arrived(mrun_t *m, uint32_t u, cask_value_t v);
+
+static void recv_header(mrun_t *m, int src)
+{
+    vhdr_t h;
+    MPI_Recv(&h, sizeof h, MPI_BYTE, src, T_HDR, m->comm, MPI_STATUS_IGNORE);
+    cask_value_t v = cask_none();
+    if (h.type == CASK_INT64) {
+        v = cask_int(h.inl);
+    } else if (h.type == CASK_DOUBLE) {
+        double d;
+        memcpy(&d, &h.inl, sizeof d);
+        v = cask_double(d);
+    } else if (h.type != CASK_NONE) {
+        if (cask__value_blank((cask_type_t)h.type, (size_t)h.size, &v)) {
+            m->failed = 1; /* still take the payload off the wire */
+            void *sink = malloc(h.size ? h.size : 1);
+            MPI_Recv(sink, (int)h.size, MPI_BYTE, src, T_PAY, m->comm, MPI_STATUS_IGNORE);
+            free(sink);
+            return;
+        }
+        v.aux = h.aux;
+        v.u.blob->dtype = (cask_dtype_t)h.dtype;
+        v.u.blob->ndim = h.ndim;
+        memcpy(v.u.blob->shape, h.shape, sizeof h.shape);
+    }
+    if (!h.size) {
+        arrived(m, h.tid, v);
+        return;
+    }
+    if (grow((void **)&m->recvs, &m->recvs_cap, m->n_recvs + 1, sizeof *m->recvs)) {
+        MPI_Recv(v.u.blob->data, (int)h.size, MPI_BYTE, src, T_PAY, m->comm, MPI_STATUS_IGNORE);
+        arrived(m, h.tid, v);
+        return;
+    }
+    xfer_t *x = &m->recvs[m->n_recvs++];
+    x->tid = h.tid;
+    x->v = v;
+    MPI_Irecv(v.u.blob->data, (int)h.size, MPI_BYTE, src, T_PAY, m->comm, &x->req);
+}
+
+/* Complete what has finished of xs[0..*n); how many did. */
+static int progress_xfers(mrun_t *m, xfer_t *xs, size_t *n, int receiving)
+{
+    int moved = 0;
+    for (size_t i = 0; i < *n;) {
+        int flag = 0;
+        MPI_Test(&xs[i].req, &flag, MPI_STATUS_IGNORE);
+        if (!flag) {
+            i++;
+            continue;
+        }
+        xfer_t x = xs[i];
+        xs[i] = xs[--*n];
+        moved++;
+        if (receiving)
+            arrived(m, x.tid, x.v);
+        else
+            cask_value_decref(&x.v);
+    }
+    return moved;
+}
+
+static void drain_xfers(mrun_t *m)
+{
+    while (m->n_sends || m->n_recvs) {
+        progress_xfers(m, m->sends, &m->n_sends, 0);
+        progress_xfers(m, m->recvs, &m->n_recvs, 1);
+    }
+}
+
+/* ---------------------------------------------------------- any rank */
+
+static void count_missing(mrun_t *m, uint32_t u, void *ctx)
+{
+    *(uint32_t *)ctx += !m->have[u];
+}
+
+static void give(mrun_t *m, uint32_t t)
+{
+    uint32_t k = 0;
+    each_input(m, t, count_missing, &k);
+    m->missing[t] = k;
+    if (!k)
+        runnable(m, t);
+}
+
+static void arrived(mrun_t *m, uint32_t u, cask_value_t v)
+{
+    if (m->have[u]) { /* sent twice: keep one */
+        cask_value_decref(&v);
+        return;
+    }
+    m->r->val[u] = v;
+    m->have[u] = 1;
+    size_t ns;
+    const cask_tid_t *succ = cask_run_successors(m->r, u, &ns);
+    for (size_t i = 0; i < ns; i++) {
+        uint32_t s = succ[i];
+        if (m->missing[s] != UINT32_MAX && m->missing[s] > 0) {
+            /* recount: a successor listed twice must not be counted down twice */
+            uint32_t k = 0;
+            each_input(m, s, count_missing, &k);
+            if (k < m->missing[s]) {
+                m->missing[s] = k;
+                if (!k)
+                    runnable(m, s);
+            }
+        }
+    }
+}
+
+static void drop(mrun_t *m, uint32_t u)
+{
+    if (m->have[u]) {
+        cask_value_decref(&m->r->val[u]);
+        m->r->val[u] = cask_none();
+        m->have[u] = 0;
+    }
+}
+
+/* ---------------------------------------------------------- rank 0 */
+
+typedef struct {
+    int k;
+    uint64_t bytes;
+} locality_t;
+
+static void held_bytes(mrun_t *m, uint32_t u, void *ctx)
+{
+    locality_t *l = ctx;
+    if (held(m, u, l->k))
+        l->bytes += m->tbytes[u] + 1;
+}
+
+static void order_input(mrun_t *m, uint32_t u, void *ctx)
+{
+    int k = *(int *)ctx;
+    if (held(m, u, k))
+        return;
+    /* From rank 0 when the value is here, else from the rank that made it:
+    ** ranks it was sent to may not have it yet. */
+    if (m->have[u])
+        send_value(m, u, k);
+    else
+        ctl(m, m->owner[u], OP_SEND, u, k);
+    set_held(m, u, k, 1); /* on its way */
+}
+
+/* Give out ready tasks while some rank has room. */
+static void assign(mrun_t *m)
+{
+    cask_tid_t t;
+    while (!cask_run_stopped(m->r) && cask_readyq_size(&m->q)) {
+        int best = -1;
+        uint64_t best_bytes = 0;
+        if (!cask_readyq_peek(&m->q, &t))
+            break;
+        for (int k = 0; k < m->size; k++) {
+            if (m->inflight[k] >= DEPTH)
+                continue;
+            locality_t l = { k, 0 };
+            each_input(m, t, held_bytes, &l);
+            if (best < 0 || l.bytes > best_bytes ||
+                (l.bytes == best_bytes && m->inflight[k] < m->inflight[best])) {
+                best = k;
+                best_bytes = l.bytes;
+            }
+        }
+        if (best < 0)
+            break; /* every rank is full */
+        cask_readyq_pop(&m->q, &t);
+        each_input(m, t, order_input, &best);
+        m->inflight[best]++;
+        if (best == 0)
+            give(m, t);
+        else
+            ctl(m, best, OP_RUN, t, 0);
+    }
+}
+
+static void on_ready(void *ctx, cask_tid_t s)
+{
+    mrun_t *m = ctx;
+    if (cask_readyq_push(&m->q, s))
+        m->failed = 1;
+}
+
+static void free_if_unused(mrun_t *m, uint32_t u, void *ctx)
+{
+    (void)ctx;
+    if (atomic_load_explicit(&m->r->uses[u], memory_order_relaxed))
+        return;
+    for (int k = 1; k < m->size; k++)
+        if (held(m, u, k)) {
+            ctl(m, k, OP_FREE, u, 0);
+            set_held(m, u, k, 0);
+        }
+    m->have[u] = 0; /* cask_run_complete has released rank 0's copy */
+    set_held(m, u, 0, 0);
+}
+
+/* Task t ended on rank k. */
+static void finished(mrun_t *m, int k, uint32_t t, int rc, cask_value_t out, uint64_t start,
+                     uint64_t end, uint64_t bytes, const char *msg)
+{
+    cask_run_t *r = m->r;
+    m->inflight[k]--;
+    if (cask_run_stopped(r) && rc) { /* a task stopped by an earlier failure */
+        cask_value_decref(&out);
+        return;
+    }
+    char text[MSG + 32];
+    snprintf(text, sizeof text, "%s (on rank %d)", msg, k);
+    if (m->worker) {
+        m->worker[t] = k;
+        m->ns_start[t] = start;
+        m->ns_end[t] = end;
+    }
+    /* the trace's ticks, in this rank's clock */
+    uint64_t ts = m->conv.tick0 + (uint64_t)((double)(int64_t)(start + m->base_ns - m->conv.ns0) /
+                                             m->conv.ns_per_tick);
+    uint64_t te = m->conv.tick0 + (uint64_t)((double)(int64_t)(end + m->base_ns - m->conv.ns0) /
+                                             m->conv.ns_per_tick);
+    int local = k == 0;
+    if (cask__run_post(r, t, k, rc, local ? out : cask_none(), ts, te, text))
+        return;
+    if (local)
+        m->have[t] = 1;
+    m->tbytes[t] = bytes;
+    m->owner[t] = k;
+    set_held(m, t, k, 1);
+    cask_run_complete(r, t, on_ready, m);
+    m->n_done++;
+    each_input(m, t, free_if_unused, NULL);
+}
+
+static void recv_done(mrun_t *m, int src)
+{
+    done_t d;
+    MPI_Recv(&d, sizeof d, MPI_BYTE, src, T_DONE, m->comm, MPI_STATUS_IGNORE);
+    d.msg[MSG - 1] = '\0';
+    finished(m, src, d.tid, d.rc, cask_none(), d.start, d.end, d.bytes, d.msg);
+}
+
+/* --------------------------------------------------------- the loop */
+
+typedef struct {
+    int end, stop;
+    stop_t why;
+} outcome_t;
+
+static int handle_ctl(mrun_t *m, int src, outcome_t *o)
+{
+    ctl_t c;
+    MPI_Recv(&c, sizeof c, MPI_BYTE, src, T_CTL, m->comm, MPI_STATUS_IGNORE);
+    switch (c.op) {
+    case OP_RUN: give(m, c.tid); break;
+    case OP_SEND: send_value(m, c.tid, c.dest); break;
+    case OP_FREE: drop(m, c.tid); break;
+    case OP_END: o->end = 1; break;
+    case OP_STOP:
+        MPI_Recv(&o->why, sizeof o->why, MPI_BYTE, src, T_CTL, m->comm, MPI_STATUS_IGNORE);
+        o->stop = 1;
+        break;
+    }
+    return 1;
+}
+
+/* What this rank's compute thread finished: report it (to rank 0, or to
+** the scheduling here). */
+static int collect(mrun_t *m)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t k = m->n_ended;
+    ended_t *e = NULL;
+    if (k) {
+        e = malloc(k * sizeof *e);
+        if (e) {
+            memcpy(e, m->ended, k * sizeof *e);
+            m->n_ended = 0;
+        } else {
+            k = 0;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    for (size_t i = 0; i < k; i++) {
+        uint64_t s = e[i].rc == CASK_ECANCELED && !e[i].start ? now_rel(m) : tick_rel(m, e[i].start);
+        uint64_t f = e[i].rc == CASK_ECANCELED && !e[i].end ? s : tick_rel(m, e[i].end);
+        uint64_t bytes = cask__nbytes(&e[i].out);
+        if (m->rank == 0) {
+            finished(m, 0, e[i].tid, e[i].rc, e[i].out, s, f, bytes, e[i].msg);
+            continue;
+        }
+        done_t d = { e[i].tid, e[i].rc, s, f, bytes, { 0 } };
+        snprintf(d.msg, sizeof d.msg, "%s", e[i].msg);
+        if (!e[i].rc) {
+            m->r->val[e[i].tid] = e[i].out;
+            m->have[e[i].tid] = 1;
+        }
+        MPI_Send(&d, sizeof d, MPI_BYTE, 0, T_DONE, m->comm);
+    }
+    free(e);
+    return (int)k;
+}
+
+/* One round of everything: messages, transfers, finished kernels. */
+static int step(mrun_t *m, outcome_t *o)
+{
+    int moved = 0, flag = 1;
+    MPI_Status st;
+    while (flag && !o->end && !o->stop) {
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m->comm, &flag, &st);
+        if (!flag)
+            break;
+        moved++;
+        if (st.MPI_TAG == T_CTL)
+            handle_ctl(m, st.MPI_SOURCE, o);
+        else if (st.MPI_TAG == T_DONE)
+            recv_done(m, st.MPI_SOURCE);
+        else if (st.MPI_TAG == T_HDR)
+            recv_header(m, st.MPI_SOURCE);
+        else
+            break; /* a payload no receive was posted for: cannot happen */
+    }
+    moved += progress_xfers(m, m->recvs, &m->n_recvs, 1);
+    moved += progress_xfers(m, m->sends, &m->n_sends, 0);
+    moved += collect(m);
+    return moved;
+}
+
+static void pause_for(int idle)
+{
+    if (idle < 64) {
+        sched_yield();
+        return;
+    }
+    long us = idle < 256 ? 20 : 200;
+    struct timespec ts = { 0, us * 1000 };
+    nanosleep(&ts, NULL);
+}
+
+static int busy_anywhere(const mrun_t *m)
+{
+    for (int k = 0; k < m->size; k++)
+        if (m->inflight[k])
+            return 1;
+    return 0;
+}
+
+/* Rank 0: bring the outputs here (and to every rank with CASK_ALL_RANKS). */
+static void gather_outputs(mrun_t *m, outcome_t *o, int all)
+{
+    cask_run_t *r = m->r;
+    for (size_t i = 0; i < r->p.n_out; i++) {
+        int zero = 0;
+        order_input(m, r->p.out[i], &zero);
+    }
+    for (;;) {
+        size_t have = 0;
+        for (size_t i = 0; i < r->p.n_out; i++)
+            have += m->have[r->p.out[i]];
+        if (have == r->p.n_out)
+            break;
+        if (!step(m, o))
+            pause_for(64);
+    }
+    if (all)
+        for (int k = 1; k < m->size; k++)
+            for (size_t i = 0; i < r->p.n_out; i++)
+                order_input(m, r->p.out[i], &k);
+}
+
+static int schedule(mrun_t *m, int all)
+{
+    cask_run_t *r = m->r;
+    outcome_t o = { 0 };
+    size_t ns;
+    const cask_tid_t *src = cask_run_sources(r, &ns);
+    for (size_t i = 0; i < ns; i++)
+        if (cask_readyq_push(&m->q, src[i]))
+            m->failed = 1;
+    int idle = 0;
+    while (m->n_done < m->n) {
+        if (m->failed && !cask_run_stopped(r)) {
+            cask_error_t e;
+            cask__err(&e, CASK_ENOMEM, NULL, NULL, "no memory to schedule on MPI ranks");
+            cask__run_fail(r, &e);
+        }
+        if (cask_run_stopped(r) && !busy_anywhere(m))
+            break;
+        assign(m);
+        if (step(m, &o))
+            idle = 0;
+        else
+            pause_for(++idle);
+    }
+    stop_t why = { 0 };
+    if (cask_run_stopped(r)) {
+        cask_error_t e = r->err;
+        if (!atomic_load(&r->err_taken))
+            cask__err(&e, CASK_ECANCELED, NULL, NULL, "the compute was cancelled");
+        why.code = e.code;
+        snprintf(why.key, sizeof why.key, "%s", e.key);
+        snprintf(why.kernel, sizeof why.kernel, "%s", e.kernel);
+        snprintf(why.message, sizeof why.message, "%s", e.message);
+        for (int k = 1; k < m->size; k++) {
+            ctl(m, k, OP_STOP, 0, 0);
+            MPI_Send(&why, sizeof why, MPI_BYTE, k, T_CTL, m->comm);
+        }
+        return 0;
+    }
+    gather_outputs(m, &o, all);
+    for (int k = 1; k < m->size; k++)
+        ctl(m, k, OP_END, 0, 0);
+    return 0;
+}
+
+static int serve(mrun_t *m, int all)
+{
+    outcome_t o = { 0 };
+    int idle = 0;
+    while (!o.end && !o.stop) {
+        if (step(m, &o))
+            idle = 0;
+        else
+            pause_for(++idle);
+    }
+    cask_run_t *r = m->r;
+    if (o.stop) {
+        cask_error_t e;
+        cask__err(&e, o.why.code, o.why.key[0] ? o.why.key : NULL,
+                  o.why.kernel[0] ? o.why.kernel : NULL, "%s", o.why.message);
+        cask__run_fail(r, &e);
+        return 0;
+    }
+    /* the outputs this rank returns: all of them, or none */
+    for (size_t i = 0; i < r->p.n_out; i++) {
+        uint32_t u = r->p.out[i];
+        if (!all)
+            drop(m, u);
+    }
+    atomic_store(&r->done, r->p.n);
+    return 0;
+}
+
+/* The trace: rank 0's view, on every rank. */
+static void share_trace(mrun_t *m)
+{
+    cask_run_t *r = m->r;
+    size_t n = m->n;
+    MPI_Bcast(m->worker, (int)n, MPI_INT32_T, 0, m->comm);
+    MPI_Bcast(m->ns_start, (int)n, MPI_UINT64_T, 0, m->comm);
+    MPI_Bcast(m->ns_end, (int)n, MPI_UINT64_T, 0, m->comm);
+    MPI_Bcast(m->tbytes, (int)n, MPI_UINT64_T, 0, m->comm);
+    if (m->rank == 0)
+        return;
+    for (size_t t = 0; t < n; t++) {
+        r->t_worker[t] = m->worker[t];
+        r->t_start[t] = m->conv.tick0 + (uint64_t)((double)(int64_t)(m->ns_start[t] + m->base_ns -
+                                                                     m->conv.ns0) /
+                                                   m->conv.ns_per_tick);
+        r->t_end[t] = m->conv.tick0 + (uint64_t)((double)(int64_t)(m->ns_end[t] + m->base_ns -
+                                                                   m->conv.ns0) /
+                                                 m->conv.ns_per_tick);
+        r->t_bytes[t] = m->tbytes[t];
+        r->t_order[t] = (uint32_t)t;
+    }
+    atomic_store(&r->t_started, n);
+}
+
+/* A hash of the plan, so ranks that built different graphs find out. */
+static uint64_t plan_hash(const cask_run_t *r, int all)
+{
+    uint64_t h = 1469598103934665603ull ^ r->p.n ^ ((uint64_t)r->flags << 40) ^
+                 ((uint64_t)all << 50);
+    for (uint32_t t = 0; t < r->p.n; t++) {
+        h ^= r->g->keys.hash[r->p.task[t]];
+        h *= 1099511628211ull;
+    }
+    for (size_t i = 0; i < r->p.n_out; i++) {
+        h ^= r->p.out[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void mrun_free(mrun_t *m)
+{
+    cask_readyq_destroy(&m->q);
+    cask__free(m->have);
+    cask__free(m->missing);
+    cask__free(m->stamp);
+    cask__free(m->runq);
+    cask__free(m->ended);
+    cask__free(m->sends);
+    cask__free(m->recvs);
+    cask__free(m->hold);
+    cask__free(m->tbytes);
+    cask__free(m->owner);
+    cask__free(m->inflight);
+    cask__free(m->worker);
+    cask__free(m->ns_start);
+    cask__free(m->ns_end);
+}
+
+static int check_opaque(const cask_run_t *r, cask_error_t *err)
+{
+    const cask_graph_t *g = r->g;
+    for (uint32_t t = 0; t < r->p.n; t++) {
+        uint32_t gt = r->p.task[t];
+        const cask_value_t *in = cask__inputs(g, gt);
+        for (size_t i = 0, n = cask__n_args(g, gt); i < n; i++)
+            if (in[i].type == CASK_OPAQUE)
+                return cask__err(err, CASK_ETYPE, cask__key(g, gt),
+                                 cask__kernel_get(g->kernel[gt])->name,
+                                 "input %zu is an opaque pointer, which cannot cross to "
+                                 "another rank (use the threads or sync scheduler)", i);
+    }
+    return 0;
+}
+
+static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
+{
+    (void)udata;
+    pthread_mutex_lock(&mpi_lock);
+    int rc = mpi_start(err);
+    if (rc) {
+        pthread_mutex_unlock(&mpi_lock);
+        return rc;
+    }
+    mrun_t m;
+    memset(&m, 0, sizeof m);
+    m.r = r;
+    m.comm = world;
+    m.n = r->p.n;
+    MPI_Comm_rank(world, &m.rank);
+    MPI_Comm_size(world, &m.size);
+    int all = (r->flags & CASK_ALL_RANKS) != 0;
+    const char *env = getenv("CASK_MPI_RESULTS");
+    if (env && !strcmp(env, "all"))
+        all = 1;
+    /* Do the ranks agree on the graph, and can each run its part? */
+    uint64_t mine[3] = { plan_hash(r, all), 0, 0 }, lo[3], hi[3];
+    size_t n = m.n ? m.n : 1;
+    int trace = r->t_start != NULL;
+    m.hw = ((size_t)m.size + 63) / 64;
+    int ok = !check_opaque(r, err) &&
+             (m.have = cask__calloc(n, 1)) && (m.missing = cask__malloc(n * sizeof *m.missing)) &&
+             (m.stamp = cask__calloc(n, sizeof *m.stamp)) &&
+             (m.runq = cask__malloc(n * sizeof *m.runq)) &&
+             (m.hold = cask__calloc(n * m.hw, sizeof *m.hold)) &&
+             (m.tbytes = cask__calloc(n, sizeof *m.tbytes)) &&
+             (m.owner = cask__calloc(n, sizeof *m.owner)) &&
+             (m.inflight = cask__calloc((size_t)m.size, sizeof *m.inflight)) &&
+             (!trace || ((m.worker = cask__calloc(n, sizeof *m.worker)) &&
+                         (m.ns_start = cask__calloc(n, sizeof *m.ns_start)) &&
+                         (m.ns_end = cask__calloc(n, sizeof *m.ns_end))));
+    mine[1] = !ok;           /* a rank that cannot run */
+    mine[2] = ~mine[0];      /* max of ~h: ~min(h) */
+    MPI_Allreduce(mine, hi, 3, MPI_UINT64_T, MPI_MAX, world);
+    MPI_Allreduce(mine, lo, 3, MPI_UINT64_T, MPI_MIN, world);
+    if (hi[1] || lo[0] != hi[0]) {
+        if (ok || !err->code) {
+            if (lo[0] != hi[0])
+                cask__err(err, CASK_EINVAL, NULL, NULL,
+                          "the ranks built different graphs or asked for different outputs "
+                          "(every rank must build the same graph and compute the same outputs)");
+            else
+                cask__err(err, CASK_ENOMEM, NULL, NULL, "a rank could not start the compute");
+        }
+        mrun_free(&m);
+        pthread_mutex_unlock(&mpi_lock);
+        return err->code;
+    }
+    memset(m.missing, 0xff, n * sizeof *m.missing);
+    cask_readyq_init(&m.q, r);
+    pthread_mutex_init(&m.mu, NULL);
+    pthread_cond_init(&m.cv, NULL);
+    cask__tick_rate(&m.conv);
+    MPI_Barrier(world);
+    m.base_ns = cask_now_ns();
+    if (pthread_create(&m.th, NULL, compute_main, &m)) {
+        /* this rank cannot run tasks: run them on the calling thread instead
+        ** is not possible while it serves MPI, so the compute fails */
+        cask__err(err, CASK_EWORKER, NULL, NULL, "cannot start the compute thread on rank %d",
+                  m.rank);
+        MPI_Abort(world, 1);
+    }
+    if (m.rank == 0)
+        schedule(&m, all);
+    else
+        serve(&m, all);
+    pthread_mutex_lock(&m.mu);
+    m.quit = 1;
+    pthread_cond_signal(&m.cv);
+    pthread_mutex_unlock(&m.mu);
+    pthread_join(m.th, NULL);
+    drain_xfers(&m);
+    collect(&m);
+    if (trace && !cask_run_stopped(r))
+        share_trace(&m);
+    pthread_cond_destroy(&m.cv);
+    pthread_mutex_destroy(&m.mu);
+    mrun_free(&m);
+    pthread_mutex_unlock(&mpi_lock);
+    return 0;
+}
+
+const cask_scheduler_t cask__sched_mpi = { "mpi", mpi_run, NULL, 0 };
+
+#else /* no MPI in this build */
+
+int cask_mpi_rank(void)
+{
+    return 0;
+}
+
+#endif

@@ -1,0 +1,242 @@
+/*
+** tests/mpi/mpi_check.c: the mpi scheduler under mpirun (tests/run.sh runs
+** it with -np 2, 3 and 4 --oversubscribe). Every rank builds the same
+** graphs; rank 0 prints TAP, and any rank that finds a difference prints
+** "not ok" with its rank. The checks:
+**   - random graphs: the same results as sync, on rank 0 and, with
+**     CASK_ALL_RANKS, on every rank; CASK_NONE results on the other ranks
+**     without it; the trace has one row per rank;
+**   - an array reduction (sum, std) and a matmul: the same as threads;
+**   - chunks of 8 MB made on every rank and summed across ranks;
+**   - a failing task: every rank returns the same error naming the key,
+**     the kernel, the message and the rank it ran on.
+*/
+#include <mpi.h>
+
+#include "../unit/testutil.h"
+
+static int rank, size, failures, checks;
+
+static void check(int ok, const char *what, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, what);
+    vsnprintf(text, sizeof text, what, ap);
+    va_end(ap);
+    checks++;
+    if (!ok) {
+        failures++;
+        printf("not ok - rank %d: %s\n", rank, text);
+    } else if (rank == 0) {
+        printf("ok - %s\n", text);
+    }
+    fflush(stdout);
+}
+
+static cask_compute_opts_t on(const char *sched, unsigned flags)
+{
+    return (cask_compute_opts_t){ .scheduler = sched, .workers = 2, .flags = flags };
+}
+
+static void random_graphs(void)
+{
+    cask_error_t err;
+    int same = 1, none_elsewhere = 1, rows = 1, everywhere = 1;
+    for (unsigned seed = 1; seed <= 12; seed++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_task_t outs[64];
+        size_t m = test_random_graph(g, seed, outs, 64);
+        cask_value_t ref[64], got[64];
+        cask_compute_opts_t o = on("sync", 0);
+        if (cask_compute(g, outs, m, ref, &o, NULL, &err))
+            check(0, "sync: %s", err.message);
+        cask_compute_info_t info;
+        o = on("mpi", CASK_TRACE);
+        int rc = cask_compute(g, outs, m, got, &o, &info, &err);
+        if (rc) {
+            check(0, "random graph %u on mpi: %s", seed, err.message);
+        } else {
+            for (size_t i = 0; i < m; i++) {
+                if (rank == 0 && !cask_value_equal(&ref[i], &got[i]))
+                    same = 0;
+                if (rank != 0 && got[i].type != CASK_NONE)
+                    none_elsewhere = 0;
+                cask_value_decref(&got[i]);
+            }
+            if (cask_trace_workers(info.trace) != size || cask_trace_size(info.trace) != info.tasks)
+                rows = 0;
+            cask_trace_free(info.trace);
+        }
+        o = on("mpi", CASK_ALL_RANKS);
+        if (!cask_compute(g, outs, m, got, &o, NULL, &err)) {
+            for (size_t i = 0; i < m; i++) {
+                everywhere &= cask_value_equal(&ref[i], &got[i]);
+                cask_value_decref(&got[i]);
+            }
+        } else {
+            everywhere = 0;
+        }
+        for (size_t i = 0; i < m; i++)
+            cask_value_decref(&ref[i]);
+        cask_graph_free(g);
+    }
+    check(same, "12 random graphs: the results on rank 0 are sync's");
+    check(none_elsewhere, "without CASK_ALL_RANKS, ranks other than 0 get no results");
+    check(everywhere, "with CASK_ALL_RANKS, every rank gets sync's results");
+    check(rows, "the trace has one row per rank (%d) and one event per task", size);
+}
+
+static void arrays(void)
+{
+    cask_error_t err;
+    double got[3], want[3];
+    for (int pass = 0; pass < 2; pass++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        int64_t shape[2] = { 1200, 1000 }, chunks[2] = { 200, 250 };
+        cask_array_t *x = cask_array_random_normal(g, 7, 1, 2, 2, shape, chunks, &err);
+        cask_array_t *s = cask_array_reduce(CASK_SUM, x, NULL, &err);
+        cask_array_t *d = cask_array_reduce(CASK_STD, x, NULL, &err);
+        int64_t ms[2] = { 400, 400 }, mc[2] = { 100, 100 };
+        cask_array_t *a = cask_array_random_uniform(g, 3, 0, 1, 2, ms, mc, &err);
+        cask_array_t *p = cask_array_matmul(a, a, &err);
+        cask_array_t *ps = cask_array_reduce(CASK_SUM, p, NULL, &err);
+        cask_array_t *outs[3] = { s, d, ps };
+        double *dst = pass ? got : want;
+        cask_compute_opts_t o = on(pass ? "mpi" : "threads", CASK_ALL_RANKS);
+        if (cask_array_compute(outs, (void *[]){ &dst[0], &dst[1], &dst[2] }, 3, &o, NULL, &err))
+            check(0, "arrays on %s: %s", o.scheduler, err.message);
+        cask_array_decref(x);
+        cask_array_decref(s);
+        cask_array_decref(d);
+        cask_array_decref(a);
+        cask_array_decref(p);
+        cask_array_decref(ps);
+        cask_graph_free(g);
+    }
+    check(got[0] == want[0] && got[1] == want[1],
+          "a 1200x1000 array in 24 blocks: sum %.6f and std %.6f as on threads", got[0], got[1]);
+    check(got[2] == want[2], "a 400x400 matmul in 16 blocks: the sum of the product %.6f as on "
+                             "threads", got[2]);
+}
+
+/* test.big(i): 1,000,000 doubles (8 MB), all equal to i. */
+static int k_big(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)n;
+    int64_t len = 1000000;
+    cask_error_t err;
+    int rc = cask_value_ndarray(CASK_F64, 1, &len, out, &err);
+    if (rc)
+        return cask_kernel_fail(ctx, "%s", err.message), rc;
+    cask_nd_t nd;
+    cask_value_nd(out, &nd);
+    for (int64_t i = 0; i < len; i++)
+        ((double *)nd.data)[i] = (double)a[0].u.i;
+    return 0;
+}
+
+static void big_chunks(void)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    enum { N = 12 };
+    cask_value_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = cask_ref(CASK_DELAYED(g, "test.big", &err, cask_int(i)));
+    cask_task_t sum = cask_delayed(g, "test.count", in, N, &err); /* sums the elements */
+    cask_compute_opts_t o = on("mpi", CASK_TRACE);
+    cask_value_t r;
+    cask_compute_info_t info;
+    int rc = cask_compute(g, &sum, 1, &r, &o, &info, &err);
+    int ranks_used = 0;
+    if (!rc) {
+        int seen[64] = { 0 };
+        for (size_t i = 0; i < cask_trace_size(info.trace); i++) {
+            int w = cask_trace_event(info.trace, i)->worker;
+            if (w >= 0 && w < 64 && !seen[w]++)
+                ranks_used++;
+        }
+        cask_trace_free(info.trace);
+    }
+    if (rank == 0)
+        check(!rc && r.type == CASK_INT64 && r.u.i == 1000000LL * (N * (N - 1) / 2) + 1,
+              "12 chunks of 8 MB made on %d ranks and summed on one: %lld", ranks_used,
+              rc ? -1LL : (long long)r.u.i);
+    check(rc || ranks_used > 1, "the chunks were made on more than one rank");
+    cask_graph_free(g);
+}
+
+/* test.fail_at(i, k): i, or a failure when i == k. */
+static int k_fail_at(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)n;
+    if (a[0].u.i == a[1].u.i)
+        return cask_kernel_fail(ctx, "task %lld fails on purpose", (long long)a[0].u.i);
+    *out = cask_int(a[0].u.i);
+    return 0;
+}
+
+static void failing_task(void)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    enum { N = 60, BAD = 37 };
+    cask_value_t in[N];
+    char key[CASK_KEY_MAX + 1] = "";
+    for (int i = 0; i < N; i++) {
+        cask_task_t t = CASK_DELAYED(g, "test.fail_at", &err, cask_int(i), cask_int(BAD));
+        in[i] = cask_ref(t);
+        if (i == BAD)
+            snprintf(key, sizeof key, "%s", cask_graph_key(g, t));
+    }
+    cask_task_t sum = cask_delayed(g, "cask.add", in, N, &err);
+    cask_compute_opts_t o = on("mpi", 0);
+    cask_value_t r;
+    int rc = cask_compute(g, &sum, 1, &r, &o, NULL, &err);
+    check(rc == CASK_EKERNEL && !strcmp(err.key, key) && !strcmp(err.kernel, "test.fail_at") &&
+              strstr(err.message, "task 37 fails on purpose (on rank ") && r.type == CASK_NONE,
+          "a failing task fails the compute on every rank with its key, kernel, message and "
+          "rank: %s", err.message);
+    /* the same message everywhere */
+    char mine[256], first[256];
+    snprintf(mine, sizeof mine, "%s", err.message);
+    memcpy(first, mine, sizeof first);
+    MPI_Bcast(first, sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
+    check(!strcmp(first, mine), "every rank reports the same error");
+    cask_graph_free(g);
+    /* and the next compute works */
+    g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(41));
+    rc = cask_compute(g, &t, 1, &r, &o, NULL, &err);
+    check(!rc && (rank != 0 || r.u.i == 42), "a compute after a failed one works");
+    cask_graph_free(g);
+}
+
+int main(void)
+{
+    cask_error_t err;
+    register_test_kernels();
+    if (cask_kernel_register("test.big", k_big, NULL, &err) ||
+        cask_kernel_register("test.fail_at", k_fail_at, NULL, &err))
+        return 2;
+    /* the first mpi compute starts MPI */
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(1));
+    cask_value_t r;
+    cask_compute_opts_t o = on("mpi", 0);
+    int rc = cask_compute(g, &t, 1, &r, &o, NULL, &err);
+    cask_graph_free(g);
+    rank = cask_mpi_rank();
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    check(!rc && (rank != 0 || r.u.i == 2), "a first compute on %d ranks", size);
+    random_graphs();
+    arrays();
+    big_chunks();
+    failing_task();
+    int all = 0;
+    MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (rank == 0)
+        printf("1..%d\n# %d ranks: %d failures\n", checks, size, all);
+    return all ? 1 : 0;
+}

@@ -807,22 +807,6 @@ static void mrun_free(mrun_t *m)
     cask__free(m->ns_end);
 }
 
-static int check_opaque(const cask_run_t *r, cask_error_t *err)
-{
-    const cask_graph_t *g = r->g;
-    for (uint32_t t = 0; t < r->p.n; t++) {
-        uint32_t gt = r->p.task[t];
-        const cask_value_t *in = cask__inputs(g, gt);
-        for (size_t i = 0, n = cask__n_args(g, gt); i < n; i++)
-            if (in[i].type == CASK_OPAQUE)
-                return cask__err(err, CASK_ETYPE, cask__key(g, gt),
-                                 cask__kernel_get(g->kernel[gt])->name,
-                                 "input %zu is an opaque pointer, which cannot cross to "
-                                 "another rank (use the threads or sync scheduler)", i);
-    }
-    return 0;
-}
-
 static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
 {
     (void)udata;
@@ -848,7 +832,7 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     size_t n = m.n ? m.n : 1;
     int trace = r->t_start != NULL;
     m.hw = ((size_t)m.size + 63) / 64;
-    int ok = !check_opaque(r, err) &&
+    int ok = !cask__run_refuse_opaque(r, "to another rank", err) &&
              (m.have = cask__calloc(n, 1)) && (m.missing = cask__malloc(n * sizeof *m.missing)) &&
              (m.stamp = cask__calloc(n, sizeof *m.stamp)) &&
              (m.runq = cask__malloc(n * sizeof *m.runq)) &&

@@ -408,23 +408,6 @@ static void answers(procs_t *ps, int i)
     }
 }
 
-/* Refuse inputs that cannot cross processes, before anything runs. */
-static int check_inputs(const cask_run_t *r, cask_error_t *err)
-{
-    const cask_graph_t *g = r->g;
-    for (uint32_t t = 0; t < r->p.n; t++) {
-        uint32_t gt = r->p.task[t];
-        const cask_value_t *in = cask__inputs(g, gt);
-        for (size_t i = 0, n = cask__n_args(g, gt); i < n; i++)
-            if (in[i].type == CASK_OPAQUE)
-                return cask__err(err, CASK_ETYPE, cask__key(g, gt),
-                                 cask__kernel_get(g->kernel[gt])->name,
-                                 "input %zu is an opaque pointer, which cannot cross a "
-                                 "process boundary (use the threads or sync scheduler)", i);
-    }
-    return 0;
-}
-
 static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)
 {
     cask_run_t *r = ps->r;
@@ -472,7 +455,7 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
 {
     (void)udata;
     size_t n = cask_run_size(r);
-    int rc = check_inputs(r, err);
+    int rc = cask__run_refuse_opaque(r, "a process boundary", err);
     if (rc || !n)
         return rc;
     procs_t ps;

@@ -473,3 +473,19 @@ void cask_readyq_destroy(cask_readyq_t *q)
     cask__free(q->map);
     cask_readyq_init(q, q->run);
 }
+
+int cask__run_refuse_opaque(const cask_run_t *r, const char *where, cask_error_t *err)
+{
+    const cask_graph_t *g = r->g;
+    for (uint32_t t = 0; t < r->p.n; t++) {
+        uint32_t gt = r->p.task[t];
+        const cask_value_t *in = cask__inputs(g, gt);
+        for (size_t i = 0, n = cask__n_args(g, gt); i < n; i++)
+            if (in[i].type == CASK_OPAQUE)
+                return cask__err(err, CASK_ETYPE, cask__key(g, gt),
+                                 cask__kernel_get(g->kernel[gt])->name,
+                                 "input %zu is an opaque pointer, which cannot cross %s "
+                                 "(use the threads or sync scheduler)", i, where);
+    }
+    return 0;
+}

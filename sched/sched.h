@@ -123,6 +123,10 @@ void cask__run_flush(cask_run_t *r, cask__combo_t *combo,
 uint64_t cask__readyq_freed(const cask_run_t *r, cask_tid_t t);
 int cask__readyq_put(cask_readyq_t *q, cask_tid_t t, uint64_t freed);
 
+/* CASK_ETYPE naming the first task with an opaque input, which cannot
+** cross `where` ("a process boundary"); 0 when there is none. */
+int cask__run_refuse_opaque(const cask_run_t *r, const char *where, cask_error_t *err);
+
 /* Record err as the run's error if it is the first; stop the run. */
 void cask__run_fail(cask_run_t *r, const cask_error_t *err);
 

@@ -167,15 +167,6 @@ static void big_chunks(void)
     cask_graph_free(g);
 }
 
-/* test.fail_at(i, k): i, or a failure when i == k. */
-static int k_fail_at(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
-{
-    (void)n;
-    if (a[0].u.i == a[1].u.i)
-        return cask_kernel_fail(ctx, "task %lld fails on purpose", (long long)a[0].u.i);
-    *out = cask_int(a[0].u.i);
-    return 0;
-}
 
 static void failing_task(void)
 {
@@ -217,8 +208,7 @@ int main(void)
 {
     cask_error_t err;
     register_test_kernels();
-    if (cask_kernel_register("test.big", k_big, NULL, &err) ||
-        cask_kernel_register("test.fail_at", k_fail_at, NULL, &err))
+    if (cask_kernel_register("test.big", k_big, NULL, &err))
         return 2;
     /* the first mpi compute starts MPI */
     cask_graph_t *g = cask_graph_new(&err);

@@ -348,16 +348,6 @@ static void test_ten_million_tasks(void **state)
 
 /* --------------------------------------------------- a failing kernel */
 
-/* test.fail_at(i, k): i, or a failure when i == k. */
-static int k_fail_at(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
-{
-    if (n != 2)
-        return cask_kernel_fail(ctx, "two inputs");
-    if (a[0].u.i == a[1].u.i)
-        return cask_kernel_fail(ctx, "task %lld fails on purpose", (long long)a[0].u.i);
-    *out = cask_int(a[0].u.i);
-    return 0;
-}
 
 /* Among 400 tasks, one chosen at random fails, on every back-end and
 ** through a future: the compute fails with that task's key, the kernel and
@@ -366,7 +356,6 @@ static void test_random_task_fails(void **state)
 {
     (void)state;
     cask_error_t err;
-    assert_ok(cask_kernel_register("test.fail_at", k_fail_at, NULL, &err), &err);
     unsigned seed = (unsigned)time(NULL);
     printf("# seed %u\n", seed);
     int fds = count_fds();

@@ -103,11 +103,23 @@ static inline int k_vec(const cask_value_t *a, size_t n, cask_value_t *out, cask
     return 0;
 }
 
+/* test.fail_at(i, k): i, or a failure when i == k. */
+static inline int k_fail_at(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 2)
+        return cask_kernel_fail(ctx, "two inputs");
+    if (a[0].u.i == a[1].u.i)
+        return cask_kernel_fail(ctx, "task %lld fails on purpose", (long long)a[0].u.i);
+    *out = cask_int(a[0].u.i);
+    return 0;
+}
+
 static inline void register_test_kernels(void)
 {
     cask_error_t err;
     if (cask_kernel_register("test.count", k_count, NULL, &err) ||
-        cask_kernel_register("test.vec", k_vec, NULL, &err))
+        cask_kernel_register("test.vec", k_vec, NULL, &err) ||
+        cask_kernel_register("test.fail_at", k_fail_at, NULL, &err))
         fail_msg("register: %s", err.message);
 }
 

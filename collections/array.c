@@ -147,6 +147,11 @@ static int check_layout(cask_dtype_t dtype, int ndim, const int64_t *shape,
         return cask__err(err, CASK_EINVAL, NULL, NULL, "ndim %d is not 0 .. %d (with a shape)",
                          ndim, CASK_MAX_NDIM);
     int64_t room = 1 << 20; /* chunks NULL: about 2^20 elements, last axes whole */
+    int empty = 0;
+    for (int x = 0; x < ndim; x++)
+        empty |= shape[x] == 0;
+    if (empty && !chunks) /* no elements: one block, however long the other axes */
+        room = INT64_MAX;
     for (int x = ndim; x-- > 0;) {
         if (shape[x] < 0)
             return cask__err(err, CASK_EINVAL, NULL, NULL, "extent %lld of axis %d is negative",

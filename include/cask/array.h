@@ -62,7 +62,8 @@ typedef struct cask_array cask_array_t; /* opaque, reference counted */
 /*
 ** Chunks: chunks[a] is the block extent along axis a (at least 1; larger
 ** than the axis means one block). chunks NULL picks blocks of about 2^20
-** elements, whole rows first (the last axes are split last).
+** elements, whole rows first (the last axes are split last), and one
+** block for an array with no elements.
 ** Shapes: extents >= 0; ndim 0 .. CASK_MAX_NDIM.
 ** Errors (all creation functions): CASK_EINVAL for a bad ndim, extent,
 ** chunk or dtype, naming it; CASK_ENOMEM. Returns NULL on failure.

@@ -170,11 +170,14 @@ int cask_mpi_rank(void)
 
 /* ------------------------------------------------------------- helpers */
 
-static uint64_t now_rel(const mrun_t *m) { return cask_now_ns() - m->base_ns; }
-
+/* A kernel's tick as ns since the run's start here; 0 for an untimed one
+** (ticks are taken only when a trace or a posttask callback wants them). */
 static uint64_t tick_rel(const mrun_t *m, uint64_t tick)
 {
-    return cask__tick_ns(&m->conv, tick) - m->base_ns;
+    if (tick < m->conv.tick0)
+        return 0;
+    uint64_t ns = cask__tick_ns(&m->conv, tick);
+    return ns > m->base_ns ? ns - m->base_ns : 0;
 }
 
 /* The distinct tasks whose values t reads, through fn(m, u, ctx). */
@@ -588,8 +591,7 @@ static int collect(mrun_t *m)
     }
     pthread_mutex_unlock(&m->mu);
     for (size_t i = 0; i < k; i++) {
-        uint64_t s = e[i].rc == CASK_ECANCELED && !e[i].start ? now_rel(m) : tick_rel(m, e[i].start);
-        uint64_t f = e[i].rc == CASK_ECANCELED && !e[i].end ? s : tick_rel(m, e[i].end);
+        uint64_t s = tick_rel(m, e[i].start), f = tick_rel(m, e[i].end);
         uint64_t bytes = cask__nbytes(&e[i].out);
         if (m->rank == 0) {
             finished(m, 0, e[i].tid, e[i].rc, e[i].out, s, f, bytes, e[i].msg);

@@ -34,7 +34,10 @@ done
 if [ -x "$BUILD/tests/mpi_check" ] && command -v mpirun >/dev/null && [ -z "${ONLY:-}" ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
     for np in 2 3 4; do
-        timeout 300 mpirun --oversubscribe -np $np "$BUILD/tests/mpi_check" >"$log" 2>&1
+        # OpenMPI leaks in MPI_Init from plugins it unloads (frames LeakSanitizer
+        # cannot name, so cannot suppress): no leak check under mpirun.
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+            timeout 300 mpirun --oversubscribe -np $np "$BUILD/tests/mpi_check" >"$log" 2>&1
         rc=$?
         ok=$(grep -c '^ok ' "$log")
         bad=$(grep -c '^not ok ' "$log")

@@ -26,7 +26,7 @@ for t in "$@"; do
     done
     log=$out/$t.log
     "$out/bin/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -close_fd_mask=3 \
-        -timeout=20 -rss_limit_mb=4096 -artifact_prefix="$out/crashes/$t-" "$corpus" >"$log" 2>&1
+        -seed="${FUZZ_SEED:-1}" -timeout=20 -rss_limit_mb=4096 -artifact_prefix="$out/crashes/$t-" "$corpus" >"$log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1)

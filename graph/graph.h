@@ -248,6 +248,9 @@ int cask__graph_from_json(struct json_t *root, unsigned flags, cask_graph_t **ou
 
 /* A plain DAG read from a file: tasks with a key, a group (or NULL), a
 ** cost and ordering-only dependencies, in any order. */
+/* sched/trace.c: how many of tr's last rows hold transfers (0: none). */
+int cask__trace_xrows(const cask_trace_t *tr);
+
 /* graph/json.c: the error for a jansson load that failed (CASK_ENOMEM,
 ** CASK_EIO, else CASK_EPARSE with src, line and column). */
 struct json_error_t;

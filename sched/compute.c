@@ -155,6 +155,7 @@ static void run_destroy(cask_run_t *r)
     cask__free(r->t_order);
     cask__free(r->t_slots_mem);
     cask__free(r->out_first);
+    cask__free(r->xfers);
     cask__free(r->out_next);
     cask__plan_destroy(&r->p);
 }

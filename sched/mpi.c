@@ -68,6 +68,7 @@ typedef struct { /* a value's header; a payload of size bytes follows */
 typedef struct { /* a send or receive in flight */
     MPI_Request req;
     uint32_t tid;        /* receives: the task whose value it is */
+    uint64_t t0;         /* receives: when its header came (ns since the start) */
     cask_value_t v;      /* the value sent from, or received into (a reference) */
 } xfer_t;
 
@@ -103,6 +104,8 @@ typedef struct {
     /* transfers */
     xfer_t *sends, *recvs;
     size_t n_sends, sends_cap, n_recvs, recvs_cap;
+    cask__xfer_t *moved;       /* trace: the payloads received here (ns since the start) */
+    size_t n_moved, moved_cap;
     /* rank 0: the scheduling */
     cask_readyq_t q;
     uint64_t *hold;            /* holders of each value: words per task */
@@ -341,6 +344,7 @@ static void recv_header(mrun_t *m, int src)
     }
     xfer_t *x = &m->recvs[m->n_recvs++];
     x->tid = h.tid;
+    x->t0 = cask_now_ns() - m->base_ns;
     x->v = v;
     MPI_Irecv(v.u.blob->data, (int)h.size, MPI_BYTE, src, T_PAY, m->comm, &x->req);
 }
@@ -359,6 +363,11 @@ static int progress_xfers(mrun_t *m, xfer_t *xs, size_t *n, int receiving)
         xfer_t x = xs[i];
         xs[i] = xs[--*n];
         moved++;
+        if (receiving && m->r->t_start &&
+            !grow((void **)&m->moved, &m->moved_cap, m->n_moved + 1, sizeof *m->moved))
+            m->moved[m->n_moved++] = (cask__xfer_t){ x.tid, m->size + m->rank, x.t0,
+                                                     cask_now_ns() - m->base_ns,
+                                                     cask__nbytes(&x.v) };
         if (receiving)
             arrived(m, x.tid, x.v);
         else
@@ -695,7 +704,7 @@ static int schedule(mrun_t *m, int all)
         if (cask_run_stopped(r) && !busy_anywhere(m))
             break;
         assign(m);
-        if (step(m, &o))
+        if (step(m, &o) || m->n_recvs) /* a payload coming: keep polling */
             idle = 0;
         else
             pause_for(++idle);
@@ -726,7 +735,7 @@ static int serve(mrun_t *m, int all)
     outcome_t o = { 0 };
     int idle = 0;
     while (!o.end && !o.stop) {
-        if (step(m, &o))
+        if (step(m, &o) || m->n_recvs) /* a payload coming: keep polling */
             idle = 0;
         else
             pause_for(++idle);
@@ -758,6 +767,36 @@ static void share_trace(mrun_t *m)
     MPI_Bcast(m->ns_start, (int)n, MPI_UINT64_T, 0, m->comm);
     MPI_Bcast(m->ns_end, (int)n, MPI_UINT64_T, 0, m->comm);
     MPI_Bcast(m->tbytes, (int)n, MPI_UINT64_T, 0, m->comm);
+    /* every rank's transfers, on every rank, in this rank's clock */
+    int mine = (int)m->n_moved, *counts = cask__malloc((size_t)m->size * 2 * sizeof *counts);
+    if (counts) {
+        MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, m->comm);
+        size_t total = 0;
+        int *displs = counts + m->size;
+        for (int k = 0; k < m->size; k++) {
+            displs[k] = (int)(total * sizeof(cask__xfer_t));
+            total += (size_t)counts[k];
+            counts[k] *= (int)sizeof(cask__xfer_t);
+        }
+        cask__xfer_t *all = cask__malloc((total ? total : 1) * sizeof *all);
+        int ok = all != NULL, every = 0; /* all ranks take part, or none */
+        MPI_Allreduce(&ok, &every, 1, MPI_INT, MPI_MIN, m->comm);
+        if (every)
+            MPI_Allgatherv(m->moved, mine * (int)sizeof(cask__xfer_t), MPI_BYTE, all, counts,
+                           displs, MPI_BYTE, m->comm);
+        if (every && total) {
+            for (size_t i = 0; i < total; i++) {
+                all[i].start += m->base_ns;
+                all[i].end += m->base_ns;
+            }
+            r->xfers = all;
+            r->n_xfers = total;
+            r->xfer_rows = m->size;
+        } else {
+            cask__free(all);
+        }
+        cask__free(counts);
+    }
     if (m->rank == 0)
         return;
     for (size_t t = 0; t < n; t++) {
@@ -800,6 +839,7 @@ static void mrun_free(mrun_t *m)
     cask__free(m->ended);
     cask__free(m->sends);
     cask__free(m->recvs);
+    cask__free(m->moved);
     cask__free(m->hold);
     cask__free(m->tbytes);
     cask__free(m->owner);

@@ -50,9 +50,20 @@ struct cask_run {
     atomic_size_t done;            /* tasks completed */
     int retries;                   /* processes: reruns after a worker dies */
     const struct cask__hooks *hooks; /* or NULL */
+    struct cask__xfer *xfers;      /* trace: values moved between workers ("mpi"), */
+    size_t    n_xfers;             /* drawn as spans of group "transfer" on rows */
+    int       xfer_rows;           /* workers .. workers + xfer_rows - 1 */
     uint32_t *out_first;           /* with hooks: first output index of each task, */
     uint32_t *out_next;            /* and the next output index of the same task */
 };
+
+/* A value moved to another worker: task t's output, received on trace row
+** `row` from start to end (monotonic ns), bytes long. */
+typedef struct cask__xfer {
+    uint32_t t;
+    int32_t  row;
+    uint64_t start, end, bytes;
+} cask__xfer_t;
 
 /* What cask_submit() needs from a compute. */
 typedef struct cask__hooks {

@@ -12,7 +12,9 @@
 #include "sched.h"
 
 struct cask_trace {
-    int      workers;          /* workers of the run */
+    int      workers;          /* workers of the run, transfer rows included */
+    int      xrows;            /* the last xrows rows hold transfers: row w the
+                                  values worker w - (workers - xrows) received */
     size_t   n;                /* events */
     cask_trace_event_t *ev;    /* sorted by start, then worker */
     const cask_graph_t *g;     /* a reference: the keys are its strings */
@@ -68,6 +70,8 @@ static void put_event(cask_trace_t *tr, size_t i, uint32_t gt, int worker, uint6
         tr->span = end;
 }
 
+static int ev_by_start(const void *a, const void *b);
+
 /* The trace of a finished run r: every task, ordered by start time. */
 cask_trace_t *cask__trace_build(const cask_run_t *r)
 {
@@ -100,14 +104,24 @@ cask_trace_t *cask__trace_build(const cask_run_t *r)
         goto fail;
     if (!sorted)
         qsort_r(order, n, sizeof *order, by_start, (void *)r);
-    if (!(tr = trace_new(g, r->workers, n)))
+    size_t nx = r->xfers ? r->n_xfers : 0;
+    if (!(tr = trace_new(g, r->workers + (nx ? r->xfer_rows : 0), n + nx)))
         goto fail;
+    tr->xrows = nx ? r->xfer_rows : 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t t = order[i];
         put_event(tr, i, r->p.task[t], r->t_worker[t],
                   cask__tick_ns(&conv, r->t_start[t]) - zero,
                   cask__tick_ns(&conv, r->t_end[t]) - zero, r->t_bytes[t]);
     }
+    for (size_t i = 0; i < nx; i++) { /* transfers: their own rows and group */
+        const cask__xfer_t *x = &r->xfers[i];
+        put_event(tr, n + i, r->p.task[x->t], x->row, x->start > zero ? x->start - zero : 0,
+                  x->end > zero ? x->end - zero : 0, x->bytes);
+        tr->ev[n + i].group = "transfer";
+    }
+    if (nx)
+        qsort(tr->ev, tr->n, sizeof *tr->ev, ev_by_start);
     cask__free(order);
     return tr;
 fail:
@@ -195,6 +209,7 @@ static int make_groups(cask_trace_t *tr)
 }
 
 size_t cask_trace_size(const cask_trace_t *tr) { return tr ? tr->n : 0; }
+int cask__trace_xrows(const cask_trace_t *tr) { return tr ? tr->xrows : 0; }
 int cask_trace_workers(const cask_trace_t *tr) { return tr ? tr->workers : 0; }
 uint64_t cask_trace_span_ns(const cask_trace_t *tr) { return tr ? tr->span : 0; }
 
@@ -225,7 +240,9 @@ int cask_trace_dump_json(const cask_trace_t *tr, FILE *f, cask_error_t *err)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "trace or file is NULL");
     json_t *tasks = json_array(), *root = json_object();
     int rc = CASK_ENOMEM;
-    if (make_groups((cask_trace_t *)tr) || !tasks || !root || json_object_set_new(root, "workers", json_integer(tr->workers)))
+    if (make_groups((cask_trace_t *)tr) || !tasks || !root ||
+        json_object_set_new(root, "workers", json_integer(tr->workers)) ||
+        (tr->xrows && json_object_set_new(root, "transfer_rows", json_integer(tr->xrows))))
         goto out;
     for (size_t i = 0; i < tr->n; i++) {
         const cask_trace_event_t *e = &tr->ev[i];
@@ -273,12 +290,16 @@ int cask_trace_load_json(const char *path, cask_trace_t **out, cask_error_t *err
         return path ? cask__json_error(&je, path, err)
                     : cask__err(err, CASK_EINVAL, NULL, NULL, "path is NULL");
     json_t *w = json_object_get(doc, "workers"), *tasks = json_object_get(doc, "tasks");
+    json_t *xr = json_object_get(doc, "transfer_rows");
     int rc = 0;
     cask_trace_t *tr = NULL;
     if (!json_is_integer(w) || json_integer_value(w) < 1 || json_integer_value(w) > 1 << 20 ||
-        !json_is_array(tasks)) {
+        !json_is_array(tasks) ||
+        (xr && (!json_is_integer(xr) || json_integer_value(xr) < 0 ||
+                json_integer_value(xr) >= json_integer_value(w)))) {
         rc = cask__err(err, CASK_EPARSE, NULL, NULL,
-                       "%s: a trace is {\"workers\": N >= 1, \"tasks\": [...]}", path);
+                       "%s: a trace is {\"workers\": N >= 1, \"tasks\": [...]}, with "
+                       "\"transfer_rows\": 0 .. N-1 if present", path);
         goto out;
     }
     size_t n = json_array_size(tasks);
@@ -286,6 +307,7 @@ int cask_trace_load_json(const char *path, cask_trace_t **out, cask_error_t *err
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the trace");
         goto out;
     }
+    tr->xrows = xr ? (int)json_integer_value(xr) : 0;
     for (size_t i = 0; i < n; i++) {
         json_t *t = json_array_get(tasks, i);
         json_int_t wk = -1, s = -1, e = -1, b = 0;

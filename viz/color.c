@@ -22,6 +22,8 @@ const char *cask__palette(size_t i) { return colors[i % NCOLORS]; }
 
 const char *cask__group_color(const char *group)
 {
+    if (!strcmp(group, "transfer")) /* values moving between workers: apart from any task */
+        return "#525252";
     return colors[cask__hash(group, strlen(group), 0x636f6c6fu) % NCOLORS];
 }
 

@@ -90,8 +90,17 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the timeline");
     }
     cask_trace_idle(tr, idle, tail);
+    /* The last rows may hold transfers (values a worker received, as the
+    ** mpi scheduler records them): drawn apart, with no idle time and no
+    ** tail, and not in the profile; the workers are the other rows. */
+    int Pc = P - cask__trace_xrows(tr);
+    size_t nx = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cask_trace_event_t *e = cask_trace_event(tr, i);
+        nx += e && e->worker >= Pc;
+    }
     double busy = 0, releasable = 0;
-    for (int w = 0; w < P; w++) {
+    for (int w = 0; w < Pc; w++) {
         busy += span - idle[w];
         releasable += tail[w];
     }
@@ -135,10 +144,18 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
     cask__xml_puts(f, title);
     fprintf(f, "</text>\n<text x=\"10\" y=\"38\">%zu tasks on %d worker%s: makespan %s, "
                "utilisation %.1f%%, releasable worker-time %s</text>\n",
-            n, P, P == 1 ? "" : "s", b1, span > 0 ? 100 * busy / (span * P) : 0, b2);
+            n - nx, Pc, Pc == 1 ? "" : "s", b1, span > 0 && Pc ? 100 * busy / (span * Pc) : 0,
+            b2);
     /* rows: idle background, then busy spans, then the releasable tail */
     for (int w = 0; w < P; w++) {
         int y = top + w * ROW;
+        if (w >= Pc) { /* a transfer row: the values worker w - Pc received */
+            fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">into %d</text>\n"
+                       "<rect x=\"%d\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"#f6f6f6\">"
+                       "<title>values moved to worker %d (transfers)</title></rect>\n",
+                    LEFT - 8, y + ROW / 2 + 4, w - Pc, LEFT, y + 2, plot, ROW - 4, w - Pc);
+            continue;
+        }
         fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">worker %d</text>\n", LEFT - 8,
                 y + ROW / 2 + 4, w);
         fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"#e8e8e8\">"
@@ -152,7 +169,8 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
         double x1 = LEFT + (double)e->end_ns * 1e-9 * scale;
         /* the profile: this span's busy time, spread over its columns */
         double s0 = (double)e->start_ns * 1e-9, s1 = (double)e->end_ns * 1e-9;
-        for (long c = (long)(x0 - LEFT); c <= (long)(x1 - LEFT) && c <= (long)plot; c++) {
+        int moving = w >= Pc;
+        for (long c = (long)(x0 - LEFT); !moving && c <= (long)(x1 - LEFT) && c <= (long)plot; c++) {
             double o = fmin(s1, (c + 1) / scale) - fmax(s0, c / scale);
             if (c >= 0 && o > 0)
                 col[c] += o;
@@ -175,7 +193,7 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
         if (pd[w].k)
             put_span(f, &pd[w], top + w * ROW);
     for (int w = 0; w < P; w++) {
-        if (tail[w] <= 0)
+        if (tail[w] <= 0 || w >= Pc)
             continue;
         int y = top + w * ROW;
         double x0 = LEFT + (span - tail[w]) * scale;
@@ -199,19 +217,19 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
     fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">running</text>\n"
                "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"10\">%d</text>\n"
                "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"10\">0</text>\n",
-            LEFT - 8, prof_y + PROF / 2, LEFT - 4, prof_y + 8, P, LEFT - 4, prof_y + PROF);
+            LEFT - 8, prof_y + PROF / 2, LEFT - 4, prof_y + 8, Pc, LEFT - 4, prof_y + PROF);
     fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"none\" stroke=\"#bbbbbb\"/>\n",
             LEFT, prof_y, plot, PROF);
     fprintf(f, "<polyline fill=\"#9ecae1\" stroke=\"#3182bd\" points=\"%d,%d", LEFT, prof_y + PROF);
     for (long c = 0; c < (long)plot && scale > 0; c++) {
         double run = col[c] * scale; /* busy seconds / column seconds */
-        double y = prof_y + PROF - (P ? run / P : 0) * PROF;
+        double y = prof_y + PROF - (Pc ? run / Pc : 0) * PROF;
         fprintf(f, " %.1f,%.1f %.1f,%.1f", LEFT + (double)c, y, LEFT + (double)c + 1, y);
     }
     fprintf(f, " %.2f,%d\"><title>tasks running over time (average per pixel)</title></polyline>\n",
             LEFT + plot, prof_y + PROF);
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"10\" fill=\"#555555\">tasks running at once "
-               "(the concurrency profile); full height = %d</text>\n", LEFT, prof_y + PROF + 14, P);
+               "(the concurrency profile); full height = %d</text>\n", LEFT, prof_y + PROF + 14, Pc);
     /* the legend */
     fprintf(f, "<text x=\"10\" y=\"%d\" font-weight=\"bold\">legend</text>\n", legend_y);
     for (size_t i = 0; i < shown + 2; i++) {
@@ -235,7 +253,7 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
         fprintf(f, "<text x=\"10\" y=\"%d\">and %zu more groups</text>\n",
                 legend_y + 12 + (int)((shown + 2 + 3) / 4) * 18 + 10, ng - shown);
     fmt_s(b1, sizeof b1, busy);
-    fmt_s(b3, sizeof b3, span * P);
+    fmt_s(b3, sizeof b3, span * Pc);
     fprintf(f, "<text x=\"10\" y=\"%d\" fill=\"#555555\">busy %s of %s worker-time</text>\n",
             H - 6, b1, b3);
     fputs("</svg>\n", f);

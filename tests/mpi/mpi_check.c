@@ -39,6 +39,23 @@ static cask_compute_opts_t on(const char *sched, unsigned flags)
     return (cask_compute_opts_t){ .scheduler = sched, .workers = 2, .flags = flags };
 }
 
+/* One row per rank for tasks (one event each) and, when values moved, one
+** more per rank for the transfers it received (group "transfer"). */
+static int trace_rows_ok(const cask_trace_t *tr, size_t tasks)
+{
+    size_t moved = 0, n = cask_trace_size(tr);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        const cask_trace_event_t *e = cask_trace_event(tr, i);
+        int xfer = !strcmp(e->group, "transfer");
+        moved += xfer;
+        ok &= xfer ? e->worker >= size && e->worker < 2 * size && e->bytes > 0
+                   : e->worker >= 0 && e->worker < size;
+    }
+    int w = cask_trace_workers(tr);
+    return ok && n - moved == tasks && (moved ? w == 2 * size : w == size);
+}
+
 static void random_graphs(void)
 {
     cask_error_t err;
@@ -64,8 +81,7 @@ static void random_graphs(void)
                     none_elsewhere = 0;
                 cask_value_decref(&got[i]);
             }
-            if (cask_trace_workers(info.trace) != size || cask_trace_size(info.trace) != info.tasks)
-                rows = 0;
+            rows &= trace_rows_ok(info.trace, info.tasks);
             cask_trace_free(info.trace);
         }
         o = on("mpi", CASK_ALL_RANKS);
@@ -84,7 +100,8 @@ static void random_graphs(void)
     check(same, "12 random graphs: the results on rank 0 are sync's");
     check(none_elsewhere, "without CASK_ALL_RANKS, ranks other than 0 get no results");
     check(everywhere, "with CASK_ALL_RANKS, every rank gets sync's results");
-    check(rows, "the trace has one row per rank (%d) and one event per task", size);
+    check(rows, "the trace has one row per rank (%d) and one event per task, and a row of "
+                "transfers per rank", size);
 }
 
 static void arrays(void)
@@ -150,15 +167,25 @@ static void big_chunks(void)
     cask_compute_info_t info;
     int rc = cask_compute(g, &sum, 1, &r, &o, &info, &err);
     int ranks_used = 0;
+    double moved = 0, secs = 0;
     if (!rc) {
         int seen[64] = { 0 };
         for (size_t i = 0; i < cask_trace_size(info.trace); i++) {
-            int w = cask_trace_event(info.trace, i)->worker;
-            if (w >= 0 && w < 64 && !seen[w]++)
+            const cask_trace_event_t *e = cask_trace_event(info.trace, i);
+            if (!strcmp(e->group, "transfer")) {
+                moved += (double)e->bytes;
+                secs += (double)(e->end_ns - e->start_ns) * 1e-9;
+            } else if (e->worker >= 0 && e->worker < 64 && !seen[e->worker]++) {
                 ranks_used++;
+            }
         }
+        const char *pic = getenv("CASK_MPI_TIMELINE"); /* to look at */
+        if (pic && rank == 0)
+            cask_timeline_save(info.trace, pic, NULL, &err);
         cask_trace_free(info.trace);
     }
+    check(rc || (moved >= 8e6 && secs > 0), "the trace shows %.0f MB moved in %.4f s", moved / 1e6,
+          secs);
     if (rank == 0)
         check(!rc && r.type == CASK_INT64 && r.u.i == 1000000LL * (N * (N - 1) / 2) + 1,
               "12 chunks of 8 MB made on %d ranks and summed on one: %lld", ranks_used,

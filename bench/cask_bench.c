@@ -2,7 +2,9 @@
 ** bench/cask_bench.c: cask's side of bench/run. Prints "FIGURE VALUE" lines.
 **
 **   cask_bench build        build a delayed graph of 1,000,000 tasks feeding one sum
-**   cask_bench SHAPE SCHED  run a shape (wide, chain, tree) on a scheduler, trace on
+**   cask_bench SHAPE SCHED [NAME]  run a shape (wide, chain, tree) on a scheduler, trace
+**                          on (figures named SHAPE.NAME...; under mpirun, rank 0 prints)
+**   cask_bench transfer     under mpirun -np 2: GB/s of 8 MB chunks moved between ranks
 **   cask_bench spin100us    20,000 tasks of 100 us: threads' parallel efficiency
 **   cask_bench normal_sum   (x*x + 1).sum(), x normal(size=1e8, chunks=1e6), threads, 2 workers
 **   cask_bench normal_std   x.std() of the same x
@@ -76,7 +78,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void run_shape(const char *shape, const char *sched)
+static void run_shape(const char *shape, const char *sched, const char *name)
 {
     cask_error_t err;
     cask_graph_t *g = cask_graph_new(&err);
@@ -110,9 +112,76 @@ static void run_shape(const char *shape, const char *sched)
         cask_value_decref(&v);
     }
     qsort(t, REPS, sizeof *t, cmp_double);
-    printf("%s.%s.cask.tasks_per_s %.0f\n", shape, sched, (double)tasks / t[REPS / 2]);
-    printf("%s.%s.cask.tasks %zu\n", shape, sched, tasks);
+    if (cask_mpi_rank() == 0) { /* under mpirun, every rank runs this */
+        printf("%s.%s.cask.tasks_per_s %.0f\n", shape, name, (double)tasks / t[REPS / 2]);
+        printf("%s.%s.cask.tasks %zu\n", shape, name, tasks);
+    }
     cask_graph_free(g);
+}
+
+/* bench.big(i): 1,000,000 doubles (8 MB), all i. */
+static int k_big(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)n;
+    int64_t len = 1000000;
+    cask_error_t err;
+    int rc = cask_value_ndarray(CASK_F64, 1, &len, out, &err);
+    if (rc)
+        return cask_kernel_fail(ctx, "%s", err.message), rc;
+    cask_nd_t nd;
+    cask_value_nd(out, &nd);
+    for (int64_t i = 0; i < len; i++)
+        ((double *)nd.data)[i] = (double)a[0].u.i;
+    return 0;
+}
+
+/* bench.first(...): its first input. */
+static int k_first(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)ctx;
+    *out = n ? a[0] : cask_none();
+    cask_value_incref(out);
+    return 0;
+}
+
+/* Under mpirun -np 2: 16 chunks of 8 MB made on both ranks and read by one
+** task, so about half of them move; their transfer spans in the trace give
+** the rate (bytes over the time from a value's header to its last byte). */
+static void run_transfer(void)
+{
+    cask_error_t err;
+    if (cask_kernel_register("bench.big", k_big, NULL, &err) ||
+        cask_kernel_register("bench.first", k_first, NULL, &err))
+        die("register", &err);
+    enum { N = 16, REPS = 5 };
+    double gbs[REPS];
+    for (int r = 0; r < REPS; r++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_value_t in[N];
+        for (int i = 0; i < N; i++)
+            in[i] = cask_ref(CASK_DELAYED(g, "bench.big", &err, cask_int(i + 100 * r)));
+        cask_task_t all = cask_delayed(g, "bench.first", in, N, &err);
+        cask_value_t v;
+        cask_compute_info_t info;
+        cask_compute_opts_t o = { .scheduler = "mpi", .flags = CASK_TRACE };
+        if (cask_compute(g, &all, 1, &v, &o, &info, &err))
+            die("compute", &err);
+        double bytes = 0, secs = 0;
+        for (size_t i = 0; i < cask_trace_size(info.trace); i++) {
+            const cask_trace_event_t *e = cask_trace_event(info.trace, i);
+            if (!strcmp(e->group, "transfer")) {
+                bytes += (double)e->bytes;
+                secs += (double)(e->end_ns - e->start_ns) * 1e-9;
+            }
+        }
+        gbs[r] = secs > 0 ? bytes / secs * 1e-9 : 0;
+        cask_trace_free(info.trace);
+        cask_value_decref(&v);
+        cask_graph_free(g);
+    }
+    qsort(gbs, REPS, sizeof *gbs, cmp_double);
+    if (cask_mpi_rank() == 0)
+        printf("transfer.mpi.cask.gbs %.2f\n", gbs[REPS / 2]);
 }
 
 /* 20,000 independent tasks of 100 us busy work: sync, then threads on 2
@@ -342,6 +411,8 @@ int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "spin100us"))
         run_spin();
+    else if (argc == 2 && !strcmp(argv[1], "transfer"))
+        run_transfer();
     else if (argc == 2 && !strcmp(argv[1], "build"))
         run_build();
     else if (argc == 2 && (!strcmp(argv[1], "normal_sum") || !strcmp(argv[1], "normal_std")))
@@ -353,9 +424,11 @@ int main(int argc, char **argv)
     else if (argc == 3 && !strcmp(argv[1], "analyze"))
         run_analyze(argv[2]);
     else if (argc == 3)
-        run_shape(argv[1], argv[2]);
+        run_shape(argv[1], argv[2], argv[2]);
+    else if (argc == 4) /* SHAPE SCHED NAME: the figures' scheduler part is NAME */
+        run_shape(argv[1], argv[2], argv[3]);
     else {
-        fprintf(stderr, "usage: cask_bench build | spin100us | normal_sum | normal_std | transpose_mean | matmul | analyze MONTAGE.zip | wide|chain|tree SCHEDULER\n");
+        fprintf(stderr, "usage: cask_bench build | spin100us | normal_sum | normal_std | transpose_mean | matmul | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
         return 2;
     }
     return 0;

@@ -704,7 +704,7 @@ static int schedule(mrun_t *m, int all)
         if (cask_run_stopped(r) && !busy_anywhere(m))
             break;
         assign(m);
-        if (step(m, &o) || m->n_recvs) /* a payload coming: keep polling */
+        if (step(m, &o) || m->n_recvs || m->n_sends) /* payloads moving: keep polling */
             idle = 0;
         else
             pause_for(++idle);
@@ -735,7 +735,7 @@ static int serve(mrun_t *m, int all)
     outcome_t o = { 0 };
     int idle = 0;
     while (!o.end && !o.stop) {
-        if (step(m, &o) || m->n_recvs) /* a payload coming: keep polling */
+        if (step(m, &o) || m->n_recvs || m->n_sends) /* payloads moving: keep polling */
             idle = 0;
         else
             pause_for(++idle);

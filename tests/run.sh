@@ -50,6 +50,17 @@ if [ -x "$BUILD/tests/mpi_check" ] && command -v mpirun >/dev/null && [ -z "${ON
             echo "ok   mpi_check on $np ranks: $ok tests"
         fi
     done
+    # The same example program, unchanged, on sync, threads and 3 MPI ranks.
+    want=$(CASK_SCHEDULER=sync "$BUILD/examples/03_pool_map" | grep '^squares:')
+    thr=$(CASK_SCHEDULER=threads "$BUILD/examples/03_pool_map" | grep '^squares:')
+    mpi=$(CASK_SCHEDULER=mpi ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+          timeout 120 mpirun --oversubscribe -np 3 "$BUILD/examples/03_pool_map" | grep '^squares:')
+    if [ -n "$want" ] && [ "$want" = "$thr" ] && [ "$want" = "$mpi" ]; then
+        pass=$((pass + 1)); echo "ok   example 03_pool_map: the same squares on sync, threads and 3 MPI ranks"
+    else
+        fail=$((fail + 1)); failed="$failed 03_pool_map-mpi"
+        printf 'FAIL example 03_pool_map on sync/threads/mpi:\n%s\n%s\n%s\n' "$want" "$thr" "$mpi"
+    fi
 fi
 
 [ -n "${ONLY:-}" ] && { echo "tests: $pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit; }

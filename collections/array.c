@@ -150,8 +150,6 @@ static int check_layout(cask_dtype_t dtype, int ndim, const int64_t *shape,
     int empty = 0;
     for (int x = 0; x < ndim; x++)
         empty |= shape[x] == 0;
-    if (empty && !chunks) /* no elements: one block, however long the other axes */
-        room = INT64_MAX;
     for (int x = ndim; x-- > 0;) {
         if (shape[x] < 0)
             return cask__err(err, CASK_EINVAL, NULL, NULL, "extent %lld of axis %d is negative",
@@ -162,7 +160,7 @@ static int check_layout(cask_dtype_t dtype, int ndim, const int64_t *shape,
                              "chunk %lld along axis %d: chunks must be at least 1",
                              (long long)c, x);
         int64_t top = shape[x] ? shape[x] : 1;
-        chunk[x] = c < top ? c : top;
+        chunk[x] = c < top && !(empty && !chunks) ? c : top; /* no elements: one block */
         room = room / chunk[x] ? room / chunk[x] : 1;
     }
     double elems = 1;

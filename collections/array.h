@@ -67,7 +67,7 @@ cask_dtype_t ar_red_dtype(int red, cask_dtype_t in);
 /* Blocks along an axis of this extent and chunk (an empty axis has one). */
 static inline int64_t ar_nblocks(int64_t extent, int64_t chunk)
 {
-    return extent ? (extent + chunk - 1) / chunk : 1;
+    return extent ? extent / chunk + (extent % chunk != 0) : 1; /* no overflow near 2^63 */
 }
 
 /* Whether h's magic, ndim, dtype, extents and chunks are sound (what

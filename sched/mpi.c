@@ -37,6 +37,7 @@
 enum { T_CTL = 1, T_DONE, T_HDR, T_PAY };
 enum { OP_RUN = 1, OP_SEND, OP_FREE, OP_END, OP_STOP };
 enum { DEPTH = 3, MSG = 240 };
+enum { HAVE = 1, LOST = 2 };
 
 typedef struct {
     int32_t op;
@@ -87,10 +88,14 @@ typedef struct {
     size_t n;
     cask__tickconv_t conv;
     uint64_t base_ns;          /* this rank's clock at the run's start */
-    uint8_t *have;             /* values held here */
+    uint8_t *have;             /* values held here: HAVE, or LOST (could not be
+                                  received: the tasks that read it fail) */
     uint32_t *missing;         /* tasks given here: inputs still to come;
                                   UINT32_MAX: not given here */
-    uint32_t *stamp;           /* for counting distinct inputs */
+    uint32_t *wait_head;       /* tasks given here waiting for each value: */
+    struct waiter { uint32_t t, next; } *waiters; /* lists in one pool */
+    size_t n_waiters, waiters_cap;
+    uint32_t *stamp;           /* each_input: inputs visited this time */
     uint32_t stamp_now;
     /* the compute thread */
     pthread_t th;
@@ -98,9 +103,12 @@ typedef struct {
     pthread_cond_t cv;
     uint32_t *runq;            /* tasks whose inputs are here, FIFO */
     size_t rq_head, rq_tail;   /* in runq (n entries: each task once) */
+    ended_t ends[2][DEPTH];    /* kernels ended, not yet reported: the compute
+                                  thread fills one while collect() reads the other
+                                  (a rank has at most DEPTH tasks at once) */
     ended_t *ended;
-    size_t n_ended, ended_cap;
-    int quit, busy;
+    size_t n_ended;
+    int quit;
     /* transfers */
     xfer_t *sends, *recvs;
     size_t n_sends, sends_cap, n_recvs, recvs_cap;
@@ -116,7 +124,7 @@ typedef struct {
     int32_t *worker;           /* trace: rank of each task, */
     uint64_t *ns_start, *ns_end; /* and its times (ns since the start) */
     size_t n_done;
-    int failed;                /* a memory failure of the scheduler itself */
+    int failed;                /* rank 0 had no memory for its ready queue */
 } mrun_t;
 
 static pthread_mutex_t mpi_lock = PTHREAD_MUTEX_INITIALIZER; /* one compute at a time */
@@ -183,6 +191,13 @@ static uint64_t tick_rel(const mrun_t *m, uint64_t tick)
     return ns > m->base_ns ? ns - m->base_ns : 0;
 }
 
+/* ns since the run's start here (rel) as a tick of this rank's clock. */
+static uint64_t rel_tick(const mrun_t *m, uint64_t rel)
+{
+    return m->conv.tick0 + (uint64_t)((double)(int64_t)(rel + m->base_ns - m->conv.ns0) /
+                                      m->conv.ns_per_tick);
+}
+
 /* The distinct tasks whose values t reads, through fn(m, u, ctx). */
 static void each_input(mrun_t *m, uint32_t t, void (*fn)(mrun_t *, uint32_t, void *), void *ctx)
 {
@@ -220,11 +235,6 @@ static void ctl(mrun_t *m, int to, int op, uint32_t tid, int dest)
     MPI_Send(&c, sizeof c, MPI_BYTE, to, T_CTL, m->comm);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    return cask__grow(p, cap, need, size);
-}
-
 /* ------------------------------------------------------ the compute thread */
 
 static void *compute_main(void *arg)
@@ -237,7 +247,6 @@ static void *compute_main(void *arg)
         if (m->rq_head == m->rq_tail)
             break;
         uint32_t t = m->runq[m->rq_head++];
-        m->busy = 1;
         pthread_mutex_unlock(&m->mu);
         ended_t e = { .tid = t };
         if (cask_run_stopped(m->r)) {
@@ -256,13 +265,7 @@ static void *compute_main(void *arg)
             }
         }
         pthread_mutex_lock(&m->mu);
-        if (grow((void **)&m->ended, &m->ended_cap, m->n_ended + 1, sizeof *m->ended)) {
-            cask_value_decref(&e.out);
-            m->failed = 1;
-        } else {
-            m->ended[m->n_ended++] = e;
-        }
-        m->busy = 0;
+        m->ended[m->n_ended++] = e;
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
@@ -295,7 +298,7 @@ static void send_value(mrun_t *m, uint32_t u, int dest)
     MPI_Send(&h, sizeof h, MPI_BYTE, dest, T_HDR, m->comm);
     if (!h.size)
         return;
-    if (grow((void **)&m->sends, &m->sends_cap, m->n_sends + 1, sizeof *m->sends)) {
+    if (cask__grow((void **)&m->sends, &m->sends_cap, m->n_sends + 1, sizeof *m->sends)) {
         /* no room to track it: send it blocking */
         MPI_Send(v->u.blob->data, (int)h.size, MPI_BYTE, dest, T_PAY, m->comm);
         return;
@@ -308,6 +311,7 @@ static void send_value(mrun_t *m, uint32_t u, int dest)
 }
 
 static void arrived(mrun_t *m, uint32_t u, cask_value_t v);
+static void lost(mrun_t *m, uint32_t u);
 
 static void recv_header(mrun_t *m, int src)
 {
@@ -322,10 +326,13 @@ static void recv_header(mrun_t *m, int src)
         v = cask_double(d);
     } else if (h.type != CASK_NONE) {
         if (cask__value_blank((cask_type_t)h.type, (size_t)h.size, &v)) {
-            m->failed = 1; /* still take the payload off the wire */
-            void *sink = malloc(h.size ? h.size : 1);
-            MPI_Recv(sink, (int)h.size, MPI_BYTE, src, T_PAY, m->comm, MPI_STATUS_IGNORE);
-            free(sink);
+            /* take the payload off the wire into nothing: a truncated
+            ** receive, which returns an error here rather than aborting */
+            char none;
+            MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+            MPI_Recv(&none, 0, MPI_BYTE, src, T_PAY, m->comm, MPI_STATUS_IGNORE);
+            MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_ARE_FATAL);
+            lost(m, h.tid);
             return;
         }
         v.aux = h.aux;
@@ -337,7 +344,7 @@ static void recv_header(mrun_t *m, int src)
         arrived(m, h.tid, v);
         return;
     }
-    if (grow((void **)&m->recvs, &m->recvs_cap, m->n_recvs + 1, sizeof *m->recvs)) {
+    if (cask__grow((void **)&m->recvs, &m->recvs_cap, m->n_recvs + 1, sizeof *m->recvs)) {
         MPI_Recv(v.u.blob->data, (int)h.size, MPI_BYTE, src, T_PAY, m->comm, MPI_STATUS_IGNORE);
         arrived(m, h.tid, v);
         return;
@@ -364,7 +371,7 @@ static int progress_xfers(mrun_t *m, xfer_t *xs, size_t *n, int receiving)
         xs[i] = xs[--*n];
         moved++;
         if (receiving && m->r->t_start &&
-            !grow((void **)&m->moved, &m->moved_cap, m->n_moved + 1, sizeof *m->moved))
+            !cask__grow((void **)&m->moved, &m->moved_cap, m->n_moved + 1, sizeof *m->moved))
             m->moved[m->n_moved++] = (cask__xfer_t){ x.tid, m->size + m->rank, x.t0,
                                                      cask_now_ns() - m->base_ns,
                                                      cask__nbytes(&x.v) };
@@ -386,17 +393,49 @@ static void drain_xfers(mrun_t *m)
 
 /* ---------------------------------------------------------- any rank */
 
-static void count_missing(mrun_t *m, uint32_t u, void *ctx)
+/* Task t given here cannot run: report it ended with rc (as its kernel
+** would), so rank 0 sees the failure and nothing waits for it. */
+static void cannot_run(mrun_t *m, uint32_t t, int rc, const char *why)
 {
-    *(uint32_t *)ctx += !m->have[u];
+    ended_t e = { .tid = t, .rc = rc, .out = cask_none() };
+    snprintf(e.msg, sizeof e.msg, "%s", why);
+    m->missing[t] = UINT32_MAX;
+    pthread_mutex_lock(&m->mu);
+    m->ended[m->n_ended++] = e;
+    pthread_mutex_unlock(&m->mu);
 }
 
+typedef struct {
+    uint32_t t, missing;
+    int lost, nomem;
+} need_t;
+
+static void wait_for(mrun_t *m, uint32_t u, void *ctx)
+{
+    need_t *nd = ctx;
+    if (m->have[u] == LOST)
+        nd->lost = 1;
+    if (m->have[u])
+        return;
+    if (cask__grow((void **)&m->waiters, &m->waiters_cap, m->n_waiters + 1, sizeof *m->waiters)) {
+        nd->nomem = 1;
+        return;
+    }
+    m->waiters[m->n_waiters] = (struct waiter){ nd->t, m->wait_head[u] };
+    m->wait_head[u] = (uint32_t)m->n_waiters++;
+    nd->missing++;
+}
+
+/* Task t is given to this rank: run it once its inputs are here. */
 static void give(mrun_t *m, uint32_t t)
 {
-    uint32_t k = 0;
-    each_input(m, t, count_missing, &k);
-    m->missing[t] = k;
-    if (!k)
+    need_t nd = { t, 0, 0, 0 };
+    each_input(m, t, wait_for, &nd);
+    m->missing[t] = nd.missing;
+    if (nd.lost || nd.nomem)
+        cannot_run(m, t, CASK_ENOMEM, nd.lost ? "no memory on this rank for one of its inputs"
+                                              : "no memory to wait for its inputs");
+    else if (!nd.missing)
         runnable(m, t);
 }
 
@@ -407,27 +446,30 @@ static void arrived(mrun_t *m, uint32_t u, cask_value_t v)
         return;
     }
     m->r->val[u] = v;
-    m->have[u] = 1;
-    size_t ns;
-    const cask_tid_t *succ = cask_run_successors(m->r, u, &ns);
-    for (size_t i = 0; i < ns; i++) {
-        uint32_t s = succ[i];
-        if (m->missing[s] != UINT32_MAX && m->missing[s] > 0) {
-            /* recount: a successor listed twice must not be counted down twice */
-            uint32_t k = 0;
-            each_input(m, s, count_missing, &k);
-            if (k < m->missing[s]) {
-                m->missing[s] = k;
-                if (!k)
-                    runnable(m, s);
-            }
-        }
+    m->have[u] = HAVE;
+    for (uint32_t w = m->wait_head[u]; w != UINT32_MAX; w = m->waiters[w].next) {
+        uint32_t t = m->waiters[w].t; /* each waits once for each value it reads */
+        if (m->missing[t] != UINT32_MAX && --m->missing[t] == 0)
+            runnable(m, t);
     }
+    m->wait_head[u] = UINT32_MAX;
+}
+
+/* Value u could not be received here: the tasks waiting for it, and any
+** later given here that read it, fail with CASK_ENOMEM. */
+static void lost(mrun_t *m, uint32_t u)
+{
+    m->have[u] = LOST;
+    for (uint32_t w = m->wait_head[u]; w != UINT32_MAX; w = m->waiters[w].next)
+        if (m->missing[m->waiters[w].t] != UINT32_MAX)
+            cannot_run(m, m->waiters[w].t, CASK_ENOMEM,
+                       "no memory on this rank for one of its inputs");
+    m->wait_head[u] = UINT32_MAX;
 }
 
 static void drop(mrun_t *m, uint32_t u)
 {
-    if (m->have[u]) {
+    if (m->have[u] == HAVE) {
         cask_value_decref(&m->r->val[u]);
         m->r->val[u] = cask_none();
         m->have[u] = 0;
@@ -455,7 +497,7 @@ static void order_input(mrun_t *m, uint32_t u, void *ctx)
         return;
     /* From rank 0 when the value is here, else from the rank that made it:
     ** ranks it was sent to may not have it yet. */
-    if (m->have[u])
+    if (m->have[u] == HAVE)
         send_value(m, u, k);
     else
         ctl(m, m->owner[u], OP_SEND, u, k);
@@ -532,16 +574,12 @@ static void finished(mrun_t *m, int k, uint32_t t, int rc, cask_value_t out, uin
         m->ns_start[t] = start;
         m->ns_end[t] = end;
     }
-    /* the trace's ticks, in this rank's clock */
-    uint64_t ts = m->conv.tick0 + (uint64_t)((double)(int64_t)(start + m->base_ns - m->conv.ns0) /
-                                             m->conv.ns_per_tick);
-    uint64_t te = m->conv.tick0 + (uint64_t)((double)(int64_t)(end + m->base_ns - m->conv.ns0) /
-                                             m->conv.ns_per_tick);
     int local = k == 0;
-    if (cask__run_post(r, t, k, rc, local ? out : cask_none(), ts, te, text))
+    if (cask__run_post(r, t, k, rc, local ? out : cask_none(), rel_tick(m, start),
+                       rel_tick(m, end), text))
         return;
     if (local)
-        m->have[t] = 1;
+        m->have[t] = HAVE;
     m->tbytes[t] = bytes;
     m->owner[t] = k;
     set_held(m, t, k, 1);
@@ -588,16 +626,9 @@ static int collect(mrun_t *m)
 {
     pthread_mutex_lock(&m->mu);
     size_t k = m->n_ended;
-    ended_t *e = NULL;
-    if (k) {
-        e = malloc(k * sizeof *e);
-        if (e) {
-            memcpy(e, m->ended, k * sizeof *e);
-            m->n_ended = 0;
-        } else {
-            k = 0;
-        }
-    }
+    ended_t *e = m->ended;
+    m->ended = e == m->ends[0] ? m->ends[1] : m->ends[0];
+    m->n_ended = 0;
     pthread_mutex_unlock(&m->mu);
     for (size_t i = 0; i < k; i++) {
         uint64_t s = tick_rel(m, e[i].start), f = tick_rel(m, e[i].end);
@@ -610,11 +641,10 @@ static int collect(mrun_t *m)
         snprintf(d.msg, sizeof d.msg, "%s", e[i].msg);
         if (!e[i].rc) {
             m->r->val[e[i].tid] = e[i].out;
-            m->have[e[i].tid] = 1;
+            m->have[e[i].tid] = HAVE;
         }
         MPI_Send(&d, sizeof d, MPI_BYTE, 0, T_DONE, m->comm);
     }
-    free(e);
     return (int)k;
 }
 
@@ -671,9 +701,17 @@ static void gather_outputs(mrun_t *m, outcome_t *o, int all)
         order_input(m, r->p.out[i], &zero);
     }
     for (;;) {
-        size_t have = 0;
-        for (size_t i = 0; i < r->p.n_out; i++)
-            have += m->have[r->p.out[i]];
+        size_t have = 0, lost_here = 0;
+        for (size_t i = 0; i < r->p.n_out; i++) {
+            have += m->have[r->p.out[i]] == HAVE;
+            lost_here += m->have[r->p.out[i]] == LOST;
+        }
+        if (lost_here) {
+            cask_error_t e;
+            cask__err(&e, CASK_ENOMEM, NULL, NULL, "no memory on rank 0 for the outputs");
+            cask__run_fail(r, &e);
+            return;
+        }
         if (have == r->p.n_out)
             break;
         if (!step(m, o))
@@ -685,6 +723,8 @@ static void gather_outputs(mrun_t *m, outcome_t *o, int all)
                 order_input(m, r->p.out[i], &k);
 }
 
+/* Rank 0's loop. Returns 1 when the run ended (END sent), 0 when it
+** stopped (STOP sent with the error). */
 static int schedule(mrun_t *m, int all)
 {
     cask_run_t *r = m->r;
@@ -709,6 +749,8 @@ static int schedule(mrun_t *m, int all)
         else
             pause_for(++idle);
     }
+    if (!cask_run_stopped(r))
+        gather_outputs(m, &o, all);
     stop_t why = { 0 };
     if (cask_run_stopped(r)) {
         cask_error_t e = r->err;
@@ -724,12 +766,13 @@ static int schedule(mrun_t *m, int all)
         }
         return 0;
     }
-    gather_outputs(m, &o, all);
     for (int k = 1; k < m->size; k++)
         ctl(m, k, OP_END, 0, 0);
-    return 0;
+    return 1;
 }
 
+/* The loop of the other ranks: serve rank 0's orders until END (returns 1)
+** or STOP (returns 0, with the run's error recorded). */
 static int serve(mrun_t *m, int all)
 {
     outcome_t o = { 0 };
@@ -748,14 +791,24 @@ static int serve(mrun_t *m, int all)
         cask__run_fail(r, &e);
         return 0;
     }
-    /* the outputs this rank returns: all of them, or none */
+    /* the outputs this rank returns: all of them (sent before END, some may
+    ** still be arriving), or none */
+    drain_xfers(m);
+    int missing = 0;
     for (size_t i = 0; i < r->p.n_out; i++) {
         uint32_t u = r->p.out[i];
         if (!all)
             drop(m, u);
+        else
+            missing |= m->have[u] != HAVE;
+    }
+    if (missing) {
+        cask_error_t e;
+        cask__err(&e, CASK_ENOMEM, NULL, NULL, "no memory on rank %d for the outputs", m->rank);
+        cask__run_fail(r, &e);
     }
     atomic_store(&r->done, r->p.n);
-    return 0;
+    return 1;
 }
 
 /* The trace: rank 0's view, on every rank. */
@@ -801,12 +854,8 @@ static void share_trace(mrun_t *m)
         return;
     for (size_t t = 0; t < n; t++) {
         r->t_worker[t] = m->worker[t];
-        r->t_start[t] = m->conv.tick0 + (uint64_t)((double)(int64_t)(m->ns_start[t] + m->base_ns -
-                                                                     m->conv.ns0) /
-                                                   m->conv.ns_per_tick);
-        r->t_end[t] = m->conv.tick0 + (uint64_t)((double)(int64_t)(m->ns_end[t] + m->base_ns -
-                                                                   m->conv.ns0) /
-                                                 m->conv.ns_per_tick);
+        r->t_start[t] = rel_tick(m, m->ns_start[t]);
+        r->t_end[t] = rel_tick(m, m->ns_end[t]);
         r->t_bytes[t] = m->tbytes[t];
         r->t_order[t] = (uint32_t)t;
     }
@@ -834,9 +883,10 @@ static void mrun_free(mrun_t *m)
     cask_readyq_destroy(&m->q);
     cask__free(m->have);
     cask__free(m->missing);
+    cask__free(m->wait_head);
+    cask__free(m->waiters);
     cask__free(m->stamp);
     cask__free(m->runq);
-    cask__free(m->ended);
     cask__free(m->sends);
     cask__free(m->recvs);
     cask__free(m->moved);
@@ -876,6 +926,7 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     m.hw = ((size_t)m.size + 63) / 64;
     int ok = !cask__run_refuse_opaque(r, "to another rank", err) &&
              (m.have = cask__calloc(n, 1)) && (m.missing = cask__malloc(n * sizeof *m.missing)) &&
+             (m.wait_head = cask__malloc(n * sizeof *m.wait_head)) &&
              (m.stamp = cask__calloc(n, sizeof *m.stamp)) &&
              (m.runq = cask__malloc(n * sizeof *m.runq)) &&
              (m.hold = cask__calloc(n * m.hw, sizeof *m.hold)) &&
@@ -903,6 +954,8 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
         return err->code;
     }
     memset(m.missing, 0xff, n * sizeof *m.missing);
+    memset(m.wait_head, 0xff, n * sizeof *m.wait_head);
+    m.ended = m.ends[0];
     cask_readyq_init(&m.q, r);
     pthread_mutex_init(&m.mu, NULL);
     pthread_cond_init(&m.cv, NULL);
@@ -910,24 +963,18 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     MPI_Barrier(world);
     m.base_ns = cask_now_ns();
     if (pthread_create(&m.th, NULL, compute_main, &m)) {
-        /* this rank cannot run tasks: run them on the calling thread instead
-        ** is not possible while it serves MPI, so the compute fails */
-        cask__err(err, CASK_EWORKER, NULL, NULL, "cannot start the compute thread on rank %d",
-                  m.rank);
+        /* the other ranks would wait for this one forever: end the job */
+        fprintf(stderr, "cask: cannot start the compute thread on rank %d\n", m.rank);
         MPI_Abort(world, 1);
     }
-    if (m.rank == 0)
-        schedule(&m, all);
-    else
-        serve(&m, all);
+    int ended = m.rank == 0 ? schedule(&m, all) : serve(&m, all);
     pthread_mutex_lock(&m.mu);
     m.quit = 1;
     pthread_cond_signal(&m.cv);
     pthread_mutex_unlock(&m.mu);
     pthread_join(m.th, NULL);
     drain_xfers(&m);
-    collect(&m);
-    if (trace && !cask_run_stopped(r))
+    if (trace && ended) /* every rank agrees on this: all ended, or all stopped */
         share_trace(&m);
     pthread_cond_destroy(&m.cv);
     pthread_mutex_destroy(&m.mu);

@@ -8,25 +8,29 @@ pass=0 fail=0 failed=""
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# Count the TAP lines of a run that exited with $2, its output in $log;
+# name it $1 in the report.
+tally() {
+    ok=$(grep -c '^ok ' "$log")
+    bad=$(grep -c '^not ok ' "$log")
+    if [ "$2" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi  # crashed or timed out
+    pass=$((pass + ok)); fail=$((fail + bad))
+    if [ "$bad" -ne 0 ]; then
+        failed="$failed $(echo "$1" | tr ' ' '-')"
+        echo "FAIL $1 (exit $2)"; grep -v '^ok ' "$log" | head -40
+    else
+        echo "ok   $1: $ok tests"
+    fi
+}
+
 # ONLY="test_a test_b": run just those unit tests (the sanitizer suites).
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
     if [ -n "${ONLY:-}" ]; then
         case " $ONLY " in *" $(basename "$t") "*) ;; *) continue ;; esac
     fi
-    name=$(basename "$t")
     timeout 600 "$t" >"$log" 2>&1
-    rc=$?
-    ok=$(grep -c '^ok ' "$log")
-    bad=$(grep -c '^not ok ' "$log")
-    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi  # crashed or timed out
-    pass=$((pass + ok)); fail=$((fail + bad))
-    if [ "$bad" -ne 0 ]; then
-        failed="$failed $name"
-        echo "FAIL $name (exit $rc)"; grep -v '^ok ' "$log" | head -40
-    else
-        echo "ok   $name: $ok tests"
-    fi
+    tally "$(basename "$t")" $?
 done
 
 # The mpi scheduler under mpirun, on 2, 3 and 4 ranks of this machine
@@ -38,17 +42,7 @@ if [ -x "$BUILD/tests/mpi_check" ] && command -v mpirun >/dev/null && [ -z "${ON
         # cannot name, so cannot suppress): no leak check under mpirun.
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
             timeout 300 mpirun --oversubscribe -np $np "$BUILD/tests/mpi_check" >"$log" 2>&1
-        rc=$?
-        ok=$(grep -c '^ok ' "$log")
-        bad=$(grep -c '^not ok ' "$log")
-        if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
-        pass=$((pass + ok)); fail=$((fail + bad))
-        if [ "$bad" -ne 0 ]; then
-            failed="$failed mpi_check-np$np"; echo "FAIL mpi_check on $np ranks (exit $rc)"
-            grep -v '^ok ' "$log" | head -40
-        else
-            echo "ok   mpi_check on $np ranks: $ok tests"
-        fi
+        tally "mpi_check on $np ranks" $?
     done
     # The same example program, unchanged, on sync, threads and 3 MPI ranks.
     want=$(CASK_SCHEDULER=sync "$BUILD/examples/03_pool_map" | grep '^squares:')

@@ -11,7 +11,8 @@
 ** waits for locality). It orders each missing input sent to that rank by
 ** one that holds it. Every rank, rank 0 included, runs tasks on one compute
 ** thread of its own while the calling thread does all MPI calls, so chunks
-** move while kernels run. A rank holds up to DEPTH tasks at once: the next
+** move while kernels run. A rank holds a few tasks at once (more when they
+** are short, see MIN_DEPTH): the next
 ** task's inputs arrive while the current one runs.
 **
 ** Messages (one duplicated communicator): to a rank, RUN t, SEND u to rank
@@ -34,23 +35,37 @@
 #ifdef CASK_HAVE_MPI
 #include <mpi.h>
 
-enum { T_CTL = 1, T_DONE, T_HDR, T_PAY };
+enum { T_CTL = 1, T_DONE, T_HDR, T_PAY, T_WHY };
 enum { OP_RUN = 1, OP_SEND, OP_FREE, OP_END, OP_STOP };
-enum { DEPTH = 3, MSG = 240 };
-enum { HAVE = 1, LOST = 2 };
+enum { MSG = 240, HAVE = 1, LOST = 2 };
+/* Tasks a rank holds at once: from MIN_DEPTH for long kernels up to
+** MAX_DEPTH for short ones, so that a rank has about LATENCY_NS of work
+** queued while its report goes to rank 0 and new orders come back. */
+enum { MIN_DEPTH = 3, MAX_DEPTH = 64 };
+#define LATENCY_NS 200000.0
+enum { BATCH = 65536 }; /* bytes of a message of orders or reports, at most */
 
-typedef struct {
+typedef struct { /* an order; rank 0 sends each rank its orders in batches */
     int32_t op;
     uint32_t tid;
     int32_t dest;
 } ctl_t;
 
-typedef struct {
+typedef struct { /* a report; a rank sends them in batches: a count (8
+                    bytes), the reports, then the text (MSG bytes) of each
+                    failed one, in order */
     uint32_t tid;
     int32_t rc;
-    uint64_t start, end, bytes; /* ns since the run's start on that rank */
-    char msg[MSG];
+    uint64_t start, end;        /* ns since the run's start on that rank; 0: untimed */
+    uint64_t bytes, busy;       /* output bytes; ns the kernel took */
 } done_t;
+
+typedef struct { /* a growable byte buffer */
+    char *p;
+    size_t n, cap;
+} buf_t;
+
+_Static_assert(8 + MAX_DEPTH * (sizeof(done_t) + MSG) <= BATCH, "a batch of reports fits");
 
 typedef struct {
     int32_t code, rank;
@@ -78,6 +93,7 @@ typedef struct { /* a kernel that ended on this rank's compute thread */
     int rc;
     cask_value_t out;
     uint64_t start, end; /* ticks */
+    uint64_t busy;       /* ns */
     char msg[MSG];
 } ended_t;
 
@@ -103,9 +119,9 @@ typedef struct {
     pthread_cond_t cv;
     uint32_t *runq;            /* tasks whose inputs are here, FIFO */
     size_t rq_head, rq_tail;   /* in runq (n entries: each task once) */
-    ended_t ends[2][DEPTH];    /* kernels ended, not yet reported: the compute
+    ended_t ends[2][MAX_DEPTH]; /* kernels ended, not yet reported: the compute
                                   thread fills one while collect() reads the other
-                                  (a rank has at most DEPTH tasks at once) */
+                                  (a rank has at most MAX_DEPTH tasks at once) */
     ended_t *ended;
     size_t n_ended;
     int quit;
@@ -114,6 +130,8 @@ typedef struct {
     size_t n_sends, sends_cap, n_recvs, recvs_cap;
     cask__xfer_t *moved;       /* trace: the payloads received here (ns since the start) */
     size_t n_moved, moved_cap;
+    buf_t in;                  /* the batch being read */
+    buf_t *outbox;             /* rank 0: orders not yet sent, per rank */
     /* rank 0: the scheduling */
     cask_readyq_t q;
     uint64_t *hold;            /* holders of each value: words per task */
@@ -121,6 +139,8 @@ typedef struct {
     uint64_t *tbytes;          /* bytes of each output */
     int32_t *owner;            /* the rank that made each output */
     int *inflight;             /* tasks given to each rank, not yet done */
+    int depth;                 /* tasks a rank may hold */
+    double busy_ns;            /* a kernel's time, a moving average */
     int32_t *worker;           /* trace: rank of each task, */
     uint64_t *ns_start, *ns_end; /* and its times (ns since the start) */
     size_t n_done;
@@ -229,10 +249,49 @@ static void set_held(mrun_t *m, uint32_t u, int k, int on)
     *w = on ? *w | bit : *w & ~bit;
 }
 
+static int put(buf_t *b, const void *p, size_t len)
+{
+    if (cask__grow((void **)&b->p, &b->cap, b->n + len, 1))
+        return CASK_ENOMEM;
+    memcpy(b->p + b->n, p, len);
+    b->n += len;
+    return 0;
+}
+
+/* Rank 0's orders to rank `to` leave together (flush). */
+static void flush_to(mrun_t *m, int to)
+{
+    buf_t *b = &m->outbox[to];
+    if (b->n)
+        MPI_Send(b->p, (int)b->n, MPI_BYTE, to, T_CTL, m->comm);
+    b->n = 0;
+}
+
+static void flush(mrun_t *m)
+{
+    for (int k = 1; k < m->size; k++)
+        flush_to(m, k);
+}
+
 static void ctl(mrun_t *m, int to, int op, uint32_t tid, int dest)
 {
     ctl_t c = { op, tid, dest };
-    MPI_Send(&c, sizeof c, MPI_BYTE, to, T_CTL, m->comm);
+    if (m->outbox[to].n + sizeof c > BATCH)
+        flush_to(m, to);
+    if (put(&m->outbox[to], &c, sizeof c)) { /* no room to batch it: send it alone */
+        flush_to(m, to);
+        MPI_Send(&c, sizeof c, MPI_BYTE, to, T_CTL, m->comm);
+    }
+}
+
+/* Receive the batch st announces into m->in (BATCH bytes, taken at the
+** start, so a batch is never dropped for want of memory). */
+static void receive(mrun_t *m, const MPI_Status *st)
+{
+    int len = 0;
+    MPI_Get_count(st, MPI_BYTE, &len);
+    MPI_Recv(m->in.p, BATCH, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, m->comm, MPI_STATUS_IGNORE);
+    m->in.n = (size_t)len;
 }
 
 /* ------------------------------------------------------ the compute thread */
@@ -249,6 +308,7 @@ static void *compute_main(void *arg)
         uint32_t t = m->runq[m->rq_head++];
         pthread_mutex_unlock(&m->mu);
         ended_t e = { .tid = t };
+        uint64_t t0 = cask_now_ns();
         if (cask_run_stopped(m->r)) {
             e.rc = CASK_ECANCELED;
             snprintf(e.msg, sizeof e.msg, "the compute stopped");
@@ -264,6 +324,7 @@ static void *compute_main(void *arg)
                          "returned an opaque value, which cannot leave its rank");
             }
         }
+        e.busy = cask_now_ns() - t0;
         pthread_mutex_lock(&m->mu);
         m->ended[m->n_ended++] = e;
     }
@@ -514,7 +575,7 @@ static void assign(mrun_t *m)
         if (!cask_readyq_peek(&m->q, &t))
             break;
         for (int k = 0; k < m->size; k++) {
-            if (m->inflight[k] >= DEPTH)
+            if (m->inflight[k] >= m->depth)
                 continue;
             locality_t l = { k, 0 };
             each_input(m, t, held_bytes, &l);
@@ -559,10 +620,14 @@ static void free_if_unused(mrun_t *m, uint32_t u, void *ctx)
 
 /* Task t ended on rank k. */
 static void finished(mrun_t *m, int k, uint32_t t, int rc, cask_value_t out, uint64_t start,
-                     uint64_t end, uint64_t bytes, const char *msg)
+                     uint64_t end, uint64_t bytes, uint64_t busy, const char *msg)
 {
     cask_run_t *r = m->r;
     m->inflight[k]--;
+    /* short kernels: deeper queues, so no rank waits for its orders */
+    m->busy_ns += ((double)busy - m->busy_ns) / 16;
+    double d = LATENCY_NS / (m->busy_ns + 1);
+    m->depth = d < MIN_DEPTH ? MIN_DEPTH : d > MAX_DEPTH ? MAX_DEPTH : (int)d;
     if (cask_run_stopped(r) && rc) { /* a task stopped by an earlier failure */
         cask_value_decref(&out);
         return;
@@ -588,12 +653,25 @@ static void finished(mrun_t *m, int k, uint32_t t, int rc, cask_value_t out, uin
     each_input(m, t, free_if_unused, NULL);
 }
 
-static void recv_done(mrun_t *m, int src)
+/* A batch of reports from rank st->MPI_SOURCE. */
+static void recv_done(mrun_t *m, const MPI_Status *st)
 {
-    done_t d;
-    MPI_Recv(&d, sizeof d, MPI_BYTE, src, T_DONE, m->comm, MPI_STATUS_IGNORE);
-    d.msg[MSG - 1] = '\0';
-    finished(m, src, d.tid, d.rc, cask_none(), d.start, d.end, d.bytes, d.msg);
+    receive(m, st);
+    uint64_t n;
+    memcpy(&n, m->in.p, sizeof n);
+    const char *rec = m->in.p + sizeof n, *text = rec + n * sizeof(done_t);
+    for (size_t i = 0; i < n; i++) {
+        done_t d;
+        memcpy(&d, rec + i * sizeof d, sizeof d);
+        char msg[MSG] = "";
+        if (d.rc) {
+            memcpy(msg, text, MSG);
+            msg[MSG - 1] = '\0';
+            text += MSG;
+        }
+        finished(m, st->MPI_SOURCE, d.tid, d.rc, cask_none(), d.start, d.end, d.bytes, d.busy,
+                 msg);
+    }
 }
 
 /* --------------------------------------------------------- the loop */
@@ -603,21 +681,25 @@ typedef struct {
     stop_t why;
 } outcome_t;
 
-static int handle_ctl(mrun_t *m, int src, outcome_t *o)
+/* A batch of rank 0's orders, in the order given. */
+static void handle_ctl(mrun_t *m, const MPI_Status *st, outcome_t *o)
 {
-    ctl_t c;
-    MPI_Recv(&c, sizeof c, MPI_BYTE, src, T_CTL, m->comm, MPI_STATUS_IGNORE);
-    switch (c.op) {
-    case OP_RUN: give(m, c.tid); break;
-    case OP_SEND: send_value(m, c.tid, c.dest); break;
-    case OP_FREE: drop(m, c.tid); break;
-    case OP_END: o->end = 1; break;
-    case OP_STOP:
-        MPI_Recv(&o->why, sizeof o->why, MPI_BYTE, src, T_CTL, m->comm, MPI_STATUS_IGNORE);
-        o->stop = 1;
-        break;
+    receive(m, st);
+    for (size_t i = 0; i + sizeof(ctl_t) <= m->in.n; i += sizeof(ctl_t)) {
+        ctl_t c;
+        memcpy(&c, m->in.p + i, sizeof c);
+        switch (c.op) {
+        case OP_RUN: give(m, c.tid); break;
+        case OP_SEND: send_value(m, c.tid, c.dest); break;
+        case OP_FREE: drop(m, c.tid); break;
+        case OP_END: o->end = 1; break;
+        case OP_STOP:
+            MPI_Recv(&o->why, sizeof o->why, MPI_BYTE, st->MPI_SOURCE, T_WHY, m->comm,
+                     MPI_STATUS_IGNORE);
+            o->stop = 1;
+            break;
+        }
     }
-    return 1;
 }
 
 /* What this rank's compute thread finished: report it (to rank 0, or to
@@ -630,20 +712,30 @@ static int collect(mrun_t *m)
     m->ended = e == m->ends[0] ? m->ends[1] : m->ends[0];
     m->n_ended = 0;
     pthread_mutex_unlock(&m->mu);
+    if (!k)
+        return 0;
+    uint64_t count = k;
+    char *rec = m->in.p + sizeof count, *text = rec + k * sizeof(done_t);
     for (size_t i = 0; i < k; i++) {
         uint64_t s = tick_rel(m, e[i].start), f = tick_rel(m, e[i].end);
         uint64_t bytes = cask__nbytes(&e[i].out);
         if (m->rank == 0) {
-            finished(m, 0, e[i].tid, e[i].rc, e[i].out, s, f, bytes, e[i].msg);
+            finished(m, 0, e[i].tid, e[i].rc, e[i].out, s, f, bytes, e[i].busy, e[i].msg);
             continue;
         }
-        done_t d = { e[i].tid, e[i].rc, s, f, bytes, { 0 } };
-        snprintf(d.msg, sizeof d.msg, "%s", e[i].msg);
-        if (!e[i].rc) {
+        done_t d = { e[i].tid, e[i].rc, s, f, bytes, e[i].busy };
+        memcpy(rec + i * sizeof d, &d, sizeof d);
+        if (e[i].rc) {
+            memcpy(text, e[i].msg, MSG);
+            text += MSG;
+        } else {
             m->r->val[e[i].tid] = e[i].out;
             m->have[e[i].tid] = HAVE;
         }
-        MPI_Send(&d, sizeof d, MPI_BYTE, 0, T_DONE, m->comm);
+    }
+    if (m->rank) { /* one message for them all */
+        memcpy(m->in.p, &count, sizeof count);
+        MPI_Send(m->in.p, (int)(text - m->in.p), MPI_BYTE, 0, T_DONE, m->comm);
     }
     return (int)k;
 }
@@ -659,9 +751,9 @@ static int step(mrun_t *m, outcome_t *o)
             break;
         moved++;
         if (st.MPI_TAG == T_CTL)
-            handle_ctl(m, st.MPI_SOURCE, o);
+            handle_ctl(m, &st, o);
         else if (st.MPI_TAG == T_DONE)
-            recv_done(m, st.MPI_SOURCE);
+            recv_done(m, &st);
         else if (st.MPI_TAG == T_HDR)
             recv_header(m, st.MPI_SOURCE);
         else
@@ -714,6 +806,7 @@ static void gather_outputs(mrun_t *m, outcome_t *o, int all)
         }
         if (have == r->p.n_out)
             break;
+        flush(m);
         if (!step(m, o))
             pause_for(64);
     }
@@ -744,6 +837,7 @@ static int schedule(mrun_t *m, int all)
         if (cask_run_stopped(r) && !busy_anywhere(m))
             break;
         assign(m);
+        flush(m);
         if (step(m, &o) || m->n_recvs || m->n_sends) /* payloads moving: keep polling */
             idle = 0;
         else
@@ -762,12 +856,14 @@ static int schedule(mrun_t *m, int all)
         snprintf(why.message, sizeof why.message, "%s", e.message);
         for (int k = 1; k < m->size; k++) {
             ctl(m, k, OP_STOP, 0, 0);
-            MPI_Send(&why, sizeof why, MPI_BYTE, k, T_CTL, m->comm);
+            flush_to(m, k);
+            MPI_Send(&why, sizeof why, MPI_BYTE, k, T_WHY, m->comm);
         }
         return 0;
     }
     for (int k = 1; k < m->size; k++)
         ctl(m, k, OP_END, 0, 0);
+    flush(m);
     return 1;
 }
 
@@ -890,6 +986,10 @@ static void mrun_free(mrun_t *m)
     cask__free(m->sends);
     cask__free(m->recvs);
     cask__free(m->moved);
+    cask__free(m->in.p);
+    for (int k = 0; m->outbox && k < m->size; k++)
+        cask__free(m->outbox[k].p);
+    cask__free(m->outbox);
     cask__free(m->hold);
     cask__free(m->tbytes);
     cask__free(m->owner);
@@ -933,6 +1033,8 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
              (m.tbytes = cask__calloc(n, sizeof *m.tbytes)) &&
              (m.owner = cask__calloc(n, sizeof *m.owner)) &&
              (m.inflight = cask__calloc((size_t)m.size, sizeof *m.inflight)) &&
+             (m.outbox = cask__calloc((size_t)m.size, sizeof *m.outbox)) &&
+             (m.in.p = cask__malloc(m.in.cap = BATCH)) &&
              (!trace || ((m.worker = cask__calloc(n, sizeof *m.worker)) &&
                          (m.ns_start = cask__calloc(n, sizeof *m.ns_start)) &&
                          (m.ns_end = cask__calloc(n, sizeof *m.ns_end))));
@@ -956,6 +1058,8 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     memset(m.missing, 0xff, n * sizeof *m.missing);
     memset(m.wait_head, 0xff, n * sizeof *m.wait_head);
     m.ended = m.ends[0];
+    m.depth = MIN_DEPTH;
+    m.busy_ns = LATENCY_NS / MIN_DEPTH;
     cask_readyq_init(&m.q, r);
     pthread_mutex_init(&m.mu, NULL);
     pthread_cond_init(&m.cv, NULL);

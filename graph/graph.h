@@ -72,14 +72,19 @@ struct cask_blob {
     size_t       size;                /* payload bytes (strings: without NUL) */
     void        *data;                /* the payload, or the opaque pointer */
     void       (*dtor)(void *);       /* opaque values: destructor */
-    void       (*release)(struct cask_blob *); /* frees the block; NULL: cask__free */
+    bool         in_arena;            /* made in a shared arena: freed by
+                                         cask__arena_free, else by cask__free */
     max_align_t  payload[];              /* inline payload */
 };
 
-/* Where new blocks come from: NULL for the heap. A worker process of the
-** processes scheduler points it at its shared arena (sched/shm.c); the
-** arena sets each block's release. */
-extern struct cask_blob *(*cask__blob_alloc)(size_t bytes);
+/* Where this thread's new blocks come from: NULL for the heap. A worker
+** process of the processes scheduler, and the compute thread of an mpi
+** rank, point it at a shared arena (sched/shm.c), which sets in_arena. */
+extern _Thread_local struct cask_blob *(*cask__blob_alloc)(size_t bytes);
+/* Frees a block made in a shared arena (set by sched/shm.c). A process-wide
+** pointer, not a field of the block: processes that share an arena may
+** have their code at different addresses. */
+extern void (*cask__arena_free)(struct cask_blob *b);
 
 /* A new block (from cask__blob_alloc's source) holding a copy of v's
 ** string, bytes or n-d buffer, in *out. 0, CASK_ETYPE (no such payload)

@@ -27,7 +27,8 @@ const char *cask_type_name(cask_type_t type)
     return (unsigned)type <= CASK_REF ? names[type] : "unknown";
 }
 
-struct cask_blob *(*cask__blob_alloc)(size_t bytes);
+_Thread_local struct cask_blob *(*cask__blob_alloc)(size_t bytes);
+void (*cask__arena_free)(struct cask_blob *b);
 
 /* A new block with room for `payload` inline bytes (plus a NUL). */
 static struct cask_blob *blob_new(size_t payload)
@@ -36,9 +37,9 @@ static struct cask_blob *blob_new(size_t payload)
         return NULL;
     struct cask_blob *b;
     if (cask__blob_alloc)
-        b = cask__blob_alloc(sizeof *b + payload + 1); /* sets b->release */
+        b = cask__blob_alloc(sizeof *b + payload + 1); /* sets b->in_arena */
     else if ((b = cask__malloc(sizeof *b + payload + 1)))
-        b->release = NULL;
+        b->in_arena = false;
     if (!b)
         return NULL;
     atomic_init(&b->refs, 1);
@@ -142,8 +143,8 @@ void cask_value_decref(cask_value_t *v)
         if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
             if (v->type == CASK_OPAQUE && b->dtor)
                 b->dtor(b->data);
-            if (b->release)
-                b->release(b);
+            if (b->in_arena)
+                cask__arena_free(b);
             else
                 cask__free(b);
         }

@@ -88,9 +88,9 @@ static void on_deliver(void *ctx, size_t i, const cask_value_t *v)
 {
     job_t *j = ctx;
     cask_value_t mine;
-    /* A block with its own release is in a processes arena (the only
-    ** allocator that sets one), which goes with the compute: copy it out. */
-    if (cask__has_blob(v) && v->type != CASK_OPAQUE && v->u.blob->release) {
+    /* A block in a shared arena (processes, mpi) goes with the compute:
+    ** copy it out. */
+    if (cask__has_blob(v) && v->type != CASK_OPAQUE && v->u.blob->in_arena) {
         if (cask__value_copy(v, &mine))
             return; /* no memory: the value comes with the compute's results */
     } else {

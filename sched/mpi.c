@@ -25,12 +25,15 @@
 ** CASK_ALL_RANKS); the trace, when asked for, to every rank.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sched.h"
+#include "shm.h"
 
 #ifdef CASK_HAVE_MPI
 #include <mpi.h>
@@ -72,19 +75,23 @@ typedef struct {
     char key[CASK_KEY_MAX + 1], kernel[64], message[256];
 } stop_t;
 
-typedef struct { /* a value's header; a payload of size bytes follows */
+typedef struct { /* a value's header; a payload of size bytes follows,
+                    unless the value is shared */
     uint32_t tid;
     int32_t type, dtype, ndim;
-    uint32_t aux;
+    uint32_t aux, shared; /* shared: the block is in the node's arena, at ptr */
     int64_t shape[CASK_MAX_NDIM];
-    int64_t inl; /* ints and doubles (their bits) */
+    int64_t inl;          /* ints and doubles (their bits) */
     uint64_t size;
+    uint64_t ptr;         /* shared: the block (the receiver takes a reference) */
+    uint64_t sent;        /* when it was sent: the sender's clock, */
+    uint64_t sent_rel;    /* and ns since the run's start there */
 } vhdr_t;
 
 typedef struct { /* a send or receive in flight */
     MPI_Request req;
     uint32_t tid;        /* receives: the task whose value it is */
-    uint64_t t0;         /* receives: when its header came (ns since the start) */
+    uint64_t t0;         /* receives: when it was sent (ns since the start) */
     cask_value_t v;      /* the value sent from, or received into (a reference) */
 } xfer_t;
 
@@ -101,6 +108,8 @@ typedef struct {
     cask_run_t *r;
     MPI_Comm comm;
     int rank, size;
+    cask__shm_t *arena;        /* shared by the ranks of this node, or NULL */
+    int node_rank;             /* this rank's slot in it */
     size_t n;
     cask__tickconv_t conv;
     uint64_t base_ns;          /* this rank's clock at the run's start */
@@ -149,6 +158,8 @@ typedef struct {
 
 static pthread_mutex_t mpi_lock = PTHREAD_MUTEX_INITIALIZER; /* one compute at a time */
 static MPI_Comm world = MPI_COMM_NULL;
+static MPI_Comm node = MPI_COMM_NULL; /* the ranks of this machine */
+static int *node_of;                  /* each rank's machine (its first rank) */
 static int we_initialised;
 
 static void finalise(void)
@@ -156,10 +167,14 @@ static void finalise(void)
     int done = 0;
     MPI_Finalized(&done);
     if (!done) {
+        if (node != MPI_COMM_NULL)
+            MPI_Comm_free(&node);
         if (world != MPI_COMM_NULL)
             MPI_Comm_free(&world);
         MPI_Finalize();
     }
+    free(node_of);
+    node_of = NULL;
 }
 
 /* Initialise MPI once (unless the program did) and duplicate the world. */
@@ -177,6 +192,24 @@ static int mpi_start(cask_error_t *err)
     }
     if (MPI_Comm_dup(MPI_COMM_WORLD, &world) != MPI_SUCCESS)
         return cask__err(err, CASK_EWORKER, NULL, NULL, "MPI_Comm_dup failed");
+    /* which ranks share this machine (their values can share memory) */
+    int rank, size, first = 0;
+    MPI_Comm_rank(world, &rank);
+    MPI_Comm_size(world, &size);
+    if (MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) !=
+        MPI_SUCCESS)
+        node = MPI_COMM_NULL;
+    else
+        MPI_Allreduce(&rank, &first, 1, MPI_INT, MPI_MIN, node);
+    int *of = malloc((size_t)size * sizeof *of); /* kept until MPI_Finalize */
+    int ok = of != NULL && node != MPI_COMM_NULL, all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, world);
+    if (all) {
+        MPI_Allgather(&first, 1, MPI_INT, of, 1, MPI_INT, world);
+        node_of = of;
+    } else {
+        free(of);
+    }
     return 0;
 }
 
@@ -197,6 +230,93 @@ int cask_mpi_rank(void)
     if (inited)
         MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     return rank;
+}
+
+/* ------------------------------------------------------ the node's arena */
+
+/* Where the ranks of a node may map their arena: the same address in
+** each, so a block's pointers mean the same in every rank; far from where
+** programs, heaps, libraries and ASan's shadow usually are. */
+static const uintptr_t arena_at[] = { 0x200000000000u, 0x300000000000u, 0x400000000000u,
+                                      0x180000000000u };
+
+static int node_all(int ok)
+{
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, node);
+    return all;
+}
+
+/* The ranks of this node map one arena for this compute (collective over
+** the node): the first rank makes a memfd, the others open it through
+** /proc and every rank maps it at one address. NULL when a rank is alone
+** on its node, when any rank cannot, or with CASK_MPI_SHM=0. */
+static cask__shm_t *node_arena(int *node_rank)
+{
+    if (!node_of || node == MPI_COMM_NULL)
+        return NULL;
+    int n, me;
+    MPI_Comm_size(node, &n);
+    MPI_Comm_rank(node, &me);
+    const char *env = getenv("CASK_MPI_SHM");
+    if (n < 2 || !node_all(!env || strcmp(env, "0")))
+        return NULL;
+    cask_error_t e;
+    struct { int64_t pid, fd; uint64_t size; } made = { getpid(), -1, 0 };
+    if (me == 0) {
+        size_t size = 0;
+        int fd = cask__shm_memfd(&size, &e);
+        made.fd = fd;
+        made.size = size;
+    }
+    MPI_Bcast(&made, sizeof made, MPI_BYTE, 0, node);
+    int fd = (int)made.fd;
+    if (me && made.fd >= 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%lld/fd/%d", (long long)made.pid, (int)made.fd);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+    cask__shm_t *a = NULL;
+    if (node_all(fd >= 0))
+        for (size_t i = 0; i < sizeof arena_at / sizeof *arena_at; i++) {
+            if (node_all(!cask__shm_map_fd(&a, fd, made.size, (void *)arena_at[i], n, &e)))
+                break;
+            cask__shm_close(a);
+            a = NULL;
+        }
+    if (fd >= 0)
+        close(fd); /* the mappings keep the file: it goes with the last of them */
+    if (a) {
+        cask__shm_init_slot(a, me);
+        *node_rank = me;
+    }
+    return a;
+}
+
+/* Before the arena goes: the values this rank keeps (the outputs it
+** returns) are copied out of it, the rest are released. */
+static void leave_arena(mrun_t *m, int keep_outputs)
+{
+    cask_run_t *r = m->r;
+    for (size_t i = 0; keep_outputs && i < r->p.n_out; i++) {
+        cask_value_t *v = &r->val[r->p.out[i]], copy;
+        if (!cask__has_blob(v) || !cask__shm_holds(m->arena, v))
+            continue;
+        if (cask__value_copy(v, &copy)) {
+            cask_error_t e;
+            cask__err(&e, CASK_ENOMEM, NULL, NULL, "no memory on rank %d for the outputs",
+                      m->rank);
+            cask__run_fail(r, &e);
+            copy = cask_none();
+        }
+        cask_value_decref(v);
+        *v = copy;
+    }
+    for (size_t u = 0; u < m->n; u++)
+        if (cask__has_blob(&r->val[u]) && cask__shm_holds(m->arena, &r->val[u])) {
+            cask_value_decref(&r->val[u]);
+            r->val[u] = cask_none();
+        }
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -299,6 +419,8 @@ static void receive(mrun_t *m, const MPI_Status *st)
 static void *compute_main(void *arg)
 {
     mrun_t *m = arg;
+    if (m->arena) /* the values made here go in the node's arena */
+        cask__shm_enter(m->arena, m->node_rank, true);
     pthread_mutex_lock(&m->mu);
     for (;;) {
         while (!m->quit && m->rq_head == m->rq_tail)
@@ -329,6 +451,7 @@ static void *compute_main(void *arg)
         m->ended[m->n_ended++] = e;
     }
     pthread_mutex_unlock(&m->mu);
+    cask__shm_leave();
     return NULL;
 }
 
@@ -342,22 +465,34 @@ static void runnable(mrun_t *m, uint32_t t)
 
 /* ------------------------------------------------------- moving values */
 
+static int same_node(const mrun_t *m, int k)
+{
+    return m->arena && node_of[k] == node_of[m->rank];
+}
+
 static void send_value(mrun_t *m, uint32_t u, int dest)
 {
-    const cask_value_t *v = &m->r->val[u];
-    vhdr_t h = { .tid = u, .type = v->type, .aux = v->aux };
+    cask_value_t *v = &m->r->val[u];
+    vhdr_t h = { .tid = u, .type = v->type, .aux = v->aux, .sent = cask_now_ns() };
+    h.sent_rel = h.sent - m->base_ns;
     if (v->type == CASK_INT64)
         h.inl = v->u.i;
     else if (v->type == CASK_DOUBLE)
         memcpy(&h.inl, &v->u.d, sizeof h.inl);
-    else if (cask__has_blob(v)) {
+    else if (cask__has_blob(v) && same_node(m, dest) && cask__shm_holds(m->arena, v)) {
+        /* dest maps this block too: send the pointer and a reference */
+        h.shared = 1;
+        h.ptr = (uint64_t)(uintptr_t)v->u.blob;
+        h.size = v->u.blob->size;
+        cask_value_incref(v);
+    } else if (cask__has_blob(v)) {
         h.dtype = v->u.blob->dtype;
         h.ndim = v->u.blob->ndim;
         memcpy(h.shape, v->u.blob->shape, sizeof h.shape);
         h.size = v->u.blob->size;
     }
     MPI_Send(&h, sizeof h, MPI_BYTE, dest, T_HDR, m->comm);
-    if (!h.size)
+    if (!h.size || h.shared)
         return;
     if (cask__grow((void **)&m->sends, &m->sends_cap, m->n_sends + 1, sizeof *m->sends)) {
         /* no room to track it: send it blocking */
@@ -374,11 +509,34 @@ static void send_value(mrun_t *m, uint32_t u, int dest)
 static void arrived(mrun_t *m, uint32_t u, cask_value_t v);
 static void lost(mrun_t *m, uint32_t u);
 
+/* Trace: value tid's payload (bytes) came here, sent at t0. */
+static void note_moved(mrun_t *m, uint32_t tid, uint64_t t0, uint64_t bytes)
+{
+    if (!m->r->t_start ||
+        cask__grow((void **)&m->moved, &m->moved_cap, m->n_moved + 1, sizeof *m->moved))
+        return;
+    uint64_t now = cask_now_ns() - m->base_ns;
+    m->moved[m->n_moved++] =
+        (cask__xfer_t){ tid, m->size + m->rank, t0 < now ? t0 : now, now, bytes };
+}
+
 static void recv_header(mrun_t *m, int src)
 {
     vhdr_t h;
     MPI_Recv(&h, sizeof h, MPI_BYTE, src, T_HDR, m->comm, MPI_STATUS_IGNORE);
+    /* when it was sent, here: exact on one machine (one clock), else as
+    ** close as the ranks' common start (a barrier) makes it */
+    if (node_of && node_of[src] == node_of[m->rank])
+        h.sent_rel = h.sent > m->base_ns ? h.sent - m->base_ns : 0;
     cask_value_t v = cask_none();
+    if (h.shared) { /* in the node's arena: ours now, nothing to copy */
+        v.type = (cask_type_t)h.type;
+        v.aux = h.aux;
+        v.u.blob = (struct cask_blob *)(uintptr_t)h.ptr;
+        note_moved(m, h.tid, h.sent_rel, h.size);
+        arrived(m, h.tid, v);
+        return;
+    }
     if (h.type == CASK_INT64) {
         v = cask_int(h.inl);
     } else if (h.type == CASK_DOUBLE) {
@@ -412,7 +570,7 @@ static void recv_header(mrun_t *m, int src)
     }
     xfer_t *x = &m->recvs[m->n_recvs++];
     x->tid = h.tid;
-    x->t0 = cask_now_ns() - m->base_ns;
+    x->t0 = h.sent_rel;
     x->v = v;
     MPI_Irecv(v.u.blob->data, (int)h.size, MPI_BYTE, src, T_PAY, m->comm, &x->req);
 }
@@ -431,13 +589,10 @@ static int progress_xfers(mrun_t *m, xfer_t *xs, size_t *n, int receiving)
         xfer_t x = xs[i];
         xs[i] = xs[--*n];
         moved++;
-        if (receiving && m->r->t_start &&
-            !cask__grow((void **)&m->moved, &m->moved_cap, m->n_moved + 1, sizeof *m->moved))
-            m->moved[m->n_moved++] = (cask__xfer_t){ x.tid, m->size + m->rank, x.t0,
-                                                     cask_now_ns() - m->base_ns,
-                                                     cask__nbytes(&x.v) };
-        if (receiving)
+        if (receiving) {
+            note_moved(m, x.tid, x.t0, cask__nbytes(&x.v));
             arrived(m, x.tid, x.v);
+        }
         else
             cask_value_decref(&x.v);
     }
@@ -1064,6 +1219,7 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     pthread_mutex_init(&m.mu, NULL);
     pthread_cond_init(&m.cv, NULL);
     cask__tick_rate(&m.conv);
+    m.arena = node_arena(&m.node_rank);
     MPI_Barrier(world);
     m.base_ns = cask_now_ns();
     if (pthread_create(&m.th, NULL, compute_main, &m)) {
@@ -1080,6 +1236,10 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     drain_xfers(&m);
     if (trace && ended) /* every rank agrees on this: all ended, or all stopped */
         share_trace(&m);
+    if (m.arena) {
+        leave_arena(&m, ended);
+        cask__shm_close(m.arena);
+    }
     pthread_cond_destroy(&m.cv);
     pthread_mutex_destroy(&m.mu);
     mrun_free(&m);

@@ -122,7 +122,7 @@ static void worker_main(procs_t *ps, int id, int fd, int slot)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != ps->parent)
         _exit(1);
-    cask__shm_enter(ps->m, slot);
+    cask__shm_enter(ps->m, slot, false);
     cask_tid_t q[MAX_DEPTH];
     size_t qh = 0, qn = 0;
     answer_t out[FLUSH_AT + MSG_MAX / sizeof(answer_t) + 1]; /* answers, then a message */

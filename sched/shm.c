@@ -17,6 +17,11 @@
 ** leaves no ABA problem). Freed blocks are kept by size and reused: on
 ** these machines touching fresh memory costs more than most kernels.
 ** A worker that dies leaves its slot behind; its replacement gets a new one.
+**
+** The mpi scheduler shares one arena among the ranks of a node the same
+** way: the first rank makes the file, the others open it through /proc,
+** and all map it at one address they agree on (cask__shm_map_fd); each
+** rank's compute thread allocates in its own slot.
 */
 #include <errno.h>
 #include <pthread.h>
@@ -63,49 +68,79 @@ struct cask__shm {
 _Static_assert(sizeof(block_t) == 64, "block header must be 64 bytes");
 _Static_assert(sizeof(slot_t) <= PAGE, "slot header must fit a page");
 
-static slot_t *mine;     /* in a worker process: its slot */
+static _Thread_local slot_t *mine;   /* the slot this thread allocates in */
+static _Thread_local bool heap_when_full;
+
+static void release(struct cask_blob *blob);
 
 static slot_t *slot_at(const cask__shm_t *m, int i)
 {
     return (slot_t *)(m->base + (size_t)i * m->slot_size);
 }
 
-int cask__shm_open(cask__shm_t **out, int slots, cask_error_t *err)
+/* Map size bytes of fd at `at` exactly (NULL: anywhere) as the arena of
+** `slots` slots. */
+static int map_fd(cask__shm_t **out, int fd, size_t size, void *at, int slots, cask_error_t *err)
 {
     *out = NULL;
     cask__shm_t *m = cask__calloc(1, sizeof *m);
     if (!m)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the shared arena");
-    int fd = memfd_create("cask-arena", MFD_CLOEXEC);
-    if (fd < 0) {
+    int flags = MAP_SHARED | MAP_NORESERVE | (at ? MAP_FIXED_NOREPLACE : 0);
+    void *p = mmap(at, size, PROT_READ | PROT_WRITE, flags, fd, 0);
+    if (p != MAP_FAILED && at && p != at) { /* a kernel that took it as a hint */
+        munmap(p, size);
+        p = MAP_FAILED;
+        errno = EEXIST;
+    }
+    if (p == MAP_FAILED) {
+        int e = errno;
         cask__free(m);
-        return cask__err(err, CASK_EWORKER, NULL, NULL,
-                         "memfd_create: %s", strerror(errno));
+        return cask__err(err, CASK_EWORKER, NULL, NULL, "cannot map a shared arena: %s",
+                         strerror(e));
     }
-    /* As much address space as the system gives, down to 64 GiB: only
-    ** touched pages cost memory. */
-    for (int shift = 42; shift >= 36; shift -= 2) {
-        size_t size = (size_t)1 << shift;
-        if (ftruncate(fd, (off_t)size))
-            continue;
-        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-        if (p != MAP_FAILED) {
-            m->base = p;
-            m->size = size;
-            break;
-        }
-    }
-    int e = errno;
-    close(fd); /* the mapping keeps the file; nothing to leak */
-    if (!m->base) {
-        cask__free(m);
-        return cask__err(err, CASK_EWORKER, NULL, NULL,
-                         "cannot map a shared arena: %s", strerror(e));
-    }
+    m->base = p;
+    m->size = size;
     m->slots = slots;
-    m->slot_size = (m->size / (size_t)slots) & ~(size_t)(PAGE - 1);
+    cask__arena_free = release;
+    m->slot_size = (size / (size_t)slots) & ~(size_t)(PAGE - 1);
     *out = m;
     return 0;
+}
+
+int cask__shm_memfd(size_t *size, cask_error_t *err)
+{
+    int fd = memfd_create("cask-arena", MFD_CLOEXEC);
+    if (fd < 0)
+        return -cask__err(err, CASK_EWORKER, NULL, NULL, "memfd_create: %s", strerror(errno));
+    /* As much as the system gives, down to 64 GiB: the file is sparse and
+    ** only touched pages cost memory. */
+    for (int shift = 42; shift >= 36; shift -= 2)
+        if (!ftruncate(fd, (off_t)((size_t)1 << shift))) {
+            *size = (size_t)1 << shift;
+            return fd;
+        }
+    int e = errno;
+    close(fd);
+    return -cask__err(err, CASK_EWORKER, NULL, NULL, "cannot size a shared arena: %s",
+                      strerror(e));
+}
+
+int cask__shm_open(cask__shm_t **out, int slots, cask_error_t *err)
+{
+    size_t size;
+    int fd = cask__shm_memfd(&size, err);
+    if (fd < 0)
+        return -fd;
+    int rc = map_fd(out, fd, size, NULL, slots, err);
+    close(fd); /* the mapping keeps the file; nothing to leak */
+    return rc;
+}
+
+int cask__shm_map_fd(cask__shm_t **out, int fd, size_t size, void *at, int slots,
+                     cask_error_t *err)
+{
+    return map_fd(out, fd, size, at, slots, err);
 }
 
 void cask__shm_close(cask__shm_t *m)
@@ -121,6 +156,12 @@ int cask__shm_new_slot(cask__shm_t *m)
     if (m->used == m->slots)
         return -1;
     int i = m->used++;
+    cask__shm_init_slot(m, i);
+    return i;
+}
+
+void cask__shm_init_slot(cask__shm_t *m, int i)
+{
     slot_t *s = slot_at(m, i);
     atomic_init(&s->remote, NULL);
     pthread_mutex_init(&s->lock, NULL); /* private: each process inits its own use */
@@ -128,7 +169,6 @@ int cask__shm_new_slot(cask__shm_t *m)
     s->end = (char *)s + m->slot_size;
     memset(s->small, 0, sizeof s->small);
     s->large = NULL;
-    return i;
 }
 
 /* Class of a block of `need` bytes: 0 .. N_SMALL-1, or LARGE. */
@@ -214,23 +254,35 @@ static void release(struct cask_blob *blob)
 
 static struct cask_blob *alloc_blob(size_t bytes)
 {
-    if (bytes > SIZE_MAX - sizeof(block_t) - PAGE)
-        return NULL;
-    pthread_mutex_lock(&mine->lock);
-    block_t *b = take(mine, bytes + sizeof *b);
-    pthread_mutex_unlock(&mine->lock);
-    if (!b)
-        return NULL;
+    block_t *b = NULL;
+    if (bytes <= SIZE_MAX - sizeof(block_t) - PAGE) {
+        pthread_mutex_lock(&mine->lock);
+        b = take(mine, bytes + sizeof *b);
+        pthread_mutex_unlock(&mine->lock);
+    }
+    if (!b) {
+        struct cask_blob *h = heap_when_full ? cask__malloc(bytes) : NULL;
+        if (h)
+            h->in_arena = false;
+        return h;
+    }
     struct cask_blob *blob = (struct cask_blob *)(b + 1);
-    blob->release = release;
+    blob->in_arena = true;
     return blob;
 }
 
-void cask__shm_enter(cask__shm_t *m, int slot)
+void cask__shm_enter(cask__shm_t *m, int slot, bool heap_when_full_)
 {
     mine = slot_at(m, slot);
     pthread_mutex_init(&mine->lock, NULL);
+    heap_when_full = heap_when_full_;
     cask__blob_alloc = alloc_blob;
+}
+
+void cask__shm_leave(void)
+{
+    mine = NULL;
+    cask__blob_alloc = NULL;
 }
 
 void *cask__shm_parent_alloc(cask__shm_t *m, size_t bytes)
@@ -249,5 +301,5 @@ bool cask__shm_holds(const cask__shm_t *m, const cask_value_t *v)
     if (!cask__has_blob(v))
         return true; /* inline: travels as is */
     const char *p = (const char *)v->u.blob;
-    return v->u.blob->release == release && p >= m->base && p < m->base + m->size;
+    return v->u.blob->in_arena && p >= m->base && p < m->base + m->size;
 }

@@ -14,12 +14,25 @@ typedef struct cask__shm cask__shm_t;
 /* Map a new arena of `slots` slots (before forking). 0, CASK_ENOMEM or
 ** CASK_EWORKER (no memfd or mapping). */
 int  cask__shm_open(cask__shm_t **m, int slots, cask_error_t *err);
+/* A sparse memfd for an arena, sized as large as the system allows (64 GiB
+** to 4 TiB, in *size): the descriptor, or minus CASK_EWORKER. */
+int  cask__shm_memfd(size_t *size, cask_error_t *err);
+/* Map `size` bytes of fd at exactly `at` as an arena of `slots` slots (the
+** caller keeps fd): 0, CASK_ENOMEM, or CASK_EWORKER (that range is taken). */
+int  cask__shm_map_fd(cask__shm_t **m, int fd, size_t size, void *at, int slots,
+                      cask_error_t *err);
 /* Unmap it (after the workers have gone). NULL is allowed. */
 void cask__shm_close(cask__shm_t *m);
 /* Hand out the next slot (slot 0 first, the parent's); -1 when none is left. */
 int  cask__shm_new_slot(cask__shm_t *m);
-/* In a worker process: make every new value in slot `slot`. */
-void cask__shm_enter(cask__shm_t *m, int slot);
+/* Set up slot i for its owner (cask__shm_new_slot does it for the slot it
+** hands out). */
+void cask__shm_init_slot(cask__shm_t *m, int i);
+/* Make every new value this thread makes in slot `slot`; when the slot is
+** full, on the heap (heap_when_full) or nowhere (allocation fails). */
+void cask__shm_enter(cask__shm_t *m, int slot, bool heap_when_full);
+/* This thread makes new values on the heap again. */
+void cask__shm_leave(void);
 /* Parent only: `bytes` of slot 0, 64-byte aligned, never freed (the arena
 ** goes as a whole); NULL when the slot is full. */
 void *cask__shm_parent_alloc(cask__shm_t *m, size_t bytes);

@@ -102,7 +102,8 @@ static int map_fd(cask__shm_t **out, int fd, size_t size, void *at, int slots, c
     m->base = p;
     m->size = size;
     m->slots = slots;
-    cask__arena_free = release;
+    if (cask__arena_free != release) /* before this process holds any arena block */
+        cask__arena_free = release;
     m->slot_size = (size / (size_t)slots) & ~(size_t)(PAGE - 1);
     *out = m;
     return 0;

@@ -133,7 +133,11 @@ int cask__shm_open(cask__shm_t **out, int slots, cask_error_t *err)
     int fd = cask__shm_memfd(&size, err);
     if (fd < 0)
         return -fd;
-    int rc = map_fd(out, fd, size, NULL, slots, err);
+    /* the address space may be smaller than the file (ulimit -v, TSan) */
+    int rc;
+    while ((rc = map_fd(out, fd, size, NULL, slots, err)) == CASK_EWORKER &&
+           size > ((size_t)1 << 36) && !ftruncate(fd, (off_t)(size / 4)))
+        size /= 4;
     close(fd); /* the mapping keeps the file; nothing to leak */
     return rc;
 }

@@ -12,16 +12,18 @@
 ** one that holds it. Every rank, rank 0 included, runs tasks on one compute
 ** thread of its own while the calling thread does all MPI calls, so chunks
 ** move while kernels run. A rank holds a few tasks at once (more when they
-** are short, see MIN_DEPTH): the next
-** task's inputs arrive while the current one runs.
+** are short, see MIN_DEPTH): the next task's inputs arrive while the current
+** one runs.
 **
-** Messages (one duplicated communicator): to a rank, RUN t, SEND u to rank
-** k, FREE u, END and STOP (with the error); to rank 0, DONE t (status,
-** times, bytes, the failure's text); between ranks, a value's header and,
-** for strings, bytes and n-d buffers, its payload, sent from the value
-** itself. A failure anywhere stops the assigning; once every task given
-** out has ended, rank 0 sends STOP with the error to every rank and every
-** rank returns that error. Results go to rank 0 (every rank with
+** Messages (one duplicated communicator): to a rank, batches of orders (RUN
+** t, SEND u to rank k, FREE u, END, STOP followed by the error); to rank 0,
+** batches of reports (status, times, bytes, a failure's text); between
+** ranks, a value's header and, for strings, bytes and n-d buffers, its
+** payload, sent from the value itself. Ranks of one machine share an arena
+** for the compute (node_arena): there a header carries the block itself and
+** nothing is copied. A failure anywhere stops the assigning; once every
+** task given out has ended, rank 0 sends STOP with the error to every rank
+** and every rank returns that error. Results go to rank 0 (every rank with
 ** CASK_ALL_RANKS); the trace, when asked for, to every rank.
 */
 #include <errno.h>
@@ -139,7 +141,8 @@ typedef struct {
     size_t n_sends, sends_cap, n_recvs, recvs_cap;
     cask__xfer_t *moved;       /* trace: the payloads received here (ns since the start) */
     size_t n_moved, moved_cap;
-    buf_t in;                  /* the batch being read */
+    buf_t in;                  /* the batch being read, or the reports being written
+                                  (BATCH bytes, taken at the start) */
     buf_t *outbox;             /* rank 0: orders not yet sent, per rank */
     /* rank 0: the scheduling */
     cask_readyq_t q;
@@ -262,13 +265,7 @@ static cask__shm_t *node_arena(int *node_rank)
     if (n < 2 || !node_all(!env || strcmp(env, "0")))
         return NULL;
     cask_error_t e;
-    struct { int64_t pid, fd; uint64_t size; } made = { getpid(), -1, 0 };
-    if (me == 0) {
-        size_t size = 0;
-        int fd = cask__shm_memfd(&size, &e);
-        made.fd = fd;
-        made.size = size;
-    }
+    struct { int64_t pid, fd; } made = { getpid(), me == 0 ? cask__shm_memfd(&e) : -1 };
     MPI_Bcast(&made, sizeof made, MPI_BYTE, 0, node);
     int fd = (int)made.fd;
     if (me && made.fd >= 0) {
@@ -279,7 +276,7 @@ static cask__shm_t *node_arena(int *node_rank)
     cask__shm_t *a = NULL;
     if (node_all(fd >= 0))
         for (size_t i = 0; i < sizeof arena_at / sizeof *arena_at; i++) {
-            if (node_all(!cask__shm_map_fd(&a, fd, made.size, (void *)arena_at[i], n, &e)))
+            if (node_all(!cask__shm_map_fd(&a, fd, CASK__SHM_SIZE, (void *)arena_at[i], n, &e)))
                 break;
             cask__shm_close(a);
             a = NULL;
@@ -1116,17 +1113,12 @@ static void share_trace(mrun_t *m)
 /* A hash of the plan, so ranks that built different graphs find out. */
 static uint64_t plan_hash(const cask_run_t *r, int all)
 {
-    uint64_t h = 1469598103934665603ull ^ r->p.n ^ ((uint64_t)r->flags << 40) ^
-                 ((uint64_t)all << 50);
-    for (uint32_t t = 0; t < r->p.n; t++) {
-        h ^= r->g->keys.hash[r->p.task[t]];
-        h *= 1099511628211ull;
-    }
-    for (size_t i = 0; i < r->p.n_out; i++) {
-        h ^= r->p.out[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    uint64_t h = cask__mix(cask__mix(r->p.n, r->flags), (uint64_t)all);
+    for (uint32_t t = 0; t < r->p.n; t++)
+        h = cask__mix(h, r->g->keys.hash[r->p.task[t]]);
+    for (size_t i = 0; i < r->p.n_out; i++)
+        h = cask__mix(h, r->p.out[i]);
+    return cask__avalanche(h);
 }
 
 static void mrun_free(mrun_t *m)

@@ -78,9 +78,8 @@ static slot_t *slot_at(const cask__shm_t *m, int i)
     return (slot_t *)(m->base + (size_t)i * m->slot_size);
 }
 
-/* Map size bytes of fd at `at` exactly (NULL: anywhere) as the arena of
-** `slots` slots. */
-static int map_fd(cask__shm_t **out, int fd, size_t size, void *at, int slots, cask_error_t *err)
+int cask__shm_map_fd(cask__shm_t **out, int fd, size_t size, void *at, int slots,
+                     cask_error_t *err)
 {
     *out = NULL;
     cask__shm_t *m = cask__calloc(1, sizeof *m);
@@ -109,43 +108,34 @@ static int map_fd(cask__shm_t **out, int fd, size_t size, void *at, int slots, c
     return 0;
 }
 
-int cask__shm_memfd(size_t *size, cask_error_t *err)
+int cask__shm_memfd(cask_error_t *err)
 {
     int fd = memfd_create("cask-arena", MFD_CLOEXEC);
     if (fd < 0)
         return -cask__err(err, CASK_EWORKER, NULL, NULL, "memfd_create: %s", strerror(errno));
-    /* As much as the system gives, down to 64 GiB: the file is sparse and
-    ** only touched pages cost memory. */
-    for (int shift = 42; shift >= 36; shift -= 2)
-        if (!ftruncate(fd, (off_t)((size_t)1 << shift))) {
-            *size = (size_t)1 << shift;
-            return fd;
-        }
-    int e = errno;
-    close(fd);
-    return -cask__err(err, CASK_EWORKER, NULL, NULL, "cannot size a shared arena: %s",
-                      strerror(e));
+    if (ftruncate(fd, (off_t)CASK__SHM_SIZE)) {
+        int e = errno;
+        close(fd);
+        return -cask__err(err, CASK_EWORKER, NULL, NULL, "cannot size a shared arena: %s",
+                          strerror(e));
+    }
+    return fd;
 }
 
 int cask__shm_open(cask__shm_t **out, int slots, cask_error_t *err)
 {
-    size_t size;
-    int fd = cask__shm_memfd(&size, err);
+    int fd = cask__shm_memfd(err);
     if (fd < 0)
         return -fd;
-    /* the address space may be smaller than the file (ulimit -v, TSan) */
+    /* As much address space as the system gives (ulimit -v and TSan give
+    ** less), down to 64 GiB: the file is sparse, only touched pages cost. */
+    size_t size = CASK__SHM_SIZE;
     int rc;
-    while ((rc = map_fd(out, fd, size, NULL, slots, err)) == CASK_EWORKER &&
+    while ((rc = cask__shm_map_fd(out, fd, size, NULL, slots, err)) == CASK_EWORKER &&
            size > ((size_t)1 << 36) && !ftruncate(fd, (off_t)(size / 4)))
         size /= 4;
     close(fd); /* the mapping keeps the file; nothing to leak */
     return rc;
-}
-
-int cask__shm_map_fd(cask__shm_t **out, int fd, size_t size, void *at, int slots,
-                     cask_error_t *err)
-{
-    return map_fd(out, fd, size, at, slots, err);
 }
 
 void cask__shm_close(cask__shm_t *m)

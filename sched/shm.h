@@ -14,9 +14,12 @@ typedef struct cask__shm cask__shm_t;
 /* Map a new arena of `slots` slots (before forking). 0, CASK_ENOMEM or
 ** CASK_EWORKER (no memfd or mapping). */
 int  cask__shm_open(cask__shm_t **m, int slots, cask_error_t *err);
-/* A sparse memfd for an arena, sized as large as the system allows (64 GiB
-** to 4 TiB, in *size): the descriptor, or minus CASK_EWORKER. */
-int  cask__shm_memfd(size_t *size, cask_error_t *err);
+/* The size of an arena's file: sparse, only the pages touched cost memory. */
+#define CASK__SHM_SIZE ((size_t)1 << 42)
+
+/* A memfd of CASK__SHM_SIZE bytes for an arena: the descriptor, or minus
+** CASK_EWORKER. */
+int  cask__shm_memfd(cask_error_t *err);
 /* Map `size` bytes of fd at exactly `at` as an arena of `slots` slots (the
 ** caller keeps fd): 0, CASK_ENOMEM, or CASK_EWORKER (that range is taken). */
 int  cask__shm_map_fd(cask__shm_t **m, int fd, size_t size, void *at, int slots,

@@ -248,16 +248,19 @@ static void shared_chunks(void)
         return;
     }
     /* where each task ran */
-    int where_addr[N][K];
+    int where_addr[N][K], found = 0;
     for (size_t e = 0; e < cask_trace_size(info.trace); e++) {
         const cask_trace_event_t *ev = cask_trace_event(info.trace, e);
         for (int i = 0; i < N; i++)
             for (int k = 0; k < K; k++)
-                if (!strcmp(ev->key, cask_graph_key(g, addr[i][k])))
+                if (!strcmp(ev->key, cask_graph_key(g, addr[i][k]))) {
                     where_addr[i][k] = ev->worker;
+                    found++;
+                }
     }
+    check(found == N * K, "the trace places every reader (%d of %d)", found, N * K);
     int crossed = 0, as_expected = 1;
-    for (int i = 0; i < N; i++)
+    for (int i = 0; found == N * K && i < N; i++)
         for (int k = 0; k < K; k++)
             for (int j = 0; j < K; j++) {
                 if (where_addr[i][k] == where_addr[i][j])

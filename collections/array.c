@@ -297,12 +297,12 @@ cask_array_t *cask_array_from_buffer(cask_graph_t *g, cask_dtype_t dtype, int nd
                                   .inputs = in };
         if (flags & CASK_ARRAY_COPY) {
             int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
-            ar_block_place(&h, (int64_t)i, bo, be);
+            cask__ar_block_place(&h, (int64_t)i, bo, be);
             if ((rc = cask_value_ndarray(dtype, ndim, be, &in[0], err)))
                 goto fail;
             cask_nd_t v;
             cask_value_nd(&in[0], &v);
-            ar_copy_block(ndim, shape, bo, be, sz, (char *)(uintptr_t)data, v.data, true);
+            cask__ar_copy_block(ndim, shape, bo, be, sz, (char *)(uintptr_t)data, v.data, true);
             spec.kernel = "cask.array.copy";
             spec.n_inputs = 1;
         } else {
@@ -409,7 +409,7 @@ cask_array_t *cask_array_random_uniform(cask_graph_t *g, uint64_t seed, double l
                                         const int64_t *chunks, cask_error_t *err)
 {
     double p[3] = { low, high, 0 };
-    int64_t ip[2] = { (int64_t)ar_seed_key(seed), 0 };
+    int64_t ip[2] = { (int64_t)cask__ar_seed_key(seed), 0 };
     return gen_array(g, G_UNIFORM, CASK_F64, ndim, shape, chunks, p, ip, err);
 }
 
@@ -418,7 +418,7 @@ cask_array_t *cask_array_random_normal(cask_graph_t *g, uint64_t seed, double lo
                                        const int64_t *chunks, cask_error_t *err)
 {
     double p[3] = { loc, scale, 0 };
-    int64_t ip[2] = { (int64_t)ar_seed_key(seed), 0 };
+    int64_t ip[2] = { (int64_t)cask__ar_seed_key(seed), 0 };
     return gen_array(g, G_NORMAL, CASK_F64, ndim, shape, chunks, p, ip, err);
 }
 
@@ -1486,7 +1486,7 @@ cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,
         if (rc)
             goto out;
     }
-    res = blocks_array(a->g, b, ar_red_dtype(op, a->dtype), kn, kshape, err);
+    res = blocks_array(a->g, b, cask__ar_red_dtype(op, a->dtype), kn, kshape, err);
     b = NULL;
 out:
     cask_value_decref(&prog);
@@ -1571,7 +1571,7 @@ int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, size_t n,
         for (size_t k = 0; k < a->bs->n; k++, at++) {
             int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
             cask_nd_t v;
-            ar_block_place(&h, (int64_t)k, bo, be);
+            cask__ar_block_place(&h, (int64_t)k, bo, be);
             if (cask_value_nd(&vals[at], &v) || v.dtype != a->dtype || v.ndim != a->ndim ||
                 memcmp(v.shape, be, (size_t)a->ndim * sizeof *be)) {
                 rc = cask__err(err, CASK_ETYPE, cask_graph_key(a->g, outs[at]), NULL,
@@ -1579,7 +1579,7 @@ int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, size_t n,
                                cask_dtype_name(a->dtype));
                 goto out;
             }
-            ar_copy_block(a->ndim, a->shape, bo, be, cask_dtype_size(a->dtype), bufs[i],
+            cask__ar_copy_block(a->ndim, a->shape, bo, be, cask_dtype_size(a->dtype), bufs[i],
                           v.data, false);
         }
     }

@@ -58,11 +58,11 @@ typedef struct ar_phead {
 
 
 /* Partial results of a reduction: fields per output element. */
-int ar_red_fields(int red);
+int cask__ar_red_fields(int red);
 /* The element type partials of red over dtype are kept in. */
-cask_dtype_t ar_red_pdtype(int red, cask_dtype_t in);
+cask_dtype_t cask__ar_red_pdtype(int red, cask_dtype_t in);
 /* The result type of red over dtype. */
-cask_dtype_t ar_red_dtype(int red, cask_dtype_t in);
+cask_dtype_t cask__ar_red_dtype(int red, cask_dtype_t in);
 
 /* Blocks along an axis of this extent and chunk (an empty axis has one). */
 static inline int64_t ar_nblocks(int64_t extent, int64_t chunk)
@@ -72,18 +72,18 @@ static inline int64_t ar_nblocks(int64_t extent, int64_t chunk)
 
 /* Whether h's magic, ndim, dtype, extents and chunks are sound (what
 ** every kernel checks before it trusts a header from a graph file). */
-bool ar_layout_ok(const ar_phead_t *h);
+bool cask__ar_layout_ok(const ar_phead_t *h);
 
 /* Where block `block` of h's grid starts (bo) and its extents (be); false
 ** when there is no such block. */
-bool ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be);
+bool cask__ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be);
 /* Copy the block at bo/be between whole (C order, shape) and blk (C order,
 ** be): into blk when to_block, else out of it. sz: bytes per element. */
-void ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
+void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
                    size_t sz, char *whole, char *blk, bool to_block);
 
 /* Register cask.array.matmul (array_matmul.c). */
-void ar_register_matmul(void);
+void cask__ar_register_matmul(void);
 
 /* What cask.array.gather reads: the output's layout (dtype in out.red)
 ** and, per axis, the source's extent and chunk and the element map
@@ -97,9 +97,9 @@ typedef struct ar_gather {
 } ar_gather_t;
 
 /* Register cask.array.gather (array_eval.c). */
-void ar_register_gather(void);
+void cask__ar_register_gather(void);
 
 /* The SplitMix64 mix of a seed: a generator's key. */
-uint64_t ar_seed_key(uint64_t seed);
+uint64_t cask__ar_seed_key(uint64_t seed);
 
 #endif /* CASK__ARRAY_H */

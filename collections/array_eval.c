@@ -31,7 +31,7 @@ static inline uint64_t mix64(uint64_t z)
 
 #define GOLDEN 0x9e3779b97f4a7c15u
 
-uint64_t ar_seed_key(uint64_t seed)
+uint64_t cask__ar_seed_key(uint64_t seed)
 {
     return mix64(seed ^ 0x6361736b61727261u); /* "caskarra" */
 }
@@ -102,7 +102,7 @@ static const ar_phead_t *program(const cask_value_t *args, size_t n, size_t base
     const unsigned char *p = n ? cask_value_data(&args[0], &len) : NULL;
     const ar_phead_t *h = (const ar_phead_t *)p;
     *rc = 0;
-    if (!p || len < sizeof *h || ((uintptr_t)p & 7) || !ar_layout_ok(h) || !h->nnodes ||
+    if (!p || len < sizeof *h || ((uintptr_t)p & 7) || !cask__ar_layout_ok(h) || !h->nnodes ||
         h->nnodes > AR_MAX_NODES || len != sizeof *h + h->nnodes * sizeof(ar_pnode_t) ||
         h->red < -1 || h->red > CASK_ALL)
         goto bad;
@@ -134,7 +134,7 @@ bad:
 
 /* ------------------------------------------------------------ the blocks */
 
-bool ar_layout_ok(const ar_phead_t *h)
+bool cask__ar_layout_ok(const ar_phead_t *h)
 {
     if (h->magic != AR_MAGIC || h->ndim < 0 || h->ndim > CASK_MAX_NDIM || h->dtype < 0 ||
         h->dtype > CASK_BOOL)
@@ -555,7 +555,7 @@ out:
 
 /* ------------------------------------------------------------ reductions */
 
-int ar_red_fields(int red)
+int cask__ar_red_fields(int red)
 {
     switch (red) {
     case CASK_MEAN: case CASK_ARGMIN: case CASK_ARGMAX: return 2;
@@ -564,7 +564,7 @@ int ar_red_fields(int red)
     }
 }
 
-cask_dtype_t ar_red_pdtype(int red, cask_dtype_t in)
+cask_dtype_t cask__ar_red_pdtype(int red, cask_dtype_t in)
 {
     if (in == CASK_F64 || in == CASK_F32 || red == CASK_MEAN || red == CASK_VAR ||
         red == CASK_STD)
@@ -572,7 +572,7 @@ cask_dtype_t ar_red_pdtype(int red, cask_dtype_t in)
     return CASK_I64;
 }
 
-cask_dtype_t ar_red_dtype(int red, cask_dtype_t in)
+cask_dtype_t cask__ar_red_dtype(int red, cask_dtype_t in)
 {
     switch (red) {
     case CASK_SUM: case CASK_PROD: return in == CASK_BOOL ? CASK_I64 : in;
@@ -825,7 +825,7 @@ static void red_merge(red_t *r, const void *q)
 static int red_finish(const red_t *r, int in_dtype, int ddof, int ndim, const int64_t *shape,
                       cask_value_t *out)
 {
-    int dt = ar_red_dtype(r->op, in_dtype);
+    int dt = cask__ar_red_dtype(r->op, in_dtype);
     int rc = cask_value_ndarray(dt, ndim, shape, out, NULL);
     if (rc)
         return rc;
@@ -882,8 +882,8 @@ static int64_t kept_shape(const ar_phead_t *h, const int64_t *be, int64_t *shape
 static int red_setup(red_t *r, const ar_phead_t *h, int root_dtype, int64_t K)
 {
     r->op = h->red;
-    r->fields = ar_red_fields(h->red);
-    r->ints = ar_red_pdtype(h->red, root_dtype) == CASK_I64;
+    r->fields = cask__ar_red_fields(h->red);
+    r->ints = cask__ar_red_pdtype(h->red, root_dtype) == CASK_I64;
     r->K = K;
     r->dtype = root_dtype;
     r->last = h->ndim - 1;
@@ -1025,7 +1025,7 @@ static int k_copy(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
     return 0;
 }
 
-void ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
+void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
                    size_t sz, char *whole, char *blk, bool to_block)
 {
     int last = ndim - 1;
@@ -1053,7 +1053,7 @@ void ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int6
     }
 }
 
-bool ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be)
+bool cask__ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be)
 {
     return block_place(h, block, bo, be);
 }
@@ -1064,7 +1064,7 @@ static int k_borrow(const cask_value_t *args, size_t n, cask_value_t *out, cask_
 {
     size_t len;
     const ar_phead_t *h = n == 2 ? cask_value_data(&args[0], &len) : NULL;
-    if (!h || len != sizeof *h + sizeof(uint64_t) || ((uintptr_t)h & 7) || !ar_layout_ok(h) ||
+    if (!h || len != sizeof *h + sizeof(uint64_t) || ((uintptr_t)h & 7) || !cask__ar_layout_ok(h) ||
         args[1].type != CASK_INT64)
         return cask_kernel_fail(ctx, "arguments: a buffer description and a block");
     uint64_t addr;
@@ -1077,7 +1077,7 @@ static int k_borrow(const cask_value_t *args, size_t n, cask_value_t *out, cask_
         return rc;
     cask_nd_t v;
     cask_value_nd(out, &v);
-    ar_copy_block(h->ndim, h->shape, bo, be, esize[h->dtype], (char *)(uintptr_t)addr, v.data,
+    cask__ar_copy_block(h->ndim, h->shape, bo, be, esize[h->dtype], (char *)(uintptr_t)addr, v.data,
                   true);
     return 0;
 }
@@ -1087,7 +1087,7 @@ static double cost_block(const cask_value_t *args, size_t n)
     /* about a nanosecond per element, from the program's chunk */
     size_t len;
     const ar_phead_t *h = n ? cask_value_data(&args[0], &len) : NULL;
-    if (!h || len < sizeof *h || ((uintptr_t)h & 7) || !ar_layout_ok(h))
+    if (!h || len < sizeof *h || ((uintptr_t)h & 7) || !cask__ar_layout_ok(h))
         return 1e-6;
     double e = 1;
     for (int x = 0; x < h->ndim; x++)
@@ -1111,8 +1111,8 @@ void cask__register_collections(void)
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         cask__kernel_register(k[i].name, k[i].fn, &k[i].opts, NULL);
-    ar_register_matmul();
-    ar_register_gather();
+    cask__ar_register_matmul();
+    cask__ar_register_gather();
 }
 
 /* ------------------------------------------------------------- gathering */
@@ -1139,7 +1139,7 @@ static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_
     size_t len;
     const ar_gather_t *d = n >= 3 ? cask_value_data(&args[0], &len) : NULL;
     cask_nd_t idx;
-    if (!d || len != sizeof *d || ((uintptr_t)d & 7) || !ar_layout_ok(&d->out) ||
+    if (!d || len != sizeof *d || ((uintptr_t)d & 7) || !cask__ar_layout_ok(&d->out) ||
         args[1].type != CASK_INT64 || cask_value_nd(&args[2], &idx) || idx.dtype != CASK_I64 ||
         idx.ndim != 1 || idx.size != n - 3)
         return cask_kernel_fail(ctx, "arguments: a gather description, a block, source indices");
@@ -1220,7 +1220,7 @@ static int k_assemble(const cask_value_t *args, size_t n, cask_value_t *out, cas
     size_t len;
     const ar_phead_t *h = n >= 3 ? cask_value_data(&args[0], &len) : NULL;
     cask_nd_t org;
-    if (!h || len != sizeof *h || ((uintptr_t)h & 7) || !ar_layout_ok(h) || h->ndim < 1 ||
+    if (!h || len != sizeof *h || ((uintptr_t)h & 7) || !cask__ar_layout_ok(h) || h->ndim < 1 ||
         args[1].type != CASK_INT64 || cask_value_nd(&args[2], &org) || org.dtype != CASK_I64 ||
         org.ndim != 2 || org.shape[0] != (int64_t)(n - 3) || org.shape[1] != h->ndim)
         return cask_kernel_fail(ctx, "arguments: an array header, a block, piece origins");
@@ -1273,7 +1273,7 @@ static int k_assemble(const cask_value_t *args, size_t n, cask_value_t *out, cas
     return 0;
 }
 
-void ar_register_gather(void)
+void cask__ar_register_gather(void)
 {
     static const cask_kernel_opts_t o = { 0 };
     cask__kernel_register("cask.array.gather", k_gather, &o, NULL);

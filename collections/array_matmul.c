@@ -65,7 +65,7 @@ static double cost_matmul(const cask_value_t *args, size_t n)
     return 1e-3 * (double)n; /* refined by nothing yet: a millisecond a block pair */
 }
 
-void ar_register_matmul(void)
+void cask__ar_register_matmul(void)
 {
     static const cask_kernel_opts_t o = { .cost_fn = cost_matmul };
     cask__kernel_register("cask.array.matmul", k_matmul, &o, NULL);

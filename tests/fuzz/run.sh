@@ -5,7 +5,7 @@
 # executions and the crashes of each. Crashes are kept in build/fuzz/crashes/.
 set -u
 secs=${FUZZ_SECONDS:-60}
-out=$(pwd)/build/fuzz
+out=$(cd "${FUZZ_BUILD:-build/fuzz}" 2>/dev/null && pwd || echo "$(pwd)/build/fuzz")
 mkdir -p "$out/crashes"
 small() { # the files under the given paths of at most 300 KB
     for d in "$@"; do [ -e "$d" ] && find "$d" -type f -size -300k; done 2>/dev/null

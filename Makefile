@@ -176,7 +176,8 @@ demo test test-asan test-tsan bench fuzz: deps
 	@$(MAKE) --no-print-directory $@-run
 
 demo-run: all
-	@for e in $(BUILD)/examples/0[0-4]_*; do echo "== $$e"; $$e || exit 1; done
+	@for e in $(filter $(BUILD)/examples/00_% $(BUILD)/examples/01_% $(BUILD)/examples/02_% \
+	  $(BUILD)/examples/03_% $(BUILD)/examples/04_%,$(EXAMPLES)); do echo "== $$e"; $$e || exit 1; done
 
 test-run: all $(TESTS)
 	@BUILD=$(BUILD) sh tests/run.sh

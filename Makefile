@@ -103,6 +103,7 @@ CONF   := $(BUILD)/config
 .PHONY: all deps deps-list demo demo-run test test-run test-asan test-tsan tsan-run fuzz fuzz-run \
         bench bench-run install uninstall clean check-exports
 .DELETE_ON_ERROR:
+.SECONDARY: $(BUILD)/obj/tests/fuzz/replay.o
 
 all: $(STATIC) $(SHARED) $(CASK) $(EXAMPLES)
 

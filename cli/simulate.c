@@ -256,7 +256,7 @@ int cmd_timeline(int argc, char **argv)
         double span = (double)cask_trace_span_ns(tr) * 1e-9, busy = 0, rel = 0;
         json_t *ji = json_array();
         if (idle && tail)
-            cask_trace_idle(tr, idle, tail);
+            cask_trace_idle(tr, idle, tail, NULL);
         for (int w = 0; idle && tail && w < P; w++) {
             busy += span - idle[w];
             rel += tail[w];

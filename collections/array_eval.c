@@ -499,7 +499,7 @@ static int eval_init(eval_t *ev, const ar_phead_t *h, int64_t block, const cask_
     int rc = leaves(ev, args, ctx);
     if (rc)
         return rc;
-    if (!(ev->buf = malloc((size_t)h->nnodes * AR_TILE * 8)))
+    if (!(ev->buf = cask__malloc((size_t)h->nnodes * AR_TILE * 8)))
         return CASK_ENOMEM;
     return 0;
 }
@@ -549,7 +549,7 @@ static int k_eval(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
     }
     run(&ev, &bs.s);
 out:
-    free(ev.buf);
+    cask__free(ev.buf);
     return rc;
 }
 
@@ -887,7 +887,7 @@ static int red_setup(red_t *r, const ar_phead_t *h, int root_dtype, int64_t K)
     r->K = K;
     r->dtype = root_dtype;
     r->last = h->ndim - 1;
-    if (!(r->p = malloc((size_t)(r->fields * (K ? K : 1)) * 8)))
+    if (!(r->p = cask__malloc((size_t)(r->fields * (K ? K : 1)) * 8)))
         return CASK_ENOMEM;
     red_init(r);
     return 0;
@@ -920,7 +920,7 @@ static int k_reduce(const cask_value_t *args, size_t n, cask_value_t *out, cask_
     if (h->red < 0 || n < 3 || args[1].type != CASK_INT64 || args[2].type != CASK_INT64)
         return cask_kernel_fail(ctx, "arguments: a reduction program, a block, a final flag");
     eval_t ev;
-    red_t *r = calloc(1, sizeof *r);
+    red_t *r = cask__calloc(1, sizeof *r);
     if (!r)
         return CASK_ENOMEM;
     if ((rc = eval_init(&ev, h, args[1].u.i, args, ctx)))
@@ -957,9 +957,9 @@ static int k_reduce(const cask_value_t *args, size_t n, cask_value_t *out, cask_
     run(&ev, &r->s);
     rc = red_out(r, h, root_dtype, args[2].u.i != 0, nd, shape, out);
 out:
-    free(ev.buf);
-    free(r->p);
-    free(r);
+    cask__free(ev.buf);
+    cask__free(r->p);
+    cask__free(r);
     return rc;
 }
 
@@ -990,7 +990,7 @@ static int k_combine(const cask_value_t *args, size_t n, cask_value_t *out, cask
     for (int x = 0; x < nd; x++)
         K *= be[x];
     int root_dtype = ((const ar_pnode_t *)(h + 1))[h->nnodes - 1].dtype;
-    red_t *r = calloc(1, sizeof *r);
+    red_t *r = cask__calloc(1, sizeof *r);
     if (!r)
         return CASK_ENOMEM;
     if ((rc = red_setup(r, h, root_dtype, K)))
@@ -1007,8 +1007,8 @@ static int k_combine(const cask_value_t *args, size_t n, cask_value_t *out, cask
     }
     rc = red_out(r, h, root_dtype, args[2].u.i != 0, nd, be, out);
 out:
-    free(r->p);
-    free(r);
+    cask__free(r->p);
+    cask__free(r);
     return rc;
 }
 

@@ -2,6 +2,7 @@
 ** collections/delayed.c: lazy function calls over the graph, and the map
 ** helper that cuts a list into chunks, one task per chunk.
 */
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -51,10 +52,11 @@ int cask_delayed_map(cask_graph_t *g, const char *kernel, const cask_value_t *it
     /* One token for the whole map: the kernel, the chunk size and every item. */
     uint64_t token = cask__hash(kernel, strlen(kernel), chunksize);
     for (size_t i = 0; i < n_items; i++) {
-        if (items[i].type == CASK_REF && items[i].u.task >= g->n) {
-            rc = cask__err(err, CASK_EMISSING, NULL, kernel,
-                           "item %zu refers to task %u, not in the graph", i, items[i].u.task);
-            goto out;
+        if (items[i].type == CASK_REF) {
+            char what[40];
+            snprintf(what, sizeof what, "item %zu", i);
+            if ((rc = cask__task_check(g, items[i].u.task, what, NULL, kernel, err)))
+                goto out;
         }
         token = cask__mix(token, cask__value_hash(&items[i], g->keys.hash));
     }

@@ -51,7 +51,7 @@ static int preds_csr(const cask_graph_t *g, uint32_t **off, uint32_t **pred)
         (*off)[t] = (uint32_t)k;
         for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++)
             if (g->in[e].type == CASK_REF)
-                (*pred)[k++] = g->in[e].u.task;
+                (*pred)[k++] = cask__tix(g->in[e].u.task);
     }
     (*off)[n] = (uint32_t)k;
     return 0;
@@ -225,7 +225,7 @@ static int width(const cask_graph_t *g, cask_analysis_t *a, const uint32_t *off,
                 size_t c = 0;
                 for (size_t v = 0; v < n; v++)
                     if (!seen[2 * v] && seen[2 * v + 1] && c < a->width)
-                        a->antichain[c++] = (cask_task_t)v;
+                        a->antichain[c++] = cask__handle(g, (uint32_t)v);
                 rc = c == a->width ? 0
                    : cask__err(err, CASK_EINVAL, NULL, NULL,
                                "the antichain found has %zu tasks, not %zu", c, a->width);
@@ -275,7 +275,7 @@ int cask_graph_analyze(const cask_graph_t *g, unsigned flags, cask_analysis_t *a
     /* earliest start and finish, level, and the predecessor that sets the start */
     uint32_t end = UINT32_MAX;
     for (size_t v = 0; v < n; v++) {
-        double c = cask_graph_cost(g, (cask_task_t)v), s = 0;
+        double c = cask__cost(g, (uint32_t)v), s = 0;
         uint32_t l = 0, f = UINT32_MAX;
         for (uint32_t e = off[v]; e < off[v + 1]; e++) {
             uint32_t u = pred[e];
@@ -307,7 +307,7 @@ int cask_graph_analyze(const cask_graph_t *g, unsigned flags, cask_analysis_t *a
     }
     size_t i = a->critical_len;
     for (uint32_t v = end; v != UINT32_MAX; v = from[v])
-        a->critical_path[--i] = v;
+        a->critical_path[--i] = cask__handle(g, v);
     for (size_t v = 0; v < n; v++)
         a->level_widths[lvl[v]]++;
     if ((rc = profile(a, n, es, ef)))

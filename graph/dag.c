@@ -132,8 +132,8 @@ int cask__dag_build(const cask__dag_t *d, cask_graph_t **out, cask_error_t *err)
     size_t k = 0; /* outputs: the tasks nothing depends on */
     for (size_t i = 0; i < n; i++)
         if (!nsucc[i])
-            order[k++] = tid[i];
-    if ((rc = cask_graph_set_outputs(g, order, k, err)))
+            tid[k++] = tid[i];
+    if ((rc = cask_graph_set_outputs(g, tid, k, err)))
         goto out;
     *out = g;
     g = NULL;

@@ -8,12 +8,53 @@
 */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "graph.h"
+
+/* A new graph's id: never 0 or UINT32_MAX (the id in CASK_NO_TASK), and
+** shared with no graph made in the last 2^32 - 2. */
+static uint32_t next_id(void)
+{
+    static atomic_uint counter;
+    uint32_t id;
+    do
+        id = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed) + 1;
+    while (id == 0 || id == UINT32_MAX);
+    return id;
+}
+
+int cask__task_check(const cask_graph_t *g, cask_task_t t, const char *what, const char *key,
+                     const char *kernel, cask_error_t *err)
+{
+    if (cask__task_in(g, t))
+        return 0;
+    if (!g)
+        return cask__err(err, CASK_EINVAL, key, kernel, "the graph is NULL");
+    if (t == CASK_NO_TASK)
+        return cask__err(err, CASK_EINVAL, key, kernel,
+                         "%s is CASK_NO_TASK (an earlier call failed?)", what);
+    if ((uint32_t)(t >> 32) != g->id)
+        return cask__err(err, CASK_EINVAL, key, kernel, "%s is a task of another graph", what);
+    return cask__err(err, CASK_EMISSING, key, kernel, "%s is task %u, not in a graph of %u tasks",
+                     what, (unsigned)cask__tix(t), (unsigned)g->n);
+}
+
+int cask__tasks_check(const cask_graph_t *g, const cask_task_t *ts, size_t n, const char *what,
+                      cask_error_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!cask__task_in(g, ts[i])) {
+            char w[64];
+            snprintf(w, sizeof w, "%s %zu", what, i);
+            return cask__task_check(g, ts[i], w, NULL, NULL, err);
+        }
+    return 0;
+}
 
 cask_graph_t *cask_graph_new(cask_error_t *err)
 {
@@ -23,6 +64,8 @@ cask_graph_t *cask_graph_new(cask_error_t *err)
         return NULL;
     }
     atomic_init(&g->refs, 1);
+    g->id = next_id();
+    g->last_kid = CASK__NO_KERNEL;
     g->in_off = cask__calloc(1, sizeof *g->in_off);
     if (!g->in_off) {
         cask__free(g);
@@ -110,16 +153,15 @@ static int make_cost(cask_graph_t *g)
     return 0;
 }
 
-/* Resolve a kernel name to its id, through the graph's one-entry cache. */
+/* Resolve a kernel name to its id, through the graph's one-entry cache
+** (by the name's text: a caller may reuse one buffer for many names). */
 static uint32_t find_kernel(cask_graph_t *g, const char *name)
 {
-    if (name == g->last_kname)
+    if (g->last_kid != CASK__NO_KERNEL && !strcmp(name, cask__kernel_get(g->last_kid)->name))
         return g->last_kid;
     uint32_t id = cask__kernel_lookup(name);
-    if (id != CASK__NO_KERNEL) {
-        g->last_kname = name;
+    if (id != CASK__NO_KERNEL)
         g->last_kid = id;
-    }
     return id;
 }
 
@@ -211,11 +253,11 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
             return cask__err(err, CASK_EINVAL, spec->key, spec->kernel,
                              "input %zu has unknown type %d", i, (int)v->type);
         if (v->type == CASK_REF) {
-            if (v->u.task >= g->n)
-                return cask__err(err, CASK_EMISSING, spec->key, spec->kernel,
-                                 "input %zu refers to task %u, not in the graph%s", i,
-                                 v->u.task,
-                                 v->u.task == CASK_NO_TASK ? " (an earlier call failed?)" : "");
+            char what[40];
+            snprintf(what, sizeof what, "input %zu", i);
+            int rc = cask__task_check(g, v->u.task, what, spec->key, spec->kernel, err);
+            if (rc)
+                return rc;
             n_refs++;
         }
         if (gen) /* scalars inline: the common case */
@@ -223,12 +265,13 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
                           : cask__value_hash(v, g->keys.hash));
     }
     for (size_t i = 0; i < spec->n_after; i++) {
-        if (spec->after[i] >= g->n)
-            return cask__err(err, CASK_EMISSING, spec->key, spec->kernel,
-                             "after %zu refers to task %u, not in the graph", i,
-                             spec->after[i]);
+        char what[40];
+        snprintf(what, sizeof what, "after %zu", i);
+        int rc = cask__task_check(g, spec->after[i], what, spec->key, spec->kernel, err);
+        if (rc)
+            return rc;
         if (gen)
-            h = cask__mix(h, g->keys.hash[spec->after[i]] ^ 0xaf7e5ull);
+            h = cask__mix(h, g->keys.hash[cask__tix(spec->after[i])] ^ 0xaf7e5ull);
     }
 
     /* The key: explicit, or NAME-TOKEN-INDEX. */
@@ -269,7 +312,7 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
     uint32_t found = cask__strtab_find(&g->keys, key, klen, kh);
     if (found != CASK__NOT_FOUND) {
         if (gen) { /* the same expression: share it */
-            *out = found;
+            *out = cask__handle(g, found);
             return 0;
         }
         return cask__err(err, CASK_EDUPKEY, key, spec->kernel, "duplicate key '%s'", key);
@@ -328,7 +371,7 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
     g->n_in += n_in;
     g->in_off[t + 1] = (uint32_t)g->n_in;
     g->n_edges += n_refs + spec->n_after;
-    *out = t;
+    *out = cask__handle(g, t);
     return 0;
 }
 
@@ -351,25 +394,38 @@ size_t cask_graph_edges(const cask_graph_t *g)
     return g ? g->n_edges : 0;
 }
 
-cask_task_t cask_graph_find(const cask_graph_t *g, const char *key)
+cask_task_t cask_graph_task(const cask_graph_t *g, size_t i)
 {
-    if (!g || !key)
-        return CASK_NO_TASK;
+    return g && i < g->n ? cask__handle(g, (uint32_t)i) : CASK_NO_TASK;
+}
+
+int64_t cask_graph_index(const cask_graph_t *g, cask_task_t t)
+{
+    int rc = cask__task_check(g, t, "the task", NULL, NULL, NULL);
+    return rc ? rc : (int64_t)cask__tix(t);
+}
+
+uint32_t cask__find(const cask_graph_t *g, const char *key)
+{
     size_t len = strlen(key);
     uint32_t id = cask__strtab_find(&g->keys, key, len, cask__hash(key, len, 0));
-    return id == CASK__NOT_FOUND ? CASK_NO_TASK : id;
+    return id == CASK__NOT_FOUND ? UINT32_MAX : id;
+}
+
+cask_task_t cask_graph_find(const cask_graph_t *g, const char *key)
+{
+    uint32_t id = g && key ? cask__find(g, key) : UINT32_MAX;
+    return id == UINT32_MAX ? CASK_NO_TASK : cask__handle(g, id);
 }
 
 const char *cask_graph_key(const cask_graph_t *g, cask_task_t t)
 {
-    return g && t < g->n ? cask__key(g, t) : NULL;
+    return cask__task_in(g, t) ? cask__key(g, cask__tix(t)) : NULL;
 }
 
 const char *cask_graph_kernel(const cask_graph_t *g, cask_task_t t)
 {
-    if (!g || t >= g->n || g->kernel[t] == CASK__NO_KERNEL)
-        return NULL;
-    return cask__kernel_get(g->kernel[t])->name;
+    return cask__task_in(g, t) ? cask__kernel_name(g, cask__tix(t)) : NULL;
 }
 
 size_t cask__derived_group_len(const char *key)
@@ -378,55 +434,80 @@ size_t cask__derived_group_len(const char *key)
     return dash && dash != key ? (size_t)(dash - key) : strlen(key);
 }
 
-int cask_graph_group(const cask_graph_t *g, cask_task_t t, char *buf, size_t size)
+const char *cask__group_of(const cask_graph_t *g, uint32_t t, size_t *len)
 {
-    if (!g || t >= g->n)
-        return -1;
     const char *s;
-    size_t len;
     if (cask__group_id(g, t)) {
         s = cask__strtab_get(&g->groups, g->group[t] - 1);
-        len = strlen(s);
+        *len = strlen(s);
     } else {
         s = cask__key(g, t);
-        len = cask__derived_group_len(s);
+        *len = cask__derived_group_len(s);
     }
-    if (size) {
-        size_t c = len < size - 1 ? len : size - 1;
-        memcpy(buf, s, c);
-        buf[c] = '\0';
-    }
+    return s;
+}
+
+void cask__group_copy(const cask_graph_t *g, uint32_t t, char *buf, size_t size)
+{
+    size_t len;
+    const char *s = cask__group_of(g, t, &len);
+    size_t c = len < size - 1 ? len : size - 1;
+    memcpy(buf, s, c);
+    buf[c] = '\0';
+}
+
+const char *cask__kernel_name(const cask_graph_t *g, uint32_t t)
+{
+    return g->kernel[t] == CASK__NO_KERNEL ? NULL : cask__kernel_get(g->kernel[t])->name;
+}
+
+int cask_graph_group(const cask_graph_t *g, cask_task_t t, char *buf, size_t size,
+                     cask_error_t *err)
+{
+    int rc = cask__task_check(g, t, "the task", NULL, NULL, err);
+    if (rc)
+        return rc;
+    size_t len;
+    cask__group_of(g, cask__tix(t), &len);
+    if (size && buf)
+        cask__group_copy(g, cask__tix(t), buf, size);
     return (int)len;
 }
 
-double cask_graph_cost(const cask_graph_t *g, cask_task_t t)
+double cask__cost(const cask_graph_t *g, uint32_t t)
 {
-    if (!g || t >= g->n)
-        return NAN;
     double c = cask__cost_given(g, t);
     if (!isnan(c))
         return c;
     return cask__kernel_cost(g->kernel[t], cask__inputs(g, t), cask__n_args(g, t));
 }
 
-int cask_graph_inputs(const cask_graph_t *g, cask_task_t t,
-                      const cask_value_t **inputs, size_t *n)
+double cask_graph_cost(const cask_graph_t *g, cask_task_t t)
 {
-    if (!g || t >= g->n)
-        return CASK_EINVAL;
-    *inputs = cask__inputs(g, t);
-    *n = cask__n_args(g, t);
+    return cask__task_in(g, t) ? cask__cost(g, cask__tix(t)) : NAN;
+}
+
+int cask_graph_inputs(const cask_graph_t *g, cask_task_t t, const cask_value_t **inputs,
+                      size_t *n, cask_error_t *err)
+{
+    int rc = cask__task_check(g, t, "the task", NULL, NULL, err);
+    if (rc)
+        return rc;
+    *inputs = cask__inputs(g, cask__tix(t));
+    *n = cask__n_args(g, cask__tix(t));
     return 0;
 }
 
-int cask_graph_after(const cask_graph_t *g, cask_task_t t,
-                     const cask_value_t **after, size_t *n)
+int cask_graph_after(const cask_graph_t *g, cask_task_t t, const cask_value_t **after,
+                     size_t *n, cask_error_t *err)
 {
-    if (!g || t >= g->n)
-        return CASK_EINVAL;
-    const cask_value_t *in = cask__inputs(g, t);
-    *after = in ? in + cask__n_args(g, t) : NULL;
-    *n = g->n_after ? g->n_after[t] : 0;
+    int rc = cask__task_check(g, t, "the task", NULL, NULL, err);
+    if (rc)
+        return rc;
+    uint32_t i = cask__tix(t);
+    const cask_value_t *in = cask__inputs(g, i);
+    *after = in ? in + cask__n_args(g, i) : NULL;
+    *n = g->n_after ? g->n_after[i] : 0;
     return 0;
 }
 
@@ -435,10 +516,9 @@ int cask_graph_set_outputs(cask_graph_t *g, const cask_task_t *outs, size_t n,
 {
     if (!g || (n && !outs))
         return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or outputs is NULL");
-    for (size_t i = 0; i < n; i++)
-        if (outs[i] >= g->n)
-            return cask__err(err, CASK_EMISSING, NULL, NULL,
-                             "output %zu refers to task %u, not in the graph", i, outs[i]);
+    int rc = cask__tasks_check(g, outs, n, "output", err);
+    if (rc)
+        return rc;
     cask_task_t *o = NULL;
     if (n && !(o = cask__malloc(n * sizeof *o)))
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for outputs");

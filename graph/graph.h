@@ -110,6 +110,7 @@ static inline size_t cask__nbytes(const cask_value_t *v)
 /* ---------------------------------------------------------------- kernels */
 
 typedef struct cask__kernel {
+    struct cask__kernel *prev;   /* the record this one replaced, or NULL */
     char               name[64]; /* registry name */
     cask_kernel_fn     fn;       /* the function */
     cask_kernel_opts_t opts;     /* flags, cost, udata */
@@ -161,6 +162,7 @@ int cask__kernel_invoke(const cask__kernel_t *k, const cask_value_t *args,
 ** memory costs build time. */
 struct cask_graph {
     atomic_uint refs;        /* the owner's, and one per trace that borrows keys */
+    uint32_t  id;            /* the high half of its task handles: unique per graph */
     uint32_t  n, cap;        /* tasks, and room for them */
     cask__strtab_t keys;     /* key of task t is string t; its hash keys.hash[t] */
     cask__strtab_t groups;   /* explicit group names */
@@ -174,9 +176,37 @@ struct cask_graph {
     size_t    n_edges;       /* refs among them */
     cask_task_t *outputs;    /* recorded default outputs */
     size_t    n_outputs;
-    const char *last_kname;  /* cache of the last kernel name looked up */
-    uint32_t  last_kid;      /* and its id */
+    uint32_t  last_kid;      /* the kernel last looked up by name, or CASK__NO_KERNEL */
 };
+
+/* Task handles: the graph's id in the high half, the task's index in the
+** low half. Refs stored in a graph's inputs are handles of that graph. */
+static inline cask_task_t cask__handle(const cask_graph_t *g, uint32_t i)
+{
+    return (cask_task_t)g->id << 32 | i;
+}
+
+/* The index a handle holds (not checked: for handles the graph made). */
+static inline uint32_t cask__tix(cask_task_t t)
+{
+    return (uint32_t)t;
+}
+
+/* Whether t is a task of g. */
+static inline bool cask__task_in(const cask_graph_t *g, cask_task_t t)
+{
+    return g && (uint32_t)(t >> 32) == g->id && (uint32_t)t < g->n;
+}
+
+/* Check handle t for g: 0, or CASK_EINVAL (CASK_NO_TASK, or a task of
+** another graph) or CASK_EMISSING (an index not in g), with err filled; what
+** says where t came from ("input 2", "output 0"); key and kernel name the
+** task being added, if any. */
+int cask__task_check(const cask_graph_t *g, cask_task_t t, const char *what, const char *key,
+                     const char *kernel, cask_error_t *err);
+/* cask__task_check of each of ts[0..n), named "WHAT I". */
+int cask__tasks_check(const cask_graph_t *g, const cask_task_t *ts, size_t n, const char *what,
+                      cask_error_t *err);
 
 static inline const char *cask__key(const cask_graph_t *g, uint32_t t)
 {
@@ -217,6 +247,21 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec,
 /* The length of t's derived group (the key up to its last '-'). */
 size_t cask__derived_group_len(const char *key);
 
+/* The index of the task with this key, or UINT32_MAX. */
+uint32_t cask__find(const cask_graph_t *g, const char *key);
+
+/* Task index t's group (not NUL-terminated where derived: *len bytes). */
+const char *cask__group_of(const cask_graph_t *g, uint32_t t, size_t *len);
+
+/* Task index t's cost: given, or its kernel's estimate. */
+double cask__cost(const cask_graph_t *g, uint32_t t);
+
+/* Task index t's group, NUL-terminated, into buf[0..size) (size > 0). */
+void cask__group_copy(const cask_graph_t *g, uint32_t t, char *buf, size_t size);
+
+/* Task index t's kernel name, or NULL when it has none. */
+const char *cask__kernel_name(const cask_graph_t *g, uint32_t t);
+
 /* ------------------------------------------------------------------- plan */
 
 /* What a compute runs: the graph culled to the outputs' ancestors,
@@ -227,6 +272,7 @@ typedef struct cask__plan {
     uint32_t  n;            /* tasks in the plan */
     uint32_t *task;         /* plan id -> graph task */
     uint32_t *pidx;         /* graph task -> plan id, UINT32_MAX if culled */
+    uint32_t  span;         /* entries of pidx: graph tasks 0 .. span-1 */
     uint32_t *succ_off;     /* n + 1 offsets into succ */
     uint32_t *succ;         /* successors, one per edge */
     uint32_t *npred;        /* predecessor edges of each task */

@@ -297,7 +297,8 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
     int rc = CASK_ENOMEM;
     cask__strtab_t keys = { 0 };
     ftask_t *ft = cask__calloc(n ? n : 1, sizeof *ft);
-    uint32_t *deps = NULL, *doff = NULL, *order = NULL, *tid = NULL, *nsucc = NULL;
+    uint32_t *deps = NULL, *doff = NULL, *order = NULL, *nsucc = NULL;
+    cask_task_t *tid = NULL;
     const char **keyv = NULL;
     size_t n_deps = 0, cap_deps = 0;
     cask_value_t *inputs = NULL;
@@ -583,14 +584,14 @@ int cask_graph_dump_json(const cask_graph_t *g, FILE *f, cask_error_t *err)
         }
         if (json_array_append_new(tasks, o))
             goto out;
-        const char *kname = cask_graph_kernel(g, t);
+        const char *kname = cask__kernel_name(g, t);
         if (kname && json_object_set_new(o, "kernel", json_string(kname)))
             goto out;
         for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++) {
             const cask_value_t *v = &g->in[e];
             json_t *j;
             if (v->type == CASK_REF)
-                j = json_pack("{s:s}", "ref", cask__key(g, v->u.task));
+                j = json_pack("{s:s}", "ref", cask__key(g, cask__tix(v->u.task)));
             else if (!(j = cask__value_to_json(v))) {
                 rc = cask__err(err, CASK_ETYPE, cask__key(g, t), kname,
                                "task '%s': input %u (%s) cannot be written as JSON",
@@ -604,7 +605,7 @@ int cask_graph_dump_json(const cask_graph_t *g, FILE *f, cask_error_t *err)
                 json_decref(j);
                 if (!aft && (!(aft = json_array()) || json_object_set_new(o, "after", aft)))
                     goto out;
-                if (json_array_append_new(aft, json_string(cask__key(g, v->u.task))))
+                if (json_array_append_new(aft, json_string(cask__key(g, cask__tix(v->u.task)))))
                     goto out;
             }
         }

@@ -4,7 +4,10 @@
 ** Kernels live for the process's life in a fixed table, so an id handed out
 ** once stays valid and can be read without a lock; names are found through
 ** a small open-addressing index guarded by a mutex (registration is rare,
-** and graphs cache the last name they looked up).
+** and graphs cache the last name they looked up). A record is never
+** changed once published: registering a name again with new options
+** publishes a new record in its slot, which keeps the old one (a compute
+** running meanwhile may still read it), so readers need no lock.
 */
 #include <pthread.h>
 #include <stdarg.h>
@@ -61,11 +64,22 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
     uint32_t *slot = index_slot(name);
     if (*slot) {
         cask__kernel_t *k = atomic_load_explicit(&kernels[*slot - 1], memory_order_relaxed);
-        if (k->fn != fn)
+        if (k->fn != fn) {
             rc = cask__err(err, CASK_EDUPKEY, NULL, name,
                            "kernel '%s' is already registered with another function", name);
-        else
-            k->opts = *opts; /* same kernel: new options */
+        } else if (k->opts.flags != opts->flags || k->opts.cost != opts->cost ||
+                   k->opts.cost_fn != opts->cost_fn || k->opts.udata != opts->udata) {
+            /* same kernel, new options */
+            cask__kernel_t *nk = cask__malloc(sizeof *nk);
+            if (!nk) {
+                rc = cask__err(err, CASK_ENOMEM, NULL, name, "no memory to register a kernel");
+                goto out;
+            }
+            *nk = *k;
+            nk->opts = *opts;
+            nk->prev = k;
+            atomic_store_explicit(&kernels[*slot - 1], nk, memory_order_release);
+        }
         goto out;
     }
     if (n_kernels == MAX_KERNELS) {

@@ -8,6 +8,7 @@
 ** whatever the depth of the graph.
 */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "graph.h"
@@ -35,16 +36,16 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
         return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or outputs is NULL");
     if (n_out == 0)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "no outputs requested");
+    int rc = cask__tasks_check(g, outs, n_out, "output", err);
+    if (rc)
+        return rc;
     uint32_t top = 0;
-    for (size_t i = 0; i < n_out; i++) {
-        if (outs[i] >= g->n)
-            return cask__err(err, CASK_EMISSING, NULL, NULL,
-                             "output %zu refers to task %u, not in the graph", i, outs[i]);
-        if (outs[i] > top)
-            top = outs[i];
-    }
+    for (size_t i = 0; i < n_out; i++)
+        if (cask__tix(outs[i]) > top)
+            top = cask__tix(outs[i]);
     size_t span = (size_t)top + 1;
-    int rc = CASK_ENOMEM;
+    p->span = (uint32_t)span;
+    rc = CASK_ENOMEM;
     uint32_t *cnt = NULL;
     if (!(p->pidx = cask__malloc(span * sizeof *p->pidx)))
         goto out;
@@ -52,7 +53,7 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
     /* Mark ancestors: 0 = needed, UINT32_MAX = not (yet). */
     memset(p->pidx, 0xff, span * sizeof *p->pidx);
     for (size_t i = 0; i < n_out; i++)
-        p->pidx[outs[i]] = 0;
+        p->pidx[cask__tix(outs[i])] = 0;
     size_t n = 0, n_edges = 0;
     for (size_t t = span; t-- > 0;) {
         if (p->pidx[t])
@@ -60,7 +61,7 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
         n++;
         for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++)
             if (g->in[e].type == CASK_REF) {
-                p->pidx[g->in[e].u.task] = 0;
+                p->pidx[cask__tix(g->in[e].u.task)] = 0;
                 n_edges++;
             }
     }
@@ -95,7 +96,7 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
         for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++) {
             if (g->in[e].type != CASK_REF)
                 continue;
-            uint32_t u = p->pidx[g->in[e].u.task];
+            uint32_t u = p->pidx[cask__tix(g->in[e].u.task)];
             p->npred[v]++;
             p->succ_off[u + 1]++;
             if (e < args_end)
@@ -109,12 +110,12 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
         uint32_t t = p->task[v];
         for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++)
             if (g->in[e].type == CASK_REF) {
-                uint32_t u = p->pidx[g->in[e].u.task];
+                uint32_t u = p->pidx[cask__tix(g->in[e].u.task)];
                 p->succ[p->succ_off[u] + cnt[u]++] = v;
             }
     }
     for (size_t i = 0; i < n_out; i++) {
-        p->out[i] = p->pidx[outs[i]];
+        p->out[i] = p->pidx[cask__tix(outs[i])];
         p->nuse[p->out[i]]++; /* kept until the caller takes it */
     }
     p->n_out = n_out;
@@ -139,7 +140,7 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
                 have_last = 1;
                 last_cost = k && k->opts.cost_fn ? NAN : cask__kernel_cost(kid, NULL, 0);
             }
-            c = isnan(last_cost) ? cask_graph_cost(g, t) : last_cost;
+            c = isnan(last_cost) ? cask__cost(g, t) : last_cost;
         }
         p->rank[v] = c + best;
     }

@@ -277,7 +277,7 @@ uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash)
         memcpy(&bits, &v->u.d, 8);
         return cask__mix(h, bits);
     }
-    case CASK_REF:    return cask__mix(h, task_hash[v->u.task]);
+    case CASK_REF:    return cask__mix(h, task_hash[(uint32_t)v->u.task]);
     case CASK_OPAQUE: return cask__mix(h, (uint64_t)(uintptr_t)v->u.blob->data);
     default: break;
     }

@@ -166,13 +166,12 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or outputs are NULL");
     if (!opts)
         opts = &defaults;
-    for (size_t i = 0; i < n; i++)
-        if (outs[i] >= cask_graph_size(g))
-            return cask__err(err, CASK_EMISSING, NULL, NULL,
-                             "output %zu is task %u, not in a graph of %zu tasks", i, outs[i],
-                             cask_graph_size(g));
+    int rc = cask__tasks_check(g, outs, n, "output", err);
+    if (rc)
+        return rc;
     cask_scheduler_t s;
-    int workers, rc = cask__resolve(opts, &s, &workers, err);
+    int workers;
+    rc = cask__resolve(opts, &s, &workers, err);
     if (rc)
         return rc;
     job_t *j = cask__calloc(1, sizeof *j);

@@ -176,7 +176,7 @@ static void finalise(void)
             MPI_Comm_free(&world);
         MPI_Finalize();
     }
-    free(node_of);
+    cask__free(node_of);
     node_of = NULL;
 }
 
@@ -204,14 +204,14 @@ static int mpi_start(cask_error_t *err)
         node = MPI_COMM_NULL;
     else
         MPI_Allreduce(&rank, &first, 1, MPI_INT, MPI_MIN, node);
-    int *of = malloc((size_t)size * sizeof *of); /* kept until MPI_Finalize */
+    int *of = cask__malloc((size_t)size * sizeof *of); /* kept until MPI_Finalize */
     int ok = of != NULL && node != MPI_COMM_NULL, all = 0;
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, world);
     if (all) {
         MPI_Allgather(&first, 1, MPI_INT, of, 1, MPI_INT, world);
         node_of = of;
     } else {
-        free(of);
+        cask__free(of);
     }
     return 0;
 }
@@ -347,7 +347,7 @@ static void each_input(mrun_t *m, uint32_t t, void (*fn)(mrun_t *, uint32_t, voi
     }
     for (size_t i = 0, k = cask__n_args(g, gt); i < k; i++)
         if (in[i].type == CASK_REF) {
-            uint32_t u = m->r->p.pidx[in[i].u.task];
+            uint32_t u = m->r->p.pidx[cask__tix(in[i].u.task)];
             if (m->stamp[u] != m->stamp_now) {
                 m->stamp[u] = m->stamp_now;
                 fn(m, u, ctx);

@@ -122,6 +122,7 @@ static void worker_main(procs_t *ps, int id, int fd, int slot)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != ps->parent)
         _exit(1);
+    cask__alloc_fail_at(0); /* tests inject allocation failures in the parent only */
     cask__shm_enter(ps->m, slot, false);
     cask_tid_t q[MAX_DEPTH];
     size_t qh = 0, qn = 0;

@@ -71,7 +71,7 @@ int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
         return CASK_ENOMEM;
     }
     for (size_t i = 0; i < n; i++)
-        args[i] = in[i].type == CASK_REF ? r->val[r->p.pidx[in[i].u.task]] : in[i];
+        args[i] = in[i].type == CASK_REF ? r->val[r->p.pidx[cask__tix(in[i].u.task)]] : in[i];
     int timed = r->t_start || (r->cb && r->cb->posttask);
     if (timed)
         *start = cask__tick();
@@ -197,7 +197,7 @@ void cask__run_complete(cask_run_t *r, cask_tid_t t,
     size_t n = cask__n_args(g, gt);
     for (size_t i = 0; i < n; i++)
         if (in[i].type == CASK_REF)
-            release(r, r->p.pidx[in[i].u.task]);
+            release(r, r->p.pidx[cask__tix(in[i].u.task)]);
     if (r->p.nuse[t] == 0 && cask__has_blob(&r->val[t])) /* nobody reads it */
         cask_value_decref(&r->val[t]);
     const uint32_t *s = r->p.succ + r->p.succ_off[t];
@@ -258,7 +258,7 @@ uint64_t cask__readyq_freed(const cask_run_t *r, cask_tid_t t)
     uint64_t b = 0;
     for (size_t i = 0, m = cask__n_args(g, gt); i < m; i++)
         if (in[i].type == CASK_REF) {
-            uint32_t u = r->p.pidx[in[i].u.task];
+            uint32_t u = r->p.pidx[cask__tix(in[i].u.task)];
             if (cask__has_blob(&r->val[u]) &&
                 atomic_load_explicit(&r->uses[u], memory_order_relaxed) == 1)
                 b += cask__nbytes(&r->val[u]);

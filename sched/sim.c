@@ -114,7 +114,7 @@ static int durations(const cask__plan_t *p, const cask_trace_t *tr, double *d, c
     const cask_graph_t *g = p->g;
     if (!tr) {
         for (uint32_t v = 0; v < p->n; v++)
-            d[v] = cask_graph_cost(g, p->task[v]);
+            d[v] = cask__cost(g, p->task[v]);
         return 0;
     }
     for (uint32_t v = 0; v < p->n; v++)
@@ -122,8 +122,8 @@ static int durations(const cask__plan_t *p, const cask_trace_t *tr, double *d, c
     size_t n = cask_trace_size(tr);
     for (size_t i = 0; i < n; i++) {
         const cask_trace_event_t *e = cask_trace_event(tr, i);
-        cask_task_t t = e ? cask_graph_find(g, e->key) : CASK_NO_TASK;
-        if (t != CASK_NO_TASK && p->pidx[t] != UINT32_MAX)
+        uint32_t t = e ? cask__find(g, e->key) : UINT32_MAX;
+        if (t < p->span && p->pidx[t] != UINT32_MAX)
             d[p->pidx[t]] = (double)(e->end_ns - e->start_ns) * 1e-9;
     }
     for (uint32_t v = 0; v < p->n; v++)
@@ -155,7 +155,7 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
         if (!(all = cask__malloc(g->n * sizeof *all)))
             return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to simulate");
         for (uint32_t t = 0; t < g->n; t++)
-            all[t] = t;
+            all[t] = cask__handle(g, t);
         outs = all;
         n_outs = g->n;
     }
@@ -241,7 +241,7 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
     res->lower_bound = work / P > span ? work / P : span;
     res->speedup = now > 0 ? work / now : 0;
     res->efficiency = res->speedup / P;
-    cask_trace_idle(res->trace, res->idle, res->tail);
+    cask_trace_idle(res->trace, res->idle, res->tail, NULL);
     for (int w = 0; w < P; w++)
         res->releasable += res->tail[w];
 out:

@@ -153,10 +153,10 @@ cask_trace_t *cask__trace_from(const cask__plan_t *p, int workers, const int32_t
     return tr;
 }
 
-int cask_trace_idle(const cask_trace_t *tr, double *idle, double *tail)
+int cask_trace_idle(const cask_trace_t *tr, double *idle, double *tail, cask_error_t *err)
 {
     if (!tr)
-        return CASK_EINVAL;
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "the trace is NULL");
     for (int w = 0; w < tr->workers; w++) {
         if (idle)
             idle[w] = (double)tr->span * 1e-9;

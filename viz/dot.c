@@ -66,7 +66,7 @@ static int prepare(dot_t *d, const cask_dot_opts_t *o, bool collapse, cask_error
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to draw the graph");
     }
     for (size_t v = 0; v < n; v++)
-        all[v] = (cask_task_t)v;
+        all[v] = cask__handle(g, (uint32_t)v);
     int prc = n ? cask__plan_build(g, all, n, 0, &d->p, err) : 0;
     cask__free(all);
     if (prc)
@@ -78,7 +78,7 @@ static int prepare(dot_t *d, const cask_dot_opts_t *o, bool collapse, cask_error
         if (rc)
             return rc;
         for (size_t i = 0; i < a.critical_len; i++)
-            d->crit[a.critical_path[i]] = 1;
+            d->crit[cask__tix(a.critical_path[i])] = 1;
         cask_analysis_free(&a);
     }
     if (o->color == CASK_DOT_WORKER) {
@@ -90,8 +90,8 @@ static int prepare(dot_t *d, const cask_dot_opts_t *o, bool collapse, cask_error
             d->worker[v] = -1;
         for (size_t i = 0; i < cask_trace_size(o->trace); i++) {
             const cask_trace_event_t *e = cask_trace_event(o->trace, i);
-            cask_task_t t = e ? cask_graph_find(g, e->key) : CASK_NO_TASK;
-            if (t != CASK_NO_TASK)
+            uint32_t t = e ? cask__find(g, e->key) : UINT32_MAX;
+            if (t != UINT32_MAX)
                 d->worker[t] = e->worker;
         }
     }
@@ -104,7 +104,7 @@ static int prepare(dot_t *d, const cask_dot_opts_t *o, bool collapse, cask_error
     char buf[CASK_KEY_MAX + 1];
     uint32_t last = UINT32_MAX;
     for (size_t v = 0; v < n; v++) {
-        cask_graph_group(g, (cask_task_t)v, buf, sizeof buf);
+        cask__group_copy(g, (uint32_t)v, buf, sizeof buf);
         uint32_t k = last != UINT32_MAX && !strcmp(d->gname[last], buf) ? last : UINT32_MAX;
         for (uint32_t j = 0; k == UINT32_MAX && j < d->ng; j++)
             if (!strcmp(d->gname[j], buf))
@@ -172,7 +172,7 @@ int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
     double top = 0, work = 0;
     for (size_t v = 0; v < d.n; v++) {
         top = d.rank[v] > top ? d.rank[v] : top;
-        work += cask_graph_cost(g, (cask_task_t)v);
+        work += cask__cost(g, (uint32_t)v);
     }
     fprintf(f, "digraph cask {\n  graph [rankdir=\"");
     dot_puts(f, o->rankdir ? o->rankdir : "TB");
@@ -185,8 +185,8 @@ int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
     char grp[CASK_KEY_MAX + 1];
     if (!collapse) {
         for (size_t v = 0; v < d.n; v++) {
-            const char *key = cask_graph_key(g, (cask_task_t)v), *k = cask_graph_kernel(g, (cask_task_t)v);
-            cask_graph_group(g, (cask_task_t)v, grp, sizeof grp);
+            const char *key = cask__key(g, (uint32_t)v), *k = cask__kernel_name(g, (uint32_t)v);
+            cask__group_copy(g, (uint32_t)v, grp, sizeof grp);
             fprintf(f, "  t%zu [label=\"", v);
             dot_puts(f, key);
             if (k) {
@@ -196,7 +196,7 @@ int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
             const char *fc = fill(&d, o, v, top, grp);
             fprintf(f, "\", fillcolor=\"%s\",%s tooltip=\"", fc, dark(fc) ? " fontcolor=white," : "");
             dot_puts(f, key);
-            fprintf(f, ": cost %.4g s, rank %.4g s\"%s];\n", cask_graph_cost(g, (cask_task_t)v),
+            fprintf(f, ": cost %.4g s, rank %.4g s\"%s];\n", cask__cost(g, (uint32_t)v),
                     d.rank[v], d.crit[v] ? ", penwidth=2.5" : "");
         }
         for (size_t u = 0; u < d.n; u++)
@@ -217,7 +217,7 @@ int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
         for (size_t v = 0; !rc && v < d.n; v++) {
             uint32_t k = d.gid[v];
             cnt[k]++;
-            gw[k] += cask_graph_cost(g, (cask_task_t)v);
+            gw[k] += cask__cost(g, (uint32_t)v);
             gr[k] = d.rank[v] > gr[k] ? d.rank[v] : gr[k];
             gc[k] |= d.crit[v];
             for (uint32_t e = d.p.succ_off[v]; !rc && e < d.p.succ_off[v + 1]; e++) {

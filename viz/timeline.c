@@ -89,7 +89,7 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
         cask__free(pd);
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the timeline");
     }
-    cask_trace_idle(tr, idle, tail);
+    cask_trace_idle(tr, idle, tail, NULL);
     /* The last rows may hold transfers (values a worker received, as the
     ** mpi scheduler records them): drawn apart, with no idle time and no
     ** tail, and not in the profile; the workers are the other rows. */

@@ -66,11 +66,13 @@ typedef struct cask_kernel_opts {
 /*
 ** Register fn under name (at most 63 bytes, e.g. "mylib.square"). Names
 ** starting with "cask." are reserved for the built-ins. Registering the same
-** name again with the same fn updates its options; with another fn it is
-** refused with CASK_EDUPKEY. Kernels stay registered until the process ends.
-** Children forked by the processes scheduler inherit the registry, and MPI
-** ranks that run the same program register the same names.
-** Threads: safe. Cost: O(1) expected.
+** name again with the same fn updates its options for the tasks that start
+** from then on (a task already running, or a compute already costing its
+** tasks, keeps the options it read); with another fn it is refused with
+** CASK_EDUPKEY. Kernels stay registered until the process ends. Children
+** forked by the processes scheduler inherit the registry, and MPI ranks
+** that run the same program register the same names.
+** Threads: safe, also while computes run. Cost: O(1) expected.
 */
 CASK_API int cask_kernel_register(const char *name, cask_kernel_fn fn,
                                   const cask_kernel_opts_t *opts,
@@ -134,8 +136,10 @@ typedef struct cask_task_spec {
 */
 CASK_API cask_graph_t *cask_graph_new(cask_error_t *err);
 
-/* Free g and everything it holds (key strings that a trace still shows
-** live on until the trace is freed). NULL is allowed. */
+/* Drop the caller's reference to g (NULL is allowed). g and everything it
+** holds are freed when its last reference goes: arrays made in g, computes
+** submitted on it and traces that show its keys hold references too, so g
+** lives on until they are freed. Use no task of g after this call. */
 CASK_API void cask_graph_free(cask_graph_t *g);
 
 /*
@@ -147,9 +151,10 @@ CASK_API void cask_graph_free(cask_graph_t *g);
 ** task (the shared part is computed once). An impure kernel gets a fresh
 ** token at every call. An explicit key already in g is refused with
 ** CASK_EDUPKEY.
-** Errors: CASK_ENOKERNEL for an unregistered kernel, CASK_EMISSING for a ref
-** or after to a task not in g, CASK_EINVAL for a bad key or cost,
-** CASK_ENOMEM. On failure *out is CASK_NO_TASK and g is unchanged.
+** Errors: CASK_ENOKERNEL for an unregistered kernel; CASK_EINVAL for a ref
+** or after that is CASK_NO_TASK (from an earlier failed call) or a task of
+** another graph, and for a bad key or cost; CASK_EMISSING for a ref or
+** after to a task index not in g; CASK_ENOMEM. On failure *out is CASK_NO_TASK and g is unchanged.
 ** Ownership: inputs are borrowed; g takes its own references.
 ** Cost: O(n_inputs + n_after) amortised.
 */
@@ -162,6 +167,14 @@ CASK_API size_t cask_graph_size(const cask_graph_t *g);
 /* Number of edges (input refs plus after dependencies) in g. */
 CASK_API size_t cask_graph_edges(const cask_graph_t *g);
 
+/* The i-th task added to g (i < cask_graph_size(g); the order of addition
+** is a topological order), or CASK_NO_TASK. */
+CASK_API cask_task_t cask_graph_task(const cask_graph_t *g, size_t i);
+
+/* t's position in g (what cask_graph_task takes): 0 .. size-1, or
+** CASK_EINVAL / CASK_EMISSING for a t not in g. Cost: O(1). */
+CASK_API int64_t cask_graph_index(const cask_graph_t *g, cask_task_t t);
+
 /* The task with this key, or CASK_NO_TASK. Cost: O(1) expected. */
 CASK_API cask_task_t cask_graph_find(const cask_graph_t *g, const char *key);
 
@@ -173,29 +186,33 @@ CASK_API const char *cask_graph_key(const cask_graph_t *g, cask_task_t t);
 CASK_API const char *cask_graph_kernel(const cask_graph_t *g, cask_task_t t);
 
 /*
-** Copy t's group into buf (at most size bytes with the NUL) and return its
-** length, or -1 if t is not in g.
+** Copy t's group into buf (at most size bytes with the NUL; buf may be NULL
+** when size is 0) and return its length, or CASK_EINVAL / CASK_EMISSING
+** for a t not in g (err filled).
 */
 CASK_API int cask_graph_group(const cask_graph_t *g, cask_task_t t,
-                              char *buf, size_t size);
+                              char *buf, size_t size, cask_error_t *err);
 
-/* The cost estimate of t in seconds (the kernel's if none was given). */
+/* The cost estimate of t in seconds (the kernel's if none was given);
+** NaN for a t not in g. */
 CASK_API double cask_graph_cost(const cask_graph_t *g, cask_task_t t);
 
 /*
 ** t's inputs (borrowed until g changes or is freed) in *inputs and their
-** number in *n; refs are CASK_REF values. Returns CASK_EINVAL if t is not in g.
+** number in *n; refs are CASK_REF values holding tasks of g. Returns 0, or
+** CASK_EINVAL / CASK_EMISSING for a t not in g (err filled).
 */
 CASK_API int cask_graph_inputs(const cask_graph_t *g, cask_task_t t,
-                               const cask_value_t **inputs, size_t *n);
+                               const cask_value_t **inputs, size_t *n, cask_error_t *err);
 
 /* t's ordering-only dependencies, as cask_graph_inputs (CASK_REF values). */
 CASK_API int cask_graph_after(const cask_graph_t *g, cask_task_t t,
-                              const cask_value_t **after, size_t *n);
+                              const cask_value_t **after, size_t *n, cask_error_t *err);
 
 /*
 ** Record the graph's default outputs (what `cask run` computes), replacing
-** any earlier ones. Returns CASK_EMISSING for a task not in g.
+** any earlier ones. Returns CASK_EINVAL (another graph's task, or
+** CASK_NO_TASK) or CASK_EMISSING for a task not in g.
 */
 CASK_API int cask_graph_set_outputs(cask_graph_t *g, const cask_task_t *outs,
                                     size_t n, cask_error_t *err);

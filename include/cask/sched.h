@@ -81,9 +81,10 @@ CASK_API int cask_trace_load_json(const char *path, cask_trace_t **out, cask_err
 ** be NULL): idle[w], the seconds it ran nothing between 0 and the trace's
 ** end; tail[w], the seconds from its last task's end to the trace's end
 ** (all of the run for a worker that ran nothing): the time it could have
-** been released. Returns 0, or CASK_EINVAL for a NULL trace.
+** been released. Returns 0, or CASK_EINVAL for a NULL trace (err filled).
 */
-CASK_API int cask_trace_idle(const cask_trace_t *tr, double *idle, double *tail);
+CASK_API int cask_trace_idle(const cask_trace_t *tr, double *idle, double *tail,
+                             cask_error_t *err);
 
 /* Free tr. NULL is allowed. */
 CASK_API void cask_trace_free(cask_trace_t *tr);

@@ -46,11 +46,15 @@ typedef enum cask_dtype {
 /* Most dimensions an n-d buffer may have. */
 #define CASK_MAX_NDIM 8
 
-/* A task: an index into its graph, valid while the graph lives. */
-typedef uint32_t cask_task_t;
+/*
+** A task: a handle naming its graph and its place there, valid while the
+** graph lives. Every graph call refuses a handle from another graph with
+** CASK_EINVAL, so a task of one graph can never stand for a task of another.
+*/
+typedef uint64_t cask_task_t;
 
 /* "No task": what task-returning calls give back on failure. */
-#define CASK_NO_TASK UINT32_MAX
+#define CASK_NO_TASK UINT64_MAX
 
 struct cask_blob; /* private: the reference-counted block */
 

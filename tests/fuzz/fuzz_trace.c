@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int w = cask_trace_workers(tr);
         if (w <= 256) {
             double idle[256], tail[256];
-            if (cask_trace_idle(tr, idle, tail))
+            if (cask_trace_idle(tr, idle, tail, NULL))
                 abort();
             for (int i = 0; i < w; i++)
                 if (idle[i] < -1e-9 || tail[i] < -1e-9 || tail[i] > idle[i] + 1e-9)

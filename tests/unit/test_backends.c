@@ -1,6 +1,7 @@
 /* tests/unit/test_backends.c: every parallel back-end against sync, on
 ** random graphs and worker counts; their traces; stopping at the first
 ** error. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -46,16 +47,18 @@ static void check_trace(const cask_graph_t *g, const cask_trace_t *tr, int worke
         last_end[e->worker] = e->end_ns;
         cask_task_t t = cask_graph_find(g, e->key);
         assert_int_not_equal(t, CASK_NO_TASK);
-        assert_false(seen[t]); /* each task once */
-        seen[t] = 1;
-        end_of[t] = e->end_ns;
+        int64_t x = cask_graph_index(g, t);
+        assert_false(seen[x]); /* each task once */
+        seen[x] = 1;
+        end_of[x] = e->end_ns;
         const cask_value_t *in;
         size_t m;
-        cask_graph_inputs(g, t, &in, &m);
+        assert_int_equal(cask_graph_inputs(g, t, &in, &m, NULL), 0);
         for (size_t j = 0; j < m; j++)
             if (in[j].type == CASK_REF) {
-                assert_true(seen[in[j].u.task]);            /* inputs ran first */
-                assert_true(end_of[in[j].u.task] <= e->start_ns); /* and had ended */
+                int64_t y = cask_graph_index(g, in[j].u.task);
+                assert_true(seen[y]);               /* inputs ran first */
+                assert_true(end_of[y] <= e->start_ns); /* and had ended */
             }
     }
     free(last_end);
@@ -214,6 +217,64 @@ static void test_chain_and_idle_workers(void **state)
     cask_graph_free(g);
 }
 
+/* test.tagged: its registration's udata, an int, as its value. */
+static int k_tagged(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)a, (void)n;
+    const int *tag = cask_kernel_udata(ctx);
+    *out = cask_int(tag ? *tag : -1);
+    return 0;
+}
+
+static double cost_tagged(const cask_value_t *a, size_t n)
+{
+    (void)a, (void)n;
+    return 1e-5;
+}
+
+static atomic_bool rereg_stop;
+static const int tags[2] = { 1, 2 };
+
+static void *reregister(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !atomic_load(&rereg_stop); i++) {
+        cask_kernel_opts_t o = { .udata = (void *)&tags[i % 2], .cost = 1e-6 * (i % 7 + 1),
+                                 .cost_fn = i % 3 ? cost_tagged : NULL };
+        cask_kernel_register("test.tagged", k_tagged, &o, NULL);
+    }
+    return NULL;
+}
+
+/* Registering a kernel again (new options) while computes read them: each
+** task sees one registration's options whole (ThreadSanitizer checks the
+** rest). */
+static void test_register_while_running(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_kernel_opts_t o = { .udata = (void *)&tags[0] };
+    assert_ok(cask_kernel_register("test.tagged", k_tagged, &o, &err), &err);
+    atomic_store(&rereg_stop, false);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reregister, NULL), 0);
+    for (int round = 0; round < 20; round++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        enum { N = 200 };
+        cask_task_t t[N];
+        for (int i = 0; i < N; i++)
+            t[i] = CASK_DELAYED(g, "test.tagged", &err, cask_int(i));
+        cask_value_t r[N];
+        cask_compute_opts_t co = { .scheduler = "threads", .workers = 2 };
+        assert_ok(cask_compute(g, t, N, r, &co, NULL, &err), &err);
+        for (int i = 0; i < N; i++)
+            assert_true(r[i].type == CASK_INT64 && (r[i].u.i == 1 || r[i].u.i == 2));
+        cask_graph_free(g);
+    }
+    atomic_store(&rereg_stop, true);
+    pthread_join(th, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_error_stops_threads),
         cmocka_unit_test(test_no_task_starts_after_error),
         cmocka_unit_test(test_chain_and_idle_workers),
+        cmocka_unit_test(test_register_while_running),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -186,10 +186,17 @@ static void test_submit_errors(void **state)
     (void)state;
     cask_error_t err;
     cask_graph_t *g = cask_graph_new(&err);
-    cask_task_t ok = CASK_DELAYED(g, "test.count", &err, cask_int(1)), bad = 99;
+    cask_task_t ok = CASK_DELAYED(g, "test.count", &err, cask_int(1)), bad = ok + 99;
     cask_future_t *f = (cask_future_t *)&err;
     assert_int_equal(cask_submit(g, &bad, 1, NULL, &f, &err), CASK_EMISSING);
     assert_null(f);
+    cask_graph_t *h = cask_graph_new(&err); /* another graph's task */
+    cask_task_t other = CASK_DELAYED(h, "test.count", &err, cask_int(1));
+    f = (cask_future_t *)&err;
+    assert_int_equal(cask_submit(g, &other, 1, NULL, &f, &err), CASK_EINVAL);
+    assert_msg_has(&err, "another graph");
+    assert_null(f);
+    cask_graph_free(h);
     cask_compute_opts_t o = { .scheduler = "no-such" };
     assert_int_equal(cask_submit(g, &ok, 1, &o, &f, &err), CASK_ENOSCHED);
     assert_null(f);

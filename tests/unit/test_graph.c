@@ -87,9 +87,9 @@ static void test_impure_fresh_keys(void **state)
     /* A graph with no input anywhere: empty lists, and it computes. */
     const cask_value_t *in;
     size_t n = 9;
-    assert_int_equal(cask_graph_inputs(g, a, &in, &n), 0);
+    assert_int_equal(cask_graph_inputs(g, a, &in, &n, NULL), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(cask_graph_after(g, a, &in, &n), 0);
+    assert_int_equal(cask_graph_after(g, a, &in, &n, NULL), 0);
     assert_int_equal(n, 0);
     cask_task_t outs[2] = { a, b };
     cask_value_t r[2];
@@ -108,7 +108,7 @@ static void test_explicit_keys_groups_costs(void **state)
                            .n_inputs = 1, .key = "alpha", .group = "stage-1", .cost = 2.5 };
     assert_ok(cask_graph_add(g, &s, &a, &err), &err);
     char buf[64];
-    assert_int_equal(cask_graph_group(g, a, buf, sizeof buf), 7);
+    assert_int_equal(cask_graph_group(g, a, buf, sizeof buf, &err), 7);
     assert_string_equal(buf, "stage-1");
     assert_true(cask_graph_cost(g, a) == 2.5);
     /* The same explicit key again is refused, and g is unchanged. */
@@ -118,7 +118,7 @@ static void test_explicit_keys_groups_costs(void **state)
     assert_int_equal(cask_graph_size(g), 1);
     /* Derived group: the key without its index; kernel cost model. */
     c = CASK_DELAYED(g, "test.costly", &err, cask_int(7));
-    assert_int_equal(cask_graph_group(g, c, buf, sizeof buf), (int)strlen("costly-") + 16);
+    assert_int_equal(cask_graph_group(g, c, buf, sizeof buf, &err), (int)strlen("costly-") + 16);
     assert_int_equal(strncmp(buf, "costly-", 7), 0);
     assert_true(cask_graph_cost(g, c) == 7.0);
     cask_task_t d = CASK_DELAYED(g, "cask.add", &err, cask_int(7));
@@ -145,26 +145,68 @@ static void test_refused_inputs(void **state)
     (void)state;
     cask_error_t err;
     cask_graph_t *g = cask_graph_new(&err);
-    cask_task_t t = CASK_DELAYED(g, "cask.add", &err, cask_ref(5));
+    cask_task_t a0 = CASK_DELAYED(g, "cask.const", &err, cask_int(1));
+    cask_task_t t = CASK_DELAYED(g, "cask.add", &err, cask_ref(a0 + 5));
     assert_int_equal(t, CASK_NO_TASK);
     assert_int_equal(err.code, CASK_EMISSING);
     t = CASK_DELAYED(g, "cask.add", &err, cask_ref(CASK_NO_TASK));
-    assert_int_equal(err.code, CASK_EMISSING);
+    assert_int_equal(err.code, CASK_EINVAL);
     assert_msg_has(&err, "an earlier call failed");
+    /* A task of another graph, whatever its index, is no task of g: as a
+    ** ref, an after, an output, or to any accessor. */
+    cask_graph_t *h = cask_graph_new(&err);
+    cask_task_t h0 = CASK_DELAYED(h, "cask.const", &err, cask_int(2));
+    assert_int_equal(cask_graph_index(h, h0), cask_graph_index(g, a0)); /* both index 0 */
+    t = CASK_DELAYED(g, "cask.add", &err, cask_ref(h0));
+    assert_int_equal(t, CASK_NO_TASK);
+    assert_int_equal(err.code, CASK_EINVAL);
+    assert_msg_has(&err, "input 0 is a task of another graph");
+    cask_task_spec_t sa = { .kernel = "cask.const", .inputs = (cask_value_t[]){ cask_int(3) },
+                            .n_inputs = 1, .after = &h0, .n_after = 1 };
+    assert_int_equal(cask_graph_add(g, &sa, &t, &err), CASK_EINVAL);
+    assert_int_equal(cask_graph_size(g), 1);
+    cask_value_t r;
+    assert_int_equal(cask_compute(g, &h0, 1, &r, NULL, NULL, &err), CASK_EINVAL);
+    assert_int_equal(cask_graph_set_outputs(g, &h0, 1, &err), CASK_EINVAL);
+    assert_null(cask_graph_key(g, h0));
+    assert_int_equal(cask_graph_index(g, h0), CASK_EINVAL);
+    cask_graph_free(h);
     t = cask_delayed(g, "no.such.kernel", NULL, 0, &err);
     assert_int_equal(t, CASK_NO_TASK);
     assert_int_equal(err.code, CASK_ENOKERNEL);
     assert_msg_has(&err, "no.such.kernel");
-    cask_task_t after = 3;
+    cask_task_t after = a0 + 3;
     cask_task_spec_t s = { .kernel = "cask.add", .after = &after, .n_after = 1 };
     assert_int_equal(cask_graph_add(g, &s, &t, &err), CASK_EMISSING);
-    assert_int_equal(cask_graph_size(g), 0);
+    assert_int_equal(cask_graph_size(g), 1);
     /* Kernel registry rules. */
     assert_int_equal(cask_kernel_register("cask.mine", k_count, NULL, &err), CASK_EINVAL);
     assert_int_equal(cask_kernel_register("test.count", k_clock, NULL, &err), CASK_EDUPKEY);
     assert_ok(cask_kernel_register("test.count", k_count, NULL, &err), &err);
     assert_int_equal(cask_kernel_register("", k_count, NULL, &err), CASK_EINVAL);
     assert_true(cask_kernel_exists("cask.spin"));
+    cask_graph_free(g);
+}
+
+/* Kernel names are read by their text: one buffer reused for two names
+** gives two kernels and two keys. */
+static void test_kernel_name_buffer(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    char name[32];
+    strcpy(name, "cask.add");
+    cask_task_t a = CASK_DELAYED(g, name, &err, cask_int(4));
+    strcpy(name, "cask.const");
+    cask_task_t b = CASK_DELAYED(g, name, &err, cask_int(4));
+    assert_int_not_equal(a, b);
+    assert_string_equal(cask_graph_kernel(g, a), "cask.add");
+    assert_string_equal(cask_graph_kernel(g, b), "cask.const");
+    assert_string_not_equal(cask_graph_key(g, a), cask_graph_key(g, b));
+    strcpy(name, "no.such");
+    assert_int_equal(cask_delayed(g, name, NULL, 0, &err), CASK_NO_TASK);
+    assert_int_equal(err.code, CASK_ENOKERNEL);
     cask_graph_free(g);
 }
 
@@ -182,14 +224,20 @@ static void test_after_and_edges(void **state)
     assert_int_equal(cask_graph_edges(g), 2);
     const cask_value_t *v;
     size_t n;
-    assert_ok(cask_graph_inputs(g, c, &v, &n), &err);
+    assert_ok(cask_graph_inputs(g, c, &v, &n, &err), &err);
     assert_int_equal(n, 2);
     assert_int_equal(v[0].type, CASK_REF);
     assert_int_equal(v[0].u.task, a);
-    assert_ok(cask_graph_after(g, c, &v, &n), &err);
+    assert_ok(cask_graph_after(g, c, &v, &n, &err), &err);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].u.task, b);
-    assert_int_equal(cask_graph_inputs(g, 99, &v, &n), CASK_EINVAL);
+    /* Handles that are not tasks of g. */
+    assert_int_equal(cask_graph_inputs(g, CASK_NO_TASK, &v, &n, &err), CASK_EINVAL);
+    assert_int_equal(cask_graph_index(g, c), 2);
+    assert_int_equal(cask_graph_task(g, 2), c);
+    assert_int_equal(cask_graph_task(g, 3), CASK_NO_TASK);
+    assert_int_equal(cask_graph_group(g, cask_graph_task(g, 2) + 1, NULL, 0, &err), CASK_EMISSING);
+    assert_msg_has(&err, "not in a graph of 3 tasks");
     cask_graph_free(g);
 }
 
@@ -267,7 +315,7 @@ static void test_outputs(void **state)
     assert_int_equal(n, 0);
     assert_ok(cask_graph_set_outputs(g, &a, 1, &err), &err);
     assert_int_equal(cask_graph_outputs(g, &n)[0], a);
-    cask_task_t bad = 9;
+    cask_task_t bad = a + 9;
     assert_int_equal(cask_graph_set_outputs(g, &bad, 1, &err), CASK_EMISSING);
     assert_int_equal(cask_graph_outputs(g, &n)[0], a);
     cask_graph_free(g);
@@ -281,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_impure_fresh_keys),
         cmocka_unit_test(test_explicit_keys_groups_costs),
         cmocka_unit_test(test_refused_inputs),
+        cmocka_unit_test(test_kernel_name_buffer),
         cmocka_unit_test(test_after_and_edges),
         cmocka_unit_test(test_chain_storage),
         cmocka_unit_test(test_alloc_failure_while_building),

@@ -6,6 +6,7 @@
 **                          on (figures named SHAPE.NAME...; under mpirun, rank 0 prints)
 **   cask_bench transfer     under mpirun -np 2: GB/s of 8 MB chunks moved between ranks
 **   cask_bench spin100us    20,000 tasks of 100 us: threads' parallel efficiency
+**   cask_bench sleep15      15 sleeps of 100 ms on 15 worker processes: wall time
 **   cask_bench normal_sum   (x*x + 1).sum(), x normal(size=1e8, chunks=1e6), threads, 2 workers
 **   cask_bench normal_std   x.std() of the same x
 **   cask_bench transpose_mean  (A + A.T).mean(axis=0), A uniform 8000 x 8000 in 1000 x 1000
@@ -286,6 +287,35 @@ static void run_spin(void)
     cask_graph_free(g);
 }
 
+/* 15 tasks that sleep 100 ms on 15 worker processes: a few coarse tasks,
+** one per worker, take one task's time plus the start of the workers.
+** The median of 5. */
+static void run_sleep15(void)
+{
+    enum { N = 15, REPS = 5 };
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t outs[N];
+    cask_value_t res[N];
+    for (int i = 0; i < N; i++)
+        if ((outs[i] = CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.1), cask_int(i))) ==
+            CASK_NO_TASK)
+            die("build", &err);
+    double wall[REPS];
+    for (int k = 0; k < REPS; k++) {
+        cask_compute_info_t info;
+        cask_compute_opts_t o = { .scheduler = "processes", .workers = N };
+        if (cask_compute(g, outs, N, res, &o, &info, &err))
+            die("compute", &err);
+        wall[k] = info.wall_s;
+        for (int i = 0; i < N; i++)
+            cask_value_decref(&res[i]);
+    }
+    qsort(wall, REPS, sizeof *wall, cmp_double);
+    printf("sleep15.processes.cask.s %.4f\n", wall[REPS / 2]);
+    cask_graph_free(g);
+}
+
 static void run_build(void)
 {
     enum { N = 1000000, REPS = 5 };
@@ -477,6 +507,8 @@ int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "spin100us"))
         run_spin();
+    else if (argc == 2 && !strcmp(argv[1], "sleep15"))
+        run_sleep15();
     else if (argc == 2 && !strcmp(argv[1], "transfer"))
         run_transfer();
     else if (argc == 2 && !strcmp(argv[1], "build"))
@@ -494,7 +526,7 @@ int main(int argc, char **argv)
     else if (argc == 4) /* SHAPE SCHED NAME: the figures' scheduler part is NAME */
         run_shape(argv[1], argv[2], argv[3]);
     else {
-        fprintf(stderr, "usage: cask_bench build | spin100us | normal_sum | normal_std | transpose_mean | matmul | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
+        fprintf(stderr, "usage: cask_bench build | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
         return 2;
     }
     return 0;

@@ -1,6 +1,8 @@
 /*
 ** examples/04_monte_carlo_pi.c: estimate pi from 200,000,000 random points
-** in 16 tasks, on sync and then on threads, and print the speedup.
+** in 16 tasks, on sync, then on threads, then on processes, and print the
+** speedups. Sixteen coarse tasks are what a first program has: every
+** worker, thread or process, must get its share of them.
 **
 ** Each task counts the points of its share that fall inside the quarter
 ** circle; one more task adds the counts. Point i's coordinates come from a
@@ -74,40 +76,44 @@ int main(int argc, char **argv)
         die(&err);
 
     /* Each scheduler in turn, three times for the figures: medians. */
-    double wall[2], t[2][3];
-    int64_t hits[2];
-    int workers = 0, reps = figures ? 3 : 1;
-    const char *scheds[2] = { "sync", "threads" };
+    enum { NS = 3 };
+    double wall[NS], t[NS][3];
+    int64_t hits[NS];
+    int workers[NS] = { 0 }, reps = figures ? 3 : 1;
+    const char *scheds[NS] = { "sync", "threads", "processes" };
     for (int k = 0; k < reps; k++)
-        for (int s = 0; s < 2; s++) {
+        for (int s = 0; s < NS; s++) {
             cask_value_t v;
             cask_compute_info_t info;
             cask_compute_opts_t o = { .scheduler = scheds[s] };
             if (cask_compute(g, &total, 1, &v, &o, &info, &err))
                 die(&err);
             t[s][k] = info.wall_s;
-            hits[s] = v.u.i;
-            if (s)
-                workers = info.workers;
+            hits[s] = cask_value_int(&v);
+            workers[s] = info.workers;
         }
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < NS; s++) {
         double a = t[s][0], b = reps > 1 ? t[s][1] : a, c = reps > 1 ? t[s][2] : a;
         wall[s] = a > b ? (b > c ? b : a > c ? c : a) : (a > c ? a : b > c ? c : b);
     }
-    if (hits[0] != hits[1]) {
-        fprintf(stderr, "04_monte_carlo_pi: sync and threads disagree\n");
+    if (hits[0] != hits[1] || hits[0] != hits[2]) {
+        fprintf(stderr, "04_monte_carlo_pi: the schedulers disagree\n");
         return 1;
     }
     double pi = 4.0 * (double)hits[0] / (double)SAMPLES;
     if (figures) {
-        printf("pi.sync.cask.s %.4f\n", wall[0]);
-        printf("pi.threads.cask.s %.4f\n", wall[1]);
-        printf("pi.threads.cask.speedup %.3f\n", wall[0] / wall[1]);
+        for (int s = 0; s < NS; s++)
+            printf("pi.%s.cask.s %.4f\n", scheds[s], wall[s]);
+        for (int s = 1; s < NS; s++)
+            printf("pi.%s.cask.speedup %.3f\n", scheds[s], wall[0] / wall[s]);
     } else {
         printf("pi ~= %.8f (error %.1e) from %lld points in %d tasks\n", pi, fabs(pi - M_PI),
                SAMPLES, TASKS);
-        printf("sync: %.3f s   threads (%d workers): %.3f s   speedup %.2f\n", wall[0], workers,
-               wall[1], wall[0] / wall[1]);
+        printf("sync: %.3f s", wall[0]);
+        for (int s = 1; s < NS; s++)
+            printf("   %s (%d workers): %.3f s, speedup %.2f", scheds[s], workers[s], wall[s],
+                   wall[0] / wall[s]);
+        printf("\n");
     }
     cask_graph_free(g);
     return 0;

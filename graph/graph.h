@@ -74,6 +74,9 @@ struct cask_blob {
     void       (*dtor)(void *);       /* opaque values: destructor */
     bool         in_arena;            /* made in a shared arena: freed by
                                          cask__arena_free, else by cask__free */
+    bool         portable;            /* opaque values: the pointer is good in
+                                         every process of a compute (see
+                                         cask__value_portable) */
     max_align_t  payload[];              /* inline payload */
 };
 
@@ -90,6 +93,13 @@ extern void (*cask__arena_free)(struct cask_blob *b);
 ** string, bytes or n-d buffer, in *out. 0, CASK_ETYPE (no such payload)
 ** or CASK_ENOMEM. */
 int cask__value_copy(const cask_value_t *v, cask_value_t *out);
+
+/* An opaque value (as cask_value_opaque) whose pointer every process of a
+** compute may read: forked workers read the pointee as it was at the fork,
+** and each MPI rank builds its own (a borrowed array buffer). The processes
+** and mpi schedulers accept it; no graph file can spell it. 0 or
+** CASK_ENOMEM (then dtor is not called). */
+int cask__value_portable(void *ptr, void (*dtor)(void *), cask_value_t *out);
 
 /* A new string, bytes or n-d buffer value of size payload bytes, not yet
 ** filled (n-d buffers: set the block's dtype, ndim and shape), in *out.
@@ -120,6 +130,7 @@ typedef struct cask__kernel {
 } cask__kernel_t;
 
 #define CASK__NO_KERNEL UINT32_MAX
+#define CASK__MAX_KERNELS 4096 /* kernel ids are 0 .. CASK__MAX_KERNELS-1 */
 
 /* Register without the "cask." check (the built-ins use it). */
 int cask__kernel_register(const char *name, cask_kernel_fn fn,

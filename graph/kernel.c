@@ -17,7 +17,7 @@
 
 #include "graph.h"
 
-#define MAX_KERNELS 4096
+#define MAX_KERNELS CASK__MAX_KERNELS
 #define INDEX_SLOTS 8192 /* a power of two, twice MAX_KERNELS */
 
 static _Atomic(cask__kernel_t *) kernels[MAX_KERNELS];

@@ -12,22 +12,36 @@
 ** copied once, out of the arena, when the compute ends.
 **
 ** The parent schedules: it keeps the ready queue (the priority order of
-** every back-end), sends each worker several tasks ahead so it never
-** waits for the parent, prefers the worker that made a task's inputs, and
-** completes tasks as answers come. A worker that dies (its socket closes)
-** is reaped with waitpid and replaced; the task it was running is retried
-** up to the run's retries, then the compute fails naming the key, the
-** kernel and the signal. On an error the parent raises a flag in the arena
-** that makes workers skip what they were sent but have not started, waits
-** for the tasks running, then closes every socket: the workers exit on
-** end-of-file and are reaped. No process, descriptor or mapping outlives
-** the compute.
+** every back-end) and completes tasks as answers come. Whenever a worker
+** has nothing to run and a task is ready, that worker gets the queue's
+** first task before any worker gets a second one, so no worker holds a
+** task another could start now. A worker holds more than the task it runs
+** (so it never waits for the parent) only when each of them is known to be
+** short: its kernel has been timed in this compute under SHORT_NS (a
+** measured mean, never an assumption), it has no given cost above that,
+** and what the worker holds adds up to at most HOLD_NS. The best successor
+** of a task stays on the worker that made its inputs when the queue holds
+** nothing better.
+**
+** Each worker keeps, in the arena, the task whose kernel it is running and
+** the answers it has written but not yet sent. A worker that dies (its
+** socket closes) is reaped with waitpid; the answers it left are taken as
+** if they had arrived (their outputs are in the arena: those tasks are not
+** run again), the task it was running when it died is the one blamed and
+** retried, up to the run's retries (then the compute fails naming that
+** task's key and kernel and the signal), the rest of what it held goes
+** back to the queue, and a new worker takes its place. On an error the
+** parent raises a flag in the arena that makes workers skip what they were
+** sent but have not started, waits for the tasks running, then closes
+** every socket: the workers exit on end-of-file and are reaped. No
+** process, descriptor or mapping outlives the compute.
 **
 ** Limits: values must be able to live in the arena. An opaque pointer
 ** cannot cross processes: an input that is one is refused before anything
 ** runs, and a kernel that returns one fails its task.
 */
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,14 +54,15 @@
 #include "sched.h"
 #include "shm.h"
 
-#define MAX_DEPTH 16    /* most tasks a worker holds: one running, the rest next */
-#define SLOW_TICKS 100000 /* mean kernel time (ticks, ~40 us) above which a worker
-                            holds only two tasks, so order follows priority */
-#define FLUSH_AT  4     /* a worker answers at least every FLUSH_AT tasks */
-#define MAX_PROCS 256   /* most workers */
-#define SPARES    64    /* worker deaths one compute survives */
-#define MSG_MAX   256   /* bytes of a failure message */
-#define SKIPPED   1     /* an answer's rc: not run, the compute is stopping (codes are < 0) */
+#define MAX_DEPTH 16      /* most tasks a worker holds: one running, the rest next */
+#define SHORT_NS  100000  /* a kernel whose mean time is under 100 us is short */
+#define HOLD_NS   1000000 /* most measured time a worker holds beyond its first task */
+#define FLUSH_AT  4       /* a worker answers at least every FLUSH_AT tasks */
+#define MAX_PROCS 256     /* most workers */
+#define SPARES    64      /* worker deaths one compute survives */
+#define MSG_MAX   256     /* bytes of a failure message */
+#define SKIPPED   1       /* an answer's rc: not run, the compute is stopping (codes are < 0) */
+#define NONE      UINT32_MAX
 
 /* A worker's answer for one task. Answers travel in batches; a failure
 ** ends its batch and its message follows it, NUL-terminated. */
@@ -56,6 +71,16 @@ typedef struct answer {
     int32_t  rc;         /* 0, SKIPPED, or the task's error code (< 0) */
     uint64_t start, end; /* kernel start and end, ticks */
 } answer_t;
+
+#define OUT_MAX (FLUSH_AT + MSG_MAX / sizeof(answer_t) + 1) /* answers, then a message */
+
+/* What a worker shares with the parent, in the arena: what the parent
+** reads when the worker dies. */
+typedef struct wstate {
+    _Atomic uint32_t running; /* the task whose kernel runs now, or NONE */
+    _Atomic uint32_t nout;    /* answers in out[] whole and not yet sent */
+    answer_t out[OUT_MAX];    /* the batch being written (sent from here) */
+} wstate_t;
 
 /* What the processes share besides values. */
 typedef struct shared {
@@ -66,17 +91,26 @@ typedef struct proc {
     pid_t      pid;      /* 0: none */
     int        fd;       /* the parent's end of the socket; -1: none */
     int        head, count; /* tasks sent and not answered: ring[head ..] */
+    cask_tid_t keep;     /* ready, to be sent to this worker next (its inputs are
+                            warm there), or NONE */
     cask_tid_t ring[MAX_DEPTH];
 } proc_t;
+
+/* A kernel's measured time in this compute. */
+typedef struct kstat {
+    double   mean;       /* ticks, a running mean */
+    uint32_t n;          /* calls timed */
+} kstat_t;
 
 typedef struct procs {
     cask_run_t  *r;
     cask__shm_t *m;
     shared_t    *sh;
+    wstate_t    *ws;       /* nw of them, in the arena */
     proc_t      *p;
     int          nw;
-    int          depth;    /* tasks a worker may hold now */
-    double       mean;     /* running mean of kernel ticks */
+    kstat_t     *kstat;    /* by kernel id */
+    double       short_ticks, hold_ticks; /* SHORT_NS and HOLD_NS in ticks; 0: unknown yet */
     pid_t        parent;
     cask_readyq_t q;
     uint8_t     *deaths;   /* worker deaths while running each task */
@@ -113,22 +147,48 @@ static int share(const cask__shm_t *m, cask_value_t *out, char *msg)
     return 0;
 }
 
-/* A worker: take task ids from the socket, run them in order, answer in
-** batches (at least every FLUSH_AT tasks, and whenever it has nothing left
-** to run), until the socket closes. */
-static void worker_main(procs_t *ps, int id, int fd, int slot)
+/* Run task t as worker id into answer a (its message, on a failure, into
+** msg). The kernel runs with ws->running set to t. */
+static void run_one(procs_t *ps, wstate_t *ws, int id, cask_tid_t t, answer_t *a, char *msg)
 {
     cask_run_t *r = ps->r;
+    a->t = t;
+    a->start = a->end = 0;
+    if (atomic_load_explicit(&ps->sh->stop, memory_order_relaxed)) {
+        a->rc = SKIPPED;
+        return;
+    }
+    atomic_store_explicit(&ws->running, t, memory_order_release);
+    cask_value_t v;
+    uint64_t t0 = cask__tick();
+    a->rc = cask__run_invoke(r, t, id, &v, &a->start, &a->end, msg, MSG_MAX);
+    if (!a->end) { /* untimed run: the parent still learns how long kernels take */
+        a->start = t0;
+        a->end = cask__tick();
+    }
+    if (!a->rc)
+        a->rc = share(ps->m, &v, msg);
+    if (!a->rc)
+        r->val[t] = v;
+}
+
+/* A worker: take task ids from the socket, run them in order, answer in
+** batches (at least every FLUSH_AT tasks, and whenever it has nothing left
+** to run, or a task failed), until the socket closes. Each answer is
+** written whole into the arena before the next kernel starts, so what the
+** worker finished is known even if it dies before sending it. */
+static void worker_main(procs_t *ps, int id, int fd, int slot)
+{
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != ps->parent)
         _exit(1);
     cask__alloc_fail_at(0); /* tests inject allocation failures in the parent only */
     cask__shm_enter(ps->m, slot, false);
+    wstate_t *ws = &ps->ws[id];
     cask_tid_t q[MAX_DEPTH];
     size_t qh = 0, qn = 0;
-    answer_t out[FLUSH_AT + MSG_MAX / sizeof(answer_t) + 1]; /* answers, then a message */
     char msg[MSG_MAX];
-    size_t nout = 0;
+    uint32_t nout = 0;
     for (;;) {
         if (qh == qn) { /* nothing to run: wait for the parent */
             qh = qn = 0;
@@ -145,33 +205,25 @@ static void worker_main(procs_t *ps, int id, int fd, int slot)
             if (k > 0)
                 qn += (size_t)k / sizeof *q;
         }
-        answer_t *a = &out[nout++];
-        size_t len = nout * sizeof *a;
-        a->t = q[qh++];
-        a->start = a->end = 0;
-        if (atomic_load_explicit(&ps->sh->stop, memory_order_relaxed)) {
-            a->rc = SKIPPED;
-        } else {
-            cask_value_t v;
-            a->rc = cask__run_invoke(r, a->t, id, &v, &a->start, &a->end, msg, sizeof msg);
-            if (!a->rc)
-                a->rc = share(ps->m, &v, msg);
-            if (!a->rc) {
-                r->val[a->t] = v;
-            } else { /* the message follows; skip what comes after, here too */
-                atomic_store(&ps->sh->stop, true);
-                size_t ml = strnlen(msg, MSG_MAX - 1);
-                memcpy((char *)&out[nout], msg, ml);
-                ((char *)&out[nout])[ml] = '\0';
-                len += ml + 1;
-            }
+        answer_t *a = &ws->out[nout];
+        run_one(ps, ws, id, q[qh++], a, msg);
+        size_t len = (nout + 1) * sizeof *a;
+        if (a->rc < 0) { /* the message follows; skip what comes after, here too */
+            atomic_store(&ps->sh->stop, true);
+            size_t ml = strnlen(msg, MSG_MAX - 1);
+            memcpy((char *)(a + 1), msg, ml);
+            ((char *)(a + 1))[ml] = '\0';
+            len += ml + 1;
         }
-        if (qh < qn && nout < FLUSH_AT && len == nout * sizeof *a)
+        atomic_store_explicit(&ws->nout, ++nout, memory_order_release);
+        atomic_store_explicit(&ws->running, NONE, memory_order_release);
+        if (qh < qn && nout < FLUSH_AT && a->rc >= 0)
             continue;
-        while (send(fd, out, len, MSG_NOSIGNAL) < 0)
+        while (send(fd, ws->out, len, MSG_NOSIGNAL) < 0)
             if (errno != EINTR)
                 goto done;
         nout = 0;
+        atomic_store_explicit(&ws->nout, 0, memory_order_release);
         if (qh > 0 && qh < qn) { /* keep the rest at the front */
             memmove(q, q + qh, (qn - qh) * sizeof *q);
             qn -= qh;
@@ -194,6 +246,8 @@ static int spawn(procs_t *ps, int i, cask_error_t *err)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
         return cask__err(err, CASK_EWORKER, NULL, NULL, "socketpair: %s", strerror(errno));
+    atomic_store(&ps->ws[i].running, NONE);
+    atomic_store(&ps->ws[i].nout, 0);
     fflush(NULL); /* or the worker would inherit, and repeat, unwritten output */
     pid_t pid = fork();
     if (pid < 0) {
@@ -210,7 +264,7 @@ static int spawn(procs_t *ps, int i, cask_error_t *err)
         worker_main(ps, i, sv[1], slot);
     }
     close(sv[1]);
-    ps->p[i] = (proc_t){ .pid = pid, .fd = sv[0] };
+    ps->p[i] = (proc_t){ .pid = pid, .fd = sv[0], .keep = NONE };
     return 0;
 }
 
@@ -236,40 +290,85 @@ static void push(procs_t *ps, cask_tid_t t)
         ps->nomem = 1;
 }
 
+/* t's measured mean in ticks when t is known to be short (its kernel timed
+** under SHORT_NS in this compute, and no given cost over it), else -1. */
+static double short_ticks(const procs_t *ps, cask_tid_t t)
+{
+    const cask_graph_t *g = ps->r->g;
+    uint32_t gt = ps->r->p.task[t];
+    const kstat_t *k = &ps->kstat[g->kernel[gt]];
+    double given = cask__cost_given(g, gt);
+    if (!k->n || !(k->mean < ps->short_ticks) || given * 1e9 >= SHORT_NS)
+        return -1;
+    return k->mean;
+}
+
 /* A successor of t that will be ready once t is done (t is its only input
 ** not done): sent right behind t, the worker runs it without waiting for
-** the parent. The best such by rank, or UINT32_MAX. */
+** the parent. The best such by rank, or NONE. */
 static cask_tid_t follower(procs_t *ps, cask_tid_t t)
 {
     cask_run_t *r = ps->r;
     size_t n;
     const cask_tid_t *s = cask_run_successors(r, t, &n);
-    cask_tid_t best = UINT32_MAX;
+    cask_tid_t best = NONE;
     for (size_t i = 0; i < n; i++)
         if (!ps->sent[s[i]] && atomic_load_explicit(&r->pending[s[i]], memory_order_relaxed) == 1 &&
-            (best == UINT32_MAX || cask_run_priority(r, s[i]) > cask_run_priority(r, best)))
+            (best == NONE || cask_run_priority(r, s[i]) > cask_run_priority(r, best)))
             best = s[i];
     return best;
 }
 
-/* Fill worker i's ring up to the depth: `first` (unless UINT32_MAX), then
-** each time the follower of the ring's last task if the queue holds nothing
-** better, else the queue's best; one message for all. */
-static void dispatch(procs_t *ps, int i, cask_tid_t first)
+/* Measured ticks worker i holds beyond the task it runs (or will run next). */
+static double held(const procs_t *ps, const proc_t *p)
+{
+    double h = 0;
+    for (int j = 1; j < p->count; j++) {
+        double t = short_ticks(ps, p->ring[(p->head + j) % MAX_DEPTH]);
+        h += t > 0 ? t : 0;
+    }
+    return h;
+}
+
+/*
+** Send worker i `first` (unless NONE), then each time the follower of the
+** last task sent if the queue holds nothing better, else the queue's first
+** while the worker holds fewer than `limit`. A follower is not ready, so no
+** other worker could start it: only MAX_DEPTH bounds them. Beyond the one
+** task a worker runs, it is sent only tasks known to be short, and only
+** while the measured time it holds beyond that one stays under HOLD_NS.
+** One message for all.
+*/
+static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
 {
     cask_run_t *r = ps->r;
     proc_t *p = &ps->p[i];
+    if (p->fd < 0)
+        return;
     cask_tid_t batch[MAX_DEPTH], top;
-    cask_tid_t last = p->count ? p->ring[(p->head + p->count - 1) % MAX_DEPTH] : UINT32_MAX;
+    cask_tid_t last = p->count ? p->ring[(p->head + p->count - 1) % MAX_DEPTH] : NONE;
+    double h = held(ps, p);
     int k = 0;
-    while (p->count + k < ps->depth) {
+    while (p->count + k < MAX_DEPTH) {
         cask_tid_t next = first, f;
-        first = UINT32_MAX;
-        if (next == UINT32_MAX && last != UINT32_MAX && (f = follower(ps, last)) != UINT32_MAX &&
+        bool queued = false;
+        first = NONE;
+        if (next == NONE && last != NONE && (f = follower(ps, last)) != NONE &&
             (!cask_readyq_peek(&ps->q, &top) || cask_run_priority(r, f) >= cask_run_priority(r, top)))
             next = f;
-        if (next == UINT32_MAX && !cask_readyq_pop(&ps->q, &next))
-            break;
+        if (next == NONE) {
+            if (p->count + k >= limit || !cask_readyq_peek(&ps->q, &next))
+                break;
+            queued = true;
+        }
+        if (p->count + k > 0) { /* beyond the one it runs: short tasks only */
+            double t = short_ticks(ps, next);
+            if (t < 0 || h + t > ps->hold_ticks)
+                break;
+            h += t;
+        }
+        if (queued)
+            cask_readyq_pop(&ps->q, &next);
         batch[k++] = last = next;
         ps->sent[next] = 1;
     }
@@ -287,6 +386,40 @@ static void dispatch(procs_t *ps, int i, cask_tid_t first)
         ;
 }
 
+/* Give work out, one message per worker: first to the workers that hold
+** nothing, each its kept task or the queue's first and at most an even
+** share of the queue (so each of them gets one before any gets two), then
+** to the others their kept task, their share of what is left and the
+** followers of what they hold, as far as dispatch allows. */
+static void fill(procs_t *ps)
+{
+    size_t idle = 0;
+    for (int i = 0; i < ps->nw; i++)
+        idle += ps->p[i].fd >= 0 && !ps->p[i].count;
+    size_t share = idle ? cask_readyq_size(&ps->q) / idle : 0;
+    int busy[MAX_PROCS], nbusy = 0;
+    for (int i = 0; i < ps->nw; i++) {
+        proc_t *p = &ps->p[i];
+        if (p->fd < 0)
+            continue;
+        if (p->count) {
+            busy[nbusy++] = i;
+        } else if (p->keep != NONE || cask_readyq_size(&ps->q)) {
+            dispatch(ps, i, p->keep, share > 1 ? (int)(share < MAX_DEPTH ? share : MAX_DEPTH) : 1);
+            p->keep = NONE;
+        }
+    }
+    share = (cask_readyq_size(&ps->q) + (size_t)ps->nw - 1) / (size_t)ps->nw;
+    for (int b = 0; b < nbusy; b++) {
+        proc_t *p = &ps->p[busy[b]];
+        if (p->count < MAX_DEPTH)
+            dispatch(ps, busy[b], p->keep, p->count + (int)(share < MAX_DEPTH ? share : MAX_DEPTH));
+        if (p->keep != NONE && !ps->sent[p->keep]) /* no room for it after all */
+            push(ps, p->keep);
+        p->keep = NONE;
+    }
+}
+
 static void fail_run(cask_run_t *r, cask_tid_t t, int sig, const char *msg)
 {
     cask_error_t e;
@@ -298,51 +431,8 @@ static void fail_run(cask_run_t *r, cask_tid_t t, int sig, const char *msg)
     cask__run_fail(r, &e);
 }
 
-/* Worker i's socket closed: reap it, retry or fail its task, replace it. */
-static void died(procs_t *ps, int i)
-{
-    cask_run_t *r = ps->r;
-    proc_t *p = &ps->p[i];
-    int st = 0, sig = 0;
-    close(p->fd);
-    p->fd = -1;
-    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    p->pid = 0;
-    if (WIFSIGNALED(st))
-        sig = WTERMSIG(st);
-    if (p->count) {
-        cask_tid_t t = p->ring[p->head];
-        int n = ++ps->deaths[t];
-        if (!cask_run_stopped(r) && n > r->retries) {
-            char msg[200], how[80];
-            if (sig)
-                snprintf(how, sizeof how, "was killed by signal %d (%s)", sig, strsignal(sig));
-            else
-                snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(st));
-            snprintf(msg, sizeof msg, "the worker process running this task %s; "
-                     "%d attempt%s, no retries left", how, n, n == 1 ? "" : "s");
-            fail_run(r, t, sig, msg);
-        }
-        /* Back to the queue: what was ready; the rest waits for its inputs. */
-        for (int j = 0; j < p->count; j++) {
-            cask_tid_t u = p->ring[(p->head + j) % MAX_DEPTH];
-            ps->sent[u] = 0;
-            if (!atomic_load_explicit(&r->pending[u], memory_order_relaxed))
-                push(ps, u);
-        }
-        ps->inflight -= p->count;
-        p->count = 0;
-        p->head = 0;
-    }
-    if (!cask_run_stopped(r)) {
-        cask_error_t e;
-        if (spawn(ps, i, &e))
-            cask__run_fail(r, &e);
-    }
-}
-
-/* One answer from worker i (its ring's head); msg: a failure's text. */
+/* One answer from worker i, for the head of its ring; msg: a failure's
+** text. */
 static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
 {
     cask_run_t *r = ps->r;
@@ -354,8 +444,18 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     ps->sent[t] = 0;
     if (a->rc == SKIPPED)
         return;
-    ps->mean += ((double)(a->end - a->start) - ps->mean) * 0.05;
-    ps->depth = ps->mean > SLOW_TICKS ? 2 : MAX_DEPTH;
+    if (!a->rc && a->end > a->start) { /* learn the kernel's time */
+        kstat_t *k = &ps->kstat[r->g->kernel[r->p.task[t]]];
+        double d = (double)(a->end - a->start);
+        k->n++;
+        k->mean += (d - k->mean) / (k->n < 20 ? k->n : 20);
+        if (!ps->short_ticks) { /* by now the clock's rate is known well enough */
+            cask__tickconv_t c;
+            cask__tick_rate(&c);
+            ps->short_ticks = SHORT_NS / c.ns_per_tick;
+            ps->hold_ticks = HOLD_NS / c.ns_per_tick;
+        }
+    }
     cask_value_t out = a->rc ? cask_none() : r->val[t];
     if (cask__run_post(r, t, i, a->rc, out, a->start, a->end, msg)) {
         atomic_store(&ps->sh->stop, true);
@@ -365,8 +465,9 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     cask_run_complete(r, t, collect, ps);
     if (!ps->nbuf || cask_run_stopped(r))
         return;
-    /* The best successor stays on this worker unless the queue holds
-    ** better: its inputs are still in that core's cache. */
+    /* The best successor stays on this worker if it is free for it and the
+    ** queue holds nothing better: its inputs are still in that core's
+    ** cache. */
     size_t best = 0;
     for (size_t j = 1; j < ps->nbuf; j++)
         if (cask_run_priority(r, ps->buf[j]) > cask_run_priority(r, ps->buf[best]))
@@ -375,17 +476,84 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     ps->buf[best] = ps->buf[--ps->nbuf];
     for (size_t j = 0; j < ps->nbuf; j++)
         push(ps, ps->buf[j]);
-    if (p->count < ps->depth &&
-        (!cask_readyq_peek(&ps->q, &top) || cask_run_priority(r, keep) >= cask_run_priority(r, top)))
-        dispatch(ps, i, keep);
-    else
+    if (p->fd >= 0 && (!p->count || (short_ticks(ps, keep) >= 0 && p->count < MAX_DEPTH)) &&
+        (!cask_readyq_peek(&ps->q, &top) || cask_run_priority(r, keep) >= cask_run_priority(r, top))) {
+        if (p->keep != NONE) /* an earlier answer's: this one's inputs are warmer */
+            push(ps, p->keep);
+        p->keep = keep; /* sent by fill, with whatever else the worker gets */
+    } else {
         push(ps, keep);
+    }
+}
+
+/* Worker i's socket closed: reap it, take the answers it wrote but did not
+** send, retry or fail the task it died running, requeue the rest it held,
+** and replace it. */
+static void died(procs_t *ps, int i)
+{
+    cask_run_t *r = ps->r;
+    proc_t *p = &ps->p[i];
+    wstate_t *ws = &ps->ws[i];
+    int st = 0, sig = 0;
+    close(p->fd);
+    p->fd = -1;
+    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    p->pid = 0;
+    if (WIFSIGNALED(st))
+        sig = WTERMSIG(st);
+    /* The process is gone: what it wrote in the arena is all there is.
+    ** Answers already received are no longer at the ring's head. */
+    uint32_t n = atomic_load(&ws->nout);
+    for (uint32_t j = 0; j < n && j < OUT_MAX && p->count; j++) {
+        const answer_t *a = &ws->out[j];
+        if (a->t != p->ring[p->head])
+            continue;
+        const char *msg = "";
+        if (a->rc < 0) { /* its message follows it */
+            ((char *)ws->out)[sizeof ws->out - 1] = '\0';
+            msg = (const char *)(a + 1);
+        }
+        answered(ps, i, a, msg);
+    }
+    uint32_t running = atomic_load(&ws->running);
+    if (p->count && running == p->ring[p->head]) {
+        cask_tid_t t = running;
+        int k = ++ps->deaths[t];
+        if (!cask_run_stopped(r) && k > r->retries) {
+            char msg[200], how[80];
+            if (sig)
+                snprintf(how, sizeof how, "was killed by signal %d (%s)", sig, strsignal(sig));
+            else
+                snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(st));
+            snprintf(msg, sizeof msg, "the worker process running this task %s; "
+                     "%d attempt%s, no retries left", how, k, k == 1 ? "" : "s");
+            fail_run(r, t, sig, msg);
+        }
+    }
+    /* Back to the queue: what was ready; the rest waits for its inputs. */
+    for (int j = 0; j < p->count; j++) {
+        cask_tid_t u = p->ring[(p->head + j) % MAX_DEPTH];
+        ps->sent[u] = 0;
+        if (!atomic_load_explicit(&r->pending[u], memory_order_relaxed))
+            push(ps, u);
+    }
+    ps->inflight -= p->count;
+    p->count = p->head = 0;
+    if (p->keep != NONE)
+        push(ps, p->keep);
+    p->keep = NONE;
+    if (!cask_run_stopped(r)) {
+        cask_error_t e;
+        if (spawn(ps, i, &e))
+            cask__run_fail(r, &e);
+    }
 }
 
 /* Take every batch of answers waiting on worker i's socket. */
 static void answers(procs_t *ps, int i)
 {
-    answer_t in[FLUSH_AT + MSG_MAX / sizeof(answer_t) + 1];
+    answer_t in[OUT_MAX];
     while (ps->p[i].fd >= 0) {
         ssize_t k = recv(ps->p[i].fd, in, sizeof in, MSG_DONTWAIT);
         if (k < 0 && errno == EINTR)
@@ -428,9 +596,7 @@ static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)
         } else {
             if (atomic_load_explicit(&r->done, memory_order_relaxed) == n)
                 return 0;
-            for (int i = 0; i < ps->nw; i++)
-                if (ps->p[i].fd >= 0 && ps->p[i].count < ps->depth)
-                    dispatch(ps, i, UINT32_MAX);
+            fill(ps);
             if (!ps->inflight)
                 return cask__err(err, CASK_EWORKER, NULL, NULL,
                                  "no task is ready or running, yet %zu of %zu are not done",
@@ -471,15 +637,16 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
         return rc;
     cask__shm_new_slot(ps.m); /* slot 0: the parent's */
     ps.sh = cask__shm_parent_alloc(ps.m, sizeof *ps.sh);
+    ps.ws = cask__shm_parent_alloc(ps.m, (size_t)ps.nw * sizeof *ps.ws);
     shared_val = cask__shm_parent_alloc(ps.m, n * sizeof *shared_val);
     ps.p = cask__calloc((size_t)ps.nw, sizeof *ps.p);
     for (int i = 0; ps.p && i < ps.nw; i++)
         ps.p[i].fd = -1; /* before any exit: 0 would be stdin */
     ps.deaths = cask__calloc(n, 1);
     ps.sent = cask__calloc(n, 1);
-    ps.depth = MAX_DEPTH;
+    ps.kstat = cask__calloc(CASK__MAX_KERNELS, sizeof *ps.kstat);
     pf = cask__calloc((size_t)ps.nw, sizeof *pf);
-    if (!ps.sh || !shared_val || !ps.p || !ps.deaths || !ps.sent || !pf) {
+    if (!ps.sh || !ps.ws || !shared_val || !ps.p || !ps.deaths || !ps.sent || !ps.kstat || !pf) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu tasks on %d processes",
                        n, ps.nw);
         goto out;
@@ -525,6 +692,7 @@ out:
     cask__free(ps.buf);
     cask__free(ps.deaths);
     cask__free(ps.sent);
+    cask__free(ps.kstat);
     cask__free(ps.p);
     cask__free(pf);
     cask__shm_close(ps.m);

@@ -134,6 +134,11 @@ CASK_API size_t cask_value_nbytes(const cask_value_t *v);
 /* True for int64 and double values. */
 CASK_API bool cask_value_is_number(const cask_value_t *v);
 
+/* The int64 v holds; 0 if v is not an int64 (check v->type when 0 is a
+** possible answer). */
+static inline int64_t cask_value_int(const cask_value_t *v)
+{ return v && v->type == CASK_INT64 ? v->u.i : 0; }
+
 /* The value as a double: int64 converted; NaN for anything else. */
 CASK_API double cask_value_as_double(const cask_value_t *v);
 

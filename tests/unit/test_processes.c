@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -94,6 +95,28 @@ static int k_pass(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_
     return 0;
 }
 
+/* Calls of test.crash_on per item, counted across processes: the counters
+** live in a shared mapping made before any worker is forked. */
+enum { MAXI = 64 };
+static _Atomic int *calls;
+
+/* test.crash_on(i, target, in): the first call with i == target kills its
+** process with SIGSEGV; any other call returns i + in (in: an input's
+** value, or 0). */
+static int k_crash_on(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n < 2 || a[0].type != CASK_INT64 || a[0].u.i < 0 || a[0].u.i >= MAXI)
+        return cask_kernel_fail(ctx, "wants (i, target[, input])");
+    int i = (int)a[0].u.i;
+    if (atomic_fetch_add(&calls[i], 1) == 0 && i == a[1].u.i) {
+        signal(SIGSEGV, SIG_DFL);
+        kill(getpid(), SIGSEGV);
+        pause();
+    }
+    *out = cask_int(i + (n > 2 ? cask_value_int(&a[2]) : 0));
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -104,8 +127,13 @@ static int setup(void **state)
         cask_kernel_register("test.opaque", k_opaque, NULL, &err) ||
         cask_kernel_register("test.fill", k_fill, NULL, &err) ||
         cask_kernel_register("test.sum", k_sum, NULL, &err) ||
-        cask_kernel_register("test.pass", k_pass, NULL, &err))
+        cask_kernel_register("test.pass", k_pass, NULL, &err) ||
+        cask_kernel_register("test.crash_on", k_crash_on, NULL, &err))
         fail_msg("register: %s", err.message);
+    calls = mmap(NULL, MAXI * sizeof *calls, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+    if (calls == MAP_FAILED)
+        fail_msg("mmap: %s", strerror(errno));
     return 0;
 }
 
@@ -213,6 +241,91 @@ static void test_crash_is_retried_then_fails(void **state)
     assert_msg_has(&err, "exited with status 3");
     cask_graph_free(g);
     assert_nothing_left(fds);
+}
+
+/*
+** A crash at every position of what workers run: N short tasks (measured
+** short after the first, so workers hold several and answer in batches),
+** task `target` crashing on its first call. With a retry, the compute
+** gives the right answer, the crashed task ran twice and every other task
+** once (a task its worker finished but had not reported is not run again:
+** its output is in the arena). Without retries, the error names the task
+** that crashed, never the one before it. Independent tasks, then a chain.
+*/
+static void test_crash_blamed_at_every_position(void **state)
+{
+    (void)state;
+    enum { N = 24 };
+    cask_error_t err;
+    int fds = count_fds();
+    for (int chain = 0; chain < 2; chain++)
+        for (int target = 0; target < N; target++) {
+            cask_graph_t *g = cask_graph_new(&err);
+            cask_value_t refs[N];
+            cask_task_t t[N], prev = CASK_NO_TASK;
+            for (int i = 0; i < N; i++) {
+                cask_value_t in = chain && i ? cask_ref(prev) : cask_int(0);
+                prev = t[i] = CASK_DELAYED(g, "test.crash_on", &err, cask_int(i),
+                                           cask_int(target), in);
+                refs[i] = cask_ref(t[i]);
+            }
+            cask_task_t sum = chain ? t[N - 1] : cask_delayed(g, "cask.add", refs, N, &err);
+            for (int retry = 1; retry >= 0; retry--) {
+                for (int i = 0; i < MAXI; i++)
+                    atomic_store(&calls[i], 0);
+                cask_value_t r;
+                int rc = run_processes(g, sum, &r, 2, retry ? 1 : CASK_NO_RETRY, NULL, &err);
+                if (retry) {
+                    assert_ok(rc, &err);
+                    assert_int_equal(cask_value_int(&r), N * (N - 1) / 2);
+                    for (int i = 0; i < N; i++)
+                        if (atomic_load(&calls[i]) != (i == target ? 2 : 1))
+                            fail_msg("%s, crash at %d: task %d ran %d times",
+                                     chain ? "chain" : "fan", target, i,
+                                     atomic_load(&calls[i]));
+                } else {
+                    assert_int_equal(rc, CASK_EWORKER);
+                    assert_string_equal(err.key, cask_graph_key(g, t[target]));
+                    assert_string_equal(err.kernel, "test.crash_on");
+                    assert_int_equal(err.signal, SIGSEGV);
+                    assert_msg_has(&err, "1 attempt,");
+                }
+                assert_nothing_left(fds);
+            }
+            cask_graph_free(g);
+        }
+}
+
+/*
+** A handful of coarse tasks is shared among the workers: each of n
+** independent 20 ms tasks on w workers runs on a worker of its own while
+** one is free (no worker holds a task another could start), so every
+** worker runs n / w of them, give or take one.
+*/
+static void test_coarse_tasks_spread(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    const int cases[][2] = { { 2, 2 }, { 4, 2 }, { 16, 2 }, { 17, 2 }, { 25, 4 }, { 6, 6 } };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int n = cases[c][0], w = cases[c][1];
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_task_t t[32];
+        for (int i = 0; i < n; i++)
+            t[i] = CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.02), cask_int(i));
+        cask_value_t r[32];
+        cask_compute_info_t info;
+        cask_compute_opts_t o = { .scheduler = "processes", .workers = w, .flags = CASK_TRACE };
+        assert_ok(cask_compute(g, t, (size_t)n, r, &o, &info, &err), &err);
+        int per[8] = { 0 };
+        for (size_t i = 0; i < cask_trace_size(info.trace); i++)
+            per[cask_trace_event(info.trace, i)->worker]++;
+        for (int k = 0; k < w; k++)
+            if (per[k] < n / w || per[k] > (n + w - 1) / w)
+                fail_msg("%d tasks on %d workers: worker %d ran %d", n, w, k, per[k]);
+        cask_trace_free(info.trace);
+        cask_graph_free(g);
+    }
 }
 
 /* A worker that dies once is replaced, and the compute succeeds; without
@@ -373,6 +486,8 @@ int main(void)
         cmocka_unit_test(test_chunks_cross_processes),
         cmocka_unit_test(test_crash_is_retried_then_fails),
         cmocka_unit_test(test_death_once_recovers),
+        cmocka_unit_test(test_crash_blamed_at_every_position),
+        cmocka_unit_test(test_coarse_tasks_spread),
         cmocka_unit_test(test_killed_at_random_moments),
         cmocka_unit_test(test_opaque_refused),
     };

@@ -33,20 +33,12 @@ static void fmt_s(char *b, size_t n, double s)
         snprintf(b, n, "%.4g us", s * 1e6);
 }
 
-/* Groups by total busy time, for the legend. */
-typedef struct gsum { const char *name; double busy; } gsum_t;
-
-static int by_busy(const void *a, const void *b)
-{
-    const gsum_t *x = a, *y = b;
-    return (x->busy < y->busy) - (x->busy > y->busy);
-}
-
 /* A worker's spans waiting to be drawn as one rect: slivers of one group
 ** under half a pixel apart join up. */
 typedef struct pend {
     double x0, x1;
     const char *group, *key;  /* key: of the first (the tooltip when k == 1) */
+    const char *color;        /* the group's */
     size_t k;                 /* spans joined */
     double busy;              /* their seconds */
 } pend_t;
@@ -56,7 +48,7 @@ static void put_span(FILE *f, const pend_t *p, int y)
     char b[32];
     fprintf(f, "<rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\" "
                "stroke=\"#666666\" stroke-width=\"0.3\"><title>",
-            p->x0, y + 2, fmax(p->x1 - p->x0, 0.5), ROW - 4, cask__group_color(p->group));
+            p->x0, y + 2, fmax(p->x1 - p->x0, 0.5), ROW - 4, p->color);
     if (p->k == 1)
         cask__xml_puts(f, p->key);
     else {
@@ -65,6 +57,15 @@ static void put_span(FILE *f, const pend_t *p, int y)
     }
     fmt_s(b, sizeof b, p->busy);
     fprintf(f, " (%s)</title></rect>\n", b);
+}
+
+/* Legend entry i (four to a row): its swatch, and its text opened. */
+static void legend_entry(FILE *f, size_t i, int W, int legend_y, const char *fill)
+{
+    int x = 10 + (int)(i % 4) * ((W - 20) / 4), y = legend_y + 12 + (int)(i / 4) * 18;
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"12\" fill=\"%s\" stroke=\"#666666\" "
+               "stroke-width=\"0.5\"/><text x=\"%d\" y=\"%d\">",
+            x, y, fill, x + 20, y + 10);
 }
 
 int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_t *opts,
@@ -79,14 +80,16 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
     double scale = span > 0 ? plot / span : 0; /* pixels per second */
     double *idle = cask__malloc((size_t)P * sizeof *idle), *tail = cask__malloc((size_t)P * sizeof *tail);
     double *col = cask__calloc((size_t)plot + 1, sizeof *col); /* busy seconds per pixel column */
-    gsum_t *gs = NULL;
+    cask__swatch_t *gs = NULL, **ord = NULL; /* the groups, as first met; by busy time */
     size_t ng = 0, gcap = 0;
+    uint32_t *eg = cask__malloc((n ? n : 1) * sizeof *eg); /* each event's group in gs */
     pend_t *pd = cask__calloc((size_t)P, sizeof *pd);
-    if (!idle || !tail || !col || !pd) {
+    if (!idle || !tail || !col || !pd || !eg) {
         cask__free(idle);
         cask__free(tail);
         cask__free(col);
         cask__free(pd);
+        cask__free(eg);
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the timeline");
     }
     cask_trace_idle(tr, idle, tail, NULL);
@@ -105,30 +108,45 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
         releasable += tail[w];
     }
     int rc = 0;
+    size_t k = 0;
     for (size_t i = 0; i < n && !rc; i++) { /* group totals */
         const cask_trace_event_t *e = cask_trace_event(tr, i); /* NULL: no memory for groups */
         if (!e) {
             rc = CASK_ENOMEM;
             break;
         }
-        size_t k = 0;
-        while (k < ng && strcmp(gs[k].name, e->group))
-            k++;
+        if (k >= ng || strcmp(gs[k].name, e->group)) /* most often the last event's group */
+            for (k = 0; k < ng && strcmp(gs[k].name, e->group);)
+                k++;
         if (k == ng) {
             if (cask__grow((void **)&gs, &gcap, ng + 1, sizeof *gs)) {
                 rc = CASK_ENOMEM;
                 break;
             }
-            gs[ng++] = (gsum_t){ e->group, 0 };
+            gs[ng++] = (cask__swatch_t){ .name = e->group };
         }
-        gs[k].busy += (double)(e->end_ns - e->start_ns) * 1e-9;
+        gs[k].weight += (double)(e->end_ns - e->start_ns) * 1e-9;
+        eg[i] = (uint32_t)k;
     }
-    if (ng)
-        qsort(gs, ng, sizeof *gs, by_busy);
-    size_t shown = ng < 12 ? ng : 12;
+    /* Colours: the busiest groups get one each; the legend shows those
+    ** (and transfers), then one entry for the rest, then idle and releasable. */
+    size_t left = 0, shown = 0;
+    double left_busy = 0;
+    if (!rc && ng && !(ord = cask__malloc(ng * sizeof *ord)))
+        rc = CASK_ENOMEM;
+    if (!rc && ng) {
+        left = cask__color_assign(gs, ng);
+        for (size_t g = 0; g < ng; g++) {
+            ord[g] = &gs[g];
+            if (gs[g].color == cask__other_color)
+                left_busy += gs[g].weight;
+        }
+        qsort(ord, ng, sizeof *ord, cask__swatch_cmp); /* busiest first */
+        shown = ng - left;
+    }
+    size_t entries = shown + (left > 0) + 2;
     int top = 52, rows_h = P * ROW, prof_y = top + rows_h + 40;
-    int legend_y = prof_y + PROF + 40,
-        H = legend_y + 30 + (int)((shown + 2 + 3) / 4) * 18 + 10 + (ng > shown ? 18 : 0);
+    int legend_y = prof_y + PROF + 40, H = legend_y + 30 + (int)((entries + 3) / 4) * 18 + 10;
     char b1[32], b2[32], b3[32];
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
@@ -158,9 +176,9 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
         }
         fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">worker %d</text>\n", LEFT - 8,
                 y + ROW / 2 + 4, w);
-        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"#e8e8e8\">"
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%.2f\" height=\"%d\" fill=\"%s\">"
                    "<title>worker %d: idle %.4g s of %.4g s</title></rect>\n",
-                LEFT, y + 2, plot, ROW - 4, w, idle[w], span);
+                LEFT, y + 2, plot, ROW - 4, cask__idle_color, w, idle[w], span);
     }
     for (size_t i = 0; i < n && !rc; i++) { /* the groups are made: events are there */
         const cask_trace_event_t *e = cask_trace_event(tr, i);
@@ -187,7 +205,7 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
         }
         if (p->k)
             put_span(f, p, top + w * ROW);
-        *p = (pend_t){ x0, x1, e->group, e->key, 1, d };
+        *p = (pend_t){ x0, x1, e->group, e->key, gs[eg[i]].color, 1, d };
     }
     for (int w = 0; w < P; w++)
         if (pd[w].k)
@@ -232,26 +250,30 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
                "(the concurrency profile); full height = %d</text>\n", LEFT, prof_y + PROF + 14, Pc);
     /* the legend */
     fprintf(f, "<text x=\"10\" y=\"%d\" font-weight=\"bold\">legend</text>\n", legend_y);
-    for (size_t i = 0; i < shown + 2; i++) {
-        int x = 10 + (int)(i % 4) * ((W - 20) / 4), y = legend_y + 12 + (int)(i / 4) * 18;
-        const char *fillc = i < shown ? cask__group_color(gs[i].name) : i == shown ? "#e8e8e8"
-                                                                                    : "url(#hatch)";
-        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"12\" fill=\"%s\" stroke=\"#666666\" "
-                   "stroke-width=\"0.5\"/><text x=\"%d\" y=\"%d\">",
-                x, y, fillc, x + 20, y + 10);
-        if (i < shown) {
-            char g[48];
-            snprintf(g, sizeof g, "%s", gs[i].name);
-            cask__xml_puts(f, g);
-            fmt_s(b1, sizeof b1, gs[i].busy);
-            fprintf(f, " (%s)", b1);
-        } else
-            fputs(i == shown ? "idle" : "releasable: idle until the end", f);
-        fputs("</text>\n", f);
+    /* a name's room: about 6 pixels a character, less its busy time's 12 */
+    size_t slot = 0, room = W >= 520 ? (size_t)((W - 20) / 4 - 30) / 6 - 12 : 8;
+    for (size_t g = 0; g < ng && !rc; g++) { /* every group with a colour of its own */
+        const cask__swatch_t *gw = ord[g];
+        if (gw->color == cask__other_color)
+            continue;
+        fmt_s(b1, sizeof b1, gw->weight);
+        fputs("<g><title>", f);
+        cask__xml_puts(f, gw->name);
+        fprintf(f, ": busy %s</title>", b1);
+        legend_entry(f, slot++, W, legend_y, gw->color);
+        cask__xml_putn(f, gw->name, room);
+        fprintf(f, " (%s)</text></g>\n", b1);
     }
-    if (ng > shown)
-        fprintf(f, "<text x=\"10\" y=\"%d\">and %zu more groups</text>\n",
-                legend_y + 12 + (int)((shown + 2 + 3) / 4) * 18 + 10, ng - shown);
+    if (left) {
+        fmt_s(b1, sizeof b1, left_busy);
+        legend_entry(f, slot++, W, legend_y, cask__other_color);
+        fprintf(f, "%zu more group%s, all in this grey (%s)</text>\n", left, left == 1 ? "" : "s",
+                b1);
+    }
+    legend_entry(f, slot++, W, legend_y, cask__idle_color);
+    fputs("idle</text>\n", f);
+    legend_entry(f, slot, W, legend_y, "url(#hatch)");
+    fputs("releasable: idle until the end</text>\n", f);
     fmt_s(b1, sizeof b1, busy);
     fmt_s(b3, sizeof b3, span * Pc);
     fprintf(f, "<text x=\"10\" y=\"%d\" fill=\"#555555\">busy %s of %s worker-time</text>\n",
@@ -261,7 +283,9 @@ int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_
     cask__free(tail);
     cask__free(col);
     cask__free(pd);
+    cask__free(eg);
     cask__free(gs);
+    cask__free(ord);
     if (rc)
         return cask__err(err, rc, NULL, NULL, "no memory for the timeline");
     if (ferror(f))

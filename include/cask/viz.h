@@ -7,7 +7,15 @@
 **   row per worker, its idle gaps and its releasable tail, a legend and the
 **   concurrency profile; and Chrome trace-event JSON (Perfetto,
 **   chrome://tracing).
-** A group has the same colour in every picture.
+** Colours: within one picture, every group (every worker) has a colour of
+** its own, none of them near the timeline's idle grey, while there are at
+** most 20; past 20, the groups with the most work (DOT; tasks when no
+** task has a cost) or busy time (timeline), and the workers with the most
+** tasks, have them and the rest share one grey, which the legend counts.
+** Up to 20, a group's colour depends only on the set of groups in the
+** picture, so a graph's DOT and the timeline of a run of all of it colour
+** each group alike. Group "transfer" (values moving between workers, in
+** mpi traces) is always dark grey and takes none of the 20.
 */
 #ifndef CASK_VIZ_H
 #define CASK_VIZ_H
@@ -27,7 +35,7 @@ typedef enum cask_dot_color {
     CASK_DOT_RANK = 0,   /* its upward rank: dark red runs first */
     CASK_DOT_GROUP,      /* its group */
     CASK_DOT_CRITICAL,   /* red on one critical path (drawn bold), grey elsewhere */
-    CASK_DOT_WORKER      /* the worker that ran it (needs a trace) */
+    CASK_DOT_WORKER      /* the worker that ran it (needs a trace); white: not in the trace */
 } cask_dot_color_t;
 
 /* Whether tasks are drawn one by one or one node per group. */
@@ -50,7 +58,11 @@ typedef struct cask_dot_opts {
 ** Write g as Graphviz DOT to f. A task node shows its key and kernel, its
 ** tooltip its cost and rank; a group node (collapsed) shows the group, its
 ** task count and work, and an edge between groups the number of edges it
-** stands for. The graph's label says what the colours mean.
+** stands for; coloured by worker, a group node is striped in proportion to
+** the workers that ran its tasks. The graph's label says what the colours
+** mean and, by group or by worker, is a key: each group (heaviest first)
+** or worker (by number) with its colour, then how many share the grey and
+** how many tasks the trace does not have.
 ** Errors: CASK_EINVAL (CASK_DOT_WORKER without a trace), CASK_EIO, CASK_ENOMEM.
 */
 CASK_API int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
@@ -75,9 +87,11 @@ typedef struct cask_timeline_opts {
 ** Write tr as an SVG timeline to f: one row per worker with its busy spans
 ** coloured by group (the key and duration as a tooltip; spans under half a
 ** pixel are merged), idle gaps in light grey, each worker's idle tail (from
-** its last task to the end) hatched and marked releasable; a legend with
-** the groups, the makespan, the utilisation and the releasable
-** worker-time; under it, the number of tasks running over time.
+** its last task to the end) hatched and marked releasable; the makespan,
+** the utilisation and the releasable worker-time; under them, the number
+** of tasks running over time; then a legend: every group with a colour of
+** its own, busiest first, with its busy time, then how many groups share
+** the grey and their busy time.
 ** Errors: CASK_EINVAL, CASK_EIO, CASK_ENOMEM.
 */
 CASK_API int cask_timeline_svg(const cask_trace_t *tr, FILE *f,

@@ -284,13 +284,17 @@ cask_array_t *cask_array_from_buffer(cask_graph_t *g, cask_dtype_t dtype, int nd
                                                   : cask_graph_size(g) + 2);
     cask_value_t desc = cask_none(), in[2];
     int rc = 0;
-    if (!(flags & CASK_ARRAY_COPY)) {
-        unsigned char d[sizeof h + sizeof(uint64_t)];
-        uint64_t addr = (uint64_t)(uintptr_t)data;
-        memcpy(d, &h, sizeof h);
-        memcpy(d + sizeof h, &addr, sizeof addr);
-        if ((rc = cask_value_bytes(d, sizeof d, &desc, err)))
+    if (!(flags & CASK_ARRAY_COPY)) { /* the buffer travels as a value no file can spell */
+        ar_borrow_t *bw = cask__malloc(sizeof *bw);
+        if (bw) {
+            bw->h = h;
+            bw->data = data;
+        }
+        if (!bw || cask__value_portable(bw, cask__ar_borrow_free, &desc)) {
+            cask__free(bw);
+            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for an array");
             goto fail;
+        }
     }
     for (size_t i = 0; i < b->n; i++) {
         cask_task_spec_t spec = { .name = "array", .token = token | 1, .index = i,
@@ -1565,24 +1569,28 @@ int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, size_t n,
     }
     if ((rc = cask_compute(arrays[0]->g, outs, total, vals, opts, info, err)))
         goto out;
-    for (size_t i = 0, at = 0; i < n; i++) {
-        const cask_array_t *a = arrays[i];
-        ar_phead_t h = head_for(a->dtype, a->ndim, a->shape, a->chunk);
-        for (size_t k = 0; k < a->bs->n; k++, at++) {
-            int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
-            cask_nd_t v;
-            cask__ar_block_place(&h, (int64_t)k, bo, be);
-            if (cask_value_nd(&vals[at], &v) || v.dtype != a->dtype || v.ndim != a->ndim ||
-                memcmp(v.shape, be, (size_t)a->ndim * sizeof *be)) {
-                rc = cask__err(err, CASK_ETYPE, cask_graph_key(a->g, outs[at]), NULL,
-                               "block %zu of array %zu is not a %s block of its shape", k, i,
-                               cask_dtype_name(a->dtype));
-                goto out;
+    /* Every block is checked before any is copied, so a bad one leaves the
+    ** buffers untouched. */
+    for (int copy = 0; copy < 2; copy++)
+        for (size_t i = 0, at = 0; i < n; i++) {
+            const cask_array_t *a = arrays[i];
+            ar_phead_t h = head_for(a->dtype, a->ndim, a->shape, a->chunk);
+            for (size_t k = 0; k < a->bs->n; k++, at++) {
+                int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
+                cask_nd_t v;
+                cask__ar_block_place(&h, (int64_t)k, bo, be);
+                if (cask_value_nd(&vals[at], &v) || v.dtype != a->dtype || v.ndim != a->ndim ||
+                    memcmp(v.shape, be, (size_t)a->ndim * sizeof *be)) {
+                    rc = cask__err(err, CASK_ETYPE, cask_graph_key(a->g, outs[at]), NULL,
+                                   "block %zu of array %zu is not a %s block of its shape", k,
+                                   i, cask_dtype_name(a->dtype));
+                    goto out;
+                }
+                if (copy)
+                    cask__ar_copy_block(a->ndim, a->shape, bo, be, cask_dtype_size(a->dtype),
+                                        bufs[i], v.data, false);
             }
-            cask__ar_copy_block(a->ndim, a->shape, bo, be, cask_dtype_size(a->dtype), bufs[i],
-                          v.data, false);
         }
-    }
 out:
     for (size_t i = 0; vals && i < total; i++)
         cask_value_decref(&vals[i]);

@@ -71,8 +71,40 @@ static inline int64_t ar_nblocks(int64_t extent, int64_t chunk)
 }
 
 /* Whether h's magic, ndim, dtype, extents and chunks are sound (what
-** every kernel checks before it trusts a header from a graph file). */
+** every kernel checks before it trusts a header from a graph file):
+** extents >= 0 whose product (an empty axis counted as 1) is under 2^60,
+** chunks >= 1, at most 2^31 blocks. */
 bool cask__ar_layout_ok(const ar_phead_t *h);
+
+/* The most bytes one block may take, at 8 bytes an element, in a kernel:
+** the machine's physical memory (set when the kernels are registered, if
+** 0 then). A kernel refuses to make a larger block, or partial, with
+** CASK_ENOMEM before it allocates it. (A fused reduction streams its block
+** through tiles and makes none: only its partial counts.) Tests may lower
+** it, before any compute. */
+extern size_t cask__ar_max_bytes;
+
+/* The most elements one fused reduction task may read; 0 (the default):
+** no limit. The fuzz target sets it, so a file cannot make it wait for
+** hours; a larger block is refused with CASK_ELIMIT. */
+extern uint64_t cask__ar_max_stream;
+
+/* 0 if a block of extents be[0..ndim) (each >= 0) fits under
+** cask__ar_max_bytes; else CASK_ENOMEM, with ctx's message naming it. */
+int cask__ar_block_fits(int ndim, const int64_t *be, cask_kctx_t *ctx);
+
+/* What the cask.array.borrow tasks of a borrowed array read: its layout
+** and the caller's buffer. It travels as a portable opaque value (no graph
+** file can spell one, and none is ever written), shared by the array's
+** tasks and freed with the graph's last reference to it. */
+typedef struct ar_borrow {
+    ar_phead_t  h;               /* dtype, shape, chunks */
+    const void *data;            /* the caller's buffer, C order */
+} ar_borrow_t;
+
+/* Free an ar_borrow_t: the destructor of its opaque value, by which
+** cask.array.borrow knows the value is one. */
+void cask__ar_borrow_free(void *p);
 
 /* Where block `block` of h's grid starts (bo) and its extents (be); false
 ** when there is no such block. */
@@ -85,9 +117,9 @@ void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, cons
 /* Register cask.array.matmul (array_matmul.c). */
 void cask__ar_register_matmul(void);
 
-/* What cask.array.gather reads: the output's layout (dtype in out.red)
-** and, per axis, the source's extent and chunk and the element map
-** source coordinate = start + step * output coordinate. */
+/* What cask.array.gather reads: the output's layout (whose dtype is the
+** source's too) and, per axis, the source's extent and chunk and the
+** element map source coordinate = start + step * output coordinate. */
 typedef struct ar_gather {
     ar_phead_t out;
     int64_t    src_shape[CASK_MAX_NDIM];

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "array.h"
 
@@ -94,8 +95,82 @@ static double normal_at(uint64_t key, uint64_t i)
 
 /* ------------------------------------------------------ checking programs */
 
-/* The header and nodes of prog (args[0]), checked; NULL with a message. */
-static const ar_phead_t *program(const cask_value_t *args, size_t n, size_t base,
+#define AR_MAX_ELEMS ((uint64_t)1 << 60) /* a layout describes fewer elements than this */
+
+/* Whether extents shape[0..ndim) (chunks chunk, if not NULL) are sound:
+** extents >= 0 whose product, an empty axis counted as 1, is under
+** AR_MAX_ELEMS; chunks >= 1 and at most 2^31 blocks (never more than
+** the elements, so that product cannot overflow either). Then no product
+** of extents, offsets or block indices a kernel forms can overflow. */
+static bool grid_ok(int ndim, const int64_t *shape, const int64_t *chunk)
+{
+    uint64_t elems = 1, blocks = 1;
+    for (int x = 0; x < ndim; x++) {
+        if (shape[x] < 0 || (chunk && chunk[x] < 1))
+            return false;
+        if (__builtin_mul_overflow(elems, (uint64_t)(shape[x] ? shape[x] : 1), &elems) ||
+            elems >= AR_MAX_ELEMS)
+            return false;
+        if (chunk && (blocks *= (uint64_t)ar_nblocks(shape[x], chunk[x])) > (1u << 31))
+            return false;
+    }
+    return true;
+}
+
+/* Whether node e's types fit its operation and its operands' types, as
+** the builder makes them: the evaluation reads each operand's tile as the
+** type it assumes here, and a block read in place holds no more. */
+static bool types_ok(const ar_pnode_t *nd, const ar_pnode_t *e)
+{
+    int dt = e->dtype;
+    switch (e->kind) {
+    case N_UNARY: /* every operation on floats; NEG and ABS on int64 */
+        return nd[e->a].dtype == dt && (dt == CASK_F64 || dt == CASK_F32
+                                            ? e->op <= CASK_COS
+                                            : dt == CASK_I64 && e->op <= CASK_ABS);
+    case N_BINARY: { /* compares on anything; arithmetic on floats, + - * on int64 */
+        int at = nd[e->a].dtype;
+        if (nd[e->b].dtype != at || e->op > CASK_NE)
+            return false;
+        if (e->op >= CASK_LT)
+            return dt == CASK_BOOL;
+        return dt == at &&
+               (at == CASK_F64 || at == CASK_F32 || (at == CASK_I64 && e->op <= CASK_MUL));
+    }
+    case N_WHERE:
+        return nd[e->a].dtype == CASK_BOOL && nd[e->b].dtype == dt && nd[e->c].dtype == dt;
+    case N_GEN: /* the generators write float64, or int64 for an integer arange */
+        return e->op == G_LINEAR ? dt == CASK_F64 || dt == CASK_I64
+                                 : (e->op == G_UNIFORM || e->op == G_NORMAL) && dt == CASK_F64;
+    default: /* N_BLOCKS, N_CONST, N_CAST: any type */
+        return true;
+    }
+}
+
+/* Whether leaf e's axis map is sound: each axis of the root reads a
+** distinct source axis, or none; a generator's source has a sound extent
+** and covers the root's extent along each axis it maps. (A block leaf's
+** extents are checked against the block it is given.) */
+static bool leaf_ok(const ar_phead_t *h, const ar_pnode_t *e)
+{
+    unsigned seen = 0;
+    for (int x = 0; x < h->ndim; x++) {
+        int s = e->map[x];
+        if (s < -1 || s >= e->src_ndim || (s >= 0 && (seen >> s & 1)))
+            return false;
+        if (s < 0)
+            continue;
+        seen |= 1u << s;
+        if (e->kind == N_GEN && h->shape[x] > e->src_shape[s])
+            return false;
+    }
+    return e->kind != N_GEN || grid_ok(e->src_ndim, e->src_shape, NULL);
+}
+
+/* The header and nodes of prog (args[0]), checked; NULL with a message.
+** With leaves, every block leaf must name an argument in base .. n-1
+** (combine tasks read partials, not leaves). */
+static const ar_phead_t *program(const cask_value_t *args, size_t n, size_t base, bool leaves,
                                  cask_kctx_t *ctx, int *rc)
 {
     size_t len;
@@ -117,13 +192,11 @@ static const ar_phead_t *program(const cask_value_t *args, size_t n, size_t base
         for (int k = 0; k < 3; k++)
             if (k < need ? ops[k] < 0 || (uint32_t)ops[k] >= i : ops[k] != -1)
                 goto bad;
-        if (e->kind == N_BLOCKS && (e->arg < (int)base || (size_t)e->arg >= n))
+        if (!types_ok(nd, e))
             goto bad;
-        if (e->kind == N_BLOCKS || e->kind == N_GEN)
-            for (int x = 0; x < h->ndim; x++)
-                if (e->map[x] < -1 || e->map[x] >= e->src_ndim)
-                    goto bad;
-        if (e->kind == N_GEN && e->op > G_NORMAL)
+        if (leaves && e->kind == N_BLOCKS && (e->arg < (int)base || (size_t)e->arg >= n))
+            goto bad;
+        if ((e->kind == N_BLOCKS || e->kind == N_GEN) && !leaf_ok(h, e))
             goto bad;
     }
     return h;
@@ -134,15 +207,36 @@ bad:
 
 /* ------------------------------------------------------------ the blocks */
 
+size_t cask__ar_max_bytes;
+uint64_t cask__ar_max_stream;
+
 bool cask__ar_layout_ok(const ar_phead_t *h)
 {
-    if (h->magic != AR_MAGIC || h->ndim < 0 || h->ndim > CASK_MAX_NDIM || h->dtype < 0 ||
-        h->dtype > CASK_BOOL)
-        return false;
-    for (int x = 0; x < h->ndim; x++)
-        if (h->shape[x] < 0 || h->chunk[x] < 1)
-            return false;
-    return true;
+    return h->magic == AR_MAGIC && h->ndim >= 0 && h->ndim <= CASK_MAX_NDIM && h->dtype >= 0 &&
+           h->dtype <= CASK_BOOL && grid_ok(h->ndim, h->shape, h->chunk);
+}
+
+/* 0 if elems elements of 8 bytes fit under cask__ar_max_bytes, else
+** CASK_ENOMEM with a message naming what (a block or a partial). */
+static int fits(uint64_t elems, const char *what, cask_kctx_t *ctx)
+{
+    if (elems <= cask__ar_max_bytes / 8)
+        return 0;
+    cask_kernel_fail(ctx, "%s of %llu elements is larger than the %zu bytes a block may take",
+                     what, (unsigned long long)elems, cask__ar_max_bytes);
+    return CASK_ENOMEM;
+}
+
+int cask__ar_block_fits(int ndim, const int64_t *be, cask_kctx_t *ctx)
+{
+    uint64_t elems = 1;
+    bool over = false;
+    for (int x = 0; x < ndim; x++) {
+        if (!be[x])
+            return 0; /* an empty block */
+        over |= __builtin_mul_overflow(elems, (uint64_t)be[x], &elems);
+    }
+    return fits(over ? UINT64_MAX : elems, "a block", ctx);
 }
 
 /* Where block `block` (C order over the header's block grid) starts and
@@ -150,6 +244,8 @@ bool cask__ar_layout_ok(const ar_phead_t *h)
 ** empty axis has one empty block. */
 static bool block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be)
 {
+    if (block < 0)
+        return false;
     for (int x = h->ndim; x-- > 0;) {
         int64_t nb = ar_nblocks(h->shape[x], h->chunk[x]);
         int64_t c = block % nb;
@@ -260,21 +356,31 @@ static void unary(int op, int dt, const void *a, void *out, size_t len)
     }
 }
 
+/* A double as int64, as NumPy gives it on x86-64: truncated, and INT64_MIN
+** for NaN, infinities and values out of range (a C cast of those is
+** undefined). */
+static inline int64_t d2i(double v)
+{
+    return v >= -0x1p63 && v < 0x1p63 ? (int64_t)v : INT64_MIN;
+}
+
 static void cast(int from, int to, const void *a, void *out, size_t len)
 {
-#define CAST_FROM(T)                                                         \
+#define CAST_FROM(T, TO_I64)                                                 \
     switch (to) {                                                            \
     case CASK_F64: LOOP1(T, double, v); break;                               \
     case CASK_F32: LOOP1(T, float, v); break;                                \
-    case CASK_I64: LOOP1(T, int64_t, v); break;                              \
+    case CASK_I64: LOOP1(T, int64_t, TO_I64(v)); break;                      \
     default: LOOP1(T, uint8_t, v != 0); break;                               \
     }
+#define SAME(v) (v)
     switch (from) {
-    case CASK_F64: CAST_FROM(double); break;
-    case CASK_F32: CAST_FROM(float); break;
-    case CASK_I64: CAST_FROM(int64_t); break;
-    default: CAST_FROM(uint8_t); break;
+    case CASK_F64: CAST_FROM(double, d2i); break;
+    case CASK_F32: CAST_FROM(float, d2i); break;
+    case CASK_I64: CAST_FROM(int64_t, SAME); break;
+    default: CAST_FROM(uint8_t, SAME); break;
     }
+#undef SAME
 #undef CAST_FROM
 }
 
@@ -528,7 +634,7 @@ static void put_block(sink_t *s, const void *x, size_t len, const int64_t *coord
 static int k_eval(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
     int rc;
-    const ar_phead_t *h = program(args, n, 3, ctx, &rc);
+    const ar_phead_t *h = program(args, n, 3, true, ctx, &rc);
     if (!h)
         return rc;
     if (n < 3 || args[1].type != CASK_INT64)
@@ -537,7 +643,8 @@ static int k_eval(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
     if ((rc = eval_init(&ev, h, args[1].u.i, args, ctx)))
         return rc;
     const ar_pnode_t *root = &ev.nd[h->nnodes - 1];
-    if ((rc = cask_value_ndarray(root->dtype, h->ndim, ev.be, out, NULL)))
+    if ((rc = cask__ar_block_fits(h->ndim, ev.be, ctx)) ||
+        (rc = cask_value_ndarray(root->dtype, h->ndim, ev.be, out, NULL)))
         goto out;
     cask_nd_t v;
     cask_value_nd(out, &v);
@@ -699,7 +806,7 @@ static void put_red_d(red_t *r, const double *x, size_t len, int64_t k0, int64_t
         default: /* ARGMIN, ARGMAX: indices are exact in a double below 2^53 */
             for (size_t j = 0; j < len; j++) {
                 int64_t i = i0 + (int64_t)j * is;
-                if (arg_better_d(x[j], i, *a, (int64_t)p[K + k0], max))
+                if (arg_better_d(x[j], i, *a, d2i(p[K + k0]), max))
                     *a = x[j], p[K + k0] = (double)i;
             }
             break;
@@ -718,7 +825,7 @@ static void put_red_d(red_t *r, const double *x, size_t len, int64_t k0, int64_t
         case CASK_ALL: if (v == 0) *a = 0; break;
         case CASK_VAR: case CASK_STD: var_merge(a, &a[K], &a[2 * K], 1, v, 0); break;
         default:
-            if (arg_better_d(v, i0 + (int64_t)j * is, *a, (int64_t)a[K], max))
+            if (arg_better_d(v, i0 + (int64_t)j * is, *a, d2i(a[K]), max))
                 *a = v, a[K] = (double)(i0 + (int64_t)j * is);
             break;
         }
@@ -814,7 +921,7 @@ static void red_merge(red_t *r, const void *q)
         case CASK_ALL: *a = *a != 0 && *b != 0; break;
         case CASK_VAR: case CASK_STD: var_merge(a, &a[K], &a[2 * K], *b, b[K], b[2 * K]); break;
         default:
-            if (b[K] >= 0 && arg_better_d(*b, (int64_t)b[K], *a, (int64_t)a[K], max))
+            if (b[K] >= 0 && arg_better_d(*b, d2i(b[K]), *a, d2i(a[K]), max))
                 *a = *b, a[K] = b[K];
             break;
         }
@@ -843,16 +950,18 @@ static int red_finish(const red_t *r, int in_dtype, int ddof, int ndim, const in
             const double *p = (const double *)r->p + k;
             switch (r->op) {
             case CASK_MEAN: d = p[K] ? p[0] / p[K] : NAN; break;
-            case CASK_VAR: case CASK_STD:
-                d = p[0] - ddof > 0 ? p[2 * K] / (p[0] - ddof) : NAN;
+            case CASK_VAR: case CASK_STD: { /* M2 / max(n - ddof, 0), as NumPy */
+                double dof = p[0] - ddof;
+                d = dof > 0 ? p[2 * K] / dof : p[2 * K] > 0 ? INFINITY : NAN;
                 if (r->op == CASK_STD)
                     d = sqrt(d);
                 break;
-            case CASK_ARGMIN: case CASK_ARGMAX: i = (int64_t)p[K]; break;
+            }
+            case CASK_ARGMIN: case CASK_ARGMAX: i = d2i(p[K]); break;
             default: d = p[0]; break;
             }
             if (dt == CASK_I64 && r->op != CASK_ARGMIN && r->op != CASK_ARGMAX)
-                i = (int64_t)d;
+                i = d2i(d);
         }
         switch (dt) {
         case CASK_F64: ((double *)v.data)[k] = d; break;
@@ -878,8 +987,11 @@ static int64_t kept_shape(const ar_phead_t *h, const int64_t *be, int64_t *shape
     return K;
 }
 
-/* Set up r for the header's reduction with K outputs; 0 or CASK_ENOMEM. */
-static int red_setup(red_t *r, const ar_phead_t *h, int root_dtype, int64_t K)
+/* Set up r for the header's reduction with K outputs; 0 or CASK_ENOMEM
+** (a partial too large for cask__ar_max_bytes, with ctx's message, or no
+** memory). */
+static int red_setup(red_t *r, const ar_phead_t *h, int root_dtype, int64_t K,
+                     cask_kctx_t *ctx)
 {
     r->op = h->red;
     r->fields = cask__ar_red_fields(h->red);
@@ -887,7 +999,11 @@ static int red_setup(red_t *r, const ar_phead_t *h, int root_dtype, int64_t K)
     r->K = K;
     r->dtype = root_dtype;
     r->last = h->ndim - 1;
-    if (!(r->p = cask__malloc((size_t)(r->fields * (K ? K : 1)) * 8)))
+    uint64_t elems = (uint64_t)r->fields * (uint64_t)(K ? K : 1);
+    int rc = fits(elems, "a partial", ctx);
+    if (rc)
+        return rc;
+    if (!(r->p = cask__malloc((size_t)elems * 8)))
         return CASK_ENOMEM;
     red_init(r);
     return 0;
@@ -914,7 +1030,7 @@ static int red_out(red_t *r, const ar_phead_t *h, int root_dtype, bool final, in
 static int k_reduce(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
     int rc;
-    const ar_phead_t *h = program(args, n, 3, ctx, &rc);
+    const ar_phead_t *h = program(args, n, 3, true, ctx, &rc);
     if (!h)
         return rc;
     if (h->red < 0 || n < 3 || args[1].type != CASK_INT64 || args[2].type != CASK_INT64)
@@ -925,11 +1041,23 @@ static int k_reduce(const cask_value_t *args, size_t n, cask_value_t *out, cask_
         return CASK_ENOMEM;
     if ((rc = eval_init(&ev, h, args[1].u.i, args, ctx)))
         goto out;
+    if (cask__ar_max_stream) {
+        double elems = 1;
+        for (int x = 0; x < h->ndim; x++)
+            elems *= (double)ev.be[x];
+        if (elems > (double)cask__ar_max_stream) {
+            rc = cask_kernel_fail(ctx, "a block of %.3g elements is more than the %llu one "
+                                  "reduction task may read", elems,
+                                  (unsigned long long)cask__ar_max_stream);
+            rc = CASK_ELIMIT;
+            goto out;
+        }
+    }
     int root_dtype = ev.nd[h->nnodes - 1].dtype;
     int64_t shape[CASK_MAX_NDIM];
     int nd;
     int64_t K = kept_shape(h, ev.be, shape, &nd);
-    if ((rc = red_setup(r, h, root_dtype, K)))
+    if ((rc = red_setup(r, h, root_dtype, K, ctx)))
         goto out;
     r->s.put = put_red;
     int64_t ks = 1, is = 1;
@@ -968,7 +1096,7 @@ out:
 static int k_combine(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
     int rc;
-    const ar_phead_t *h = program(args, n, 3, ctx, &rc);
+    const ar_phead_t *h = program(args, n, 3, false, ctx, &rc);
     if (!h)
         return rc;
     if (h->red < 0 || n < 4 || args[1].type != CASK_INT64 || args[2].type != CASK_INT64)
@@ -993,7 +1121,7 @@ static int k_combine(const cask_value_t *args, size_t n, cask_value_t *out, cask
     red_t *r = cask__calloc(1, sizeof *r);
     if (!r)
         return CASK_ENOMEM;
-    if ((rc = red_setup(r, h, root_dtype, K)))
+    if ((rc = red_setup(r, h, root_dtype, K, ctx)))
         goto out;
     for (size_t i = 3; i < n; i++) {
         cask_nd_t v;
@@ -1058,17 +1186,29 @@ bool cask__ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64
     return block_place(h, block, bo, be);
 }
 
-/* cask.array.borrow(desc, block): a block copied out of the caller's
-** buffer; desc is a header (dtype, shape, chunks) and the address. */
+void cask__ar_borrow_free(void *p)
+{
+    cask__free(p);
+}
+
+/* The ar_borrow_t v holds, or NULL: only an opaque value made by
+** cask_array_from_buffer is one (a graph file cannot spell an opaque
+** value, and the destructor tells ours from a caller's). */
+static const ar_borrow_t *borrowed(const cask_value_t *v)
+{
+    return v->type == CASK_OPAQUE && v->u.blob->dtor == cask__ar_borrow_free ? v->u.blob->data
+                                                                            : NULL;
+}
+
+/* cask.array.borrow(buffer, block): a block copied out of the caller's
+** buffer, which args[0] holds as an ar_borrow_t. */
 static int k_borrow(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
-    size_t len;
-    const ar_phead_t *h = n == 2 ? cask_value_data(&args[0], &len) : NULL;
-    if (!h || len != sizeof *h + sizeof(uint64_t) || ((uintptr_t)h & 7) || !cask__ar_layout_ok(h) ||
-        args[1].type != CASK_INT64)
-        return cask_kernel_fail(ctx, "arguments: a buffer description and a block");
-    uint64_t addr;
-    memcpy(&addr, h + 1, sizeof addr);
+    const ar_borrow_t *b = n == 2 ? borrowed(&args[0]) : NULL;
+    if (!b || args[1].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "arguments: a borrowed buffer (made by "
+                                     "cask_array_from_buffer) and a block");
+    const ar_phead_t *h = &b->h;
     int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
     if (!block_place(h, args[1].u.i, bo, be))
         return cask_kernel_fail(ctx, "block %lld is outside the array", (long long)args[1].u.i);
@@ -1077,27 +1217,42 @@ static int k_borrow(const cask_value_t *args, size_t n, cask_value_t *out, cask_
         return rc;
     cask_nd_t v;
     cask_value_nd(out, &v);
-    cask__ar_copy_block(h->ndim, h->shape, bo, be, esize[h->dtype], (char *)(uintptr_t)addr, v.data,
-                  true);
+    cask__ar_copy_block(h->ndim, h->shape, bo, be, esize[h->dtype], (char *)(uintptr_t)b->data,
+                        v.data, true);
     return 0;
 }
 
-static double cost_block(const cask_value_t *args, size_t n)
+/* About a nanosecond per element of h's chunk. */
+static double cost_layout(const ar_phead_t *h)
 {
-    /* about a nanosecond per element, from the program's chunk */
-    size_t len;
-    const ar_phead_t *h = n ? cask_value_data(&args[0], &len) : NULL;
-    if (!h || len < sizeof *h || ((uintptr_t)h & 7) || !cask__ar_layout_ok(h))
-        return 1e-6;
     double e = 1;
     for (int x = 0; x < h->ndim; x++)
         e *= (double)(h->chunk[x] < h->shape[x] ? h->chunk[x] : h->shape[x]);
     return 1e-6 + e * 1e-9;
 }
 
+static double cost_block(const cask_value_t *args, size_t n)
+{
+    size_t len;
+    const ar_phead_t *h = n ? cask_value_data(&args[0], &len) : NULL;
+    return !h || len < sizeof *h || ((uintptr_t)h & 7) || !cask__ar_layout_ok(h) ? 1e-6
+                                                                                 : cost_layout(h);
+}
+
+static double cost_borrow(const cask_value_t *args, size_t n)
+{
+    const ar_borrow_t *b = n ? borrowed(&args[0]) : NULL;
+    return b ? cost_layout(&b->h) : 1e-6;
+}
+
 void cask__register_collections(void)
 {
     pthread_once(&zig_once, zig_init);
+    if (!cask__ar_max_bytes) { /* the machine's memory */
+        long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+        bool known = pages > 0 && size > 0 && (size_t)pages < SIZE_MAX / (size_t)size;
+        cask__ar_max_bytes = known ? (size_t)pages * (size_t)size : SIZE_MAX;
+    }
     static const struct {
         const char *name;
         cask_kernel_fn fn;
@@ -1107,7 +1262,7 @@ void cask__register_collections(void)
         { "cask.array.reduce", k_reduce, { .cost_fn = cost_block } },
         { "cask.array.combine", k_combine, { 0 } },
         { "cask.array.copy", k_copy, { 0 } },
-        { "cask.array.borrow", k_borrow, { .cost_fn = cost_block } },
+        { "cask.array.borrow", k_borrow, { .cost_fn = cost_borrow } },
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         cask__kernel_register(k[i].name, k[i].fn, &k[i].opts, NULL);
@@ -1123,10 +1278,34 @@ static int new_block(const ar_phead_t *h, const cask_value_t *block, int64_t *bo
 {
     if (!block_place(h, block->u.i, bo, be))
         return cask_kernel_fail(ctx, "block %lld is outside the array", (long long)block->u.i);
-    int rc = cask_value_ndarray(h->dtype, h->ndim, be, out, NULL);
+    int rc = cask__ar_block_fits(h->ndim, be, ctx);
+    if (!rc)
+        rc = cask_value_ndarray(h->dtype, h->ndim, be, out, NULL);
     if (!rc)
         cask_value_nd(out, o);
     return rc;
+}
+
+/* Whether d's source layout is sound and every element of its output maps
+** into the source, so no coordinate or block index k_gather forms can
+** overflow or fall outside the source. */
+static bool gather_ok(const ar_gather_t *d)
+{
+    int nd = d->out.ndim;
+    if (!grid_ok(nd, d->src_shape, d->src_chunk))
+        return false;
+    for (int x = 0; x < nd; x++) {
+        int64_t end; /* the source coordinate of the output's last element */
+        if (!d->step[x])
+            return false;
+        if (!d->out.shape[x])
+            continue;
+        if (d->start[x] < 0 || d->start[x] >= d->src_shape[x] ||
+            __builtin_mul_overflow(d->step[x], d->out.shape[x] - 1, &end) ||
+            __builtin_add_overflow(end, d->start[x], &end) || end < 0 || end >= d->src_shape[x])
+            return false;
+    }
+    return true;
 }
 
 /* cask.array.gather(desc, block, srcidx, src blocks...): block `block` of
@@ -1144,9 +1323,8 @@ static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_
         idx.ndim != 1 || idx.size != n - 3)
         return cask_kernel_fail(ctx, "arguments: a gather description, a block, source indices");
     int nd = d->out.ndim, last = nd - 1;
-    for (int x = 0; x < nd; x++)
-        if (d->src_shape[x] < 0 || d->src_chunk[x] < 1 || !d->step[x])
-            return cask_kernel_fail(ctx, "argument 0: a bad gather description");
+    if (!gather_ok(d))
+        return cask_kernel_fail(ctx, "argument 0: a bad gather description");
     int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM], nb[CASK_MAX_NDIM];
     cask_nd_t o;
     int rc = new_block(&d->out, &args[1], bo, be, out, &o, ctx);
@@ -1243,6 +1421,8 @@ static int k_assemble(const cask_value_t *args, size_t n, cask_value_t *out, cas
         int64_t lo[CASK_MAX_NDIM], hi[CASK_MAX_NDIM], c[CASK_MAX_NDIM];
         bool empty = false;
         for (int x = 0; x < nd; x++) { /* the overlap, in the array's coordinates */
+            if (po[x] < 0 || po[x] > h->shape[x])
+                return cask_kernel_fail(ctx, "piece %zu starts outside the array", p);
             lo[x] = po[x] > bo[x] ? po[x] : bo[x];
             hi[x] = po[x] + s.shape[x] < bo[x] + be[x] ? po[x] + s.shape[x] : bo[x] + be[x];
             empty |= lo[x] >= hi[x];

@@ -7,6 +7,7 @@
 ** parallelism, and a BLAS pool inside each would fight them for cores.
 */
 #include <cblas.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -23,7 +24,7 @@ static void blas_one_thread(void)
 static int k_matmul(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
     if (n < 3 || args[0].type != CASK_INT64 || args[0].u.i < 1 ||
-        (size_t)(2 * args[0].u.i + 1) != n)
+        (uint64_t)args[0].u.i != (n - 1) / 2 || n % 2 == 0)
         return cask_kernel_fail(ctx, "arguments: K, then K blocks of A and K blocks of B");
     size_t K = (size_t)args[0].u.i;
     cask_nd_t a0, b0;
@@ -32,7 +33,9 @@ static int k_matmul(const cask_value_t *args, size_t n, cask_value_t *out, cask_
         return cask_kernel_fail(ctx, "blocks must be 2-d float64 or float32");
     int64_t m = a0.shape[0], nn = b0.shape[1];
     int64_t shape[2] = { m, nn };
-    int rc = cask_value_ndarray(a0.dtype, 2, shape, out, NULL);
+    int rc = cask__ar_block_fits(2, shape, ctx);
+    if (!rc)
+        rc = cask_value_ndarray(a0.dtype, 2, shape, out, NULL);
     if (rc)
         return rc;
     cask_nd_t c;
@@ -49,6 +52,8 @@ static int k_matmul(const cask_value_t *args, size_t n, cask_value_t *out, cask_
         int64_t k = a.shape[1];
         if (!m || !nn || !k)
             continue;
+        if (m > INT_MAX || nn > INT_MAX || k > INT_MAX) /* BLAS takes int extents */
+            return cask_kernel_fail(ctx, "block pair %zu: extents over %d", l, INT_MAX);
         if (c.dtype == CASK_F64)
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)nn, (int)k, 1.0,
                         a.data, (int)k, b.data, (int)nn, 1.0, c.data, (int)nn);

@@ -48,6 +48,7 @@ static struct cask_blob *blob_new(size_t payload)
     b->size = payload;
     b->data = b->payload;
     b->dtor = NULL;
+    b->portable = false;
     ((char *)b->data)[payload] = '\0';
     return b;
 }
@@ -126,6 +127,14 @@ int cask_value_opaque(void *ptr, void (*dtor)(void *), cask_value_t *out,
     out->type = CASK_OPAQUE;
     out->u.blob = b;
     return 0;
+}
+
+int cask__value_portable(void *ptr, void (*dtor)(void *), cask_value_t *out)
+{
+    int rc = cask_value_opaque(ptr, dtor, out, NULL);
+    if (!rc)
+        out->u.blob->portable = true;
+    return rc;
 }
 
 void cask_value_incref(const cask_value_t *v)

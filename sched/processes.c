@@ -38,7 +38,9 @@
 **
 ** Limits: values must be able to live in the arena. An opaque pointer
 ** cannot cross processes: an input that is one is refused before anything
-** runs, and a kernel that returns one fails its task.
+** runs (except a borrowed array buffer, which workers read in their copy
+** of the parent's memory as it was at the fork), and a kernel that returns
+** one fails its task.
 */
 #include <errno.h>
 #include <math.h>

@@ -474,6 +474,9 @@ void cask_readyq_destroy(cask_readyq_t *q)
     cask_readyq_init(q, q->run);
 }
 
+/* Portable opaque values (borrowed array buffers) are let through: a
+** forked worker reads the pointee as it was at the fork, and every MPI
+** rank's graph points at the buffer that rank built it over. */
 int cask__run_refuse_opaque(const cask_run_t *r, const char *where, cask_error_t *err)
 {
     const cask_graph_t *g = r->g;
@@ -481,7 +484,7 @@ int cask__run_refuse_opaque(const cask_run_t *r, const char *where, cask_error_t
         uint32_t gt = r->p.task[t];
         const cask_value_t *in = cask__inputs(g, gt);
         for (size_t i = 0, n = cask__n_args(g, gt); i < n; i++)
-            if (in[i].type == CASK_OPAQUE)
+            if (in[i].type == CASK_OPAQUE && !in[i].u.blob->portable)
                 return cask__err(err, CASK_ETYPE, cask__key(g, gt),
                                  cask__kernel_get(g->kernel[gt])->name,
                                  "input %zu is an opaque pointer, which cannot cross %s "

@@ -135,7 +135,8 @@ uint64_t cask__readyq_freed(const cask_run_t *r, cask_tid_t t);
 int cask__readyq_put(cask_readyq_t *q, cask_tid_t t, uint64_t freed);
 
 /* CASK_ETYPE naming the first task with an opaque input, which cannot
-** cross `where` ("a process boundary"); 0 when there is none. */
+** cross `where` ("a process boundary"); 0 when there is none. Portable
+** opaque values (borrowed array buffers) are not refused. */
 int cask__run_refuse_opaque(const cask_run_t *r, const char *where, cask_error_t *err);
 
 /* Record err as the run's error if it is the first; stop the run. */

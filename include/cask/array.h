@@ -80,7 +80,10 @@ enum {
 ** Otherwise data is borrowed: each block is copied out of it when a
 ** compute runs, so data must stay valid and unchanged until the last
 ** compute that uses the array has returned (worker processes see it as it
-** was when their compute started).
+** was when their compute started; under mpi each rank reads the buffer it
+** built its graph over). A borrowed buffer is held in the graph as an
+** opaque value, not as an address a file could name: a graph holding one
+** cannot be written as JSON (cask_graph_save_json gives CASK_ETYPE).
 ** Cost: O(size) with CASK_ARRAY_COPY (the copy and its hash), else O(blocks).
 */
 CASK_API cask_array_t *cask_array_from_buffer(cask_graph_t *g, cask_dtype_t dtype, int ndim,

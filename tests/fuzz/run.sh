@@ -16,6 +16,7 @@ for t in "$@"; do
     mkdir -p "$corpus"
     case $t in
         graph_json) extra=$(small tests/data/graphs tests/data/json_bad) ;;
+        graph_run) extra=$(small tests/data/graphs) ;;
         wfcommons) extra=$(small tests/data/dagsets/wfinstances tests/data/dagsets/legacy ../shared/dagsets/wfinstances ../shared/dagsets/pegasus-instances-legacy | grep '\.json$') ;;
         stg) extra=$(small tests/data/dagsets/stg ../shared/dagsets/stg | grep '\.stg$') ;;
         graph_load) extra=$(small tests/data/graphs tests/data/dagsets ../shared/dagsets | grep -v 'README\|\.csv$') ;;

@@ -95,6 +95,8 @@ typedef struct proc {
     int        head, count; /* tasks sent and not answered: ring[head ..] */
     cask_tid_t keep;     /* ready, to be sent to this worker next (its inputs are
                             warm there), or NONE */
+    double     held;     /* measured ticks of the tasks held beyond the head */
+    double     ticks[MAX_DEPTH]; /* each ring task's share of held (0 at the head) */
     cask_tid_t ring[MAX_DEPTH];
 } proc_t;
 
@@ -121,6 +123,7 @@ typedef struct procs {
     size_t       nbuf, cap;
     int          nomem;
     int          inflight; /* tasks sent and not answered */
+    int          idle;     /* live workers holding nothing */
 } procs_t;
 
 /* ------------------------------------------------------------- the worker */
@@ -267,6 +270,7 @@ static int spawn(procs_t *ps, int i, cask_error_t *err)
     }
     close(sv[1]);
     ps->p[i] = (proc_t){ .pid = pid, .fd = sv[0], .keep = NONE };
+    ps->idle++;
     return 0;
 }
 
@@ -299,8 +303,7 @@ static double short_ticks(const procs_t *ps, cask_tid_t t)
     const cask_graph_t *g = ps->r->g;
     uint32_t gt = ps->r->p.task[t];
     const kstat_t *k = &ps->kstat[g->kernel[gt]];
-    double given = cask__cost_given(g, gt);
-    if (!k->n || !(k->mean < ps->short_ticks) || given * 1e9 >= SHORT_NS)
+    if (!k->n || !(k->mean < ps->short_ticks) || (g->cost && g->cost[gt] * 1e9 >= SHORT_NS))
         return -1;
     return k->mean;
 }
@@ -321,17 +324,6 @@ static cask_tid_t follower(procs_t *ps, cask_tid_t t)
     return best;
 }
 
-/* Measured ticks worker i holds beyond the task it runs (or will run next). */
-static double held(const procs_t *ps, const proc_t *p)
-{
-    double h = 0;
-    for (int j = 1; j < p->count; j++) {
-        double t = short_ticks(ps, p->ring[(p->head + j) % MAX_DEPTH]);
-        h += t > 0 ? t : 0;
-    }
-    return h;
-}
-
 /*
 ** Send worker i `first` (unless NONE), then each time the follower of the
 ** last task sent if the queue holds nothing better, else the queue's first
@@ -349,7 +341,7 @@ static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
         return;
     cask_tid_t batch[MAX_DEPTH], top;
     cask_tid_t last = p->count ? p->ring[(p->head + p->count - 1) % MAX_DEPTH] : NONE;
-    double h = held(ps, p);
+    double ticks[MAX_DEPTH] = { 0 };
     int k = 0;
     while (p->count + k < MAX_DEPTH) {
         cask_tid_t next = first, f;
@@ -365,9 +357,9 @@ static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
         }
         if (p->count + k > 0) { /* beyond the one it runs: short tasks only */
             double t = short_ticks(ps, next);
-            if (t < 0 || h + t > ps->hold_ticks)
+            if (t < 0 || p->held + t > ps->hold_ticks)
                 break;
-            h += t;
+            p->held += ticks[k] = t;
         }
         if (queued)
             cask_readyq_pop(&ps->q, &next);
@@ -379,7 +371,9 @@ static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
     for (int j = 0; j < k; j++) {
         cask__run_pre(ps->r, batch[j], i);
         p->ring[(p->head + p->count + j) % MAX_DEPTH] = batch[j];
+        p->ticks[(p->head + p->count + j) % MAX_DEPTH] = ticks[j];
     }
+    ps->idle -= !p->count;
     p->count += k;
     ps->inflight += k;
     /* A failed send means the worker is gone: its socket will say so, and
@@ -442,6 +436,9 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     cask_tid_t t = a->t; /* == p->ring[p->head]: workers answer in order */
     p->head = (p->head + 1) % MAX_DEPTH;
     p->count--;
+    p->held = p->count ? p->held - p->ticks[p->head] : 0; /* the next is no longer held */
+    ps->idle += !p->count && p->fd >= 0;
+    p->ticks[p->head] = 0;
     ps->inflight--;
     ps->sent[t] = 0;
     if (a->rc == SKIPPED)
@@ -449,8 +446,7 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     if (!a->rc && a->end > a->start) { /* learn the kernel's time */
         kstat_t *k = &ps->kstat[r->g->kernel[r->p.task[t]]];
         double d = (double)(a->end - a->start);
-        k->n++;
-        k->mean += (d - k->mean) / (k->n < 20 ? k->n : 20);
+        k->mean += (d - k->mean) * (k->n < 16 ? 1.0 / ++k->n : 1.0 / 16); /* then a moving mean */
         if (!ps->short_ticks) { /* by now the clock's rate is known well enough */
             cask__tickconv_t c;
             cask__tick_rate(&c);
@@ -483,6 +479,11 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
         if (p->keep != NONE) /* an earlier answer's: this one's inputs are warmer */
             push(ps, p->keep);
         p->keep = keep; /* sent by fill, with whatever else the worker gets */
+        if (ps->idle == !p->count) { /* nobody else is waiting: send it all now */
+            size_t share = (cask_readyq_size(&ps->q) + (size_t)ps->nw - 1) / (size_t)ps->nw;
+            p->keep = NONE;
+            dispatch(ps, i, keep, p->count + 1 + (int)(share < MAX_DEPTH ? share : MAX_DEPTH));
+        }
     } else {
         push(ps, keep);
     }
@@ -497,6 +498,7 @@ static void died(procs_t *ps, int i)
     proc_t *p = &ps->p[i];
     wstate_t *ws = &ps->ws[i];
     int st = 0, sig = 0;
+    ps->idle -= !p->count;
     close(p->fd);
     p->fd = -1;
     while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
@@ -542,6 +544,7 @@ static void died(procs_t *ps, int i)
     }
     ps->inflight -= p->count;
     p->count = p->head = 0;
+    p->held = 0;
     if (p->keep != NONE)
         push(ps, p->keep);
     p->keep = NONE;

@@ -104,7 +104,7 @@ static void run_shape(const char *shape, const char *sched, const char *name)
         cask_value_t v;
         cask_compute_info_t info;
         cask_compute_opts_t o = { .scheduler = sched, .flags = CASK_TRACE };
-        if (cask_compute(g, &out, 1, &v, &o, &info, &err))
+        if (cask_compute(g, &out, 1, &o, &v, &info, &err))
             die("compute", &err);
         if (cask_trace_size(info.trace) != info.tasks) {
             fprintf(stderr, "cask_bench: trace is incomplete\n");
@@ -120,7 +120,7 @@ static void run_shape(const char *shape, const char *sched, const char *name)
         printf("%s.%s.cask.tasks_per_s %.0f\n", shape, name, (double)tasks / t[REPS / 2]);
         printf("%s.%s.cask.tasks %zu\n", shape, name, tasks);
     }
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* bench.big(i): 1,000,000 doubles (8 MB), all i. */
@@ -212,7 +212,7 @@ static void run_transfer(void)
         cask_value_t v;
         cask_compute_info_t info;
         cask_compute_opts_t o = { .scheduler = "mpi", .flags = CASK_TRACE };
-        if (cask_compute(g, &all, 1, &v, &o, &info, &err))
+        if (cask_compute(g, &all, 1, &o, &v, &info, &err))
             die("compute", &err);
         /* bytes over the time any transfer was under way (the union of
         ** their spans: several move at once) */
@@ -237,7 +237,7 @@ static void run_transfer(void)
         gbs[r] = secs > 0 ? bytes / secs * 1e-9 : 0;
         cask_trace_free(info.trace);
         cask_value_decref(&v);
-        cask_graph_free(g);
+        cask_graph_decref(g);
     }
     qsort(gbs, REPS, sizeof *gbs, cmp_double);
     /* with CASK_MPI_SHM=0, values go by MPI messages, as between machines */
@@ -272,7 +272,7 @@ static void run_spin(void)
         cask_compute_info_t info;
         cask_compute_opts_t o = { .scheduler = scheds[s], .workers = s ? 2 : 1,
                                   .flags = CASK_TRACE };
-        if (cask_compute(g, outs, N, res, &o, &info, &err))
+        if (cask_compute(g, outs, N, &o, res, &info, &err))
             die("compute", &err);
         wall[s] = info.wall_s;
         cask_trace_free(info.trace);
@@ -284,7 +284,7 @@ static void run_spin(void)
     printf("spin100us.threads.cask.efficiency %.4f\n", wall[0] / 2 / wall[1]);
     free(outs);
     free(res);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* 15 tasks that sleep 100 ms on 15 worker processes: a few coarse tasks,
@@ -305,7 +305,7 @@ static void run_sleep15(void)
     for (int k = 0; k < REPS; k++) {
         cask_compute_info_t info;
         cask_compute_opts_t o = { .scheduler = "processes", .workers = N };
-        if (cask_compute(g, outs, N, res, &o, &info, &err))
+        if (cask_compute(g, outs, N, &o, res, &info, &err))
             die("compute", &err);
         wall[k] = info.wall_s;
         for (int i = 0; i < N; i++)
@@ -313,7 +313,7 @@ static void run_sleep15(void)
     }
     qsort(wall, REPS, sizeof *wall, cmp_double);
     printf("sleep15.processes.cask.s %.4f\n", wall[REPS / 2]);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 static void run_build(void)
@@ -328,7 +328,7 @@ static void run_build(void)
         build_wide(g, N);
         t[r] = (double)(cask_now_ns() - t0) * 1e-9;
         bytes = cask_graph_memory(g);
-        cask_graph_free(g);
+        cask_graph_decref(g);
     }
     qsort(t, REPS, sizeof *t, cmp_double);
     printf("build.cask.s_per_1m_tasks %.4f\n", t[REPS / 2] * 1e6 / (N + 1));
@@ -345,7 +345,7 @@ static void time_array(const char *what, cask_array_t *r, void *buf)
         cask_error_t err;
         cask_compute_opts_t o = { .scheduler = "threads", .workers = 2 };
         cask_compute_info_t info;
-        if (cask_array_compute(&r, &buf, 1, &o, &info, &err))
+        if (cask_array_compute(&r, 1, &o, &buf, &info, &err))
             die("compute", &err);
         t[k] = info.wall_s;
     }
@@ -361,11 +361,11 @@ static void run_transpose_mean(void)
     cask_error_t err;
     cask_graph_t *g = cask_graph_new(&err);
     int64_t shape[2] = { 8000, 8000 }, chunks[2] = { 1000, 1000 };
-    cask_array_t *a = cask_array_random_uniform(g, 42, 0, 1, 2, shape, chunks, &err);
+    cask_array_t *a = cask_array_random_uniform(g, 2, shape, chunks, 42, 0, 1, &err);
     cask_array_t *at = cask_array_transpose(a, NULL, &err);
-    cask_array_t *s = cask_array_binop(CASK_ADD, a, at, &err);
+    cask_array_t *s = cask_array_binop(a, CASK_ADD, at, &err);
     cask_reduce_opts_t o = { .axes = CASK_AXIS(0) };
-    cask_array_t *m = cask_array_reduce(CASK_MEAN, s, &o, &err);
+    cask_array_t *m = cask_array_reduce(s, CASK_MEAN, &o, &err);
     if (!m)
         die("build", &err);
     double *out = malloc(8000 * sizeof *out);
@@ -376,7 +376,7 @@ static void run_transpose_mean(void)
     cask_array_decref(at);
     cask_array_decref(s);
     cask_array_decref(m);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 static void run_matmul(void)
@@ -384,7 +384,7 @@ static void run_matmul(void)
     cask_error_t err;
     cask_graph_t *g = cask_graph_new(&err);
     int64_t shape[2] = { 4000, 4000 }, chunks[2] = { 1000, 1000 };
-    cask_array_t *a = cask_array_random_uniform(g, 42, 0, 1, 2, shape, chunks, &err);
+    cask_array_t *a = cask_array_random_uniform(g, 2, shape, chunks, 42, 0, 1, &err);
     cask_array_t *p = cask_array_matmul(a, a, &err);
     if (!p)
         die("build", &err);
@@ -395,7 +395,7 @@ static void run_matmul(void)
     free(out);
     cask_array_decref(a);
     cask_array_decref(p);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 static void run_normal(const char *what)
@@ -403,11 +403,11 @@ static void run_normal(const char *what)
     cask_error_t err;
     cask_graph_t *g = cask_graph_new(&err);
     int64_t n = 100000000, chunk = 1000000;
-    cask_array_t *x = cask_array_random_normal(g, 42, 0, 1, 1, &n, &chunk, &err);
-    cask_array_t *xx = cask_array_binop(CASK_MUL, x, x, &err);
-    cask_array_t *y = cask_array_binop_scalar(CASK_ADD, xx, cask_int(1), &err);
-    cask_array_t *r = !strcmp(what, "normal_sum") ? cask_array_reduce(CASK_SUM, y, NULL, &err)
-                                                  : cask_array_reduce(CASK_STD, x, NULL, &err);
+    cask_array_t *x = cask_array_random_normal(g, 1, &n, &chunk, 42, 0, 1, &err);
+    cask_array_t *xx = cask_array_binop(x, CASK_MUL, x, &err);
+    cask_array_t *y = cask_array_binop_scalar(xx, CASK_ADD, cask_int(1), &err);
+    cask_array_t *r = !strcmp(what, "normal_sum") ? cask_array_reduce(y, CASK_SUM, NULL, &err)
+                                                  : cask_array_reduce(x, CASK_STD, NULL, &err);
     if (!r)
         die("build", &err);
     double v = 0;
@@ -417,7 +417,7 @@ static void run_normal(const char *what)
     cask_array_decref(xx);
     cask_array_decref(y);
     cask_array_decref(r);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* A layered random DAG of `layers` x `width` tasks, each (past the first
@@ -470,8 +470,8 @@ static void run_analyze(const char *montage)
         }
         t[r] = (double)(cask_now_ns() - t0) * 1e-9;
         width = a.width;
-        cask_analysis_free(&a);
-        cask_graph_free(g);
+        cask_analysis_destroy(&a);
+        cask_graph_decref(g);
     }
     qsort(t, AREPS, sizeof *t, cmp_double);
     printf("analyze.cask.s_montage3765 %.5f\n", t[AREPS / 2]);
@@ -486,7 +486,7 @@ static void run_analyze(const char *montage)
     printf("analyze.cask.s_1m %.3f\n", (double)(cask_now_ns() - t0) * 1e-9);
     printf("analyze.cask.1m_edges %zu\n", a.edges);
     printf("analyze.cask.1m_width %zu\n", a.width);
-    cask_analysis_free(&a);
+    cask_analysis_destroy(&a);
     for (int r = 0; r < 3; r++) {
         cask_sim_opts_t o = { .workers = 8 };
         cask_sim_result_t res;
@@ -496,11 +496,11 @@ static void run_analyze(const char *montage)
             exit(1);
         }
         t[r] = (double)(cask_now_ns() - t0) * 1e-9;
-        cask_sim_result_free(&res);
+        cask_sim_result_destroy(&res);
     }
     qsort(t, 3, sizeof *t, cmp_double);
     printf("simulate.cask.s_1m_8w %.3f\n", t[1]);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 int main(int argc, char **argv)

@@ -79,7 +79,7 @@ int cmd_analyze(int argc, char **argv)
     cask_error_t err;
     if (cask_graph_analyze(g, flags, &a, &err)) {
         cli_error("analyze", &err);
-        cask_graph_free(g);
+        cask_graph_decref(g);
         return EXIT_COMPUTE;
     }
     int status = EXIT_OK;
@@ -124,8 +124,8 @@ int cmd_analyze(int argc, char **argv)
             printf(" %zu", a.level_widths[i]);
         printf("%s\n", a.levels > 40 ? " ..." : "");
     }
-    cask_analysis_free(&a);
-    cask_graph_free(g);
+    cask_analysis_destroy(&a);
+    cask_graph_decref(g);
     return status;
 }
 
@@ -231,7 +231,7 @@ int cmd_dot(int argc, char **argv)
                                      "collapsed", collapsed)))
             status = EXIT_COMPUTE;
     }
-    cask_graph_free(g);
+    cask_graph_decref(g);
     cask_trace_free(tr);
     return status;
 }

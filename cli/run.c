@@ -115,10 +115,10 @@ int cmd_run(int argc, char **argv)
     int status = EXIT_OK;
     if (!res) {
         fprintf(stderr, "cask run: out of memory\n");
-        cask_graph_free(g);
+        cask_graph_decref(g);
         return EXIT_COMPUTE;
     }
-    int rc = n ? cask_compute(g, outs, n, res, &opts, &info, &err) : 0;
+    int rc = n ? cask_compute(g, outs, n, &opts, res, &info, &err) : 0;
     /* Under mpirun with the mpi scheduler every rank runs this command and
     ** gets the same outcome: rank 0 alone prints it and writes the files. */
     int lead = cask_mpi_rank() == 0;
@@ -163,6 +163,6 @@ out:
         cask_value_decref(&res[i]);
     free(res);
     cask_trace_free(info.trace);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     return status;
 }

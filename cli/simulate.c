@@ -185,10 +185,10 @@ int cmd_simulate(int argc, char **argv)
         }
     }
     for (int i = 0; res && i < nc; i++)
-        cask_sim_result_free(&res[i]);
+        cask_sim_result_destroy(&res[i]);
     free(res);
     json_decref(runs);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     cask_trace_free(dur);
     return status;
 }

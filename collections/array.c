@@ -123,7 +123,7 @@ void cask_array_decref(cask_array_t *a)
         return;
     node_decref(a->e);
     blockset_decref(a->bs);
-    cask_graph_free(a->g);
+    cask_graph_decref(a->g);
     cask__free(a);
 }
 
@@ -187,7 +187,7 @@ static cask_array_t *array_new(cask_graph_t *g, enode_t *e, const int64_t *chunk
         return NULL;
     }
     atomic_init(&a->refs, 1);
-    cask__graph_incref(g);
+    cask_graph_incref(g);
     a->g = g;
     a->e = e;
     a->dtype = e->dtype;
@@ -370,8 +370,8 @@ static cask_array_t *gen_array(cask_graph_t *g, int gen, cask_dtype_t dtype, int
     return array_new(g, e, chunk, err);
 }
 
-cask_array_t *cask_array_arange(cask_graph_t *g, cask_dtype_t dtype, double start, double stop,
-                                double step, int64_t chunk, cask_error_t *err)
+cask_array_t *cask_array_arange(cask_graph_t *g, cask_dtype_t dtype, int64_t chunk, double start,
+                                double stop, double step, cask_error_t *err)
 {
     if (!(step != 0) || !isfinite(start) || !isfinite(stop) || !isfinite(step))
         return cask__err(err, CASK_EINVAL, NULL, NULL,
@@ -394,8 +394,8 @@ cask_array_t *cask_array_arange(cask_graph_t *g, cask_dtype_t dtype, double star
     return gen_array(g, G_LINEAR, dtype, 1, shape, chunk ? &chunk : NULL, p, ip, err);
 }
 
-cask_array_t *cask_array_linspace(cask_graph_t *g, double start, double stop, int64_t num,
-                                  bool endpoint, int64_t chunk, cask_error_t *err)
+cask_array_t *cask_array_linspace(cask_graph_t *g, int64_t chunk, double start, double stop,
+                                  int64_t num, bool endpoint, cask_error_t *err)
 {
     if (num < 0 || !isfinite(start) || !isfinite(stop))
         return cask__err(err, CASK_EINVAL, NULL, NULL,
@@ -408,18 +408,18 @@ cask_array_t *cask_array_linspace(cask_graph_t *g, double start, double stop, in
     return gen_array(g, G_LINEAR, CASK_F64, 1, shape, chunk ? &chunk : NULL, p, ip, err);
 }
 
-cask_array_t *cask_array_random_uniform(cask_graph_t *g, uint64_t seed, double low,
-                                        double high, int ndim, const int64_t *shape,
-                                        const int64_t *chunks, cask_error_t *err)
+cask_array_t *cask_array_random_uniform(cask_graph_t *g, int ndim, const int64_t *shape,
+                                        const int64_t *chunks, uint64_t seed, double low,
+                                        double high, cask_error_t *err)
 {
     double p[3] = { low, high, 0 };
     int64_t ip[2] = { (int64_t)cask__ar_seed_key(seed), 0 };
     return gen_array(g, G_UNIFORM, CASK_F64, ndim, shape, chunks, p, ip, err);
 }
 
-cask_array_t *cask_array_random_normal(cask_graph_t *g, uint64_t seed, double loc,
-                                       double scale, int ndim, const int64_t *shape,
-                                       const int64_t *chunks, cask_error_t *err)
+cask_array_t *cask_array_random_normal(cask_graph_t *g, int ndim, const int64_t *shape,
+                                       const int64_t *chunks, uint64_t seed, double loc,
+                                       double scale, cask_error_t *err)
 {
     double p[3] = { loc, scale, 0 };
     int64_t ip[2] = { (int64_t)cask__ar_seed_key(seed), 0 };
@@ -821,7 +821,7 @@ fail:
     return NULL;
 }
 
-cask_array_t *cask_array_binop(cask_binop_t op, cask_array_t *a, cask_array_t *b,
+cask_array_t *cask_array_binop(cask_array_t *a, cask_binop_t op, cask_array_t *b,
                                cask_error_t *err)
 {
     if ((unsigned)op > CASK_NE)
@@ -869,25 +869,25 @@ static cask_array_t *scalar_for(cask_array_t *a, cask_value_t s, cask_error_t *e
     return array_new(a->g, e, NULL, err);
 }
 
-cask_array_t *cask_array_binop_scalar(cask_binop_t op, cask_array_t *a, cask_value_t s,
+cask_array_t *cask_array_binop_scalar(cask_array_t *a, cask_binop_t op, cask_value_t s,
                                       cask_error_t *err)
 {
     cask_array_t *c = scalar_for(a, s, err);
-    cask_array_t *r = c ? cask_array_binop(op, a, c, err) : NULL;
+    cask_array_t *r = c ? cask_array_binop(a, op, c, err) : NULL;
     cask_array_decref(c);
     return r;
 }
 
-cask_array_t *cask_array_scalar_binop(cask_binop_t op, cask_value_t s, cask_array_t *a,
+cask_array_t *cask_array_scalar_binop(cask_value_t s, cask_binop_t op, cask_array_t *a,
                                       cask_error_t *err)
 {
     cask_array_t *c = scalar_for(a, s, err);
-    cask_array_t *r = c ? cask_array_binop(op, c, a, err) : NULL;
+    cask_array_t *r = c ? cask_array_binop(c, op, a, err) : NULL;
     cask_array_decref(c);
     return r;
 }
 
-cask_array_t *cask_array_unop(cask_unop_t op, cask_array_t *a, cask_error_t *err)
+cask_array_t *cask_array_unop(cask_array_t *a, cask_unop_t op, cask_error_t *err)
 {
     if ((unsigned)op > CASK_COS)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "unknown unary operation %d", (int)op),
@@ -903,7 +903,7 @@ cask_array_t *cask_array_unop(cask_unop_t op, cask_array_t *a, cask_error_t *err
     }
     if (op >= CASK_SQRT && (a->dtype == CASK_I64 || a->dtype == CASK_BOOL)) {
         cask_array_t *f = cask_array_astype(a, CASK_F64, err);
-        cask_array_t *r = f ? cask_array_unop(op, f, err) : NULL;
+        cask_array_t *r = f ? cask_array_unop(f, op, err) : NULL;
         cask_array_decref(f);
         return r;
     }
@@ -1337,7 +1337,7 @@ out:
     return res;
 }
 
-cask_array_t *cask_array_map_blocks(const char *kernel, cask_array_t *a, cask_dtype_t dtype,
+cask_array_t *cask_array_map_blocks(cask_array_t *a, const char *kernel, cask_dtype_t dtype,
                                     const cask_value_t *args, size_t n_args, cask_error_t *err)
 {
     if (!a || !kernel || (n_args && !args))
@@ -1378,7 +1378,7 @@ cask_array_t *cask_array_map_blocks(const char *kernel, cask_array_t *a, cask_dt
 
 /* ------------------------------------------------------------- reductions */
 
-cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,
+cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
                                 const cask_reduce_opts_t *opts, cask_error_t *err)
 {
     cask_reduce_opts_t o = opts ? *opts : (cask_reduce_opts_t){ 0 };
@@ -1537,8 +1537,8 @@ int64_t cask_array_tasks(cask_array_t *a, cask_task_t *tasks, size_t max, cask_e
     return (int64_t)n;
 }
 
-int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, size_t n,
-                       const cask_compute_opts_t *opts, cask_compute_info_t *info,
+int cask_array_compute(cask_array_t *const *arrays, size_t n, const cask_compute_opts_t *opts,
+                       void *const *bufs, cask_compute_info_t *info,
                        cask_error_t *err)
 {
     if (!arrays || !bufs || !n)
@@ -1567,7 +1567,7 @@ int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, size_t n,
         memcpy(outs + at, arrays[i]->bs->tasks, arrays[i]->bs->n * sizeof *outs);
         at += arrays[i]->bs->n;
     }
-    if ((rc = cask_compute(arrays[0]->g, outs, total, vals, opts, info, err)))
+    if ((rc = cask_compute(arrays[0]->g, outs, total, opts, vals, info, err)))
         goto out;
     /* Every block is checked before any is copied, so a bad one leaves the
     ** buffers untouched. */

@@ -26,7 +26,7 @@ int cask_array_store_npy(cask_array_t *a, const char *path, const cask_compute_o
     void *buf = cask__malloc(bytes ? bytes : 1);
     if (!buf)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu bytes", bytes);
-    int rc = cask_array_compute(&a, &buf, 1, opts, NULL, err);
+    int rc = cask_array_compute(&a, 1, opts, &buf, NULL, err);
     if (rc)
         goto out;
     /* The dict, padded with spaces and a newline so data starts at a

@@ -39,11 +39,11 @@ int main(int argc, char **argv)
     cask_graph_t *g = cask_graph_new(&err);
     check(g, &err);
 
-    cask_array_t *x = cask_array_random_normal(g, 42, 0.0, 1.0, 1, &n, &chunk, &err);
-    cask_array_t *xx = cask_array_binop(CASK_MUL, x, x, &err);
-    cask_array_t *y = cask_array_binop_scalar(CASK_ADD, xx, cask_int(1), &err);
-    cask_array_t *sum = cask_array_reduce(CASK_SUM, y, NULL, &err);
-    cask_array_t *std = cask_array_reduce(CASK_STD, x, NULL, &err);
+    cask_array_t *x = cask_array_random_normal(g, 1, &n, &chunk, 42, 0.0, 1.0, &err);
+    cask_array_t *xx = cask_array_binop(x, CASK_MUL, x, &err);
+    cask_array_t *y = cask_array_binop_scalar(xx, CASK_ADD, cask_int(1), &err);
+    cask_array_t *sum = cask_array_reduce(y, CASK_SUM, NULL, &err);
+    cask_array_t *std = cask_array_reduce(x, CASK_STD, NULL, &err);
     check(sum, &err);
     check(std, &err);
 
@@ -53,7 +53,7 @@ int main(int argc, char **argv)
     const char *scheds[2] = { "threads", "sync" };
     for (int s = 0; s < 2; s++) {
         cask_compute_opts_t o = { .scheduler = scheds[s], .flags = CASK_TRACE };
-        if (cask_array_compute(outs, (void *[]){ &res[s][0], &res[s][1] }, 2, &o, &info[s], &err)) {
+        if (cask_array_compute(outs, 2, &o, (void *[]){ &res[s][0], &res[s][1] }, &info[s], &err)) {
             fprintf(stderr, "00_normal_sum: %s\n", err.message);
             return 1;
         }
@@ -98,7 +98,7 @@ int main(int argc, char **argv)
                r.makespan, r.speedup, p == info[0].workers ? "" : "\n");
         if (p == info[0].workers)
             printf("   (measured on threads: %.2f)\n", info[1].wall_s / info[0].wall_s);
-        cask_sim_result_free(&r);
+        cask_sim_result_destroy(&r);
     }
     char dot[512], svg[512], tl[512];
     snprintf(dot, sizeof dot, "%s/normal_sum.dot", dir);
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     if (cask_dot_save(g, svg, &dopt, &err) == 0)
         printf(", %s", svg);
     printf("\n");
-    cask_analysis_free(&a);
+    cask_analysis_destroy(&a);
     cask_trace_free(info[0].trace);
     cask_trace_free(info[1].trace);
     cask_array_decref(x);
@@ -122,6 +122,6 @@ int main(int argc, char **argv)
     cask_array_decref(y);
     cask_array_decref(sum);
     cask_array_decref(std);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     return 0;
 }

@@ -39,7 +39,7 @@ int main(void)
     cask_task_t b = cask_delayed(g, "example.get_arg2", NULL, 0, &err);
     cask_task_t c = CASK_DELAYED(g, "example.compute", &err, cask_ref(a), cask_ref(b));
     if (c == CASK_NO_TASK) {
-        cask_graph_free(g);
+        cask_graph_decref(g);
         return die("build", &err);
     }
     printf("built %zu tasks, nothing run yet; c is %s\n", cask_graph_size(g),
@@ -48,8 +48,8 @@ int main(void)
     cask_value_t result;
     cask_compute_info_t info;
     cask_compute_opts_t opts = { .scheduler = "sync", .flags = CASK_TRACE };
-    if (cask_compute(g, &c, 1, &result, &opts, &info, &err)) {
-        cask_graph_free(g);
+    if (cask_compute(g, &c, 1, &opts, &result, &info, &err)) {
+        cask_graph_decref(g);
         return die("compute", &err);
     }
     printf("compute(get_arg1(), get_arg2()) = %lld\n", (long long)result.u.i);
@@ -62,7 +62,7 @@ int main(void)
     int ok = result.type == CASK_INT64 && result.u.i == 52;
     cask_value_decref(&result);
     cask_trace_free(info.trace);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     return ok ? 0 : 1;
 }
 

@@ -60,7 +60,7 @@ int main(void)
     cask_value_t sorted;
     cask_compute_info_t info;
     cask_compute_opts_t opts = { .scheduler = "sync", .flags = CASK_TRACE };
-    if (cask_compute(g, &level[0], 1, &sorted, &opts, &info, &err)) {
+    if (cask_compute(g, &level[0], 1, &opts, &sorted, &info, &err)) {
         fprintf(stderr, "02_mergesort: %s (task %s)\n", err.message, err.key);
         return 1;
     }
@@ -78,7 +78,7 @@ int main(void)
 
     cask_value_decref(&sorted);
     cask_trace_free(info.trace);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     free(data);
     return ok ? 0 : 1;
 }

@@ -87,7 +87,7 @@ int main(int argc, char **argv)
             cask_value_t v;
             cask_compute_info_t info;
             cask_compute_opts_t o = { .scheduler = scheds[s] };
-            if (cask_compute(g, &total, 1, &v, &o, &info, &err))
+            if (cask_compute(g, &total, 1, &o, &v, &info, &err))
                 die(&err);
             t[s][k] = info.wall_s;
             hits[s] = cask_value_int(&v);
@@ -117,6 +117,6 @@ int main(int argc, char **argv)
                    wall[0] / wall[s]);
         printf("\n");
     }
-    cask_graph_free(g);
+    cask_graph_decref(g);
     return 0;
 }

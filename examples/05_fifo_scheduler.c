@@ -71,7 +71,7 @@ int main(void)
         cask_value_t r;
         cask_compute_info_t info;
         cask_compute_opts_t opts = { .scheduler = names[k], .flags = CASK_TRACE };
-        if (cask_compute(g, &total, 1, &r, &opts, &info, &err)) {
+        if (cask_compute(g, &total, 1, &opts, &r, &info, &err)) {
             fprintf(stderr, "05_fifo_scheduler: %s\n", err.message);
             return 1;
         }
@@ -84,6 +84,6 @@ int main(void)
         printf("\n");
         cask_trace_free(info.trace);
     }
-    cask_graph_free(g);
+    cask_graph_decref(g);
     return results[0] == results[1] && results[0] == 13 ? 0 : 1;
 }

@@ -23,7 +23,7 @@
 
 #include "graph.h"
 
-void cask_analysis_free(cask_analysis_t *a)
+void cask_analysis_destroy(cask_analysis_t *a)
 {
     if (!a)
         return;
@@ -318,7 +318,7 @@ out:
     if (rc == CASK_ENOMEM)
         cask__err(err, rc, NULL, NULL, "no memory to analyse %zu tasks", n);
     if (rc)
-        cask_analysis_free(a);
+        cask_analysis_destroy(a);
     cask__free(off);
     cask__free(pred);
     cask__free(lvl);

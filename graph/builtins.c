@@ -59,7 +59,7 @@ static int lead_number(const cask_value_t *args, size_t n, double *v,
 {
     if (n < 1 || !cask_value_is_number(&args[0]))
         return cask_kernel_fail(ctx, "first input must be a number");
-    *v = cask_value_as_double(&args[0]);
+    *v = cask_value_double(&args[0]);
     if (!(*v >= 0) || *v > 1e9)
         return cask_kernel_fail(ctx, "first input %g is out of range", *v);
     return 0;
@@ -80,7 +80,7 @@ static int k_spin(const cask_value_t *args, size_t n, cask_value_t *out,
 
 static double cost_spin(const cask_value_t *args, size_t n)
 {
-    return n && cask_value_is_number(&args[0]) ? cask_value_as_double(&args[0]) * 1e-6 : 0;
+    return n && cask_value_is_number(&args[0]) ? cask_value_double(&args[0]) * 1e-6 : 0;
 }
 
 static int k_sleep(const cask_value_t *args, size_t n, cask_value_t *out,
@@ -98,7 +98,7 @@ static int k_sleep(const cask_value_t *args, size_t n, cask_value_t *out,
 
 static double cost_sleep(const cask_value_t *args, size_t n)
 {
-    return n && cask_value_is_number(&args[0]) ? cask_value_as_double(&args[0]) : 0;
+    return n && cask_value_is_number(&args[0]) ? cask_value_double(&args[0]) : 0;
 }
 
 static int k_fail(const cask_value_t *args, size_t n, cask_value_t *out,
@@ -122,61 +122,56 @@ static int k_crash(const cask_value_t *args, size_t n, cask_value_t *out,
 }
 
 /* cask.map: args[0] names a kernel; call it on each later argument and
-** gather the numeric results in a 1-d buffer. */
+** give the list of the results, in order. */
 static int k_map(const cask_value_t *args, size_t n, cask_value_t *out,
                  cask_kctx_t *ctx)
 {
     const char *name = n ? cask_value_str(&args[0], NULL) : NULL;
     if (!name)
         return cask_kernel_fail(ctx, "first input must name a kernel");
-    int64_t len = (int64_t)n - 1;
-    cask_value_t res;
-    int rc = cask_value_ndarray(CASK_I64, 1, &len, &res, NULL);
-    if (rc)
-        return cask_kernel_fail(ctx, "no memory for %lld results", (long long)len);
-    cask_nd_t nd;
-    cask_value_nd(&res, &nd);
-    int64_t *iv = nd.data;
-    double *dv = nd.data;
-    int is_int = 1;
-    for (int64_t i = 0; i < len; i++) {
+    cask_list_builder_t b;
+    cask_list_builder_init(&b);
+    int rc = 0;
+    for (size_t i = 1; i < n && !rc; i++) {
         cask_value_t r;
-        rc = cask_kernel_call(ctx, name, &args[i + 1], 1, &r);
-        if (rc)
-            goto fail;
-        if (r.type == CASK_INT64 && is_int) {
-            iv[i] = r.u.i;
-        } else if (cask_value_is_number(&r)) {
-            if (is_int) { /* switch the buffer to doubles, in place */
-                for (int64_t j = 0; j < i; j++)
-                    dv[j] = (double)iv[j];
-                is_int = 0;
-            }
-            dv[i] = cask_value_as_double(&r);
-        } else {
-            rc = cask_kernel_fail(ctx, "%s returned a %s for item %lld, not a number",
-                                  name, cask_type_name(r.type), (long long)i);
-            cask_value_decref(&r);
-            goto fail;
+        if ((rc = cask_kernel_call(ctx, name, &args[i], 1, &r)))
+            break;
+        cask_error_t e;
+        if ((rc = cask_list_builder_append(&b, &r, &e)))
+            cask_kernel_fail(ctx, "%s's result for item %zu: %s", name, i - 1, e.message);
+        cask_value_decref(&r);
+    }
+    cask_error_t e;
+    if (!rc && (rc = cask_list_builder_finish(&b, out, &e)))
+        cask_kernel_fail(ctx, "%s", e.message);
+    cask_list_builder_destroy(&b);
+    return rc;
+}
+
+/* cask.concat: the items of every argument (each a list), in order, as
+** one list. */
+static int k_concat(const cask_value_t *args, size_t n, cask_value_t *out,
+                    cask_kctx_t *ctx)
+{
+    cask_list_builder_t b;
+    cask_list_builder_init(&b);
+    cask_error_t e;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (args[i].type != CASK_LIST) {
+            rc = cask_kernel_fail(ctx, "input %zu is a %s, not a list", i,
+                                  cask_type_name(args[i].type));
+            break;
+        }
+        for (size_t j = 0, m = cask_list_len(&args[i]); j < m && !rc; j++) {
+            cask_value_t item = cask_list_item(&args[i], j);
+            if ((rc = cask_list_builder_append(&b, &item, &e)))
+                cask_kernel_fail(ctx, "%s", e.message);
         }
     }
-    if (!is_int) { /* same bytes, now read as float64 */
-        cask_value_t f;
-        if (cask_value_ndarray(CASK_F64, 1, &len, &f, NULL)) {
-            rc = cask_kernel_fail(ctx, "no memory for %lld results", (long long)len);
-            goto fail;
-        }
-        cask_nd_t fd;
-        cask_value_nd(&f, &fd);
-        for (int64_t j = 0; j < len; j++)
-            ((double *)fd.data)[j] = dv[j];
-        cask_value_decref(&res);
-        res = f;
-    }
-    *out = res;
-    return 0;
-fail:
-    cask_value_decref(&res);
+    if (!rc && (rc = cask_list_builder_finish(&b, out, &e)))
+        cask_kernel_fail(ctx, "%s", e.message);
+    cask_list_builder_destroy(&b);
     return rc;
 }
 
@@ -194,6 +189,7 @@ void cask__register_builtins(void)
         { "cask.fail", k_fail, { 0 } },
         { "cask.crash", k_crash, { 0 } },
         { "cask.map", k_map, { 0 } },
+        { "cask.concat", k_concat, { 0 } },
     };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
         cask__kernel_register(b[i].name, b[i].fn, &b[i].opts, NULL);

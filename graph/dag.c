@@ -138,7 +138,7 @@ int cask__dag_build(const cask__dag_t *d, cask_graph_t **out, cask_error_t *err)
     *out = g;
     g = NULL;
 out:
-    cask_graph_free(g);
+    cask_graph_decref(g);
     cask__free(order);
     cask__free(nsucc);
     cask__free(tid);

@@ -75,12 +75,12 @@ cask_graph_t *cask_graph_new(cask_error_t *err)
     return g;
 }
 
-void cask__graph_incref(const cask_graph_t *g)
+void cask_graph_incref(const cask_graph_t *g)
 {
     atomic_fetch_add_explicit(&((cask_graph_t *)g)->refs, 1, memory_order_relaxed);
 }
 
-void cask_graph_free(cask_graph_t *g)
+void cask_graph_decref(cask_graph_t *g)
 {
     if (!g || atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) != 1)
         return;
@@ -213,8 +213,45 @@ static uint64_t fresh_token(void)
     return cask__mix(impure_seed, atomic_fetch_add(&counter, 1));
 }
 
+static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
+                     cask_task_t *out, cask_error_t *err);
+
+/* Literal inputs that are list items (views into a list the caller holds)
+** become values of their own first: the graph keeps its inputs. */
 int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
                     cask_task_t *out, cask_error_t *err)
+{
+    size_t views = 0;
+    for (size_t i = 0; spec && spec->inputs && i < spec->n_inputs; i++)
+        views += cask__is_view(&spec->inputs[i]);
+    if (!views)
+        return graph_add(g, spec, cost, out, err);
+    if (out)
+        *out = CASK_NO_TASK;
+    cask_value_t *in = cask__malloc(spec->n_inputs * sizeof *in);
+    if (!in)
+        return cask__err(err, CASK_ENOMEM, spec->key, spec->kernel, "no memory for inputs");
+    size_t made = 0;
+    int rc = 0;
+    for (; made < spec->n_inputs && !rc; made++)
+        if (!cask__is_view(&spec->inputs[made]))
+            in[made] = spec->inputs[made];
+        else if ((rc = cask__value_copy(&spec->inputs[made], &in[made])))
+            cask__err(err, rc, spec->key, spec->kernel, "no memory to copy input %zu", made);
+    if (!rc) {
+        cask_task_spec_t s = *spec;
+        s.inputs = in;
+        rc = graph_add(g, &s, cost, out, err);
+    }
+    for (size_t i = 0; i < made; i++)
+        if (cask__is_view(&spec->inputs[i]))
+            cask_value_decref(&in[i]); /* the graph holds its own reference */
+    cask__free(in);
+    return rc;
+}
+
+static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
+                     cask_task_t *out, cask_error_t *err)
 {
     cask_task_t dummy;
     if (!out)

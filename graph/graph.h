@@ -90,8 +90,8 @@ extern _Thread_local struct cask_blob *(*cask__blob_alloc)(size_t bytes);
 extern void (*cask__arena_free)(struct cask_blob *b);
 
 /* A new block (from cask__blob_alloc's source) holding a copy of v's
-** string, bytes or n-d buffer, in *out. 0, CASK_ETYPE (no such payload)
-** or CASK_ENOMEM. */
+** string, bytes, n-d buffer or list (v may be a view), in *out. 0,
+** CASK_ETYPE (no such payload) or CASK_ENOMEM. */
 int cask__value_copy(const cask_value_t *v, cask_value_t *out);
 
 /* An opaque value (as cask_value_opaque) whose pointer every process of a
@@ -101,9 +101,9 @@ int cask__value_copy(const cask_value_t *v, cask_value_t *out);
 ** CASK_ENOMEM (then dtor is not called). */
 int cask__value_portable(void *ptr, void (*dtor)(void *), cask_value_t *out);
 
-/* A new string, bytes or n-d buffer value of size payload bytes, not yet
-** filled (n-d buffers: set the block's dtype, ndim and shape), in *out.
-** 0, CASK_ETYPE or CASK_ENOMEM. */
+/* A new string, bytes, n-d buffer or list value of size payload bytes, not
+** yet filled (n-d buffers: set the block's dtype, ndim and shape; lists:
+** write a list's payload), in *out. 0, CASK_ETYPE or CASK_ENOMEM. */
 int cask__value_blank(cask_type_t type, size_t size, cask_value_t *out);
 
 static inline int cask__has_blob(const cask_value_t *v)
@@ -111,7 +111,17 @@ static inline int cask__has_blob(const cask_value_t *v)
     return v->type >= CASK_STRING && v->type <= CASK_OPAQUE;
 }
 
-/* Payload bytes of v (0 for inline and opaque values); v not NULL. */
+/* The aux bit of a list item read out of its list (graph/value.c): its
+** blob pointer points at the item's record in the list, and it owns no
+** reference. Views never enter a graph or a run: cask__graph_add and the
+** run copy them first. */
+#define CASK__VIEW 1u
+
+/* Whether v is such a view. */
+bool cask__is_view(const cask_value_t *v);
+
+/* Payload bytes of v (0 for inline and opaque values); v not NULL and not
+** a view. */
 static inline size_t cask__nbytes(const cask_value_t *v)
 {
     return cask__has_blob(v) && v->type != CASK_OPAQUE ? v->u.blob->size : 0;
@@ -248,8 +258,6 @@ static inline double cask__cost_given(const cask_graph_t *g, uint32_t t)
     return g->cost ? g->cost[t] : (double)NAN;
 }
 
-/* Take a reference on g (traces keep its key strings alive). */
-void cask__graph_incref(const cask_graph_t *g);
 
 /* Add with an explicit cost that may be zero (readers); NaN: default. */
 int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec,

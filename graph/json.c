@@ -122,6 +122,20 @@ json_t *cask__value_to_json(const cask_value_t *v)
         json_decref(data);
         return j;
     }
+    case CASK_LIST: {
+        json_t *items = json_array();
+        for (size_t i = 0, n = cask_list_len(v); items && i < n; i++) {
+            cask_value_t item = cask_list_item(v, i);
+            json_t *e = cask__value_to_json(&item);
+            if (!e || json_array_append_new(items, e)) {
+                json_decref(items);
+                return NULL;
+            }
+        }
+        json_t *j = items ? json_pack("{s:O}", "list", items) : NULL;
+        json_decref(items);
+        return j;
+    }
     default:
         return NULL; /* opaque values and refs have no literal form */
     }
@@ -255,6 +269,31 @@ int cask__value_from_json(json_t *j, const char *where, cask_value_t *out, cask_
         }
         if (json_object_get(j, "dtype"))
             return nd_from_json(j, where, out, err);
+        json_t *l = json_object_get(j, "list");
+        if (l) {
+            if (!json_is_array(l) || json_object_size(j) != 1)
+                return cask__err(err, CASK_EPARSE, NULL, NULL,
+                                 "%s: list must be the only field, a JSON list", where);
+            cask_list_builder_t lb;
+            cask_list_builder_init(&lb);
+            int r = 0;
+            for (size_t i = 0; i < json_array_size(l) && !r; i++) {
+                char w[64];
+                snprintf(w, sizeof w, "%s.list[%zu]", where, i);
+                cask_value_t item;
+                json_t *e = json_array_get(l, i);
+                if (json_is_object(e) && json_object_get(e, "ref"))
+                    r = cask__err(err, CASK_EPARSE, NULL, NULL, "%s: a list cannot hold a ref", w);
+                else if (!(r = cask__value_from_json(e, w, &item, err))) {
+                    r = cask_list_builder_append(&lb, &item, err);
+                    cask_value_decref(&item);
+                }
+            }
+            if (!r)
+                r = cask_list_builder_finish(&lb, out, err);
+            cask_list_builder_destroy(&lb);
+            return r;
+        }
         break;
     }
     default:
@@ -262,7 +301,8 @@ int cask__value_from_json(json_t *j, const char *where, cask_value_t *out, cask_
     }
     return cask__err(err, CASK_EPARSE, NULL, NULL,
                      "%s: not a cask value (a number, string, null, {\"ref\": KEY}, "
-                     "{\"bytes\": B64} or {\"dtype\", \"shape\", \"data\"})", where);
+                     "{\"bytes\": B64}, {\"dtype\", \"shape\", \"data\"} or "
+                     "{\"list\": [...]})", where);
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -500,7 +540,7 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
 out:
     if (rc == CASK_ENOMEM && err && err->code != CASK_ENOMEM)
         cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to load the graph");
-    cask_graph_free(g);
+    cask_graph_decref(g);
     cask__strtab_destroy(&keys);
     cask__free(ft);
     cask__free(deps);
@@ -528,7 +568,7 @@ int cask__json_error(const struct json_error_t *je, const char *src, cask_error_
                      je->text);
 }
 
-int cask_graph_loads_json(const char *buf, size_t len, unsigned flags, cask_graph_t **out,
+int cask_graph_parse_json(const char *buf, size_t len, unsigned flags, cask_graph_t **out,
                           cask_error_t *err)
 {
     json_error_t je;
@@ -567,7 +607,7 @@ int cask_graph_load_json(const char *path, unsigned flags, cask_graph_t **out,
 
 /* ---------------------------------------------------------------- writing */
 
-int cask_graph_dump_json(const cask_graph_t *g, FILE *f, cask_error_t *err)
+int cask_graph_write_json(const cask_graph_t *g, FILE *f, cask_error_t *err)
 {
     if (!g || !f)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or file is NULL");
@@ -638,7 +678,7 @@ int cask_graph_save_json(const cask_graph_t *g, const char *path, cask_error_t *
     if (!f)
         return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
                          path ? path : "(null)", strerror(errno));
-    int rc = cask_graph_dump_json(g, f, err);
+    int rc = cask_graph_write_json(g, f, err);
     if (fclose(f) && !rc)
         rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
     return rc;

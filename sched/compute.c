@@ -95,7 +95,7 @@ int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *wor
     if (!name || !*name)
         name = getenv("CASK_SCHEDULER");
     if (!name || !*name)
-        name = "sync";
+        name = "threads";
     pthread_once(&sched_once, init_schedulers);
     pthread_mutex_lock(&sched_lock);
     int i = find_scheduler(name);
@@ -161,14 +161,20 @@ static void run_destroy(cask_run_t *r)
 }
 
 int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
-                 cask_value_t *results, const cask_compute_opts_t *opts,
+                 const cask_compute_opts_t *opts, cask_value_t *results,
                  cask_compute_info_t *info, cask_error_t *err)
 {
-    return cask__compute(g, outs, n, results, opts, info, err, NULL);
+    return cask__compute(g, outs, n, opts, results, info, err, NULL);
+}
+
+int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t *result,
+                     cask_error_t *err)
+{
+    return cask__compute(g, &t, 1, NULL, result, NULL, err, NULL);
 }
 
 int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
-                  cask_value_t *results, const cask_compute_opts_t *opts,
+                  const cask_compute_opts_t *opts, cask_value_t *results,
                   cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks)
 {
     static const cask_compute_opts_t defaults;

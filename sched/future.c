@@ -52,7 +52,7 @@ static void job_free(job_t *j)
     for (size_t i = 0; i < j->n; i++)
         cask_value_decref(&j->fut[i].val);
     cask_trace_free(j->info.trace);
-    cask_graph_free(j->g);
+    cask_graph_decref(j->g);
     cask__free(j->outs);
     cask__free(j->fut);
     cask__free(j);
@@ -119,7 +119,7 @@ static void *job_main(void *arg)
     cask_error_t err;
     cask_compute_info_t info;
     size_t n = j->n; /* j may be gone once this thread lets go of it */
-    int rc = res ? cask__compute(j->g, j->outs, j->n, res, &j->opts, &info, &err, &h)
+    int rc = res ? cask__compute(j->g, j->outs, j->n, &j->opts, res, &info, &err, &h)
                  : cask__err(&err, CASK_ENOMEM, NULL, NULL, "no memory for the results");
     pthread_mutex_lock(&lock);
     j->finished = true;
@@ -193,7 +193,7 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         j->fut[i] = (struct cask_future){ .job = j, .i = i, .wanted = true };
     j->live = n + 1;
     j->wanting = n;
-    cask__graph_incref(g);
+    cask_graph_incref(g);
     j->g = (cask_graph_t *)g;
     pthread_t th;
     pthread_attr_t a;

@@ -85,6 +85,12 @@ int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
         snprintf(msg, msgcap, "returned a value of invalid type %d", (int)out->type);
         *out = cask_none();
     }
+    if (!rc && cask__is_view(out)) { /* an item of an input list: its own value now */
+        cask_value_t item = *out;
+        if ((rc = cask__value_copy(&item, out)))
+            snprintf(msg, msgcap, "no memory to keep a list item of %zu bytes",
+                     cask_value_nbytes(&item));
+    }
     return rc;
 }
 

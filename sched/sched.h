@@ -88,7 +88,7 @@ void cask__progress_stop(cask__progress_t *p);
 
 /* cask_compute with hooks (NULL: none). */
 int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
-                  cask_value_t *results, const cask_compute_opts_t *opts,
+                  const cask_compute_opts_t *opts, cask_value_t *results,
                   cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks);
 
 /* The scheduler and worker count opts asks for (or the environment). */

@@ -97,7 +97,7 @@ static bool ready_pop(ready_t *r, uint32_t *t)
     return true;
 }
 
-void cask_sim_result_free(cask_sim_result_t *res)
+void cask_sim_result_destroy(cask_sim_result_t *res)
 {
     if (!res)
         return;
@@ -248,7 +248,7 @@ out:
     if (rc == CASK_ENOMEM && (!err || err->code != CASK_ENOMEM))
         cask__err(err, rc, NULL, NULL, "no memory to simulate %zu tasks", n);
     if (rc)
-        cask_sim_result_free(res);
+        cask_sim_result_destroy(res);
     cask_readyq_destroy(&q.q);
     cask__plan_destroy(&r.p);
     cask__free(q.a);

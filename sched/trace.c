@@ -1,7 +1,7 @@
 /*
 ** sched/trace.c: traces: built from a finished run, written as JSON.
 ** A trace holds a reference on its graph and points at the graph's key
-** strings (which never move), so it outlives the caller's cask_graph_free;
+** strings (which never move), so it outlives the caller's cask_graph_decref;
 ** groups derived from keys are made on first read.
 */
 #include <errno.h>
@@ -48,7 +48,7 @@ static cask_trace_t *trace_new(const cask_graph_t *g, int workers, size_t n)
     tr->workers = workers;
     tr->n = n;
     if (g) {
-        cask__graph_incref(g);
+        cask_graph_incref(g);
         tr->g = g;
         pthread_mutex_init(&tr->lock, NULL);
     }
@@ -226,7 +226,7 @@ void cask_trace_free(cask_trace_t *tr)
         return;
     if (tr->g) {
         pthread_mutex_destroy(&tr->lock);
-        cask_graph_free((cask_graph_t *)tr->g);
+        cask_graph_decref((cask_graph_t *)tr->g);
     }
     json_decref(tr->doc);
     cask__free(tr->ev);
@@ -234,7 +234,7 @@ void cask_trace_free(cask_trace_t *tr)
     cask__free(tr);
 }
 
-int cask_trace_dump_json(const cask_trace_t *tr, FILE *f, cask_error_t *err)
+int cask_trace_write_json(const cask_trace_t *tr, FILE *f, cask_error_t *err)
 {
     if (!tr || !f)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "trace or file is NULL");
@@ -273,7 +273,7 @@ int cask_trace_save_json(const cask_trace_t *tr, const char *path, cask_error_t 
     if (!f)
         return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
                          path ? path : "(null)", strerror(errno));
-    int rc = cask_trace_dump_json(tr, f, err);
+    int rc = cask_trace_write_json(tr, f, err);
     if (fclose(f) && !rc)
         rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
     return rc;

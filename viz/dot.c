@@ -130,7 +130,7 @@ static int prepare(dot_t *d, const cask_dot_opts_t *o, bool collapse, cask_error
             return rc;
         for (size_t i = 0; i < a.critical_len; i++)
             d->crit[cask__tix(a.critical_path[i])] = 1;
-        cask_analysis_free(&a);
+        cask_analysis_destroy(&a);
     }
     if (o->color == CASK_DOT_WORKER) {
         int rc = workers(d, o->trace, err);

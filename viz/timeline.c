@@ -68,7 +68,7 @@ static void legend_entry(FILE *f, size_t i, int W, int legend_y, const char *fil
             x, y, fill, x + 20, y + 10);
 }
 
-int cask_timeline_svg(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_t *opts,
+int cask_timeline_write(const cask_trace_t *tr, FILE *f, const cask_timeline_opts_t *opts,
                       cask_error_t *err)
 {
     if (!tr || !f)
@@ -300,13 +300,13 @@ int cask_timeline_save(const cask_trace_t *tr, const char *path,
     if (!f)
         return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
                          path ? path : "(null)", strerror(errno));
-    int rc = cask_timeline_svg(tr, f, opts, err);
+    int rc = cask_timeline_write(tr, f, opts, err);
     if (fclose(f) && !rc)
         rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
     return rc;
 }
 
-int cask_trace_dump_chrome(const cask_trace_t *tr, FILE *f, cask_error_t *err)
+int cask_trace_write_chrome(const cask_trace_t *tr, FILE *f, cask_error_t *err)
 {
     if (!tr || !f)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "trace or file is NULL");
@@ -344,7 +344,7 @@ int cask_trace_save_chrome(const cask_trace_t *tr, const char *path, cask_error_
     if (!f)
         return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
                          path ? path : "(null)", strerror(errno));
-    int rc = cask_trace_dump_chrome(tr, f, err);
+    int rc = cask_trace_write_chrome(tr, f, err);
     if (fclose(f) && !rc)
         rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
     return rc;

@@ -10,13 +10,13 @@
 ** pass and holds no block in memory. Tasks appear when something needs
 ** blocks: a reduction, cask_array_tasks(), cask_array_compute().
 **
-**   cask_array_t *x  = cask_array_random_normal(g, 42, 0, 1, 1, (int64_t[]){ 100000000 },
-**                                               (int64_t[]){ 1000000 }, &err);
-**   cask_array_t *xx = cask_array_binop(CASK_MUL, x, x, &err);
-**   cask_array_t *y  = cask_array_binop_scalar(CASK_ADD, xx, cask_int(1), &err);
-**   cask_array_t *s  = cask_array_reduce(CASK_SUM, y, NULL, &err);
+**   cask_array_t *x  = cask_array_random_normal(g, 1, (int64_t[]){ 100000000 }, **                                               (int64_t[]){ 1000000 }, 42, 0,
+1, &err);
+**   cask_array_t *xx = cask_array_binop(x, CASK_MUL, x, &err);
+**   cask_array_t *y  = cask_array_binop_scalar(xx, CASK_ADD, cask_int(1), &err);
+**   cask_array_t *s  = cask_array_reduce(y, CASK_SUM, NULL, &err);
 **   double sum;
-**   cask_array_compute(&s, (void *[]){ &sum }, 1, NULL, NULL, &err);
+**   cask_array_compute(&s, 1, NULL, (void *[]){ &sum }, NULL, &err);
 **
 ** Handles are reference counted: every function that returns an array
 ** returns a new reference (free it with cask_array_decref()); arrays passed
@@ -101,15 +101,15 @@ CASK_API cask_array_t *cask_array_full(cask_graph_t *g, cask_dtype_t dtype, int 
 ** numpy.arange: ceil((stop - start) / step) elements, in chunks of chunk
 ** (0: about 2^20). float64, or int64 for integer start and step (else
 ** CASK_ETYPE). step 0 is CASK_EINVAL. */
-CASK_API cask_array_t *cask_array_arange(cask_graph_t *g, cask_dtype_t dtype, double start,
-                                         double stop, double step, int64_t chunk,
+CASK_API cask_array_t *cask_array_arange(cask_graph_t *g, cask_dtype_t dtype, int64_t chunk,
+                                         double start, double stop, double step,
                                          cask_error_t *err);
 
 /* num evenly spaced float64 values from start to stop, as numpy.linspace:
 ** with endpoint the last is stop exactly, else stop is left out. chunk as
 ** for cask_array_arange. */
-CASK_API cask_array_t *cask_array_linspace(cask_graph_t *g, double start, double stop,
-                                           int64_t num, bool endpoint, int64_t chunk,
+CASK_API cask_array_t *cask_array_linspace(cask_graph_t *g, int64_t chunk, double start,
+                                           double stop, int64_t num, bool endpoint,
                                            cask_error_t *err);
 
 /*
@@ -119,12 +119,12 @@ CASK_API cask_array_t *cask_array_linspace(cask_graph_t *g, double start, double
 ** [low, high); normal with mean loc and standard deviation scale (a
 ** ziggurat over SplitMix64 draws). The streams are cask's own, not NumPy's.
 */
-CASK_API cask_array_t *cask_array_random_uniform(cask_graph_t *g, uint64_t seed, double low,
-                                                 double high, int ndim, const int64_t *shape,
-                                                 const int64_t *chunks, cask_error_t *err);
-CASK_API cask_array_t *cask_array_random_normal(cask_graph_t *g, uint64_t seed, double loc,
-                                                double scale, int ndim, const int64_t *shape,
-                                                const int64_t *chunks, cask_error_t *err);
+CASK_API cask_array_t *cask_array_random_uniform(cask_graph_t *g, int ndim, const int64_t *shape,
+                                                 const int64_t *chunks, uint64_t seed, double low,
+                                                 double high, cask_error_t *err);
+CASK_API cask_array_t *cask_array_random_normal(cask_graph_t *g, int ndim, const int64_t *shape,
+                                                const int64_t *chunks, uint64_t seed, double loc,
+                                                double scale, cask_error_t *err);
 
 /* ------------------------------------------------------------ elementwise */
 
@@ -150,14 +150,14 @@ typedef enum cask_unop {
 ** elementwise arrays take any chunks. The result has a's chunks (b's along
 ** axes a broadcasts).
 */
-CASK_API cask_array_t *cask_array_binop(cask_binop_t op, cask_array_t *a, cask_array_t *b,
+CASK_API cask_array_t *cask_array_binop(cask_array_t *a, cask_binop_t op, cask_array_t *b,
                                         cask_error_t *err);
 /* a op s, and s op a, for a scalar s: cask_int() or cask_double(). */
-CASK_API cask_array_t *cask_array_binop_scalar(cask_binop_t op, cask_array_t *a,
+CASK_API cask_array_t *cask_array_binop_scalar(cask_array_t *a, cask_binop_t op,
                                                cask_value_t s, cask_error_t *err);
-CASK_API cask_array_t *cask_array_scalar_binop(cask_binop_t op, cask_value_t s,
+CASK_API cask_array_t *cask_array_scalar_binop(cask_value_t s, cask_binop_t op,
                                                cask_array_t *a, cask_error_t *err);
-CASK_API cask_array_t *cask_array_unop(cask_unop_t op, cask_array_t *a, cask_error_t *err);
+CASK_API cask_array_t *cask_array_unop(cask_array_t *a, cask_unop_t op, cask_error_t *err);
 
 /* cond ? a : b, elementwise and broadcast; cond must be bool (CASK_ETYPE). */
 CASK_API cask_array_t *cask_array_where(cask_array_t *cond, cask_array_t *a, cask_array_t *b,
@@ -247,7 +247,7 @@ CASK_API cask_array_t *cask_array_concatenate(cask_array_t *const *xs, size_t n,
 ** group is "map_blocks-" and the kernel's name after its last '.'.
 ** Errors: CASK_ENOKERNEL, CASK_EINVAL (bad dtype), CASK_ENOMEM.
 */
-CASK_API cask_array_t *cask_array_map_blocks(const char *kernel, cask_array_t *a,
+CASK_API cask_array_t *cask_array_map_blocks(cask_array_t *a, const char *kernel,
                                              cask_dtype_t dtype, const cask_value_t *args,
                                              size_t n_args, cask_error_t *err);
 
@@ -286,7 +286,7 @@ typedef struct cask_reduce_opts {
 ** (MIN, MAX, ARGMIN, ARGMAX); CASK_ETYPE for arithmetic on bool where NumPy
 ** refuses it; CASK_ENOMEM.
 */
-CASK_API cask_array_t *cask_array_reduce(cask_reduction_t op, cask_array_t *a,
+CASK_API cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
                                          const cask_reduce_opts_t *opts, cask_error_t *err);
 
 /* ------------------------------------------------------- reading an array */
@@ -324,8 +324,8 @@ CASK_API int64_t cask_array_tasks(cask_array_t *a, cask_task_t *tasks, size_t ma
 ** may be NULL). All arrays must live in one graph (CASK_EINVAL).
 ** Errors: those of cask_compute; on failure the buffers are untouched.
 */
-CASK_API int cask_array_compute(cask_array_t *const *arrays, void *const *bufs, size_t n,
-                                const cask_compute_opts_t *opts, cask_compute_info_t *info,
+CASK_API int cask_array_compute(cask_array_t *const *arrays, size_t n, const cask_compute_opts_t *opts,
+                                void *const *bufs, cask_compute_info_t *info,
                                 cask_error_t *err);
 
 /* ----------------------------------------------------------- .npy files */

@@ -132,15 +132,19 @@ typedef struct cask_task_spec {
 
 /*
 ** A new, empty graph, or NULL when out of memory (err says so).
-** Free it with cask_graph_free().
+** Free it with cask_graph_decref().
 */
 CASK_API cask_graph_t *cask_graph_new(cask_error_t *err);
 
-/* Drop the caller's reference to g (NULL is allowed). g and everything it
-** holds are freed when its last reference goes: arrays made in g, computes
-** submitted on it and traces that show its keys hold references too, so g
-** lives on until they are freed. Use no task of g after this call. */
-CASK_API void cask_graph_free(cask_graph_t *g);
+/* Take one more reference to g (NULL is allowed). Threads: safe. */
+CASK_API void cask_graph_incref(const cask_graph_t *g);
+
+/* Drop a reference to g (NULL is allowed). g and everything it holds are
+** freed when its last reference goes: arrays made in g, computes submitted
+** on it and traces that show its keys hold references too, so g lives on
+** until they are freed. Use no task of g once you hold no reference.
+** Threads: safe. */
+CASK_API void cask_graph_decref(cask_graph_t *g);
 
 /*
 ** Add a task. On success stores it in *out and returns 0.
@@ -239,7 +243,7 @@ enum {
 **               "after": [K3, ...], "cost": SECONDS, "group": G}, ...],
 **    "outputs": [K, ...]}
 ** Tasks may come in any order. On success stores a new graph in *out (free
-** it with cask_graph_free) with its outputs recorded; on failure *out is
+** it with cask_graph_decref) with its outputs recorded; on failure *out is
 ** NULL and err says what is wrong and where: CASK_EPARSE (malformed JSON,
 ** with line and column, or a wrong type, with the path of the field),
 ** CASK_ENOKERNEL, CASK_EMISSING, CASK_EDUPKEY, CASK_ECYCLE (with the keys on
@@ -250,7 +254,7 @@ CASK_API int cask_graph_load_json(const char *path, unsigned flags,
                                   cask_graph_t **out, cask_error_t *err);
 
 /* As cask_graph_load_json, from the text buf[0..len). */
-CASK_API int cask_graph_loads_json(const char *buf, size_t len,
+CASK_API int cask_graph_parse_json(const char *buf, size_t len,
                                    unsigned flags, cask_graph_t **out,
                                    cask_error_t *err);
 
@@ -280,10 +284,10 @@ CASK_API int cask_graph_load(const char *path, unsigned flags, cask_graph_t **ou
 ** Write g, with its recorded outputs, as cask-graph JSON to f. Opaque
 ** literals cannot be written (CASK_ETYPE). Returns CASK_EIO if writing fails.
 */
-CASK_API int cask_graph_dump_json(const cask_graph_t *g, FILE *f,
+CASK_API int cask_graph_write_json(const cask_graph_t *g, FILE *f,
                                   cask_error_t *err);
 
-/* As cask_graph_dump_json, to the file at path (created or truncated). */
+/* As cask_graph_write_json, to the file at path (created or truncated). */
 CASK_API int cask_graph_save_json(const cask_graph_t *g, const char *path,
                                   cask_error_t *err);
 
@@ -319,7 +323,7 @@ enum {
 };
 
 /*
-** Analyse the whole of g into *a (free with cask_analysis_free). The width
+** Analyse the whole of g into *a (free with cask_analysis_destroy). The width
 ** is exact, by Dilworth's theorem: a minimum flow that covers every task,
 ** found as a greedy chain cover less a maximum flow (igraph) in the
 ** residual network; the antichain comes from that flow's minimum cut.
@@ -330,7 +334,7 @@ CASK_API int cask_graph_analyze(const cask_graph_t *g, unsigned flags, cask_anal
                                 cask_error_t *err);
 
 /* Free what *a holds and zero it. NULL is allowed. */
-CASK_API void cask_analysis_free(cask_analysis_t *a);
+CASK_API void cask_analysis_destroy(cask_analysis_t *a);
 
 #ifdef __cplusplus
 }

@@ -61,15 +61,15 @@ CASK_API uint64_t cask_trace_span_ns(const cask_trace_t *tr);
 ** {"workers": N, "tasks": [{"key", "group", "worker", "start_ns", "end_ns", "bytes"}, ...]}
 ** Returns CASK_EIO if writing fails.
 */
-CASK_API int cask_trace_dump_json(const cask_trace_t *tr, FILE *f,
+CASK_API int cask_trace_write_json(const cask_trace_t *tr, FILE *f,
                                   cask_error_t *err);
 
-/* As cask_trace_dump_json, to the file at path (created or truncated). */
+/* As cask_trace_write_json, to the file at path (created or truncated). */
 CASK_API int cask_trace_save_json(const cask_trace_t *tr, const char *path,
                                   cask_error_t *err);
 
 /*
-** Read a trace written by cask_trace_dump_json (or by hand in that form).
+** Read a trace written by cask_trace_write_json (or by hand in that form).
 ** Events are sorted by start time; bytes may be omitted.
 ** Errors: CASK_EIO, CASK_EPARSE (the file, line and column, or the task
 ** index and what it lacks), CASK_ENOMEM; *out is NULL.
@@ -121,7 +121,7 @@ enum {
 
 /* Options for cask_compute; zero fields mean "default". */
 typedef struct cask_compute_opts {
-    const char *scheduler;  /* registered name; NULL: $CASK_SCHEDULER, else "sync" */
+    const char *scheduler;  /* registered name; NULL: $CASK_SCHEDULER, else "threads" */
     int         workers;    /* 0: $CASK_NUM_WORKERS, else the online cores */
     unsigned    flags;      /* CASK_TRACE, CASK_PROGRESS, CASK_NO_PROGRESS */
     const cask_callbacks_t *callbacks; /* borrowed for the compute; NULL: none */
@@ -143,7 +143,8 @@ typedef struct cask_compute_info {
 } cask_compute_info_t;
 
 /*
-** Compute the outputs outs[0..n) of g and store a new reference to each in
+** Compute the outputs outs[0..n) of g on the scheduler opts names (opts may
+** be NULL: the defaults) and store a new reference to each in
 ** results[0..n) (release each with cask_value_decref). Each needed task runs
 ** once, in priority order; an intermediate output is freed as soon as its
 ** last consumer has run. At the first failing task no new task starts, the
@@ -157,10 +158,15 @@ typedef struct cask_compute_info {
 ** Threads: several computes may run at once, on different graphs or on the
 ** same graph (read-only). Cost: O(tasks + edges) plus the kernels.
 */
-CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs,
-                          size_t n, cask_value_t *results,
-                          const cask_compute_opts_t *opts,
+CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                          const cask_compute_opts_t *opts, cask_value_t *results,
                           cask_compute_info_t *info, cask_error_t *err);
+
+/* Compute task t of g with the defaults ($CASK_SCHEDULER, else threads,
+** on $CASK_NUM_WORKERS, else one worker per core; no trace) into *result:
+** cask_compute(g, &t, 1, NULL, result, NULL, err). */
+CASK_API int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t *result,
+                              cask_error_t *err);
 
 /* ------------------------------------------------------------- simulation */
 
@@ -204,7 +210,7 @@ typedef struct cask_sim_result {
 ** workers with zero communication cost: whenever a worker is free and a
 ** task is ready, the free worker with the lowest number takes the first
 ** ready task in the policy's order. Runs no kernel (tasks without kernels
-** are fine). Fills *res (free with cask_sim_result_free).
+** are fine). Fills *res (free with cask_sim_result_destroy).
 ** Errors: CASK_EINVAL (bad options), CASK_EMISSING (an output not in g, or
 ** a task missing from opts->durations), CASK_ENOMEM.
 ** Cost: O((tasks + edges) log) time, O(tasks + edges) memory.
@@ -214,7 +220,7 @@ CASK_API int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_
                            cask_error_t *err);
 
 /* Free what *res holds and zero it. NULL is allowed. */
-CASK_API void cask_sim_result_free(cask_sim_result_t *res);
+CASK_API void cask_sim_result_destroy(cask_sim_result_t *res);
 
 /*
 ** This process's rank in MPI_COMM_WORLD when it runs under MPI (after the

@@ -2,13 +2,26 @@
 ** cask/value.h: the small tagged value that kernels read and write.
 **
 ** A cask_value_t is 16 bytes, passed by value. Scalars (int64, double) live
-** inside it; strings, byte buffers, typed n-d buffers and opaque pointers
-** live in a reference-counted block that the value points to. Copying the
-** struct does not take a reference: call cask_value_incref() for that, and
-** cask_value_decref() once for each reference you own.
+** inside it; strings, byte buffers, typed n-d buffers, lists and opaque
+** pointers live in a reference-counted block that the value points to.
+** Copying the struct does not take a reference: call cask_value_incref()
+** for that, and cask_value_decref() once for each reference you own.
+**
+** A list is flat: its items, nested lists included, sit in its one block,
+** so it crosses processes and machines as one piece. An item read from a
+** list (cask_list_item) is borrowed from it: valid while the list is, and
+** incref/decref do nothing on it; cask_value_copy() makes one you own.
+**
+**   cask_value_t words;
+**   cask_value_list((cask_value_t[]){ cask_int(1), s }, 2, &words, &err);
+**   for (size_t i = 0; i < cask_list_len(&words); i++) {
+**       cask_value_t w = cask_list_item(&words, i);   // borrowed
+**       ...
+**   }
+**   cask_value_decref(&words);
 **
 ** Threads: values are immutable once built, so many threads may read the
-** same value; reference counts are atomic.
+** same value; reference counts are atomic. A list builder is one thread's.
 */
 #ifndef CASK_VALUE_H
 #define CASK_VALUE_H
@@ -31,6 +44,7 @@ typedef enum cask_type {
     CASK_STRING,     /* a NUL-terminated UTF-8 string (length kept too) */
     CASK_BYTES,      /* a byte buffer */
     CASK_NDARRAY,    /* a typed n-d buffer in C order */
+    CASK_LIST,       /* a list of values (no refs or opaque values) */
     CASK_OPAQUE,     /* a pointer with a destructor: in-process only */
     CASK_REF         /* a task input that refers to another task's output */
 } cask_type_t;
@@ -65,7 +79,7 @@ typedef struct cask_value {
     union {
         int64_t i;               /* CASK_INT64 */
         double  d;               /* CASK_DOUBLE */
-        struct cask_blob *blob;  /* strings, bytes, n-d buffers, opaque */
+        struct cask_blob *blob;  /* strings, bytes, n-d buffers, lists, opaque */
         cask_task_t task;        /* CASK_REF */
     } u;
 } cask_value_t;
@@ -78,6 +92,8 @@ typedef struct cask_nd {
     size_t       size;             /* number of elements */
     void        *data;             /* size elements in C order */
 } cask_nd_t;
+
+/* ------------------------------------------------------------ building */
 
 /* Inline constructors: no allocation, nothing to free. */
 static inline cask_value_t cask_int(int64_t i)
@@ -114,6 +130,15 @@ CASK_API int cask_value_ndarray(cask_dtype_t dtype, int ndim,
                                 cask_error_t *err);
 
 /*
+** Build a list value holding copies of items[0..n) (lists nest). Returns
+** 0 with a new reference in *out, or CASK_ETYPE for an item that is a ref
+** or an opaque value (a list crosses processes whole), CASK_ENOMEM; *out is
+** CASK_NONE on failure. Cost: O(the items' bytes).
+*/
+CASK_API int cask_value_list(const cask_value_t *items, size_t n, cask_value_t *out,
+                             cask_error_t *err);
+
+/*
 ** Wrap ptr; dtor(ptr) runs when the last reference goes (dtor may be NULL).
 ** Opaque values never cross a process boundary: the processes and mpi
 ** schedulers refuse them before running anything. If this fails, dtor is
@@ -122,25 +147,64 @@ CASK_API int cask_value_ndarray(cask_dtype_t dtype, int ndim,
 CASK_API int cask_value_opaque(void *ptr, void (*dtor)(void *),
                                cask_value_t *out, cask_error_t *err);
 
-/* Take one more reference. No-op for inline values. */
+/*
+** A list built an item at a time, without a value per item: init, append
+** any number of times, finish into a list value (the builder is then empty
+** again and may be reused), destroy. Lives in the caller's storage.
+*/
+typedef struct cask_list_builder {
+    unsigned char *buf;   /* private: the items so far */
+    size_t len, cap;      /* private */
+    uint64_t *off;        /* private: where each item starts in buf */
+    size_t n, ocap;       /* private */
+} cask_list_builder_t;
+
+CASK_API void cask_list_builder_init(cask_list_builder_t *b);
+
+/* Append a copy of item (not a ref or an opaque value: CASK_ETYPE).
+** Returns 0, CASK_ETYPE or CASK_ENOMEM (b is unchanged on failure). */
+CASK_API int cask_list_builder_append(cask_list_builder_t *b, const cask_value_t *item,
+                                      cask_error_t *err);
+
+/* Append a string item holding a copy of s[0..len) (len (size_t)-1:
+** strlen(s)), with no string value made for it. 0 or CASK_ENOMEM. */
+CASK_API int cask_list_builder_append_str(cask_list_builder_t *b, const char *s, size_t len,
+                                          cask_error_t *err);
+
+/* The list of what was appended, as a new reference in *out; the builder
+** is empty again. 0 or CASK_ENOMEM (the builder keeps its items then). */
+CASK_API int cask_list_builder_finish(cask_list_builder_t *b, cask_value_t *out,
+                                      cask_error_t *err);
+
+/* Free what b holds. */
+CASK_API void cask_list_builder_destroy(cask_list_builder_t *b);
+
+/* -------------------------------------------------------------- owning */
+
+/* Take one more reference. No-op for inline values and list items. */
 CASK_API void cask_value_incref(const cask_value_t *v);
 
 /* Drop one reference and set *v to CASK_NONE. v may be NULL. */
 CASK_API void cask_value_decref(cask_value_t *v);
 
-/* Number of the value's payload bytes (0 for inline values). */
-CASK_API size_t cask_value_nbytes(const cask_value_t *v);
+/* A new value holding v's contents (a list item becomes a value of its
+** own), in *out: 0, or CASK_ETYPE for a ref or an opaque value, CASK_ENOMEM.
+** Inline values are copied as they are. */
+CASK_API int cask_value_copy(const cask_value_t *v, cask_value_t *out, cask_error_t *err);
 
-/* True for int64 and double values. */
-CASK_API bool cask_value_is_number(const cask_value_t *v);
+/* ------------------------------------------------------------- reading */
 
 /* The int64 v holds; 0 if v is not an int64 (check v->type when 0 is a
 ** possible answer). */
 static inline int64_t cask_value_int(const cask_value_t *v)
 { return v && v->type == CASK_INT64 ? v->u.i : 0; }
 
-/* The value as a double: int64 converted; NaN for anything else. */
-CASK_API double cask_value_as_double(const cask_value_t *v);
+/* The number v holds as a double (an int64 converted); NaN if v is not a
+** number. */
+CASK_API double cask_value_double(const cask_value_t *v);
+
+/* True for int64 and double values. */
+CASK_API bool cask_value_is_number(const cask_value_t *v);
 
 /* The string's bytes (NUL-terminated; borrowed), its length in *len if len
 ** is not NULL; NULL if v is not a string. */
@@ -155,6 +219,22 @@ CASK_API int cask_value_nd(const cask_value_t *v, cask_nd_t *nd);
 /* The opaque pointer, or NULL if v is not opaque. */
 CASK_API void *cask_value_ptr(const cask_value_t *v);
 
+/* The task a CASK_REF value refers to, or CASK_NO_TASK. */
+static inline cask_task_t cask_value_task(const cask_value_t *v)
+{ return v && v->type == CASK_REF ? v->u.task : CASK_NO_TASK; }
+
+/* Number of items in a list; 0 if v is not a list. */
+CASK_API size_t cask_list_len(const cask_value_t *v);
+
+/* Item i of list v, borrowed from it (see the head of this file); an int64,
+** a double or none is returned as itself. CASK_NONE if v is not a list or
+** i is out of range. Cost: O(1). */
+CASK_API cask_value_t cask_list_item(const cask_value_t *v, size_t i);
+
+/* Number of the value's payload bytes (0 for inline and opaque values; a
+** list's are its items', flat). */
+CASK_API size_t cask_value_nbytes(const cask_value_t *v);
+
 /* Bytes per element of a dtype (0 for an unknown one). */
 CASK_API size_t cask_dtype_size(cask_dtype_t dtype);
 
@@ -166,16 +246,17 @@ CASK_API const char *cask_type_name(cask_type_t type);
 
 /*
 ** True when a and b hold equal contents (same type; for n-d buffers same
-** dtype, shape and elements, bit for bit; opaque values by pointer).
+** dtype, shape and elements, bit for bit; lists item by item; opaque values
+** by pointer).
 */
 CASK_API bool cask_value_equal(const cask_value_t *a, const cask_value_t *b);
 
 /*
 ** Encode v as JSON text in the cask-graph literal format (see docs/FORMAT.md):
 ** numbers as JSON numbers, strings as strings, {"bytes": BASE64},
-** {"dtype": D, "shape": [..], "data": [..]}, {"ref": KEY} is not produced
-** here. Returns a new NUL-terminated string (free() it), or NULL when out
-** of memory or for an opaque value.
+** {"dtype": D, "shape": [..], "data": [..]}, {"list": [..]}; {"ref": KEY}
+** is not produced here. Returns a new NUL-terminated string (free() it), or
+** NULL when out of memory or for an opaque value.
 */
 CASK_API char *cask_value_to_json(const cask_value_t *v);
 

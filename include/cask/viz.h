@@ -94,10 +94,10 @@ typedef struct cask_timeline_opts {
 ** the grey and their busy time.
 ** Errors: CASK_EINVAL, CASK_EIO, CASK_ENOMEM.
 */
-CASK_API int cask_timeline_svg(const cask_trace_t *tr, FILE *f,
+CASK_API int cask_timeline_write(const cask_trace_t *tr, FILE *f,
                                const cask_timeline_opts_t *opts, cask_error_t *err);
 
-/* As cask_timeline_svg, to the file at path. */
+/* As cask_timeline_write, to the file at path. */
 CASK_API int cask_timeline_save(const cask_trace_t *tr, const char *path,
                                 const cask_timeline_opts_t *opts, cask_error_t *err);
 
@@ -106,9 +106,9 @@ CASK_API int cask_timeline_save(const cask_trace_t *tr, const char *path,
 ** "X" event per task, thread = worker, category = group, microseconds),
 ** which Perfetto and chrome://tracing open. Errors: CASK_EIO, CASK_ENOMEM.
 */
-CASK_API int cask_trace_dump_chrome(const cask_trace_t *tr, FILE *f, cask_error_t *err);
+CASK_API int cask_trace_write_chrome(const cask_trace_t *tr, FILE *f, cask_error_t *err);
 
-/* As cask_trace_dump_chrome, to the file at path. */
+/* As cask_trace_write_chrome, to the file at path. */
 CASK_API int cask_trace_save_chrome(const cask_trace_t *tr, const char *path,
                                     cask_error_t *err);
 

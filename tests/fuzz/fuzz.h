@@ -61,14 +61,14 @@ static inline void fuzz_use_graph(cask_graph_t *g)
     if (!cask_graph_analyze(g, 0, &a, &err)) {
         if (a.width < 1 && n > 0)
             abort();
-        cask_analysis_free(&a);
+        cask_analysis_destroy(&a);
     }
     cask_sim_opts_t so = { .workers = 3 };
     cask_sim_result_t sr;
     if (!cask_simulate(g, NULL, 0, &so, &sr, &err)) {
         if (sr.makespan + 1e-9 < sr.lower_bound * (1 - 1e-9))
             abort();
-        cask_sim_result_free(&sr);
+        cask_sim_result_destroy(&sr);
     }
     cask_dot_opts_t d = { .color = CASK_DOT_CRITICAL };
     cask_dot_write(g, fuzz_null(), &d, &err);
@@ -77,14 +77,14 @@ static inline void fuzz_use_graph(cask_graph_t *g)
     FILE *m = open_memstream(&text, &len);
     if (!m)
         abort();
-    int dumped = cask_graph_dump_json(g, m, &err);
+    int dumped = cask_graph_write_json(g, m, &err);
     fclose(m);
     if (!dumped) {
         cask_graph_t *back = NULL;
-        if (cask_graph_loads_json(text, len, CASK_LOAD_ANALYSIS, &back, &err) ||
+        if (cask_graph_parse_json(text, len, CASK_LOAD_ANALYSIS, &back, &err) ||
             cask_graph_size(back) != n)
             abort(); /* what cask writes, cask reads */
-        cask_graph_free(back);
+        cask_graph_decref(back);
     }
     free(text);
 }
@@ -95,7 +95,7 @@ static inline void fuzz_check_load(int rc, cask_graph_t *g, const cask_error_t *
 {
     if (!rc) {
         fuzz_use_graph(g);
-        cask_graph_free(g);
+        cask_graph_decref(g);
     } else if (g || !err->message[0]) {
         abort();
     }

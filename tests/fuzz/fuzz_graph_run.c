@@ -1,4 +1,4 @@
-/* Fuzz target: cask-graph JSON (cask_graph_loads_json) computed on sync:
+/* Fuzz target: cask-graph JSON (cask_graph_parse_json) computed on sync:
 ** every registered kernel on whatever literal arguments a file can spell.
 ** Skipped, by inspecting the loaded graph: a graph that would call
 ** cask.crash (it kills the process on purpose), or sleep or spin for over
@@ -34,7 +34,7 @@ static bool unsafe_call(const char *kernel, const cask_value_t *in, size_t n)
         return true;
     if (!strcmp(kernel, "cask.sleep") || !strcmp(kernel, "cask.spin")) {
         double most = !strcmp(kernel, "cask.sleep") ? 1e-3 : 1e3;
-        return !n || !cask_value_is_number(&in[0]) || !(cask_value_as_double(&in[0]) <= most);
+        return !n || !cask_value_is_number(&in[0]) || !(cask_value_double(&in[0]) <= most);
     }
     if (!strcmp(kernel, "cask.map")) { /* calls in[0]'s kernel on each later input */
         const char *name = n ? cask_value_str(&in[0], NULL) : NULL;
@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cask_error_t err;
     cask_graph_t *g = NULL;
-    int rc = cask_graph_loads_json((const char *)data, size, 0, &g, &err);
+    int rc = cask_graph_parse_json((const char *)data, size, 0, &g, &err);
     if (rc) {
         if (g || !err.message[0])
             abort();
@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (cask_graph_inputs(g, t, &in, &k, &err))
             abort();
         if (unsafe_call(cask_graph_kernel(g, t), in, k)) {
-            cask_graph_free(g);
+            cask_graph_decref(g);
             return 0;
         }
     }
@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!vals)
         abort();
     cask_compute_opts_t o = { .scheduler = "sync" };
-    rc = no ? cask_compute(g, outs, no, vals, &o, NULL, &err) : 0;
+    rc = no ? cask_compute(g, outs, no, &o, vals, NULL, &err) : 0;
     if (rc && !err.message[0])
         abort();
     for (size_t i = 0; i < no; i++) {
@@ -85,6 +85,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cask_value_decref(&vals[i]);
     }
     free(vals);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     return 0;
 }

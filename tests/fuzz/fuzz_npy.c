@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         void *buf = malloc(bytes ? bytes : 1);
         cask_compute_opts_t o = { .scheduler = "sync" };
-        if (cask_array_compute(&a, &buf, 1, &o, NULL, &err) ||
+        if (cask_array_compute(&a, 1, &o, &buf, NULL, &err) ||
             (bytes && memcmp(buf, data + at, bytes)))
             abort();
         free(buf);
@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (!err.message[0]) {
         abort();
     }
-    cask_graph_free(g);
+    cask_graph_decref(g);
     close(fd);
     return 0;
 }

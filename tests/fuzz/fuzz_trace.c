@@ -17,9 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (int i = 0; i < w; i++)
                 if (idle[i] < -1e-9 || tail[i] < -1e-9 || tail[i] > idle[i] + 1e-9)
                     abort();
-            cask_timeline_svg(tr, fuzz_null(), NULL, &err);
+            cask_timeline_write(tr, fuzz_null(), NULL, &err);
         }
-        cask_trace_dump_chrome(tr, fuzz_null(), &err);
+        cask_trace_write_chrome(tr, fuzz_null(), &err);
         cask_trace_free(tr);
     } else if (tr || !err.message[0]) {
         abort();

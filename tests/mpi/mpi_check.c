@@ -72,11 +72,11 @@ static void random_graphs(void)
         size_t m = test_random_graph(g, seed, outs, 64);
         cask_value_t ref[64], got[64];
         cask_compute_opts_t o = on("sync", 0);
-        if (cask_compute(g, outs, m, ref, &o, NULL, &err))
+        if (cask_compute(g, outs, m, &o, ref, NULL, &err))
             check(0, "sync: %s", err.message);
         cask_compute_info_t info;
         o = on("mpi", CASK_TRACE);
-        int rc = cask_compute(g, outs, m, got, &o, &info, &err);
+        int rc = cask_compute(g, outs, m, &o, got, &info, &err);
         if (rc) {
             check(0, "random graph %u on mpi: %s", seed, err.message);
         } else {
@@ -91,7 +91,7 @@ static void random_graphs(void)
             cask_trace_free(info.trace);
         }
         o = on("mpi", CASK_ALL_RANKS);
-        if (!cask_compute(g, outs, m, got, &o, NULL, &err)) {
+        if (!cask_compute(g, outs, m, &o, got, NULL, &err)) {
             for (size_t i = 0; i < m; i++) {
                 everywhere &= cask_value_equal(&ref[i], &got[i]);
                 cask_value_decref(&got[i]);
@@ -101,7 +101,7 @@ static void random_graphs(void)
         }
         for (size_t i = 0; i < m; i++)
             cask_value_decref(&ref[i]);
-        cask_graph_free(g);
+        cask_graph_decref(g);
     }
     check(same, "12 random graphs: the results on rank 0 are sync's");
     check(none_elsewhere, "without CASK_ALL_RANKS, ranks other than 0 get no results");
@@ -117,17 +117,17 @@ static void arrays(void)
     for (int pass = 0; pass < 2; pass++) {
         cask_graph_t *g = cask_graph_new(&err);
         int64_t shape[2] = { 1200, 1000 }, chunks[2] = { 200, 250 };
-        cask_array_t *x = cask_array_random_normal(g, 7, 1, 2, 2, shape, chunks, &err);
-        cask_array_t *s = cask_array_reduce(CASK_SUM, x, NULL, &err);
-        cask_array_t *d = cask_array_reduce(CASK_STD, x, NULL, &err);
+        cask_array_t *x = cask_array_random_normal(g, 2, shape, chunks, 7, 1, 2, &err);
+        cask_array_t *s = cask_array_reduce(x, CASK_SUM, NULL, &err);
+        cask_array_t *d = cask_array_reduce(x, CASK_STD, NULL, &err);
         int64_t ms[2] = { 400, 400 }, mc[2] = { 100, 100 };
-        cask_array_t *a = cask_array_random_uniform(g, 3, 0, 1, 2, ms, mc, &err);
+        cask_array_t *a = cask_array_random_uniform(g, 2, ms, mc, 3, 0, 1, &err);
         cask_array_t *p = cask_array_matmul(a, a, &err);
-        cask_array_t *ps = cask_array_reduce(CASK_SUM, p, NULL, &err);
+        cask_array_t *ps = cask_array_reduce(p, CASK_SUM, NULL, &err);
         cask_array_t *outs[3] = { s, d, ps };
         double *dst = pass ? got : want;
         cask_compute_opts_t o = on(pass ? "mpi" : "threads", CASK_ALL_RANKS);
-        if (cask_array_compute(outs, (void *[]){ &dst[0], &dst[1], &dst[2] }, 3, &o, NULL, &err))
+        if (cask_array_compute(outs, 3, &o, (void *[]){ &dst[0], &dst[1], &dst[2] }, NULL, &err))
             check(0, "arrays on %s: %s", o.scheduler, err.message);
         cask_array_decref(x);
         cask_array_decref(s);
@@ -135,7 +135,7 @@ static void arrays(void)
         cask_array_decref(a);
         cask_array_decref(p);
         cask_array_decref(ps);
-        cask_graph_free(g);
+        cask_graph_decref(g);
     }
     check(got[0] == want[0] && got[1] == want[1],
           "a 1200x1000 array in 24 blocks: sum %.6f and std %.6f as on threads", got[0], got[1]);
@@ -160,10 +160,10 @@ static void borrowed(void)
     }
     cask_graph_t *g = cask_graph_new(&err);
     cask_array_t *a = cask_array_from_buffer(g, CASK_F64, 1, &n, &chunk, buf, 0, &err);
-    cask_array_t *outs[2] = { cask_array_reduce(CASK_SUM, a, NULL, &err),
-                              cask_array_reduce(CASK_MAX, a, NULL, &err) };
+    cask_array_t *outs[2] = { cask_array_reduce(a, CASK_SUM, NULL, &err),
+                              cask_array_reduce(a, CASK_MAX, NULL, &err) };
     cask_compute_opts_t o = on("mpi", CASK_ALL_RANKS);
-    int rc = cask_array_compute(outs, (void *[]){ &got[0], &got[1] }, 2, &o, NULL, &err);
+    int rc = cask_array_compute(outs, 2, &o, (void *[]){ &got[0], &got[1] }, NULL, &err);
     if (rc)
         check(0, "a borrowed buffer on mpi: %s", err.message);
     else
@@ -172,7 +172,7 @@ static void borrowed(void)
     cask_array_decref(outs[0]);
     cask_array_decref(outs[1]);
     cask_array_decref(a);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     free(mem);
 }
 
@@ -204,7 +204,7 @@ static void big_chunks(void)
     cask_compute_opts_t o = on("mpi", CASK_TRACE);
     cask_value_t r;
     cask_compute_info_t info;
-    int rc = cask_compute(g, &sum, 1, &r, &o, &info, &err);
+    int rc = cask_compute(g, &sum, 1, &o, &r, &info, &err);
     int ranks_used = 0;
     double moved = 0, secs = 0;
     int backwards = 0;
@@ -232,7 +232,7 @@ static void big_chunks(void)
               "12 chunks of 8 MB made on %d ranks and summed on one: %lld", ranks_used,
               rc ? -1LL : (long long)r.u.i);
     check(rc || ranks_used > 1, "the chunks were made on more than one rank");
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* test.addr(x, i): the address of x's data, as an int. */
@@ -276,10 +276,10 @@ static void shared_chunks(void)
     cask_value_t r[N * K + 1];
     cask_compute_info_t info;
     cask_compute_opts_t o = on("mpi", CASK_TRACE | CASK_ALL_RANKS);
-    int rc = cask_compute(g, outs, N * K + 1, r, &o, &info, &err);
+    int rc = cask_compute(g, outs, N * K + 1, &o, r, &info, &err);
     check(!rc, "chunks read on several ranks: %s", rc ? err.message : "computed");
     if (rc) {
-        cask_graph_free(g);
+        cask_graph_decref(g);
         return;
     }
     /* where each task ran */
@@ -319,7 +319,7 @@ static void shared_chunks(void)
     for (int i = 0; i < N * K + 1; i++)
         cask_value_decref(&r[i]);
     cask_trace_free(info.trace);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 static void failing_task(void)
@@ -338,7 +338,7 @@ static void failing_task(void)
     cask_task_t sum = cask_delayed(g, "cask.add", in, N, &err);
     cask_compute_opts_t o = on("mpi", 0);
     cask_value_t r;
-    int rc = cask_compute(g, &sum, 1, &r, &o, NULL, &err);
+    int rc = cask_compute(g, &sum, 1, &o, &r, NULL, &err);
     check(rc == CASK_EKERNEL && !strcmp(err.key, key) && !strcmp(err.kernel, "test.fail_at") &&
               strstr(err.message, "task 37 fails on purpose (on rank ") && r.type == CASK_NONE,
           "a failing task fails the compute on every rank with its key, kernel, message and "
@@ -349,13 +349,13 @@ static void failing_task(void)
     memcpy(first, mine, sizeof first);
     MPI_Bcast(first, sizeof first, MPI_CHAR, 0, MPI_COMM_WORLD);
     check(!strcmp(first, mine), "every rank reports the same error");
-    cask_graph_free(g);
+    cask_graph_decref(g);
     /* and the next compute works */
     g = cask_graph_new(&err);
     cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(41));
-    rc = cask_compute(g, &t, 1, &r, &o, NULL, &err);
+    rc = cask_compute(g, &t, 1, &o, &r, NULL, &err);
     check(!rc && (rank != 0 || r.u.i == 42), "a compute after a failed one works");
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 int main(void)
@@ -371,8 +371,8 @@ int main(void)
     cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(1));
     cask_value_t r;
     cask_compute_opts_t o = on("mpi", 0);
-    int rc = cask_compute(g, &t, 1, &r, &o, NULL, &err);
-    cask_graph_free(g);
+    int rc = cask_compute(g, &t, 1, &o, &r, NULL, &err);
+    cask_graph_decref(g);
     rank = cask_mpi_rank();
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     check(!rc && (rank != 0 || r.u.i == 2), "a first compute on %d ranks", size);

@@ -65,7 +65,7 @@ static void test_hand_checked(void **state)
     /* the profile: A alone, then B C D, then ... */
     assert_true(a.profile_time[0] == 0 && a.profile_running[0] == 1);
     assert_true(a.profile_time[1] == 2 && a.profile_running[1] == 3);
-    cask_analysis_free(&a);
+    cask_analysis_destroy(&a);
 
     /* three workers: D (rank 4, readied last) then B then C at t=2; F at 4; E at 5 */
     static const double want[] = { 11, 7, 6 };
@@ -88,20 +88,20 @@ static void test_hand_checked(void **state)
                     assert_true(e->worker == 1 && e->start_ns == 5000000000u);
             }
         }
-        cask_sim_result_free(&r);
+        cask_sim_result_destroy(&r);
     }
     /* fifo and lifo differ from the priority order here */
     cask_sim_opts_t o = { .workers = 2, .policy = CASK_SIM_FIFO };
     cask_sim_result_t r;
     assert_ok(cask_simulate(g, NULL, 0, &o, &r, &err), &err);
     assert_true(r.makespan >= 6);
-    cask_sim_result_free(&r);
+    cask_sim_result_destroy(&r);
     o.policy = 9;
     assert_int_equal(cask_simulate(g, NULL, 0, &o, &r, &err), CASK_EINVAL);
     o.policy = CASK_SIM_PRIORITY;
     o.workers = 0;
     assert_int_equal(cask_simulate(g, NULL, 0, &o, &r, &err), CASK_EINVAL);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 
     /* a chain, a fork-join and a diamond */
     static const double c4[] = { 1, 2, 3, 4, 5 };
@@ -117,8 +117,8 @@ static void test_hand_checked(void **state)
         assert_int_equal(a.width, cases[k].width);
         assert_int_equal(a.levels, cases[k].levels);
         assert_true(a.span == cases[k].span);
-        cask_analysis_free(&a);
-        cask_graph_free(g);
+        cask_analysis_destroy(&a);
+        cask_graph_decref(g);
     }
 }
 
@@ -190,8 +190,8 @@ static void test_width_vs_closure(void **state)
                 assert_true(reach[cask_graph_index(g, a.critical_path[i - 1])] >> cask_graph_index(g, a.critical_path[i]) & 1);
         }
         assert_true(fabs(c - a.span) < 1e-9);
-        cask_analysis_free(&a);
-        cask_graph_free(g);
+        cask_analysis_destroy(&a);
+        cask_graph_decref(g);
     }
 }
 
@@ -259,10 +259,10 @@ static void test_stg(void **state)
                 excess += r.makespan / lo - 1;
                 known++;
             }
-            cask_sim_result_free(&r);
+            cask_sim_result_destroy(&r);
         }
-        cask_analysis_free(&a);
-        cask_graph_free(g);
+        cask_analysis_destroy(&a);
+        cask_graph_decref(g);
     }
     print_message("STG: %d of %d pairs with a proven optimum; makespan %.3f%% above it on "
                   "average\n", known, pairs, 100 * excess / known);
@@ -291,9 +291,9 @@ static void check_file(const char *path, size_t *count)
     assert_ok(cask_simulate(g, NULL, 0, &o, &r, &err), &err);
     assert_true(r.makespan >= r.lower_bound * (1 - 1e-12));
     assert_true(fabs(r.span - a.span) < 1e-6 * a.span);
-    cask_sim_result_free(&r);
-    cask_analysis_free(&a);
-    cask_graph_free(g);
+    cask_sim_result_destroy(&r);
+    cask_analysis_destroy(&a);
+    cask_graph_decref(g);
     ++*count;
 }
 
@@ -384,7 +384,7 @@ static void test_bad_files(void **state)
     char grp[64];
     assert_true(cask_graph_group(g, cask_graph_find(g, "b_ID01"), grp, sizeof grp, NULL) > 0);
     assert_string_equal(grp, "b");
-    cask_graph_free(g);
+    cask_graph_decref(g);
     assert_int_equal(cask_graph_load("/nonexistent/x.stg", 0, &g, &err), CASK_EIO);
 }
 
@@ -468,10 +468,10 @@ static void test_pictures(void **state)
     cask_sim_result_t r2;
     assert_ok(cask_simulate(g, NULL, 0, &so, &r2, &err), &err);
     assert_true(fabs(r2.makespan - r.makespan) < 1e-6);
-    cask_sim_result_free(&r2);
+    cask_sim_result_destroy(&r2);
     cask_trace_free(tr);
-    cask_sim_result_free(&r);
-    cask_graph_free(g);
+    cask_sim_result_destroy(&r);
+    cask_graph_decref(g);
     /* a bad trace */
     char bad[64];
     const char *bt = "{\"workers\": 2, \"tasks\": [{\"key\": \"a\"}]}";

@@ -78,7 +78,7 @@ static void test_random_graphs_match_sync(void **state)
         size_t m = test_random_graph(g, seed, outs, 64);
         cask_value_t ref[64], got[64];
         cask_compute_info_t info;
-        assert_ok(cask_compute(g, outs, m, ref, &(cask_compute_opts_t){ .scheduler = "sync" }, NULL,
+        assert_ok(cask_compute(g, outs, m, &(cask_compute_opts_t){ .scheduler = "sync" }, ref, NULL,
                                &err), &err);
         if (cask_graph_size(g) > most)
             most = cask_graph_size(g);
@@ -86,7 +86,7 @@ static void test_random_graphs_match_sync(void **state)
             for (int w = 1; w <= 4; w++) {
                 cask_compute_opts_t o = { .scheduler = backends[b], .workers = w,
                                           .flags = CASK_TRACE };
-                assert_ok(cask_compute(g, outs, m, got, &o, &info, &err), &err);
+                assert_ok(cask_compute(g, outs, m, &o, got, &info, &err), &err);
                 for (size_t i = 0; i < m; i++) {
                     if (!cask_value_equal(&ref[i], &got[i]))
                         fail_msg("%s, seed %u, %d workers: output %zu differs", backends[b],
@@ -98,7 +98,7 @@ static void test_random_graphs_match_sync(void **state)
             }
         for (size_t i = 0; i < m; i++)
             cask_value_decref(&ref[i]);
-        cask_graph_free(g);
+        cask_graph_decref(g);
         graphs++;
     }
     printf("# %d random graphs of up to %zu tasks, %zu back-ends, 1 to 4 workers each\n",
@@ -130,7 +130,7 @@ static void test_error_stops_threads(void **state)
             cask_value_t r;
             cask_compute_info_t info;
             cask_compute_opts_t o = { .scheduler = backends[b], .workers = w };
-            assert_int_equal(cask_compute(g, &sum, 1, &r, &o, &info, &err), CASK_EKERNEL);
+            assert_int_equal(cask_compute(g, &sum, 1, &o, &r, &info, &err), CASK_EKERNEL);
             assert_string_equal(err.key, "fire");
             assert_string_equal(err.kernel, "cask.fail");
             assert_string_equal(err.message, "worker caught fire");
@@ -138,7 +138,7 @@ static void test_error_stops_threads(void **state)
             /* 200 tasks of 10 ms: 2 s of work; stopping takes one task's time */
             assert_true(info.wall_s < 0.5);
         }
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* Count the tasks that start, through the pretask callback. */
@@ -171,7 +171,7 @@ static void test_no_task_starts_after_error(void **state)
         cask_compute_opts_t o = { .scheduler = "threads", .workers = w, .callbacks = &cb };
         cask_value_t r;
         atomic_store(&started, 0);
-        assert_int_equal(cask_compute(g, &sum, 1, &r, &o, NULL, &err), CASK_EKERNEL);
+        assert_int_equal(cask_compute(g, &sum, 1, &o, &r, NULL, &err), CASK_EKERNEL);
         /* the failing task, plus at most one task per other worker already running */
         assert_true(atomic_load(&started) <= w);
     }
@@ -182,12 +182,12 @@ static void test_no_task_starts_after_error(void **state)
         cask_compute_opts_t o = { .scheduler = "processes", .workers = w, .callbacks = &cb };
         cask_value_t r;
         atomic_store(&started, 0);
-        assert_int_equal(cask_compute(g, &sum, 1, &r, &o, NULL, &err), CASK_EKERNEL);
+        assert_int_equal(cask_compute(g, &sum, 1, &o, &r, NULL, &err), CASK_EKERNEL);
         assert_string_equal(err.key, "first");
         assert_true(atomic_load(&started) <= w);
     }
 #endif
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* Many workers on a chain: only one can work at a time, results still right. */
@@ -203,18 +203,18 @@ static void test_chain_and_idle_workers(void **state)
     cask_compute_info_t info;
     for (size_t b = 0; b < N_BACKENDS; b++) {
         cask_compute_opts_t o = { .scheduler = backends[b], .workers = 8 };
-        assert_ok(cask_compute(g, &t, 1, &r, &o, &info, &err), &err);
+        assert_ok(cask_compute(g, &t, 1, &o, &r, &info, &err), &err);
         assert_int_equal(r.u.i, 5001);
         assert_int_equal(info.workers, 8);
     }
     setenv("CASK_SCHEDULER", "threads", 1);
     setenv("CASK_NUM_WORKERS", "3", 1);
-    assert_ok(cask_compute(g, &t, 1, &r, NULL, &info, &err), &err);
+    assert_ok(cask_compute(g, &t, 1, NULL, &r, &info, &err), &err);
     assert_string_equal(info.scheduler, "threads");
     assert_int_equal(info.workers, 3);
     unsetenv("CASK_SCHEDULER");
     unsetenv("CASK_NUM_WORKERS");
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* test.tagged: its registration's udata, an int, as its value. */
@@ -266,10 +266,10 @@ static void test_register_while_running(void **state)
             t[i] = CASK_DELAYED(g, "test.tagged", &err, cask_int(i));
         cask_value_t r[N];
         cask_compute_opts_t co = { .scheduler = "threads", .workers = 2 };
-        assert_ok(cask_compute(g, t, N, r, &co, NULL, &err), &err);
+        assert_ok(cask_compute(g, t, N, &co, r, NULL, &err), &err);
         for (int i = 0; i < N; i++)
             assert_true(r[i].type == CASK_INT64 && (r[i].u.i == 1 || r[i].u.i == 2));
-        cask_graph_free(g);
+        cask_graph_decref(g);
     }
     atomic_store(&rereg_stop, true);
     pthread_join(th, NULL);

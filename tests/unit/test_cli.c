@@ -123,7 +123,8 @@ static void test_run_json_and_trace(void **state)
     (void)state;
     char args[512], trace[] = "/tmp/cask-cli-trace-XXXXXX";
     close(mkstemp(trace));
-    snprintf(args, sizeof args, "run %s/graphs/diamond.json --json --trace %s", data(), trace);
+    snprintf(args, sizeof args, "run %s/graphs/diamond.json --json --trace %s --workers 1",
+             data(), trace);
     assert_int_equal(run(args), 0);
     json_error_t je;
     json_t *j = json_loads(out, 0, &je);

@@ -41,7 +41,7 @@ static void test_output_done_before_compute(void **state)
     cask_compute_opts_t o = { .scheduler = "threads", .workers = 2 };
     uint64_t t0 = cask_now_ns();
     assert_ok(cask_submit(g, outs, 2, &o, f, &err), &err);
-    cask_graph_free(g); /* the compute keeps it */
+    cask_graph_decref(g); /* the compute keeps it */
     bool done[2];
     assert_int_equal(cask_future_wait(f, 2, 1, -1, done), 1);
     assert_false(done[0]);
@@ -85,7 +85,7 @@ static void test_wait_timeout_and_k_of_n(void **state)
     assert_true(done[0] && done[1]);
     cask_future_free(f[0]);
     cask_future_free(f[1]);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 static atomic_int ran;
@@ -136,7 +136,7 @@ static void test_cancel_stops_compute(void **state)
     assert_ok(cask_submit(g, &sum, 1, NULL, &f, &err), &err);
     cask_future_free(f);
     assert_nothing_left(fds);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* Several computes in flight at once, on each back-end, give what sync gives. */
@@ -159,7 +159,7 @@ static void test_many_in_flight(void **state)
         outs[k] = t;
     }
     cask_value_t want[K];
-    assert_ok(cask_compute(g, outs, K, want, NULL, NULL, &err), &err);
+    assert_ok(cask_compute(g, outs, K, NULL, want, NULL, &err), &err);
     for (size_t s = 0; s < ns; s++) {
         cask_future_t *f[K];
         cask_compute_opts_t o = { .scheduler = scheds[s], .workers = 2 };
@@ -177,7 +177,7 @@ static void test_many_in_flight(void **state)
     }
     for (int k = 0; k < K; k++)
         cask_value_decref(&want[k]);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* What submit refuses at once; a failing task reaches its future. */
@@ -196,7 +196,7 @@ static void test_submit_errors(void **state)
     assert_int_equal(cask_submit(g, &other, 1, NULL, &f, &err), CASK_EINVAL);
     assert_msg_has(&err, "another graph");
     assert_null(f);
-    cask_graph_free(h);
+    cask_graph_decref(h);
     cask_compute_opts_t o = { .scheduler = "no-such" };
     assert_int_equal(cask_submit(g, &ok, 1, &o, &f, &err), CASK_ENOSCHED);
     assert_null(f);
@@ -211,7 +211,7 @@ static void test_submit_errors(void **state)
     assert_string_equal(err.key, "oops");
     cask_future_free(fs[0]);
     cask_future_free(fs[1]);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* Run a compute with stderr sent to a file; return what was written. */
@@ -227,7 +227,7 @@ static char *stderr_of(const cask_graph_t *g, cask_task_t out, unsigned flags, c
     cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .flags = flags };
     cask_value_t v;
     cask_error_t err;
-    int rc = cask_compute(g, &out, 1, &v, &o, NULL, &err);
+    int rc = cask_compute(g, &out, 1, &o, &v, NULL, &err);
     unsetenv("CASK_PROGRESS");
     fflush(stderr);
     dup2(saved, 2);
@@ -258,7 +258,7 @@ static void test_progress_bar(void **state)
     assert_string_equal(stderr_of(g, sum, 0, NULL), "");   /* not a terminal */
     assert_non_null(strstr(stderr_of(g, sum, 0, "1"), "21/21 tasks"));
     assert_string_equal(stderr_of(g, sum, CASK_PROGRESS | CASK_NO_PROGRESS, "0"), "");
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 int main(void)

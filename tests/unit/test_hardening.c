@@ -87,15 +87,15 @@ static int read_and_analyse(cask_error_t *err)
         rc = cask_graph_analyze(g, 0, &a, err);
     if (!rc && (a.width != 2 || a.span != 9 || a.work != 12))
         fail_msg("analysis: width %zu span %g work %g", a.width, a.span, a.work);
-    cask_analysis_free(&a);
+    cask_analysis_destroy(&a);
     cask_sim_opts_t so = { .workers = 2 };
     cask_sim_result_t sr = { 0 };
     if (!rc)
         rc = cask_simulate(g, NULL, 0, &so, &sr, err);
     if (!rc && sr.makespan != 9)
         fail_msg("simulated makespan %g", sr.makespan);
-    cask_sim_result_free(&sr);
-    cask_graph_free(g);
+    cask_sim_result_destroy(&sr);
+    cask_graph_decref(g);
     return rc;
 }
 
@@ -122,20 +122,20 @@ static int one_pass(const char *sched, cask_error_t *err)
     cask_array_t *x = NULL, *y = NULL, *s = NULL;
     if (!rc) {
         /* checked at each step: a NULL operand is CASK_EINVAL, not the cause */
-        if (!(x = cask_array_arange(g, CASK_F64, 0, 1000, 1, 100, err)) ||
-            !(y = cask_array_binop_scalar(CASK_MUL, x, cask_double(2), err)) ||
-            !(s = cask_array_reduce(CASK_SUM, y, NULL, err)))
+        if (!(x = cask_array_arange(g, CASK_F64, 100, 0, 1000, 1, err)) ||
+            !(y = cask_array_binop_scalar(x, CASK_MUL, cask_double(2), err)) ||
+            !(s = cask_array_reduce(y, CASK_SUM, NULL, err)))
             rc = err->code;
     }
     double sum = 0;
     if (!rc)
-        rc = cask_array_compute(&s, (void *[]){ &sum }, 1, &o, NULL, err);
+        rc = cask_array_compute(&s, 1, &o, (void *[]){ &sum }, NULL, err);
     if (!rc && sum != 999000.0)
         fail_msg("array sum %g", sum);
     cask_value_t r = { .type = CASK_NONE };
     cask_compute_info_t info = { 0 };
     if (!rc)
-        rc = cask_compute(g, &t, 1, &r, &o, &info, err);
+        rc = cask_compute(g, &t, 1, &o, &r, &info, err);
     if (!rc) {
         assert_int_equal(r.u.i, 20 + 19 * 20 / 2); /* each adds i + 1 */
         assert_int_equal(info.tasks, 20);
@@ -143,12 +143,12 @@ static int one_pass(const char *sched, cask_error_t *err)
     }
     cask_trace_free(info.trace);
     if (!rc)
-        rc = cask_graph_loads_json(graph_json, sizeof graph_json - 1, 0, &h, err);
+        rc = cask_graph_parse_json(graph_json, sizeof graph_json - 1, 0, &h, err);
     cask_value_t rs[2] = { { .type = CASK_NONE }, { .type = CASK_NONE } };
     size_t nout = 0;
     const cask_task_t *outs = h ? cask_graph_outputs(h, &nout) : NULL;
     if (!rc)
-        rc = cask_compute(h, outs, nout, rs, &o, NULL, err);
+        rc = cask_compute(h, outs, nout, &o, rs, NULL, err);
     if (!rc) {
         assert_int_equal(rs[0].u.i, 2 + 10 + 1);
         assert_int_equal(rs[1].type, CASK_NDARRAY);
@@ -158,8 +158,8 @@ static int one_pass(const char *sched, cask_error_t *err)
     cask_array_decref(x);
     cask_array_decref(y);
     cask_array_decref(s);
-    cask_graph_free(h);
-    cask_graph_free(g);
+    cask_graph_decref(h);
+    cask_graph_decref(g);
     if (!rc)
         rc = read_and_analyse(err);
     return rc;
@@ -235,7 +235,7 @@ static void compute_both(const char *what, const cask_graph_t *g, cask_task_t ou
         cask_value_t r;
         cask_compute_info_t info;
         cask_compute_opts_t o = { .scheduler = backends[b], .workers = 2 };
-        assert_ok(cask_compute(g, &out, 1, &r, &o, &info, &err), &err);
+        assert_ok(cask_compute(g, &out, 1, &o, &r, &info, &err), &err);
         assert_int_equal(r.type, CASK_INT64);
         assert_int_equal(r.u.i, want);
         printf("# %s on %s: %zu tasks in %.2f s\n", what, backends[b], info.tasks, info.wall_s);
@@ -266,20 +266,20 @@ static void test_chain_of_a_million(void **state)
     assert_int_equal(a.levels, N);
     assert_int_equal(a.width, 2);
     assert_int_equal(a.critical_len, N);
-    cask_analysis_free(&a);
+    cask_analysis_destroy(&a);
     char *text = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&text, &len);
     assert_ok(cask_graph_set_outputs(g, &t, 1, &err), &err);
-    assert_ok(cask_graph_dump_json(g, m, &err), &err);
+    assert_ok(cask_graph_write_json(g, m, &err), &err);
     fclose(m);
-    cask_graph_free(g);
-    assert_ok(cask_graph_loads_json(text, len, 0, &g, &err), &err);
+    cask_graph_decref(g);
+    assert_ok(cask_graph_parse_json(text, len, 0, &g, &err), &err);
     free(text);
     assert_int_equal(cask_graph_size(g), N + 1);
     size_t nout;
     compute_both("chain read back", g, cask_graph_outputs(g, &nout)[0], N); /* indices differ */
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* One task with 1,000,000 inputs. */
@@ -301,8 +301,8 @@ static void test_fan_in_of_a_million(void **state)
     assert_ok(cask_graph_analyze(g, 0, &a, &err), &err);
     assert_int_equal(a.width, N);
     assert_int_equal(a.levels, 2);
-    cask_analysis_free(&a);
-    cask_graph_free(g);
+    cask_analysis_destroy(&a);
+    cask_graph_decref(g);
 }
 
 /* 10,000,000 trivial tasks (a tree: 9,000,000 leaves, then sums of 10
@@ -343,7 +343,7 @@ static void test_ten_million_tasks(void **state)
     getrusage(RUSAGE_SELF, &ru);
     printf("# peak resident memory of the whole test: %.0f bytes per task\n",
            (double)ru.ru_maxrss * 1024 / (double)tasks);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* --------------------------------------------------- a failing kernel */
@@ -377,7 +377,7 @@ static void test_random_task_fails(void **state)
         cask_value_t r;
         int rc;
         if (round < NBACKENDS) {
-            rc = cask_compute(g, &sum, 1, &r, &o, NULL, &err);
+            rc = cask_compute(g, &sum, 1, &o, &r, NULL, &err);
         } else {
             cask_future_t *f;
             assert_ok(cask_submit(g, &sum, 1, &o, &f, &err), &err);
@@ -391,7 +391,7 @@ static void test_random_task_fails(void **state)
         snprintf(msg, sizeof msg, "task %d fails on purpose", bad);
         assert_msg_has(&err, msg);
         assert_int_equal(r.type, CASK_NONE);
-        cask_graph_free(g);
+        cask_graph_decref(g);
         assert_nothing_left(fds);
     }
 }

@@ -142,7 +142,7 @@ static int run_processes(const cask_graph_t *g, cask_task_t out, cask_value_t *r
 {
     cask_compute_opts_t o = { .scheduler = "processes", .workers = workers, .retries = retries,
                               .flags = CASK_TRACE };
-    return cask_compute(g, &out, 1, res, &o, info, err);
+    return cask_compute(g, &out, 1, &o, res, info, err);
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -198,7 +198,7 @@ static void test_chunks_cross_processes(void **state)
     cask_value_decref(&lit);
     cask_value_decref(&back);
     cask_value_decref(&chunk);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     assert_nothing_left(fds);
 }
 
@@ -239,7 +239,7 @@ static void test_crash_is_retried_then_fails(void **state)
     assert_int_equal(run_processes(g, q, &r, 1, 0, NULL, &err), CASK_EWORKER);
     assert_int_equal(err.signal, 0);
     assert_msg_has(&err, "exited with status 3");
-    cask_graph_free(g);
+    cask_graph_decref(g);
     assert_nothing_left(fds);
 }
 
@@ -292,7 +292,7 @@ static void test_crash_blamed_at_every_position(void **state)
                 }
                 assert_nothing_left(fds);
             }
-            cask_graph_free(g);
+            cask_graph_decref(g);
         }
 }
 
@@ -316,7 +316,7 @@ static void test_coarse_tasks_spread(void **state)
         cask_value_t r[32];
         cask_compute_info_t info;
         cask_compute_opts_t o = { .scheduler = "processes", .workers = w, .flags = CASK_TRACE };
-        assert_ok(cask_compute(g, t, (size_t)n, r, &o, &info, &err), &err);
+        assert_ok(cask_compute(g, t, (size_t)n, &o, r, &info, &err), &err);
         int per[8] = { 0 };
         for (size_t i = 0; i < cask_trace_size(info.trace); i++)
             per[cask_trace_event(info.trace, i)->worker]++;
@@ -324,7 +324,7 @@ static void test_coarse_tasks_spread(void **state)
             if (per[k] < n / w || per[k] > (n + w - 1) / w)
                 fail_msg("%d tasks on %d workers: worker %d ran %d", n, w, k, per[k]);
         cask_trace_free(info.trace);
-        cask_graph_free(g);
+        cask_graph_decref(g);
     }
 }
 
@@ -358,7 +358,7 @@ static void test_death_once_recovers(void **state)
     assert_true(strncmp(err.key, "die_once-", 9) == 0);
     unlink(path);
     cask_value_decref(&p);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     assert_nothing_left(fds);
 }
 
@@ -444,7 +444,7 @@ static void test_killed_at_random_moments(void **state)
         assert_nothing_left(fds);
     }
     printf("# %d of 4 runs without retries failed cleanly\n", failed);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     assert_nothing_left(fds);
 }
 
@@ -467,16 +467,16 @@ static void test_opaque_refused(void **state)
     cask_callbacks_t cb = { .pretask = on_pre };
     cask_compute_opts_t o = { .scheduler = "processes", .workers = 2, .callbacks = &cb };
     cask_value_t r;
-    assert_int_equal(cask_compute(g, &b, 1, &r, &o, NULL, &err), CASK_ETYPE);
+    assert_int_equal(cask_compute(g, &b, 1, &o, &r, NULL, &err), CASK_ETYPE);
     assert_msg_has(&err, "opaque");
     assert_true(strncmp(err.key, "pass-", 5) == 0);
     assert_int_equal(atomic_load(&ran), 0);
     cask_task_t c = CASK_DELAYED(g, "test.opaque", &err, cask_int(0));
-    assert_int_equal(cask_compute(g, &c, 1, &r, &o, NULL, &err), CASK_ETYPE);
+    assert_int_equal(cask_compute(g, &c, 1, &o, &r, NULL, &err), CASK_ETYPE);
     assert_msg_has(&err, "returned an opaque value");
     assert_string_equal(err.kernel, "test.opaque");
     cask_value_decref(&op);
-    cask_graph_free(g);
+    cask_graph_decref(g);
     assert_nothing_left(fds);
 }
 

@@ -15,8 +15,8 @@ static void test_inline_values(void **state)
     assert_int_equal(i.u.i, -5);
     assert_true(cask_value_is_number(&i) && cask_value_is_number(&d));
     assert_false(cask_value_is_number(&r) || cask_value_is_number(&n));
-    assert_true(cask_value_as_double(&i) == -5.0);
-    assert_true(isnan(cask_value_as_double(&n)));
+    assert_true(cask_value_double(&i) == -5.0);
+    assert_true(isnan(cask_value_double(&n)));
     assert_int_equal(cask_value_nbytes(&d), 0);
     assert_int_equal(sizeof(cask_value_t), 16);
 }
@@ -141,6 +141,98 @@ static void test_errors(void **state)
     assert_string_equal(cask_version(), CASK_VERSION);
 }
 
+/* Lists: flat, nested, items borrowed, equal by contents, JSON both ways. */
+static void test_lists(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_value_t s, nd, inner, list;
+    assert_ok(cask_value_string("h\0i", 3, &s, &err), &err);
+    assert_ok(cask_value_ndarray(CASK_F32, 2, (int64_t[]){ 2, 3 }, &nd, &err), &err);
+    cask_nd_t v;
+    cask_value_nd(&nd, &v);
+    for (int i = 0; i < 6; i++)
+        ((float *)v.data)[i] = (float)i / 2;
+    assert_ok(cask_value_list((cask_value_t[]){ cask_int(7), s }, 2, &inner, &err), &err);
+    cask_value_t items[6] = { cask_int(-5), cask_double(2.5), s, nd, inner, cask_none() };
+    assert_ok(cask_value_list(items, 6, &list, &err), &err);
+    assert_int_equal(list.type, CASK_LIST);
+    assert_int_equal(cask_list_len(&list), 6);
+    assert_int_equal(cask_list_len(&s), 0);
+    cask_value_t x = cask_list_item(&list, 0);
+    assert_true(x.type == CASK_INT64 && cask_value_int(&x) == -5);
+    x = cask_list_item(&list, 1);
+    assert_true(x.type == CASK_DOUBLE && cask_value_double(&x) == 2.5);
+    x = cask_list_item(&list, 2);
+    size_t len;
+    const char *t = cask_value_str(&x, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(t, "h\0i", 4); /* NUL-terminated too */
+    assert_true(cask_value_equal(&x, &s));
+    x = cask_list_item(&list, 3);
+    cask_nd_t w;
+    assert_int_equal(cask_value_nd(&x, &w), 0);
+    assert_true(w.dtype == CASK_F32 && w.ndim == 2 && w.shape[1] == 3 && w.size == 6);
+    assert_true(((float *)w.data)[5] == 2.5f);
+    assert_int_equal((uintptr_t)w.data % 16, 0);
+    x = cask_list_item(&list, 4); /* a nested list */
+    assert_int_equal(cask_list_len(&x), 2);
+    cask_value_t y = cask_list_item(&x, 1);
+    assert_true(cask_value_equal(&y, &s));
+    assert_true(cask_value_equal(&x, &inner));
+    assert_int_equal(cask_list_item(&list, 5).type, CASK_NONE);
+    assert_int_equal(cask_list_item(&list, 6).type, CASK_NONE); /* out of range */
+    /* Items are borrowed: incref and decref do nothing to them. */
+    x = cask_list_item(&list, 2);
+    cask_value_incref(&x);
+    cask_value_decref(&x);
+    assert_int_equal(x.type, CASK_NONE);
+    /* A copy of an item is a value of its own, outliving the list. */
+    cask_value_t kept;
+    x = cask_list_item(&list, 4);
+    assert_ok(cask_value_copy(&x, &kept, &err), &err);
+    /* The same items give an equal list; JSON there and back too. */
+    cask_value_t again;
+    assert_ok(cask_value_list(items, 6, &again, &err), &err);
+    assert_true(cask_value_equal(&list, &again));
+    char *j = cask_value_to_json(&list);
+    assert_non_null(j);
+    assert_string_equal(j, "{\"list\":[-5,2.5,\"h\\u0000i\",{\"dtype\":\"float32\","
+                           "\"shape\":[2,3],\"data\":[0.0,0.5,1.0,1.5,2.0,2.5]},"
+                           "{\"list\":[7,\"h\\u0000i\"]},null]}");
+    free(j);
+    cask_value_decref(&again);
+    cask_value_decref(&list);
+    cask_value_decref(&inner);
+    assert_int_equal(cask_list_len(&kept), 2);
+    y = cask_list_item(&kept, 0);
+    assert_int_equal(cask_value_int(&y), 7);
+    cask_value_decref(&kept);
+    /* Refs and opaque values cannot be items. */
+    cask_value_t op;
+    assert_ok(cask_value_opaque(&op, NULL, &op, &err), &err);
+    assert_int_equal(cask_value_list((cask_value_t[]){ cask_ref(0) }, 1, &list, &err), CASK_ETYPE);
+    assert_int_equal(cask_value_list(&op, 1, &list, &err), CASK_ETYPE);
+    assert_int_equal(list.type, CASK_NONE);
+    cask_value_decref(&op);
+    /* The builder: strings without values, then reused. */
+    cask_list_builder_t b;
+    cask_list_builder_init(&b);
+    assert_ok(cask_list_builder_append_str(&b, "abc", (size_t)-1, &err), &err);
+    assert_ok(cask_list_builder_append(&b, &nd, &err), &err);
+    assert_ok(cask_list_builder_finish(&b, &list, &err), &err);
+    assert_int_equal(cask_list_len(&list), 2);
+    x = cask_list_item(&list, 0);
+    assert_string_equal(cask_value_str(&x, NULL), "abc");
+    cask_value_decref(&list);
+    assert_ok(cask_list_builder_finish(&b, &list, &err), &err); /* empty again */
+    assert_int_equal(cask_list_len(&list), 0);
+    cask_value_decref(&list);
+    cask_list_builder_destroy(&b);
+    cask_value_decref(&s);
+    cask_value_decref(&nd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_ndarray),
         cmocka_unit_test(test_refcount_and_opaque),
         cmocka_unit_test(test_to_json),
+        cmocka_unit_test(test_lists),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

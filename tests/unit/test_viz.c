@@ -67,7 +67,7 @@ static char *timeline(const cask_trace_t *tr)
 {
     text_t t;
     cask_error_t err;
-    assert_ok(cask_timeline_svg(tr, text_open(&t), NULL, &err), &err);
+    assert_ok(cask_timeline_write(tr, text_open(&t), NULL, &err), &err);
     return text_close(&t);
 }
 
@@ -372,7 +372,7 @@ static void test_colliding_names(void **state)
     assert_string_equal(fa, a); /* and as in the timeline */
     assert_string_equal(fb, b);
     free(d);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* 20 groups: 20 colours, all in the legend, no "more groups"; 25: the 20
@@ -463,7 +463,7 @@ static void test_long_names(void **state)
     cask_error_t err;
     for (int w = 400; w <= 1600; w += 200) { /* names cut to the room of each width */
         o.width = w;
-        assert_ok(cask_timeline_svg(tr, text_open(&t), &o, &err), &err);
+        assert_ok(cask_timeline_write(tr, text_open(&t), &o, &err), &err);
         char *svg = text_close(&t);
         assert_xml(svg);
         assert_non_null(strstr(svg, "...")); /* cut in the legend */
@@ -548,8 +548,8 @@ static void test_dot_matches_timeline(void **state)
     free(dc);
     free(dn);
     free(svg);
-    cask_sim_result_free(&r);
-    cask_graph_free(g);
+    cask_sim_result_destroy(&r);
+    cask_graph_decref(g);
 }
 
 /* Past 20 groups, the DOT's key names the 20 heaviest and counts the rest. */
@@ -574,7 +574,7 @@ static void test_dot_many_groups(void **state)
     node_fill(d, "g0", fill, sizeof fill);
     assert_string_equal(fill, "#8c8c8c");
     free(d);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 }
 
 /* A DOT coloured by worker has a key: each worker that ran a task, with
@@ -631,9 +631,9 @@ static void test_dot_worker_key(void **state)
     node_fill(d, "g4", fill, sizeof fill); /* not run at all */
     assert_string_equal(fill, "#ffffff");
     free(d);
-    cask_sim_result_free(&r);
+    cask_sim_result_destroy(&r);
 
-    cask_graph_free(g);
+    cask_graph_decref(g);
 
     /* 30 tasks at once on 24 workers: 20 colours in the key, and the rest counted */
     g = groups_graph(words, 1, 30);
@@ -650,8 +650,8 @@ static void test_dot_worker_key(void **state)
     }
     assert_int_equal(keyed, 20);
     free(d);
-    cask_sim_result_free(&r);
-    cask_graph_free(g);
+    cask_sim_result_destroy(&r);
+    cask_graph_decref(g);
 }
 
 long cask__alloc_fail_at(long n); /* graph/util.c: the test-only failure hook */
@@ -676,7 +676,7 @@ static void test_edges_and_failures(void **state)
     assert_xml(svg);
     free(svg);
     cask_trace_free(tr);
-    cask_graph_free(g);
+    cask_graph_decref(g);
 
     g = groups_graph(words, 6, 4);
     cask_sim_result_t r = simulate(g, 3, NULL, 0);
@@ -688,7 +688,7 @@ static void test_edges_and_failures(void **state)
             text_t t;
             FILE *f = text_open(&t);
             cask__alloc_fail_at(at);
-            int rc = pic < 4 ? cask_dot_write(g, f, &o, &err) : cask_timeline_svg(r.trace, f, NULL, &err);
+            int rc = pic < 4 ? cask_dot_write(g, f, &o, &err) : cask_timeline_write(r.trace, f, NULL, &err);
             long made = cask__alloc_fail_at(0);
             free(text_close(&t));
             if (made < at) { /* no failure was injected: all points are covered */
@@ -699,8 +699,8 @@ static void test_edges_and_failures(void **state)
                 fail_msg("picture %d, allocation %ld failed: %s", pic, at, err.message);
         }
     }
-    cask_sim_result_free(&r);
-    cask_graph_free(g);
+    cask_sim_result_destroy(&r);
+    cask_graph_decref(g);
 }
 
 int main(void)

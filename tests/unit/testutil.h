@@ -212,7 +212,7 @@ static inline int compute_on(const char *sched, const cask_graph_t *g, const cas
                              cask_error_t *err)
 {
     cask_compute_opts_t o = { .scheduler = sched ? sched : "sync", .flags = CASK_TRACE };
-    return cask_compute(g, outs, n, res, &o, info, err);
+    return cask_compute(g, outs, n, &o, res, info, err);
 }
 
 #endif

@@ -10,6 +10,7 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make uninstall
 #   make clean      remove $(BUILD)
+#   make check-layers  no file includes a header of a layer above its own
 #
 # Configuration: the flags of the libraries cask builds with (BLAS, igraph,
 # MPI) are probed when make starts, and written with the compiler and its
@@ -26,6 +27,7 @@ PREFIX    ?= /usr/local
 DESTDIR   ?=
 BUILD     ?= build
 CC        ?= cc
+LD        ?= ld
 
 # Debian packages the build, the tests, the demo and the bench need.
 DEB_PKGS := build-essential pkg-config libjansson-dev libigraph-dev libzip-dev libcmocka-dev \
@@ -38,7 +40,7 @@ SAN       ?=
 
 # Goals that need no probe: they install packages and start a fresh make,
 # or only remove files.
-NOPROBE_GOALS := deps deps-list demo test test-asan test-tsan bench fuzz clean uninstall
+NOPROBE_GOALS := deps deps-list check-layers demo test test-asan test-tsan bench fuzz clean uninstall
 ifneq ($(MAKECMDGOALS),)
 ifeq ($(filter-out $(NOPROBE_GOALS),$(MAKECMDGOALS)),)
 NOPROBE := 1
@@ -101,7 +103,7 @@ CASK   := $(BUILD)/cask
 CONF   := $(BUILD)/config
 
 .PHONY: all deps deps-list demo demo-run test test-run test-asan test-tsan tsan-run fuzz fuzz-run \
-        bench bench-run install uninstall clean check-exports
+        bench bench-run install uninstall clean check-exports check-layers
 .DELETE_ON_ERROR:
 .SECONDARY: $(BUILD)/obj/tests/fuzz/replay.o
 
@@ -126,9 +128,13 @@ $(BUILD)/obj/%.o: %.c $(CONF)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -c $< -o $@
 
+# libcask.a holds one object, every file linked into it (ld -r): a program
+# that uses any of the library links all of it, the library's start
+# (collections/init.c, a constructor) included, as with libcask.so.
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(LD) -r -o $(BUILD)/cask.o $^
+	ar rcs $@ $(BUILD)/cask.o
 
 $(SHARED): $(LIB_OBJ)
 	$(CC) $(SAN) -shared -Wl,-soname,libcask.so.$(SOVERSION) -o $@ $^ $(LIBS)
@@ -213,6 +219,10 @@ $(BUILD)/bench/omp_bench: bench/omp_bench.c $(CONF)
 
 bench-run: all $(BUILD)/bench/cask_bench $(BUILD)/bench/omp_bench
 	@BUILD=$(BUILD) bench/run $(BENCH)
+
+# No file includes a header of a layer above its own (tests/check-layers.sh).
+check-layers:
+	@sh tests/check-layers.sh
 
 # Every global symbol of libcask.so and of libcask.a starts with cask_
 # (cask__ for the internal ones), so linking cask, statically or not,

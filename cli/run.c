@@ -91,14 +91,14 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "cask run: expected one FILE\n\n%s", run_usage);
         return EXIT_USAGE;
     }
-    if (opts.scheduler && !cask_scheduler_exists(opts.scheduler)) {
-        fprintf(stderr, "cask run: unknown scheduler '%s'\n", opts.scheduler);
+    cask_error_t err;
+    if (opts.scheduler && cask_scheduler_check(opts.scheduler, &err)) {
+        fprintf(stderr, "cask run: %s\n", err.message);
         return EXIT_USAGE;
     }
     if (trace_path || timeline_path)
         opts.flags |= CASK_TRACE;
 
-    cask_error_t err;
     cask_graph_t *g = NULL;
     if (cask_graph_load_json(argv[optind], 0, &g, &err)) {
         if (!strstr(err.message, argv[optind]))

@@ -18,7 +18,6 @@
 #include <string.h>
 
 #include "array.h"
-#include "../sched/sched.h"
 
 /* Tasks of an array's blocks, in C order of its block grid. */
 typedef struct blockset {

@@ -54,7 +54,9 @@ typedef struct ar_phead {
     int64_t  chunk[CASK_MAX_NDIM]; /* root's chunks (<= extent, >= 1) */
 } ar_phead_t;
 
-/* Register the array kernels (graph/builtins.c calls it once). */
+/* Register the kernels of the arrays (the library's start,
+** collections/init.c, calls it once). */
+void cask__register_collections(void);
 
 
 /* Partial results of a reduction: fields per output element. */

@@ -97,7 +97,7 @@ cask_task_t cask_map(cask_graph_t *g, const char *kernel, const cask_value_t *it
             if ((rc = cask__task_check(g, items[i].u.task, what, NULL, kernel, err)))
                 goto done;
         }
-        token = cask__mix(token, cask__value_hash(&items[i], g->keys.hash));
+        token = cask__mix(token, cask__value_hash(&items[i], cask__graph_key_hashes(g)));
     }
     token |= 1; /* never 0, which would mean "hash it yourself" */
     cask_task_t *chunk = cask__malloc((n ? n : 1) * sizeof *chunk);

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
+#include "internal.h"
 
 void cask_analysis_destroy(cask_analysis_t *a)
 {

@@ -193,5 +193,4 @@ void cask__register_builtins(void)
     };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
         cask__kernel_register(b[i].name, b[i].fn, &b[i].opts, NULL);
-    cask__register_collections();
 }

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "graph.h"
+#include "internal.h"
 
 /* One cycle among the tasks Kahn's algorithm could not order: each has an
 ** unordered predecessor, so walking predecessors comes back on itself. */

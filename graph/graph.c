@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "graph.h"
+#include "internal.h"
 
 /* A new graph's id: never 0 or UINT32_MAX (the id in CASK_NO_TASK), and
 ** shared with no graph made in the last 2^32 - 2. */
@@ -440,6 +440,33 @@ int64_t cask_graph_index(const cask_graph_t *g, cask_task_t t)
 {
     int rc = cask__task_check(g, t, "the task", NULL, NULL, NULL);
     return rc ? rc : (int64_t)cask__tix(t);
+}
+
+cask_task_t cask__graph_handle(const cask_graph_t *g, uint32_t i)
+{
+    return cask__handle(g, i);
+}
+
+void cask__graph_view(const cask_graph_t *g, cask__gview_t *v)
+{
+    *v = (cask__gview_t){ .n = g->n, .in_off = g->in_off, .in = g->in, .kernel = g->kernel,
+                          .n_after = g->n_after, .cost = g->cost };
+}
+
+const char *cask__graph_key(const cask_graph_t *g, uint32_t t)
+{
+    return cask__key(g, t);
+}
+
+const uint64_t *cask__graph_key_hashes(const cask_graph_t *g)
+{
+    return g->keys.hash;
+}
+
+const char *cask__graph_group_name(const cask_graph_t *g, uint32_t t)
+{
+    uint32_t gid = cask__group_id(g, t);
+    return gid ? cask__strtab_get(&g->groups, gid - 1) : NULL;
 }
 
 uint32_t cask__find(const cask_graph_t *g, const char *key)

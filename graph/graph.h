@@ -1,66 +1,23 @@
 /*
-** graph/graph.h: graph/'s interface for sched/, viz/, collections/ and cli/.
-** Not public API: nothing here is exported from libcask.so.
+** graph/graph.h: graph/'s interface to the layers above it (sched/,
+** collections/, viz/, cli/): values, kernels, task handles, what they may
+** read of a graph (a view of its arrays, and accessors), plans, and graph
+** JSON. The graph's own struct is in graph/internal.h, which only graph/
+** includes. Not public API: nothing here is exported from libcask.so.
 */
 #ifndef CASK__GRAPH_H
 #define CASK__GRAPH_H
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stddef.h>
 
-#include "cask/cask.h"
-#include "strtab.h"
-
-/* ------------------------------------------------------------ allocation */
-
-/* All of cask's heap goes through these, so tests can inject failures. */
-void *cask__malloc(size_t n);
-void *cask__calloc(size_t n, size_t size);
-void *cask__realloc(void *p, size_t n);
-void  cask__free(void *p);
-char *cask__strdup(const char *s);
-/* Grow *p (of *cap elements of size sz) to hold at least need; 0 or CASK_ENOMEM. */
-int   cask__grow(void **p, size_t *cap, size_t need, size_t sz);
-/* Tests only: make the nth allocation from now fail (n >= 1); 0 turns it off.
-** Returns the number of allocations made since the last call. */
-long  cask__alloc_fail_at(long n);
-
-/* ---------------------------------------------------------------- errors */
-
-/* Fill err (if not NULL) and return code. key and kernel may be NULL. */
-int cask__err(cask_error_t *err, int code, const char *key,
-              const char *kernel, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 5, 6)))
-#endif
-    ;
-
-/* -------------------------------------------------------------- hashing */
-
-uint64_t cask__hash(const void *p, size_t n, uint64_t seed);
-/* Fold v into h (cheap; finish with cask__avalanche before use as a hash). */
-static inline uint64_t cask__mix(uint64_t h, uint64_t v)
-{
-    h = (h ^ v) * 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 29);
-}
-/* Spread every input bit over the whole word. */
-static inline uint64_t cask__avalanche(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 33);
-}
-/* The hash of a value's contents (refs: the hash of the task's key). */
-uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash);
+#include "util.h"
 
 /* ----------------------------------------------------------------- values */
+
+/* The hash of a value's contents (refs: task_hash of the task, a graph's
+** cask__graph_key_hashes). */
+uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash);
 
 /* The block behind strings, bytes, n-d buffers and opaque values. The
 ** payload follows the header unless data points elsewhere. */
@@ -145,12 +102,9 @@ typedef struct cask__kernel {
 /* Register without the "cask." check (the built-ins use it). */
 int cask__kernel_register(const char *name, cask_kernel_fn fn,
                           const cask_kernel_opts_t *opts, cask_error_t *err);
-/* Register the built-in kernels (graph/builtins.c); once. */
+/* Register the built-in kernels (graph/builtins.c); the library's start
+** (collections/init.c) calls it once. */
 void cask__register_builtins(void);
-/* Register the kernels of collections/ (arrays): a call down the data
-** flow, made once by cask__register_builtins, so a graph file that names
-** them loads in any program. */
-void cask__register_collections(void);
 
 /* The kernel with registry id `id` (valid for the process's life). */
 const cask__kernel_t *cask__kernel_get(uint32_t id);
@@ -172,52 +126,18 @@ int cask__kernel_invoke(const cask__kernel_t *k, const cask_value_t *args,
                         size_t n, cask_value_t *out, int worker, char *msg,
                         size_t msgcap);
 
-/* ------------------------------------------------------------------ graph */
+/* ------------------------------------------------------- graphs and tasks */
 
-/* The graph, in arrays. Task t's inputs are in[in_off[t] .. in_off[t+1]):
-** its kernel's arguments, then n_after[t] ordering-only dependencies
-** (CASK_REF values). Every ref points to a task added earlier, so index
-** order is a topological order. The n_after, group and cost columns are
-** made only when a task first needs them (NULL: all zero, derived, NaN):
-** a delayed graph has none, and on these machines every byte of fresh
-** memory costs build time. */
-struct cask_graph {
-    atomic_uint refs;        /* the owner's, and one per trace that borrows keys */
-    uint32_t  id;            /* the high half of its task handles: unique per graph */
-    uint32_t  n, cap;        /* tasks, and room for them */
-    cask__strtab_t keys;     /* key of task t is string t; its hash keys.hash[t] */
-    cask__strtab_t groups;   /* explicit group names */
-    uint32_t *in_off;        /* cap + 1 offsets into in */
-    uint32_t *kernel;        /* registry id, or CASK__NO_KERNEL */
-    uint32_t *n_after;       /* ordering-only dependencies of t, or NULL */
-    uint32_t *group;         /* 0: derived from the key; else groups id + 1; or NULL */
-    double   *cost;          /* seconds; NaN: the kernel's estimate; or NULL */
-    cask_value_t *in;        /* all inputs */
-    size_t    n_in, cap_in;  /* inputs used, and room */
-    size_t    n_edges;       /* refs among them */
-    cask_task_t *outputs;    /* recorded default outputs */
-    size_t    n_outputs;
-    uint32_t  last_kid;      /* the kernel last looked up by name, or CASK__NO_KERNEL */
-};
-
-/* Task handles: the graph's id in the high half, the task's index in the
-** low half. Refs stored in a graph's inputs are handles of that graph. */
-static inline cask_task_t cask__handle(const cask_graph_t *g, uint32_t i)
-{
-    return (cask_task_t)g->id << 32 | i;
-}
-
-/* The index a handle holds (not checked: for handles the graph made). */
+/* The index a task handle holds (not checked: for handles of a known
+** graph). A handle is the graph's id in its high half, the index in its
+** low half. */
 static inline uint32_t cask__tix(cask_task_t t)
 {
     return (uint32_t)t;
 }
 
-/* Whether t is a task of g. */
-static inline bool cask__task_in(const cask_graph_t *g, cask_task_t t)
-{
-    return g && (uint32_t)(t >> 32) == g->id && (uint32_t)t < g->n;
-}
+/* The handle of task index i of g. */
+cask_task_t cask__graph_handle(const cask_graph_t *g, uint32_t i);
 
 /* Check handle t for g: 0, or CASK_EINVAL (CASK_NO_TASK, or a task of
 ** another graph) or CASK_EMISSING (an index not in g), with err filled; what
@@ -229,48 +149,54 @@ int cask__task_check(const cask_graph_t *g, cask_task_t t, const char *what, con
 int cask__tasks_check(const cask_graph_t *g, const cask_task_t *ts, size_t n, const char *what,
                       cask_error_t *err);
 
-static inline const char *cask__key(const cask_graph_t *g, uint32_t t)
-{
-    return cask__strtab_get(&g->keys, t);
-}
+/* What the layers above read of a graph: its columns, as they are now
+** (valid while nobody adds to g). Task t's inputs are in[in_off[t] ..
+** in_off[t+1]): its kernel's arguments, then its ordering-only
+** dependencies (refs). */
+typedef struct cask__gview {
+    uint32_t            n;        /* tasks */
+    const uint32_t     *in_off;   /* n + 1 offsets into in */
+    const cask_value_t *in;       /* all inputs (NULL when there is none) */
+    const uint32_t     *kernel;   /* registry id of each, or CASK__NO_KERNEL */
+    const uint32_t     *n_after;  /* dependencies after the arguments, or NULL: none */
+    const double       *cost;     /* given costs (NaN: none), or NULL: none */
+} cask__gview_t;
 
-/* t's inputs (NULL when the graph has none at all: NULL + 0 is undefined). */
-static inline const cask_value_t *cask__inputs(const cask_graph_t *g, uint32_t t)
+void cask__graph_view(const cask_graph_t *g, cask__gview_t *v);
+
+/* t's inputs, arguments first (NULL when the graph has none at all). */
+static inline const cask_value_t *cask__view_inputs(const cask__gview_t *v, uint32_t t)
 {
-    return g->in ? g->in + g->in_off[t] : NULL;
+    return v->in ? v->in + v->in_off[t] : NULL;
 }
 
 /* Number of kernel arguments of t. */
-static inline uint32_t cask__n_args(const cask_graph_t *g, uint32_t t)
+static inline uint32_t cask__view_nargs(const cask__gview_t *v, uint32_t t)
 {
-    return g->in_off[t + 1] - g->in_off[t] - (g->n_after ? g->n_after[t] : 0);
+    return v->in_off[t + 1] - v->in_off[t] - (v->n_after ? v->n_after[t] : 0);
 }
 
-/* t's group id: 0 derived, else groups id + 1. */
-static inline uint32_t cask__group_id(const cask_graph_t *g, uint32_t t)
+/* t's given cost, or NaN. */
+static inline double cask__view_cost(const cask__gview_t *v, uint32_t t)
 {
-    return g->group ? g->group[t] : 0;
+    return v->cost ? v->cost[t] : (double)NAN;
 }
 
-/* t's explicit cost, or NaN. */
-static inline double cask__cost_given(const cask_graph_t *g, uint32_t t)
-{
-    return g->cost ? g->cost[t] : (double)NAN;
-}
+/* Task index t's key (stable while g lives). */
+const char *cask__graph_key(const cask_graph_t *g, uint32_t t);
 
+/* The hash of each task's key, by index (what refs hash to). */
+const uint64_t *cask__graph_key_hashes(const cask_graph_t *g);
 
-/* Add with an explicit cost that may be zero (readers); NaN: default. */
-int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec,
-                    double cost, cask_task_t *out, cask_error_t *err);
+/* Task index t's explicit group (stable while g lives), or NULL: derived
+** from its key. */
+const char *cask__graph_group_name(const cask_graph_t *g, uint32_t t);
 
-/* The length of t's derived group (the key up to its last '-'). */
+/* The length of a derived group (the key up to its last '-'). */
 size_t cask__derived_group_len(const char *key);
 
 /* The index of the task with this key, or UINT32_MAX. */
 uint32_t cask__find(const cask_graph_t *g, const char *key);
-
-/* Task index t's group (not NUL-terminated where derived: *len bytes). */
-const char *cask__group_of(const cask_graph_t *g, uint32_t t, size_t *len);
 
 /* Task index t's cost: given, or its kernel's estimate. */
 double cask__cost(const cask_graph_t *g, uint32_t t);
@@ -288,6 +214,7 @@ const char *cask__kernel_name(const cask_graph_t *g, uint32_t t);
 ** upward ranks. */
 typedef struct cask__plan {
     const cask_graph_t *g;  /* the graph (borrowed) */
+    cask__gview_t gv;       /* its columns */
     uint32_t  n;            /* tasks in the plan */
     uint32_t *task;         /* plan id -> graph task */
     uint32_t *pidx;         /* graph task -> plan id, UINT32_MAX if culled */
@@ -305,46 +232,6 @@ typedef struct cask__plan {
 
 /* Build the plan for outs[0..n) of g. Refuses tasks with no kernel when
 ** need_kernels. */
-/* Order n tasks whose dependencies (indices) are deps[off[i] .. off[i+1])
-** topologically into order[0..n), and count each one's dependents in
-** nsucc (may be NULL). CASK_ECYCLE names keys on one cycle; CASK_ENOMEM. */
-int cask__toposort(size_t n, const uint32_t *off, const uint32_t *deps, const char *const *keys,
-                   uint32_t *order, uint32_t *nsucc, cask_error_t *err);
-
-struct json_t;
-/* A graph from a parsed cask-graph JSON document (graph/json.c). */
-int cask__graph_from_json(struct json_t *root, unsigned flags, cask_graph_t **out,
-                          cask_error_t *err);
-
-/* A plain DAG read from a file: tasks with a key, a group (or NULL), a
-** cost and ordering-only dependencies, in any order. */
-/* sched/trace.c: how many of tr's last rows hold transfers (0: none). */
-int cask__trace_xrows(const cask_trace_t *tr);
-
-/* graph/json.c: the error for a jansson load that failed (CASK_ENOMEM,
-** CASK_EIO, else CASK_EPARSE with src, line and column). */
-struct json_error_t;
-int cask__json_error(const struct json_error_t *je, const char *src, cask_error_t *err);
-
-/* graph/readers.c: read a graph from buf[0..len) as one format, or as any
-** (detected by content, zips included); src names the input in errors. */
-enum { CASK__FMT_ANY, CASK__FMT_WFCOMMONS, CASK__FMT_STG };
-int cask__graph_load_buf(const char *buf, size_t len, const char *src, unsigned flags, int fmt,
-                         cask_graph_t **out, cask_error_t *err);
-
-typedef struct cask__dag {
-    size_t       n;
-    const char **key;
-    const char **group;   /* NULL, or per task (NULL entries: derived) */
-    double      *cost;
-    uint32_t    *off;     /* n + 1 offsets into deps */
-    uint32_t    *deps;    /* indices of each task's predecessors */
-} cask__dag_t;
-
-/* A new graph of d's tasks (no kernels: for analysis), its outputs the
-** tasks nothing depends on. */
-int cask__dag_build(const cask__dag_t *d, cask_graph_t **out, cask_error_t *err);
-
 int  cask__plan_build(const cask_graph_t *g, const cask_task_t *outs,
                       size_t n, int need_kernels, cask__plan_t *p,
                       cask_error_t *err);
@@ -353,10 +240,20 @@ void cask__plan_destroy(cask__plan_t *p);
 /* ------------------------------------------------------------------ JSON */
 
 struct json_t;
+struct json_error_t;
 /* A literal as JSON (new reference), or NULL for opaque values / ENOMEM. */
 struct json_t *cask__value_to_json(const cask_value_t *v);
 /* A JSON literal as a value; on error fills err naming `where`. */
 int cask__value_from_json(struct json_t *j, const char *where,
                           cask_value_t *out, cask_error_t *err);
+/* The error for a jansson load that failed (CASK_ENOMEM, CASK_EIO, else
+** CASK_EPARSE with src, line and column). */
+int cask__json_error(const struct json_error_t *je, const char *src, cask_error_t *err);
+
+/* graph/readers.c: read a graph from buf[0..len) as one format, or as any
+** (detected by content, zips included); src names the input in errors. */
+enum { CASK__FMT_ANY, CASK__FMT_WFCOMMONS, CASK__FMT_STG };
+int cask__graph_load_buf(const char *buf, size_t len, const char *src, unsigned flags, int fmt,
+                         cask_graph_t **out, cask_error_t *err);
 
 #endif /* CASK__GRAPH_H */

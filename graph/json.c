@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "graph.h"
+#include "internal.h"
 
 /* ---------------------------------------------------------------- base64 */
 

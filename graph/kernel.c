@@ -24,13 +24,6 @@ static _Atomic(cask__kernel_t *) kernels[MAX_KERNELS];
 static uint32_t n_kernels;              /* guarded by lock */
 static uint32_t name_index[INDEX_SLOTS]; /* id + 1, 0 empty; guarded by lock */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t builtins_once = PTHREAD_ONCE_INIT;
-
-
-static void init_builtins(void)
-{
-    cask__register_builtins();
-}
 
 /* Slot of name in the index: where it is, or the empty slot it would take. */
 static uint32_t *index_slot(const char *name)
@@ -44,7 +37,7 @@ static uint32_t *index_slot(const char *name)
     }
 }
 
-/* Register without running the built-ins' once-initialiser (they call this). */
+/* Register without the check for reserved names (the built-ins use it). */
 int cask__kernel_register(const char *name, cask_kernel_fn fn,
                           const cask_kernel_opts_t *opts, cask_error_t *err)
 {
@@ -108,7 +101,6 @@ out:
 int cask_kernel_register(const char *name, cask_kernel_fn fn,
                          const cask_kernel_opts_t *opts, cask_error_t *err)
 {
-    pthread_once(&builtins_once, init_builtins);
     if (name && strncmp(name, "cask.", 5) == 0)
         return cask__err(err, CASK_EINVAL, NULL, name,
                          "kernel names starting with 'cask.' are reserved");
@@ -117,7 +109,6 @@ int cask_kernel_register(const char *name, cask_kernel_fn fn,
 
 uint32_t cask__kernel_lookup(const char *name)
 {
-    pthread_once(&builtins_once, init_builtins);
     if (!name)
         return CASK__NO_KERNEL;
     pthread_mutex_lock(&lock);

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "graph.h"
+#include "internal.h"
 
 void cask__plan_destroy(cask__plan_t *p)
 {
@@ -32,6 +32,8 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
 {
     memset(p, 0, sizeof *p);
     p->g = g;
+    if (g)
+        cask__graph_view(g, &p->gv);
     if (!g || (n_out && !outs))
         return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or outputs is NULL");
     if (n_out == 0)

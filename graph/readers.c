@@ -14,7 +14,7 @@
 #include <string.h>
 #include <zip.h>
 
-#include "graph.h"
+#include "internal.h"
 
 /* A DAG being collected: keys and groups interned, dependencies by index. */
 typedef struct reader {

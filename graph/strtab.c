@@ -6,8 +6,8 @@
 */
 #include <string.h>
 
-#include "graph.h"
 #include "strtab.h"
+#include "util.h"
 
 uint32_t cask__strtab_find(const cask__strtab_t *t, const char *s, size_t len,
                            uint64_t h)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
+#include "util.h"
 
 /* Allocation counter and the failure point; 0 means "never fail". */
 static atomic_long alloc_count;

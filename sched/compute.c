@@ -12,11 +12,11 @@
 
 #define MAX_SCHEDULERS 32
 
-static cask_scheduler_t schedulers[MAX_SCHEDULERS];
+/* The registry: built-in back-ends and the user's schedulers, by name. */
+static cask__backend_t schedulers[MAX_SCHEDULERS];
 static char sched_names[MAX_SCHEDULERS][32];
 static int n_schedulers;
 static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
 
 static int find_scheduler(const char *name) /* with sched_lock held */
 {
@@ -26,10 +26,11 @@ static int find_scheduler(const char *name) /* with sched_lock held */
     return -1;
 }
 
-static int add_scheduler(const cask_scheduler_t *s, cask_error_t *err)
+static int add_scheduler(const cask__backend_t *b, cask_error_t *err)
 {
-    size_t len = s && s->name ? strlen(s->name) : 0;
-    if (!s || !s->run || len == 0 || len > 31)
+    const cask_scheduler_t *s = &b->s;
+    size_t len = s->name ? strlen(s->name) : 0;
+    if (!s->run || len == 0 || len > 31)
         return cask__err(err, CASK_EINVAL, NULL, NULL,
                          "a scheduler needs a run function and a name of 1 to 31 bytes");
     pthread_mutex_lock(&sched_lock);
@@ -41,39 +42,51 @@ static int add_scheduler(const cask_scheduler_t *s, cask_error_t *err)
         rc = cask__err(err, CASK_ELIMIT, NULL, NULL, "more than %d schedulers", MAX_SCHEDULERS);
     else {
         memcpy(sched_names[n_schedulers], s->name, len + 1);
-        schedulers[n_schedulers] = *s;
-        schedulers[n_schedulers].name = sched_names[n_schedulers];
+        schedulers[n_schedulers] = *b;
+        schedulers[n_schedulers].s.name = sched_names[n_schedulers];
         n_schedulers++;
     }
     pthread_mutex_unlock(&sched_lock);
     return rc;
 }
 
-static void init_schedulers(void)
+void cask__register_schedulers(void)
 {
-    add_scheduler(&cask__sched_sync, NULL);
-    add_scheduler(&cask__sched_threads, NULL);
-    add_scheduler(&cask__sched_processes, NULL);
-#ifdef CASK_HAVE_MPI
-    add_scheduler(&cask__sched_mpi, NULL);
-#endif
+    const cask__backend_t *builtin[] = { &cask__backend_sync, &cask__backend_threads,
+                                         &cask__backend_processes, &cask__backend_mpi };
+    for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++)
+        add_scheduler(builtin[i], NULL);
 }
 
 int cask_scheduler_register(const cask_scheduler_t *s, cask_error_t *err)
 {
-    pthread_once(&sched_once, init_schedulers);
-    return add_scheduler(s, err);
+    if (!s)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "the scheduler is NULL");
+    cask__backend_t b = { .s = *s };
+    return add_scheduler(&b, err);
 }
 
 bool cask_scheduler_exists(const char *name)
 {
-    pthread_once(&sched_once, init_schedulers);
     if (!name)
         return false;
     pthread_mutex_lock(&sched_lock);
     int i = find_scheduler(name);
+    bool there = i >= 0 && !schedulers[i].missing;
     pthread_mutex_unlock(&sched_lock);
-    return i >= 0;
+    return there;
+}
+
+int cask_scheduler_check(const char *name, cask_error_t *err)
+{
+    pthread_mutex_lock(&sched_lock);
+    int i = name ? find_scheduler(name) : -1;
+    const char *missing = i >= 0 ? schedulers[i].missing : NULL;
+    pthread_mutex_unlock(&sched_lock);
+    if (i < 0)
+        return cask__err(err, CASK_ENOSCHED, NULL, NULL, "unknown scheduler '%s'",
+                         name ? name : "(null)");
+    return missing ? cask__err(err, CASK_ENOSCHED, NULL, NULL, "%s", missing) : 0;
 }
 
 /* Parse a worker count: 1 .. 4096. */
@@ -96,21 +109,18 @@ int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *wor
         name = getenv("CASK_SCHEDULER");
     if (!name || !*name)
         name = "threads";
-    pthread_once(&sched_once, init_schedulers);
+    cask__backend_t b;
     pthread_mutex_lock(&sched_lock);
     int i = find_scheduler(name);
     if (i >= 0)
-        *s = schedulers[i];
+        b = schedulers[i];
     pthread_mutex_unlock(&sched_lock);
-#ifndef CASK_HAVE_MPI
-    if (i < 0 && !strcmp(name, "mpi"))
-        return cask__err(err, CASK_ENOSCHED, NULL, NULL,
-                         "the mpi scheduler is not in this build: MPI (Debian's "
-                         "libopenmpi-dev) was not found when cask was built");
-#endif
     if (i < 0)
         return cask__err(err, CASK_ENOSCHED, NULL, NULL, "unknown scheduler '%s'%s", name,
                          opts->scheduler ? "" : " (from CASK_SCHEDULER)");
+    if (b.missing)
+        return cask__err(err, CASK_ENOSCHED, NULL, NULL, "%s", b.missing);
+    *s = b.s;
     if (opts->workers < 0)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "workers %d is negative", opts->workers);
     *workers = opts->workers;
@@ -127,14 +137,12 @@ int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *wor
     }
     if (s->max_workers > 0 && *workers > s->max_workers)
         *workers = s->max_workers;
-#ifdef CASK_HAVE_MPI
-    if (s->run == cask__sched_mpi.run) { /* one worker per rank */
-        int size = cask__mpi_size(err);
-        if (size < 0)
-            return size;
-        *workers = size;
+    if (b.workers) { /* a count of its own: mpi's ranks */
+        int k = b.workers(err);
+        if (k < 0)
+            return k;
+        *workers = k;
     }
-#endif
     return 0;
 }
 

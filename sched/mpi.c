@@ -216,7 +216,8 @@ static int mpi_start(cask_error_t *err)
     return 0;
 }
 
-int cask__mpi_size(cask_error_t *err)
+/* One worker per rank: the number of ranks (MPI started if need be). */
+static int mpi_size(cask_error_t *err)
 {
     pthread_mutex_lock(&mpi_lock);
     int rc = mpi_start(err), size = 1;
@@ -338,14 +339,13 @@ static uint64_t rel_tick(const mrun_t *m, uint64_t rel)
 /* The distinct tasks whose values t reads, through fn(m, u, ctx). */
 static void each_input(mrun_t *m, uint32_t t, void (*fn)(mrun_t *, uint32_t, void *), void *ctx)
 {
-    const cask_graph_t *g = m->r->g;
     uint32_t gt = m->r->p.task[t];
-    const cask_value_t *in = cask__inputs(g, gt);
+    const cask_value_t *in = cask__view_inputs(&m->r->p.gv, gt);
     if (++m->stamp_now == 0) { /* wrapped: start the stamps afresh */
         memset(m->stamp, 0, m->n * sizeof *m->stamp);
         m->stamp_now = 1;
     }
-    for (size_t i = 0, k = cask__n_args(g, gt); i < k; i++)
+    for (size_t i = 0, k = cask__view_nargs(&m->r->p.gv, gt); i < k; i++)
         if (in[i].type == CASK_REF) {
             uint32_t u = m->r->p.pidx[cask__tix(in[i].u.task)];
             if (m->stamp[u] != m->stamp_now) {
@@ -1115,7 +1115,7 @@ static uint64_t plan_hash(const cask_run_t *r, int all)
 {
     uint64_t h = cask__mix(cask__mix(r->p.n, r->flags), (uint64_t)all);
     for (uint32_t t = 0; t < r->p.n; t++)
-        h = cask__mix(h, r->g->keys.hash[r->p.task[t]]);
+        h = cask__mix(h, cask__graph_key_hashes(r->g)[r->p.task[t]]);
     for (size_t i = 0; i < r->p.n_out; i++)
         h = cask__mix(h, r->p.out[i]);
     return cask__avalanche(h);
@@ -1239,7 +1239,7 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     return 0;
 }
 
-const cask_scheduler_t cask__sched_mpi = { "mpi", mpi_run, NULL, 0 };
+const cask__backend_t cask__backend_mpi = { { "mpi", mpi_run, NULL, 0 }, mpi_size, NULL };
 
 #else /* no MPI in this build */
 
@@ -1247,5 +1247,16 @@ int cask_mpi_rank(void)
 {
     return 0;
 }
+
+static int no_run(cask_run_t *r, void *udata, cask_error_t *err)
+{
+    (void)r, (void)udata;
+    return cask__err(err, CASK_ENOSCHED, NULL, NULL, "the mpi scheduler is not in this build");
+}
+
+const cask__backend_t cask__backend_mpi = {
+    { "mpi", no_run, NULL, 0 }, NULL,
+    "the mpi scheduler is not in this build: MPI (Debian's libopenmpi-dev) was not found "
+    "when cask was built" };
 
 #endif

@@ -300,10 +300,10 @@ static void push(procs_t *ps, cask_tid_t t)
 ** under SHORT_NS in this compute, and no given cost over it), else -1. */
 static double short_ticks(const procs_t *ps, cask_tid_t t)
 {
-    const cask_graph_t *g = ps->r->g;
     uint32_t gt = ps->r->p.task[t];
-    const kstat_t *k = &ps->kstat[g->kernel[gt]];
-    if (!k->n || !(k->mean < ps->short_ticks) || (g->cost && g->cost[gt] * 1e9 >= SHORT_NS))
+    const cask__gview_t *gv = &ps->r->p.gv;
+    const kstat_t *k = &ps->kstat[gv->kernel[gt]];
+    if (!k->n || !(k->mean < ps->short_ticks) || cask__view_cost(gv, gt) * 1e9 >= SHORT_NS)
         return -1;
     return k->mean;
 }
@@ -421,7 +421,7 @@ static void fail_run(cask_run_t *r, cask_tid_t t, int sig, const char *msg)
     cask_error_t e;
     const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
-    cask__err(&e, CASK_EWORKER, cask__key(g, gt), cask__kernel_get(g->kernel[gt])->name,
+    cask__err(&e, CASK_EWORKER, cask__graph_key(g, gt), cask__kernel_name(g, gt),
               "%s", msg);
     e.signal = sig;
     cask__run_fail(r, &e);
@@ -444,7 +444,7 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     if (a->rc == SKIPPED)
         return;
     if (!a->rc && a->end > a->start) { /* learn the kernel's time */
-        kstat_t *k = &ps->kstat[r->g->kernel[r->p.task[t]]];
+        kstat_t *k = &ps->kstat[r->p.gv.kernel[r->p.task[t]]];
         double d = (double)(a->end - a->start);
         k->mean += (d - k->mean) * (k->n < 16 ? 1.0 / ++k->n : 1.0 / 16); /* then a moving mean */
         if (!ps->short_ticks) { /* by now the clock's rate is known well enough */
@@ -704,4 +704,5 @@ out:
     return rc;
 }
 
-const cask_scheduler_t cask__sched_processes = { "processes", procs_run, NULL, MAX_PROCS };
+const cask__backend_t cask__backend_processes = { { "processes", procs_run, NULL, MAX_PROCS },
+                                                  NULL, NULL };

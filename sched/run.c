@@ -16,7 +16,7 @@
 size_t cask_run_size(const cask_run_t *r) { return r->p.n; }
 int cask_run_workers(const cask_run_t *r) { return r->workers; }
 double cask_run_priority(const cask_run_t *r, cask_tid_t t) { return r->p.rank[t]; }
-const char *cask_run_key(const cask_run_t *r, cask_tid_t t) { return cask__key(r->g, r->p.task[t]); }
+const char *cask_run_key(const cask_run_t *r, cask_tid_t t) { return cask__graph_key(r->g, r->p.task[t]); }
 
 bool cask_run_stopped(const cask_run_t *r)
 {
@@ -57,11 +57,10 @@ static void add_bytes(cask_run_t *r, size_t b)
 int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
                      uint64_t *start, uint64_t *end, char *msg, size_t msgcap)
 {
-    const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
-    const cask__kernel_t *k = cask__kernel_get(g->kernel[gt]);
-    const cask_value_t *in = cask__inputs(g, gt);
-    size_t n = cask__n_args(g, gt);
+    const cask__kernel_t *k = cask__kernel_get(r->p.gv.kernel[gt]);
+    const cask_value_t *in = cask__view_inputs(&r->p.gv, gt);
+    size_t n = cask__view_nargs(&r->p.gv, gt);
     cask_value_t small[8], *args = small;
 
     *out = cask_none();
@@ -115,12 +114,12 @@ int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t
     if (cb && cb->posttask) {
         cask__tickconv_t c;
         cask__tick_rate(&c);
-        cb->posttask(cb->udata, cask__key(g, gt), worker,
+        cb->posttask(cb->udata, cask__graph_key(g, gt), worker,
                      (double)(end - start) * c.ns_per_tick * 1e-9, rc);
     }
     if (rc) {
         cask_error_t e;
-        cask__err(&e, rc, cask__key(g, gt), cask__kernel_get(g->kernel[gt])->name, "%s", msg);
+        cask__err(&e, rc, cask__graph_key(g, gt), cask__kernel_name(g, gt), "%s", msg);
         cask__run_fail(r, &e);
         return rc;
     }
@@ -197,10 +196,9 @@ void cask__run_complete(cask_run_t *r, cask_tid_t t,
                         void (*on_ready)(void *ctx, cask_tid_t s), void *ctx,
                         cask__combo_t *c)
 {
-    const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
-    const cask_value_t *in = cask__inputs(g, gt);
-    size_t n = cask__n_args(g, gt);
+    const cask_value_t *in = cask__view_inputs(&r->p.gv, gt);
+    size_t n = cask__view_nargs(&r->p.gv, gt);
     for (size_t i = 0; i < n; i++)
         if (in[i].type == CASK_REF)
             release(r, r->p.pidx[cask__tix(in[i].u.task)]);
@@ -258,11 +256,10 @@ int cask_readyq_init(cask_readyq_t *q, const cask_run_t *r)
 /* Bytes that running t would let go: outputs whose last consumer is t. */
 uint64_t cask__readyq_freed(const cask_run_t *r, cask_tid_t t)
 {
-    const cask_graph_t *g = r->g;
     uint32_t gt = r->p.task[t];
-    const cask_value_t *in = cask__inputs(g, gt);
+    const cask_value_t *in = cask__view_inputs(&r->p.gv, gt);
     uint64_t b = 0;
-    for (size_t i = 0, m = cask__n_args(g, gt); i < m; i++)
+    for (size_t i = 0, m = cask__view_nargs(&r->p.gv, gt); i < m; i++)
         if (in[i].type == CASK_REF) {
             uint32_t u = r->p.pidx[cask__tix(in[i].u.task)];
             if (cask__has_blob(&r->val[u]) &&
@@ -488,11 +485,11 @@ int cask__run_refuse_opaque(const cask_run_t *r, const char *where, cask_error_t
     const cask_graph_t *g = r->g;
     for (uint32_t t = 0; t < r->p.n; t++) {
         uint32_t gt = r->p.task[t];
-        const cask_value_t *in = cask__inputs(g, gt);
-        for (size_t i = 0, n = cask__n_args(g, gt); i < n; i++)
+        const cask_value_t *in = cask__view_inputs(&r->p.gv, gt);
+        for (size_t i = 0, n = cask__view_nargs(&r->p.gv, gt); i < n; i++)
             if (in[i].type == CASK_OPAQUE && !in[i].u.blob->portable)
-                return cask__err(err, CASK_ETYPE, cask__key(g, gt),
-                                 cask__kernel_get(g->kernel[gt])->name,
+                return cask__err(err, CASK_ETYPE, cask__graph_key(g, gt),
+                                 cask__kernel_name(g, gt),
                                  "input %zu is an opaque pointer, which cannot cross %s "
                                  "(use the threads or sync scheduler)", i, where);
     }

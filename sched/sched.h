@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "../graph/graph.h"
+#include "trace.h"
 
 /* A worker's block of trace slots, on a cache line of its own: workers
 ** reserve T_BLOCK entries of t_order at a time, not one atomic per task. */
@@ -95,18 +96,6 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
 int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *workers,
                   cask_error_t *err);
 
-/* Ticks: a cheap monotonic counter (sched/clock.c); convert with a tickconv. */
-void cask__clock_init(void);
-uint64_t cask__tick(void);
-typedef struct cask__tickconv {
-    uint64_t tick0, ns0;  /* a tick and the monotonic ns it was taken at */
-    double ns_per_tick;   /* the rate between them and now */
-} cask__tickconv_t;
-void cask__tick_rate(cask__tickconv_t *c);
-static inline uint64_t cask__tick_ns(const cask__tickconv_t *c, uint64_t tick)
-{
-    return c->ns0 + (uint64_t)((double)(int64_t)(tick - c->tick0) * c->ns_per_tick);
-}
 
 /* cask_run_exec in three steps, for back-ends that run kernels elsewhere.
 ** invoke calls t's kernel on its inputs (start and end in ticks when the
@@ -148,14 +137,22 @@ cask_trace_t *cask__trace_build(const cask_run_t *r);
 cask_trace_t *cask__trace_from(const cask__plan_t *p, int workers, const int32_t *worker,
                                const uint64_t *start, const uint64_t *end);
 
-/* The built-in schedulers. */
-extern const cask_scheduler_t cask__sched_sync;
-extern const cask_scheduler_t cask__sched_threads;
-extern const cask_scheduler_t cask__sched_processes;
-#ifdef CASK_HAVE_MPI
-extern const cask_scheduler_t cask__sched_mpi;
-/* The number of MPI ranks (MPI started if needed), or a negative code. */
-int cask__mpi_size(cask_error_t *err);
-#endif
+/* A back-end as the registry keeps it: the scheduler, and what the
+** built-in ones need beyond it. */
+typedef struct cask__backend {
+    cask_scheduler_t s;
+    /* The worker count it must use whatever the options say (mpi: one per
+    ** rank, MPI started if need be), or a negative code; NULL: any. */
+    int (*workers)(cask_error_t *err);
+    /* Why it cannot run in this build (mpi without MPI), or NULL. */
+    const char *missing;
+} cask__backend_t;
+
+/* The built-in back-ends (sched/sync.c, threads.c, processes.c, mpi.c). */
+extern const cask__backend_t cask__backend_sync, cask__backend_threads,
+    cask__backend_processes, cask__backend_mpi;
+
+/* Register the built-in back-ends; the library's start calls it once. */
+void cask__register_schedulers(void);
 
 #endif

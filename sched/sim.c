@@ -128,9 +128,9 @@ static int durations(const cask__plan_t *p, const cask_trace_t *tr, double *d, c
     }
     for (uint32_t v = 0; v < p->n; v++)
         if (d[v] < 0)
-            return cask__err(err, CASK_EMISSING, cask__key(g, p->task[v]), NULL,
+            return cask__err(err, CASK_EMISSING, cask__graph_key(g, p->task[v]), NULL,
                              "task '%s' is not in the trace of durations",
-                             cask__key(g, p->task[v]));
+                             cask__graph_key(g, p->task[v]));
     return 0;
 }
 
@@ -151,13 +151,14 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
     if (!n_outs) /* the recorded outputs, else the whole graph */
         outs = cask_graph_outputs(g, &n_outs);
     cask_task_t *all = NULL;
-    if (!n_outs && g->n) {
-        if (!(all = cask__malloc(g->n * sizeof *all)))
+    uint32_t size = (uint32_t)cask_graph_size(g);
+    if (!n_outs && size) {
+        if (!(all = cask__malloc(size * sizeof *all)))
             return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to simulate");
-        for (uint32_t t = 0; t < g->n; t++)
-            all[t] = cask__handle(g, t);
+        for (uint32_t t = 0; t < size; t++)
+            all[t] = cask__graph_handle(g, t);
         outs = all;
-        n_outs = g->n;
+        n_outs = size;
     }
     cask_run_t r;
     memset(&r, 0, sizeof r);

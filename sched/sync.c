@@ -37,4 +37,4 @@ static int sync_run(cask_run_t *r, void *udata, cask_error_t *err)
     return 0;
 }
 
-const cask_scheduler_t cask__sched_sync = { "sync", sync_run, NULL, 1 };
+const cask__backend_t cask__backend_sync = { { "sync", sync_run, NULL, 1 }, NULL, NULL };

@@ -355,4 +355,4 @@ out:
     return rc;
 }
 
-const cask_scheduler_t cask__sched_threads = { "threads", threads_run, NULL, 0 };
+const cask__backend_t cask__backend_threads = { { "threads", threads_run, NULL, 0 }, NULL, NULL };

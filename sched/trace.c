@@ -60,10 +60,9 @@ static void put_event(cask_trace_t *tr, size_t i, uint32_t gt, int worker, uint6
                       uint64_t end, uint64_t bytes)
 {
     const cask_graph_t *g = tr->g;
-    uint32_t gid = cask__group_id(g, gt);
     tr->ev[i] = (cask_trace_event_t){
-        .key = cask__key(g, gt), /* stable while g lives, and the trace holds g */
-        .group = gid ? cask__strtab_get(&g->groups, gid - 1) : NULL, /* NULL: derived later */
+        .key = cask__graph_key(g, gt), /* stable while g lives, and the trace holds g */
+        .group = cask__graph_group_name(g, gt), /* NULL: derived later */
         .worker = worker, .start_ns = start > end ? end : start, /* a rounding step */
         .end_ns = end, .bytes = bytes };
     if (end > tr->span)

@@ -73,6 +73,12 @@ for e in "$BUILD"/examples/*; do
     fi
 done
 
+if sh tests/check-layers.sh >"$log" 2>&1; then
+    pass=$((pass + 1)); echo "ok   $(cat "$log")"
+else
+    fail=$((fail + 1)); failed="$failed check-layers"; cat "$log"
+fi
+
 if make --no-print-directory -s BUILD="$BUILD" check-exports >"$log" 2>&1; then
     pass=$((pass + 1)); echo "ok   exported symbols all start with cask_"
 else

@@ -117,7 +117,7 @@ static int prepare(dot_t *d, const cask_dot_opts_t *o, bool collapse, cask_error
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to draw the graph");
     }
     for (size_t v = 0; v < n; v++)
-        all[v] = cask__handle(g, (uint32_t)v);
+        all[v] = cask__graph_handle(g, (uint32_t)v);
     int prc = n ? cask__plan_build(g, all, n, 0, &d->p, err) : 0;
     cask__free(all);
     if (prc)
@@ -362,7 +362,7 @@ int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
           "  edge [color=\"#555555\", arrowsize=0.6, fontname=\"Helvetica\", fontsize=9];\n", f);
     if (!collapse) {
         for (size_t v = 0; v < d.n; v++) {
-            const char *key = cask__key(g, (uint32_t)v), *k = cask__kernel_name(g, (uint32_t)v);
+            const char *key = cask__graph_key(g, (uint32_t)v), *k = cask__kernel_name(g, (uint32_t)v);
             fprintf(f, "  t%zu [label=\"", v);
             dot_puts(f, key);
             if (k) {

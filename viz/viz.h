@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "../graph/graph.h"
+#include "../sched/trace.h"
 #include "cask/viz.h"
 
 #define CASK__NCOLORS 20 /* colours in the palette (viz/color.c) */

@@ -261,6 +261,11 @@ CASK_API int cask_scheduler_register(const cask_scheduler_t *s,
 /* True when a scheduler of that name is registered. */
 CASK_API bool cask_scheduler_exists(const char *name);
 
+/* 0 when a compute can run on the scheduler of that name; else
+** CASK_ENOSCHED with err saying why: no such name, or a built-in one left
+** out of this build (mpi without MPI). */
+CASK_API int cask_scheduler_check(const char *name, cask_error_t *err);
+
 /* Number of tasks in r. */
 CASK_API size_t cask_run_size(const cask_run_t *r);
 

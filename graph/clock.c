@@ -1,5 +1,5 @@
 /*
-** sched/clock.c: timestamps for traces.
+** graph/clock.c: timestamps for traces.
 **
 ** A trace takes two timestamps per task, so the clock is on the hot path:
 ** clock_gettime costs about 20 ns even through the vDSO, the x86 time-stamp
@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "sched.h"
+#include "util.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>

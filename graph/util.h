@@ -1,0 +1,76 @@
+/*
+** graph/util.h: what every part of the library uses: allocation (with a
+** failure hook for tests), errors, hashing and the clock. The bottom of
+** the layers (graph, then sched, then collections and viz, then cli):
+** anything may include it. Not public API: nothing here is exported.
+*/
+#ifndef CASK__UTIL_H
+#define CASK__UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cask/cask.h"
+
+/* ------------------------------------------------------------ allocation */
+
+/* All of cask's heap goes through these, so tests can inject failures. */
+void *cask__malloc(size_t n);
+void *cask__calloc(size_t n, size_t size);
+void *cask__realloc(void *p, size_t n);
+void  cask__free(void *p);
+char *cask__strdup(const char *s);
+/* Grow *p (of *cap elements of size sz) to hold at least need; 0 or CASK_ENOMEM. */
+int   cask__grow(void **p, size_t *cap, size_t need, size_t sz);
+/* Tests only: make the nth allocation from now fail (n >= 1); 0 turns it off.
+** Returns the number of allocations made since the last call. */
+long  cask__alloc_fail_at(long n);
+
+/* ---------------------------------------------------------------- errors */
+
+/* Fill err (if not NULL) and return code. key and kernel may be NULL. */
+int cask__err(cask_error_t *err, int code, const char *key,
+              const char *kernel, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+/* -------------------------------------------------------------- hashing */
+
+uint64_t cask__hash(const void *p, size_t n, uint64_t seed);
+/* Fold v into h (cheap; finish with cask__avalanche before use as a hash). */
+static inline uint64_t cask__mix(uint64_t h, uint64_t v)
+{
+    h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+/* Spread every input bit over the whole word. */
+static inline uint64_t cask__avalanche(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+/* ----------------------------------------------------------------- clock */
+
+/* Ticks: a cheap monotonic counter (graph/clock.c): the x86 time-stamp
+** counter where it is invariant, else monotonic ns; convert with a
+** tickconv. cask_now_ns() (cask/sched.h) is the monotonic clock in ns. */
+void cask__clock_init(void);
+uint64_t cask__tick(void);
+typedef struct cask__tickconv {
+    uint64_t tick0, ns0;  /* a tick and the monotonic ns it was taken at */
+    double ns_per_tick;   /* the rate between them and now */
+} cask__tickconv_t;
+void cask__tick_rate(cask__tickconv_t *c);
+static inline uint64_t cask__tick_ns(const cask__tickconv_t *c, uint64_t tick)
+{
+    return c->ns0 + (uint64_t)((double)(int64_t)(tick - c->tick0) * c->ns_per_tick);
+}
+
+#endif /* CASK__UTIL_H */

@@ -1,6 +1,16 @@
 /*
-** collections/array.h: what array.c (building) and array_eval.c (the
-** kernels) share: the program a fused task runs.
+** collections/array.h: what the files of the arrays share. By feature:
+**
+**   array.c         the array object: creation, reading, tasks, compute
+**   array_expr.c    expressions: compiling, elementwise operations, where,
+**                   astype, transpose (building only: no task is added)
+**   array_ops.c     the tables of elementwise operations, and their loops
+**   array_eval.c    the evaluator of fused programs and the generators, the
+**                   eval, copy and borrow kernels, and registration
+**   array_reduce.c  reductions: the table, building the trees, the kernels
+**   array_gather.c  slice, rechunk, concatenate: building and the kernels
+**   array_matmul.c  matmul: building and the kernel
+**   array_npy.c     .npy files
 **
 ** An elementwise expression is compiled into a program: a header, then
 ** its nodes in topological order (operands before the node). Every block
@@ -54,17 +64,7 @@ typedef struct ar_phead {
     int64_t  chunk[CASK_MAX_NDIM]; /* root's chunks (<= extent, >= 1) */
 } ar_phead_t;
 
-/* Register the kernels of the arrays (the library's start,
-** collections/init.c, calls it once). */
-void cask__register_collections(void);
-
-
-/* Partial results of a reduction: fields per output element. */
-int cask__ar_red_fields(int red);
-/* The element type partials of red over dtype are kept in. */
-cask_dtype_t cask__ar_red_pdtype(int red, cask_dtype_t in);
-/* The result type of red over dtype. */
-cask_dtype_t cask__ar_red_dtype(int red, cask_dtype_t in);
+/* ---------------------------------------------------------------- layout */
 
 /* Blocks along an axis of this extent and chunk (an empty axis has one). */
 static inline int64_t ar_nblocks(int64_t extent, int64_t chunk)
@@ -72,11 +72,26 @@ static inline int64_t ar_nblocks(int64_t extent, int64_t chunk)
     return extent ? extent / chunk + (extent % chunk != 0) : 1; /* no overflow near 2^63 */
 }
 
+/* Whether extents shape[0..ndim) (and chunks chunk, unless NULL) are
+** sound: extents >= 0 whose product, an empty axis counted as 1, is under
+** 2^60; chunks >= 1 and at most 2^31 blocks. Then no product of extents,
+** offsets or block indices a kernel forms can overflow. */
+bool cask__ar_grid_ok(int ndim, const int64_t *shape, const int64_t *chunk);
+
 /* Whether h's magic, ndim, dtype, extents and chunks are sound (what
 ** every kernel checks before it trusts a header from a graph file):
 ** extents >= 0 whose product (an empty axis counted as 1) is under 2^60,
 ** chunks >= 1, at most 2^31 blocks. */
 bool cask__ar_layout_ok(const ar_phead_t *h);
+
+/* Where block `block` of h's grid starts (bo) and its extents (be); false
+** when there is no such block. */
+bool cask__ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be);
+
+/* Copy the block at bo/be between whole (C order, shape) and blk (C order,
+** be): into blk when to_block, else out of it. sz: bytes per element. */
+void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
+                         size_t sz, char *whole, char *blk, bool to_block);
 
 /* The most bytes one block may take, at 8 bytes an element, in a kernel:
 ** the machine's physical memory (set when the kernels are registered, if
@@ -91,9 +106,243 @@ extern size_t cask__ar_max_bytes;
 ** hours; a larger block is refused with CASK_ELIMIT. */
 extern uint64_t cask__ar_max_stream;
 
+/* 0 if elems elements of 8 bytes fit under cask__ar_max_bytes, else
+** CASK_ENOMEM with ctx's message naming what (a block, a partial). */
+int cask__ar_fits(uint64_t elems, const char *what, cask_kctx_t *ctx);
+
 /* 0 if a block of extents be[0..ndim) (each >= 0) fits under
 ** cask__ar_max_bytes; else CASK_ENOMEM, with ctx's message naming it. */
 int cask__ar_block_fits(int ndim, const int64_t *be, cask_kctx_t *ctx);
+
+/* ------------------------------------------------------------ operations */
+
+/* Loops over len elements: out[j] = op a[j], or a[j] op b[j]. */
+typedef void (*ar_loop1_t)(const void *a, void *out, size_t len);
+typedef void (*ar_loop2_t)(const void *a, const void *b, void *out, size_t len);
+
+/* How an operation types its operands and its result. */
+enum {
+    AR_SAME,     /* the operands' common type, and so is the result */
+    AR_FLOAT,    /* int64 and bool operands are taken as float64 first */
+    AR_COMPARE   /* the operands' common type; the result is bool */
+};
+
+/* One binary operation: a row of cask__ar_binops. */
+typedef struct ar_binop {
+    const char *name;     /* in keys and messages: "add" */
+    int         rule;     /* AR_SAME, AR_FLOAT or AR_COMPARE */
+    bool        bools;    /* defined on two bool operands (AR_FLOAT: as float64) */
+    ar_loop2_t  loop[4];  /* by operand dtype; NULL where it is not defined */
+} ar_binop_t;
+
+/* What a unary operation does to a bool array. */
+enum { AR_BOOL_REFUSE, AR_BOOL_SELF, AR_BOOL_FLOAT };
+
+/* One unary operation: a row of cask__ar_unops. */
+typedef struct ar_unop {
+    const char *name;     /* "sqrt" */
+    int         rule;     /* AR_SAME, or AR_FLOAT: int64 is taken as float64 */
+    int         on_bool;  /* AR_BOOL_*: refused, the identity, or as float64 */
+    ar_loop1_t  loop[4];  /* by dtype; NULL where it is not defined */
+} ar_unop_t;
+
+/* The tables, indexed by cask_binop_t and cask_unop_t (array_ops.c). */
+extern const ar_binop_t cask__ar_binops[CASK_BINOP_COUNT];
+extern const ar_unop_t cask__ar_unops[CASK_UNOP_COUNT];
+
+/* Convert len elements of dtype from to dtype to (C casts, but float to
+** int64 as NumPy on x86: NaN and out-of-range give INT64_MIN). */
+void cask__ar_cast(int from, int to, const void *a, void *out, size_t len);
+
+/* out[j] = c[j] ? a[j] : b[j] for len elements of dtype dt. */
+void cask__ar_where(int dt, const uint8_t *c, const void *a, const void *b, void *out, size_t len);
+
+/* A double as int64, as NumPy gives it on x86-64: truncated, and INT64_MIN
+** for NaN, infinities and values out of range (a C cast of those is
+** undefined). */
+static inline int64_t ar_d2i(double v)
+{
+    return v >= -0x1p63 && v < 0x1p63 ? (int64_t)v : INT64_MIN;
+}
+
+/* ------------------------------------------------------------- building */
+
+typedef struct ar_blockset {
+    atomic_uint  refs;
+    int          ndim;
+    int64_t      chunk[CASK_MAX_NDIM];
+    size_t       n;
+    cask_task_t *tasks;
+} ar_blockset_t;
+
+typedef struct ar_enode {
+    atomic_uint   refs;
+    uint8_t       kind, op;             /* N_*; its operation */
+    cask_dtype_t  dtype;                /* of its values */
+    int           ndim;                 /* the expression's */
+    int64_t       shape[CASK_MAX_NDIM]; /* its extents (1 where it broadcasts) */
+    struct ar_enode *a[3];                 /* operands (references held) */
+    int           count;                /* nodes under it, counted as a tree */
+    ar_blockset_t   *bs;                   /* N_BLOCKS: whose blocks (reference held) */
+    int           src_ndim;             /* leaves: axes of the source */
+    int64_t       src_shape[CASK_MAX_NDIM]; /* leaves: the source's extents */
+    int8_t        map[CASK_MAX_NDIM];   /* leaves: source axis of each axis, or -1 */
+    double        p[3];                 /* N_GEN, N_CONST parameters (array.h) */
+    int64_t       ip[2];
+} ar_enode_t;
+
+struct cask_array {
+    atomic_uint   refs;
+    cask_graph_t *g;                    /* a reference held */
+    cask_dtype_t  dtype;
+    int           ndim;
+    int64_t       shape[CASK_MAX_NDIM];
+    int64_t       chunk[CASK_MAX_NDIM]; /* normalised: 1 .. max(extent, 1) */
+    ar_enode_t      *e;                    /* what its elements are */
+    ar_blockset_t   *bs;                   /* its blocks' tasks, once made */
+};
+
+
+/* "(3, 4)" into buf. */
+const char *cask__ar_shape_str(char *buf, size_t size, int ndim, const int64_t *shape);
+
+/* Expression nodes and block sets: new, and a reference dropped. */
+ar_enode_t *cask__ar_node_new(int kind, int op, cask_dtype_t dtype, int ndim,
+                              const int64_t *shape);
+void cask__ar_node_decref(ar_enode_t *e);
+ar_blockset_t *cask__ar_blockset_new(int ndim, const int64_t *shape, const int64_t *chunk);
+void cask__ar_blockset_decref(ar_blockset_t *b);
+
+/* Blocks of a grid; block i's coordinates; blocks along each axis. */
+size_t cask__ar_grid_blocks(int ndim, const int64_t *shape, const int64_t *chunk);
+void cask__ar_grid_coords(int ndim, const int64_t *nb, int64_t i, int64_t *c);
+void cask__ar_grid_extents(int ndim, const int64_t *shape, const int64_t *chunk, int64_t *nb);
+
+/* Check dtype, ndim, shape and chunks (NULL: picked); fill the normalised
+** chunks. 0, CASK_EINVAL or CASK_ELIMIT naming what is wrong. */
+int cask__ar_check_layout(cask_dtype_t dtype, int ndim, const int64_t *shape,
+                          const int64_t *chunks, int64_t *chunk, cask_error_t *err);
+
+/* A new array of g over expression e (stolen) in chunks chunk. */
+cask_array_t *cask__ar_new(cask_graph_t *g, ar_enode_t *e, const int64_t *chunk,
+                           cask_error_t *err);
+/* A leaf reading blockset b (of an array of this shape) as it is. */
+ar_enode_t *cask__ar_blocks_leaf(ar_blockset_t *b, cask_dtype_t dtype, int ndim,
+                                 const int64_t *shape);
+/* A new array over the blocks b (stolen), which hold dtype values. */
+cask_array_t *cask__ar_blocks_array(cask_graph_t *g, ar_blockset_t *b, cask_dtype_t dtype,
+                                    int ndim, const int64_t *shape, cask_error_t *err);
+/* The header of a program or description for this layout of dtype. */
+ar_phead_t cask__ar_head_for(cask_dtype_t dtype, int ndim, const int64_t *shape,
+                             const int64_t *chunk);
+
+/* NumPy's promotion of two array dtypes. */
+cask_dtype_t cask__ar_promote(cask_dtype_t a, cask_dtype_t b);
+
+/* A compiled program and what its tasks need beside it. */
+typedef struct ar_compiled {
+    cask_value_t      prog;                /* the program, a bytes value (a reference) */
+    const ar_enode_t *leaf[AR_MAX_NODES];  /* its N_BLOCKS leaves, in argument order */
+    int               nleaf;
+    uint64_t          token;               /* the key token of its tasks */
+} ar_compiled_t;
+
+/* The program for a's expression over a's layout (red < 0: no
+** reduction) into *c; release c->prog when done. */
+int cask__ar_compile(const cask_array_t *a, int red, unsigned axes, int ddof, ar_compiled_t *c,
+                     cask_error_t *err);
+/* Add one task per block of a running program cp (kernel, with `final` as
+** argument 2, key NAME name) into tasks[0..blocks). */
+int cask__ar_add_block_tasks(cask_array_t *a, const ar_compiled_t *cp, const char *kernel,
+                             const char *name, int64_t final, cask_task_t *tasks,
+                             cask_error_t *err);
+/* Give a its blocks' tasks, if it has none yet: one fused task per block. */
+int cask__ar_materialize(cask_array_t *a, cask_error_t *err);
+
+/* ------------------------------------------------------------ evaluating */
+
+/* The header and nodes of prog (args[0]), checked; NULL with a message
+** (ctx) and *rc. With leaves, every block leaf must name an argument in
+** base .. n-1 (combine tasks read partials, not leaves). */
+const ar_phead_t *cask__ar_program(const cask_value_t *args, size_t n, size_t base, bool leaves,
+                                   cask_kctx_t *ctx, int *rc);
+
+/* How the evaluator reads a leaf of the program. */
+typedef struct ar_leaf {
+    const char *base;              /* N_BLOCKS: the block's elements */
+    int64_t stride[CASK_MAX_NDIM]; /* elements per step along each root axis */
+    int64_t off0;                  /* offset of the block's first element */
+} ar_leaf_t;
+
+/* What receives the root's tiles: AR_TILE or fewer values of the root's
+** dtype, for the row at coord (axes before the last), columns col on. */
+typedef struct ar_sink {
+    void (*put)(struct ar_sink *s, const void *x, size_t len, const int64_t *coord, int64_t col);
+} ar_sink_t;
+
+/* A program set up for one block. */
+typedef struct ar_eval {
+    const ar_phead_t *h;
+    const ar_pnode_t *nd;
+    int64_t   bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
+    ar_leaf_t leaf[AR_MAX_NODES];
+    void     *ptr[AR_MAX_NODES];   /* each node's values for the tile */
+    char     *buf;                 /* AR_TILE 8-byte slots per node */
+} ar_eval_t;
+
+/* Set up ev for prog's block `block` (args: the task's arguments); 0 or a
+** failure. Free ev->buf when done (also after a failure). */
+int cask__ar_eval_init(ar_eval_t *ev, const ar_phead_t *h, int64_t block,
+                       const cask_value_t *args, cask_kctx_t *ctx);
+/* Run the program over ev's block, handing the root's tiles to s. */
+void cask__ar_run(ar_eval_t *ev, ar_sink_t *s);
+
+/* ------------------------------------------------------------ reductions */
+
+/* How a reduction's result is typed. */
+enum {
+    AR_R_SAME,   /* the input's type */
+    AR_R_SUM,    /* int64 for bool input, else the input's */
+    AR_R_FLOAT,  /* float32 for float32, else float64 */
+    AR_R_INDEX,  /* int64 */
+    AR_R_BOOL    /* bool */
+};
+
+/*
+** One reduction: a row of cask__ar_reds. Partials keep `fields` values per
+** output element, field f of element k at p[f * K + k], in int64 for
+** int64 and bool input (unless float_partials) and float64 otherwise; the
+** functions see element k's field 0 at p (its field f at p[f * K]).
+*/
+typedef struct ar_red {
+    const char *name;          /* "sum" */
+    int     fields;            /* partials per output element */
+    int     result;            /* AR_R_* */
+    bool    float_partials;    /* float64 partials whatever the input */
+    bool    identity;          /* defined over an empty extent */
+    bool    index;             /* the result is field 1, an index (argmin, argmax) */
+    double  init_d[3];         /* each field's start, float partials */
+    int64_t init_i[2];         /* and int64 partials */
+    /* Fold len values into the partials: value j into element k0 + j * ks
+    ** (ks is 0: all into k0, or 1), its flat index i0 + j * is. */
+    void (*tile_d)(double *p, int64_t K, const double *x, size_t len, int64_t k0, int64_t ks,
+                   int64_t i0, int64_t is);
+    void (*tile_i)(int64_t *p, int64_t K, const int64_t *x, size_t len, int64_t k0, int64_t ks,
+                   int64_t i0, int64_t is);
+    /* Merge element b's partials into element a's. */
+    void (*merge_d)(double *a, const double *b, int64_t K);
+    void (*merge_i)(int64_t *a, const int64_t *b, int64_t K);
+    /* An element's result from its float partials; NULL: field 0. */
+    double (*final_d)(const double *p, int64_t K, int ddof);
+} ar_red_t;
+
+/* The table, indexed by cask_reduction_t (array_reduce.c). */
+extern const ar_red_t cask__ar_reds[CASK_REDUCTION_COUNT];
+
+/* The result type of reduction red over dtype in. */
+cask_dtype_t cask__ar_red_dtype(int red, cask_dtype_t in);
+
+/* ------------------------------------------------------- kernels, data */
 
 /* What the cask.array.borrow tasks of a borrowed array read: its layout
 ** and the caller's buffer. It travels as a portable opaque value (no graph
@@ -108,17 +357,6 @@ typedef struct ar_borrow {
 ** cask.array.borrow knows the value is one. */
 void cask__ar_borrow_free(void *p);
 
-/* Where block `block` of h's grid starts (bo) and its extents (be); false
-** when there is no such block. */
-bool cask__ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be);
-/* Copy the block at bo/be between whole (C order, shape) and blk (C order,
-** be): into blk when to_block, else out of it. sz: bytes per element. */
-void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
-                   size_t sz, char *whole, char *blk, bool to_block);
-
-/* Register cask.array.matmul (array_matmul.c). */
-void cask__ar_register_matmul(void);
-
 /* What cask.array.gather reads: the output's layout (whose dtype is the
 ** source's too) and, per axis, the source's extent and chunk and the
 ** element map source coordinate = start + step * output coordinate. */
@@ -130,10 +368,18 @@ typedef struct ar_gather {
     int64_t    step[CASK_MAX_NDIM];
 } ar_gather_t;
 
-/* Register cask.array.gather (array_eval.c). */
-void cask__ar_register_gather(void);
-
 /* The SplitMix64 mix of a seed: a generator's key. */
 uint64_t cask__ar_seed_key(uint64_t seed);
+
+/* The cost model of a kernel whose first argument is a program: about a
+** nanosecond per element of its block. */
+double cask__ar_cost_block(const cask_value_t *args, size_t n);
+
+/* Register the kernels of the arrays (the library's start,
+** collections/init.c, calls it once), and those of each file. */
+void cask__register_collections(void);
+void cask__ar_register_reduce(void);
+void cask__ar_register_gather(void);
+void cask__ar_register_matmul(void);
 
 #endif /* CASK__ARRAY_H */

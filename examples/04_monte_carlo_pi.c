@@ -35,20 +35,21 @@ static inline uint64_t splitmix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* pi.hits(first, count): how many of points first .. first+count-1 land
+/* hits(first, count): how many of points first .. first+count-1 land
 ** inside the unit quarter circle. */
-static int k_hits(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+static CASK_KERNEL(hits)
 {
-    if (n != 2 || a[0].type != CASK_INT64 || a[1].type != CASK_INT64)
+    if (n_args != 2 || args[0].type != CASK_INT64 || args[1].type != CASK_INT64)
         return cask_kernel_fail(ctx, "wants (first, count) as integers");
-    uint64_t first = (uint64_t)a[0].u.i, count = (uint64_t)a[1].u.i, hits = 0;
+    uint64_t first = (uint64_t)cask_value_int(&args[0]), count = (uint64_t)cask_value_int(&args[1]);
+    uint64_t inside = 0;
     const double scale = 0x1p-53;
     for (uint64_t i = first; i < first + count; i++) {
         double x = (double)(splitmix64(SEED + 2 * i * GOLDEN) >> 11) * scale;
         double y = (double)(splitmix64(SEED + (2 * i + 1) * GOLDEN) >> 11) * scale;
-        hits += x * x + y * y < 1.0;
+        inside += x * x + y * y < 1.0;
     }
-    *out = cask_int((int64_t)hits);
+    *out = cask_int((int64_t)inside);
     return 0;
 }
 
@@ -64,13 +65,13 @@ int main(int argc, char **argv)
     cask_error_t err;
     /* A cost estimate (seconds per point) lets the ranks mean something. */
     cask_kernel_opts_t ko = { .cost = 2.5e-9 * (double)(SAMPLES / TASKS) };
-    if (cask_kernel_register("pi.hits", k_hits, &ko, &err))
+    if (cask_kernel_register("hits", hits, &ko, &err))
         die(&err);
     cask_graph_t *g = cask_graph_new(&err);
     cask_value_t parts[TASKS];
     for (int i = 0; i < TASKS; i++) {
         long long first = SAMPLES / TASKS * i, count = SAMPLES / TASKS;
-        parts[i] = cask_ref(CASK_DELAYED(g, "pi.hits", &err, cask_int(first), cask_int(count)));
+        parts[i] = cask_ref(CASK_CALL(g, hits, &err, cask_int(first), cask_int(count)));
     }
     cask_task_t total = cask_delayed(g, "cask.add", parts, TASKS, &err);
     if (total == CASK_NO_TASK)
@@ -79,7 +80,7 @@ int main(int argc, char **argv)
     /* Each scheduler in turn, five times for the figures: the best of each. */
     enum { NS = 3 };
     double wall[NS], t[NS][5];
-    int64_t hits[NS];
+    int64_t inside[NS];
     int workers[NS] = { 0 }, reps = figures ? 5 : 1;
     const char *scheds[NS] = { "sync", "threads", "processes" };
     for (int k = 0; k < reps; k++)
@@ -90,7 +91,7 @@ int main(int argc, char **argv)
             if (cask_compute(g, &total, 1, &o, &v, &info, &err))
                 die(&err);
             t[s][k] = info.wall_s;
-            hits[s] = cask_value_int(&v);
+            inside[s] = cask_value_int(&v);
             workers[s] = info.workers;
         }
     for (int s = 0; s < NS; s++) {
@@ -98,11 +99,11 @@ int main(int argc, char **argv)
         for (int k = 1; k < reps; k++)
             wall[s] = t[s][k] < wall[s] ? t[s][k] : wall[s];
     }
-    if (hits[0] != hits[1] || hits[0] != hits[2]) {
+    if (inside[0] != inside[1] || inside[0] != inside[2]) {
         fprintf(stderr, "04_monte_carlo_pi: the schedulers disagree\n");
         return 1;
     }
-    double pi = 4.0 * (double)hits[0] / (double)SAMPLES;
+    double pi = 4.0 * (double)inside[0] / (double)SAMPLES;
     if (figures) {
         for (int s = 0; s < NS; s++)
             printf("pi.%s.cask.s %.4f\n", scheds[s], wall[s]);

@@ -75,8 +75,8 @@ int main(void)
             fprintf(stderr, "05_fifo_scheduler: %s\n", err.message);
             return 1;
         }
-        results[k] = r.u.i;
-        printf("%-4s: total = %lld; order:", names[k], (long long)r.u.i);
+        results[k] = cask_value_int(&r);
+        printf("%-4s: total = %lld; order:", names[k], (long long)results[k]);
         for (size_t i = 0; i < cask_trace_size(info.trace); i++) {
             const char *key = cask_trace_event(info.trace, i)->key;
             printf(" %.4s", key);

@@ -672,14 +672,13 @@ out:
     return rc;
 }
 
+static int write_graph(FILE *f, const void *g, const void *opts, cask_error_t *err)
+{
+    (void)opts;
+    return cask_graph_write_json(g, f, err);
+}
+
 int cask_graph_save_json(const cask_graph_t *g, const char *path, cask_error_t *err)
 {
-    FILE *f = path ? fopen(path, "w") : NULL;
-    if (!f)
-        return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
-                         path ? path : "(null)", strerror(errno));
-    int rc = cask_graph_write_json(g, f, err);
-    if (fclose(f) && !rc)
-        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
-    return rc;
+    return cask__save(path, write_graph, g, NULL, err);
 }

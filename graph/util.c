@@ -2,6 +2,7 @@
 ** graph/util.c: allocation (with a failure hook for tests), errors,
 ** hashing and the version.
 */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -76,6 +77,21 @@ int cask__grow(void **p, size_t *cap, size_t need, size_t sz)
     *p = q;
     *cap = nc;
     return 0;
+}
+
+/* ----------------------------------------------------------------- files */
+
+int cask__save(const char *path, cask__writer_fn write, const void *obj, const void *opts,
+               cask_error_t *err)
+{
+    FILE *f = path ? fopen(path, "w") : NULL;
+    if (!f)
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
+                         path ? path : "(null)", strerror(errno));
+    int rc = write(f, obj, opts, err);
+    if (fclose(f) && !rc)
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
+    return rc;
 }
 
 /* ---------------------------------------------------------------- errors */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cask/cask.h"
 
@@ -37,6 +38,15 @@ int cask__err(cask_error_t *err, int code, const char *key,
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+
+/* ----------------------------------------------------------------- files */
+
+/* What the *_save functions do: open path for writing (created or
+** truncated), run write(f, obj, opts, err), close. 0, write's error, or
+** CASK_EIO naming the path (it cannot be opened, or closing it fails). */
+typedef int (*cask__writer_fn)(FILE *f, const void *obj, const void *opts, cask_error_t *err);
+int cask__save(const char *path, cask__writer_fn write, const void *obj, const void *opts,
+               cask_error_t *err);
 
 /* -------------------------------------------------------------- hashing */
 

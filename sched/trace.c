@@ -266,16 +266,15 @@ out:
     return rc;
 }
 
+static int write_trace(FILE *f, const void *tr, const void *opts, cask_error_t *err)
+{
+    (void)opts;
+    return cask_trace_write_json(tr, f, err);
+}
+
 int cask_trace_save_json(const cask_trace_t *tr, const char *path, cask_error_t *err)
 {
-    FILE *f = path ? fopen(path, "w") : NULL;
-    if (!f)
-        return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
-                         path ? path : "(null)", strerror(errno));
-    int rc = cask_trace_write_json(tr, f, err);
-    if (fclose(f) && !rc)
-        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
-    return rc;
+    return cask__save(path, write_trace, tr, NULL, err);
 }
 
 int cask_trace_load_json(const char *path, cask_trace_t **out, cask_error_t *err)

@@ -479,6 +479,11 @@ int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_t *opts,
     return rc;
 }
 
+static int write_dot(FILE *f, const void *g, const void *opts, cask_error_t *err)
+{
+    return cask_dot_write(g, f, opts, err);
+}
+
 int cask_dot_save(const cask_graph_t *g, const char *path, const cask_dot_opts_t *opts,
                   cask_error_t *err)
 {
@@ -489,14 +494,7 @@ int cask_dot_save(const cask_graph_t *g, const char *path, const cask_dot_opts_t
     char tmp[4096];
     if (picture && snprintf(tmp, sizeof tmp, "%s.tmp.dot", path) >= (int)sizeof tmp)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "path is too long");
-    const char *dotpath = picture ? tmp : path;
-    FILE *f = fopen(dotpath, "w");
-    if (!f)
-        return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s", dotpath,
-                         strerror(errno));
-    int rc = cask_dot_write(g, f, opts, err);
-    if (fclose(f) && !rc)
-        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s'", dotpath);
+    int rc = cask__save(picture ? tmp : path, write_dot, g, opts, err);
     if (!rc && picture)
         rc = cask__run_dot(tmp, path, ext + 1, err);
     if (picture)

@@ -293,17 +293,15 @@ int cask_timeline_write(const cask_trace_t *tr, FILE *f, const cask_timeline_opt
     return 0;
 }
 
+static int write_timeline(FILE *f, const void *tr, const void *opts, cask_error_t *err)
+{
+    return cask_timeline_write(tr, f, opts, err);
+}
+
 int cask_timeline_save(const cask_trace_t *tr, const char *path,
                        const cask_timeline_opts_t *opts, cask_error_t *err)
 {
-    FILE *f = path ? fopen(path, "w") : NULL;
-    if (!f)
-        return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
-                         path ? path : "(null)", strerror(errno));
-    int rc = cask_timeline_write(tr, f, opts, err);
-    if (fclose(f) && !rc)
-        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
-    return rc;
+    return cask__save(path, write_timeline, tr, opts, err);
 }
 
 int cask_trace_write_chrome(const cask_trace_t *tr, FILE *f, cask_error_t *err)
@@ -338,14 +336,13 @@ int cask_trace_write_chrome(const cask_trace_t *tr, FILE *f, cask_error_t *err)
     return rc;
 }
 
+static int write_chrome(FILE *f, const void *tr, const void *opts, cask_error_t *err)
+{
+    (void)opts;
+    return cask_trace_write_chrome(tr, f, err);
+}
+
 int cask_trace_save_chrome(const cask_trace_t *tr, const char *path, cask_error_t *err)
 {
-    FILE *f = path ? fopen(path, "w") : NULL;
-    if (!f)
-        return cask__err(err, CASK_EIO, NULL, NULL, "cannot open '%s': %s",
-                         path ? path : "(null)", strerror(errno));
-    int rc = cask_trace_write_chrome(tr, f, err);
-    if (fclose(f) && !rc)
-        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write '%s': %s", path, strerror(errno));
-    return rc;
+    return cask__save(path, write_chrome, tr, NULL, err);
 }

@@ -10,8 +10,8 @@
 ** pass and holds no block in memory. Tasks appear when something needs
 ** blocks: a reduction, cask_array_tasks(), cask_array_compute().
 **
-**   cask_array_t *x  = cask_array_random_normal(g, 1, (int64_t[]){ 100000000 }, **                                               (int64_t[]){ 1000000 }, 42, 0,
-1, &err);
+**   int64_t n = 100000000, chunk = 1000000;
+**   cask_array_t *x  = cask_array_random_normal(g, 1, &n, &chunk, 42, 0, 1, &err);
 **   cask_array_t *xx = cask_array_binop(x, CASK_MUL, x, &err);
 **   cask_array_t *y  = cask_array_binop_scalar(xx, CASK_ADD, cask_int(1), &err);
 **   cask_array_t *s  = cask_array_reduce(y, CASK_SUM, NULL, &err);
@@ -128,17 +128,21 @@ CASK_API cask_array_t *cask_array_random_normal(cask_graph_t *g, int ndim, const
 
 /* ------------------------------------------------------------ elementwise */
 
-/* Binary operations; comparisons give bool arrays. */
+/* Binary operations, as NumPy's. */
 typedef enum cask_binop {
-    CASK_ADD, CASK_SUB, CASK_MUL, CASK_DIV, /* DIV is true division: float */
-    CASK_POW,                               /* int64 operands are raised in float64 */
-    CASK_LT, CASK_LE, CASK_GT, CASK_GE, CASK_EQ, CASK_NE
+    CASK_ADD, CASK_SUB, CASK_MUL,  /* in the operands' common type; not on two bools */
+    CASK_DIV,                      /* true division: int64 and bool operands in float64 */
+    CASK_POW,                      /* int64 operands in float64; not on two bools */
+    CASK_LT, CASK_LE, CASK_GT, CASK_GE, CASK_EQ, CASK_NE, /* comparisons: bool results */
+    CASK_BINOP_COUNT               /* not an operation: how many there are */
 } cask_binop_t;
 
-/* Unary operations. sqrt, exp, log, sin and cos give float64 for int64 and
+/* Unary operations. neg and abs keep the type (neg refuses bool, abs of
+** bool is itself); sqrt, exp, log, sin and cos give float64 for int64 and
 ** bool input, float32 for float32. */
 typedef enum cask_unop {
-    CASK_NEG, CASK_ABS, CASK_SQRT, CASK_EXP, CASK_LOG, CASK_SIN, CASK_COS
+    CASK_NEG, CASK_ABS, CASK_SQRT, CASK_EXP, CASK_LOG, CASK_SIN, CASK_COS,
+    CASK_UNOP_COUNT                /* not an operation: how many there are */
 } cask_unop_t;
 
 /*
@@ -157,6 +161,7 @@ CASK_API cask_array_t *cask_array_binop_scalar(cask_array_t *a, cask_binop_t op,
                                                cask_value_t s, cask_error_t *err);
 CASK_API cask_array_t *cask_array_scalar_binop(cask_value_t s, cask_binop_t op,
                                                cask_array_t *a, cask_error_t *err);
+/* op(a), elementwise. CASK_ETYPE for the negation of a bool array. */
 CASK_API cask_array_t *cask_array_unop(cask_array_t *a, cask_unop_t op, cask_error_t *err);
 
 /* cond ? a : b, elementwise and broadcast; cond must be bool (CASK_ETYPE). */
@@ -255,7 +260,8 @@ CASK_API cask_array_t *cask_array_map_blocks(cask_array_t *a, const char *kernel
 
 typedef enum cask_reduction {
     CASK_SUM, CASK_PROD, CASK_MIN, CASK_MAX, CASK_MEAN, CASK_VAR, CASK_STD,
-    CASK_ARGMIN, CASK_ARGMAX, CASK_ANY, CASK_ALL
+    CASK_ARGMIN, CASK_ARGMAX, CASK_ANY, CASK_ALL,
+    CASK_REDUCTION_COUNT           /* not a reduction: how many there are */
 } cask_reduction_t;
 
 /* The bit of axis k in cask_reduce_opts_t.axes. */
@@ -283,14 +289,16 @@ typedef struct cask_reduce_opts {
 ** ARGMIN and ARGMAX propagate NaN as NumPy does.
 ** Errors: CASK_EINVAL for an axis out of range, ARGMIN/ARGMAX over several
 ** but not all axes, or a reduction of an empty array that has no identity
-** (MIN, MAX, ARGMIN, ARGMAX); CASK_ETYPE for arithmetic on bool where NumPy
-** refuses it; CASK_ENOMEM.
+** (MIN, MAX, ARGMIN, ARGMAX); CASK_ENOMEM. Every reduction takes every
+** dtype, bool included (as NumPy: the sum of a bool array counts its trues).
 */
 CASK_API cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
                                          const cask_reduce_opts_t *opts, cask_error_t *err);
 
 /* ------------------------------------------------------- reading an array */
 
+/* These read what the array is, never its elements; a may not be NULL. */
+/* The element type; the number of axes. */
 CASK_API cask_dtype_t cask_array_dtype(const cask_array_t *a);
 CASK_API int cask_array_ndim(const cask_array_t *a);
 /* The extents (borrowed, ndim of them; valid while a lives). */

@@ -86,12 +86,14 @@ CASK_API cask_task_t cask_delayed_fn(cask_graph_t *g, const char *name, cask_ker
                  (err))
 
 /* A call of the C function fn (a cask_kernel_fn), registered under its own
-** name, with the arguments listed inline (at least one). */
+** name, with the arguments listed inline (at least one); CASK_CALL0 for a
+** call with none. */
 #define CASK_CALL(g, fn, err, ...)                                          \
     cask_delayed_fn((g), #fn, (fn), (const cask_value_t[]){__VA_ARGS__},    \
                     sizeof((const cask_value_t[]){__VA_ARGS__}) /           \
                         sizeof(cask_value_t),                               \
                     (err))
+#define CASK_CALL0(g, fn, err) cask_delayed_fn((g), #fn, (fn), NULL, 0, (err))
 
 /*
 ** multiprocessing's Pool.map(kernel, items, chunksize): one task per chunk

@@ -8,8 +8,10 @@
 ** rank first; ties to the task whose inputs free the most bytes; then to the
 ** task made ready most recently. Schedulers differ only in where tasks run.
 **
-** A scheduler is a small table of functions registered by name. The
-** built-in one here is "sync" (the calling thread). A user scheduler drives
+** A scheduler is a small table of functions registered by name. Built in:
+** "threads" (the default: a pool of threads started for the compute),
+** "sync" (the calling thread), "processes" (forked worker processes) and,
+** when built with MPI, "mpi" (docs/SCHEDULERS.md). A user scheduler drives
 ** a run with the cask_run_* functions below; examples/05_fifo_scheduler.c
 ** shows one.
 */

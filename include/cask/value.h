@@ -159,6 +159,7 @@ typedef struct cask_list_builder {
     size_t n, ocap;       /* private */
 } cask_list_builder_t;
 
+/* An empty builder; allocates nothing until the first append. */
 CASK_API void cask_list_builder_init(cask_list_builder_t *b);
 
 /* Append a copy of item (not a ref or an opaque value: CASK_ETYPE).

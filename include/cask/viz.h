@@ -16,6 +16,15 @@
 ** picture, so a graph's DOT and the timeline of a run of all of it colour
 ** each group alike. Group "transfer" (values moving between workers, in
 ** mpi traces) is always dark grey and takes none of the 20.
+**
+** Writers to a FILE * (*_write) leave f open and write through stdio
+** alone; writers to a path (*_save) create or truncate the file. Errors are
+** returned, with err filled, as everywhere in cask; a failed write may leave
+** a partial file behind.
+**
+** Threads: every function only reads its graph or trace, so several may
+** run at once over the same one, but not while another thread builds the
+** graph (cask_graph_t's rule). cask_dot_save to a picture starts a process.
 */
 #ifndef CASK_VIZ_H
 #define CASK_VIZ_H
@@ -71,8 +80,10 @@ CASK_API int cask_dot_write(const cask_graph_t *g, FILE *f, const cask_dot_opts_
 /*
 ** Write g to path: DOT when it ends in .dot (or .gv), otherwise a picture
 ** made by Graphviz's `dot` in the format the extension names (.svg, .png,
-** .pdf, ...). Errors: as cask_dot_write, and CASK_EIO when dot is missing
-** or fails.
+** .pdf, ...): the DOT goes to path + ".tmp.dot", then `dot` (found on the
+** PATH, run with posix_spawnp) draws path from it, and this call waits for
+** it to exit (reaping only its own child) and removes the temporary file.
+** Errors: as cask_dot_write, and CASK_EIO when dot is missing or fails.
 */
 CASK_API int cask_dot_save(const cask_graph_t *g, const char *path,
                            const cask_dot_opts_t *opts, cask_error_t *err);

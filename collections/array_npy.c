@@ -14,11 +14,11 @@
 
 static const char *const descrs[] = { "<f8", "<f4", "<i8", "|b1" };
 
-int cask_array_store_npy(cask_array_t *a, const char *path, const cask_compute_opts_t *opts,
-                         cask_error_t *err)
+int cask_array_save_npy(cask_array_t *a, const char *path, const cask_compute_opts_t *opts,
+                        cask_error_t *err)
 {
     if (!a || !path)
-        return cask__err(err, CASK_EINVAL, NULL, NULL, "store_npy needs an array and a path");
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "save_npy needs an array and a path");
     cask_dtype_t dt = cask_array_dtype(a);
     int ndim = cask_array_ndim(a);
     const int64_t *shape = cask_array_shape(a);

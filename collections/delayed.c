@@ -24,12 +24,8 @@ cask_task_t cask_delayed_named(cask_graph_t *g, const char *name, const char *ke
         cask__err(err, CASK_EINVAL, NULL, NULL, "kernel name is NULL");
         return CASK_NO_TASK;
     }
-    if (!name && !(name = short_name(kernel))) {
-        cask__err(err, CASK_ENOKERNEL, NULL, kernel, "unknown kernel '%s'", kernel);
-        return CASK_NO_TASK;
-    }
     cask_task_spec_t spec = { .kernel = kernel, .inputs = args, .n_inputs = n_args,
-                              .name = name, .group = name };
+                              .name = name, .group = name ? name : cask__group_is_name };
     cask_task_t t;
     return cask_graph_add(g, &spec, &t, err) ? CASK_NO_TASK : t;
 }

@@ -213,21 +213,17 @@ static uint64_t fresh_token(void)
     return cask__mix(impure_seed, atomic_fetch_add(&counter, 1));
 }
 
+const char cask__group_is_name[] = "";
+
 static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
                      cask_task_t *out, cask_error_t *err);
 
-/* Literal inputs that are list items (views into a list the caller holds)
-** become values of their own first: the graph keeps its inputs. */
-int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
-                    cask_task_t *out, cask_error_t *err)
+/* Add spec, whose literal inputs include list items (views into a list the
+** caller holds): each becomes a value of its own first, since the graph
+** keeps its inputs. */
+static int add_copied(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
+                      cask_task_t *out, cask_error_t *err)
 {
-    size_t views = 0;
-    for (size_t i = 0; spec && spec->inputs && i < spec->n_inputs; i++)
-        views += cask__is_view(&spec->inputs[i]);
-    if (!views)
-        return graph_add(g, spec, cost, out, err);
-    if (out)
-        *out = CASK_NO_TASK;
     cask_value_t *in = cask__malloc(spec->n_inputs * sizeof *in);
     if (!in)
         return cask__err(err, CASK_ENOMEM, spec->key, spec->kernel, "no memory for inputs");
@@ -248,6 +244,12 @@ int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
             cask_value_decref(&in[i]); /* the graph holds its own reference */
     cask__free(in);
     return rc;
+}
+
+int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
+                    cask_task_t *out, cask_error_t *err)
+{
+    return graph_add(g, spec, cost, out, err);
 }
 
 static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
@@ -289,6 +291,8 @@ static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
         if ((unsigned)v->type > CASK_REF)
             return cask__err(err, CASK_EINVAL, spec->key, spec->kernel,
                              "input %zu has unknown type %d", i, (int)v->type);
+        if (cask__is_view(v))
+            return add_copied(g, spec, cost, out, err);
         if (v->type == CASK_REF) {
             char what[40];
             snprintf(what, sizeof what, "input %zu", i);
@@ -314,10 +318,9 @@ static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
     /* The key: explicit, or NAME-TOKEN-INDEX. */
     char buf[CASK_KEY_MAX + 1];
     const char *key = spec->key;
+    const char *name = spec->name ? spec->name : k ? k->name + k->short_at : "task";
     size_t klen;
     if (gen) {
-        const char *name = spec->name ? spec->name
-                         : k ? k->name + k->short_at : "task";
         size_t nlen = strlen(name);
         if (nlen == 0 || nlen > 63)
             return cask__err(err, CASK_EINVAL, NULL, spec->kernel,
@@ -355,19 +358,27 @@ static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
         return cask__err(err, CASK_EDUPKEY, key, spec->kernel, "duplicate key '%s'", key);
     }
 
-    /* The group, if explicit. */
+    /* The group, if explicit. Runs of tasks of one group (a delayed
+    ** graph's) find it without a hash. */
+    const char *group = spec->group == cask__group_is_name ? (gen ? name : NULL) : spec->group;
     uint32_t gid = 0;
     size_t glen = 0;
     uint64_t gh = 0;
-    if (spec->group) {
-        glen = strlen(spec->group);
+    if (group && group == name && !spec->name && k && k == g->last_gk) {
+        gid = g->last_gk_gid; /* a kernel's name never changes: no compare */
+    } else if (group) {
+        glen = strlen(group);
         if (glen == 0 || glen > CASK_KEY_MAX)
             return cask__err(err, CASK_EINVAL, key, spec->kernel,
                              "group must have 1 to %d bytes, not %zu", CASK_KEY_MAX, glen);
-        gh = cask__hash(spec->group, glen, 0);
-        gid = cask__strtab_find(&g->groups, spec->group, glen, gh) + 1; /* 0 if new */
-        if (!gid && cask__strtab_reserve(&g->groups, glen))
-            return cask__err(err, CASK_ENOMEM, key, spec->kernel, "no memory for a group");
+        if (g->last_gid && !strcmp(cask__strtab_get(&g->groups, g->last_gid - 1), group)) {
+            gid = g->last_gid;
+        } else {
+            gh = cask__hash(group, glen, 0);
+            gid = cask__strtab_find(&g->groups, group, glen, gh) + 1; /* 0 if new */
+            if (!gid && cask__strtab_reserve(&g->groups, glen))
+                return cask__err(err, CASK_ENOMEM, key, spec->kernel, "no memory for a group");
+        }
     }
 
     /* Reserve everything, then commit: a failure leaves g as it was. */
@@ -377,15 +388,19 @@ static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
         rc = cask__strtab_reserve(&g->keys, klen);
     if (!rc && spec->n_after)
         rc = make_u32(g, &g->n_after);
-    if (!rc && spec->group)
+    if (!rc && group)
         rc = make_u32(g, &g->group);
     if (!rc && !isnan(cost))
         rc = make_cost(g);
     if (rc)
         return cask__err(err, rc, key, spec->kernel, "%s adding a task",
                          rc == CASK_ELIMIT ? "graph too large" : "no memory");
-    if (spec->group && !gid)
-        gid = cask__strtab_push(&g->groups, spec->group, glen, gh) + 1;
+    if (group && !gid)
+        gid = cask__strtab_push(&g->groups, group, glen, gh) + 1;
+    if (gid)
+        g->last_gid = gid;
+    if (group == name && !spec->name && k)
+        g->last_gk = k, g->last_gk_gid = gid;
 
     uint32_t t = g->n++;
     cask__strtab_push(&g->keys, key, klen, kh);

@@ -74,8 +74,17 @@ static inline int cask__has_blob(const cask_value_t *v)
 ** run copy them first. */
 #define CASK__VIEW 1u
 
+/* spec->group set to this address: the task's group is the NAME of its
+** generated key (a delayed call's function name), found by cask_graph_add
+** with the kernel it looks up anyway; with an explicit key, the derived
+** group. */
+extern const char cask__group_is_name[];
+
 /* Whether v is such a view. */
-bool cask__is_view(const cask_value_t *v);
+static inline bool cask__is_view(const cask_value_t *v)
+{
+    return cask__has_blob(v) && (v->aux & CASK__VIEW) != 0;
+}
 
 /* Payload bytes of v (0 for inline and opaque values); v not NULL and not
 ** a view. */

@@ -14,8 +14,9 @@
 ** (CASK_REF values). Every ref points to a task added earlier, so index
 ** order is a topological order. The n_after, group and cost columns are
 ** made only when a task first needs them (NULL: all zero, derived, NaN):
-** a delayed graph has none, and on these machines every byte of fresh
-** memory costs build time. */
+** a graph of plain tasks has none, a graph of delayed calls only group
+** (its function's name), and on these machines every byte of fresh memory
+** costs build time. */
 struct cask_graph {
     atomic_uint refs;        /* the owner's, and one per trace that borrows keys */
     uint32_t  id;            /* the high half of its task handles: unique per graph */
@@ -33,6 +34,9 @@ struct cask_graph {
     cask_task_t *outputs;    /* recorded default outputs */
     size_t    n_outputs;
     uint32_t  last_kid;      /* the kernel last looked up by name, or CASK__NO_KERNEL */
+    uint32_t  last_gid;      /* the explicit group last given (groups id + 1), or 0 */
+    const struct cask__kernel *last_gk; /* the kernel whose name last was a group */
+    uint32_t  last_gk_gid;   /* that group's id + 1 */
 };
 
 /* Task handles: the graph's id in the high half, the task's index in the

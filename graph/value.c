@@ -563,8 +563,3 @@ uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash)
     }
     return cask__hash(p.data, p.size, h);
 }
-
-bool cask__is_view(const cask_value_t *v)
-{
-    return cask__has_blob(v) && is_view(v);
-}

@@ -25,6 +25,15 @@
 ** task given out has ended, rank 0 sends STOP with the error to every rank
 ** and every rank returns that error. Results go to rank 0 (every rank with
 ** CASK_ALL_RANKS); the trace, when asked for, to every rank.
+**
+** Why one file of 1,200 lines: it is one protocol. Every function below
+** reads or writes the same run state (mrun_t: who holds what, the orders
+** and reports in flight, the transfers) and the message formats above, and
+** each part (starting MPI and the node's arena, the compute thread, moving
+** values, what any rank does, what rank 0 does, the loop) speaks to the
+** others through them. Split, the files would share a header exposing all
+** of it and a reader would follow one message across several files; in
+** one, the sections read top to bottom in the order a message travels.
 */
 #include <errno.h>
 #include <fcntl.h>

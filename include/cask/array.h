@@ -35,7 +35,7 @@
 ** with CASK_ELIMIT wherever an array is made.
 **
 ** Threads: as the graph the arrays live in: one thread at a time builds,
-** and cask_array_tasks(), cask_array_compute() and cask_array_store_npy()
+** and cask_array_tasks(), cask_array_compute() and cask_array_save_npy()
 ** build too (they add an array's tasks the first time). An array's
 ** elements, once defined, never change.
 */
@@ -344,8 +344,8 @@ CASK_API int cask_array_compute(cask_array_t *const *arrays, size_t n, const cas
 ** <i8, |b1). The whole array is held in memory while it is written.
 ** Errors: those of the compute; CASK_EIO if the file cannot be written.
 */
-CASK_API int cask_array_store_npy(cask_array_t *a, const char *path,
-                                  const cask_compute_opts_t *opts, cask_error_t *err);
+CASK_API int cask_array_save_npy(cask_array_t *a, const char *path,
+                                 const cask_compute_opts_t *opts, cask_error_t *err);
 
 /*
 ** An array holding a copy of the .npy file at path (format 1.0 to 3.0, C

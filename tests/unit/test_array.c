@@ -421,7 +421,7 @@ static void test_reduction_of_two_arrays_vs_numpy(void **state)
         snprintf(p, sizeof p, "%s/%s.npy", m.dir, in[k].name);
         cask_array_t *w = cask_array_from_buffer(g, CASK_F64, 1, in[k].shape, NULL, in[k].data,
                                                  CASK_ARRAY_COPY, &err);
-        assert_ok(cask_array_store_npy(w, p, NULL, &err), &err);
+        assert_ok(cask_array_save_npy(w, p, NULL, &err), &err);
         cask_array_decref(w);
         in[k].arr = cask_array_load_npy(g, p, &one, &err);
         assert_non_null(in[k].arr);
@@ -1418,7 +1418,7 @@ static void test_npy_round_trip(void **state)
     for (int k = 0; k < 6; k++) {
         make_input(g, &in[k], tags[k], dts[k], k < 4 ? 2 : k == 4 ? 1 : 0, shape, chunks);
         snprintf(p, sizeof p, "%s/cask_%s.npy", dir, tags[k]);
-        assert_ok(cask_array_store_npy(in[k].arr, p, NULL, &err), &err);
+        assert_ok(cask_array_save_npy(in[k].arr, p, NULL, &err), &err);
         snprintf(p, sizeof p, "%s/raw_%s.bin", dir, tags[k]);
         FILE *f = fopen(p, "wb");
         size_t nb = cask_array_size(in[k].arr) * cask_dtype_size(dts[k]);

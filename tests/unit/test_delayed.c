@@ -210,6 +210,51 @@ static void test_call_by_function(void **state)
     cask_graph_decref(g);
 }
 
+/* Groups stay right however calls interleave: kernels' names, names of
+** one's own from a buffer the caller rewrites between calls, and explicit
+** groups of cask_graph_add (the graph remembers the last group it saw). */
+static void test_groups_interleaved(void **state)
+{
+    (void)state;
+    cask_graph_t *g = cask_graph_new(NULL);
+    enum { N = 60 };
+    cask_task_t t[N];
+    char want[N][16], buf[16];
+    for (int i = 0; i < N; i++) {
+        cask_value_t arg = cask_int(i);
+        switch (i % 4) {
+        case 0:
+            t[i] = CASK_CALL(g, inc, NULL, arg);
+            strcpy(want[i], "inc");
+            break;
+        case 1:
+            t[i] = cask_delayed(g, "test.square", &arg, 1, NULL);
+            strcpy(want[i], "square");
+            break;
+        case 2: /* the same buffer, new contents each time */
+            snprintf(buf, sizeof buf, "part%d", i % 3);
+            t[i] = cask_delayed_named(g, buf, "test.square", &arg, 1, NULL);
+            strcpy(want[i], buf);
+            break;
+        default:
+            snprintf(buf, sizeof buf, "inc"); /* a kernel's name, given as a group */
+            if (i % 8 == 7)
+                snprintf(buf, sizeof buf, "inc2");
+            cask_task_spec_t spec = { .kernel = "test.square", .inputs = &arg, .n_inputs = 1,
+                                      .name = "sq", .group = buf };
+            assert_int_equal(cask_graph_add(g, &spec, &t[i], NULL), 0);
+            strcpy(want[i], buf);
+        }
+        assert_int_not_equal(t[i], CASK_NO_TASK);
+    }
+    for (int i = 0; i < N; i++) {
+        char grp[16];
+        assert_int_equal(cask_graph_group(g, t[i], grp, sizeof grp, NULL), (int)strlen(want[i]));
+        assert_string_equal(grp, want[i]);
+    }
+    cask_graph_decref(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +263,7 @@ int main(void)
         cmocka_unit_test(test_map_chunks),
         cmocka_unit_test(test_map_any_values),
         cmocka_unit_test(test_call_by_function),
+        cmocka_unit_test(test_groups_interleaved),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

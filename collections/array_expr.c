@@ -326,12 +326,11 @@ static cask_array_t *combine(int kind, int op, int out, cask_array_t **x, int n,
             return cask__err(err, CASK_EINVAL, NULL, NULL,
                              "operands belong to different graphs"), NULL;
     int ndim = 0, count = 1;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < n; k++)
         ndim = x[k]->ndim > ndim ? x[k]->ndim : ndim;
-        count += x[k]->e->count;
-    }
-    /* The result's extents, and whose chunks it takes along each axis:
-    ** the first operand that reads blocks there, else the first there. */
+    /* The result's extents, and its chunk along each axis: the largest of
+    ** the operands that read blocks there (not broadcast along it), else
+    ** the first operand's there. */
     int64_t shape[CASK_MAX_NDIM], chunk[CASK_MAX_NDIM];
     bool fixed[3];
     for (int k = 0; k < n; k++)
@@ -354,15 +353,42 @@ static cask_array_t *combine(int kind, int op, int out, cask_array_t **x, int n,
             if (e != 1 || ext == 1)
                 ext = e;
         }
-        for (int pass = 0; pass < 2 && who < 0; pass++)
-            for (int k = 0; k < n && who < 0; k++) {
-                int xa = ax - (ndim - x[k]->ndim);
-                if (xa >= 0 && x[k]->shape[xa] == ext && (pass || fixed[k]))
-                    who = k;
-            }
+        for (int k = 0; k < n; k++) {
+            int xa = ax - (ndim - x[k]->ndim);
+            if (xa >= 0 && x[k]->shape[xa] == ext && fixed[k] &&
+                (who < 0 || x[k]->chunk[xa] > x[who]->chunk[ax - (ndim - x[who]->ndim)]))
+                who = k;
+        }
+        for (int k = 0; k < n && who < 0; k++)
+            if (ax - (ndim - x[k]->ndim) >= 0 && x[k]->shape[ax - (ndim - x[k]->ndim)] == ext)
+                who = k;
         shape[ax] = ext;
         chunk[ax] = x[who]->chunk[ax - (ndim - x[who]->ndim)];
     }
+    /* Operands whose blocks differ from those chunks are rechunked to them
+    ** (as dask's unify_chunks; no block grows past the larger chunk). */
+    cask_array_t *y[3] = { NULL, NULL, NULL };
+    for (int k = 0; k < n; k++) {
+        int64_t want[CASK_MAX_NDIM];
+        bool differ = false;
+        for (int xa = 0; xa < x[k]->ndim; xa++) {
+            int ax = xa + (ndim - x[k]->ndim);
+            bool along = x[k]->shape[xa] == shape[ax] && shape[ax] != 1;
+            want[xa] = along ? chunk[ax] : x[k]->chunk[xa];
+            differ |= fixed[k] && along && want[xa] != x[k]->chunk[xa];
+        }
+        if (differ && !(y[k] = cask_array_rechunk(x[k], want, err))) {
+            for (int j = 0; j < k; j++)
+                cask_array_decref(y[j]);
+            return NULL;
+        }
+    }
+    cask_array_t *res = NULL, *z[3];
+    for (int k = 0; k < n; k++) {
+        z[k] = y[k] ? y[k] : x[k];
+        count += z[k]->e->count;
+    }
+    x = z;
     int first = n == 3 ? 1 : 0; /* where: the condition does not count */
     cask_dtype_t common = x[first]->dtype;
     for (int k = first + 1; k < n; k++)
@@ -400,11 +426,15 @@ static cask_array_t *combine(int kind, int op, int out, cask_array_t **x, int n,
         e->a[k] = ops[k];
         e->count += ops[k]->count;
     }
-    return cask__ar_new(x[0]->g, e, chunk, err);
+    res = cask__ar_new(x[0]->g, e, chunk, err);
+    goto out;
 fail:
     for (int k = 0; k < n; k++)
         cask__ar_node_decref(ops[k]);
-    return NULL;
+out:
+    for (int k = 0; k < n; k++)
+        cask_array_decref(y[k]);
+    return res;
 }
 
 cask_array_t *cask_array_binop(cask_array_t *a, cask_binop_t op, cask_array_t *b,

@@ -149,10 +149,12 @@ typedef enum cask_unop {
 ** a op b, elementwise, broadcast. Refused at build time: shapes that do not
 ** broadcast (CASK_EINVAL, naming both shapes), arithmetic on two bool
 ** arrays and negation of a bool array (CASK_ETYPE), operands of different
-** graphs (CASK_EINVAL). Where a and b both have blocks along an axis their
-** chunks must agree there (CASK_EINVAL naming the chunks); generated and
-** elementwise arrays take any chunks. The result has a's chunks (b's along
-** axes a broadcasts).
+** graphs (CASK_EINVAL). The result's chunk along an axis is the larger of
+** the operands' chunks there among those that read blocks (loaded, sliced,
+** reduced, ... arrays; generated ones and expressions of them take any
+** chunks), else a's (b's along axes a broadcasts); an operand whose blocks
+** differ is rechunked to it first, as dask's unify_chunks, so no block
+** grows past the larger chunk.
 */
 CASK_API cask_array_t *cask_array_binop(cask_array_t *a, cask_binop_t op, cask_array_t *b,
                                         cask_error_t *err);
@@ -164,7 +166,8 @@ CASK_API cask_array_t *cask_array_scalar_binop(cask_value_t s, cask_binop_t op,
 /* op(a), elementwise. CASK_ETYPE for the negation of a bool array. */
 CASK_API cask_array_t *cask_array_unop(cask_array_t *a, cask_unop_t op, cask_error_t *err);
 
-/* cond ? a : b, elementwise and broadcast; cond must be bool (CASK_ETYPE). */
+/* cond ? a : b, elementwise and broadcast, chunks lined up as
+** cask_array_binop's; cond must be bool (CASK_ETYPE). */
 CASK_API cask_array_t *cask_array_where(cask_array_t *cond, cask_array_t *a, cask_array_t *b,
                                         cask_error_t *err);
 
@@ -184,16 +187,19 @@ CASK_API cask_array_t *cask_array_transpose(cask_array_t *a, const int *perm,
                                             cask_error_t *err);
 
 /*
-** The matrix product a @ b of two 2-d float arrays (float64, or float32
-** when both are), as numpy.matmul. a's column chunks must equal b's row
-** chunks (CASK_EINVAL, naming both). One task per result block multiplies
-** its row of a's blocks by its column of b's blocks through OpenBLAS
-** (dgemm/sgemm); the operands' blocks are made first if they have none.
-** OpenBLAS is set to one thread the first time a block product runs, so
-** the scheduler's workers are the only parallelism (this is process-wide).
-** Errors: CASK_EINVAL for operands that are not 2-d or whose inner extents
-** differ (naming the shapes); CASK_ETYPE for int64 or bool operands (cast
-** them with cask_array_astype); CASK_ENOMEM.
+** The matrix product a @ b, as numpy.matmul, of 1-d and 2-d arrays: a 1-d a
+** is a row vector, a 1-d b a column vector, and their axes are dropped from
+** the result (vector @ vector is a 0-d dot product). The result type is
+** NumPy's: float64, float32 when both are, int64 for int64 (wrapping on
+** overflow as NumPy's) and bool for two bools. Where a's column chunks and
+** b's row chunks differ, the smaller are rechunked to the larger. One task
+** per result block multiplies its row of a's blocks by its column of b's
+** blocks, through OpenBLAS (dgemm/sgemm) for floats and a plain loop for
+** int64; the operands' blocks are made first if they have none. OpenBLAS
+** is set to one thread the first time a block product runs, so the
+** scheduler's workers are the only parallelism (this is process-wide).
+** Errors: CASK_EINVAL for operands of other than 1 or 2 axes or whose inner
+** extents differ (naming the shapes), or of different graphs; CASK_ENOMEM.
 */
 CASK_API cask_array_t *cask_array_matmul(cask_array_t *a, cask_array_t *b, cask_error_t *err);
 

@@ -114,6 +114,11 @@ int cask__ar_fits(uint64_t elems, const char *what, cask_kctx_t *ctx);
 ** cask__ar_max_bytes; else CASK_ENOMEM, with ctx's message naming it. */
 int cask__ar_block_fits(int ndim, const int64_t *be, cask_kctx_t *ctx);
 
+/* Place block `block` (an int64 value) of h's grid (bo, be) and make the
+** output block for it in *out, viewed in *o: 0, or the kernel's error. */
+int cask__ar_new_block(const ar_phead_t *h, const cask_value_t *block, int64_t *bo, int64_t *be,
+                       cask_value_t *out, cask_nd_t *o, cask_kctx_t *ctx);
+
 /* ------------------------------------------------------------ operations */
 
 /* Loops over len elements: out[j] = op a[j], or a[j] op b[j]. */
@@ -380,6 +385,7 @@ double cask__ar_cost_block(const cask_value_t *args, size_t n);
 void cask__register_collections(void);
 void cask__ar_register_reduce(void);
 void cask__ar_register_gather(void);
+void cask__ar_register_npy(void);
 void cask__ar_register_matmul(void);
 
 #endif /* CASK__ARRAY_H */

@@ -333,9 +333,8 @@ out:
 
 /* ------------------------------------------------------------- gathering */
 
-/* Place block `block` of h (bo, be) and make the output block for it. */
-static int new_block(const ar_phead_t *h, const cask_value_t *block, int64_t *bo, int64_t *be,
-                     cask_value_t *out, cask_nd_t *o, cask_kctx_t *ctx)
+int cask__ar_new_block(const ar_phead_t *h, const cask_value_t *block, int64_t *bo, int64_t *be,
+                       cask_value_t *out, cask_nd_t *o, cask_kctx_t *ctx)
 {
     if (!cask__ar_block_place(h, block->u.i, bo, be))
         return cask_kernel_fail(ctx, "block %lld is outside the array", (long long)block->u.i);
@@ -388,7 +387,7 @@ static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_
         return cask_kernel_fail(ctx, "argument 0: a bad gather description");
     int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM], nb[CASK_MAX_NDIM];
     cask_nd_t o;
-    int rc = new_block(&d->out, &args[1], bo, be, out, &o, ctx);
+    int rc = cask__ar_new_block(&d->out, &args[1], bo, be, out, &o, ctx);
     if (rc)
         return rc;
     for (int x = 0; x < nd; x++)
@@ -466,7 +465,7 @@ static int k_assemble(const cask_value_t *args, size_t n, cask_value_t *out, cas
     int nd = h->ndim, last = nd - 1, dt = h->dtype;
     int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
     cask_nd_t o;
-    int rc = new_block(h, &args[1], bo, be, out, &o, ctx);
+    int rc = cask__ar_new_block(h, &args[1], bo, be, out, &o, ctx);
     if (rc)
         return rc;
     size_t sz = esize[dt];

@@ -5,10 +5,12 @@
 ** writes are read, and anything else is refused with the reason.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "array.h"
 
@@ -132,80 +134,260 @@ static int parse_dict(const char *dict, const char *path, cask_dtype_t *dt, int 
     return 0;
 }
 
-cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path, const int64_t *chunks,
-                                  cask_error_t *err)
+/* What a .npy file's header says, and where its data starts. */
+typedef struct {
+    cask_dtype_t dtype;
+    int ndim;
+    int64_t shape[CASK_MAX_NDIM];
+    size_t bytes;        /* of data */
+    uint64_t offset;     /* of the data in the file */
+} npy_head_t;
+
+/* Read f's header into *h and check the file holds all the data: 0, or
+** CASK_EPARSE / CASK_ETYPE naming path. */
+static int read_head(FILE *f, const char *path, npy_head_t *h, cask_error_t *err)
 {
-    if (!g || !path)
-        return cask__err(err, CASK_EINVAL, NULL, NULL, "load_npy needs a graph and a path"),
-               NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return cask__err(err, CASK_EIO, NULL, NULL, "cannot read %s: %s", path,
-                         strerror(errno)), NULL;
-    cask_array_t *a = NULL;
-    char *dict = NULL;
-    void *data = NULL;
     unsigned char pre[12];
-    if (fread(pre, 1, 8, f) != 8 || memcmp(pre, "\x93NUMPY", 6) || pre[6] < 1 || pre[6] > 3) {
-        cask__err(err, CASK_EPARSE, NULL, NULL, "%s: not a .npy file (version 1 to 3)", path);
-        goto out;
-    }
+    char *dict = NULL;
+    int rc = 0;
+    if (fread(pre, 1, 8, f) != 8 || memcmp(pre, "\x93NUMPY", 6) || pre[6] < 1 || pre[6] > 3)
+        return cask__err(err, CASK_EPARSE, NULL, NULL, "%s: not a .npy file (version 1 to 3)",
+                         path);
     size_t hl, lb = pre[6] == 1 ? 2 : 4;
-    if (fread(pre + 8, 1, lb, f) != lb) {
-        cask__err(err, CASK_EPARSE, NULL, NULL, "%s: the header is cut short", path);
-        goto out;
-    }
+    if (fread(pre + 8, 1, lb, f) != lb)
+        return cask__err(err, CASK_EPARSE, NULL, NULL, "%s: the header is cut short", path);
     hl = lb == 2 ? (size_t)pre[8] | (size_t)pre[9] << 8
                  : (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 |
                        (size_t)pre[11] << 24;
     if (hl > 1 << 20 || !(dict = cask__malloc(hl + 1)) || fread(dict, 1, hl, f) != hl) {
-        cask__err(err, CASK_EPARSE, NULL, NULL, "%s: the header is cut short or too long",
-                  path);
+        rc = cask__err(err, CASK_EPARSE, NULL, NULL, "%s: the header is cut short or too long",
+                       path);
         goto out;
     }
     dict[hl] = '\0';
-    cask_dtype_t dt = CASK_F64;
-    int ndim = 0;
-    int64_t shape[CASK_MAX_NDIM];
-    if (parse_dict(dict, path, &dt, &ndim, shape, err))
+    if ((rc = parse_dict(dict, path, &h->dtype, &h->ndim, h->shape, err)))
         goto out;
     double elems = 1;
-    for (int x = 0; x < ndim; x++)
-        elems *= (double)shape[x];
-    if (elems * (double)cask_dtype_size(dt) > (double)(SIZE_MAX / 4)) {
-        cask__err(err, CASK_EPARSE, NULL, NULL, "%s: shape too large", path);
+    for (int x = 0; x < h->ndim; x++)
+        elems *= (double)h->shape[x];
+    if (elems * (double)cask_dtype_size(h->dtype) > (double)(SIZE_MAX / 4)) {
+        rc = cask__err(err, CASK_EPARSE, NULL, NULL, "%s: shape too large", path);
         goto out;
     }
-    size_t bytes = (size_t)elems * cask_dtype_size(dt);
+    h->bytes = (size_t)elems * cask_dtype_size(h->dtype);
+    h->offset = 8 + lb + hl;
     struct stat st;
-    long at = ftell(f);
-    if (!fstat(fileno(f), &st) && S_ISREG(st.st_mode) && at >= 0 &&
-        (uint64_t)st.st_size - (uint64_t)at < bytes) { /* before asking for the memory */
-        cask__err(err, CASK_EPARSE, NULL, NULL, "%s: %llu bytes of data, %zu expected", path,
-                  (unsigned long long)((uint64_t)st.st_size - (uint64_t)at), bytes);
+    if (!fstat(fileno(f), &st) && S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size - h->offset < h->bytes) /* before asking for the memory */
+        rc = cask__err(err, CASK_EPARSE, NULL, NULL, "%s: %llu bytes of data, %zu expected", path,
+                       (unsigned long long)((uint64_t)st.st_size - h->offset), h->bytes);
+out:
+    cask__free(dict);
+    return rc;
+}
+
+/* The index of the first bool byte in p[0..n) that is not 0 or 1, or n. */
+static size_t bad_bool(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && p[i] <= 1)
+        i++;
+    return i;
+}
+
+/* path opened to read, or NULL with err filled (what: the caller's name). */
+static FILE *open_file(const cask_graph_t *g, const char *path, const char *what,
+                       cask_error_t *err)
+{
+    if (!g || !path)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "%s needs a graph and a path", what),
+               NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        cask__err(err, CASK_EIO, NULL, NULL, "cannot read %s: %s", path, strerror(errno));
+    return f;
+}
+
+cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path, const int64_t *chunks,
+                                  cask_error_t *err)
+{
+    FILE *f = open_file(g, path, "load_npy", err);
+    if (!f)
+        return NULL;
+    cask_array_t *a = NULL;
+    void *data = NULL;
+    npy_head_t h;
+    if (read_head(f, path, &h, err))
+        goto out;
+    if (!(data = cask__malloc(h.bytes ? h.bytes : 1))) {
+        cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu bytes of %s", h.bytes, path);
         goto out;
     }
-    if (!(data = cask__malloc(bytes ? bytes : 1))) {
-        cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu bytes of %s", bytes, path);
-        goto out;
-    }
-    size_t got = bytes ? fread(data, 1, bytes, f) : 0;
-    if (got != bytes) {
+    size_t got = h.bytes ? fread(data, 1, h.bytes, f) : 0, bad;
+    if (got != h.bytes) {
         cask__err(err, CASK_EPARSE, NULL, NULL, "%s: %zu bytes of data, %zu expected", path,
-                  got, bytes);
+                  got, h.bytes);
         goto out;
     }
-    if (dt == CASK_BOOL)
-        for (size_t i = 0; i < bytes; i++)
-            if (((unsigned char *)data)[i] > 1) {
-                cask__err(err, CASK_EPARSE, NULL, NULL, "%s: bool element %zu is %u", path, i,
-                          ((unsigned char *)data)[i]);
-                goto out;
-            }
-    a = cask_array_from_buffer(g, dt, ndim, shape, chunks, data, CASK_ARRAY_COPY, err);
+    if (h.dtype == CASK_BOOL && (bad = bad_bool(data, h.bytes)) < h.bytes) {
+        cask__err(err, CASK_EPARSE, NULL, NULL, "%s: bool element %zu is %u", path, bad,
+                  ((unsigned char *)data)[bad]);
+        goto out;
+    }
+    a = cask_array_from_buffer(g, h.dtype, h.ndim, h.shape, chunks, data, CASK_ARRAY_COPY, err);
 out:
     fclose(f);
-    cask__free(dict);
     cask__free(data);
     return a;
+}
+
+/* ------------------------------------------------------------ lazy reads */
+
+/*
+** cask.array.npy_read(path, layout, data offset, file bytes, block): block
+** `block` of the array the layout describes, read from the file at path
+** with pread, a run of contiguous elements at a time. The file must be as
+** long as when it was opened (file bytes), or the read fails cleanly.
+*/
+static int k_npy_read(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    size_t len;
+    const char *path = n == 5 ? cask_value_str(&args[0], NULL) : NULL;
+    const ar_phead_t *h = n == 5 ? cask_value_data(&args[1], &len) : NULL;
+    if (!path || !h || len != sizeof *h || ((uintptr_t)h & 7) || !cask__ar_layout_ok(h) ||
+        args[2].type != CASK_INT64 || args[2].u.i < 0 || args[3].type != CASK_INT64 ||
+        args[4].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "arguments: a path, a layout, a data offset, the file's "
+                                     "size, a block");
+    int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
+    cask_nd_t o;
+    int rc = cask__ar_new_block(h, &args[4], bo, be, out, &o, ctx);
+    if (rc)
+        return rc;
+    size_t es = cask_dtype_size(h->dtype);
+    double total = (double)es;
+    for (int x = 0; x < h->ndim; x++)
+        total *= (double)h->shape[x];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st)) {
+        rc = cask_kernel_fail(ctx, "cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = cask_kernel_fail(ctx, "%s is no longer a regular file", path);
+        goto fail;
+    }
+    if ((uint64_t)st.st_size != (uint64_t)args[3].u.i ||
+        (double)args[2].u.i + total > (double)st.st_size) {
+        rc = cask_kernel_fail(ctx, "%s changed while the array was open: %llu bytes, %llu "
+                              "when it was opened", path, (unsigned long long)st.st_size,
+                              (unsigned long long)args[3].u.i);
+        goto fail;
+    }
+    /* runs: the last axis, widened over the axes the block spans whole */
+    int nd = h->ndim, k = nd ? nd - 1 : 0;
+    int64_t run = nd ? be[k] : 1;
+    while (k > 0 && be[k] == h->shape[k])
+        run *= be[--k];
+    int64_t idx[CASK_MAX_NDIM] = { 0 }, nruns = 1;
+    for (int x = 0; x < k; x++)
+        nruns *= be[x];
+    if (!o.size)
+        nruns = 0;
+    unsigned char *dst = o.data;
+    for (int64_t r = 0; r < nruns; r++) {
+        int64_t flat = 0; /* the run's first element in the whole array */
+        for (int x = 0; x < nd; x++)
+            flat = flat * h->shape[x] + (x < k ? bo[x] + idx[x] : x == k ? bo[x] : 0);
+        size_t want = (size_t)run * es;
+        off_t at = (off_t)(args[2].u.i + flat * (int64_t)es);
+        for (size_t got = 0; got < want;) {
+            ssize_t m = pread(fd, dst + got, want - got, at + (off_t)got);
+            if (m <= 0) {
+                rc = cask_kernel_fail(ctx, "%s: %s at byte %lld", path,
+                                      m ? strerror(errno) : "the file ends",
+                                      (long long)(at + (off_t)got));
+                goto fail;
+            }
+            got += (size_t)m;
+        }
+        if (h->dtype == CASK_BOOL && bad_bool(dst, want) < want) {
+            rc = cask_kernel_fail(ctx, "%s: bool element %lld is %u", path,
+                                  (long long)(flat + (int64_t)bad_bool(dst, want)),
+                                  dst[bad_bool(dst, want)]);
+            goto fail;
+        }
+        dst += want;
+        for (int x = k; x-- > 0;) /* the next run */
+            if (++idx[x] < be[x])
+                break;
+            else
+                idx[x] = 0;
+    }
+    close(fd);
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    cask_value_decref(out);
+    return rc;
+}
+
+cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64_t *chunks,
+                                  cask_error_t *err)
+{
+    FILE *f = open_file(g, path, "open_npy", err);
+    if (!f)
+        return NULL;
+    npy_head_t h;
+    struct stat st;
+    int rc = fstat(fileno(f), &st) || !S_ISREG(st.st_mode)
+                 ? cask__err(err, CASK_EIO, NULL, NULL, "%s: not a regular file", path)
+                 : read_head(f, path, &h, err);
+    fclose(f);
+    if (rc)
+        return NULL;
+    int64_t chunk[CASK_MAX_NDIM];
+    if (cask__ar_check_layout(h.dtype, h.ndim, h.shape, chunks, chunk, err))
+        return NULL;
+    ar_phead_t ph = cask__ar_head_for(h.dtype, h.ndim, h.shape, chunk);
+    ar_blockset_t *b = cask__ar_blockset_new(h.ndim, h.shape, chunk);
+    cask_value_t in[5] = { cask_none(), cask_none(), cask_int((int64_t)h.offset),
+                           cask_int((int64_t)st.st_size), cask_none() };
+    if (!b || cask_value_string(path, (size_t)-1, &in[0], err) ||
+        cask_value_bytes(&ph, sizeof ph, &in[1], err)) {
+        cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path);
+        goto fail;
+    }
+    uint64_t token = cask__hash(path, strlen(path), cask__hash(&ph, sizeof ph, 17));
+    token = cask__hash(&st.st_size, sizeof st.st_size, token) | 1;
+    for (size_t i = 0; i < b->n; i++) {
+        in[4] = cask_int((int64_t)i);
+        cask_task_spec_t spec = { .kernel = "cask.array.npy_read", .inputs = in, .n_inputs = 5,
+                                  .name = "npy", .token = token, .index = i };
+        if (cask_graph_add(g, &spec, &b->tasks[i], err))
+            goto fail;
+    }
+    cask_value_decref(&in[0]);
+    cask_value_decref(&in[1]);
+    return cask__ar_blocks_array(g, b, h.dtype, h.ndim, h.shape, err);
+fail:
+    cask_value_decref(&in[0]);
+    cask_value_decref(&in[1]);
+    cask__ar_blockset_decref(b);
+    return NULL;
+}
+
+static double cost_npy_read(const cask_value_t *args, size_t n)
+{
+    (void)args;
+    (void)n;
+    return 1e-3; /* a read: a millisecond until measured */
+}
+
+void cask__ar_register_npy(void)
+{
+    static const cask_kernel_opts_t o = { .cost_fn = cost_npy_read };
+    cask__kernel_register("cask.array.npy_read", k_npy_read, &o, NULL);
 }

@@ -366,6 +366,29 @@ CASK_API int cask_array_save_npy(cask_array_t *a, const char *path,
 CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
                                            const int64_t *chunks, cask_error_t *err);
 
+/*
+** An array over the .npy file at path, read lazily: opening reads the
+** header alone, and each block's task (group "npy") reads that block's
+** region of the file with pread when it runs, so nothing is read or
+** copied while the expression is built and a block lives only until its
+** consumers have run. How many blocks are alive at once depends on the
+** order tasks run in, and critical-path order may read many blocks ahead
+** of their consumers: no bound on a compute's memory is promised yet (a
+** rechunk and reduction of a 16 MB file held all of it at its peak).
+** Formats and chunks as cask_array_load_npy; every scheduler reads the
+** file by its path, so worker processes and MPI ranks must see the same
+** file there.
+** The file must not change while the array is used: each read checks the
+** file's size against its size at opening, and a file cut short or grown
+** fails that task with CASK_EKERNEL naming the file; a change that keeps
+** the size is not detected (the values read are then the new ones). A bool
+** byte other than 0 or 1 fails the task that reads it.
+** Errors, each naming the file: as cask_array_load_npy, and CASK_EIO for a
+** path that is not a regular file.
+*/
+CASK_API cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path,
+                                           const int64_t *chunks, cask_error_t *err);
+
 /* Take one more reference; drop one (NULL is allowed). */
 CASK_API void cask_array_incref(cask_array_t *a);
 CASK_API void cask_array_decref(cask_array_t *a);

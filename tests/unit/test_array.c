@@ -1520,6 +1520,114 @@ static void test_npy_round_trip(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Lazy .npy reads: files NumPy wrote, opened with random chunks, read
+** back equal to np.load on every scheduler (C-order runs across blocks of
+** every shape); reductions and rechunks over them give the right values;
+** opening reads nothing but the header (a file cut short after opening
+** fails the compute, naming it). */
+static void test_open_npy(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    char dir[] = "/tmp/cask-open-XXXXXX", p[160], cmd[1400];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"\n"
+             "import numpy as np, sys\n"
+             "d = sys.argv[1]\n"
+             "r = np.random.default_rng(7)\n"
+             "np.save(d + '/f8.npy', r.normal(size=(13, 7, 5)))\n"
+             "np.save(d + '/f4.npy', r.normal(size=(9, 11)).astype(np.float32))\n"
+             "np.save(d + '/i8.npy', r.integers(-99, 99, size=(17,)))\n"
+             "np.save(d + '/b1.npy', r.integers(0, 2, size=(6, 8)).astype(bool))\n"
+             "np.save(d + '/e.npy', np.zeros((4, 0)))\n"
+             "np.save(d + '/z.npy', np.float64(2.5))\n"
+             "np.save(d + '/big.npy', np.arange(1 << 21, dtype=np.float64))\n"
+             "b = bytearray(open(d + '/b1.npy', 'rb').read()); b[-3] = 7\n"
+             "open(d + '/badbool.npy', 'wb').write(b)\n"
+             "\" %s", dir);
+    assert_int_equal(system(cmd), 0);
+    static const struct { const char *file; cask_dtype_t dt; int nd; int64_t shape[3]; } f[] = {
+        { "f8", CASK_F64, 3, { 13, 7, 5 } }, { "f4", CASK_F32, 2, { 9, 11 } },
+        { "i8", CASK_I64, 1, { 17 } },       { "b1", CASK_BOOL, 2, { 6, 8 } },
+        { "e", CASK_F64, 2, { 4, 0 } },      { "z", CASK_F64, 0, { 0 } },
+    };
+    static const char *const scheds[] = { "sync", "threads", "processes" };
+    for (int round = 0; round < 12; round++)
+        for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+            cask_graph_t *g = cask_graph_new(&err);
+            snprintf(p, sizeof p, "%s/%s.npy", dir, f[k].file);
+            int64_t ch[3];
+            for (int x = 0; x < f[k].nd; x++)
+                ch[x] = pick(1, f[k].shape[x] + 1);
+            cask_array_t *lazy = cask_array_open_npy(g, p, round ? ch : NULL, &err);
+            cask_array_t *now = cask_array_load_npy(g, p, NULL, &err);
+            assert_non_null(lazy);
+            assert_non_null(now);
+            assert_int_equal(cask_array_dtype(lazy), f[k].dt);
+            assert_int_equal(cask_array_ndim(lazy), f[k].nd);
+            size_t nb = cask_array_size(lazy) * cask_dtype_size(f[k].dt);
+            char *b1 = malloc(nb + 1), *b2 = malloc(nb + 1);
+            cask_compute_opts_t o = { .scheduler = scheds[round % 3], .workers = 2 };
+            assert_ok(cask_array_compute(&lazy, 1, &o, (void *[]){ b1 }, NULL, &err), &err);
+            assert_ok(cask_array_compute(&now, 1, NULL, (void *[]){ b2 }, NULL, &err), &err);
+            assert_memory_equal(b1, b2, nb);
+            free(b1);
+            free(b2);
+            cask_array_decref(lazy);
+            cask_array_decref(now);
+            cask_graph_decref(g);
+        }
+    /* a reduction and a rechunk over a lazy file */
+    cask_graph_t *g = cask_graph_new(&err);
+    snprintf(p, sizeof p, "%s/big.npy", dir);
+    int64_t chunk = 1 << 15; /* 64 blocks of 256 KB */
+    cask_array_t *big = cask_array_open_npy(g, p, &chunk, &err);
+    cask_array_t *s = cask_array_reduce(big, CASK_SUM, &(cask_reduce_opts_t){ .split_every = 4 },
+                                        &err);
+    double sum = 0;
+    cask_compute_info_t info;
+    cask_compute_opts_t o2 = { .scheduler = "threads", .workers = 2 };
+    assert_ok(cask_array_compute(&s, 1, &o2, (void *[]){ &sum }, &info, &err), &err);
+    double n = (double)(1 << 21);
+    assert_true(sum == n * (n - 1) / 2); /* exact: every partial is an integer under 2^53 */
+    cask_array_t *cp = cask_array_binop_scalar(big, CASK_ADD, cask_int(0), &err);
+    cask_array_t *cpt = cask_array_rechunk(cp, (int64_t[]){ 1 << 16 }, &err);
+    cask_array_t *s2 = cask_array_reduce(cpt, CASK_MAX, NULL, &err);
+    double mx = 0;
+    assert_ok(cask_array_compute(&s2, 1, &o2, (void *[]){ &mx }, &info, &err), &err);
+    assert_true(mx == n - 1);
+    /* opening read only the header: cut the file short, and the compute fails */
+    assert_int_equal(truncate(p, 4096), 0);
+    assert_int_equal(cask_array_compute(&s, 1, &o2, (void *[]){ &sum }, NULL, &err),
+                     CASK_EKERNEL);
+    assert_msg_has(&err, "changed while the array was open");
+    assert_msg_has(&err, "big.npy");
+    cask_array_t *all[] = { big, s, cp, cpt, s2 };
+    for (size_t k = 0; k < 5; k++)
+        cask_array_decref(all[k]);
+    /* a bool byte that is not 0 or 1 fails the task that reads it */
+    snprintf(p, sizeof p, "%s/badbool.npy", dir);
+    cask_array_t *bb = cask_array_open_npy(g, p, NULL, &err);
+    assert_non_null(bb);
+    uint8_t bbuf[48];
+    assert_int_equal(cask_array_compute(&bb, 1, NULL, (void *[]){ bbuf }, NULL, &err),
+                     CASK_EKERNEL);
+    assert_msg_has(&err, "bool element 45 is 7");
+    cask_array_decref(bb);
+    /* refused when opened */
+    assert_null(cask_array_open_npy(g, dir, NULL, &err));
+    assert_msg_has(&err, "not a regular file");
+    snprintf(p, sizeof p, "%s/f8.npy", dir);
+    assert_null(cask_array_open_npy(g, p, (int64_t[]){ 0, 1, 1 }, &err));
+    assert_int_equal(err.code, CASK_EINVAL);
+    assert_null(cask_array_open_npy(g, "/nonexistent/x.npy", NULL, &err));
+    assert_int_equal(err.code, CASK_EIO);
+    cask_graph_decref(g);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1542,6 +1650,7 @@ int main(void)
         cmocka_unit_test(test_graph_files_reach_no_pointer),
         cmocka_unit_test(test_bad_program_refused),
         cmocka_unit_test(test_npy_round_trip),
+        cmocka_unit_test(test_open_npy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

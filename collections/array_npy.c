@@ -6,6 +6,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,23 +196,49 @@ static size_t bad_bool(const unsigned char *p, size_t n)
     return i;
 }
 
-/* path opened to read, or NULL with err filled (what: the caller's name). */
-static FILE *open_file(const cask_graph_t *g, const char *path, const char *what,
+/* The regular file at path opened to read without blocking (a FIFO
+** is refused, not waited on), its size in *size; or -1 with errno set
+** (EINVAL: not a regular file). */
+static int open_regular(const char *path, off_t *size)
+{
+    struct stat st;
+    if (stat(path, &st)) /* nothing but regular files is opened: devices have side effects */
+        return -1;
+    if (!S_ISREG(st.st_mode))
+        return errno = EINVAL, -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd >= 0 && (fstat(fd, &st) || !S_ISREG(st.st_mode))) { /* replaced meanwhile */
+        close(fd);
+        return errno = EINVAL, -1;
+    }
+    *size = st.st_size;
+    return fd;
+}
+
+/* path opened to read, or NULL with err filled (what: the caller's name);
+** regular: refuse what is not a regular file. */
+static FILE *open_file(const cask_graph_t *g, const char *path, const char *what, bool regular,
                        cask_error_t *err)
 {
     if (!g || !path)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "%s needs a graph and a path", what),
                NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    off_t size;
+    int fd = regular ? open_regular(path, &size) : -2;
+    FILE *f = regular ? (fd >= 0 ? fdopen(fd, "rb") : NULL) : fopen(path, "rb");
+    if (!f && regular && fd < 0 && errno == EINVAL)
+        cask__err(err, CASK_EIO, NULL, NULL, "%s: not a regular file", path);
+    else if (!f)
         cask__err(err, CASK_EIO, NULL, NULL, "cannot read %s: %s", path, strerror(errno));
+    if (!f && fd >= 0)
+        close(fd);
     return f;
 }
 
 cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path, const int64_t *chunks,
                                   cask_error_t *err)
 {
-    FILE *f = open_file(g, path, "load_npy", err);
+    FILE *f = open_file(g, path, "load_npy", false, err);
     if (!f)
         return NULL;
     cask_array_t *a = NULL;
@@ -268,21 +295,23 @@ static int k_npy_read(const cask_value_t *args, size_t n, cask_value_t *out, cas
     double total = (double)es;
     for (int x = 0; x < h->ndim; x++)
         total *= (double)h->shape[x];
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st)) {
-        rc = cask_kernel_fail(ctx, "cannot read %s: %s", path, strerror(errno));
+    off_t size = 0;
+    int fd = open_regular(path, &size);
+    if (fd < 0) {
+        rc = errno == EINVAL ? cask_kernel_fail(ctx, "%s is not a regular file", path)
+                             : cask_kernel_fail(ctx, "cannot read %s: %s", path, strerror(errno));
         goto fail;
     }
-    if (!S_ISREG(st.st_mode)) {
-        rc = cask_kernel_fail(ctx, "%s is no longer a regular file", path);
-        goto fail;
-    }
-    if ((uint64_t)st.st_size != (uint64_t)args[3].u.i ||
-        (double)args[2].u.i + total > (double)st.st_size) {
+    if ((uint64_t)size != (uint64_t)args[3].u.i) {
         rc = cask_kernel_fail(ctx, "%s changed while the array was open: %llu bytes, %llu "
-                              "when it was opened", path, (unsigned long long)st.st_size,
+                              "when it was opened", path, (unsigned long long)size,
                               (unsigned long long)args[3].u.i);
+        goto fail;
+    }
+    if ((double)args[2].u.i + total > (double)size) {
+        rc = cask_kernel_fail(ctx, "%s: the data (offset %lld, %.0f bytes) lies past the "
+                              "file's %llu bytes", path, (long long)args[2].u.i, total,
+                              (unsigned long long)size);
         goto fail;
     }
     /* runs: the last axis, widened over the axes the block spans whole */
@@ -304,6 +333,8 @@ static int k_npy_read(const cask_value_t *args, size_t n, cask_value_t *out, cas
         off_t at = (off_t)(args[2].u.i + flat * (int64_t)es);
         for (size_t got = 0; got < want;) {
             ssize_t m = pread(fd, dst + got, want - got, at + (off_t)got);
+            if (m < 0 && errno == EINTR)
+                continue;
             if (m <= 0) {
                 rc = cask_kernel_fail(ctx, "%s: %s at byte %lld", path,
                                       m ? strerror(errno) : "the file ends",
@@ -337,20 +368,26 @@ fail:
 cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64_t *chunks,
                                   cask_error_t *err)
 {
-    FILE *f = open_file(g, path, "open_npy", err);
+    FILE *f = open_file(g, path, "open_npy", true, err);
     if (!f)
         return NULL;
     npy_head_t h;
     struct stat st;
-    int rc = fstat(fileno(f), &st) || !S_ISREG(st.st_mode)
-                 ? cask__err(err, CASK_EIO, NULL, NULL, "%s: not a regular file", path)
-                 : read_head(f, path, &h, err);
+    int rc = fstat(fileno(f), &st) ? cask__err(err, CASK_EIO, NULL, NULL, "cannot read %s: %s",
+                                               path, strerror(errno))
+                                   : read_head(f, path, &h, err);
     fclose(f);
     if (rc)
         return NULL;
     int64_t chunk[CASK_MAX_NDIM];
-    if (cask__ar_check_layout(h.dtype, h.ndim, h.shape, chunks, chunk, err))
+    if (cask__ar_check_layout(h.dtype, h.ndim, h.shape, chunks, chunk, err)) {
+        if (err) { /* name the file */
+            char m[sizeof err->message];
+            snprintf(m, sizeof m, "%.100s: %.150s", path, err->message);
+            memcpy(err->message, m, sizeof m);
+        }
         return NULL;
+    }
     ar_phead_t ph = cask__ar_head_for(h.dtype, h.ndim, h.shape, chunk);
     ar_blockset_t *b = cask__ar_blockset_new(h.ndim, h.shape, chunk);
     cask_value_t in[5] = { cask_none(), cask_none(), cask_int((int64_t)h.offset),
@@ -361,7 +398,8 @@ cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64
         goto fail;
     }
     uint64_t token = cask__hash(path, strlen(path), cask__hash(&ph, sizeof ph, 17));
-    token = cask__hash(&st.st_size, sizeof st.st_size, token) | 1;
+    token = cask__hash(&st.st_size, sizeof st.st_size, token);
+    token = cask__hash(&h.offset, sizeof h.offset, token) | 1;
     for (size_t i = 0; i < b->n; i++) {
         in[4] = cask_int((int64_t)i);
         cask_task_spec_t spec = { .kernel = "cask.array.npy_read", .inputs = in, .n_inputs = 5,

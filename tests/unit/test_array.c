@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -1621,6 +1622,11 @@ static void test_open_npy(void **state)
     snprintf(p, sizeof p, "%s/f8.npy", dir);
     assert_null(cask_array_open_npy(g, p, (int64_t[]){ 0, 1, 1 }, &err));
     assert_int_equal(err.code, CASK_EINVAL);
+    assert_msg_has(&err, "f8.npy: chunk 0 along axis 0");
+    snprintf(p, sizeof p, "%s/fifo", dir); /* refused, not waited on */
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_null(cask_array_open_npy(g, p, NULL, &err));
+    assert_msg_has(&err, "not a regular file");
     assert_null(cask_array_open_npy(g, "/nonexistent/x.npy", NULL, &err));
     assert_int_equal(err.code, CASK_EIO);
     cask_graph_decref(g);

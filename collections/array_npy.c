@@ -142,6 +142,7 @@ typedef struct {
     int64_t shape[CASK_MAX_NDIM];
     size_t bytes;        /* of data */
     uint64_t offset;     /* of the data in the file */
+    uint64_t file_size;  /* of a regular file; 0 for another kind */
 } npy_head_t;
 
 /* Read f's header into *h and check the file holds all the data: 0, or
@@ -178,10 +179,10 @@ static int read_head(FILE *f, const char *path, npy_head_t *h, cask_error_t *err
     h->bytes = (size_t)elems * cask_dtype_size(h->dtype);
     h->offset = 8 + lb + hl;
     struct stat st;
-    if (!fstat(fileno(f), &st) && S_ISREG(st.st_mode) &&
-        (uint64_t)st.st_size - h->offset < h->bytes) /* before asking for the memory */
+    h->file_size = !fstat(fileno(f), &st) && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+    if (h->file_size && h->file_size - h->offset < h->bytes) /* before asking for the memory */
         rc = cask__err(err, CASK_EPARSE, NULL, NULL, "%s: %llu bytes of data, %zu expected", path,
-                       (unsigned long long)((uint64_t)st.st_size - h->offset), h->bytes);
+                       (unsigned long long)(h->file_size - h->offset), h->bytes);
 out:
     cask__free(dict);
     return rc;
@@ -215,37 +216,43 @@ static int open_regular(const char *path, off_t *size)
     return fd;
 }
 
-/* path opened to read, or NULL with err filled (what: the caller's name);
-** regular: refuse what is not a regular file. */
-static FILE *open_file(const cask_graph_t *g, const char *path, const char *what, bool regular,
-                       cask_error_t *err)
+/* path opened and its header read into *h: the file, at its data; or
+** NULL with err filled (what: the caller's name). regular: refuse what is
+** not a regular file, without opening it. */
+static FILE *open_head(const cask_graph_t *g, const char *path, const char *what, bool regular,
+                       npy_head_t *h, cask_error_t *err)
 {
     if (!g || !path)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "%s needs a graph and a path", what),
                NULL;
+    FILE *f = NULL;
     off_t size;
-    int fd = regular ? open_regular(path, &size) : -2;
-    FILE *f = regular ? (fd >= 0 ? fdopen(fd, "rb") : NULL) : fopen(path, "rb");
-    if (!f && regular && fd < 0 && errno == EINVAL)
-        cask__err(err, CASK_EIO, NULL, NULL, "%s: not a regular file", path);
-    else if (!f)
-        cask__err(err, CASK_EIO, NULL, NULL, "cannot read %s: %s", path, strerror(errno));
-    if (!f && fd >= 0)
+    int fd = -1;
+    if (!regular)
+        f = fopen(path, "rb");
+    else if ((fd = open_regular(path, &size)) >= 0 && !(f = fdopen(fd, "rb")))
         close(fd);
+    if (!f && regular && errno == EINVAL)
+        return cask__err(err, CASK_EIO, NULL, NULL, "%s: not a regular file", path), NULL;
+    if (!f)
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot read %s: %s", path,
+                         strerror(errno)), NULL;
+    if (read_head(f, path, h, err)) {
+        fclose(f);
+        return NULL;
+    }
     return f;
 }
 
 cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path, const int64_t *chunks,
                                   cask_error_t *err)
 {
-    FILE *f = open_file(g, path, "load_npy", false, err);
+    npy_head_t h;
+    FILE *f = open_head(g, path, "load_npy", false, &h, err);
     if (!f)
         return NULL;
     cask_array_t *a = NULL;
     void *data = NULL;
-    npy_head_t h;
-    if (read_head(f, path, &h, err))
-        goto out;
     if (!(data = cask__malloc(h.bytes ? h.bytes : 1))) {
         cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu bytes of %s", h.bytes, path);
         goto out;
@@ -368,17 +375,11 @@ fail:
 cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64_t *chunks,
                                   cask_error_t *err)
 {
-    FILE *f = open_file(g, path, "open_npy", true, err);
+    npy_head_t h;
+    FILE *f = open_head(g, path, "open_npy", true, &h, err);
     if (!f)
         return NULL;
-    npy_head_t h;
-    struct stat st;
-    int rc = fstat(fileno(f), &st) ? cask__err(err, CASK_EIO, NULL, NULL, "cannot read %s: %s",
-                                               path, strerror(errno))
-                                   : read_head(f, path, &h, err);
     fclose(f);
-    if (rc)
-        return NULL;
     int64_t chunk[CASK_MAX_NDIM];
     if (cask__ar_check_layout(h.dtype, h.ndim, h.shape, chunks, chunk, err)) {
         if (err) { /* name the file */
@@ -391,14 +392,14 @@ cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64
     ar_phead_t ph = cask__ar_head_for(h.dtype, h.ndim, h.shape, chunk);
     ar_blockset_t *b = cask__ar_blockset_new(h.ndim, h.shape, chunk);
     cask_value_t in[5] = { cask_none(), cask_none(), cask_int((int64_t)h.offset),
-                           cask_int((int64_t)st.st_size), cask_none() };
+                           cask_int((int64_t)h.file_size), cask_none() };
     if (!b || cask_value_string(path, (size_t)-1, &in[0], err) ||
         cask_value_bytes(&ph, sizeof ph, &in[1], err)) {
         cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path);
         goto fail;
     }
     uint64_t token = cask__hash(path, strlen(path), cask__hash(&ph, sizeof ph, 17));
-    token = cask__hash(&st.st_size, sizeof st.st_size, token);
+    token = cask__hash(&h.file_size, sizeof h.file_size, token);
     token = cask__hash(&h.offset, sizeof h.offset, token) | 1;
     for (size_t i = 0; i < b->n; i++) {
         in[4] = cask_int((int64_t)i);

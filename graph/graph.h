@@ -219,8 +219,8 @@ const char *cask__kernel_name(const cask_graph_t *g, uint32_t t);
 /* ------------------------------------------------------------------- plan */
 
 /* What a compute runs: the graph culled to the outputs' ancestors,
-** renumbered 0..n-1 in topological order, with successor lists and
-** upward ranks. */
+** renumbered 0..n-1 in topological order, with predecessor and successor
+** lists and upward ranks. */
 typedef struct cask__plan {
     const cask_graph_t *g;  /* the graph (borrowed) */
     cask__gview_t gv;       /* its columns */
@@ -230,9 +230,15 @@ typedef struct cask__plan {
     uint32_t  span;         /* entries of pidx: graph tasks 0 .. span-1 */
     uint32_t *succ_off;     /* n + 1 offsets into succ */
     uint32_t *succ;         /* successors, one per edge */
+    uint32_t *pred_off;     /* n + 1 offsets into pred */
+    uint32_t *pred;         /* predecessors (inputs that are refs), one per edge,
+                               in the order the task gives them */
     uint32_t *npred;        /* predecessor edges of each task */
     uint32_t *nuse;         /* argument edges reading each output, +1 per request */
     double   *rank;         /* upward rank, seconds */
+    uint32_t *pos;          /* priority: ready tasks run lowest pos first
+                               (cask__plan_order; NULL until it has run) */
+    uint32_t *bypos;        /* the task at each pos */
     uint32_t *sources;      /* tasks with no predecessor */
     uint32_t  n_sources;
     uint32_t *out;          /* plan ids of the requested outputs */
@@ -245,6 +251,12 @@ int  cask__plan_build(const cask_graph_t *g, const cask_task_t *outs,
                       size_t n, int need_kernels, cask__plan_t *p,
                       cask_error_t *err);
 void cask__plan_destroy(cask__plan_t *p);
+
+/* Give every task of p its priority (p->pos, p->bypos): slack classes for
+** time, memory's order within each (graph/order.c says how). cost: each
+** task's seconds, or NULL for what p's ranks imply. Returns 0 or
+** CASK_ENOMEM. */
+int  cask__plan_order(cask__plan_t *p, const double *cost, int workers);
 
 /* ------------------------------------------------------------------ JSON */
 

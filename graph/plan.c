@@ -15,15 +15,19 @@
 
 void cask__plan_destroy(cask__plan_t *p)
 {
-    cask__free(p->task);
-    cask__free(p->pidx);
-    cask__free(p->succ_off);
-    cask__free(p->succ);
-    cask__free(p->npred);
-    cask__free(p->nuse);
-    cask__free(p->rank);
-    cask__free(p->sources);
-    cask__free(p->out);
+    cask__big_free(p->task);
+    cask__big_free(p->pidx);
+    cask__big_free(p->succ_off);
+    cask__big_free(p->succ);
+    cask__big_free(p->pred_off);
+    cask__big_free(p->pred);
+    cask__big_free(p->npred);
+    cask__big_free(p->nuse);
+    cask__big_free(p->rank);
+    cask__big_free(p->pos);
+    cask__big_free(p->bypos);
+    cask__big_free(p->sources);
+    cask__big_free(p->out);
     memset(p, 0, sizeof *p);
 }
 
@@ -49,7 +53,7 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
     p->span = (uint32_t)span;
     rc = CASK_ENOMEM;
     uint32_t *cnt = NULL;
-    if (!(p->pidx = cask__malloc(span * sizeof *p->pidx)))
+    if (!(p->pidx = cask__big_malloc(span * sizeof *p->pidx)))
         goto out;
 
     /* Mark ancestors: 0 = needed, UINT32_MAX = not (yet). */
@@ -68,20 +72,22 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
             }
     }
     p->n = (uint32_t)n;
-    if (!(p->task = cask__malloc(n * sizeof *p->task)) ||
-        !(p->succ_off = cask__calloc(n + 1, sizeof *p->succ_off)) ||
-        !(p->succ = cask__malloc((n_edges ? n_edges : 1) * sizeof *p->succ)) ||
-        !(p->npred = cask__calloc(n, sizeof *p->npred)) ||
-        !(p->nuse = cask__calloc(n, sizeof *p->nuse)) ||
-        !(p->rank = cask__malloc(n * sizeof *p->rank)) ||
-        !(p->out = cask__malloc(n_out * sizeof *p->out)) ||
-        !(cnt = cask__calloc(n + 1, sizeof *cnt)))
+    if (!(p->task = cask__big_malloc(n * sizeof *p->task)) ||
+        !(p->succ_off = cask__big_calloc(n + 1, sizeof *p->succ_off)) ||
+        !(p->succ = cask__big_malloc((n_edges ? n_edges : 1) * sizeof *p->succ)) ||
+        !(p->pred_off = cask__big_malloc((n + 1) * sizeof *p->pred_off)) ||
+        !(p->pred = cask__big_malloc((n_edges ? n_edges : 1) * sizeof *p->pred)) ||
+        !(p->npred = cask__big_calloc(n, sizeof *p->npred)) ||
+        !(p->nuse = cask__big_calloc(n, sizeof *p->nuse)) ||
+        !(p->rank = cask__big_malloc(n * sizeof *p->rank)) ||
+        !(p->out = cask__big_malloc(n_out * sizeof *p->out)) ||
+        !(cnt = cask__big_calloc(n + 1, sizeof *cnt)))
         goto out;
 
     /* Number the needed tasks in index (= topological) order; count each
     ** one's predecessors, uses and successors on the way: its inputs are
     ** numbered already. */
-    uint32_t id = 0;
+    uint32_t id = 0, np = 0;
     for (size_t t = 0; t < span; t++) {
         if (p->pidx[t])
             continue;
@@ -94,11 +100,13 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
         uint32_t v = id++;
         p->task[v] = (uint32_t)t;
         p->pidx[t] = v;
+        p->pred_off[v] = np;
         uint32_t args_end = g->in_off[t] + cask__n_args(g, (uint32_t)t);
         for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++) {
             if (g->in[e].type != CASK_REF)
                 continue;
             uint32_t u = p->pidx[cask__tix(g->in[e].u.task)];
+            p->pred[np++] = u;
             p->npred[v]++;
             p->succ_off[u + 1]++;
             if (e < args_end)
@@ -106,16 +114,12 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
         }
     }
 
+    p->pred_off[n] = np;
     for (uint32_t v = 0; v < n; v++)
         p->succ_off[v + 1] += p->succ_off[v];
-    for (uint32_t v = 0; v < n; v++) {
-        uint32_t t = p->task[v];
-        for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++)
-            if (g->in[e].type == CASK_REF) {
-                uint32_t u = p->pidx[cask__tix(g->in[e].u.task)];
-                p->succ[p->succ_off[u] + cnt[u]++] = v;
-            }
-    }
+    for (uint32_t v = 0; v < n; v++)
+        for (uint32_t e = p->pred_off[v]; e < p->pred_off[v + 1]; e++)
+            p->succ[p->succ_off[p->pred[e]] + cnt[p->pred[e]]++] = v;
     for (size_t i = 0; i < n_out; i++) {
         p->out[i] = p->pidx[cask__tix(outs[i])];
         p->nuse[p->out[i]]++; /* kept until the caller takes it */
@@ -155,7 +159,7 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
             p->sources[p->n_sources++] = v;
     rc = 0;
 out:
-    cask__free(cnt);
+    cask__big_free(cnt);
     if (rc) {
         if (rc == CASK_ENOMEM)
             cask__err(err, rc, NULL, NULL, "no memory to plan %u tasks", g->n);

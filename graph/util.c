@@ -3,6 +3,7 @@
 ** hashing and the version.
 */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,6 +50,89 @@ void *cask__realloc(void *p, size_t n)
 void cask__free(void *p)
 {
     free(p);
+}
+
+/* Big blocks carry their capacity before them (16 bytes, so the block
+** keeps malloc's alignment). Blocks of BIG_MIN bytes or more are kept
+** when freed, and a request takes the smallest kept block that holds it
+** unless that block is over twice the size asked for. */
+#define BIG_MIN   ((size_t)64 << 10)
+#define BIG_KEEP  32
+#define BIG_BYTES ((size_t)64 << 20)
+
+typedef struct bighdr {
+    size_t cap, pad;
+} bighdr_t;
+
+static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
+static bighdr_t *big_kept[BIG_KEEP];
+static size_t big_nkept, big_bytes;
+static pthread_once_t big_once = PTHREAD_ONCE_INIT;
+
+/* A process forked while another thread holds the lock (the processes
+** scheduler's workers) gets it free. */
+static void big_prepare(void) { pthread_mutex_lock(&big_lock); }
+static void big_release(void) { pthread_mutex_unlock(&big_lock); }
+static void big_init(void) { pthread_atfork(big_prepare, big_release, big_release); }
+
+static void big_enter(void)
+{
+    pthread_once(&big_once, big_init);
+    pthread_mutex_lock(&big_lock);
+}
+
+void *cask__big_malloc(size_t n)
+{
+    if (should_fail() || n > SIZE_MAX - sizeof(bighdr_t))
+        return NULL;
+    n = n ? n : 1;
+    bighdr_t *h = NULL;
+    if (n >= BIG_MIN) {
+        big_enter();
+        size_t best = BIG_KEEP;
+        for (size_t i = 0; i < big_nkept; i++)
+            if (big_kept[i]->cap >= n && big_kept[i]->cap / 2 <= n &&
+                (best == BIG_KEEP || big_kept[i]->cap < big_kept[best]->cap))
+                best = i;
+        if (best != BIG_KEEP) {
+            h = big_kept[best];
+            big_kept[best] = big_kept[--big_nkept];
+            big_bytes -= h->cap;
+        }
+        pthread_mutex_unlock(&big_lock);
+    }
+    if (!h && (h = malloc(sizeof *h + n)))
+        h->cap = n;
+    return h ? h + 1 : NULL;
+}
+
+void *cask__big_calloc(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = cask__big_malloc(n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+void cask__big_free(void *p)
+{
+    if (!p)
+        return;
+    bighdr_t *h = (bighdr_t *)p - 1;
+    if (h->cap >= BIG_MIN) {
+        big_enter();
+        int kept = big_nkept < BIG_KEEP && big_bytes + h->cap <= BIG_BYTES;
+        if (kept) {
+            big_kept[big_nkept++] = h;
+            big_bytes += h->cap;
+        }
+        pthread_mutex_unlock(&big_lock);
+        if (kept)
+            return;
+    }
+    free(h);
 }
 
 char *cask__strdup(const char *s)

@@ -25,6 +25,14 @@ void  cask__free(void *p);
 char *cask__strdup(const char *s);
 /* Grow *p (of *cap elements of size sz) to hold at least need; 0 or CASK_ENOMEM. */
 int   cask__grow(void **p, size_t *cap, size_t need, size_t sz);
+/* The arrays of a compute (its plan, order and run: a few per task), which
+** every compute makes anew. Freed big blocks are kept for the next compute
+** (at most 32 blocks, 64 MB), because fresh memory costs a page fault per
+** 4 KB at its first touch: half of planning a graph of tiny tasks. A block
+** from cask__big_* is freed by cask__big_free only. */
+void *cask__big_malloc(size_t n);
+void *cask__big_calloc(size_t n, size_t size);
+void  cask__big_free(void *p);
 /* Tests only: make the nth allocation from now fail (n >= 1); 0 turns it off.
 ** Returns the number of allocations made since the last call. */
 long  cask__alloc_fail_at(long n);

@@ -153,14 +153,14 @@ static void run_destroy(cask_run_t *r)
         for (uint32_t i = 0; i < r->p.n; i++)
             if (r->val[i].type != CASK_NONE)
                 cask_value_decref(&r->val[i]);
-    cask__free(r->val);
-    cask__free((void *)r->pending);
-    cask__free((void *)r->uses);
-    cask__free(r->t_worker);
-    cask__free(r->t_start);
-    cask__free(r->t_end);
-    cask__free(r->t_bytes);
-    cask__free(r->t_order);
+    cask__big_free(r->val);
+    cask__big_free((void *)r->pending);
+    cask__big_free((void *)r->uses);
+    cask__big_free(r->t_worker);
+    cask__big_free(r->t_start);
+    cask__big_free(r->t_end);
+    cask__big_free(r->t_bytes);
+    cask__big_free(r->t_order);
     cask__free(r->t_slots_mem);
     cask__free(r->out_first);
     cask__free(r->xfers);
@@ -214,21 +214,25 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     r.tick0 = cask__tick();
     if ((rc = cask__plan_build(g, outs, n, 1, &r.p, err)))
         return rc;
+    if (cask__plan_order(&r.p, NULL, r.workers)) {
+        cask__plan_destroy(&r.p);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to order %u tasks", r.p.n);
+    }
     r.g = g;
     r.flags = opts->flags;
     r.cb = opts->callbacks;
     r.retries = opts->retries == 0 ? 1 : opts->retries < 0 ? 0 : opts->retries;
     size_t m = r.p.n ? r.p.n : 1;
-    r.val = cask__calloc(m, sizeof *r.val);
-    r.pending = cask__malloc(m * sizeof *r.pending);
-    r.uses = cask__malloc(m * sizeof *r.uses);
+    r.val = cask__big_calloc(m, sizeof *r.val);
+    r.pending = cask__big_malloc(m * sizeof *r.pending);
+    r.uses = cask__big_malloc(m * sizeof *r.uses);
     int trace = (opts->flags & CASK_TRACE) != 0;
     if (!r.val || !r.pending || !r.uses ||
-        (trace && (!(r.t_worker = cask__malloc(m * sizeof *r.t_worker)) ||
-                   !(r.t_start = cask__malloc(m * sizeof *r.t_start)) || /* set by every run */
-                   !(r.t_end = cask__malloc(m * sizeof *r.t_end)) ||
-                   !(r.t_bytes = cask__malloc(m * sizeof *r.t_bytes)) ||
-                   !(r.t_order = cask__malloc((m + (size_t)r.workers * CASK__T_BLOCK) *
+        (trace && (!(r.t_worker = cask__big_malloc(m * sizeof *r.t_worker)) ||
+                   !(r.t_start = cask__big_malloc(m * sizeof *r.t_start)) || /* set by every run */
+                   !(r.t_end = cask__big_malloc(m * sizeof *r.t_end)) ||
+                   !(r.t_bytes = cask__big_malloc(m * sizeof *r.t_bytes)) ||
+                   !(r.t_order = cask__big_malloc((m + (size_t)r.workers * CASK__T_BLOCK) *
                                               sizeof *r.t_order)) ||
                    !(r.t_slots_mem = cask__calloc((size_t)r.workers + 1, sizeof *r.t_slots))))) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);

@@ -118,7 +118,7 @@ typedef struct procs {
     pid_t        parent;
     cask_readyq_t q;
     uint8_t     *deaths;   /* worker deaths while running each task */
-    uint8_t     *sent;     /* 1 while a task is in some worker's ring */
+    uint16_t    *sent;     /* while a task is in a worker's ring: that worker + 1 */
     cask_tid_t  *buf;      /* successors made ready by the last task */
     size_t       nbuf, cap;
     int          nomem;
@@ -308,19 +308,36 @@ static double short_ticks(const procs_t *ps, cask_tid_t t)
     return k->mean;
 }
 
-/* A successor of t that will be ready once t is done (t is its only input
-** not done): sent right behind t, the worker runs it without waiting for
-** the parent. The best such by rank, or NONE. */
-static cask_tid_t follower(procs_t *ps, cask_tid_t t)
+/* Edges into s from tasks on worker i (in its ring or its batch), or
+** UINT32_MAX when s has too many inputs to look at. */
+#define FOLLOW_SCAN 64
+static uint32_t edges_from(const procs_t *ps, int i, cask_tid_t s)
+{
+    const cask_run_t *r = ps->r;
+    uint32_t a = r->p.pred_off[s], b = r->p.pred_off[s + 1], k = 0;
+    if (b - a > FOLLOW_SCAN)
+        return UINT32_MAX;
+    for (uint32_t e = a; e < b; e++)
+        k += ps->sent[r->p.pred[e]] == i + 1;
+    return k;
+}
+
+/* A successor of t that will be ready once what worker i holds is done
+** (every input it waits for is in i's ring or batch, t among them): sent
+** right behind t, the worker runs it without waiting for the parent, so
+** a worker finishes a subtree in one message. The best such, or NONE. */
+static cask_tid_t follower(procs_t *ps, int i, cask_tid_t t)
 {
     cask_run_t *r = ps->r;
     size_t n;
     const cask_tid_t *s = cask_run_successors(r, t, &n);
     cask_tid_t best = NONE;
-    for (size_t i = 0; i < n; i++)
-        if (!ps->sent[s[i]] && atomic_load_explicit(&r->pending[s[i]], memory_order_relaxed) == 1 &&
-            (best == NONE || cask_run_priority(r, s[i]) > cask_run_priority(r, best)))
-            best = s[i];
+    for (size_t j = 0; j < n; j++) {
+        uint32_t want = atomic_load_explicit(&r->pending[s[j]], memory_order_relaxed);
+        if (!ps->sent[s[j]] && want <= MAX_DEPTH && (want == 1 || edges_from(ps, i, s[j]) == want) &&
+            (best == NONE || cask_run_priority(r, s[j]) > cask_run_priority(r, best)))
+            best = s[j];
+    }
     return best;
 }
 
@@ -347,7 +364,7 @@ static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
         cask_tid_t next = first, f;
         bool queued = false;
         first = NONE;
-        if (next == NONE && last != NONE && (f = follower(ps, last)) != NONE &&
+        if (next == NONE && last != NONE && (f = follower(ps, i, last)) != NONE &&
             (!cask_readyq_peek(&ps->q, &top) || cask_run_priority(r, f) >= cask_run_priority(r, top)))
             next = f;
         if (next == NONE) {
@@ -364,7 +381,7 @@ static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
         if (queued)
             cask_readyq_pop(&ps->q, &next);
         batch[k++] = last = next;
-        ps->sent[next] = 1;
+        ps->sent[next] = (uint16_t)(i + 1);
     }
     if (!k)
         return;
@@ -648,7 +665,7 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
     for (int i = 0; ps.p && i < ps.nw; i++)
         ps.p[i].fd = -1; /* before any exit: 0 would be stdin */
     ps.deaths = cask__calloc(n, 1);
-    ps.sent = cask__calloc(n, 1);
+    ps.sent = cask__calloc(n, sizeof *ps.sent);
     ps.kstat = cask__calloc(CASK__MAX_KERNELS, sizeof *ps.kstat);
     pf = cask__calloc((size_t)ps.nw, sizeof *pf);
     if (!ps.sh || !ps.ws || !shared_val || !ps.p || !ps.deaths || !ps.sent || !ps.kstat || !pf) {

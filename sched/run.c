@@ -15,7 +15,8 @@
 
 size_t cask_run_size(const cask_run_t *r) { return r->p.n; }
 int cask_run_workers(const cask_run_t *r) { return r->workers; }
-double cask_run_priority(const cask_run_t *r, cask_tid_t t) { return r->p.rank[t]; }
+double cask_run_priority(const cask_run_t *r, cask_tid_t t) { return (double)(r->p.n - r->p.pos[t]); }
+double cask_run_rank(const cask_run_t *r, cask_tid_t t) { return r->p.rank[t]; }
 const char *cask_run_key(const cask_run_t *r, cask_tid_t t) { return cask__graph_key(r->g, r->p.task[t]); }
 
 bool cask_run_stopped(const cask_run_t *r)
@@ -224,205 +225,59 @@ void cask__run_complete(cask_run_t *r, cask_tid_t t,
 
 /* ------------------------------------------------------------ ready queue */
 
-/* Tasks of one key (rank, bytes freed) wait in a bucket, newest first, as
-** a list linked through q->next (a task is in the queue at most once, so
-** one link per task of the run is all the storage lists need). Buckets
-** with tasks sit in a binary heap by key, and a hash table finds a key's
-** bucket. So a push or pop costs O(1) plus O(log buckets) when a key
-** appears or runs out: a graph with few distinct ranks (a wide fan-out, a
-** reduction tree's levels) never pays for a heap of tasks. */
-typedef struct qbucket {
-    double   rank;
-    uint64_t freed;
-    uint32_t head;   /* newest task, or the next free bucket when unused */
-    uint32_t slot;   /* where the hash table holds this bucket */
-} qbucket_t;
-
-#define QNONE UINT32_MAX
-
-static inline int key_before(const qbucket_t *a, const qbucket_t *b)
-{
-    return a->rank > b->rank || (a->rank == b->rank && a->freed > b->freed);
-}
-
+/* A bit per priority position (p.pos), and above it a bit per word of the
+** level below that is not zero, up to one word: a push sets at most a bit
+** per level, a pop follows the lowest set bit down and clears upwards while
+** words empty. Any graph of up to 2^32 tasks needs at most six levels. */
 int cask_readyq_init(cask_readyq_t *q, const cask_run_t *r)
 {
     memset(q, 0, sizeof *q);
     q->run = r;
-    q->last = q->free = q->solo = QNONE;
     return 0;
 }
 
-/* Bytes that running t would let go: outputs whose last consumer is t. */
-uint64_t cask__readyq_freed(const cask_run_t *r, cask_tid_t t)
+static int bits_make(cask_readyq_t *q)
 {
-    uint32_t gt = r->p.task[t];
-    const cask_value_t *in = cask__view_inputs(&r->p.gv, gt);
-    uint64_t b = 0;
-    for (size_t i = 0, m = cask__view_nargs(&r->p.gv, gt); i < m; i++)
-        if (in[i].type == CASK_REF) {
-            uint32_t u = r->p.pidx[cask__tix(in[i].u.task)];
-            if (cask__has_blob(&r->val[u]) &&
-                atomic_load_explicit(&r->uses[u], memory_order_relaxed) == 1)
-                b += cask__nbytes(&r->val[u]);
-        }
-    return b;
-}
-
-static inline size_t key_hash(double rank, uint64_t freed)
-{
-    uint64_t h;
-    memcpy(&h, &rank, sizeof h);
-    h ^= freed * 0x9e3779b97f4a7c15u;
-    h *= 0xff51afd7ed558ccdu;
-    return (size_t)(h ^ h >> 32);
-}
-
-/* The bucket of (rank, freed), or QNONE; *slot: where it is or would go. */
-static uint32_t map_find(const cask_readyq_t *q, double rank, uint64_t freed, size_t *slot)
-{
-    const qbucket_t *b = q->bkt;
-    size_t mask = q->mcap - 1, i = key_hash(rank, freed) & mask;
-    for (; q->map[i] != QNONE; i = (i + 1) & mask)
-        if (b[q->map[i]].rank == rank && b[q->map[i]].freed == freed)
-            break;
-    *slot = i;
-    return q->map[i];
-}
-
-static int map_grow(cask_readyq_t *q)
-{
-    size_t cap = q->mcap ? 2 * q->mcap : 16;
-    uint32_t *m = cask__malloc(cap * sizeof *m);
-    if (!m)
-        return CASK_ENOMEM;
-    memset(m, 0xff, cap * sizeof *m);
-    uint32_t *old = q->map;
-    size_t n = q->mcap;
-    q->map = m;
-    q->mcap = cap;
-    qbucket_t *b = q->bkt;
-    for (size_t i = 0; i < n; i++)
-        if (old[i] != QNONE) {
-            size_t s;
-            map_find(q, b[old[i]].rank, b[old[i]].freed, &s);
-            m[s] = old[i];
-            b[old[i]].slot = (uint32_t)s;
-        }
-    cask__free(old);
-    return 0;
-}
-
-/* Empty slot i (linear probing): shift later entries of its run back. */
-static void map_erase(cask_readyq_t *q, size_t i)
-{
-    qbucket_t *b = q->bkt;
-    size_t mask = q->mcap - 1;
-    for (size_t j = (i + 1) & mask; q->map[j] != QNONE; j = (j + 1) & mask) {
-        size_t home = key_hash(b[q->map[j]].rank, b[q->map[j]].freed) & mask;
-        if (((j - home) & mask) >= ((j - i) & mask)) { /* home is not in (i, j] */
-            q->map[i] = q->map[j];
-            b[q->map[i]].slot = (uint32_t)i;
-            i = j;
-        }
-    }
-    q->map[i] = QNONE;
-}
-
-/* Move bucket id up from hole i while it goes before its parent. */
-static void rise(cask_readyq_t *q, size_t i, uint32_t id)
-{
-    uint32_t *h = q->heap;
-    const qbucket_t *b = q->bkt;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!key_before(&b[id], &b[h[parent]]))
-            break;
-        h[i] = h[parent];
-        i = parent;
-    }
-    h[i] = id;
-}
-
-/* A new bucket for (rank, freed) at map slot s, in the heap; or QNONE. */
-static uint32_t bucket_new(cask_readyq_t *q, double rank, uint64_t freed, size_t s)
-{
-    if (q->nheap == q->hcap && cask__grow((void **)&q->heap, &q->hcap, q->nheap + 1,
-                                          sizeof *q->heap))
-        return QNONE;
-    uint32_t id = q->free;
-    if (id == QNONE) {
-        if (q->nbkt == q->bcap &&
-            cask__grow((void **)&q->bkt, &q->bcap, q->nbkt + 1, sizeof(qbucket_t)))
-            return QNONE;
-        id = (uint32_t)q->nbkt++;
-    } else {
-        q->free = ((qbucket_t *)q->bkt)[id].head;
-    }
-    ((qbucket_t *)q->bkt)[id] = (qbucket_t){ rank, freed, QNONE, (uint32_t)s };
-    q->map[s] = id;
-    rise(q, q->nheap++, id);
-    return id;
+    size_t words = 0, k = cask_run_size(q->run);
+    int l = 0;
+    do {
+        k = (k + 63) / 64;
+        q->off[l++] = (uint32_t)words;
+        words += k ? k : 1;
+    } while (k > 1);
+    q->levels = l;
+    return (q->bits = cask__big_calloc(words, sizeof *q->bits)) ? 0 : CASK_ENOMEM;
 }
 
 int cask_readyq_push(cask_readyq_t *q, cask_tid_t t)
 {
-    return cask__readyq_put(q, t, cask__readyq_freed(q->run, t));
-}
-
-/* File t under its key in the buckets. */
-static int put_bucket(cask_readyq_t *q, cask_tid_t t, double rank, uint64_t freed)
-{
-    uint32_t id = q->last;
-    if (id == QNONE || ((qbucket_t *)q->bkt)[id].rank != rank ||
-        ((qbucket_t *)q->bkt)[id].freed != freed) {
-        if (2 * (q->nheap + 1) > q->mcap && map_grow(q))
-            return CASK_ENOMEM;
-        size_t s;
-        id = map_find(q, rank, freed, &s);
-        if (id == QNONE && (id = bucket_new(q, rank, freed, s)) == QNONE)
-            return CASK_ENOMEM;
-        q->last = id;
-    }
-    q->next[t] = ((qbucket_t *)q->bkt)[id].head;
-    ((qbucket_t *)q->bkt)[id].head = t;
-    return 0;
-}
-
-/* A task pushed into an empty queue waits alone, outside the buckets, so
-** a chain (one ready task at a time) never touches the table or the heap;
-** the next push files it. */
-int cask__readyq_put(cask_readyq_t *q, cask_tid_t t, uint64_t freed)
-{
-    double rank = q->run->p.rank[t];
-    if (!q->size) {
-        q->solo = t;
-        q->solo_rank = rank;
-        q->solo_freed = freed;
-        q->size = 1;
-        return 0;
-    }
-    if (!q->next) {
-        size_t n = cask_run_size(q->run);
-        if (!(q->next = cask__malloc((n ? n : 1) * sizeof *q->next)))
-            return CASK_ENOMEM;
-    }
-    if (q->solo != QNONE) {
-        if (put_bucket(q, q->solo, q->solo_rank, q->solo_freed))
-            return CASK_ENOMEM;
-        q->solo = QNONE;
-    }
-    if (put_bucket(q, t, rank, freed))
+    if (!q->bits && bits_make(q))
         return CASK_ENOMEM;
+    size_t i = q->run->p.pos[t];
+    for (int l = 0; l < q->levels; l++, i >>= 6) {
+        uint64_t *w = &q->bits[q->off[l] + (i >> 6)], old = *w;
+        *w = old | (uint64_t)1 << (i & 63);
+        if (old)
+            break;
+    }
     q->size++;
     return 0;
+}
+
+/* The lowest position queued (q not empty). */
+static size_t first_pos(const cask_readyq_t *q)
+{
+    size_t i = 0;
+    for (int l = q->levels; l-- > 0;)
+        i = i << 6 | (size_t)__builtin_ctzll(q->bits[q->off[l] + i]);
+    return i;
 }
 
 bool cask_readyq_peek(cask_readyq_t *q, cask_tid_t *t)
 {
     if (!q->size)
         return false;
-    *t = q->solo != QNONE ? q->solo : ((qbucket_t *)q->bkt)[q->heap[0]].head;
+    *t = q->run->p.bypos[first_pos(q)];
     return true;
 }
 
@@ -430,36 +285,14 @@ bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
 {
     if (!q->size)
         return false;
-    if (q->solo != QNONE) {
-        *t = q->solo;
-        q->solo = QNONE;
-        q->size = 0;
-        return true;
+    size_t i = first_pos(q);
+    *t = q->run->p.bypos[i];
+    for (int l = 0; l < q->levels; l++, i >>= 6) {
+        uint64_t *w = &q->bits[q->off[l] + (i >> 6)];
+        if ((*w &= ~((uint64_t)1 << (i & 63))))
+            break;
     }
-    uint32_t id = q->heap[0];
-    qbucket_t *b = q->bkt;
-    *t = b[id].head;
     q->size--;
-    if ((b[id].head = q->next[*t]) != QNONE)
-        return true;
-    /* The bucket ran out: out of the table, the heap, and into the free
-    ** list. Its hole at the root sinks by the better child to a leaf,
-    ** then the heap's last bucket rises from there (Floyd). */
-    map_erase(q, b[id].slot);
-    b[id].head = q->free;
-    q->free = id;
-    if (q->last == id)
-        q->last = QNONE;
-    uint32_t *h = q->heap, last = h[--q->nheap];
-    size_t i = 0, c, n = q->nheap;
-    while ((c = 2 * i + 1) < n) {
-        if (c + 1 < n && key_before(&b[h[c + 1]], &b[h[c]]))
-            c++;
-        h[i] = h[c];
-        i = c;
-    }
-    if (n)
-        rise(q, i, last);
     return true;
 }
 
@@ -470,10 +303,7 @@ size_t cask_readyq_size(const cask_readyq_t *q)
 
 void cask_readyq_destroy(cask_readyq_t *q)
 {
-    cask__free(q->next);
-    cask__free(q->bkt);
-    cask__free(q->heap);
-    cask__free(q->map);
+    cask__big_free(q->bits);
     cask_readyq_init(q, q->run);
 }
 

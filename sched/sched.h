@@ -117,12 +117,6 @@ void cask__run_complete(cask_run_t *r, cask_tid_t t,
 void cask__run_flush(cask_run_t *r, cask__combo_t *combo,
                      void (*on_ready)(void *ctx, cask_tid_t s), void *ctx);
 
-/* cask_readyq_push in two steps, so a caller can find t's key before it
-** takes the lock that guards q: the bytes running t would free, then the
-** push with that figure. */
-uint64_t cask__readyq_freed(const cask_run_t *r, cask_tid_t t);
-int cask__readyq_put(cask_readyq_t *q, cask_tid_t t, uint64_t freed);
-
 /* CASK_ETYPE naming the first task with an opaque input, which cannot
 ** cross `where` ("a process boundary"); 0 when there is none. Portable
 ** opaque values (borrowed array buffers) are not refused. */

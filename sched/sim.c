@@ -4,8 +4,8 @@
 ** from the cost estimates or from the durations of a recorded trace, and
 ** returns a trace like a real run's. Nothing runs.
 **
-** The default order is every scheduler's (cask_readyq_t: highest upward
-** rank first, then the most recently readied); a task freed by an ending
+** The default order is every scheduler's (cask_readyq_t, from the
+** durations simulated); a task freed by an ending
 ** task is placed at that instant, and all tasks ending at the same
 ** instant complete before any placement, so the schedule is the textbook
 ** list schedule. FIFO, LIFO and random orders are there for comparison.
@@ -70,7 +70,7 @@ typedef struct ready {
 static int ready_push(ready_t *r, uint32_t t)
 {
     if (r->policy == CASK_SIM_PRIORITY)
-        return cask__readyq_put(&r->q, t, 0);
+        return cask_readyq_push(&r->q, t);
     r->a[(r->head + r->n++) % r->cap] = t;
     return 0;
 }
@@ -193,6 +193,10 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
                 best = r.p.rank[r.p.succ[e]] > best ? r.p.rank[r.p.succ[e]] : best;
             r.p.rank[v] = d[v] + best;
         }
+    if (q.policy == CASK_SIM_PRIORITY && cask__plan_order(&r.p, d, P)) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to order %zu tasks", n);
+        goto out;
+    }
     double work = 0, span = 0;
     for (uint32_t v = 0; v < n; v++) {
         work += d[v];

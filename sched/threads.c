@@ -7,17 +7,16 @@
 ** successors its last task made ready (their inputs are still in its
 ** cache) and, when tasks are cheap, a batch taken from the queue in one
 ** locked visit. Before each task a worker compares the best it holds with
-** the rank of the queue's first task, published in an atomic: if the
-** queue's is better, it goes to the queue, so the critical path still
-** comes first. How much a worker holds follows how long its tasks take:
+** the priority of the queue's first task, published in an atomic: if the
+** queue's is better, it goes to the queue, so the priority order still
+** holds. How much a worker holds follows how long its tasks take:
 ** with tasks over CHEAP_TICKS (a few microseconds) it keeps one, hands the
 ** rest to the queue and takes one at a time, so no worker sits on work
 ** another could do; with cheaper tasks it keeps up to HOLD and takes up to
 ** BATCH per visit, never more than its share of the queue, since then the
 ** lock costs more than the tasks. Completions are added to the run's count
-** in batches too. A task's place in the queue is found before the lock is
-** taken, so the lock covers only the pushes and pops. Idle workers sleep on
-** a condition variable; nobody spins.
+** in batches too, and the tasks a worker hands the queue are pushed in one
+** locked visit. Idle workers sleep on a condition variable; nobody spins.
 */
 #include <math.h>
 #include <pthread.h>
@@ -38,40 +37,36 @@ typedef struct pool {
     atomic_int      sleeping;  /* workers waiting on wake (read unlocked as a hint) */
     int             nw;        /* workers */
     atomic_bool     over;      /* every task done, or stopped and drained */
-    _Atomic double  top;       /* rank of q's first task; -1 when empty */
+    _Atomic double  top;       /* priority of q's first task; -1 when empty */
     atomic_int      nomem;     /* a push failed */
     size_t          n;         /* tasks in the run */
 } pool_t;
 
-typedef struct keyed {
-    cask_tid_t t;
-    uint64_t   freed;          /* its key beside its rank: found unlocked */
-} keyed_t;
-
 typedef struct worker {
     _Alignas(64) pool_t *p;    /* a cache line of its own: no false sharing */
     int        id;
-    cask_tid_t hold[HOLD];     /* tasks this worker keeps, by rank, best last */
+    cask_tid_t hold[HOLD];     /* tasks this worker keeps, by priority, best last */
     int        nhold;
     cask_tid_t *buf;           /* successors made ready by the last task */
     size_t     nbuf, cap;
-    keyed_t    *give;          /* tasks for the queue, keyed, not yet queued */
+    cask_tid_t *give;          /* tasks for the queue, not yet queued */
     size_t     ngive, gcap;
     size_t     unsaid;         /* completions not yet added to r->done */
     cask__combo_t combo;       /* decrements of a big fan-in held back */
     double     mean;           /* running mean of task ticks */
 } worker_t;
 
-static inline double rank_of(const cask_run_t *r, cask_tid_t t)
+/* t's priority: higher first (cask_run_priority). */
+static inline double prio_of(const cask_run_t *r, cask_tid_t t)
 {
-    return r->p.rank[t];
+    return (double)(r->p.n - r->p.pos[t]);
 }
 
-/* Publish the rank of the queue's first task (-1: empty); lock held. */
+/* Publish the priority of the queue's first task (-1: empty); lock held. */
 static void publish_top(pool_t *p)
 {
     cask_tid_t t;
-    double top = cask_readyq_peek(&p->q, &t) ? rank_of(p->r, t) : -1;
+    double top = cask_readyq_peek(&p->q, &t) ? prio_of(p->r, t) : -1;
     atomic_store_explicit(&p->top, top, memory_order_relaxed);
 }
 
@@ -107,14 +102,13 @@ static inline int best_held(const worker_t *w)
     return w->nhold - 1;
 }
 
-/* Keep t (room assured), after every held task of a rank no higher: among
-** equals the latest runs first, its inputs being the warmest. */
+/* Keep t (room assured), in priority order (no two tasks share one). */
 static void hold_add(worker_t *w, cask_tid_t t)
 {
     const cask_run_t *r = w->p->r;
-    double x = rank_of(r, t);
+    double x = prio_of(r, t);
     int i = w->nhold;
-    while (i > 0 && rank_of(r, w->hold[i - 1]) > x)
+    while (i > 0 && prio_of(r, w->hold[i - 1]) > x)
         i--;
     memmove(w->hold + i + 1, w->hold + i, (size_t)(w->nhold - i) * sizeof *w->hold);
     w->hold[i] = t;
@@ -127,22 +121,20 @@ static void push(pool_t *p, cask_tid_t t) /* lock held */
         atomic_store(&p->nomem, 1);
 }
 
-/* Queue t at w's next locked visit; its key is found now, before the
-** lock, so the lock is held only for the pushes themselves. */
+/* Queue t at w's next locked visit, so the lock is taken once for many. */
 static void give(worker_t *w, cask_tid_t t)
 {
     if (cask__grow((void **)&w->give, &w->gcap, w->ngive + 1, sizeof *w->give))
         atomic_store(&w->p->nomem, 1);
     else
-        w->give[w->ngive++] = (keyed_t){ t, cask__readyq_freed(w->p->r, t) };
+        w->give[w->ngive++] = t;
 }
 
 /* Queue what w gives; lock held. */
 static void give_up(pool_t *p, worker_t *w)
 {
     for (size_t i = 0; i < w->ngive; i++)
-        if (cask__readyq_put(&p->q, w->give[i].t, w->give[i].freed))
-            atomic_store(&p->nomem, 1);
+        push(p, w->give[i]);
     w->ngive = 0;
 }
 
@@ -173,8 +165,8 @@ static bool visit(worker_t *w, bool cheap)
     ** published top picks them before the lock; under it, the queue's
     ** real first picks any more. */
     double guess = cheap ? atomic_load_explicit(&p->top, memory_order_relaxed) : INFINITY;
-    int out = 0; /* held in rank order: the outranked come first */
-    while (out < w->nhold && rank_of(r, w->hold[out]) < guess)
+    int out = 0; /* held in priority order: the outranked come first */
+    while (out < w->nhold && prio_of(r, w->hold[out]) < guess)
         give(w, w->hold[out++]);
     memmove(w->hold, w->hold + out, (size_t)(w->nhold - out) * sizeof *w->hold);
     w->nhold -= out;
@@ -182,9 +174,9 @@ static bool visit(worker_t *w, bool cheap)
     give_up(p, w);
     cask_tid_t t;
     if (!cheap || cask_readyq_peek(&p->q, &t)) {
-        double top = cheap ? rank_of(r, t) : INFINITY;
+        double top = cheap ? prio_of(r, t) : INFINITY;
         int more = 0;
-        while (more < w->nhold && rank_of(r, w->hold[more]) < top)
+        while (more < w->nhold && prio_of(r, w->hold[more]) < top)
             push(p, w->hold[more++]);
         memmove(w->hold, w->hold + more, (size_t)(w->nhold - more) * sizeof *w->hold);
         w->nhold -= more;
@@ -203,9 +195,9 @@ static bool visit(worker_t *w, bool cheap)
     int want = !cheap ? 1 : share < 1 ? 1 : share > BATCH ? BATCH : (int)share;
     if (want > HOLD - w->nhold)
         want = HOLD - w->nhold;
-    double floor = w->nhold ? rank_of(r, w->hold[best_held(w)]) : -1;
+    double floor = w->nhold ? prio_of(r, w->hold[best_held(w)]) : -1;
     for (int k = 0; k < want && cask_readyq_peek(&p->q, &t); k++) {
-        if (rank_of(r, t) <= floor) /* no better than what w holds */
+        if (prio_of(r, t) <= floor) /* no better than what w holds */
             break;
         cask_readyq_pop(&p->q, &t);
         hold_add(w, t);
@@ -231,7 +223,7 @@ static void place(worker_t *w, bool cheap)
     if (keep == 1) { /* the best, and queue the rest */
         size_t b = 0;
         for (size_t i = 1; i < w->nbuf; i++)
-            if (rank_of(r, w->buf[i]) > rank_of(r, w->buf[b]))
+            if (prio_of(r, w->buf[i]) > prio_of(r, w->buf[b]))
                 b = i;
         hold_add(w, w->buf[b]);
         w->buf[b] = w->buf[--w->nbuf];
@@ -265,7 +257,7 @@ static void *work(void *arg)
         bool cheap = w->mean < CHEAP_TICKS;
         int b = w->nhold ? best_held(w) : -1;
         double top = atomic_load_explicit(&p->top, memory_order_relaxed);
-        if (b < 0 || top > rank_of(r, w->hold[b])) {
+        if (b < 0 || top > prio_of(r, w->hold[b])) {
             w->nbuf = 0;
             cask__run_flush(r, &w->combo, collect, w); /* before waiting on others */
             if (b < 0 && say_done(w)) {

@@ -372,9 +372,10 @@ CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
 ** region of the file with pread when it runs, so nothing is read or
 ** copied while the expression is built and a block lives only until its
 ** consumers have run. How many blocks are alive at once depends on the
-** order tasks run in, and critical-path order may read many blocks ahead
-** of their consumers: no bound on a compute's memory is promised yet (a
-** rechunk and reduction of a 16 MB file held all of it at its peak).
+** order tasks run in (cask/sched.h): a sum, a rechunk and sum, or
+** (x + x.T).sum() over a 16 MB file in 64 blocks holds one to four blocks
+** at its peak on sync, threads and processes, but no bound on a compute's
+** memory is promised yet.
 ** Formats and chunks as cask_array_load_npy; every scheduler reads the
 ** file by its path, so worker processes and MPI ranks must see the same
 ** file there.

@@ -3,10 +3,18 @@
 **
 ** cask_compute() culls the graph to what the requested outputs need, gives
 ** every task its upward rank (HEFT: rank(t) = cost(t) + max rank of its
-** successors) and hands the result, a "run", to a scheduler. Every built-in
-** scheduler takes ready tasks in the same order (cask_readyq_t): highest
-** rank first; ties to the task whose inputs free the most bytes; then to the
-** task made ready most recently. Schedulers differ only in where tasks run.
+** successors) and a place in one priority order, and hands the result, a
+** "run", to a scheduler. Every built-in scheduler takes ready tasks in that
+** order (cask_readyq_t). It serves time first: tasks are sorted by their
+** slack (how late a task can start without lengthening the costliest path)
+** in classes 1/64 of the makespan's lower bound max(span, work / workers)
+** wide, so a long chain beside short work starts first. Within a class it
+** serves memory: the order one worker would run the graph in to hold few
+** outputs at once (inputs before the task that needs them, depth first from
+** the sinks, and a consumer that frees an output before any new producer).
+** A reduction or an elementwise pass over the blocks of an array, where
+** every task lies on a costliest path, thus finishes one block's work
+** before it reads the next. Schedulers differ only in where tasks run.
 **
 ** A scheduler is a small table of functions registered by name. Built in:
 ** "threads" (the default: a pool of threads started for the compute),
@@ -174,8 +182,8 @@ CASK_API int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t
 
 /* The order a simulation takes ready tasks in. */
 typedef enum cask_sim_policy {
-    CASK_SIM_PRIORITY = 0, /* every scheduler's: highest upward rank (critical
-                              path) first, then the most recently readied */
+    CASK_SIM_PRIORITY = 0, /* every scheduler's (slack classes, then memory's
+                              order), from the simulated durations */
     CASK_SIM_FIFO,         /* the first readied first */
     CASK_SIM_LIFO,         /* the last readied first */
     CASK_SIM_RANDOM        /* uniformly at random (seeded) */
@@ -281,9 +289,14 @@ CASK_API const cask_tid_t *cask_run_sources(const cask_run_t *r, size_t *n);
 CASK_API const cask_tid_t *cask_run_successors(const cask_run_t *r,
                                                cask_tid_t t, size_t *n);
 
+/* t's place in the priority order every built-in scheduler takes ready
+** tasks in: higher first, each task a different value from 1 to
+** cask_run_size(r). */
+CASK_API double cask_run_priority(const cask_run_t *r, cask_tid_t t);
+
 /* t's upward rank: the seconds from t's start to the end of the graph
 ** along its longest path of cost estimates. */
-CASK_API double cask_run_priority(const cask_run_t *r, cask_tid_t t);
+CASK_API double cask_run_rank(const cask_run_t *r, cask_tid_t t);
 
 /* t's key (borrowed for the run). */
 CASK_API const char *cask_run_key(const cask_run_t *r, cask_tid_t t);
@@ -319,32 +332,24 @@ CASK_API bool cask_run_stopped(const cask_run_t *r);
 */
 typedef struct cask_readyq {
     const cask_run_t *run;  /* private */
-    uint32_t *next;         /* private */
-    void     *bkt;          /* private */
-    size_t    nbkt, bcap;   /* private */
-    uint32_t *heap;         /* private */
-    size_t    nheap, hcap;  /* private */
-    uint32_t *map;          /* private */
-    size_t    mcap;         /* private */
-    uint32_t  last, free;   /* private */
+    uint64_t *bits;         /* private */
+    uint32_t  off[6];       /* private */
+    int       levels;       /* private */
     size_t    size;         /* private */
-    uint32_t  solo;         /* private */
-    double    solo_rank;    /* private */
-    uint64_t  solo_freed;   /* private */
 } cask_readyq_t;
 
 /* Set up q for r. Returns 0 (never allocates until the first push). */
 CASK_API int cask_readyq_init(cask_readyq_t *q, const cask_run_t *r);
 
-/* Add ready task t. Returns 0 or CASK_ENOMEM. Cost: O(inputs of t), plus
-** O(log keys) when no queued task has t's (rank, bytes freed). */
+/* Add ready task t (not in q already). Returns 0 or CASK_ENOMEM (the
+** first push allocates a bit per task of the run). Cost: O(log64 tasks). */
 CASK_API int cask_readyq_push(cask_readyq_t *q, cask_tid_t t);
 
 /* Take the first task in priority order into *t; false when q is empty. */
 CASK_API bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t);
 
 /* The first task in priority order, without taking it; false when q is
-** empty. Cost: O(1). */
+** empty. Cost: O(log64 tasks). */
 CASK_API bool cask_readyq_peek(cask_readyq_t *q, cask_tid_t *t);
 
 /* Number of tasks in q. */

@@ -41,7 +41,7 @@ extern "C" {
 
 /* What the fill colour of a task says. */
 typedef enum cask_dot_color {
-    CASK_DOT_RANK = 0,   /* its upward rank: dark red runs first */
+    CASK_DOT_RANK = 0,   /* its upward rank: dark red has the longest way to go */
     CASK_DOT_GROUP,      /* its group */
     CASK_DOT_CRITICAL,   /* red on one critical path (drawn bold), grey elsewhere */
     CASK_DOT_WORKER      /* the worker that ran it (needs a trace); white: not in the trace */

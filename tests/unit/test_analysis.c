@@ -67,7 +67,9 @@ static void test_hand_checked(void **state)
     assert_true(a.profile_time[1] == 2 && a.profile_running[1] == 3);
     cask_analysis_destroy(&a);
 
-    /* three workers: D (rank 4, readied last) then B then C at t=2; F at 4; E at 5 */
+    /* three workers: at t=2 B, D, then C (B and D lie on a costliest path,
+    ** C has slack 1, a later class; E's inputs come before F's in memory's
+    ** order); F at 4 on D's worker, E at 5 on B's */
     static const double want[] = { 11, 7, 6 };
     for (int p = 1; p <= 3; p++) {
         cask_sim_opts_t o = { .workers = p };
@@ -82,10 +84,12 @@ static void test_hand_checked(void **state)
             assert_true(r.releasable == 3);
             for (size_t i = 0; i < 6; i++) { /* who ran what, when */
                 const cask_trace_event_t *e = cask_trace_event(r.trace, i);
+                if (!strcmp(e->key, "C"))
+                    assert_true(e->worker == 2 && e->start_ns == 2000000000u);
                 if (!strcmp(e->key, "F"))
-                    assert_true(e->worker == 0 && e->start_ns == 4000000000u);
+                    assert_true(e->worker == 1 && e->start_ns == 4000000000u);
                 if (!strcmp(e->key, "E"))
-                    assert_true(e->worker == 1 && e->start_ns == 5000000000u);
+                    assert_true(e->worker == 0 && e->start_ns == 5000000000u);
             }
         }
         cask_sim_result_destroy(&r);
@@ -212,7 +216,9 @@ static double footer(const char *path, const char *label)
 }
 
 /* The STG graphs: span and parallelism against their footers; simulated
-** makespans never below the optimum, and close to it on average. */
+** makespans never below the optimum, and close to it on average: 0.65%
+** above it (an order by upward rank alone came to 0.13%; ordering for
+** memory among tasks of like slack costs the difference). */
 static void test_stg(void **state)
 {
     (void)state;
@@ -266,7 +272,7 @@ static void test_stg(void **state)
     }
     print_message("STG: %d of %d pairs with a proven optimum; makespan %.3f%% above it on "
                   "average\n", known, pairs, 100 * excess / known);
-    assert_true(excess / known <= 0.006);
+    assert_true(excess / known <= 0.007);
 }
 
 /* Check one analysed file: the figures agree with each other. */

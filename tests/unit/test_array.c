@@ -1521,6 +1521,77 @@ static void test_npy_round_trip(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The priority order holds few blocks at once (cask/sched.h): reductions
+** over a file read lazily in 64 blocks keep a few blocks alive, not the
+** array, on every back-end. An order by upward rank alone read every block
+** first (16.8 MB for the sum, all 64 blocks or more for each). The bounds
+** leave room for the blocks in flight and for the batches the threads and
+** processes schedulers send ahead when tasks are short (measured, of 64
+** blocks: sum 1 to 3, rechunk 3 to 7, transpose 2 to 22, anomaly 8 to 15). */
+static void test_order_memory(void **state)
+{
+    (void)state;
+    static const char *const scheds[] = { "sync", "threads", "processes" };
+    const size_t blk = 128 * 256 * 8, sq = 128 * 128 * 8;
+    char dir[] = "/tmp/cask-order-XXXXXX", px[64], py[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(px, sizeof px, "%s/x.npy", dir);
+    snprintf(py, sizeof py, "%s/y.npy", dir);
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t shape[] = { 1024, 2048 }, ch[] = { 128, 256 }, ch2[] = { 256, 128 };
+    int64_t sshape[] = { 1024, 1024 }, sch[] = { 128, 128 };
+    cask_array_t *rx = cask_array_random_normal(g, 2, shape, NULL, 5, 0, 1, &err);
+    cask_array_t *ry = cask_array_random_normal(g, 2, sshape, NULL, 6, 0, 1, &err);
+    assert_ok(cask_array_save_npy(rx, px, NULL, &err), &err);
+    assert_ok(cask_array_save_npy(ry, py, NULL, &err), &err);
+    cask_array_decref(rx);
+    cask_array_decref(ry);
+    cask_graph_decref(g);
+    for (int k = 0; k < 3; k++) {
+        g = cask_graph_new(&err);
+        cask_array_t *x = cask_array_open_npy(g, px, ch, &err);
+        cask_array_t *y = cask_array_open_npy(g, py, sch, &err);
+        assert_non_null(x);
+        assert_non_null(y);
+        cask_reduce_opts_t ax0 = { .axes = CASK_AXIS(0) };
+        cask_array_t *t[5] = { cask_array_rechunk(x, ch2, &err), cask_array_transpose(y, NULL, &err),
+                               NULL, cask_array_reduce(x, CASK_MEAN, &ax0, &err), NULL };
+        t[2] = cask_array_binop(y, CASK_ADD, t[1], &err);
+        t[4] = cask_array_binop(x, CASK_SUB, t[3], &err);
+        cask_array_t *r[4] = {
+            cask_array_reduce(x, CASK_SUM, NULL, &err),
+            cask_array_reduce(t[0], CASK_SUM, NULL, &err),
+            cask_array_reduce(t[2], CASK_SUM, NULL, &err),
+            cask_array_reduce(t[4], CASK_STD, &ax0, &err),
+        };
+        const size_t most[4] = { 8 * blk, 16 * blk, 32 * sq, 32 * blk };
+        for (int i = 0; i < 4; i++) {
+            assert_non_null(r[i]);
+            double out[2048];
+            cask_compute_opts_t o = { .scheduler = scheds[k], .workers = 2 };
+            cask_compute_info_t info;
+            assert_ok(cask_array_compute(&r[i], 1, &o, (void *[]){ out }, &info, &err), &err);
+            assert_true(isfinite(out[0]));
+            if (getenv("SHOWPEAK"))
+                fprintf(stderr, "%s %d %.2f blocks\n", scheds[k], i,
+                        (double)info.peak_bytes / (i == 2 ? sq : blk));
+            if (info.peak_bytes > most[i])
+                fail_msg("%s, reduction %d: %zu bytes alive at the peak, over %zu", scheds[k], i,
+                         info.peak_bytes, most[i]);
+            cask_array_decref(r[i]);
+        }
+        for (int i = 0; i < 5; i++)
+            cask_array_decref(t[i]);
+        cask_array_decref(x);
+        cask_array_decref(y);
+        cask_graph_decref(g);
+    }
+    remove(px);
+    remove(py);
+    remove(dir);
+}
+
 /* Lazy .npy reads: files NumPy wrote, opened with random chunks, read
 ** back equal to np.load on every scheduler (C-order runs across blocks of
 ** every shape); reductions and rechunks over them give the right values;
@@ -1657,6 +1728,7 @@ int main(void)
         cmocka_unit_test(test_bad_program_refused),
         cmocka_unit_test(test_npy_round_trip),
         cmocka_unit_test(test_open_npy),
+        cmocka_unit_test(test_order_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

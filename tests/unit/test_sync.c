@@ -1,5 +1,6 @@
 /* tests/unit/test_sync.c: computing graphs on the sync scheduler, and the
 ** scheduler interface a user scheduler is written against. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -541,24 +542,31 @@ static void test_trace_outlives_graph(void **state)
     cask_trace_free(info.trace);
 }
 
-/* Ranks: priority(t) = cost(t) + the largest priority among t's successors,
+/* Ranks: rank(t) = cost(t) + the largest rank among t's successors,
 ** recomputed here from the graph's own costs. Mixes kernels with constant
-** costs and a cost model (cask.spin), and tasks with costs of their own. */
+** costs and a cost model (cask.spin), and tasks with costs of their own.
+** Priorities: n distinct values from 1 to n. */
 static const cask_graph_t *rank_graph;
 static void ignore_ready(void *ctx, cask_tid_t t) { (void)ctx, (void)t; }
 static int rank_run(cask_run_t *r, void *udata, cask_error_t *err)
 {
     (void)udata, (void)err;
     int bad = 0;
+    char seen[256] = { 0 };
+    if (cask_run_size(r) > sizeof seen)
+        return CASK_EINVAL;
     for (cask_tid_t t = 0; t < cask_run_size(r); t++) {
         size_t n;
         const cask_tid_t *s = cask_run_successors(r, t, &n);
         double best = 0;
         for (size_t i = 0; i < n; i++)
-            if (cask_run_priority(r, s[i]) > best)
-                best = cask_run_priority(r, s[i]);
+            if (cask_run_rank(r, s[i]) > best)
+                best = cask_run_rank(r, s[i]);
         double cost = cask_graph_cost(rank_graph, cask_graph_find(rank_graph, cask_run_key(r, t)));
-        if (cask_run_priority(r, t) != cost + best)
+        if (cask_run_rank(r, t) != cost + best)
+            bad = 1;
+        double pr = cask_run_priority(r, t);
+        if (pr < 1 || pr > (double)cask_run_size(r) || pr != floor(pr) || seen[(size_t)pr - 1]++)
             bad = 1;
     }
     /* then run it, in order */

@@ -7,6 +7,7 @@
 ** tasks, and computing arrays into the caller's buffers.
 */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -453,65 +454,117 @@ int64_t cask_array_tasks(cask_array_t *a, cask_task_t *tasks, size_t max, cask_e
     return (int64_t)n;
 }
 
+/* A compute of arrays' blocks, each handed to fn (into a buffer, or the
+** caller's) as it comes. */
+typedef struct blocks {
+    cask_array_t *const *arrays;
+    size_t n;
+    size_t *base;                   /* output index of each array's first block; n + 1 */
+    ar_phead_t *h;                  /* each array's layout */
+    const cask_task_t *outs;
+    void *const *bufs;              /* cask_array_compute: the buffers */
+    cask_block_fn fn;               /* cask_array_compute_blocks: the caller's */
+    void *udata;
+    pthread_mutex_t lock;
+    cask_error_t err;               /* the first block that was not right */
+} blocks_t;
+
+static int take_block(void *udata, size_t i, const cask_value_t *v)
+{
+    blocks_t *b = udata;
+    size_t lo = 0, hi = b->n; /* the array: the last base <= i */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (b->base[mid] <= i)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const cask_array_t *a = b->arrays[lo];
+    size_t k = i - b->base[lo];
+    int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
+    cask_nd_t nd;
+    cask__ar_block_place(&b->h[lo], (int64_t)k, bo, be);
+    if (cask_value_nd(v, &nd) || nd.dtype != a->dtype || nd.ndim != a->ndim ||
+        memcmp(nd.shape, be, (size_t)a->ndim * sizeof *be)) {
+        pthread_mutex_lock(&b->lock);
+        if (!b->err.code)
+            cask__err(&b->err, CASK_ETYPE, cask_graph_key(a->g, b->outs[i]), NULL,
+                      "block %zu of array %zu is not a %s block of its shape", k, lo,
+                      cask_dtype_name(a->dtype));
+        pthread_mutex_unlock(&b->lock);
+        return CASK_ETYPE;
+    }
+    if (b->fn)
+        return b->fn(b->udata, bo, be, nd.data);
+    cask__ar_copy_block(a->ndim, a->shape, bo, be, cask_dtype_size(a->dtype), b->bufs[lo],
+                        nd.data, false);
+    return 0;
+}
+
+static int compute_blocks(blocks_t *b, const cask_compute_opts_t *opts, cask_compute_info_t *info,
+                          cask_error_t *err)
+{
+    if (info)
+        memset(info, 0, sizeof *info);
+    size_t total = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->arrays[i] || (b->bufs && !b->bufs[i] && cask_array_size(b->arrays[i])))
+            return cask__err(err, CASK_EINVAL, NULL, NULL, "array %zu or its buffer is NULL", i);
+        if (b->arrays[i]->g != b->arrays[0]->g)
+            return cask__err(err, CASK_EINVAL, NULL, NULL,
+                             "array %zu belongs to another graph", i);
+        int rc = cask__ar_materialize(b->arrays[i], err);
+        if (rc)
+            return rc;
+        total += b->arrays[i]->bs->n;
+    }
+    cask_task_t *outs = cask__malloc(total * sizeof *outs);
+    b->base = cask__malloc((b->n + 1) * sizeof *b->base);
+    b->h = cask__malloc(b->n * sizeof *b->h);
+    int rc = 0;
+    if (!outs || !b->base || !b->h) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu blocks", total);
+        goto out;
+    }
+    for (size_t i = 0, at = 0; i < b->n; i++) {
+        const cask_array_t *a = b->arrays[i];
+        memcpy(outs + at, a->bs->tasks, a->bs->n * sizeof *outs);
+        b->base[i] = at;
+        b->h[i] = cask__ar_head_for(a->dtype, a->ndim, a->shape, a->chunk);
+        at += a->bs->n;
+    }
+    b->base[b->n] = total;
+    b->outs = outs;
+    pthread_mutex_init(&b->lock, NULL);
+    cask_error_clear(&b->err);
+    rc = cask_compute_each(b->arrays[0]->g, outs, total, opts, take_block, b, info, err);
+    if (rc && b->err.code && err) /* say what was wrong with the block */
+        *err = b->err;
+    pthread_mutex_destroy(&b->lock);
+out:
+    cask__free(b->h);
+    cask__free(b->base);
+    cask__free(outs);
+    return rc;
+}
+
 int cask_array_compute(cask_array_t *const *arrays, size_t n, const cask_compute_opts_t *opts,
                        void *const *bufs, cask_compute_info_t *info,
                        cask_error_t *err)
 {
     if (!arrays || !bufs || !n)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "nothing to compute");
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!arrays[i] || (!bufs[i] && cask_array_size(arrays[i])))
-            return cask__err(err, CASK_EINVAL, NULL, NULL,
-                             "array %zu or its buffer is NULL", i);
-        if (arrays[i]->g != arrays[0]->g)
-            return cask__err(err, CASK_EINVAL, NULL, NULL,
-                             "array %zu belongs to another graph", i);
-        int rc = cask__ar_materialize(arrays[i], err);
-        if (rc)
-            return rc;
-        total += arrays[i]->bs->n;
-    }
-    cask_task_t *outs = cask__malloc(total * sizeof *outs);
-    cask_value_t *vals = cask__calloc(total, sizeof *vals);
-    int rc = 0;
-    if (!outs || !vals) {
-        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu blocks", total);
-        goto out;
-    }
-    for (size_t i = 0, at = 0; i < n; i++) {
-        memcpy(outs + at, arrays[i]->bs->tasks, arrays[i]->bs->n * sizeof *outs);
-        at += arrays[i]->bs->n;
-    }
-    if ((rc = cask_compute(arrays[0]->g, outs, total, opts, vals, info, err)))
-        goto out;
-    /* Every block is checked before any is copied, so a bad one leaves the
-    ** buffers untouched. */
-    for (int copy = 0; copy < 2; copy++)
-        for (size_t i = 0, at = 0; i < n; i++) {
-            const cask_array_t *a = arrays[i];
-            ar_phead_t h = cask__ar_head_for(a->dtype, a->ndim, a->shape, a->chunk);
-            for (size_t k = 0; k < a->bs->n; k++, at++) {
-                int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
-                cask_nd_t v;
-                cask__ar_block_place(&h, (int64_t)k, bo, be);
-                if (cask_value_nd(&vals[at], &v) || v.dtype != a->dtype || v.ndim != a->ndim ||
-                    memcmp(v.shape, be, (size_t)a->ndim * sizeof *be)) {
-                    rc = cask__err(err, CASK_ETYPE, cask_graph_key(a->g, outs[at]), NULL,
-                                   "block %zu of array %zu is not a %s block of its shape", k,
-                                   i, cask_dtype_name(a->dtype));
-                    goto out;
-                }
-                if (copy)
-                    cask__ar_copy_block(a->ndim, a->shape, bo, be, cask_dtype_size(a->dtype),
-                                        bufs[i], v.data, false);
-            }
-        }
-out:
-    for (size_t i = 0; vals && i < total; i++)
-        cask_value_decref(&vals[i]);
-    cask__free(vals);
-    cask__free(outs);
-    return rc;
+    blocks_t b = { .arrays = arrays, .n = n, .bufs = bufs };
+    return compute_blocks(&b, opts, info, err);
+}
+
+int cask_array_compute_blocks(cask_array_t *a, const cask_compute_opts_t *opts, cask_block_fn fn,
+                              void *udata, cask_compute_info_t *info, cask_error_t *err)
+{
+    if (!a || !fn)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "compute_blocks needs an array and a function");
+    blocks_t b = { .arrays = &a, .n = 1, .fn = fn, .udata = udata };
+    return compute_blocks(&b, opts, info, err);
 }
 

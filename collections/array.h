@@ -88,6 +88,14 @@ bool cask__ar_layout_ok(const ar_phead_t *h);
 ** when there is no such block. */
 bool cask__ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be);
 
+/* The block at bo/be of an array of shape (C order) as contiguous runs of
+** the whole, in the block's own C order: fn(ctx, index of the run's first
+** element in the whole, elements in the run) for each (the last axis, and
+** the axes before it that the block spans whole). Stops at, and returns,
+** fn's first nonzero return; 0 for an empty block. */
+int cask__ar_block_runs(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
+                        int (*fn)(void *ctx, int64_t flat, int64_t n), void *ctx);
+
 /* Copy the block at bo/be between whole (C order, shape) and blk (C order,
 ** be): into blk when to_block, else out of it. sz: bytes per element. */
 void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,

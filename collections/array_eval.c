@@ -529,32 +529,56 @@ static int k_copy(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
     return 0;
 }
 
-void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
-                   size_t sz, char *whole, char *blk, bool to_block)
+int cask__ar_block_runs(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
+                       int (*fn)(void *ctx, int64_t flat, int64_t n), void *ctx)
 {
-    int last = ndim - 1;
-    int64_t width = last >= 0 ? be[last] : 1, coord[CASK_MAX_NDIM] = { 0 };
     for (int x = 0; x < ndim; x++)
         if (!be[x])
-            return;
-    for (;;) { /* one row of the block at a time */
-        int64_t off = 0, st = 1;
-        for (int x = ndim; x-- > 0;) {
-            off += (bo[x] + (x < last ? coord[x] : 0)) * st;
-            st *= shape[x];
-        }
-        char *w = whole + off * (int64_t)sz;
-        if (to_block)
-            memcpy(blk, w, (size_t)width * sz);
-        else
-            memcpy(w, blk, (size_t)width * sz);
-        blk += (size_t)width * sz;
-        int x = last - 1;
-        while (x >= 0 && ++coord[x] == be[x])
-            coord[x--] = 0;
+            return 0;
+    /* a run: the last axis, widened over the axes the block spans whole */
+    int k = ndim ? ndim - 1 : 0;
+    int64_t run = ndim ? be[k] : 1, idx[CASK_MAX_NDIM] = { 0 };
+    while (k > 0 && be[k] == shape[k])
+        run *= be[--k];
+    for (;;) {
+        int64_t flat = 0; /* the run's first element in the whole array */
+        for (int x = 0; x < ndim; x++)
+            flat = flat * shape[x] + bo[x] + (x < k ? idx[x] : 0);
+        int rc = fn(ctx, flat, run);
+        if (rc)
+            return rc;
+        int x = k - 1;
+        while (x >= 0 && ++idx[x] == be[x])
+            idx[x--] = 0;
         if (x < 0)
-            return;
+            return 0;
     }
+}
+
+typedef struct copy_ctx {
+    char *whole, *blk;
+    size_t sz;
+    bool to_block;
+} copy_ctx_t;
+
+static int copy_run(void *ctx, int64_t flat, int64_t n)
+{
+    copy_ctx_t *c = ctx;
+    char *w = c->whole + flat * (int64_t)c->sz;
+    size_t len = (size_t)n * c->sz;
+    if (c->to_block)
+        memcpy(c->blk, w, len);
+    else
+        memcpy(w, c->blk, len);
+    c->blk += len;
+    return 0;
+}
+
+void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
+                         size_t sz, char *whole, char *blk, bool to_block)
+{
+    copy_ctx_t c = { whole, blk, sz, to_block };
+    cask__ar_block_runs(ndim, shape, bo, be, copy_run, &c);
 }
 
 bool cask__ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t *be)

@@ -6,6 +6,9 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,67 @@
 
 static const char *const descrs[] = { "<f8", "<f4", "<i8", "|b1" };
 
+/* Writing blocks into their places in a .npy file (cask_array_save_npy). */
+typedef struct save {
+    int fd;
+    int64_t data;           /* the data's offset in the file */
+    size_t es;              /* bytes per element */
+    const int64_t *shape;
+    int ndim;
+    pthread_mutex_t lock;
+    int err;                /* the first write's errno, or 0 */
+} save_t;
+
+typedef struct save_run {
+    const save_t *w;
+    const unsigned char *src; /* the next run's elements */
+} save_run_t;
+
+static int write_run(void *ctx, int64_t flat, int64_t n)
+{
+    save_run_t *r = ctx;
+    size_t want = (size_t)n * r->w->es;
+    off_t at = (off_t)(r->w->data + flat * (int64_t)r->w->es);
+    for (size_t put = 0; put < want;) {
+        ssize_t m = pwrite(r->w->fd, r->src + put, want - put, at + (off_t)put);
+        if (m < 0 && errno == EINTR)
+            continue;
+        if (m <= 0)
+            return m ? errno : EIO;
+        put += (size_t)m;
+    }
+    r->src += want;
+    return 0;
+}
+
+static int save_block(void *udata, const int64_t *start, const int64_t *shape, const void *data)
+{
+    save_t *w = udata;
+    save_run_t r = { w, data };
+    int e = cask__ar_block_runs(w->ndim, w->shape, start, shape, write_run, &r);
+    if (!e)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    if (!w->err)
+        w->err = e;
+    pthread_mutex_unlock(&w->lock);
+    return CASK_EIO;
+}
+
+/* A new file beside path (same directory, so a rename replaces path),
+** opened for writing; its name in tmp. */
+static int open_beside(const char *path, char *tmp, size_t cap)
+{
+    static atomic_uint seq;
+    for (int tries = 0; tries < 100; tries++) {
+        snprintf(tmp, cap, "%s.%ld.%u.part", path, (long)getpid(), atomic_fetch_add(&seq, 1));
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
 int cask_array_save_npy(cask_array_t *a, const char *path, const cask_compute_opts_t *opts,
                         cask_error_t *err)
 {
@@ -26,41 +90,49 @@ int cask_array_save_npy(cask_array_t *a, const char *path, const cask_compute_op
     int ndim = cask_array_ndim(a);
     const int64_t *shape = cask_array_shape(a);
     size_t bytes = cask_array_size(a) * cask_dtype_size(dt);
-    void *buf = cask__malloc(bytes ? bytes : 1);
-    if (!buf)
-        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu bytes", bytes);
-    int rc = cask_array_compute(&a, 1, opts, &buf, NULL, err);
-    if (rc)
-        goto out;
-    /* The dict, padded with spaces and a newline so data starts at a
-    ** multiple of 64 bytes, as NumPy writes it. */
-    char dict[512];
-    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     descrs[dt]);
+    /* The header: the magic, the version, the dict's length, the dict,
+    ** padded with spaces and a newline so data starts at a multiple of 64
+    ** bytes, as NumPy writes it. */
+    char head[128 + CASK_MAX_NDIM * 24];
+    int n = snprintf(head + 10, sizeof head - 10,
+                     "{'descr': '%s', 'fortran_order': False, 'shape': (", descrs[dt]);
     for (int x = 0; x < ndim; x++)
-        n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld,%s", (long long)shape[x],
-                      x + 1 < ndim ? " " : "");
+        n += snprintf(head + 10 + n, sizeof head - 10 - (size_t)n, "%lld,%s",
+                      (long long)shape[x], x + 1 < ndim ? " " : "");
     if (ndim > 1) /* (3, 4) not (3, 4,) */
         n--;
-    n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
-    size_t total = 10 + (size_t)n + 1;
-    size_t pad = (64 - total % 64) % 64;
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s: %s", path, strerror(errno));
-        goto out;
-    }
+    n += snprintf(head + 10 + n, sizeof head - 10 - (size_t)n, "), }");
+    size_t total = 10 + (size_t)n + 1, pad = (64 - total % 64) % 64;
+    memset(head + 10 + n, ' ', pad);
+    head[total + pad - 1] = '\n';
     unsigned hl = (unsigned)((size_t)n + pad + 1);
-    unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff),
-                              (unsigned char)(hl >> 8) };
-    bool ok = fwrite(pre, 10, 1, f) == 1 && fwrite(dict, (size_t)n, 1, f) == 1;
-    for (size_t i = 0; ok && i < pad; i++)
-        ok = fputc(' ', f) != EOF;
-    ok = ok && fputc('\n', f) != EOF && (!bytes || fwrite(buf, bytes, 1, f) == 1);
-    if (fclose(f) || !ok)
-        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s: %s", path, strerror(errno));
-out:
-    cask__free(buf);
+    memcpy(head, (unsigned char[]){ 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff),
+                                    (unsigned char)(hl >> 8) }, 10);
+    /* Blocks go into a new file beside path as they are made; the file
+    ** takes path's name only once every block is in it. */
+    char tmp[PATH_MAX + 64];
+    int fd = open_beside(path, tmp, sizeof tmp);
+    if (fd < 0)
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s: %s", path, strerror(errno));
+    save_t w = { .fd = fd, .data = (int64_t)(total + pad), .es = cask_dtype_size(dt),
+                 .shape = shape, .ndim = ndim };
+    pthread_mutex_init(&w.lock, NULL);
+    int rc = 0;
+    if (pwrite(fd, head, total + pad, 0) != (ssize_t)(total + pad) ||
+        ftruncate(fd, (off_t)(total + pad + bytes))) {
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s: %s", tmp, strerror(errno));
+    } else if ((rc = cask_array_compute_blocks(a, opts, save_block, &w, NULL, err))) {
+        if (w.err)
+            cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s: %s", tmp, strerror(w.err));
+    }
+    if (close(fd) && !rc)
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path))
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot rename %s to %s: %s", tmp, path,
+                       strerror(errno));
+    if (rc)
+        unlink(tmp);
+    pthread_mutex_destroy(&w.lock);
     return rc;
 }
 
@@ -283,6 +355,39 @@ out:
 ** with pread, a run of contiguous elements at a time. The file must be as
 ** long as when it was opened (file bytes), or the read fails cleanly.
 */
+/* Reading a block's runs from a .npy file (cask__ar_block_runs). */
+typedef struct read_ctx {
+    int fd;
+    int64_t data;           /* the data's offset in the file */
+    size_t es;              /* bytes per element */
+    unsigned char *dst;     /* where the next run goes */
+    const char *path;
+    cask_kctx_t *kctx;
+    int dtype_bool;
+} read_ctx_t;
+
+static int read_run(void *ctx, int64_t flat, int64_t n)
+{
+    read_ctx_t *c = ctx;
+    size_t want = (size_t)n * c->es;
+    off_t at = (off_t)(c->data + flat * (int64_t)c->es);
+    for (size_t got = 0; got < want;) {
+        ssize_t m = pread(c->fd, c->dst + got, want - got, at + (off_t)got);
+        if (m < 0 && errno == EINTR)
+            continue;
+        if (m <= 0)
+            return cask_kernel_fail(c->kctx, "%s: %s at byte %lld", c->path,
+                                    m ? strerror(errno) : "the file ends", (long long)(at + (off_t)got));
+        got += (size_t)m;
+    }
+    size_t bad;
+    if (c->dtype_bool && (bad = bad_bool(c->dst, want)) < want)
+        return cask_kernel_fail(c->kctx, "%s: bool element %lld is %u", c->path,
+                                (long long)(flat + (int64_t)bad), c->dst[bad]);
+    c->dst += want;
+    return 0;
+}
+
 static int k_npy_read(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
     size_t len;
@@ -321,48 +426,9 @@ static int k_npy_read(const cask_value_t *args, size_t n, cask_value_t *out, cas
                               (unsigned long long)size);
         goto fail;
     }
-    /* runs: the last axis, widened over the axes the block spans whole */
-    int nd = h->ndim, k = nd ? nd - 1 : 0;
-    int64_t run = nd ? be[k] : 1;
-    while (k > 0 && be[k] == h->shape[k])
-        run *= be[--k];
-    int64_t idx[CASK_MAX_NDIM] = { 0 }, nruns = 1;
-    for (int x = 0; x < k; x++)
-        nruns *= be[x];
-    if (!o.size)
-        nruns = 0;
-    unsigned char *dst = o.data;
-    for (int64_t r = 0; r < nruns; r++) {
-        int64_t flat = 0; /* the run's first element in the whole array */
-        for (int x = 0; x < nd; x++)
-            flat = flat * h->shape[x] + (x < k ? bo[x] + idx[x] : x == k ? bo[x] : 0);
-        size_t want = (size_t)run * es;
-        off_t at = (off_t)(args[2].u.i + flat * (int64_t)es);
-        for (size_t got = 0; got < want;) {
-            ssize_t m = pread(fd, dst + got, want - got, at + (off_t)got);
-            if (m < 0 && errno == EINTR)
-                continue;
-            if (m <= 0) {
-                rc = cask_kernel_fail(ctx, "%s: %s at byte %lld", path,
-                                      m ? strerror(errno) : "the file ends",
-                                      (long long)(at + (off_t)got));
-                goto fail;
-            }
-            got += (size_t)m;
-        }
-        if (h->dtype == CASK_BOOL && bad_bool(dst, want) < want) {
-            rc = cask_kernel_fail(ctx, "%s: bool element %lld is %u", path,
-                                  (long long)(flat + (int64_t)bad_bool(dst, want)),
-                                  dst[bad_bool(dst, want)]);
-            goto fail;
-        }
-        dst += want;
-        for (int x = k; x-- > 0;) /* the next run */
-            if (++idx[x] < be[x])
-                break;
-            else
-                idx[x] = 0;
-    }
+    read_ctx_t rd = { fd, args[2].u.i, es, o.data, path, ctx, h->dtype == CASK_BOOL };
+    if (o.size && (rc = cask__ar_block_runs(h->ndim, h->shape, bo, be, read_run, &rd)))
+        goto fail;
     close(fd);
     return 0;
 fail:

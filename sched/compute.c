@@ -165,6 +165,7 @@ static void run_destroy(cask_run_t *r)
     cask__free(r->out_first);
     cask__free(r->xfers);
     cask__free(r->out_next);
+    cask__free(r->delivered);
     cask__plan_destroy(&r->p);
 }
 
@@ -173,6 +174,50 @@ int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                  cask_compute_info_t *info, cask_error_t *err)
 {
     return cask__compute(g, outs, n, opts, results, info, err, NULL);
+}
+
+typedef struct each {
+    cask_output_fn fn;
+    void *udata;
+} each_t;
+
+static int each_deliver(void *ctx, size_t i, const cask_value_t *v)
+{
+    each_t *e = ctx;
+    return e->fn(e->udata, i, v);
+}
+
+int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                      const cask_compute_opts_t *opts, cask_output_fn fn, void *udata,
+                      cask_compute_info_t *info, cask_error_t *err)
+{
+    if (!fn) {
+        if (info)
+            memset(info, 0, sizeof *info);
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "the output function is NULL");
+    }
+    each_t e = { fn, udata };
+    cask__hooks_t h = { .ctx = &e, .deliver = each_deliver, .release = true };
+    static const cask_compute_opts_t defaults;
+    cask_scheduler_t s = { 0 };
+    int w;
+    if (cask__resolve(opts ? opts : &defaults, &s, &w, err) || strcmp(s.name, "mpi"))
+        return cask__compute(g, outs, n, opts, NULL, info, err, &h);
+    /* "mpi": outputs made on other ranks reach rank 0 (every rank with
+    ** CASK_ALL_RANKS) when the run ends, as cask_compute's results. */
+    cask_value_t *res = cask__calloc(n ? n : 1, sizeof *res);
+    if (!res)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu results", n);
+    int rc = cask__compute(g, outs, n, opts, res, info, err, NULL);
+    int here = cask_mpi_rank() == 0 || (opts && (opts->flags & CASK_ALL_RANKS));
+    for (size_t i = 0; i < n; i++) {
+        if (!rc && here && (rc = fn(udata, i, &res[i])))
+            cask__err(err, rc < 0 ? rc : CASK_ECANCELED, NULL, NULL,
+                      "the function given output %zu stopped the compute", i);
+        cask_value_decref(&res[i]);
+    }
+    cask__free(res);
+    return rc < 0 ? rc : rc ? CASK_ECANCELED : 0;
 }
 
 int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t *result,
@@ -192,9 +237,9 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     cask_error_clear(err);
     if (info)
         memset(info, 0, sizeof *info);
-    if (!results)
+    if (!results && !(hooks && hooks->release))
         return cask__err(err, CASK_EINVAL, NULL, NULL, "results is NULL");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; results && i < n; i++)
         results[i] = cask_none();
     if (!opts)
         opts = &defaults;
@@ -240,7 +285,8 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     }
     if (hooks && hooks->deliver) {
         if (!(r.out_first = cask__malloc(m * sizeof *r.out_first)) ||
-            !(r.out_next = cask__malloc((n ? n : 1) * sizeof *r.out_next))) {
+            !(r.out_next = cask__malloc((n ? n : 1) * sizeof *r.out_next)) ||
+            !(r.delivered = cask__calloc(n ? n : 1, 1))) {
             rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);
             goto out;
         }
@@ -288,7 +334,15 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                        "scheduler '%s' returned with %zu of %u tasks done", s.name,
                        (size_t)atomic_load(&r.done), r.p.n);
     }
-    if (!rc) {
+    /* Any output not handed over yet (a scheduler that never had it at hand
+    ** while running; not "mpi", whose outputs cask_compute_each hands over
+    ** from the results) goes now. The run frees it when it goes. */
+    if (!rc && r.delivered && strcmp(s.name, "mpi")) {
+        for (size_t i = 0; i < n && !rc; i++)
+            if (!r.delivered[i] && (rc = cask__run_deliver(&r, r.p.out[i], false)))
+                *err = r.err;
+    }
+    if (!rc && results) {
         for (size_t i = 0; i < n; i++) {
             results[i] = r.val[r.p.out[i]];
             cask_value_incref(&results[i]);

@@ -84,7 +84,7 @@ static void on_running(void *ctx, cask_run_t *r)
     pthread_mutex_unlock(&lock);
 }
 
-static void on_deliver(void *ctx, size_t i, const cask_value_t *v)
+static int on_deliver(void *ctx, size_t i, const cask_value_t *v)
 {
     job_t *j = ctx;
     cask_value_t mine;
@@ -92,7 +92,7 @@ static void on_deliver(void *ctx, size_t i, const cask_value_t *v)
     ** copy it out. */
     if (cask__has_blob(v) && v->type != CASK_OPAQUE && v->u.blob->in_arena) {
         if (cask__value_copy(v, &mine))
-            return; /* no memory: the value comes with the compute's results */
+            return 0; /* no memory: the value comes with the compute's results */
     } else {
         mine = *v;
         cask_value_incref(&mine);
@@ -109,6 +109,7 @@ static void on_deliver(void *ctx, size_t i, const cask_value_t *v)
     }
     pthread_mutex_unlock(&lock);
     cask_value_decref(&mine);
+    return 0;
 }
 
 static void *job_main(void *arg)

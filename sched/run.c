@@ -55,6 +55,38 @@ static void add_bytes(cask_run_t *r, size_t b)
         ;
 }
 
+/* Drop the run's reference to output u once no consumer needs it. */
+static void release(cask_run_t *r, uint32_t u)
+{
+    if (atomic_fetch_sub_explicit(&r->uses[u], 1, memory_order_acq_rel) == 1 &&
+        cask__has_blob(&r->val[u])) {
+        size_t b = cask__nbytes(&r->val[u]);
+        cask_value_decref(&r->val[u]);
+        if (b)
+            atomic_fetch_sub_explicit(&r->bytes, b, memory_order_relaxed);
+    }
+}
+
+int cask__run_deliver(cask_run_t *r, cask_tid_t t, bool let_go)
+{
+    const cask__hooks_t *h = r->hooks;
+    int rc = 0;
+    for (uint32_t i = r->out_first[t]; i != UINT32_MAX; i = r->out_next[i]) {
+        if (r->delivered[i])
+            continue;
+        r->delivered[i] = 1;
+        if (!rc && (rc = h->deliver(h->ctx, i, &r->val[t]))) {
+            cask_error_t e;
+            cask__err(&e, rc < 0 ? rc : CASK_ECANCELED, cask_run_key(r, t), NULL,
+                      "the function given output %u stopped the compute", i);
+            cask__run_fail(r, &e);
+        }
+        if (h->release && let_go) /* the request's hold: consumers still keep theirs */
+            release(r, t);
+    }
+    return rc;
+}
+
 int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
                      uint64_t *start, uint64_t *end, char *msg, size_t msgcap)
 {
@@ -146,10 +178,9 @@ int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t
         add_bytes(r, b);
     if (r->t_bytes)
         r->t_bytes[t] = b;
-    if (r->out_first)
-        for (uint32_t i = r->out_first[t]; i != UINT32_MAX; i = r->out_next[i])
-            r->hooks->deliver(r->hooks->ctx, i, &r->val[t]);
-    return 0;
+    /* an output made on another MPI rank comes as CASK_NONE: delivered
+    ** when the run has brought it here */
+    return r->out_first && out.type != CASK_NONE ? cask__run_deliver(r, t, true) : 0;
 }
 
 int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
@@ -162,17 +193,6 @@ int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
     return cask__run_post(r, t, worker, rc, out, start, end, msg);
 }
 
-/* Drop the run's reference to output u once no consumer needs it. */
-static void release(cask_run_t *r, uint32_t u)
-{
-    if (atomic_fetch_sub_explicit(&r->uses[u], 1, memory_order_acq_rel) == 1 &&
-        cask__has_blob(&r->val[u])) {
-        size_t b = cask__nbytes(&r->val[u]);
-        cask_value_decref(&r->val[u]);
-        if (b)
-            atomic_fetch_sub_explicit(&r->bytes, b, memory_order_relaxed);
-    }
-}
 
 void cask_run_complete(cask_run_t *r, cask_tid_t t,
                        void (*on_ready)(void *ctx, cask_tid_t s), void *ctx)

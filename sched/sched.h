@@ -56,6 +56,7 @@ struct cask_run {
     int       xfer_rows;           /* workers .. workers + xfer_rows - 1 */
     uint32_t *out_first;           /* with hooks: first output index of each task, */
     uint32_t *out_next;            /* and the next output index of the same task */
+    uint8_t  *delivered;           /* with hooks: 1 once output i was handed over */
 };
 
 /* A value moved to another worker: task t's output, received on trace row
@@ -66,14 +67,24 @@ typedef struct cask__xfer {
     uint64_t start, end, bytes;
 } cask__xfer_t;
 
-/* What cask_submit() needs from a compute. */
+/* What cask_submit() and cask_compute_each() need from a compute. */
 typedef struct cask__hooks {
     void *ctx;
     /* r is about to run (r NULL: it has ended and is about to go). */
     void (*running)(void *ctx, cask_run_t *r);
-    /* Requested output i is ready (v borrowed for the call). */
-    void (*deliver)(void *ctx, size_t i, const cask_value_t *v);
+    /* Requested output i is ready (v borrowed for the call): as soon as
+    ** its task ends where the value is at hand, else (an output made on
+    ** another MPI rank) when the run has ended. Returns 0, or a negative
+    ** CASK_E* code that fails the compute. */
+    int (*deliver)(void *ctx, size_t i, const cask_value_t *v);
+    /* The run lets go of an output once delivered (no results array). */
+    bool release;
 } cask__hooks_t;
+
+/* Hand over task t's outputs (hooks with deliver): called when t's value is
+** at hand; with hooks->release and let_go, let go of each after. Returns 0
+** or the code that failed the run. */
+int cask__run_deliver(cask_run_t *r, cask_tid_t t, bool let_go);
 
 /* The progress bar of one compute (sched/progress.c). */
 typedef struct cask__progress {

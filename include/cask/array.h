@@ -332,23 +332,52 @@ CASK_API int64_t cask_array_tasks(cask_array_t *a, cask_task_t *tasks, size_t ma
 /*
 ** Compute arrays[0..n) in one compute (a part they share is computed
 ** once) and write array i, in C order, into bufs[i], which must hold
-** cask_array_size(arrays[i]) elements of its dtype. The blocks are copied
-** into the buffers when the compute has ended, so for a moment a result is
-** held twice (once in its blocks). opts and info as cask_compute (either
-** may be NULL). All arrays must live in one graph (CASK_EINVAL).
-** Errors: those of cask_compute; on failure the buffers are untouched.
+** cask_array_size(arrays[i]) elements of its dtype. Each block is copied
+** into its place as soon as it is made and then let go of
+** (cask_compute_each), so a result is never held twice. opts and info as
+** cask_compute (either may be NULL). All arrays must live in one graph
+** (CASK_EINVAL).
+** Errors: those of cask_compute, and CASK_ETYPE naming a block that is not
+** of its array's dtype and shape (a map_blocks kernel's doing); on failure
+** the blocks made before it are in the buffers and the rest is untouched.
 */
 CASK_API int cask_array_compute(cask_array_t *const *arrays, size_t n, const cask_compute_opts_t *opts,
                                 void *const *bufs, cask_compute_info_t *info,
                                 cask_error_t *err);
+
+/* What cask_array_compute_blocks() hands each block to: the block starts
+** at index start[k] along each axis k and has extent shape[k]; data holds
+** its elements in C order, of the array's dtype (borrowed for the call).
+** Return 0 to go on, or a negative CASK_E* code to stop the compute. */
+typedef int (*cask_block_fn)(void *udata, const int64_t *start, const int64_t *shape,
+                             const void *data);
+
+/*
+** Compute a and hand each block to fn as soon as it is made, then let go
+** of it: an array bigger than memory can be written out or reduced by the
+** caller while the compute holds only the blocks in flight. fn is called
+** once per block, in no set order, possibly from several threads at once
+** (cask_compute_each says when). opts and info as cask_compute.
+** Errors: those of cask_array_compute; CASK_EINVAL for a NULL a or fn.
+*/
+CASK_API int cask_array_compute_blocks(cask_array_t *a, const cask_compute_opts_t *opts,
+                                       cask_block_fn fn, void *udata, cask_compute_info_t *info,
+                                       cask_error_t *err);
 
 /* ----------------------------------------------------------- .npy files */
 
 /*
 ** Compute a (opts as cask_compute; NULL for the defaults) and write it to
 ** path as a NumPy .npy file (format 1.0, C order, little-endian: <f8, <f4,
-** <i8, |b1). The whole array is held in memory while it is written.
-** Errors: those of the compute; CASK_EIO if the file cannot be written.
+** <i8, |b1). Each block is written into its place as soon as it is made
+** (cask_array_compute_blocks) and let go of, so an array bigger than memory
+** can be stored. The blocks go into a new file beside path, named
+** path.PID.N.part, which is renamed to path once every block is in it: a
+** failed store removes it and leaves path as it was (absent, or the old
+** file); a process killed while storing leaves the .part file, never a
+** file at path that looks complete.
+** Errors: those of the compute; CASK_EIO if the file cannot be written or
+** renamed (the message names it).
 */
 CASK_API int cask_array_save_npy(cask_array_t *a, const char *path,
                                  const cask_compute_opts_t *opts, cask_error_t *err);

@@ -178,6 +178,28 @@ CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t
 CASK_API int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t *result,
                               cask_error_t *err);
 
+/* What cask_compute_each() hands each output to: i is its index in outs,
+** v the value (borrowed for the call: cask_value_incref or copy to keep
+** it). Return 0 to go on, or a negative CASK_E* code to stop the compute,
+** which then fails with that code. */
+typedef int (*cask_output_fn)(void *udata, size_t i, const cask_value_t *v);
+
+/*
+** cask_compute() with no results array: output i goes to fn(udata, i, &v)
+** as soon as its task has run, and the compute lets go of it right after
+** (unless a task still to run reads it), so outputs bigger than memory
+** together can be written out or reduced as they come. fn is called once
+** per output, in no set order, possibly from several worker threads at
+** once ("threads"), else on the compute's thread; with "mpi", every output
+** comes when the run has ended (and is held until then), on rank 0 only
+** (every rank with CASK_ALL_RANKS). On a failure, the outputs handed over
+** before it stay handed over. info and errors as cask_compute(), and
+** CASK_EINVAL for a NULL fn.
+*/
+CASK_API int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                               const cask_compute_opts_t *opts, cask_output_fn fn,
+                               void *udata, cask_compute_info_t *info, cask_error_t *err);
+
 /* ------------------------------------------------------------- simulation */
 
 /* The order a simulation takes ready tasks in. */

@@ -62,10 +62,25 @@ static int trace_rows_ok(const cask_trace_t *tr, size_t tasks)
     return ok && n - moved == tasks && (moved ? w == 2 * size : w == size);
 }
 
+/* cask_compute_each's outputs, copied (they live in the run's arena). */
+typedef struct each {
+    cask_value_t got[64];
+    int calls[64];
+} each_t;
+
+static int take(void *udata, size_t i, const cask_value_t *v)
+{
+    each_t *c = udata;
+    cask_error_t err;
+    cask_value_decref(&c->got[i]);
+    c->calls[i]++;
+    return cask_value_copy(v, &c->got[i], &err);
+}
+
 static void random_graphs(void)
 {
     cask_error_t err;
-    int same = 1, none_elsewhere = 1, rows = 1, everywhere = 1;
+    int same = 1, none_elsewhere = 1, rows = 1, everywhere = 1, each = 1;
     for (unsigned seed = 1; seed <= 12; seed++) {
         cask_graph_t *g = cask_graph_new(&err);
         cask_task_t outs[64];
@@ -90,6 +105,18 @@ static void random_graphs(void)
             rows &= trace_rows_ok(info.trace, info.tasks);
             cask_trace_free(info.trace);
         }
+        /* each output once on rank 0 (those made elsewhere at the end), none
+        ** on the others */
+        each_t c;
+        memset(&c, 0, sizeof c);
+        o = on("mpi", 0);
+        if (cask_compute_each(g, outs, m, &o, take, &c, NULL, &err))
+            each = 0;
+        for (size_t i = 0; i < m; i++) {
+            if (rank == 0 ? c.calls[i] != 1 || !cask_value_equal(&ref[i], &c.got[i]) : c.calls[i])
+                each = 0;
+            cask_value_decref(&c.got[i]);
+        }
         o = on("mpi", CASK_ALL_RANKS);
         if (!cask_compute(g, outs, m, &o, got, NULL, &err)) {
             for (size_t i = 0; i < m; i++) {
@@ -106,6 +133,7 @@ static void random_graphs(void)
     check(same, "12 random graphs: the results on rank 0 are sync's");
     check(none_elsewhere, "without CASK_ALL_RANKS, ranks other than 0 get no results");
     check(everywhere, "with CASK_ALL_RANKS, every rank gets sync's results");
+    check(each, "cask_compute_each hands each output over once, on rank 0 only, as sync's");
     check(rows, "the trace has one row per rank (%d) and one event per task, and a row of "
                 "transfers per rank", size);
 }

@@ -105,6 +105,100 @@ static void test_random_graphs_match_sync(void **state)
            graphs, most, N_BACKENDS);
 }
 
+/* What cask_compute_each hands over, kept by copying (a processes
+** compute's values live in its arena, unmapped when it ends). */
+typedef struct each {
+    pthread_mutex_t lock;
+    cask_value_t got[64];
+    int calls[64], total, stop_at;
+} each_t;
+
+static int take(void *udata, size_t i, const cask_value_t *v)
+{
+    each_t *c = udata;
+    cask_value_t mine;
+    cask_error_t err;
+    if (cask_value_copy(v, &mine, &err))
+        return err.code;
+    pthread_mutex_lock(&c->lock);
+    int stop = ++c->total == c->stop_at;
+    c->calls[i]++;
+    cask_value_decref(&c->got[i]);
+    c->got[i] = mine;
+    pthread_mutex_unlock(&c->lock);
+    return stop ? CASK_EIO : 0;
+}
+
+/* cask_compute_each: every output once, equal to sync's, on every back-end;
+** a function that stops the compute fails it with its code; outputs let go
+** of as they are handed over hold less than outputs kept. */
+static void test_compute_each(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    const char *all[N_BACKENDS + 1] = { "sync" };
+    for (size_t b = 0; b < N_BACKENDS; b++)
+        all[b + 1] = backends[b];
+    for (unsigned seed = 1; seed <= 12; seed++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_task_t outs[64];
+        size_t m = test_random_graph(g, seed, outs, 64);
+        if (seed % 3 == 0 && m > 1)
+            outs[m - 1] = outs[0]; /* an output asked for twice */
+        cask_value_t ref[64];
+        assert_ok(cask_compute(g, outs, m, &(cask_compute_opts_t){ .scheduler = "sync" }, ref, NULL,
+                               &err), &err);
+        for (size_t b = 0; b <= N_BACKENDS; b++) {
+            each_t c = { .lock = PTHREAD_MUTEX_INITIALIZER };
+            cask_compute_opts_t o = { .scheduler = all[b], .workers = 1 + (int)(seed % 3) };
+            assert_ok(cask_compute_each(g, outs, m, &o, take, &c, NULL, &err), &err);
+            for (size_t i = 0; i < m; i++) {
+                if (c.calls[i] != 1 || !cask_value_equal(&ref[i], &c.got[i]))
+                    fail_msg("%s, seed %u: output %zu handed over %d times, or not as sync's",
+                             all[b], seed, i, c.calls[i]);
+                cask_value_decref(&c.got[i]);
+            }
+            /* stopped at the third output */
+            each_t s = { .lock = PTHREAD_MUTEX_INITIALIZER, .stop_at = 3 };
+            if (m >= 3) {
+                assert_int_equal(cask_compute_each(g, outs, m, &o, take, &s, NULL, &err), CASK_EIO);
+                assert_non_null(strstr(err.message, "stopped the compute"));
+            }
+            for (size_t i = 0; i < m; i++)
+                cask_value_decref(&s.got[i]);
+        }
+        for (size_t i = 0; i < m; i++)
+            cask_value_decref(&ref[i]);
+        cask_graph_decref(g);
+    }
+    assert_int_equal(cask_compute_each(NULL, NULL, 0, NULL, take, NULL, NULL, &err), CASK_EINVAL);
+    assert_int_equal(cask_compute_each(NULL, NULL, 0, NULL, NULL, NULL, NULL, &err), CASK_EINVAL);
+
+    /* 64 outputs of 24 KB: all held by cask_compute, a few by _each */
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t outs[64];
+    for (int k = 0; k < 64; k++)
+        outs[k] = CASK_DELAYED(g, "test.vec", &err, cask_int(2999 + 3000 * k));
+    for (size_t b = 0; b <= N_BACKENDS; b++) {
+        cask_compute_opts_t o = { .scheduler = all[b], .workers = 2 };
+        cask_compute_info_t info;
+        each_t c = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        assert_ok(cask_compute_each(g, outs, 64, &o, take, &c, &info, &err), &err);
+        for (int k = 0; k < 64; k++) {
+            assert_int_equal(cask_value_nbytes(&c.got[k]), 24000);
+            cask_value_decref(&c.got[k]);
+        }
+        if (info.peak_bytes > 8 * 24000)
+            fail_msg("%s: %zu bytes alive at once", all[b], info.peak_bytes);
+        cask_value_t v[64];
+        assert_ok(cask_compute(g, outs, 64, &o, v, &info, &err), &err);
+        assert_int_equal(info.peak_bytes, 64 * 24000);
+        for (int k = 0; k < 64; k++)
+            cask_value_decref(&v[k]);
+    }
+    cask_graph_decref(g);
+}
+
 /* The first error stops the compute: a failing task that outranks 200 slow
 ** ones runs first, and no worker starts another task after it. */
 static void test_error_stops_threads(void **state)
@@ -279,6 +373,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_graphs_match_sync),
+        cmocka_unit_test(test_compute_each),
         cmocka_unit_test(test_error_stops_threads),
         cmocka_unit_test(test_no_task_starts_after_error),
         cmocka_unit_test(test_chain_and_idle_workers),

@@ -420,6 +420,74 @@ static void run_normal(const char *what)
     cask_graph_decref(g);
 }
 
+/* r on threads (2 workers) with a memory budget (0: none): the median of 3
+** wall times, and the most bytes live outputs held, in *peak. */
+static double time_budget(cask_array_t *r, void *buf, size_t budget, size_t *peak)
+{
+    double t[3];
+    *peak = 0;
+    for (int k = 0; k < 3; k++) {
+        cask_error_t err;
+        cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .memory_limit = budget };
+        cask_compute_info_t info;
+        if (cask_array_compute(&r, 1, &o, &buf, &info, &err))
+            die("compute", &err);
+        t[k] = info.wall_s;
+        *peak = info.peak_bytes > *peak ? info.peak_bytes : *peak;
+    }
+    qsort(t, 3, sizeof *t, cmp_double);
+    return t[1];
+}
+
+/* memory_budget: (x*x + 1).sum() of 1e8 normals, and (x + x.T).sum() over
+** an 8000 x 8000 float64 .npy file (512 MB, made once at path) in 8 MB
+** blocks, with a budget of 64 MB and with none. */
+static void run_memory_budget(const char *path)
+{
+    cask_error_t err;
+    const size_t budget = 64u << 20;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t n = 100000000, chunk = 1000000;
+    cask_array_t *x = cask_array_random_normal(g, 1, &n, &chunk, 42, 0, 1, &err);
+    cask_array_t *xx = cask_array_binop(x, CASK_MUL, x, &err);
+    cask_array_t *y = cask_array_binop_scalar(xx, CASK_ADD, cask_int(1), &err);
+    cask_array_t *r = cask_array_reduce(y, CASK_SUM, NULL, &err);
+    int64_t shape[2] = { 8000, 8000 }, chunks[2] = { 1000, 1000 };
+    cask_array_t *u = cask_array_random_uniform(g, 2, shape, chunks, 7, 0, 1, &err);
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    else if (u && cask_array_save_npy(u, path, NULL, &err))
+        die("save", &err);
+    cask_array_t *a = cask_array_open_npy(g, path, chunks, &err);
+    cask_array_t *at = cask_array_transpose(a, NULL, &err);
+    cask_array_t *sum2 = cask_array_binop(a, CASK_ADD, at, &err);
+    cask_array_t *s = cask_array_reduce(sum2, CASK_SUM, NULL, &err);
+    if (!r || !s)
+        die("build", &err);
+    static const char *const names[] = { "normal_sum", "transpose_sum" };
+    cask_array_t *const rs[] = { r, s };
+    for (int i = 0; i < 2; i++) {
+        double v;
+        size_t p0, p1;
+        double t0 = time_budget(rs[i], &v, 0, &p0), t1 = time_budget(rs[i], &v, budget, &p1);
+        printf("memory_budget.%s.cask.s %.4f\n", names[i], t1);
+        printf("memory_budget.%s.cask.s_nobudget %.4f\n", names[i], t0);
+        printf("memory_budget.%s.cask.peak_mb %.1f\n", names[i], (double)p1 / 1048576);
+        printf("memory_budget.%s.cask.peak_mb_nobudget %.1f\n", names[i], (double)p0 / 1048576);
+    }
+    cask_array_decref(x);
+    cask_array_decref(xx);
+    cask_array_decref(y);
+    cask_array_decref(r);
+    cask_array_decref(u);
+    cask_array_decref(a);
+    cask_array_decref(at);
+    cask_array_decref(sum2);
+    cask_array_decref(s);
+    cask_graph_decref(g);
+}
+
 /* A layered random DAG of `layers` x `width` tasks, each (past the first
 ** layer) after 4 random tasks of the 3 layers before it: about 4 edges a task. */
 static cask_graph_t *layered(int layers, int width)
@@ -515,6 +583,8 @@ int main(int argc, char **argv)
         run_build();
     else if (argc == 2 && (!strcmp(argv[1], "normal_sum") || !strcmp(argv[1], "normal_std")))
         run_normal(argv[1]);
+    else if (argc == 3 && !strcmp(argv[1], "memory_budget"))
+        run_memory_budget(argv[2]);
     else if (argc == 2 && !strcmp(argv[1], "transpose_mean"))
         run_transpose_mean();
     else if (argc == 2 && !strcmp(argv[1], "matmul"))
@@ -526,7 +596,7 @@ int main(int argc, char **argv)
     else if (argc == 4) /* SHAPE SCHED NAME: the figures' scheduler part is NAME */
         run_shape(argv[1], argv[2], argv[3]);
     else {
-        fprintf(stderr, "usage: cask_bench build | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
+        fprintf(stderr, "usage: cask_bench build | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
         return 2;
     }
     return 0;

@@ -11,7 +11,8 @@
 
 static const char run_usage[] =
     "usage: cask run FILE [--scheduler NAME] [--workers N] [--retries N] [--trace OUT.json]\n"
-    "                     [--timeline OUT.svg] [--progress | --no-progress] [--json]\n"
+    "                     [--timeline OUT.svg] [--memory-limit BYTES]\n"
+    "                     [--progress | --no-progress] [--json]\n"
     "\n"
     "Load a cask-graph JSON file (docs/FORMAT.md) and compute its outputs.\n"
     "\n"
@@ -22,6 +23,8 @@ static const char run_usage[] =
     "                        (default 1; 0: none)\n"
     "  -t, --trace OUT.json  write the trace of the run as JSON\n"
     "  -T, --timeline OUT.svg  write the timeline of the run (cask timeline's picture)\n"
+    "  -m, --memory-limit BYTES  a memory budget for task outputs (sizes from the\n"
+    "                        tasks' \"nbytes\"), as CASK_MEMORY_LIMIT: 4000000, 64MB, 1GiB\n"
     "  -p, --progress        draw a progress bar on stderr (default: when stderr is a\n"
     "                        terminal and the compute runs over half a second)\n"
     "  -P, --no-progress     never draw one\n"
@@ -48,6 +51,7 @@ int cmd_run(int argc, char **argv)
         { "trace", required_argument, NULL, 't' },
         { "timeline", required_argument, NULL, 'T' },
         { "retries", required_argument, NULL, 'r' },
+        { "memory-limit", required_argument, NULL, 'm' },
         { "progress", no_argument, NULL, 'p' },
         { "no-progress", no_argument, NULL, 'P' },
         { "json", no_argument, NULL, 'j' },
@@ -58,7 +62,7 @@ int cmd_run(int argc, char **argv)
     const char *trace_path = NULL, *timeline_path = NULL;
     int json = 0, c;
     optind = 0; /* GNU getopt: start afresh, even after an earlier parse */
-    while ((c = getopt_long(argc, argv, "s:w:t:T:r:pPjh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:w:t:T:r:m:pPjh", longopts, NULL)) != -1) {
         switch (c) {
         case 's': opts.scheduler = optarg; break;
         case 'w':
@@ -78,6 +82,12 @@ int cmd_run(int argc, char **argv)
             opts.retries = r > 0 ? r : CASK_NO_RETRY;
             break;
         }
+        case 'm': /* read, and refused if it is not a byte count, by the compute */
+            if (setenv("CASK_MEMORY_LIMIT", optarg, 1)) {
+                perror("cask run: setenv");
+                return EXIT_USAGE;
+            }
+            break;
         case 'p': opts.flags |= CASK_PROGRESS; break;
         case 'P': opts.flags |= CASK_NO_PROGRESS; break;
         case 't': trace_path = optarg; break;
@@ -144,10 +154,11 @@ int cmd_run(int argc, char **argv)
         json_t *o = json_object();
         for (size_t i = 0; i < n; i++)
             json_object_set_new(o, cask_graph_key(g, outs[i]), value_json(&res[i]));
-        json_t *root = json_pack("{s:o, s:{s:I, s:f, s:I, s:s, s:i}}", "outputs", o, "stats",
-                                 "tasks", (json_int_t)info.tasks, "wall_s", info.wall_s,
-                                 "peak_bytes", (json_int_t)info.peak_bytes, "scheduler",
-                                 info.scheduler, "workers", info.workers);
+        json_t *root = json_pack("{s:o, s:{s:I, s:f, s:I, s:I, s:s, s:i}}", "outputs", o,
+                                 "stats", "tasks", (json_int_t)info.tasks, "wall_s", info.wall_s,
+                                 "peak_bytes", (json_int_t)info.peak_bytes, "memory_limit",
+                                 (json_int_t)info.memory_limit, "scheduler", info.scheduler,
+                                 "workers", info.workers);
         if (!root || json_dumpf(root, stdout, JSON_INDENT(2)) || puts("") == EOF)
             status = EXIT_COMPUTE;
         json_decref(root);

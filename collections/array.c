@@ -249,7 +249,8 @@ cask_array_t *cask_array_from_buffer(cask_graph_t *g, cask_dtype_t dtype, int nd
     }
     for (size_t i = 0; i < b->n; i++) {
         cask_task_spec_t spec = { .name = "array", .token = token | 1, .index = i,
-                                  .inputs = in };
+                                  .inputs = in,
+                                  .nbytes = cask__ar_block_nbytes(dtype, ndim, shape, b->chunk, i) };
         if (flags & CASK_ARRAY_COPY) {
             int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
             cask__ar_block_place(&h, (int64_t)i, bo, be);
@@ -406,7 +407,9 @@ cask_array_t *cask_array_map_blocks(cask_array_t *a, const char *kernel, cask_dt
     for (size_t i = 0; i < b->n && !rc; i++) {
         in[0] = cask_ref(a->bs->tasks[i]);
         cask_task_spec_t spec = { .kernel = kernel, .inputs = in, .n_inputs = 1 + n_args,
-                                  .group = group, .index = i };
+                                  .group = group, .index = i,
+                                  .nbytes = cask__ar_block_nbytes(dtype, a->ndim, a->shape,
+                                                                  a->chunk, i) };
         rc = cask_graph_add(a->g, &spec, &b->tasks[i], err);
     }
     cask__free(in);

@@ -267,8 +267,12 @@ int cask__ar_compile(const cask_array_t *a, int red, unsigned axes, int ddof, ar
 /* Add one task per block of a running program cp (kernel, with `final` as
 ** argument 2, key NAME name) into tasks[0..blocks). */
 int cask__ar_add_block_tasks(cask_array_t *a, const ar_compiled_t *cp, const char *kernel,
-                             const char *name, int64_t final, cask_task_t *tasks,
-                             cask_error_t *err);
+                             const char *name, int64_t final, const uint64_t *nbytes,
+                             cask_task_t *tasks, cask_error_t *err);
+
+/* Bytes of block i of an array of dtype in chunks chunk over shape. */
+uint64_t cask__ar_block_nbytes(cask_dtype_t dtype, int ndim, const int64_t *shape,
+                               const int64_t *chunk, size_t i);
 /* Give a its blocks' tasks, if it has none yet: one fused task per block. */
 int cask__ar_materialize(cask_array_t *a, cask_error_t *err);
 

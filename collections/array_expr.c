@@ -129,11 +129,25 @@ void cask__ar_grid_extents(int ndim, const int64_t *shape, const int64_t *chunk,
         nb[x] = ar_nblocks(shape[x], chunk[x]);
 }
 
+uint64_t cask__ar_block_nbytes(cask_dtype_t dtype, int ndim, const int64_t *shape,
+                               const int64_t *chunk, size_t i)
+{
+    uint64_t n = cask_dtype_size(dtype);
+    for (int x = ndim; x-- > 0;) {
+        int64_t nb = ar_nblocks(shape[x], chunk[x]), c = (int64_t)(i % (uint64_t)nb);
+        i /= (uint64_t)nb;
+        int64_t left = shape[x] - c * chunk[x];
+        n *= (uint64_t)(left < chunk[x] ? left : chunk[x]);
+    }
+    return n;
+}
+
 /* Add one task per block of a running program cp (kernel, with flag
-** `final` as argument 2) into tasks[0..blocks). */
+** `final` as argument 2) into tasks[0..blocks), each of output size
+** nbytes[i] (NULL: a block of a). */
 int cask__ar_add_block_tasks(cask_array_t *a, const ar_compiled_t *cp, const char *kernel,
-                           const char *name, int64_t final, cask_task_t *tasks,
-                           cask_error_t *err)
+                           const char *name, int64_t final, const uint64_t *nbytes,
+                           cask_task_t *tasks, cask_error_t *err)
 {
     cask_value_t in[3 + AR_MAX_NODES];
     int64_t nb[CASK_MAX_NDIM], c[CASK_MAX_NDIM];
@@ -150,6 +164,8 @@ int cask__ar_add_block_tasks(cask_array_t *a, const ar_compiled_t *cp, const cha
         cask_task_spec_t spec = { .kernel = kernel, .inputs = in,
                                   .n_inputs = 3 + (size_t)cp->nleaf, .name = name,
                                   .token = cp->token, .index = i };
+        spec.nbytes = nbytes ? nbytes[i]
+                             : cask__ar_block_nbytes(a->dtype, a->ndim, a->shape, a->chunk, i);
         rc = cask_graph_add(a->g, &spec, &tasks[i], err);
     }
     return rc;
@@ -172,7 +188,7 @@ int cask__ar_materialize(cask_array_t *a, cask_error_t *err)
     ar_compiled_t cp;
     int rc = cask__ar_compile(a, -1, 0, 0, &cp, err);
     if (!rc) {
-        rc = cask__ar_add_block_tasks(a, &cp, "cask.array.eval", name, 0, b->tasks, err);
+        rc = cask__ar_add_block_tasks(a, &cp, "cask.array.eval", name, 0, NULL, b->tasks, err);
         cask_value_decref(&cp.prog);
     }
     if (rc) {

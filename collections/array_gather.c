@@ -91,7 +91,8 @@ static cask_array_t *gather(cask_array_t *a, const int64_t *shape, const int64_t
         in[2] = idx;
         cask_task_spec_t spec = { .kernel = "cask.array.gather", .inputs = in,
                                   .n_inputs = 3 + total, .name = name, .token = token,
-                                  .index = i };
+                                  .index = i,
+                                  .nbytes = cask__ar_block_nbytes(a->dtype, nd, shape, chunk, i) };
         rc = cask_graph_add(a->g, &spec, &b->tasks[i], err);
         cask_value_decref(&idx);
     }
@@ -310,7 +311,8 @@ cask_array_t *cask_array_concatenate(cask_array_t *const *xs, size_t n, int axis
         in[2] = org;
         cask_task_spec_t spec = { .kernel = "cask.array.assemble", .inputs = in,
                                   .n_inputs = 3 + np, .name = "concatenate", .token = token,
-                                  .index = i };
+                                  .index = i,
+                                  .nbytes = cask__ar_block_nbytes(dt, nd, shape, chunk, i) };
         rc = cask_graph_add(a0->g, &spec, &b->tasks[i], err);
         cask_value_decref(&org);
     }

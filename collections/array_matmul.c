@@ -88,7 +88,9 @@ cask_array_t *cask_array_matmul(cask_array_t *a, cask_array_t *b, cask_error_t *
             }
             cask_task_spec_t spec = { .kernel = "cask.array.matmul", .inputs = in,
                                       .n_inputs = (size_t)(2 * nk + 1), .name = "matmul",
-                                      .token = token, .index = (uint64_t)(i * nj + j) };
+                                      .token = token, .index = (uint64_t)(i * nj + j),
+                                      .nbytes = cask__ar_block_nbytes(dt, nd, shape, chunk,
+                                                                      (size_t)(i * nj + j)) };
             rc = cask_graph_add(a->g, &spec, &bs->tasks[i * nj + j], err);
         }
     cask__free(in);

@@ -470,7 +470,9 @@ cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64
     for (size_t i = 0; i < b->n; i++) {
         in[4] = cask_int((int64_t)i);
         cask_task_spec_t spec = { .kernel = "cask.array.npy_read", .inputs = in, .n_inputs = 5,
-                                  .name = "npy", .token = token, .index = i };
+                                  .name = "npy", .token = token, .index = i,
+                                  .nbytes = cask__ar_block_nbytes(h.dtype, h.ndim, h.shape,
+                                                                  chunk, i) };
         if (cask_graph_add(g, &spec, &b->tasks[i], err))
             goto fail;
     }

@@ -272,6 +272,8 @@ cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
     size_t nout = cask__ar_grid_blocks(kn, kshape, kchunk);
     size_t per = nin / nout; /* input blocks per result block */
     cask_task_t *first = cask__malloc(nin * sizeof *first);
+    size_t *slot = cask__malloc(nin * sizeof *slot); /* each input block's result block */
+    uint64_t *sizes = cask__malloc(nin * sizeof *sizes);
     cask_task_t *group = cask__malloc(nin * sizeof *group);
     size_t *fill = cask__calloc(nout, sizeof *fill);
     ar_blockset_t *b = cask__ar_blockset_new(kn, kshape, kchunk);
@@ -279,7 +281,7 @@ cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
     cask_value_t prog = cask_none();
     cask_array_t *res = NULL;
     int rc = 0;
-    if (!first || !group || !fill || !b || split > 64) {
+    if (!first || !slot || !sizes || !group || !fill || !b || split > 64) {
         if (split > 64)
             rc = cask__err(err, CASK_EINVAL, NULL, NULL, "split_every %d: at most 64", split);
         else
@@ -296,10 +298,8 @@ cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
     if ((rc = cask__ar_compile(a, op, axes, o.ddof, &cp, err)))
         goto out;
     prog = cp.prog;
-    if ((rc = cask__ar_add_block_tasks(a, &cp, "cask.array.reduce", per == 1 ? name : pname, per == 1,
-                              first, err)))
-        goto out;
-    /* Sort the first level by result block, in input order within each. */
+    /* Every task's output is at most `fields` doubles per element of its
+    ** result block (a partial; the final block is no larger). */
     int64_t nb[CASK_MAX_NDIM], c[CASK_MAX_NDIM], knb[CASK_MAX_NDIM];
     cask__ar_grid_extents(a->ndim, a->shape, a->chunk, nb);
     cask__ar_grid_extents(kn, kshape, kchunk, knb);
@@ -309,8 +309,15 @@ cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
         for (int x = 0, y = 0; x < a->ndim; x++)
             if (!(axes & (1u << x)))
                 k = k * (size_t)knb[y++] + (size_t)c[x];
-        group[k * per + fill[k]++] = first[i];
+        slot[i] = k;
+        sizes[i] = (uint64_t)red->fields * cask__ar_block_nbytes(CASK_F64, kn, kshape, kchunk, k);
     }
+    if ((rc = cask__ar_add_block_tasks(a, &cp, "cask.array.reduce", per == 1 ? name : pname, per == 1,
+                              sizes, first, err)))
+        goto out;
+    /* Sort the first level by result block, in input order within each. */
+    for (size_t i = 0; i < nin; i++)
+        group[slot[i] * per + fill[slot[i]]++] = first[i];
     if (per == 1) {
         memcpy(b->tasks, group, nout * sizeof *group);
     } else {
@@ -333,7 +340,10 @@ cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
                     cask_task_spec_t spec = { .kernel = "cask.array.combine", .inputs = in,
                                               .n_inputs = 3 + take,
                                               .name = final ? name : cname,
-                                              .token = cp.token, .index = index++ };
+                                              .token = cp.token, .index = index++,
+                                              .nbytes = (uint64_t)red->fields *
+                                                        cask__ar_block_nbytes(CASK_F64, kn, kshape,
+                                                                              kchunk, k) };
                     rc = cask_graph_add(a->g, &spec, &t[out_m++], err);
                 }
                 m = out_m;
@@ -349,6 +359,8 @@ out:
     cask_value_decref(&prog);
     cask__ar_blockset_decref(b);
     cask__free(first);
+    cask__free(slot);
+    cask__free(sizes);
     cask__free(group);
     cask__free(fill);
     return res;

@@ -93,6 +93,7 @@ void cask_graph_decref(cask_graph_t *g)
     cask__free(g->kernel);
     cask__free(g->group);
     cask__free(g->cost);
+    cask__free(g->nbytes);
     cask__free(g->in);
     cask__free(g->outputs);
     cask__free(g);
@@ -126,18 +127,20 @@ static int reserve(cask_graph_t *g, size_t n_in)
         grow_col((void **)&g->kernel, nc, sizeof *g->kernel) ||
         (g->n_after && grow_col((void **)&g->n_after, nc, sizeof *g->n_after)) ||
         (g->group && grow_col((void **)&g->group, nc, sizeof *g->group)) ||
-        (g->cost && grow_col((void **)&g->cost, nc, sizeof *g->cost)))
+        (g->cost && grow_col((void **)&g->cost, nc, sizeof *g->cost)) ||
+        (g->nbytes && grow_col((void **)&g->nbytes, nc, sizeof *g->nbytes)))
         return CASK_ENOMEM;
     g->cap = (uint32_t)nc;
     return 0;
 }
 
-/* Make a lazy column of cap zeroed entries (zero: no after, derived group). */
-static int make_u32(cask_graph_t *g, uint32_t **col)
+/* Make a lazy column of cap zeroed entries of size sz (zero: no after,
+** derived group, no size given). */
+static int make_zeroed(cask_graph_t *g, void **col, size_t sz)
 {
     if (*col)
         return 0;
-    if (!(*col = cask__calloc(g->cap ? g->cap : 1, sizeof **col)))
+    if (!(*col = cask__calloc(g->cap ? g->cap : 1, sz)))
         return CASK_ENOMEM;
     return 0;
 }
@@ -279,6 +282,9 @@ static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
                          "cost %g is negative", cost);
     if (isinf(cost))
         return cask__err(err, CASK_EINVAL, spec->key, spec->kernel, "cost is infinite");
+    if (spec->nbytes > INT64_MAX)
+        return cask__err(err, CASK_EINVAL, spec->key, spec->kernel,
+                         "nbytes %llu is over 2^63 - 1", (unsigned long long)spec->nbytes);
 
     /* Check inputs, and hash them for a generated key. */
     size_t n_refs = 0;
@@ -387,11 +393,13 @@ static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
     if (!rc)
         rc = cask__strtab_reserve(&g->keys, klen);
     if (!rc && spec->n_after)
-        rc = make_u32(g, &g->n_after);
+        rc = make_zeroed(g, (void **)&g->n_after, sizeof *g->n_after);
     if (!rc && group)
-        rc = make_u32(g, &g->group);
+        rc = make_zeroed(g, (void **)&g->group, sizeof *g->group);
     if (!rc && !isnan(cost))
         rc = make_cost(g);
+    if (!rc && spec->nbytes)
+        rc = make_zeroed(g, (void **)&g->nbytes, sizeof *g->nbytes);
     if (rc)
         return cask__err(err, rc, key, spec->kernel, "%s adding a task",
                          rc == CASK_ELIMIT ? "graph too large" : "no memory");
@@ -411,6 +419,8 @@ static int graph_add(cask_graph_t *g, const cask_task_spec_t *spec, double cost,
         g->group[t] = gid;
     if (g->cost)
         g->cost[t] = cost;
+    if (g->nbytes)
+        g->nbytes[t] = spec->nbytes;
     if (n_in) {
         cask_value_t *dst = g->in + g->n_in;
         for (size_t i = 0; i < spec->n_inputs; i++) {
@@ -465,7 +475,8 @@ cask_task_t cask__graph_handle(const cask_graph_t *g, uint32_t i)
 void cask__graph_view(const cask_graph_t *g, cask__gview_t *v)
 {
     *v = (cask__gview_t){ .n = g->n, .in_off = g->in_off, .in = g->in, .kernel = g->kernel,
-                          .n_after = g->n_after, .cost = g->cost };
+                          .n_after = g->n_after, .cost = g->cost,
+                          .nbytes = g->nbytes };
 }
 
 const char *cask__graph_key(const cask_graph_t *g, uint32_t t)
@@ -561,6 +572,11 @@ double cask__cost(const cask_graph_t *g, uint32_t t)
     return cask__kernel_cost(g->kernel[t], cask__inputs(g, t), cask__n_args(g, t));
 }
 
+uint64_t cask_graph_nbytes(const cask_graph_t *g, cask_task_t t)
+{
+    return cask__task_in(g, t) && g->nbytes ? g->nbytes[cask__tix(t)] : 0;
+}
+
 double cask_graph_cost(const cask_graph_t *g, cask_task_t t)
 {
     return cask__task_in(g, t) ? cask__cost(g, cask__tix(t)) : NAN;
@@ -621,7 +637,7 @@ size_t cask_graph_memory(const cask_graph_t *g)
         return 0;
     size_t per_task = sizeof *g->in_off + sizeof *g->kernel +
                       (g->n_after ? sizeof *g->n_after : 0) + (g->group ? sizeof *g->group : 0) +
-                      (g->cost ? sizeof *g->cost : 0);
+                      (g->cost ? sizeof *g->cost : 0) + (g->nbytes ? sizeof *g->nbytes : 0);
     size_t blobs = 0;
     for (size_t i = 0; i < g->n_in; i++)
         blobs += cask_value_nbytes(&g->in[i]);

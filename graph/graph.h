@@ -169,6 +169,7 @@ typedef struct cask__gview {
     const uint32_t     *kernel;   /* registry id of each, or CASK__NO_KERNEL */
     const uint32_t     *n_after;  /* dependencies after the arguments, or NULL: none */
     const double       *cost;     /* given costs (NaN: none), or NULL: none */
+    const uint64_t     *nbytes;   /* given output sizes (0: none), or NULL: none */
 } cask__gview_t;
 
 void cask__graph_view(const cask_graph_t *g, cask__gview_t *v);
@@ -189,6 +190,12 @@ static inline uint32_t cask__view_nargs(const cask__gview_t *v, uint32_t t)
 static inline double cask__view_cost(const cask__gview_t *v, uint32_t t)
 {
     return v->cost ? v->cost[t] : (double)NAN;
+}
+
+/* t's given output size in bytes, or 0. */
+static inline uint64_t cask__view_nbytes(const cask__gview_t *v, uint32_t t)
+{
+    return v->nbytes ? v->nbytes[t] : 0;
 }
 
 /* Task index t's key (stable while g lives). */

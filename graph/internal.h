@@ -12,8 +12,9 @@
 /* The graph, in arrays. Task t's inputs are in[in_off[t] .. in_off[t+1]):
 ** its kernel's arguments, then n_after[t] ordering-only dependencies
 ** (CASK_REF values). Every ref points to a task added earlier, so index
-** order is a topological order. The n_after, group and cost columns are
-** made only when a task first needs them (NULL: all zero, derived, NaN):
+** order is a topological order. The n_after, group, cost and nbytes columns
+** are made only when a task first needs them (NULL: all zero, derived,
+** NaN, zero):
 ** a graph of plain tasks has none, a graph of delayed calls only group
 ** (its function's name), and on these machines every byte of fresh memory
 ** costs build time. */
@@ -28,6 +29,7 @@ struct cask_graph {
     uint32_t *n_after;       /* ordering-only dependencies of t, or NULL */
     uint32_t *group;         /* 0: derived from the key; else groups id + 1; or NULL */
     double   *cost;          /* seconds; NaN: the kernel's estimate; or NULL */
+    uint64_t *nbytes;        /* estimated output bytes; 0: unknown; or NULL */
     cask_value_t *in;        /* all inputs */
     size_t    n_in, cap_in;  /* inputs used, and room */
     size_t    n_edges;       /* refs among them */

@@ -360,7 +360,8 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
         }
         json_object_foreach(t, field, v) {
             if (strcmp(field, "key") && strcmp(field, "kernel") && strcmp(field, "inputs") &&
-                strcmp(field, "after") && strcmp(field, "cost") && strcmp(field, "group")) {
+                strcmp(field, "after") && strcmp(field, "cost") && strcmp(field, "group") &&
+                strcmp(field, "nbytes")) {
                 rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu]: unknown field '%s'", i, field);
                 goto out;
             }
@@ -386,6 +387,10 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
         if ((v = json_object_get(t, "cost")) &&
             (!json_is_number(v) || !(json_number_value(v) >= 0) || isinf(json_number_value(v)))) {
             rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu].cost must be a number >= 0", i);
+            goto out;
+        }
+        if ((v = json_object_get(t, "nbytes")) && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+            rc = cask__err(err, CASK_EPARSE, NULL, NULL, "tasks[%zu].nbytes must be a whole number >= 0", i);
             goto out;
         }
         if ((v = json_object_get(t, "group")) &&
@@ -492,6 +497,7 @@ int cask__graph_from_json(json_t *root, unsigned flags, cask_graph_t **out, cask
         cask_task_spec_t spec = {
             .kernel = kernel, .inputs = inputs, .n_inputs = ni, .after = after, .n_after = na,
             .key = ft[i].key, .group = json_string_value(json_object_get(t, "group")),
+            .nbytes = (uint64_t)json_integer_value(json_object_get(t, "nbytes")),
         };
         if (!rc) {
             rc = cask__graph_add(g, &spec, cost ? json_number_value(cost) : NAN, &tid[i], err);
@@ -650,6 +656,9 @@ int cask_graph_write_json(const cask_graph_t *g, FILE *f, cask_error_t *err)
             }
         }
         if (!isnan(cask__cost_given(g, t)) && json_object_set_new(o, "cost", json_real(g->cost[t])))
+            goto out;
+        if (g->nbytes && g->nbytes[t] &&
+            json_object_set_new(o, "nbytes", json_integer((json_int_t)g->nbytes[t])))
             goto out;
         if (cask__group_id(g, t) &&
             json_object_set_new(o, "group", json_string(cask__strtab_get(&g->groups, g->group[t] - 1))))

@@ -4,6 +4,7 @@
 */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -101,9 +102,10 @@ static int parse_workers(const char *s, int *out)
     return 0;
 }
 
-int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *workers,
-                   cask_error_t *err)
+int cask__resolve(const cask_compute_opts_t *opts, cask__backend_t *out, int *workers,
+                  cask_error_t *err)
 {
+    cask_scheduler_t *s = &out->s;
     const char *name = opts->scheduler;
     if (!name || !*name)
         name = getenv("CASK_SCHEDULER");
@@ -120,7 +122,7 @@ int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *wor
                          opts->scheduler ? "" : " (from CASK_SCHEDULER)");
     if (b.missing)
         return cask__err(err, CASK_ENOSCHED, NULL, NULL, "%s", b.missing);
-    *s = b.s;
+    *out = b;
     if (opts->workers < 0)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "workers %d is negative", opts->workers);
     *workers = opts->workers;
@@ -143,6 +145,55 @@ int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *wor
             return k;
         *workers = k;
     }
+    return 0;
+}
+
+/* Parse a byte count: digits with an optional fraction, then nothing
+** (bytes), kB MB GB TB (powers of 1000; the B and case optional) or KiB
+** MiB GiB TiB (powers of 1024). */
+static int parse_bytes(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v >= 0) || (*s < '0' || *s > '9'))
+        return -1;
+    static const char units[] = "kmgt";
+    double scale = 1;
+    if (*end) {
+        const char *u = strchr(units, end[0] | 0x20);
+        if (!u)
+            return -1;
+        int k = (int)(u - units) + 1;
+        end++;
+        if (end[0] == 'i' && (end[1] == 'B' || end[1] == 'b')) {
+            scale = ldexp(1.0, 10 * k);
+            end += 2;
+        } else {
+            scale = pow(1000.0, k);
+            end += end[0] == 'B' || end[0] == 'b';
+        }
+        if (*end)
+            return -1;
+    }
+    v *= scale;
+    if (v >= 0x1p63)
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+/* The run's memory budget: opts', else $CASK_MEMORY_LIMIT, else none. */
+static int memory_limit(const cask_compute_opts_t *opts, size_t *budget, cask_error_t *err)
+{
+    *budget = opts->memory_limit;
+    const char *e = getenv("CASK_MEMORY_LIMIT");
+    if (*budget || !e || !*e)
+        return 0;
+    if (parse_bytes(e, budget))
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "CASK_MEMORY_LIMIT='%s' is not a byte count (such as 4000000, "
+                         "64MB or 1.5GiB)", e);
     return 0;
 }
 
@@ -199,9 +250,9 @@ int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     each_t e = { fn, udata };
     cask__hooks_t h = { .ctx = &e, .deliver = each_deliver, .release = true };
     static const cask_compute_opts_t defaults;
-    cask_scheduler_t s = { 0 };
+    cask__backend_t b;
     int w;
-    if (cask__resolve(opts ? opts : &defaults, &s, &w, err) || strcmp(s.name, "mpi"))
+    if (cask__resolve(opts ? opts : &defaults, &b, &w, err) || strcmp(b.s.name, "mpi"))
         return cask__compute(g, outs, n, opts, NULL, info, err, &h);
     /* "mpi": outputs made on other ranks reach rank 0 (every rank with
     ** CASK_ALL_RANKS) when the run ends, as cask_compute's results. */
@@ -244,12 +295,19 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     if (!opts)
         opts = &defaults;
 
-    cask_scheduler_t s = { 0 };
+    cask__backend_t b;
     cask_run_t r;
     memset(&r, 0, sizeof r);
-    int rc = cask__resolve(opts, &s, &r.workers, err);
+    int rc = cask__resolve(opts, &b, &r.workers, err);
+    if (!rc)
+        rc = memory_limit(opts, &r.budget, err);
+    if (!rc && r.budget && !b.budget)
+        rc = cask__err(err, CASK_EINVAL, NULL, NULL,
+                       "scheduler '%s' does not keep a memory budget (sync, threads and "
+                       "processes do)", b.s.name);
     if (rc)
         return rc;
+    const cask_scheduler_t s = b.s;
     if (info) {
         info->workers = r.workers;
         snprintf(info->scheduler, sizeof info->scheduler, "%s", s.name);
@@ -264,6 +322,10 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to order %u tasks", r.p.n);
     }
     r.g = g;
+    if (r.budget && (rc = cask__run_budget_check(&r, !results, err))) {
+        cask__plan_destroy(&r.p);
+        return rc;
+    }
     r.flags = opts->flags;
     r.cb = opts->callbacks;
     r.retries = opts->retries == 0 ? 1 : opts->retries < 0 ? 0 : opts->retries;
@@ -352,6 +414,7 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         info->tasks = r.p.n;
         info->wall_s = (double)(cask_now_ns() - t0) * 1e-9;
         info->peak_bytes = atomic_load(&r.peak);
+        info->memory_limit = r.budget;
         if (!rc && trace && !(info->trace = cask__trace_build(&r))) {
             for (size_t i = 0; i < n; i++)
                 cask_value_decref(&results[i]);

@@ -170,9 +170,9 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     int rc = cask__tasks_check(g, outs, n, "output", err);
     if (rc)
         return rc;
-    cask_scheduler_t s;
+    cask__backend_t b;
     int workers;
-    rc = cask__resolve(opts, &s, &workers, err);
+    rc = cask__resolve(opts, &b, &workers, err);
     if (rc)
         return rc;
     job_t *j = cask__calloc(1, sizeof *j);
@@ -187,7 +187,7 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         memcpy(j->outs, outs, n * sizeof *outs);
     j->n = n;
     j->opts = *opts;
-    snprintf(j->sched, sizeof j->sched, "%s", s.name); /* the name resolved now */
+    snprintf(j->sched, sizeof j->sched, "%s", b.s.name); /* the name resolved now */
     j->opts.scheduler = j->sched;
     j->opts.workers = workers;
     for (size_t i = 0; i < n; i++)

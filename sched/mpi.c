@@ -1248,7 +1248,8 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     return 0;
 }
 
-const cask__backend_t cask__backend_mpi = { { "mpi", mpi_run, NULL, 0 }, mpi_size, NULL };
+const cask__backend_t cask__backend_mpi = { { "mpi", mpi_run, NULL, 0 }, mpi_size, NULL,
+                                            false };
 
 #else /* no MPI in this build */
 
@@ -1266,6 +1267,6 @@ static int no_run(cask_run_t *r, void *udata, cask_error_t *err)
 const cask__backend_t cask__backend_mpi = {
     { "mpi", no_run, NULL, 0 }, NULL,
     "the mpi scheduler is not in this build: MPI (Debian's libopenmpi-dev) was not found "
-    "when cask was built" };
+    "when cask was built", false };
 
 #endif

@@ -360,7 +360,15 @@ static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
     cask_tid_t last = p->count ? p->ring[(p->head + p->count - 1) % MAX_DEPTH] : NONE;
     double ticks[MAX_DEPTH] = { 0 };
     int k = 0;
-    while (p->count + k < MAX_DEPTH) {
+    if (r->budget) { /* one task at a time, the first the budget admits */
+        if (first != NONE)
+            push(ps, first);
+        if (p->count || !cask__readyq_pop_admitted(&ps->q, r, ps->inflight > 0, &batch[0]))
+            return;
+        ps->sent[batch[0]] = (uint16_t)(i + 1);
+        k = 1;
+    }
+    while (!r->budget && p->count + k < MAX_DEPTH) {
         cask_tid_t next = first, f;
         bool queued = false;
         first = NONE;
@@ -458,8 +466,10 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     p->ticks[p->head] = 0;
     ps->inflight--;
     ps->sent[t] = 0;
-    if (a->rc == SKIPPED)
+    if (a->rc == SKIPPED) {
+        cask__run_unadmit(r, t);
         return;
+    }
     if (!a->rc && a->end > a->start) { /* learn the kernel's time */
         kstat_t *k = &ps->kstat[r->p.gv.kernel[r->p.task[t]]];
         double d = (double)(a->end - a->start);
@@ -491,7 +501,9 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     ps->buf[best] = ps->buf[--ps->nbuf];
     for (size_t j = 0; j < ps->nbuf; j++)
         push(ps, ps->buf[j]);
-    if (p->fd >= 0 && (!p->count || (short_ticks(ps, keep) >= 0 && p->count < MAX_DEPTH)) &&
+    if (r->budget) /* every task is admitted from the queue */
+        push(ps, keep);
+    else if (p->fd >= 0 && (!p->count || (short_ticks(ps, keep) >= 0 && p->count < MAX_DEPTH)) &&
         (!cask_readyq_peek(&ps->q, &top) || cask_run_priority(r, keep) >= cask_run_priority(r, top))) {
         if (p->keep != NONE) /* an earlier answer's: this one's inputs are warmer */
             push(ps, p->keep);
@@ -556,6 +568,7 @@ static void died(procs_t *ps, int i)
     for (int j = 0; j < p->count; j++) {
         cask_tid_t u = p->ring[(p->head + j) % MAX_DEPTH];
         ps->sent[u] = 0;
+        cask__run_unadmit(r, u);
         if (!atomic_load_explicit(&r->pending[u], memory_order_relaxed))
             push(ps, u);
     }
@@ -619,6 +632,10 @@ static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)
             if (atomic_load_explicit(&r->done, memory_order_relaxed) == n)
                 return 0;
             fill(ps);
+            if (!ps->inflight && r->budget && cask_readyq_size(&ps->q)) {
+                cask__run_stalled(r, &ps->q); /* nothing fits, nothing runs */
+                continue;
+            }
             if (!ps->inflight)
                 return cask__err(err, CASK_EWORKER, NULL, NULL,
                                  "no task is ready or running, yet %zu of %zu are not done",
@@ -722,4 +739,4 @@ out:
 }
 
 const cask__backend_t cask__backend_processes = { { "processes", procs_run, NULL, MAX_PROCS },
-                                                  NULL, NULL };
+                                                  NULL, NULL, true };

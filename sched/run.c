@@ -44,6 +44,12 @@ void cask__run_fail(cask_run_t *r, const cask_error_t *err)
     atomic_store(&r->stopped, true);
 }
 
+/* t's given output size (cask_task_spec_t.nbytes), or 0. */
+static inline uint64_t size_of(const cask_run_t *r, cask_tid_t t)
+{
+    return cask__view_nbytes(&r->p.gv, r->p.task[t]);
+}
+
 /* Account for b more (or fewer) bytes held by outputs. */
 static void add_bytes(cask_run_t *r, size_t b)
 {
@@ -154,6 +160,7 @@ int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t
         cask_error_t e;
         cask__err(&e, rc, cask__graph_key(g, gt), cask__kernel_name(g, gt), "%s", msg);
         cask__run_fail(r, &e);
+        cask__run_unadmit(r, t);
         return rc;
     }
     if (r->t_order) {
@@ -172,10 +179,22 @@ int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t
         if (at < r->t_cap)
             r->t_order[at] = t;
     }
-    r->val[t] = out;
     size_t b = cask__nbytes(&out);
+    if (r->budget && b > size_of(r, t) && size_of(r, t)) { /* the budget counted on it */
+        cask_error_t e;
+        cask__err(&e, CASK_ENOMEM, cask__graph_key(g, gt), cask__kernel_name(g, gt),
+                  "made %zu bytes, over the %llu its task was given (nbytes), which the "
+                  "memory budget counts on", b, (unsigned long long)size_of(r, t));
+        cask_value_decref(&out);
+        r->val[t] = cask_none(); /* processes: it was written there */
+        cask__run_fail(r, &e);
+        cask__run_unadmit(r, t);
+        return CASK_ENOMEM;
+    }
+    r->val[t] = out;
     if (b)
         add_bytes(r, b);
+    cask__run_unadmit(r, t); /* after the bytes are held: never both uncounted */
     if (r->t_bytes)
         r->t_bytes[t] = b;
     /* an output made on another MPI rank comes as CASK_NONE: delivered
@@ -344,4 +363,178 @@ int cask__run_refuse_opaque(const cask_run_t *r, const char *where, cask_error_t
                                  "(use the threads or sync scheduler)", i, where);
     }
     return 0;
+}
+
+/* ---------------------------------------------------------- memory budget */
+
+/* Whether t fits now: unsized, or its size beside what is held and
+** reserved is within the budget. */
+static bool fits(const cask_run_t *r, uint64_t size)
+{
+    if (!size)
+        return true;
+    size_t held = atomic_load_explicit(&r->bytes, memory_order_relaxed);
+    size_t res = atomic_load_explicit(&r->reserved, memory_order_relaxed);
+    return held <= r->budget && res <= r->budget - held && size <= r->budget - held - res;
+}
+
+bool cask__run_admit(cask_run_t *r, cask_tid_t t)
+{
+    if (!r->budget)
+        return true;
+    uint64_t size = size_of(r, t);
+    if (!fits(r, size))
+        return false;
+    atomic_fetch_add_explicit(&r->reserved, (size_t)size, memory_order_relaxed);
+    return true;
+}
+
+void cask__run_unadmit(cask_run_t *r, cask_tid_t t)
+{
+    uint64_t size = r->budget ? size_of(r, t) : 0;
+    if (size)
+        atomic_fetch_sub_explicit(&r->reserved, (size_t)size, memory_order_relaxed);
+}
+
+/* The lowest position queued after position i (SIZE_MAX: none), from the
+** bottom level up: the rest of i's word, else the next word with a bit set,
+** found through the level above. */
+static size_t next_pos(const cask_readyq_t *q, size_t i)
+{
+    int l = 0;
+    size_t at = i + 1;
+    for (;; l++) { /* climb until a level has a set bit at or after `at` */
+        if (l == q->levels)
+            return SIZE_MAX;
+        size_t words = l + 1 < q->levels ? q->off[l + 1] - q->off[l] : 1;
+        if ((at >> 6) < words) {
+            uint64_t w = q->bits[q->off[l] + (at >> 6)] & (~(uint64_t)0 << (at & 63));
+            if (w) {
+                at = (at & ~(size_t)63) | (size_t)__builtin_ctzll(w);
+                break;
+            }
+        }
+        at = (at >> 6) + 1;
+    }
+    while (l-- > 0) /* and down, lowest set bit each time */
+        at = at << 6 | (size_t)__builtin_ctzll(q->bits[q->off[l] + at]);
+    return at;
+}
+
+/* Take position i (queued) out of q. */
+static void take_pos(cask_readyq_t *q, size_t i)
+{
+    for (int l = 0; l < q->levels; l++, i >>= 6) {
+        uint64_t *w = &q->bits[q->off[l] + (i >> 6)];
+        if ((*w &= ~((uint64_t)1 << (i & 63))))
+            break;
+    }
+    q->size--;
+}
+
+/* Whether t, once run, lets go of at least as many bytes as it makes: it
+** is the last reader of inputs that size (by the given sizes). */
+static bool frees(const cask_run_t *r, cask_tid_t t)
+{
+    uint32_t gt = r->p.task[t];
+    uint64_t make = size_of(r, t), let_go = 0;
+    const cask_value_t *in = cask__view_inputs(&r->p.gv, gt);
+    for (size_t i = 0, k = cask__view_nargs(&r->p.gv, gt); i < k && let_go < make; i++) {
+        if (in[i].type != CASK_REF)
+            continue;
+        uint32_t u = r->p.pidx[cask__tix(in[i].u.task)];
+        if (atomic_load_explicit(&r->uses[u], memory_order_relaxed) == 1)
+            let_go += size_of(r, u);
+    }
+    return let_go >= make;
+}
+
+bool cask__readyq_pop_admitted(cask_readyq_t *q, cask_run_t *r, bool running, cask_tid_t *t)
+{
+    if (!r->budget)
+        return cask_readyq_pop(q, t);
+    if (!q->size)
+        return false;
+    /* The first in priority order if it fits; else the first that fits and
+    ** frees what it makes; else, when nothing runs that will free memory,
+    ** the first that fits at all. */
+    size_t first = first_pos(q), pick = SIZE_MAX, any = SIZE_MAX;
+    for (size_t i = first; i != SIZE_MAX; i = next_pos(q, i)) {
+        cask_tid_t u = r->p.bypos[i];
+        if (!fits(r, size_of(r, u)))
+            continue;
+        if (i == first || frees(r, u)) {
+            pick = i;
+            break;
+        }
+        if (any == SIZE_MAX)
+            any = i;
+    }
+    if (pick == SIZE_MAX && !running)
+        pick = any;
+    if (pick == SIZE_MAX || !cask__run_admit(r, r->p.bypos[pick])) /* admit: fits again */
+        return false;
+    *t = r->p.bypos[pick];
+    take_pos(q, pick);
+    return true;
+}
+
+int cask__run_budget_check(cask_run_t *r, bool released, cask_error_t *err)
+{
+    const cask_graph_t *g = r->g;
+    const cask__plan_t *p = &r->p;
+    uint32_t *mark = cask__big_calloc(p->n ? p->n : 1, sizeof *mark);
+    if (!mark)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to check the budget");
+    int rc = 0;
+    for (uint32_t t = 0; t < p->n && !rc; t++) {
+        uint32_t gt = p->task[t];
+        uint64_t out = cask__view_nbytes(&p->gv, gt), in = 0;
+        const cask_value_t *iv = cask__view_inputs(&p->gv, gt);
+        for (size_t i = 0, k = cask__view_nargs(&p->gv, gt); i < k; i++) {
+            if (iv[i].type != CASK_REF)
+                continue;
+            uint32_t u = p->pidx[cask__tix(iv[i].u.task)];
+            if (mark[u] != t + 1) {
+                mark[u] = t + 1;
+                in += cask__view_nbytes(&p->gv, p->task[u]);
+            }
+        }
+        if (out + in > r->budget)
+            rc = cask__err(err, CASK_ENOMEM, cask__graph_key(g, gt), cask__kernel_name(g, gt),
+                           "needs %llu bytes at once (its output %llu, its inputs %llu), over "
+                           "the memory budget of %zu bytes", (unsigned long long)(out + in),
+                           (unsigned long long)out, (unsigned long long)in, r->budget);
+    }
+    if (!rc && !released) {
+        uint64_t all = 0;
+        for (size_t i = 0; i < p->n_out; i++) {
+            uint32_t o = p->out[i];
+            if (mark[o] != UINT32_MAX) {
+                mark[o] = UINT32_MAX;
+                all += cask__view_nbytes(&p->gv, p->task[o]);
+            }
+        }
+        if (all > r->budget)
+            rc = cask__err(err, CASK_ENOMEM, NULL, NULL,
+                           "the %zu outputs asked for take %llu bytes, held until the compute "
+                           "ends, over the memory budget of %zu bytes (cask_compute_each takes "
+                           "them as they come)", p->n_out, (unsigned long long)all, r->budget);
+    }
+    cask__big_free(mark);
+    return rc;
+}
+
+void cask__run_stalled(cask_run_t *r, cask_readyq_t *q)
+{
+    cask_tid_t t;
+    if (!cask_readyq_peek(q, &t))
+        return;
+    size_t held = atomic_load(&r->bytes);
+    cask_error_t e;
+    cask__err(&e, CASK_ENOMEM, cask_run_key(r, t), cask__kernel_name(r->g, r->p.task[t]),
+              "the memory budget of %zu bytes is too small for this graph: %zu bytes of "
+              "outputs are held for tasks still to run, and no ready task fits beside them "
+              "(this one makes %llu)", r->budget, held, (unsigned long long)size_of(r, t));
+    cask__run_fail(r, &e);
 }

@@ -57,6 +57,9 @@ struct cask_run {
     uint32_t *out_first;           /* with hooks: first output index of each task, */
     uint32_t *out_next;            /* and the next output index of the same task */
     uint8_t  *delivered;           /* with hooks: 1 once output i was handed over */
+    size_t    budget;              /* bytes live outputs may take; 0: no budget */
+    atomic_size_t reserved;        /* with a budget: the sizes of tasks admitted
+                                      and not yet ended */
 };
 
 /* A value moved to another worker: task t's output, received on trace row
@@ -103,9 +106,37 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                   const cask_compute_opts_t *opts, cask_value_t *results,
                   cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks);
 
-/* The scheduler and worker count opts asks for (or the environment). */
-int cask__resolve(const cask_compute_opts_t *opts, cask_scheduler_t *s, int *workers,
+struct cask__backend;
+/* The back-end and worker count opts asks for (or the environment). */
+int cask__resolve(const cask_compute_opts_t *opts, struct cask__backend *b, int *workers,
                   cask_error_t *err);
+
+/* The memory budget (cask_compute_opts_t.memory_limit): a task may start
+** only when its output size (cask_task_spec_t.nbytes; unsized: 0) fits
+** beside the bytes held by live outputs and the sizes of the tasks running.
+** Back-ends that keep one take ready tasks with cask__readyq_pop_admitted
+** (or cask__run_admit each task before it starts) and never start a task
+** that was not admitted; cask__run_post gives the reservation back. */
+bool cask__run_admit(cask_run_t *r, cask_tid_t t);
+/* Give back t's reservation: t was admitted and will not run (skipped,
+** or requeued after its worker died). cask__run_post does it for a task
+** that ran. */
+void cask__run_unadmit(cask_run_t *r, cask_tid_t t);
+/* Take out of q and admit the task to start next (with no budget, the
+** first in priority order): the first if it fits the budget; else the
+** first that fits and, as the last reader of its inputs, frees at least
+** what it makes (consumers before producers); else, unless tasks are
+** running (which will free memory: wait for them), the first that fits.
+** False when none is to start now. */
+bool cask__readyq_pop_admitted(cask_readyq_t *q, cask_run_t *r, bool running, cask_tid_t *t);
+/* Before anything runs (r->g and r->budget set): CASK_ENOMEM naming a task
+** that alone needs more than the budget (its output and its inputs, by
+** their given sizes), or, when the outputs asked for are held to the end
+** (not released), their sizes together when over it; else 0. */
+int cask__run_budget_check(cask_run_t *r, bool released, cask_error_t *err);
+/* Fail r with CASK_ENOMEM: nothing runs and no ready task of q fits the
+** budget beside the outputs held for the tasks still to run. */
+void cask__run_stalled(cask_run_t *r, cask_readyq_t *q);
 
 
 /* cask_run_exec in three steps, for back-ends that run kernels elsewhere.
@@ -151,6 +182,9 @@ typedef struct cask__backend {
     int (*workers)(cask_error_t *err);
     /* Why it cannot run in this build (mpi without MPI), or NULL. */
     const char *missing;
+    /* It keeps a memory budget (cask__run_admit); else a compute with one
+    ** is refused. */
+    bool budget;
 } cask__backend_t;
 
 /* The built-in back-ends (sched/sync.c, threads.c, processes.c, mpi.c). */

@@ -9,6 +9,9 @@
 ** task is placed at that instant, and all tasks ending at the same
 ** instant complete before any placement, so the schedule is the textbook
 ** list schedule. FIFO, LIFO and random orders are there for comparison.
+** Memory is played too, from the tasks' given output sizes: an output is
+** held from its task's end to the end of its last reader (to the end for
+** an output asked for), and a memory budget admits tasks as a run does.
 */
 #include <math.h>
 #include <string.h>
@@ -97,6 +100,31 @@ static bool ready_pop(ready_t *r, uint32_t *t)
     return true;
 }
 
+/* Task t has ended: its given output size is held (and its reservation
+** given back), and each input it was the last to read is let go, as a run
+** does with the real sizes. */
+static void held(cask_run_t *r, uint32_t t)
+{
+    const cask__gview_t *gv = &r->p.gv;
+    uint32_t gt = r->p.task[t];
+    size_t b = (size_t)cask__view_nbytes(gv, gt);
+    size_t now = atomic_load(&r->bytes) + b;
+    atomic_store(&r->bytes, now);
+    if (now > atomic_load(&r->peak))
+        atomic_store(&r->peak, now);
+    cask__run_unadmit(r, t);
+    const cask_value_t *in = cask__view_inputs(gv, gt);
+    for (size_t i = 0, k = cask__view_nargs(gv, gt); i < k; i++) {
+        if (in[i].type != CASK_REF)
+            continue;
+        uint32_t u = r->p.pidx[cask__tix(in[i].u.task)];
+        if (atomic_fetch_sub(&r->uses[u], 1) == 1)
+            atomic_fetch_sub(&r->bytes, (size_t)cask__view_nbytes(gv, r->p.task[u]));
+    }
+    if (!r->p.nuse[t]) /* nobody reads it */
+        atomic_fetch_sub(&r->bytes, b);
+}
+
 void cask_sim_result_destroy(cask_sim_result_t *res)
 {
     if (!res)
@@ -160,6 +188,9 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
         outs = all;
         n_outs = size;
     }
+    if (opts->memory_limit && opts->policy != CASK_SIM_PRIORITY)
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "a memory budget is kept in the priority order only");
     cask_run_t r;
     memset(&r, 0, sizeof r);
     int rc = n_outs ? cask__plan_build(g, outs, n_outs, 0, &r.p, err) : 0;
@@ -168,16 +199,22 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
         return rc;
     r.g = g;
     r.workers = P;
+    r.budget = opts->memory_limit;
+    if (r.budget && (rc = cask__run_budget_check(&r, false, err))) {
+        cask__plan_destroy(&r.p);
+        return rc;
+    }
     size_t n = r.p.n;
     double *d = cask__malloc((n ? n : 1) * sizeof *d);
     uint32_t *pend = cask__malloc((n ? n : 1) * sizeof *pend);
+    r.uses = cask__malloc((n ? n : 1) * sizeof *r.uses); /* the budget reads them */
     int32_t *wk = cask__malloc((n ? n : 1) * sizeof *wk);
     uint64_t *st = cask__malloc((n ? n : 1) * sizeof *st), *en = cask__malloc((n ? n : 1) * sizeof *en);
     running_t *heap = cask__malloc((size_t)P * sizeof *heap);
     running_t *freew = cask__malloc((size_t)P * sizeof *freew); /* free workers */
     ready_t q = { .policy = opts->policy, .rng = opts->seed * 2 + 1 };
     rc = CASK_ENOMEM;
-    if (!d || !pend || !wk || !st || !en || !heap || !freew ||
+    if (!d || !pend || !r.uses || !wk || !st || !en || !heap || !freew ||
         (q.policy != CASK_SIM_PRIORITY && !(q.a = cask__malloc((n ? n : 1) * sizeof *q.a))) ||
         !(res->idle = cask__calloc((size_t)P, sizeof *res->idle)) ||
         !(res->tail = cask__calloc((size_t)P, sizeof *res->tail)))
@@ -202,6 +239,7 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
         work += d[v];
         span = r.p.rank[v] > span && !r.p.npred[v] ? r.p.rank[v] : span;
         pend[v] = r.p.npred[v];
+        atomic_init(&r.uses[v], r.p.nuse[v]);
     }
     rc = 0;
     for (size_t i = 0; i < r.p.n_sources && !rc; i++)
@@ -212,11 +250,18 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
     double now = 0;
     while (!rc && done < n) {
         uint32_t t;
-        while (nfree && ready_pop(&q, &t)) { /* place what is ready */
+        while (nfree && (r.budget ? cask__readyq_pop_admitted(&q.q, &r, nrun > 0, &t)
+                                  : ready_pop(&q, &t))) { /* place what is ready */
             int w = run_pop(freew, &nfree).worker;
             wk[t] = w;
             st[t] = (uint64_t)llround(now * 1e9);
             run_push(heap, &nrun, (running_t){ now + d[t], t, w });
+        }
+        if (!nrun && r.budget) { /* nothing fits the budget, nothing runs */
+            cask__run_stalled(&r, &q.q);
+            *(err ? err : &r.err) = r.err;
+            rc = r.err.code;
+            break;
         }
         if (!nrun) { /* cannot happen in a DAG: something is always ready or running */
             rc = cask__err(err, CASK_EINVAL, NULL, NULL, "the simulation stalled");
@@ -228,6 +273,7 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
             en[x.task] = (uint64_t)llround(now * 1e9);
             run_push(freew, &nfree, (running_t){ 0, 0, x.worker });
             done++;
+            held(&r, x.task); /* its output is held, inputs it was last to read go */
             for (uint32_t e = r.p.succ_off[x.task]; e < r.p.succ_off[x.task + 1] && !rc; e++)
                 if (--pend[r.p.succ[e]] == 0)
                     rc = ready_push(&q, r.p.succ[e]);
@@ -246,6 +292,7 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
     res->lower_bound = work / P > span ? work / P : span;
     res->speedup = now > 0 ? work / now : 0;
     res->efficiency = res->speedup / P;
+    res->peak_bytes = atomic_load(&r.peak);
     cask_trace_idle(res->trace, res->idle, res->tail, NULL);
     for (int w = 0; w < P; w++)
         res->releasable += res->tail[w];
@@ -259,6 +306,7 @@ out:
     cask__free(q.a);
     cask__free(d);
     cask__free(pend);
+    cask__free((void *)r.uses);
     cask__free(wk);
     cask__free(st);
     cask__free(en);

@@ -1,6 +1,7 @@
 /*
 ** sched/sync.c: the sync scheduler: every task on the calling thread, in
-** priority order. Deterministic; the reference for results and speedup.
+** priority order (with a memory budget, the first task in that order that
+** fits it). Deterministic; the reference for results and speedup.
 */
 #include "sched.h"
 
@@ -26,15 +27,17 @@ static int sync_run(cask_run_t *r, void *udata, cask_error_t *err)
     for (size_t i = 0; i < n && !c.rc; i++)
         on_ready(&c, src[i]);
     cask_tid_t t;
-    while (!c.rc && !cask_run_stopped(r) && cask_readyq_pop(&c.q, &t)) {
+    while (!c.rc && !cask_run_stopped(r) && cask__readyq_pop_admitted(&c.q, r, false, &t)) {
         if (cask_run_exec(r, t, 0))
             break;
         cask_run_complete(r, t, on_ready, &c);
     }
+    if (!c.rc && !cask_run_stopped(r)) /* tasks ready, none fits the budget */
+        cask__run_stalled(r, &c.q);
     cask_readyq_destroy(&c.q);
     if (c.rc)
         return cask__err(err, c.rc, NULL, NULL, "no memory for the ready queue");
     return 0;
 }
 
-const cask__backend_t cask__backend_sync = { { "sync", sync_run, NULL, 1 }, NULL, NULL };
+const cask__backend_t cask__backend_sync = { { "sync", sync_run, NULL, 1 }, NULL, NULL, true };

@@ -17,6 +17,8 @@
 ** lock costs more than the tasks. Completions are added to the run's count
 ** in batches too, and the tasks a worker hands the queue are pushed in one
 ** locked visit. Idle workers sleep on a condition variable; nobody spins.
+** A compute with a memory budget runs work_budget instead: one task at a
+** time from the queue, each admitted by the budget.
 */
 #include <math.h>
 #include <pthread.h>
@@ -40,6 +42,7 @@ typedef struct pool {
     _Atomic double  top;       /* priority of q's first task; -1 when empty */
     atomic_int      nomem;     /* a push failed */
     size_t          n;         /* tasks in the run */
+    int             running;   /* with a budget: tasks admitted, not completed */
 } pool_t;
 
 typedef struct worker {
@@ -293,6 +296,52 @@ static void *work(void *arg)
     return NULL;
 }
 
+/*
+** With a memory budget, every task goes through the queue under the lock:
+** a worker takes the first task in priority order that the budget admits,
+** and puts the successors it readies back. When nothing fits it sleeps
+** until a task completes (outputs freed); when nothing fits and nothing
+** runs, the graph cannot be run within the budget and the run fails.
+*/
+static void *work_budget(void *arg)
+{
+    worker_t *w = arg;
+    pool_t *p = w->p;
+    cask_run_t *r = p->r;
+    cask_tid_t t;
+    pthread_mutex_lock(&p->lock);
+    while (!atomic_load(&p->over) && !cask_run_stopped(r)) {
+        if (!cask__readyq_pop_admitted(&p->q, r, p->running > 0, &t)) {
+            if (!p->running) { /* nobody will free anything */
+                if (cask_readyq_size(&p->q))
+                    cask__run_stalled(r, &p->q);
+                break;
+            }
+            pthread_cond_wait(&p->wake, &p->lock);
+            continue;
+        }
+        p->running++;
+        pthread_mutex_unlock(&p->lock);
+        w->nbuf = 0;
+        int rc = cask_run_exec(r, t, w->id);
+        if (!rc)
+            cask_run_complete(r, t, collect, w);
+        pthread_mutex_lock(&p->lock);
+        p->running--;
+        for (size_t i = 0; !rc && i < w->nbuf; i++)
+            push(p, w->buf[i]);
+        if (atomic_load(&p->nomem))
+            break;
+        if (atomic_load(&r->done) == p->n)
+            atomic_store(&p->over, true);
+        pthread_cond_broadcast(&p->wake); /* memory freed, tasks readied, or the end */
+    }
+    atomic_store(&p->over, true);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
 static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
 {
     (void)udata;
@@ -325,7 +374,7 @@ static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
     publish_top(&p);
     for (int i = 0; i < nw; i++) {
         wa[i] = (worker_t){ .p = &p, .id = i };
-        if (pthread_create(&tid[i], NULL, work, &wa[i])) {
+        if (pthread_create(&tid[i], NULL, r->budget ? work_budget : work, &wa[i])) {
             rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start worker thread %d", i);
             finish(&p);
             break;
@@ -347,4 +396,5 @@ out:
     return rc;
 }
 
-const cask__backend_t cask__backend_threads = { { "threads", threads_run, NULL, 0 }, NULL, NULL };
+const cask__backend_t cask__backend_threads = { { "threads", threads_run, NULL, 0 }, NULL, NULL,
+                                                true };

@@ -403,8 +403,9 @@ CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
 ** consumers have run. How many blocks are alive at once depends on the
 ** order tasks run in (cask/sched.h): a sum, a rechunk and sum, or
 ** (x + x.T).sum() over a 16 MB file in 64 blocks holds one to four blocks
-** at its peak on sync, threads and processes, but no bound on a compute's
-** memory is promised yet.
+** at its peak on sync, threads and processes; a memory budget
+** (cask_compute_opts_t.memory_limit) bounds it, every block task carrying
+** its size.
 ** Formats and chunks as cask_array_load_npy; every scheduler reads the
 ** file by its path, so worker processes and MPI ranks must see the same
 ** file there.

@@ -125,6 +125,10 @@ typedef struct cask_task_spec {
     uint64_t    index;         /* INDEX of a generated key */
     double      cost;          /* estimated seconds; 0: the kernel's estimate */
     const char *group;         /* group; NULL: the key without its "-INDEX" */
+    uint64_t    nbytes;        /* bytes of the output, at most (payload as
+                                  cask_value_nbytes counts it); 0: not known.
+                                  A memory budget (cask_compute_opts_t)
+                                  holds back tasks by these sizes. */
 } cask_task_spec_t;
 
 /* Longest key, in bytes, without the NUL. */
@@ -201,6 +205,10 @@ CASK_API int cask_graph_group(const cask_graph_t *g, cask_task_t t,
 ** NaN for a t not in g. */
 CASK_API double cask_graph_cost(const cask_graph_t *g, cask_task_t t);
 
+/* The output size t was given (cask_task_spec_t.nbytes); 0 when none was,
+** or for a t not in g. */
+CASK_API uint64_t cask_graph_nbytes(const cask_graph_t *g, cask_task_t t);
+
 /*
 ** t's inputs (borrowed until g changes or is freed) in *inputs and their
 ** number in *n; refs are CASK_REF values holding tasks of g. Returns 0, or
@@ -240,7 +248,8 @@ enum {
 ** Read a graph in the cask-graph JSON format (docs/FORMAT.md):
 **   {"format": "cask-graph", "version": 1,
 **    "tasks": [{"key": K, "kernel": NAME, "inputs": [{"ref": K2} | literal, ...],
-**               "after": [K3, ...], "cost": SECONDS, "group": G}, ...],
+**               "after": [K3, ...], "cost": SECONDS, "nbytes": BYTES,
+**               "group": G}, ...],
 **    "outputs": [K, ...]}
 ** Tasks may come in any order. On success stores a new graph in *out (free
 ** it with cask_graph_decref) with its outputs recorded; on failure *out is

@@ -137,6 +137,9 @@ typedef struct cask_compute_opts {
     const cask_callbacks_t *callbacks; /* borrowed for the compute; NULL: none */
     int         retries;    /* "processes": reruns of a task whose worker process
                                died; 0: the default (1); CASK_NO_RETRY: none */
+    size_t      memory_limit; /* a budget: the most bytes live task outputs may
+                               take at once; 0: $CASK_MEMORY_LIMIT (bytes, or
+                               such as 64MB, 1.5GiB), else none. See below. */
 } cask_compute_opts_t;
 
 #define CASK_NO_RETRY (-1)
@@ -148,6 +151,7 @@ typedef struct cask_compute_info {
     double wall_s;           /* wall time of the compute, seconds */
     size_t peak_bytes;       /* most bytes held at once by live task outputs
                                 (a block two outputs share counts twice) */
+    size_t memory_limit;     /* the memory budget the compute kept; 0: none */
     char   scheduler[32];    /* the scheduler's name */
     cask_trace_t *trace;     /* new (cask_trace_free) if CASK_TRACE, else NULL */
 } cask_compute_info_t;
@@ -167,6 +171,26 @@ typedef struct cask_compute_info {
 ** what the scheduler reports.
 ** Threads: several computes may run at once, on different graphs or on the
 ** same graph (read-only). Cost: O(tasks + edges) plus the kernels.
+**
+** A memory budget (opts->memory_limit, else $CASK_MEMORY_LIMIT) bounds the
+** bytes of live task outputs by the sizes tasks were given
+** (cask_task_spec_t.nbytes; every array block task has its own). A task
+** starts only when its size fits beside the outputs held and the sizes of
+** the tasks running: the first ready task in priority order if it fits,
+** else the first that fits and, as the last reader of its inputs, frees
+** at least what it makes; a producer that does not free waits while tasks
+** run (they free memory), and starts only when nothing runs. Before any
+** task runs, the compute fails with CASK_ENOMEM naming a task whose output
+** and inputs together exceed the budget, or when the outputs asked for
+** (held to the end; not with cask_compute_each) together do. While it
+** runs, it fails with CASK_ENOMEM, never going over, when nothing runs and
+** no ready task fits (the outputs held for tasks still to run leave no
+** room: the budget is too small for this graph in this order), and when a
+** sized task makes more than its size. So peak_bytes stays within the
+** budget when every task is sized; an unsized task is never held back and
+** its output counts once made. Kept by "sync", "threads" and "processes"
+** (which then run one task per worker at a time, each admitted from the
+** queue); "mpi" and user schedulers refuse a budget (CASK_EINVAL).
 */
 CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                           const cask_compute_opts_t *opts, cask_value_t *results,
@@ -219,6 +243,9 @@ typedef struct cask_sim_opts {
     const cask_trace_t *durations;/* a recorded trace whose durations (by key)
                                      replace the cost estimates, ranks too;
                                      NULL: the estimates (cask_graph_cost) */
+    size_t             memory_limit; /* a budget as cask_compute's, from the
+                                     given output sizes (CASK_SIM_PRIORITY
+                                     only); 0: none */
 } cask_sim_opts_t;
 
 /* What a simulation found. Times in seconds. */
@@ -233,6 +260,8 @@ typedef struct cask_sim_result {
     double *idle;         /* per worker: seconds idle before the makespan */
     double *tail;         /* per worker: seconds from its last task to the end */
     double  releasable;   /* the sum of the tails */
+    size_t  peak_bytes;   /* most bytes live outputs held at once, by their
+                             given sizes (cask_task_spec_t.nbytes) */
     cask_trace_t *trace;  /* the schedule, as a run's trace (bytes 0) */
 } cask_sim_result_t;
 

@@ -1658,6 +1658,22 @@ static void test_order_memory(void **state)
             if (info.peak_bytes > most[i])
                 fail_msg("%s, reduction %d: %zu bytes alive at the peak, over %zu", scheds[k], i,
                          info.peak_bytes, most[i]);
+            /* with a budget: the sums in 3 blocks (4 after a rechunk); the
+            ** anomaly needs a column of 8 blocks held for its mean */
+            const size_t budget[4] = { 3 * blk, 6 * blk, 3 * sq, 2 * blk };
+            double again[2048];
+            o.memory_limit = budget[i];
+            int rc = cask_array_compute(&r[i], 1, &o, (void *[]){ again }, &info, &err);
+            if (i < 3) {
+                assert_ok(rc, &err);
+                assert_memory_equal(again, out, sizeof(double));
+            } else {
+                assert_int_equal(rc, CASK_ENOMEM);
+                assert_non_null(strstr(err.message, "too small for this graph"));
+            }
+            if (info.peak_bytes > budget[i])
+                fail_msg("%s, reduction %d: %zu bytes alive, over the budget of %zu", scheds[k],
+                         i, info.peak_bytes, budget[i]);
             cask_array_decref(r[i]);
         }
         for (int i = 0; i < 5; i++)
@@ -1683,6 +1699,17 @@ static void test_order_memory(void **state)
                 fail_msg("%s: element %zu placed %d times", scheds[k], i, pl.seen[i]);
         assert_memory_equal(whole, ref, 1024 * 2048 * sizeof *ref);
         assert_true(info.peak_bytes <= 8 * blk);
+        /* within a budget of two blocks */
+        memset(whole, 0, 1024 * 2048 * sizeof *whole);
+        o.memory_limit = 2 * blk;
+        assert_ok(cask_array_compute(&x, 1, &o, (void *[]){ whole }, &info, &err), &err);
+        assert_memory_equal(whole, ref, 1024 * 2048 * sizeof *ref);
+        assert_true(info.peak_bytes <= 2 * blk);
+        o.memory_limit = blk - 1; /* a block alone is over it: refused before it starts */
+        assert_int_equal(cask_array_compute(&x, 1, &o, (void *[]){ whole }, &info, &err),
+                         CASK_ENOMEM);
+        assert_non_null(strstr(err.message, "over the memory budget"));
+        o.memory_limit = 0;
         assert_int_equal(cask_array_compute_blocks(x, &o, NULL, NULL, NULL, &err), CASK_EINVAL);
         free(pl.seen);
         free(whole);

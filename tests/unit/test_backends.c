@@ -9,11 +9,6 @@
 
 /* The back-ends under test. ThreadSanitizer does not follow forked
 ** workers, so its build checks threads alone. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define NO_FORK 1
-#endif
-#endif
 #ifdef NO_FORK
 static const char *const backends[] = { "threads" };
 #else

@@ -266,6 +266,34 @@ static void test_analysis_commands(void **state)
     unlink("/tmp/cask-cli-run.svg");
 }
 
+/* cask run --memory-limit: a task bigger than the budget is refused before
+** it runs; a bad byte count is a usage error; the budget is in the stats. */
+static void test_run_memory_limit(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/cask-cli-budget-XXXXXX", args[512];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char graph[] =
+        "{\"format\": \"cask-graph\", \"version\": 1, \"tasks\": ["
+        "{\"key\": \"producer\", \"kernel\": \"cask.add\", \"inputs\": [1, 2], \"nbytes\": 500},"
+        "{\"key\": \"sum\", \"kernel\": \"cask.add\", \"inputs\": [{\"ref\": \"producer\"}, 3]}]}";
+    assert_int_equal(write(fd, graph, sizeof graph - 1), (ssize_t)(sizeof graph - 1));
+    close(fd);
+    snprintf(args, sizeof args, "run %s --memory-limit 100", path);
+    assert_int_equal(run(args), 1);
+    if (!strstr(errtxt, "needs 500 bytes at once") || !strstr(errtxt, "(task producer)"))
+        fail_msg("stderr: %s", errtxt);
+    snprintf(args, sizeof args, "run %s --memory-limit lots", path);
+    assert_int_equal(run(args), 2);
+    assert_non_null(strstr(errtxt, "not a byte count"));
+    snprintf(args, sizeof args, "run %s -m 1MB --json", path);
+    assert_int_equal(run(args), 0);
+    if (!strstr(out, "\"memory_limit\": 1000000") || !strstr(out, "\"sum\": 6"))
+        fail_msg("stdout: %s", out);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_crash_kernel),
         cmocka_unit_test(test_processes_retries),
         cmocka_unit_test(test_analysis_commands),
+        cmocka_unit_test(test_run_memory_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

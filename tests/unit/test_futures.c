@@ -6,11 +6,6 @@
 
 #include "testutil.h"
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define NO_FORK 1
-#endif
-#endif
 
 static int setup(void **state)
 {

@@ -140,7 +140,7 @@ static void test_round_trip(void **state)
     t[4] = CASK_DELAYED(g, "cask.const", &err, cask_double(-INFINITY));
     cask_task_spec_t spec = { .kernel = "cask.add", .inputs = (cask_value_t[]){ cask_ref(t[3]) },
                               .n_inputs = 1, .after = &t[0], .n_after = 1, .cost = 0.25,
-                              .group = "last" };
+                              .group = "last", .nbytes = 123456789012 };
     assert_ok(cask_graph_add(g, &spec, &t[5], &err), &err);
     cask_value_decref(&s);
     cask_value_decref(&b);
@@ -162,6 +162,7 @@ static void test_round_trip(void **state)
         assert_int_not_equal(j, CASK_NO_TASK);
         assert_string_equal(cask_graph_kernel(h, j), cask_graph_kernel(g, i));
         assert_true(cask_graph_cost(h, j) == cask_graph_cost(g, i));
+        assert_int_equal(cask_graph_nbytes(h, j), x == 5 ? 123456789012 : 0);
     }
     size_t n;
     const cask_task_t *outs = cask_graph_outputs(h, &n);

@@ -17,6 +17,14 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+/* ThreadSanitizer does not follow forked workers: its builds test threads
+** alone. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NO_FORK 1
+#endif
+#endif
+
 #include <cask/cask.h>
 
 /* Assert that rc is 0, printing err's message if not. */

@@ -32,7 +32,7 @@ LD        ?= ld
 # Debian packages the build, the tests, the demo and the bench need.
 DEB_PKGS := build-essential pkg-config libjansson-dev libigraph-dev libzip-dev libcmocka-dev \
             graphviz librsvg2-bin libxml2-utils python3-numpy python3-dask libopenblas-dev clang \
-            libclang-rt-14-dev binutils libopenmpi-dev openmpi-bin
+            libclang-rt-14-dev binutils libopenmpi-dev openmpi-bin libhdf5-dev python3-h5py
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS    ?= -O2 -g
@@ -57,6 +57,9 @@ ifndef NOPROBE
 BLAS_CFLAGS   := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS     := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 IGRAPH_CFLAGS := $(shell pkg-config --cflags igraph 2>/dev/null)
+# HDF5 (Debian's libhdf5-dev: the serial, thread-safe build) for HDF5 datasets.
+HDF5_CFLAGS   := $(shell pkg-config --cflags hdf5-serial 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS     := $(shell pkg-config --libs hdf5-serial 2>/dev/null || echo -lhdf5_serial)
 # MPI (Debian's OpenMPI) for the mpi scheduler, when mpicc is there.
 MPI_CFLAGS    := $(shell mpicc --showme:compile 2>/dev/null)
 MPI_LIBS      := $(shell mpicc --showme:link 2>/dev/null)
@@ -65,11 +68,11 @@ ifneq ($(MPI_LIBS),)
 MPI_CFLAGS += -DCASK_HAVE_MPI
 HAVE_MPI := 1
 endif
-LIBS := $(DEP_LIBS) $(BLAS_LIBS) $(MPI_LIBS) -lpthread -lm
+LIBS := $(DEP_LIBS) $(HDF5_LIBS) $(BLAS_LIBS) $(MPI_LIBS) -lpthread -lm
 
 # Everything a build depends on, one line per setting; rewritten only when
 # it changes, so its date says when the configuration last changed.
-CONFIG := CC=$(CC) $(shell $(CC) -dumpfullversion 2>/dev/null)|CFLAGS=$(CFLAGS)|SAN=$(SAN)|BLAS=$(BLAS_CFLAGS) $(BLAS_LIBS)|IGRAPH=$(IGRAPH_CFLAGS)|MPI=$(MPI_CFLAGS) $(MPI_LIBS)|LIBS=$(LIBS)
+CONFIG := CC=$(CC) $(shell $(CC) -dumpfullversion 2>/dev/null)|CFLAGS=$(CFLAGS)|SAN=$(SAN)|BLAS=$(BLAS_CFLAGS) $(BLAS_LIBS)|IGRAPH=$(IGRAPH_CFLAGS)|HDF5=$(HDF5_CFLAGS) $(HDF5_LIBS)|MPI=$(MPI_CFLAGS) $(MPI_LIBS)|LIBS=$(LIBS)
 ifneq ($(file < $(BUILD)/config),$(subst |,$(newline),$(CONFIG)))
 $(shell mkdir -p $(BUILD))
 $(file > $(BUILD)/config,$(subst |,$(newline),$(CONFIG)))
@@ -77,7 +80,7 @@ endif
 endif
 
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -fPIC -Iinclude $(BLAS_CFLAGS) \
-             $(IGRAPH_CFLAGS) $(MPI_CFLAGS) -pthread -MMD -MP
+             $(IGRAPH_CFLAGS) $(HDF5_CFLAGS) $(MPI_CFLAGS) -pthread -MMD -MP
 
 LIB_SRC := $(wildcard graph/*.c sched/*.c collections/*.c viz/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -198,7 +201,7 @@ test-asan-run:
 
 # ThreadSanitizer on the tests that run tasks on several threads.
 # The hardening test's stress part runs 100,000 tasks here.
-TSAN_TESTS := test_backends test_sync test_futures test_hardening test_budget
+TSAN_TESTS := test_backends test_sync test_futures test_hardening test_budget test_hdf5
 test-tsan-run:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan CC=clang SAN="-fsanitize=thread" \
 	  CFLAGS="-O1 -g" $(addprefix $(BUILD)/tsan/tests/,$(TSAN_TESTS))

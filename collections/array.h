@@ -398,6 +398,9 @@ void cask__register_collections(void);
 void cask__ar_register_reduce(void);
 void cask__ar_register_gather(void);
 void cask__ar_register_npy(void);
+/* The cost estimate of a block read from a file: a millisecond. */
+double cask__ar_cost_read(const cask_value_t *args, size_t n);
+void cask__ar_register_hdf5(void);
 void cask__ar_register_matmul(void);
 
 #endif /* CASK__ARRAY_H */

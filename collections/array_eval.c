@@ -668,5 +668,6 @@ void cask__register_collections(void)
     cask__ar_register_matmul();
     cask__ar_register_gather();
     cask__ar_register_npy();
+    cask__ar_register_hdf5();
 }
 

@@ -486,7 +486,7 @@ fail:
     return NULL;
 }
 
-static double cost_npy_read(const cask_value_t *args, size_t n)
+double cask__ar_cost_read(const cask_value_t *args, size_t n)
 {
     (void)args;
     (void)n;
@@ -495,6 +495,6 @@ static double cost_npy_read(const cask_value_t *args, size_t n)
 
 void cask__ar_register_npy(void)
 {
-    static const cask_kernel_opts_t o = { .cost_fn = cost_npy_read };
+    static const cask_kernel_opts_t o = { .cost_fn = cask__ar_cost_read };
     cask__kernel_register("cask.array.npy_read", k_npy_read, &o, NULL);
 }

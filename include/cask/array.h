@@ -397,8 +397,8 @@ CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
 
 /*
 ** An array over the .npy file at path, read lazily: opening reads the
-** header alone, and each block's task (group "npy") reads that block's
-** region of the file with pread when it runs, so nothing is read or
+** header alone, and each block's task (key npy-TOKEN-INDEX) reads that
+** block's region of the file with pread when it runs, so nothing is read or
 ** copied while the expression is built and a block lives only until its
 ** consumers have run. How many blocks are alive at once depends on the
 ** order tasks run in (cask/sched.h): a sum, a rechunk and sum, or
@@ -419,6 +419,51 @@ CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
 */
 CASK_API cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path,
                                            const int64_t *chunks, cask_error_t *err);
+
+/* ---------------------------------------------------------- HDF5 datasets */
+
+/*
+** An array over dataset `dataset` ("/x", "/group/x") of the HDF5 file at
+** path, read lazily through the HDF5 library: opening reads the dataset's
+** type, extents and chunking, and each block's task (key
+** hdf5-TOKEN-INDEX) reads that block's hyperslab when it runs. chunks
+** NULL: the dataset's own
+** chunking when it is chunked, else picked as for any array.
+** Types: signed integers of 1 to 8 bytes and unsigned ones of 1 to 4 are
+** read as int64; floats of 8 and 4 bytes as float64 and float32; h5py's
+** bool (an enum FALSE = 0, TRUE = 1 over one byte) as bool. Strings,
+** compound values, unsigned 64-bit integers and the rest are refused with
+** CASK_ETYPE naming the type.
+** The dataset must not change while the array is used: each read reopens
+** it and checks its type and extents, and one that changed fails that task
+** with CASK_EKERNEL naming the file and dataset; values changed in place
+** are not detected. Every scheduler reads the file by its path.
+** Errors, each naming the file: CASK_EIO (no such file, not a regular
+** file, not HDF5, no such dataset, more axes than CASK_MAX_NDIM),
+** CASK_ETYPE, CASK_EINVAL (bad chunks), CASK_ENOMEM.
+*/
+CASK_API cask_array_t *cask_array_open_hdf5(cask_graph_t *g, const char *path,
+                                            const char *dataset, const int64_t *chunks,
+                                            cask_error_t *err);
+
+/*
+** Compute a (opts as cask_compute; NULL for the defaults) into dataset
+** `dataset` of the HDF5 file at path (created if missing; groups on the
+** way are created), chunked as a is (contiguous if a chunk would reach
+** 4 GB), in little-endian float64, float32 or int64, and bool as h5py
+** writes it. Each block is written into its hyperslab as soon as it is made
+** and let go of, so an array bigger than memory can be stored. The blocks
+** go into a dataset named DATASET.PID.N.part beside it, renamed to dataset
+** once every block is in it (a dataset of that name is replaced then): a
+** failed store deletes that dataset, and the file when the store created
+** it, and leaves what was in the file as it was. (HDF5 does not give back
+** the space a deleted dataset took in an existing file.) A store into the
+** file a reads from is refused (CASK_EINVAL).
+** Errors: those of the compute; CASK_EIO if the file or dataset cannot be
+** created or written (the message names it).
+*/
+CASK_API int cask_array_save_hdf5(cask_array_t *a, const char *path, const char *dataset,
+                                  const cask_compute_opts_t *opts, cask_error_t *err);
 
 /* Take one more reference; drop one (NULL is allowed). */
 CASK_API void cask_array_incref(cask_array_t *a);

@@ -1,0 +1,450 @@
+/*
+** collections/array_hdf5.c: arrays over HDF5 datasets, through the HDF5
+** library (Debian's libhdf5-dev: the serial build, made thread-safe by a
+** lock of its own, so calls from several workers take turns inside it).
+**
+** Reading: cask_array_open_hdf5 reads the dataset's type, extents and
+** chunking; each block's task (hdf5-TOKEN-INDEX) opens the file, checks
+** that the dataset still has that type and those extents, and reads its
+** hyperslab into the block. Integer types of up to 8 bytes (unsigned ones
+** of up to 4) are read as int64, floats of 4 and 8 bytes as float32 and
+** float64, h5py's booleans (an enum of FALSE = 0 and TRUE = 1 over one
+** byte) as bool; anything else is refused when opened, naming the type.
+**
+** Writing: cask_array_save_hdf5 creates the dataset under a temporary
+** name beside the one asked for, chunked as the array is, writes each block
+** into its hyperslab as the block is made, and renames it over the name at
+** the end (replacing a dataset of that name). A failed store deletes the
+** temporary dataset, and the file itself when the store created it; what
+** was in the file before is left as it was.
+*/
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "array.h"
+
+/* HDF5 prints its error stack on stderr unless told not to (per thread, in
+** the thread-safe build): cask reports errors itself. */
+static void quiet(void)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* The cask dtype a dataset of file type t is read as; or -1 with why
+** (a description of the type) in buf. */
+static int dtype_of(hid_t t, char *buf, size_t cap)
+{
+    H5T_class_t c = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    if (c == H5T_FLOAT && (size == 8 || size == 4))
+        return size == 8 ? CASK_F64 : CASK_F32;
+    if (c == H5T_INTEGER && size <= 8) {
+        if (H5Tget_sign(t) != H5T_SGN_NONE || size <= 4)
+            return CASK_I64;
+        snprintf(buf, cap, "unsigned 64-bit integers (values past 2^63 have no int64)");
+        return -1;
+    }
+    if (c == H5T_ENUM && size == 1 && H5Tget_nmembers(t) == 2) { /* h5py's bool? */
+        char *n0 = H5Tget_member_name(t, 0), *n1 = H5Tget_member_name(t, 1);
+        signed char v0 = -1, v1 = -1;
+        H5Tget_member_value(t, 0, &v0);
+        H5Tget_member_value(t, 1, &v1);
+        bool ok = n0 && n1 && !strcmp(n0, "FALSE") && !strcmp(n1, "TRUE") && v0 == 0 && v1 == 1;
+        H5free_memory(n0);
+        H5free_memory(n1);
+        if (ok)
+            return CASK_BOOL;
+    }
+    static const char *const names[] = { "integers", "floats", "times", "strings", "bit fields",
+                                         "opaque values", "compound values", "references",
+                                         "enums", "variable-length values", "arrays" };
+    if (c == H5T_FLOAT || c == H5T_INTEGER)
+        snprintf(buf, cap, "%s of %zu bytes", names[c], size);
+    else
+        snprintf(buf, cap, "%s", c >= 0 && c < (int)(sizeof names / sizeof *names) ? names[c]
+                                                                                 : "an unknown type");
+    return -1;
+}
+
+/* The type blocks of dtype are read and written in, in memory: for bool,
+** the file's own enum (bytes 0 and 1), else a native type. Close it with
+** H5Tclose when it was copied (*made). */
+static hid_t mem_type(cask_dtype_t dt, hid_t file_type, bool *made)
+{
+    *made = dt == CASK_BOOL;
+    switch (dt) {
+    case CASK_F64: return H5T_NATIVE_DOUBLE;
+    case CASK_F32: return H5T_NATIVE_FLOAT;
+    case CASK_I64: return H5T_NATIVE_INT64;
+    default: return H5Tget_native_type(file_type, H5T_DIR_ASCEND);
+    }
+}
+
+/* An open dataset and what it holds. */
+typedef struct h5 {
+    hid_t file, dset, type, space;
+    int ndim;
+    int64_t shape[CASK_MAX_NDIM];
+} h5_t;
+
+static void h5_close(h5_t *h)
+{
+    if (h->space >= 0)
+        H5Sclose(h->space);
+    if (h->type >= 0)
+        H5Tclose(h->type);
+    if (h->dset >= 0)
+        H5Dclose(h->dset);
+    if (h->file >= 0)
+        H5Fclose(h->file);
+    h->file = h->dset = h->type = h->space = -1;
+}
+
+/* Open dataset name of the regular file path, to read; its extents in h.
+** 0, or a message in buf (-1). */
+static int h5_open(const char *path, const char *name, h5_t *h, char *buf, size_t cap)
+{
+    struct stat st;
+    *h = (h5_t){ -1, -1, -1, -1, 0, { 0 } };
+    quiet();
+    if (stat(path, &st)) {
+        snprintf(buf, cap, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) { /* never a device or a FIFO */
+        snprintf(buf, cap, "cannot read %s: not a regular file", path);
+        return -1;
+    }
+    if ((h->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+        snprintf(buf, cap, "%s is not an HDF5 file (or cannot be read)", path);
+        return -1;
+    }
+    if ((h->dset = H5Dopen2(h->file, name, H5P_DEFAULT)) < 0) {
+        snprintf(buf, cap, "%s has no dataset '%s'", path, name);
+        return h5_close(h), -1;
+    }
+    h->type = H5Dget_type(h->dset);
+    h->space = H5Dget_space(h->dset);
+    int nd = h->space >= 0 ? H5Sget_simple_extent_ndims(h->space) : -1;
+    H5S_class_t sc = h->space >= 0 ? H5Sget_simple_extent_type(h->space) : H5S_NO_CLASS;
+    if (h->type < 0 || nd < 0 || sc == H5S_NULL || nd > CASK_MAX_NDIM) {
+        snprintf(buf, cap, "%s: dataset '%s' %s", path, name,
+                 nd > CASK_MAX_NDIM ? "has more axes than cask's arrays"
+                                    : "has no extents that cask can read");
+        return h5_close(h), -1;
+    }
+    hsize_t dims[CASK_MAX_NDIM];
+    H5Sget_simple_extent_dims(h->space, dims, NULL);
+    h->ndim = nd;
+    for (int x = 0; x < nd; x++)
+        h->shape[x] = (int64_t)dims[x];
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reading */
+
+/* cask.array.h5_read(path, dataset, layout, block): the block, read from
+** its hyperslab of the dataset. */
+static int k_h5_read(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    size_t len;
+    const char *path = n == 4 ? cask_value_str(&args[0], NULL) : NULL;
+    const char *name = n == 4 ? cask_value_str(&args[1], NULL) : NULL;
+    const ar_phead_t *ph = n == 4 ? cask_value_data(&args[2], &len) : NULL;
+    if (!path || !name || !ph || len != sizeof *ph || ((uintptr_t)ph & 7) ||
+        !cask__ar_layout_ok(ph) || args[3].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "arguments: a path, a dataset, a layout, a block");
+    int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
+    cask_nd_t o;
+    int rc = cask__ar_new_block(ph, &args[3], bo, be, out, &o, ctx);
+    if (rc)
+        return rc;
+    h5_t h;
+    char why[200];
+    if (h5_open(path, name, &h, why, sizeof why)) {
+        rc = cask_kernel_fail(ctx, "%s", why);
+        goto fail;
+    }
+    bool same = h.ndim == ph->ndim && dtype_of(h.type, why, sizeof why) == ph->dtype;
+    for (int x = 0; same && x < h.ndim; x++)
+        same = h.shape[x] == ph->shape[x];
+    if (!same) {
+        rc = cask_kernel_fail(ctx, "%s: dataset '%s' changed while the array was open (its "
+                              "type or extents are not those it had)", path, name);
+        goto fail;
+    }
+    if (o.size) {
+        hsize_t start[CASK_MAX_NDIM], count[CASK_MAX_NDIM];
+        for (int x = 0; x < ph->ndim; x++)
+            start[x] = (hsize_t)bo[x], count[x] = (hsize_t)be[x];
+        bool made;
+        hid_t mt = mem_type(ph->dtype, h.type, &made);
+        hid_t ms = ph->ndim ? H5Screate_simple(ph->ndim, count, NULL) : H5Screate(H5S_SCALAR);
+        herr_t e = ph->ndim ? H5Sselect_hyperslab(h.space, H5S_SELECT_SET, start, NULL, count, NULL)
+                            : 0;
+        if (mt < 0 || ms < 0 || e < 0 || H5Dread(h.dset, mt, ms, h.space, H5P_DEFAULT, o.data) < 0)
+            rc = cask_kernel_fail(ctx, "%s: cannot read block %lld of dataset '%s'", path,
+                                  (long long)args[3].u.i, name);
+        if (ms >= 0)
+            H5Sclose(ms);
+        if (made && mt >= 0)
+            H5Tclose(mt);
+        const unsigned char *p = o.data;
+        for (size_t i = 0; !rc && ph->dtype == CASK_BOOL && i < o.size; i++)
+            if (p[i] > 1)
+                rc = cask_kernel_fail(ctx, "%s: dataset '%s' has a bool of value %u", path, name,
+                                      p[i]);
+        if (rc)
+            goto fail;
+    }
+    h5_close(&h);
+    return 0;
+fail:
+    h5_close(&h);
+    cask_value_decref(out);
+    return rc;
+}
+
+cask_array_t *cask_array_open_hdf5(cask_graph_t *g, const char *path, const char *dataset,
+                                   const int64_t *chunks, cask_error_t *err)
+{
+    if (!g || !path || !dataset)
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "open_hdf5 needs a graph, a path and a dataset"), NULL;
+    h5_t h;
+    char why[300];
+    if (h5_open(path, dataset, &h, why, sizeof why))
+        return cask__err(err, CASK_EIO, NULL, NULL, "%s", why), NULL;
+    int dt = dtype_of(h.type, why, sizeof why);
+    int64_t own[CASK_MAX_NDIM];
+    if (!chunks && h.ndim) { /* the dataset's own chunking, if it has one */
+        hid_t pl = H5Dget_create_plist(h.dset);
+        hsize_t c[CASK_MAX_NDIM];
+        if (pl >= 0 && H5Pget_layout(pl) == H5D_CHUNKED && H5Pget_chunk(pl, h.ndim, c) == h.ndim) {
+            for (int x = 0; x < h.ndim; x++)
+                own[x] = (int64_t)c[x] < h.shape[x] ? (int64_t)c[x] : h.shape[x];
+            chunks = own;
+        }
+        if (pl >= 0)
+            H5Pclose(pl);
+    }
+    h5_close(&h);
+    if (dt < 0)
+        return cask__err(err, CASK_ETYPE, NULL, NULL, "%s: dataset '%s' holds %s, which cask "
+                         "cannot read", path, dataset, why), NULL;
+    int64_t chunk[CASK_MAX_NDIM];
+    if (cask__ar_check_layout(dt, h.ndim, h.shape, chunks, chunk, err)) {
+        if (err) {
+            char m[sizeof err->message];
+            snprintf(m, sizeof m, "%.100s: %.150s", path, err->message);
+            memcpy(err->message, m, sizeof m);
+        }
+        return NULL;
+    }
+    ar_phead_t ph = cask__ar_head_for(dt, h.ndim, h.shape, chunk);
+    ar_blockset_t *b = cask__ar_blockset_new(h.ndim, h.shape, chunk);
+    cask_value_t in[4] = { cask_none(), cask_none(), cask_none(), cask_none() };
+    if (!b || cask_value_string(path, (size_t)-1, &in[0], err) ||
+        cask_value_string(dataset, (size_t)-1, &in[1], err) ||
+        cask_value_bytes(&ph, sizeof ph, &in[2], err)) {
+        cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path);
+        goto fail;
+    }
+    uint64_t token = cask__hash(path, strlen(path), cask__hash(&ph, sizeof ph, 23));
+    token = cask__hash(dataset, strlen(dataset), token) | 1;
+    for (size_t i = 0; i < b->n; i++) {
+        in[3] = cask_int((int64_t)i);
+        cask_task_spec_t spec = { .kernel = "cask.array.h5_read", .inputs = in, .n_inputs = 4,
+                                  .name = "hdf5", .token = token, .index = i,
+                                  .nbytes = cask__ar_block_nbytes(dt, h.ndim, h.shape, chunk, i) };
+        if (cask_graph_add(g, &spec, &b->tasks[i], err))
+            goto fail;
+    }
+    for (int k = 0; k < 3; k++)
+        cask_value_decref(&in[k]);
+    return cask__ar_blocks_array(g, b, dt, h.ndim, h.shape, err);
+fail:
+    for (int k = 0; k < 3; k++)
+        cask_value_decref(&in[k]);
+    cask__ar_blockset_decref(b);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+typedef struct save {
+    hid_t dset, space, mtype;
+    int ndim;
+    pthread_mutex_t lock;
+    int failed;            /* a block could not be written */
+} save_t;
+
+static int save_block(void *udata, const int64_t *start, const int64_t *shape, const void *data)
+{
+    save_t *w = udata;
+    hsize_t s[CASK_MAX_NDIM], c[CASK_MAX_NDIM];
+    size_t count = 1;
+    for (int x = 0; x < w->ndim; x++) {
+        s[x] = (hsize_t)start[x], c[x] = (hsize_t)shape[x];
+        count *= (size_t)shape[x];
+    }
+    if (!count)
+        return 0;
+    quiet();
+    /* The selection lives in a dataspace of its own: blocks come from
+    ** several threads at once. */
+    hid_t fs = H5Scopy(w->space);
+    hid_t ms = w->ndim ? H5Screate_simple(w->ndim, c, NULL) : H5Screate(H5S_SCALAR);
+    int bad = fs < 0 || ms < 0 ||
+              (w->ndim && H5Sselect_hyperslab(fs, H5S_SELECT_SET, s, NULL, c, NULL) < 0) ||
+              H5Dwrite(w->dset, w->mtype, ms, fs, H5P_DEFAULT, data) < 0;
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (ms >= 0)
+        H5Sclose(ms);
+    if (!bad)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    w->failed = 1;
+    pthread_mutex_unlock(&w->lock);
+    return CASK_EIO;
+}
+
+/* The file type dtype is stored as: little-endian IEEE floats and int64;
+** bool as h5py stores it (an enum FALSE = 0, TRUE = 1 over int8), so that
+** h5py and NumPy read it back as bool. A new type: close it. */
+static hid_t file_type(cask_dtype_t dt)
+{
+    if (dt == CASK_BOOL) {
+        hid_t t = H5Tenum_create(H5T_NATIVE_INT8);
+        signed char f = 0, v = 1;
+        if (t >= 0 && (H5Tenum_insert(t, "FALSE", &f) < 0 || H5Tenum_insert(t, "TRUE", &v) < 0)) {
+            H5Tclose(t);
+            return -1;
+        }
+        return t;
+    }
+    return H5Tcopy(dt == CASK_F64 ? H5T_IEEE_F64LE : dt == CASK_F32 ? H5T_IEEE_F32LE
+                                                                      : H5T_STD_I64LE);
+}
+
+/* Whether a's graph reads the file at path (the same file by device and
+** inode): writing it while workers read it is refused. */
+static bool reads_file(cask_array_t *a, const char *path)
+{
+    struct stat w, r;
+    if (stat(path, &w))
+        return false;
+    cask_graph_t *g = cask_array_graph(a);
+    for (size_t i = 0, n = cask_graph_size(g); i < n; i++) {
+        cask_task_t t = cask_graph_task(g, i);
+        const char *k = cask_graph_kernel(g, t);
+        const cask_value_t *in;
+        size_t m;
+        if (!k || strcmp(k, "cask.array.h5_read") || cask_graph_inputs(g, t, &in, &m, NULL) || !m)
+            continue;
+        const char *p = cask_value_str(&in[0], NULL);
+        if (p && !stat(p, &r) && r.st_dev == w.st_dev && r.st_ino == w.st_ino)
+            return true;
+    }
+    return false;
+}
+
+int cask_array_save_hdf5(cask_array_t *a, const char *path, const char *dataset,
+                         const cask_compute_opts_t *opts, cask_error_t *err)
+{
+    if (!a || !path || !dataset || !*dataset)
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "save_hdf5 needs an array, a path and a dataset name");
+    if (reads_file(a, path))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "cannot store into %s while the array "
+                         "reads from it: store into another file", path);
+    cask_dtype_t dt = cask_array_dtype(a);
+    int ndim = cask_array_ndim(a);
+    const int64_t *shape = cask_array_shape(a), *chunk = cask_array_chunks(a);
+    quiet();
+    struct stat st;
+    bool created = false;
+    hid_t file;
+    if (!stat(path, &st)) {
+        if (!S_ISREG(st.st_mode))
+            return cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s: not a regular file",
+                             path);
+        if ((file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT)) < 0)
+            return cask__err(err, CASK_EIO, NULL, NULL,
+                             "cannot write %s: not an HDF5 file, or not writable", path);
+    } else if ((file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT)) >= 0) {
+        created = true;
+    } else {
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot create %s: %s", path,
+                         strerror(errno ? errno : EIO));
+    }
+    /* The blocks go into a dataset beside the one asked for, which takes
+    ** its name once every block is in it. */
+    static atomic_uint seq;
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s.%ld.%u.part", dataset, (long)getpid(), atomic_fetch_add(&seq, 1));
+    hsize_t dims[CASK_MAX_NDIM], cdims[CASK_MAX_NDIM];
+    double chunk_bytes = (double)cask_dtype_size(dt);
+    for (int x = 0; x < ndim; x++) {
+        dims[x] = (hsize_t)shape[x];
+        cdims[x] = (hsize_t)chunk[x];
+        chunk_bytes *= (double)chunk[x];
+    }
+    save_t w = { -1, -1, -1, ndim, PTHREAD_MUTEX_INITIALIZER, 0 };
+    hid_t ft = file_type(dt), lcpl = H5Pcreate(H5P_LINK_CREATE), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    w.space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR);
+    bool made = false;
+    int rc = 0;
+    if (ft < 0 || lcpl < 0 || dcpl < 0 || w.space < 0 ||
+        H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+        /* chunked as the array (HDF5 takes chunks under 4 GB), else contiguous */
+        (ndim && chunk_bytes < 4e9 && H5Pset_chunk(dcpl, ndim, cdims) < 0) ||
+        (w.dset = H5Dcreate2(file, tmp, ft, w.space, lcpl, dcpl, H5P_DEFAULT)) < 0 ||
+        (w.mtype = mem_type(dt, ft, &made)) < 0) {
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot create dataset '%s' in %s", tmp, path);
+    } else if ((rc = cask_array_compute_blocks(a, opts, save_block, &w, NULL, err))) {
+        if (w.failed)
+            cask__err(err, CASK_EIO, NULL, NULL, "cannot write dataset '%s' in %s", tmp, path);
+    }
+    if (made && w.mtype >= 0)
+        H5Tclose(w.mtype);
+    if (w.dset >= 0 && H5Dclose(w.dset) < 0 && !rc)
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write dataset '%s' in %s", tmp, path);
+    if (!rc) {
+        htri_t there = H5Lexists(file, dataset, H5P_DEFAULT);
+        if ((there > 0 && H5Ldelete(file, dataset, H5P_DEFAULT) < 0) ||
+            H5Lmove(file, tmp, file, dataset, lcpl, H5P_DEFAULT) < 0)
+            rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot rename dataset '%s' to '%s' in %s",
+                           tmp, dataset, path);
+    }
+    if (rc && w.dset >= 0)
+        H5Ldelete(file, tmp, H5P_DEFAULT);
+    if (H5Fclose(file) < 0 && !rc)
+        rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s", path);
+    if (rc && created)
+        unlink(path);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (lcpl >= 0)
+        H5Pclose(lcpl);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (w.space >= 0)
+        H5Sclose(w.space);
+    pthread_mutex_destroy(&w.lock);
+    return rc;
+}
+
+void cask__ar_register_hdf5(void)
+{
+    static const cask_kernel_opts_t o = { .cost_fn = cask__ar_cost_read };
+    cask__kernel_register("cask.array.h5_read", k_h5_read, &o, NULL);
+}

@@ -16,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cask/cask.h>
 #ifdef CASK_HAVE_MPI
@@ -440,7 +443,7 @@ static double time_budget(cask_array_t *r, void *buf, size_t budget, size_t *pea
 }
 
 /* memory_budget: (x*x + 1).sum() of 1e8 normals, and (x + x.T).sum() over
-** an 8000 x 8000 float64 .npy file (512 MB, made once at path) in 8 MB
+** an 8000 x 8000 float64 .npy file (512 MB, made once at path) loaded in 8 MB
 ** blocks, with a budget of 64 MB and with none. */
 static void run_memory_budget(const char *path)
 {
@@ -459,7 +462,7 @@ static void run_memory_budget(const char *path)
         fclose(f);
     else if (u && cask_array_save_npy(u, path, NULL, &err))
         die("save", &err);
-    cask_array_t *a = cask_array_open_npy(g, path, chunks, &err);
+    cask_array_t *a = cask_array_load_npy(g, path, chunks, &err); /* in memory: blocks are tasks */
     cask_array_t *at = cask_array_transpose(a, NULL, &err);
     cask_array_t *sum2 = cask_array_binop(a, CASK_ADD, at, &err);
     cask_array_t *s = cask_array_reduce(sum2, CASK_SUM, NULL, &err);
@@ -486,6 +489,90 @@ static void run_memory_budget(const char *path)
     cask_array_decref(sum2);
     cask_array_decref(s);
     cask_graph_decref(g);
+}
+
+/* The out-of-core files: a float64 .npy of OOC_NPY_ROWS x OOC_COLS (32 GB)
+** and an HDF5 dataset /x of OOC_H5_ROWS x OOC_COLS (8 GB), chunked in
+** OOC_CHUNK rows (64 MB), normal values. */
+#define OOC_COLS     1000
+#define OOC_NPY_ROWS 4000000
+#define OOC_H5_ROWS  1000000
+#define OOC_CHUNK    8000
+
+/* ooc_make npy|hdf5 PATH: write the file, block by block. */
+static void run_ooc_make(const char *kind, const char *path)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int hdf5 = !strcmp(kind, "hdf5");
+    int64_t shape[2] = { hdf5 ? OOC_H5_ROWS : OOC_NPY_ROWS, OOC_COLS }, chunk[2] = { OOC_CHUNK, OOC_COLS };
+    cask_array_t *x = cask_array_random_normal(g, 2, shape, chunk, 11, 0, 1, &err);
+    cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .flags = CASK_NO_PROGRESS };
+    uint64_t t0 = cask_now_ns();
+    if (!x || (hdf5 ? cask_array_save_hdf5(x, path, "/x", &o, &err)
+                    : cask_array_save_npy(x, path, &o, &err)))
+        die("ooc_make", &err);
+    printf("ooc.%s.cask.make_s %.1f\n", kind, (double)(cask_now_ns() - t0) * 1e-9);
+    cask_array_decref(x);
+    cask_graph_decref(g);
+}
+
+/* ooc npy|hdf5 PATH: (x - x.mean(axis=0)).std(axis=0) over the file on
+** threads (2 workers): wall time, GB/s over the file's size, peak RSS (this
+** process does nothing else), and the first value. */
+static void run_ooc(const char *kind, const char *path)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int hdf5 = !strcmp(kind, "hdf5");
+    int64_t chunk[2] = { OOC_CHUNK, OOC_COLS };
+    cask_array_t *x = hdf5 ? cask_array_open_hdf5(g, path, "/x", chunk, &err)
+                           : cask_array_open_npy(g, path, chunk, &err);
+    cask_reduce_opts_t ax0 = { .axes = CASK_AXIS(0) };
+    cask_array_t *m = cask_array_reduce(x, CASK_MEAN, &ax0, &err);
+    cask_array_t *d = cask_array_binop(x, CASK_SUB, m, &err);
+    cask_array_t *s = cask_array_reduce(d, CASK_STD, &ax0, &err);
+    if (!s)
+        die("ooc", &err);
+    double out[OOC_COLS];
+    cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .flags = CASK_NO_PROGRESS };
+    cask_compute_info_t info;
+    if (cask_array_compute(&s, 1, &o, (void *[]){ out }, &info, &err))
+        die("ooc", &err);
+    struct stat st;
+    stat(path, &st);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("ooc.%s.cask.s %.2f\n", kind, info.wall_s);
+    printf("ooc.%s.cask.gbs %.3f\n", kind, (double)st.st_size / info.wall_s * 1e-9);
+    printf("ooc.%s.cask.peak_rss_mb %.0f\n", kind, (double)ru.ru_maxrss / 1024);
+    printf("ooc.%s.cask.file_gb %.2f\n", kind, (double)st.st_size * 1e-9);
+    printf("ooc.%s.cask.value %.6f\n", kind, out[0]);
+    cask_array_decref(x);
+    cask_array_decref(m);
+    cask_array_decref(d);
+    cask_array_decref(s);
+    cask_graph_decref(g);
+}
+
+/* read_rate NAME PATH: the whole file read in order, 8 MiB at a time: the
+** machine's sequential read rate of it, in GB/s. */
+static void run_read_rate(const char *name, const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    char *buf = malloc(8 << 20);
+    if (fd < 0 || !buf) {
+        perror(path);
+        exit(1);
+    }
+    uint64_t t0 = cask_now_ns(), total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, 8 << 20)) > 0)
+        total += (uint64_t)n;
+    double s = (double)(cask_now_ns() - t0) * 1e-9;
+    printf("ooc.%s.limit.read_gbs %.3f\n", name, (double)total / s * 1e-9);
+    close(fd);
+    free(buf);
 }
 
 /* A layered random DAG of `layers` x `width` tasks, each (past the first
@@ -583,6 +670,12 @@ int main(int argc, char **argv)
         run_build();
     else if (argc == 2 && (!strcmp(argv[1], "normal_sum") || !strcmp(argv[1], "normal_std")))
         run_normal(argv[1]);
+    else if (argc == 4 && !strcmp(argv[1], "ooc_make"))
+        run_ooc_make(argv[2], argv[3]);
+    else if (argc == 4 && !strcmp(argv[1], "ooc"))
+        run_ooc(argv[2], argv[3]);
+    else if (argc == 4 && !strcmp(argv[1], "read_rate"))
+        run_read_rate(argv[2], argv[3]);
     else if (argc == 3 && !strcmp(argv[1], "memory_budget"))
         run_memory_budget(argv[2]);
     else if (argc == 2 && !strcmp(argv[1], "transpose_mean"))
@@ -596,7 +689,7 @@ int main(int argc, char **argv)
     else if (argc == 4) /* SHAPE SCHED NAME: the figures' scheduler part is NAME */
         run_shape(argv[1], argv[2], argv[3]);
     else {
-        fprintf(stderr, "usage: cask_bench build | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
+        fprintf(stderr, "usage: cask_bench build | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | ooc_make|ooc npy|hdf5 FILE | read_rate NAME FILE | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
         return 2;
     }
     return 0;

@@ -24,7 +24,8 @@ static const char run_usage[] =
     "  -t, --trace OUT.json  write the trace of the run as JSON\n"
     "  -T, --timeline OUT.svg  write the timeline of the run (cask timeline's picture)\n"
     "  -m, --memory-limit BYTES  a memory budget for task outputs (sizes from the\n"
-    "                        tasks' \"nbytes\"), as CASK_MEMORY_LIMIT: 4000000, 64MB, 1GiB\n"
+    "                        tasks' \"nbytes\"; default: $CASK_MEMORY_LIMIT, else none):\n"
+    "                        4000000, 64MB, 1GiB\n"
     "  -p, --progress        draw a progress bar on stderr (default: when stderr is a\n"
     "                        terminal and the compute runs over half a second)\n"
     "  -P, --no-progress     never draw one\n"
@@ -82,12 +83,18 @@ int cmd_run(int argc, char **argv)
             opts.retries = r > 0 ? r : CASK_NO_RETRY;
             break;
         }
-        case 'm': /* read, and refused if it is not a byte count, by the compute */
-            if (setenv("CASK_MEMORY_LIMIT", optarg, 1)) {
-                perror("cask run: setenv");
+        case 'm': {
+            cask_error_t e;
+            if (cask_bytes_parse(optarg, &opts.memory_limit, &e)) {
+                fprintf(stderr, "cask run: --memory-limit %s\n", e.message);
+                return EXIT_USAGE;
+            }
+            if (!opts.memory_limit) {
+                fprintf(stderr, "cask run: --memory-limit must be above 0\n");
                 return EXIT_USAGE;
             }
             break;
+        }
         case 'p': opts.flags |= CASK_PROGRESS; break;
         case 'P': opts.flags |= CASK_NO_PROGRESS; break;
         case 't': trace_path = optarg; break;

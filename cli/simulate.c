@@ -12,7 +12,8 @@
 static const char simulate_usage[] =
     "usage: cask simulate FILE --workers 1,2,4,... [--policy critical-path|fifo|lifo|random]\n"
     "                     [--seed N] [--durations TRACE.json] [--timeline OUT.svg]\n"
-    "                     [--trace OUT.json] [--chrome OUT.json] [--json]\n"
+    "                     [--trace OUT.json] [--chrome OUT.json] [--memory-limit BYTES]\n"
+    "                     [--json]\n"
     "\n"
     "Play a list schedule of the graph on identical virtual workers with zero\n"
     "communication cost, from the tasks' cost estimates (for workflow files, their\n"
@@ -26,9 +27,13 @@ static const char simulate_usage[] =
     "  -T, --timeline OUT.svg the timeline of the last worker count\n"
     "  -t, --trace OUT.json   the trace of the last worker count\n"
     "  -c, --chrome OUT.json  the same as Chrome trace-event JSON\n"
+    "  -m, --memory-limit BYTES  keep a memory budget, from the tasks' \"nbytes\"\n"
+    "                         (4000000, 64MB, 1GiB; the critical-path order only)\n"
     "  -j, --json             print {\"runs\": [{\"workers\", \"makespan\", \"lower_bound\",\n"
-    "                         \"speedup\", \"efficiency\", \"idle\", \"releasable\"}, ...]}\n"
-    "                         (idle: seconds per worker; releasable: their idle tails)\n"
+    "                         \"speedup\", \"efficiency\", \"idle\", \"releasable\",\n"
+    "                         \"peak_bytes\"}, ...]} (idle: seconds per worker;\n"
+    "                         releasable: their idle tails; peak_bytes: the most bytes\n"
+    "                         outputs hold at once, from the tasks' \"nbytes\")\n"
     "  -h, --help             show this help\n"
     "\n"
     "Without --json: a table and a speedup plot. lower_bound = max(work/p, span);\n"
@@ -45,6 +50,7 @@ int cmd_simulate(int argc, char **argv)
         { "timeline", required_argument, NULL, 'T' },
         { "trace", required_argument, NULL, 't' },
         { "chrome", required_argument, NULL, 'c' },
+        { "memory-limit", required_argument, NULL, 'm' },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -54,7 +60,7 @@ int cmd_simulate(int argc, char **argv)
     const char *timeline = NULL, *trace_out = NULL, *chrome = NULL, *dur_path = NULL;
     cask_sim_opts_t o = { .seed = 1 };
     optind = 0; /* GNU getopt: start afresh, even after an earlier parse */
-    while ((c = getopt_long(argc, argv, "w:p:s:d:T:t:c:jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "w:p:s:d:T:t:c:m:jh", longopts, NULL)) != -1) {
         switch (c) {
         case 'w': {
             char *list = strdup(optarg), *save = NULL;
@@ -92,6 +98,14 @@ int cmd_simulate(int argc, char **argv)
             break;
         }
         case 'd': dur_path = optarg; break;
+        case 'm': {
+            cask_error_t e;
+            if (cask_bytes_parse(optarg, &o.memory_limit, &e)) {
+                fprintf(stderr, "cask simulate: --memory-limit %s\n", e.message);
+                return EXIT_USAGE;
+            }
+            break;
+        }
         case 'T': timeline = optarg; break;
         case 't': trace_out = optarg; break;
         case 'c': chrome = optarg; break;
@@ -136,11 +150,12 @@ int cmd_simulate(int argc, char **argv)
         json_t *idle = json_array();
         for (int w = 0; w < counts[i]; w++)
             json_array_append_new(idle, json_real(res[i].idle[w]));
-        json_array_append_new(runs, json_pack("{s:i, s:f, s:f, s:f, s:f, s:o, s:f}", "workers",
-                                              counts[i], "makespan", res[i].makespan,
+        json_array_append_new(runs, json_pack("{s:i, s:f, s:f, s:f, s:f, s:o, s:f, s:I}",
+                                              "workers", counts[i], "makespan", res[i].makespan,
                                               "lower_bound", res[i].lower_bound, "speedup",
                                               res[i].speedup, "efficiency", res[i].efficiency,
-                                              "idle", idle, "releasable", res[i].releasable));
+                                              "idle", idle, "releasable", res[i].releasable,
+                                              "peak_bytes", (json_int_t)res[i].peak_bytes));
     }
     if (status == EXIT_OK) {
         const cask_trace_t *last = res[nc - 1].trace;

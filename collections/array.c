@@ -42,6 +42,8 @@ void cask__ar_node_decref(ar_enode_t *e)
     for (int k = 0; k < 3; k++)
         cask__ar_node_decref(e->a[k]);
     cask__ar_blockset_decref(e->bs);
+    if (e->kind == N_FILE)
+        cask_value_decref(&e->src);
     cask__free(e);
 }
 
@@ -298,6 +300,45 @@ cask_array_t *cask_array_full(cask_graph_t *g, cask_dtype_t dtype, int ndim,
         e->ip[0] = dtype == CASK_BOOL ? value != 0 : dtype == CASK_I64 ? (int64_t)value : 0;
     }
     return cask__ar_new(g, e, chunk, err);
+}
+
+cask_array_t *cask__ar_file_array(cask_graph_t *g, int op, const cask_value_t *desc,
+                                  cask_dtype_t dtype, int ndim, const int64_t *shape,
+                                  const int64_t *chunk, cask_error_t *err)
+{
+    ar_enode_t *e = cask__ar_node_new(N_FILE, op, dtype, ndim, shape);
+    if (e) {
+        e->src_ndim = ndim;
+        memcpy(e->src_shape, shape, (size_t)ndim * sizeof *shape);
+        for (int x = 0; x < ndim; x++)
+            e->map[x] = (int8_t)x;
+        e->src = *desc;
+        cask_value_incref(&e->src);
+    }
+    return cask__ar_new(g, e, chunk, err);
+}
+
+const ar_fdesc_t *cask__ar_fdesc(const cask_value_t *v, int op, const char **path,
+                                 const char **dataset)
+{
+    size_t len;
+    const char *p = v->type == CASK_BYTES ? cask_value_data(v, &len) : NULL;
+    if (!p || len < sizeof(ar_fdesc_t) + 2 || ((uintptr_t)p & 7) || p[len - 1])
+        return NULL;
+    *path = p + sizeof(ar_fdesc_t);
+    size_t pl = strlen(*path);
+    *dataset = *path + pl + 1;
+    if (!pl || (op == F_HDF5 ? *dataset >= p + len || !**dataset : *dataset != p + len))
+        return NULL;
+    return (const ar_fdesc_t *)p;
+}
+
+int cask__ar_read_box(int op, const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                      const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
+                      cask_kctx_t *ctx)
+{
+    return (op == F_NPY ? cask__ar_npy_read_box : cask__ar_h5_read_box)(desc, dtype, ndim, shape,
+                                                                        lo, n, dst, ctx);
 }
 
 /* A generator leaf over a whole array of this shape. */

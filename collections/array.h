@@ -11,6 +11,7 @@
 **   array_gather.c  slice, rechunk, concatenate: building and the kernels
 **   array_matmul.c  matmul: building and the kernel
 **   array_npy.c     .npy files
+**   array_hdf5.c    HDF5 datasets
 **
 ** An elementwise expression is compiled into a program: a header, then
 ** its nodes in topological order (operands before the node). Every block
@@ -31,8 +32,21 @@
 #define AR_MAX_NODES 64          /* a longer expression is materialized first */
 #define AR_TILE      256         /* elements evaluated at a time */
 
-/* Node kinds. */
-enum { N_BLOCKS, N_GEN, N_CONST, N_UNARY, N_BINARY, N_WHERE, N_CAST };
+/* Node kinds. N_FILE is a leaf that reads its region of a file inside the
+** kernel that evaluates it (as a generator computes its values), so every
+** expression over a file reads what it needs itself and no block of the
+** file is held between tasks. */
+enum { N_BLOCKS, N_GEN, N_CONST, N_UNARY, N_BINARY, N_WHERE, N_CAST, N_FILE };
+
+/* Files (N_FILE's op). */
+enum { F_NPY, F_HDF5 };
+
+/* An N_FILE leaf's argument: a bytes value, this header, then the path
+** and (F_HDF5) the dataset, each NUL-terminated. */
+typedef struct ar_fdesc {
+    int64_t offset;              /* F_NPY: the data's offset in the file */
+    int64_t size;                /* F_NPY: the file's bytes when opened */
+} ar_fdesc_t;
 
 /* Generators (N_GEN). */
 enum { G_FULL, G_LINEAR, G_UNIFORM, G_NORMAL };
@@ -44,9 +58,10 @@ typedef struct ar_pnode {
     uint8_t dtype;               /* cask_dtype_t of its values */
     uint8_t src_ndim;            /* leaves: axes of the array read */
     int16_t a, b, c;             /* operands (earlier nodes), -1: none */
-    int16_t arg;                 /* N_BLOCKS: kernel argument with the block */
+    int16_t arg;                 /* N_BLOCKS: kernel argument with the block;
+                                    N_FILE: with the file's description */
     int8_t  map[CASK_MAX_NDIM];  /* leaves: source axis of each axis, -1: broadcast */
-    int64_t src_shape[CASK_MAX_NDIM]; /* N_GEN: the generated array's shape */
+    int64_t src_shape[CASK_MAX_NDIM]; /* N_GEN, N_FILE: the whole source's shape */
     double  p[3];                /* N_GEN, N_CONST: parameters (see array.c) */
     int64_t ip[2];               /* N_GEN: seed key, int start/step; N_CONST: int */
 } ar_pnode_t;
@@ -202,6 +217,7 @@ typedef struct ar_enode {
     int8_t        map[CASK_MAX_NDIM];   /* leaves: source axis of each axis, or -1 */
     double        p[3];                 /* N_GEN, N_CONST parameters (array.h) */
     int64_t       ip[2];
+    cask_value_t  src;                  /* N_FILE: its description (a reference held) */
 } ar_enode_t;
 
 struct cask_array {
@@ -239,6 +255,29 @@ int cask__ar_check_layout(cask_dtype_t dtype, int ndim, const int64_t *shape,
 /* A new array of g over expression e (stolen) in chunks chunk. */
 cask_array_t *cask__ar_new(cask_graph_t *g, ar_enode_t *e, const int64_t *chunk,
                            cask_error_t *err);
+/* An array over a file (op F_NPY or F_HDF5, described by desc, borrowed)
+** of dtype and this shape, in chunks chunk: an N_FILE leaf. */
+cask_array_t *cask__ar_file_array(cask_graph_t *g, int op, const cask_value_t *desc,
+                                  cask_dtype_t dtype, int ndim, const int64_t *shape,
+                                  const int64_t *chunk, cask_error_t *err);
+/* The path (and, for F_HDF5, the dataset) of a file description, checked;
+** NULL if it is not one. */
+const ar_fdesc_t *cask__ar_fdesc(const cask_value_t *v, int op, const char **path,
+                                 const char **dataset);
+/* Read the box lo[s] .. lo[s] + n[s] of the file's array (dtype, shape)
+** into dst, in C order: 0, or the kernel's error naming the file. */
+int cask__ar_read_box(int op, const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                      const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
+                      cask_kctx_t *ctx);
+int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                          const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
+                          cask_kctx_t *ctx);
+int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                         const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
+                         cask_kctx_t *ctx);
+/* Whether e reads another array's blocks anywhere (then its chunks are not
+** free: generators, constants and files take any chunks). */
+bool cask__ar_has_blocks(const ar_enode_t *e);
 /* A leaf reading blockset b (of an array of this shape) as it is. */
 ar_enode_t *cask__ar_blocks_leaf(ar_blockset_t *b, cask_dtype_t dtype, int ndim,
                                  const int64_t *shape);
@@ -255,7 +294,8 @@ cask_dtype_t cask__ar_promote(cask_dtype_t a, cask_dtype_t b);
 /* A compiled program and what its tasks need beside it. */
 typedef struct ar_compiled {
     cask_value_t      prog;                /* the program, a bytes value (a reference) */
-    const ar_enode_t *leaf[AR_MAX_NODES];  /* its N_BLOCKS leaves, in argument order */
+    const ar_enode_t *leaf[AR_MAX_NODES];  /* its N_BLOCKS and N_FILE leaves, in argument
+                                              order */
     int               nleaf;
     uint64_t          token;               /* the key token of its tasks */
 } ar_compiled_t;
@@ -286,7 +326,8 @@ const ar_phead_t *cask__ar_program(const cask_value_t *args, size_t n, size_t ba
 
 /* How the evaluator reads a leaf of the program. */
 typedef struct ar_leaf {
-    const char *base;              /* N_BLOCKS: the block's elements */
+    const char *base;              /* N_BLOCKS, N_FILE: the block's (region's) elements */
+    void *own;                     /* N_FILE: the region read (freed with the evaluator) */
     int64_t stride[CASK_MAX_NDIM]; /* elements per step along each root axis */
     int64_t off0;                  /* offset of the block's first element */
 } ar_leaf_t;
@@ -307,10 +348,12 @@ typedef struct ar_eval {
     char     *buf;                 /* AR_TILE 8-byte slots per node */
 } ar_eval_t;
 
-/* Set up ev for prog's block `block` (args: the task's arguments); 0 or a
-** failure. Free ev->buf when done (also after a failure). */
+/* Set up ev for prog's block `block` (args: the task's arguments), reading
+** the regions of its file leaves; 0 or a failure. cask__ar_eval_free(ev)
+** when done (also after a failure). */
 int cask__ar_eval_init(ar_eval_t *ev, const ar_phead_t *h, int64_t block,
                        const cask_value_t *args, cask_kctx_t *ctx);
+void cask__ar_eval_free(ar_eval_t *ev);
 /* Run the program over ev's block, handing the root's tiles to s. */
 void cask__ar_run(ar_eval_t *ev, ar_sink_t *s);
 
@@ -397,10 +440,6 @@ double cask__ar_cost_block(const cask_value_t *args, size_t n);
 void cask__register_collections(void);
 void cask__ar_register_reduce(void);
 void cask__ar_register_gather(void);
-void cask__ar_register_npy(void);
-/* The cost estimate of a block read from a file: a millisecond. */
-double cask__ar_cost_read(const cask_value_t *args, size_t n);
-void cask__ar_register_hdf5(void);
 void cask__ar_register_matmul(void);
 
 #endif /* CASK__ARRAY_H */

@@ -26,7 +26,7 @@ static const char *const gen_names[] = { "full", "arange", "uniform", "normal" }
 typedef struct prog {
     const ar_enode_t *node[AR_MAX_NODES];
     int            n;
-    int            leaves;        /* N_BLOCKS nodes so far */
+    int            leaves;        /* N_BLOCKS and N_FILE nodes so far */
     uint64_t       token;         /* mixes in what the leaves read */
 } prog_t;
 
@@ -42,7 +42,7 @@ static int prog_add(prog_t *p, const ar_enode_t *e)
     if (p->n == AR_MAX_NODES)
         return -1;
     p->node[p->n] = e;
-    if (e->kind == N_BLOCKS)
+    if (e->kind == N_BLOCKS || e->kind == N_FILE)
         p->leaves++;
     return p->n++;
 }
@@ -91,6 +91,12 @@ int cask__ar_compile(const cask_array_t *a, int red, unsigned axes, int ddof, ar
             /* what it reads: the key of its first block names the set */
             const char *k0 = cask_graph_key(a->g, e->bs->tasks[0]);
             tk = cask__hash(k0, strlen(k0), tk + 1);
+        } else if (e->kind == N_FILE) {
+            q->arg = (int16_t)(3 + c->nleaf);
+            c->leaf[c->nleaf++] = e;
+            size_t dl; /* what it reads: the file's description */
+            const void *d = cask_value_data(&e->src, &dl);
+            tk = cask__hash(d, dl, tk + 2);
         }
     }
     c->token = cask__hash(buf, len, tk) | 1;
@@ -160,7 +166,8 @@ int cask__ar_add_block_tasks(cask_array_t *a, const ar_compiled_t *cp, const cha
         cask__ar_grid_coords(a->ndim, nb, (int64_t)i, c);
         in[1] = cask_int((int64_t)i);
         for (int k = 0; k < cp->nleaf; k++)
-            in[3 + k] = cask_ref(leaf_task(cp->leaf[k], a->ndim, c));
+            in[3 + k] = cp->leaf[k]->kind == N_FILE ? cp->leaf[k]->src
+                                                     : cask_ref(leaf_task(cp->leaf[k], a->ndim, c));
         cask_task_spec_t spec = { .kernel = kernel, .inputs = in,
                                   .n_inputs = 3 + (size_t)cp->nleaf, .name = name,
                                   .token = cp->token, .index = i };
@@ -184,7 +191,8 @@ int cask__ar_materialize(cask_array_t *a, cask_error_t *err)
                      : e->kind == N_UNARY ? cask__ar_unops[e->op].name
                      : e->kind == N_GEN ? gen_names[e->op]
                      : e->kind == N_CONST ? "full" : e->kind == N_WHERE ? "where"
-                     : e->kind == N_CAST ? "astype" : "array";
+                     : e->kind == N_CAST ? "astype"
+                     : e->kind == N_FILE ? (e->op == F_NPY ? "npy" : "hdf5") : "array";
     ar_compiled_t cp;
     int rc = cask__ar_compile(a, -1, 0, 0, &cp, err);
     if (!rc) {
@@ -232,6 +240,10 @@ static ar_enode_t *remap(remap_t *m, ar_enode_t *e)
     memcpy(c->ip, e->ip, sizeof c->ip);
     if ((c->bs = e->bs))
         atomic_fetch_add_explicit(&c->bs->refs, 1, memory_order_relaxed);
+    if (e->kind == N_FILE) {
+        c->src = e->src;
+        cask_value_incref(&c->src);
+    }
     for (int x = 0; x < m->ndim; x++)
         c->map[x] = m->from[x] >= 0 ? e->map[m->from[x]] : -1;
     for (int k = 0; k < 3; k++)
@@ -259,13 +271,12 @@ static ar_enode_t *expand(ar_enode_t *e, int ndim)
     return remap(&m, e);
 }
 
-/* Whether e reads blocks anywhere (then its chunks are not free). */
-static bool has_blocks(const ar_enode_t *e)
+bool cask__ar_has_blocks(const ar_enode_t *e)
 {
     if (e->kind == N_BLOCKS)
         return true;
     for (int k = 0; k < 3; k++)
-        if (e->a[k] && has_blocks(e->a[k]))
+        if (e->a[k] && cask__ar_has_blocks(e->a[k]))
             return true;
     return false;
 }
@@ -350,7 +361,7 @@ static cask_array_t *combine(int kind, int op, int out, cask_array_t **x, int n,
     int64_t shape[CASK_MAX_NDIM], chunk[CASK_MAX_NDIM];
     bool fixed[3];
     for (int k = 0; k < n; k++)
-        fixed[k] = has_blocks(x[k]->e);
+        fixed[k] = cask__ar_has_blocks(x[k]->e);
     for (int ax = 0; ax < ndim; ax++) {
         int64_t ext = 1;
         int who = -1;

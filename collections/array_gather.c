@@ -6,6 +6,7 @@
 ** pieces of a concatenation), so blocks a slice skips never run; a result
 ** block that is exactly one source block is that block's task.
 */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -154,6 +155,10 @@ cask_array_t *cask_array_rechunk(cask_array_t *a, const int64_t *chunks, cask_er
         return cask__err(err, CASK_EINVAL, NULL, NULL, "rechunk needs chunks"), NULL;
     if (cask__ar_check_layout(a->dtype, a->ndim, a->shape, chunks, chunk, err))
         return NULL;
+    if (!cask__ar_has_blocks(a->e)) { /* its values come from no block: the same, chunked anew */
+        atomic_fetch_add_explicit(&a->e->refs, 1, memory_order_relaxed);
+        return cask__ar_new(a->g, a->e, chunk, err);
+    }
     for (int x = 0; x < a->ndim; x++)
         step[x] = 1;
     return gather(a, a->shape, chunk, start, step, "rechunk", err);

@@ -4,9 +4,9 @@
 ** lock of its own, so calls from several workers take turns inside it).
 **
 ** Reading: cask_array_open_hdf5 reads the dataset's type, extents and
-** chunking; each block's task (hdf5-TOKEN-INDEX) opens the file, checks
-** that the dataset still has that type and those extents, and reads its
-** hyperslab into the block. Integer types of up to 8 bytes (unsigned ones
+** chunking and makes a file leaf (N_FILE); each task that evaluates it
+** (cask__ar_h5_read_box) opens the file, checks that the dataset still has
+** that type and those extents, and reads the hyperslab it needs. Integer types of up to 8 bytes (unsigned ones
 ** of up to 4) are read as int64, floats of 4 and 8 bytes as float32 and
 ** float64, h5py's booleans (an enum of FALSE = 0 and TRUE = 1 over one
 ** byte) as bool; anything else is refused when opened, naming the type.
@@ -150,65 +150,50 @@ static int h5_open(const char *path, const char *name, h5_t *h, char *buf, size_
 
 /* ---------------------------------------------------------------- reading */
 
-/* cask.array.h5_read(path, dataset, layout, block): the block, read from
-** its hyperslab of the dataset. */
-static int k_h5_read(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                         const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
+                         cask_kctx_t *ctx)
 {
-    size_t len;
-    const char *path = n == 4 ? cask_value_str(&args[0], NULL) : NULL;
-    const char *name = n == 4 ? cask_value_str(&args[1], NULL) : NULL;
-    const ar_phead_t *ph = n == 4 ? cask_value_data(&args[2], &len) : NULL;
-    if (!path || !name || !ph || len != sizeof *ph || ((uintptr_t)ph & 7) ||
-        !cask__ar_layout_ok(ph) || args[3].type != CASK_INT64)
-        return cask_kernel_fail(ctx, "arguments: a path, a dataset, a layout, a block");
-    int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
-    cask_nd_t o;
-    int rc = cask__ar_new_block(ph, &args[3], bo, be, out, &o, ctx);
-    if (rc)
-        return rc;
+    const char *path, *name;
+    if (!cask__ar_fdesc(desc, F_HDF5, &path, &name))
+        return cask_kernel_fail(ctx, "an HDF5 dataset's description is not sound");
     h5_t h;
     char why[200];
-    if (h5_open(path, name, &h, why, sizeof why)) {
-        rc = cask_kernel_fail(ctx, "%s", why);
-        goto fail;
-    }
-    bool same = h.ndim == ph->ndim && dtype_of(h.type, why, sizeof why) == ph->dtype;
-    for (int x = 0; same && x < h.ndim; x++)
-        same = h.shape[x] == ph->shape[x];
+    if (h5_open(path, name, &h, why, sizeof why))
+        return cask_kernel_fail(ctx, "%s", why);
+    int rc = 0;
+    bool same = h.ndim == ndim && dtype_of(h.type, why, sizeof why) == (int)dtype;
+    for (int x = 0; same && x < ndim; x++)
+        same = h.shape[x] == shape[x];
     if (!same) {
         rc = cask_kernel_fail(ctx, "%s: dataset '%s' changed while the array was open (its "
                               "type or extents are not those it had)", path, name);
-        goto fail;
+        goto out;
     }
-    if (o.size) {
-        hsize_t start[CASK_MAX_NDIM], count[CASK_MAX_NDIM];
-        for (int x = 0; x < ph->ndim; x++)
-            start[x] = (hsize_t)bo[x], count[x] = (hsize_t)be[x];
-        bool made;
-        hid_t mt = mem_type(ph->dtype, h.type, &made);
-        hid_t ms = ph->ndim ? H5Screate_simple(ph->ndim, count, NULL) : H5Screate(H5S_SCALAR);
-        herr_t e = ph->ndim ? H5Sselect_hyperslab(h.space, H5S_SELECT_SET, start, NULL, count, NULL)
-                            : 0;
-        if (mt < 0 || ms < 0 || e < 0 || H5Dread(h.dset, mt, ms, h.space, H5P_DEFAULT, o.data) < 0)
-            rc = cask_kernel_fail(ctx, "%s: cannot read block %lld of dataset '%s'", path,
-                                  (long long)args[3].u.i, name);
-        if (ms >= 0)
-            H5Sclose(ms);
-        if (made && mt >= 0)
-            H5Tclose(mt);
-        const unsigned char *p = o.data;
-        for (size_t i = 0; !rc && ph->dtype == CASK_BOOL && i < o.size; i++)
-            if (p[i] > 1)
-                rc = cask_kernel_fail(ctx, "%s: dataset '%s' has a bool of value %u", path, name,
-                                      p[i]);
-        if (rc)
-            goto fail;
+    hsize_t start[CASK_MAX_NDIM], count[CASK_MAX_NDIM];
+    size_t elems = 1;
+    for (int x = 0; x < ndim; x++) {
+        start[x] = (hsize_t)lo[x], count[x] = (hsize_t)n[x];
+        elems *= (size_t)n[x];
     }
+    if (!elems)
+        goto out;
+    bool made;
+    hid_t mt = mem_type(dtype, h.type, &made);
+    hid_t ms = ndim ? H5Screate_simple(ndim, count, NULL) : H5Screate(H5S_SCALAR);
+    herr_t e = ndim ? H5Sselect_hyperslab(h.space, H5S_SELECT_SET, start, NULL, count, NULL) : 0;
+    if (mt < 0 || ms < 0 || e < 0 || H5Dread(h.dset, mt, ms, h.space, H5P_DEFAULT, dst) < 0)
+        rc = cask_kernel_fail(ctx, "%s: cannot read dataset '%s'", path, name);
+    if (ms >= 0)
+        H5Sclose(ms);
+    if (made && mt >= 0)
+        H5Tclose(mt);
+    const unsigned char *p = dst;
+    for (size_t i = 0; !rc && dtype == CASK_BOOL && i < elems; i++)
+        if (p[i] > 1)
+            rc = cask_kernel_fail(ctx, "%s: dataset '%s' has a bool of value %u", path, name, p[i]);
+out:
     h5_close(&h);
-    return 0;
-fail:
-    h5_close(&h);
-    cask_value_decref(out);
     return rc;
 }
 
@@ -248,33 +233,21 @@ cask_array_t *cask_array_open_hdf5(cask_graph_t *g, const char *path, const char
         }
         return NULL;
     }
-    ar_phead_t ph = cask__ar_head_for(dt, h.ndim, h.shape, chunk);
-    ar_blockset_t *b = cask__ar_blockset_new(h.ndim, h.shape, chunk);
-    cask_value_t in[4] = { cask_none(), cask_none(), cask_none(), cask_none() };
-    if (!b || cask_value_string(path, (size_t)-1, &in[0], err) ||
-        cask_value_string(dataset, (size_t)-1, &in[1], err) ||
-        cask_value_bytes(&ph, sizeof ph, &in[2], err)) {
-        cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path);
-        goto fail;
+    size_t pl = strlen(path), dl = strlen(dataset), len = sizeof(ar_fdesc_t) + pl + dl + 2;
+    char *buf = cask__calloc(1, len);
+    cask_value_t desc = cask_none();
+    if (buf) {
+        memcpy(buf + sizeof(ar_fdesc_t), path, pl);
+        memcpy(buf + sizeof(ar_fdesc_t) + pl + 1, dataset, dl);
     }
-    uint64_t token = cask__hash(path, strlen(path), cask__hash(&ph, sizeof ph, 23));
-    token = cask__hash(dataset, strlen(dataset), token) | 1;
-    for (size_t i = 0; i < b->n; i++) {
-        in[3] = cask_int((int64_t)i);
-        cask_task_spec_t spec = { .kernel = "cask.array.h5_read", .inputs = in, .n_inputs = 4,
-                                  .name = "hdf5", .token = token, .index = i,
-                                  .nbytes = cask__ar_block_nbytes(dt, h.ndim, h.shape, chunk, i) };
-        if (cask_graph_add(g, &spec, &b->tasks[i], err))
-            goto fail;
+    if (!buf || cask_value_bytes(buf, len, &desc, err)) {
+        cask__free(buf);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path), NULL;
     }
-    for (int k = 0; k < 3; k++)
-        cask_value_decref(&in[k]);
-    return cask__ar_blocks_array(g, b, dt, h.ndim, h.shape, err);
-fail:
-    for (int k = 0; k < 3; k++)
-        cask_value_decref(&in[k]);
-    cask__ar_blockset_decref(b);
-    return NULL;
+    cask__free(buf);
+    cask_array_t *a = cask__ar_file_array(g, F_HDF5, &desc, dt, h.ndim, h.shape, chunk, err);
+    cask_value_decref(&desc);
+    return a;
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -335,26 +308,74 @@ static hid_t file_type(cask_dtype_t dt)
                                                                       : H5T_STD_I64LE);
 }
 
-/* Whether a's graph reads the file at path (the same file by device and
-** inode): writing it while workers read it is refused. */
-static bool reads_file(cask_array_t *a, const char *path)
+/* Whether v describes a dataset of the file w. */
+static bool names_file(const cask_value_t *v, const struct stat *w)
 {
-    struct stat w, r;
-    if (stat(path, &w))
-        return false;
-    cask_graph_t *g = cask_array_graph(a);
-    for (size_t i = 0, n = cask_graph_size(g); i < n; i++) {
-        cask_task_t t = cask_graph_task(g, i);
-        const char *k = cask_graph_kernel(g, t);
+    const char *p, *unused;
+    struct stat r;
+    return cask__ar_fdesc(v, F_HDF5, &p, &unused) && !stat(p, &r) && r.st_dev == w->st_dev &&
+           r.st_ino == w->st_ino;
+}
+
+/* Whether task t of g or a task it depends on reads a dataset of the file
+** w (seen: a mark per task; stack: room for a task each). */
+static bool task_reads(const cask_graph_t *g, cask_task_t t, const struct stat *w, uint8_t *seen,
+                       cask_task_t *stack)
+{
+    size_t n = 0;
+    stack[n++] = t;
+    while (n) {
+        cask_task_t u = stack[--n];
+        int64_t i = cask_graph_index(g, u);
         const cask_value_t *in;
         size_t m;
-        if (!k || strcmp(k, "cask.array.h5_read") || cask_graph_inputs(g, t, &in, &m, NULL) || !m)
+        if (i < 0 || seen[i] || cask_graph_inputs(g, u, &in, &m, NULL))
             continue;
-        const char *p = cask_value_str(&in[0], NULL);
-        if (p && !stat(p, &r) && r.st_dev == w.st_dev && r.st_ino == w.st_ino)
-            return true;
+        seen[i] = 1;
+        for (size_t j = 0; j < m; j++) {
+            if (in[j].type == CASK_BYTES && names_file(&in[j], w))
+                return true;
+            int64_t k = in[j].type == CASK_REF ? cask_graph_index(g, in[j].u.task) : -1;
+            if (k >= 0 && !seen[k]) /* pushed once per edge at most: within the room */
+                stack[n++] = in[j].u.task;
+        }
     }
     return false;
+}
+
+/* Whether expression e (or a task its block leaves read) reads a dataset
+** of the file w. */
+static bool expr_reads(const cask_graph_t *g, const ar_enode_t *e, const struct stat *w,
+                       uint8_t *seen, cask_task_t *stack)
+{
+    if (!e)
+        return false;
+    if (e->kind == N_FILE && e->op == F_HDF5 && names_file(&e->src, w))
+        return true;
+    for (size_t i = 0; e->kind == N_BLOCKS && i < e->bs->n; i++)
+        if (task_reads(g, e->bs->tasks[i], w, seen, stack))
+            return true;
+    for (int k = 0; k < 3; k++)
+        if (expr_reads(g, e->a[k], w, seen, stack))
+            return true;
+    return false;
+}
+
+/* Whether computing a reads the file at path (the same file, by device and
+** inode): writing a file while workers read it is refused. */
+static bool reads_file(cask_array_t *a, const char *path)
+{
+    struct stat w;
+    if (stat(path, &w))
+        return false;
+    /* a task is pushed once per edge into it, and once as a leaf's block */
+    size_t room = cask_graph_edges(a->g) + cask_graph_size(a->g) + 1;
+    uint8_t *seen = cask__calloc(cask_graph_size(a->g) + 1, 1);
+    cask_task_t *stack = cask__malloc(room * sizeof *stack);
+    bool r = !seen || !stack || expr_reads(a->g, a->e, &w, seen, stack); /* no memory: refuse */
+    cask__free(seen);
+    cask__free(stack);
+    return r;
 }
 
 int cask_array_save_hdf5(cask_array_t *a, const char *path, const char *dataset,
@@ -441,10 +462,4 @@ int cask_array_save_hdf5(cask_array_t *a, const char *path, const char *dataset,
         H5Sclose(w.space);
     pthread_mutex_destroy(&w.lock);
     return rc;
-}
-
-void cask__ar_register_hdf5(void)
-{
-    static const cask_kernel_opts_t o = { .cost_fn = cask__ar_cost_read };
-    cask__kernel_register("cask.array.h5_read", k_h5_read, &o, NULL);
 }

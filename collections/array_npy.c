@@ -349,13 +349,7 @@ out:
 
 /* ------------------------------------------------------------ lazy reads */
 
-/*
-** cask.array.npy_read(path, layout, data offset, file bytes, block): block
-** `block` of the array the layout describes, read from the file at path
-** with pread, a run of contiguous elements at a time. The file must be as
-** long as when it was opened (file bytes), or the read fails cleanly.
-*/
-/* Reading a block's runs from a .npy file (cask__ar_block_runs). */
+/* Reading a box's runs from a .npy file (cask__ar_block_runs). */
 typedef struct read_ctx {
     int fd;
     int64_t data;           /* the data's offset in the file */
@@ -388,53 +382,44 @@ static int read_run(void *ctx, int64_t flat, int64_t n)
     return 0;
 }
 
-static int k_npy_read(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+/*
+** A file leaf's region (N_FILE, F_NPY): each task that evaluates one reads
+** what it needs here.
+** The box lo .. lo + n of the array (dtype, shape) a .npy file holds at
+** the description's data offset, read with pread a run of contiguous
+** elements at a time. The file must still be a regular file as long as
+** when it was opened, or the read fails cleanly naming it.
+*/
+int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                          const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
+                          cask_kctx_t *ctx)
 {
-    size_t len;
-    const char *path = n == 5 ? cask_value_str(&args[0], NULL) : NULL;
-    const ar_phead_t *h = n == 5 ? cask_value_data(&args[1], &len) : NULL;
-    if (!path || !h || len != sizeof *h || ((uintptr_t)h & 7) || !cask__ar_layout_ok(h) ||
-        args[2].type != CASK_INT64 || args[2].u.i < 0 || args[3].type != CASK_INT64 ||
-        args[4].type != CASK_INT64)
-        return cask_kernel_fail(ctx, "arguments: a path, a layout, a data offset, the file's "
-                                     "size, a block");
-    int64_t bo[CASK_MAX_NDIM], be[CASK_MAX_NDIM];
-    cask_nd_t o;
-    int rc = cask__ar_new_block(h, &args[4], bo, be, out, &o, ctx);
-    if (rc)
-        return rc;
-    size_t es = cask_dtype_size(h->dtype);
+    const char *path, *unused;
+    const ar_fdesc_t *d = cask__ar_fdesc(desc, F_NPY, &path, &unused);
+    if (!d || d->offset < 0 || d->size < 0)
+        return cask_kernel_fail(ctx, "a .npy file's description is not sound");
+    size_t es = cask_dtype_size(dtype);
     double total = (double)es;
-    for (int x = 0; x < h->ndim; x++)
-        total *= (double)h->shape[x];
+    for (int x = 0; x < ndim; x++)
+        total *= (double)shape[x];
     off_t size = 0;
-    int fd = open_regular(path, &size);
-    if (fd < 0) {
-        rc = errno == EINVAL ? cask_kernel_fail(ctx, "%s is not a regular file", path)
-                             : cask_kernel_fail(ctx, "cannot read %s: %s", path, strerror(errno));
-        goto fail;
-    }
-    if ((uint64_t)size != (uint64_t)args[3].u.i) {
+    int fd = open_regular(path, &size), rc;
+    if (fd < 0)
+        return errno == EINVAL ? cask_kernel_fail(ctx, "%s is not a regular file", path)
+                               : cask_kernel_fail(ctx, "cannot read %s: %s", path, strerror(errno));
+    if ((uint64_t)size != (uint64_t)d->size)
         rc = cask_kernel_fail(ctx, "%s changed while the array was open: %llu bytes, %llu "
                               "when it was opened", path, (unsigned long long)size,
-                              (unsigned long long)args[3].u.i);
-        goto fail;
-    }
-    if ((double)args[2].u.i + total > (double)size) {
+                              (unsigned long long)d->size);
+    else if ((double)d->offset + total > (double)size)
         rc = cask_kernel_fail(ctx, "%s: the data (offset %lld, %.0f bytes) lies past the "
-                              "file's %llu bytes", path, (long long)args[2].u.i, total,
+                              "file's %llu bytes", path, (long long)d->offset, total,
                               (unsigned long long)size);
-        goto fail;
+    else {
+        read_ctx_t rd = { fd, d->offset, es, dst, path, ctx, dtype == CASK_BOOL };
+        rc = cask__ar_block_runs(ndim, shape, lo, n, read_run, &rd);
     }
-    read_ctx_t rd = { fd, args[2].u.i, es, o.data, path, ctx, h->dtype == CASK_BOOL };
-    if (o.size && (rc = cask__ar_block_runs(h->ndim, h->shape, bo, be, read_run, &rd)))
-        goto fail;
     close(fd);
-    return 0;
-fail:
-    if (fd >= 0)
-        close(fd);
-    cask_value_decref(out);
     return rc;
 }
 
@@ -455,46 +440,22 @@ cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64
         }
         return NULL;
     }
-    ar_phead_t ph = cask__ar_head_for(h.dtype, h.ndim, h.shape, chunk);
-    ar_blockset_t *b = cask__ar_blockset_new(h.ndim, h.shape, chunk);
-    cask_value_t in[5] = { cask_none(), cask_none(), cask_int((int64_t)h.offset),
-                           cask_int((int64_t)h.file_size), cask_none() };
-    if (!b || cask_value_string(path, (size_t)-1, &in[0], err) ||
-        cask_value_bytes(&ph, sizeof ph, &in[1], err)) {
-        cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path);
-        goto fail;
+    size_t pl = strlen(path);
+    unsigned char *buf = cask__malloc(sizeof(ar_fdesc_t) + pl + 1);
+    cask_value_t desc = cask_none();
+    if (buf) {
+        ar_fdesc_t d = { (int64_t)h.offset, (int64_t)h.file_size };
+        memcpy(buf, &d, sizeof d);
+        memcpy(buf + sizeof d, path, pl + 1);
     }
-    uint64_t token = cask__hash(path, strlen(path), cask__hash(&ph, sizeof ph, 17));
-    token = cask__hash(&h.file_size, sizeof h.file_size, token);
-    token = cask__hash(&h.offset, sizeof h.offset, token) | 1;
-    for (size_t i = 0; i < b->n; i++) {
-        in[4] = cask_int((int64_t)i);
-        cask_task_spec_t spec = { .kernel = "cask.array.npy_read", .inputs = in, .n_inputs = 5,
-                                  .name = "npy", .token = token, .index = i,
-                                  .nbytes = cask__ar_block_nbytes(h.dtype, h.ndim, h.shape,
-                                                                  chunk, i) };
-        if (cask_graph_add(g, &spec, &b->tasks[i], err))
-            goto fail;
+    if (!buf || cask_value_bytes(buf, sizeof(ar_fdesc_t) + pl + 1, &desc, err)) {
+        cask__free(buf);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path), NULL;
     }
-    cask_value_decref(&in[0]);
-    cask_value_decref(&in[1]);
-    return cask__ar_blocks_array(g, b, h.dtype, h.ndim, h.shape, err);
-fail:
-    cask_value_decref(&in[0]);
-    cask_value_decref(&in[1]);
-    cask__ar_blockset_decref(b);
-    return NULL;
+    cask__free(buf);
+    cask_array_t *a = cask__ar_file_array(g, F_NPY, &desc, h.dtype, h.ndim, h.shape, chunk, err);
+    cask_value_decref(&desc);
+    return a;
 }
 
-double cask__ar_cost_read(const cask_value_t *args, size_t n)
-{
-    (void)args;
-    (void)n;
-    return 1e-3; /* a read: a millisecond until measured */
-}
 
-void cask__ar_register_npy(void)
-{
-    static const cask_kernel_opts_t o = { .cost_fn = cask__ar_cost_read };
-    cask__kernel_register("cask.array.npy_read", k_npy_read, &o, NULL);
-}

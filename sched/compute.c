@@ -148,10 +148,10 @@ int cask__resolve(const cask_compute_opts_t *opts, cask__backend_t *out, int *wo
     return 0;
 }
 
-/* Parse a byte count: digits with an optional fraction, then nothing
-** (bytes), kB MB GB TB (powers of 1000; the B and case optional) or KiB
-** MiB GiB TiB (powers of 1024). */
-static int parse_bytes(const char *s, size_t *out)
+/* A byte count: digits with an optional fraction, then nothing (bytes), kB
+** MB GB TB (powers of 1000; the B and case optional) or KiB MiB GiB TiB
+** (powers of 1024). */
+static int parse_bytes_(const char *s, size_t *out)
 {
     char *end;
     errno = 0;
@@ -183,6 +183,14 @@ static int parse_bytes(const char *s, size_t *out)
     return 0;
 }
 
+int cask_bytes_parse(const char *s, size_t *out, cask_error_t *err)
+{
+    if (!s || !out || parse_bytes_(s, out))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "'%s' is not a byte count (such as "
+                         "4000000, 64MB or 1.5GiB)", s ? s : "(null)");
+    return 0;
+}
+
 /* The run's memory budget: opts', else $CASK_MEMORY_LIMIT, else none. */
 static int memory_limit(const cask_compute_opts_t *opts, size_t *budget, cask_error_t *err)
 {
@@ -190,7 +198,7 @@ static int memory_limit(const cask_compute_opts_t *opts, size_t *budget, cask_er
     const char *e = getenv("CASK_MEMORY_LIMIT");
     if (*budget || !e || !*e)
         return 0;
-    if (parse_bytes(e, budget))
+    if (parse_bytes_(e, budget))
         return cask__err(err, CASK_EINVAL, NULL, NULL,
                          "CASK_MEMORY_LIMIT='%s' is not a byte count (such as 4000000, "
                          "64MB or 1.5GiB)", e);
@@ -217,6 +225,7 @@ static void run_destroy(cask_run_t *r)
     cask__free(r->xfers);
     cask__free(r->out_next);
     cask__free(r->delivered);
+    cask__big_free(r->need);
     cask__plan_destroy(&r->p);
 }
 
@@ -323,6 +332,7 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     }
     r.g = g;
     if (r.budget && (rc = cask__run_budget_check(&r, !results, err))) {
+        cask__big_free(r.need);
         cask__plan_destroy(&r.p);
         return rc;
     }

@@ -348,9 +348,10 @@ static cask_tid_t follower(procs_t *ps, int i, cask_tid_t t)
 ** other worker could start it: only MAX_DEPTH bounds them. Beyond the one
 ** task a worker runs, it is sent only tasks known to be short, and only
 ** while the measured time it holds beyond that one stays under HOLD_NS.
-** One message for all.
+** One message for all. With a memory budget: a worker holding nothing is
+** sent the first task the budget admits, and nothing else.
 */
-static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
+static void send_batch(procs_t *ps, int i, cask_tid_t first, int limit)
 {
     cask_run_t *r = ps->r;
     proc_t *p = &ps->p[i];
@@ -361,8 +362,6 @@ static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
     double ticks[MAX_DEPTH] = { 0 };
     int k = 0;
     if (r->budget) { /* one task at a time, the first the budget admits */
-        if (first != NONE)
-            push(ps, first);
         if (p->count || !cask__readyq_pop_admitted(&ps->q, r, ps->inflight > 0, &batch[0]))
             return;
         ps->sent[batch[0]] = (uint16_t)(i + 1);
@@ -407,6 +406,15 @@ static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
         ;
 }
 
+/* send_batch, and `first` (a ready task) back to the queue if it was not
+** sent after all (no room for it among short tasks, a budget, no worker). */
+static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
+{
+    send_batch(ps, i, first, limit);
+    if (first != NONE && !ps->sent[first])
+        push(ps, first);
+}
+
 /* Give work out, one message per worker: first to the workers that hold
 ** nothing, each its kept task or the queue's first and at most an even
 ** share of the queue (so each of them gets one before any gets two), then
@@ -435,7 +443,7 @@ static void fill(procs_t *ps)
         proc_t *p = &ps->p[busy[b]];
         if (p->count < MAX_DEPTH)
             dispatch(ps, busy[b], p->keep, p->count + (int)(share < MAX_DEPTH ? share : MAX_DEPTH));
-        if (p->keep != NONE && !ps->sent[p->keep]) /* no room for it after all */
+        else if (p->keep != NONE)
             push(ps, p->keep);
         p->keep = NONE;
     }

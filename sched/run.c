@@ -369,13 +369,20 @@ int cask__run_refuse_opaque(const cask_run_t *r, const char *where, cask_error_t
 
 /* Whether t fits now: unsized, or its size beside what is held and
 ** reserved is within the budget. */
-static bool fits(const cask_run_t *r, uint64_t size)
+static bool fits_bytes(const cask_run_t *r, uint64_t size)
 {
-    if (!size)
-        return true;
     size_t held = atomic_load_explicit(&r->bytes, memory_order_relaxed);
     size_t res = atomic_load_explicit(&r->reserved, memory_order_relaxed);
     return held <= r->budget && res <= r->budget - held && size <= r->budget - held - res;
+}
+
+/* Whether t may start: unsized, or its size and the largest size among
+** its consumers (which make theirs while t's output lives) fit beside what
+** is held and reserved. Looking one step ahead keeps producers from taking
+** the budget to the byte, leaving their consumers no room. */
+static bool fits(const cask_run_t *r, cask_tid_t t)
+{
+    return !size_of(r, t) || fits_bytes(r, r->need[t]);
 }
 
 bool cask__run_admit(cask_run_t *r, cask_tid_t t)
@@ -383,7 +390,7 @@ bool cask__run_admit(cask_run_t *r, cask_tid_t t)
     if (!r->budget)
         return true;
     uint64_t size = size_of(r, t);
-    if (!fits(r, size))
+    if (!fits(r, t))
         return false;
     atomic_fetch_add_explicit(&r->reserved, (size_t)size, memory_order_relaxed);
     return true;
@@ -461,7 +468,7 @@ bool cask__readyq_pop_admitted(cask_readyq_t *q, cask_run_t *r, bool running, ca
     size_t first = first_pos(q), pick = SIZE_MAX, any = SIZE_MAX;
     for (size_t i = first; i != SIZE_MAX; i = next_pos(q, i)) {
         cask_tid_t u = r->p.bypos[i];
-        if (!fits(r, size_of(r, u)))
+        if (!fits(r, u))
             continue;
         if (i == first || frees(r, u)) {
             pick = i;
@@ -484,12 +491,19 @@ int cask__run_budget_check(cask_run_t *r, bool released, cask_error_t *err)
     const cask_graph_t *g = r->g;
     const cask__plan_t *p = &r->p;
     uint32_t *mark = cask__big_calloc(p->n ? p->n : 1, sizeof *mark);
-    if (!mark)
+    if (!mark || !(r->need = cask__big_malloc((p->n ? p->n : 1) * sizeof *r->need))) {
+        cask__big_free(mark);
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to check the budget");
+    }
     int rc = 0;
     for (uint32_t t = 0; t < p->n && !rc; t++) {
         uint32_t gt = p->task[t];
-        uint64_t out = cask__view_nbytes(&p->gv, gt), in = 0;
+        uint64_t out = cask__view_nbytes(&p->gv, gt), in = 0, next = 0;
+        for (uint32_t e = p->succ_off[t]; e < p->succ_off[t + 1]; e++) {
+            uint64_t s = cask__view_nbytes(&p->gv, p->task[p->succ[e]]);
+            next = s > next ? s : next;
+        }
+        r->need[t] = out + next < r->budget ? out + next : r->budget;
         const cask_value_t *iv = cask__view_inputs(&p->gv, gt);
         for (size_t i = 0, k = cask__view_nargs(&p->gv, gt); i < k; i++) {
             if (iv[i].type != CASK_REF)

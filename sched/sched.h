@@ -60,6 +60,8 @@ struct cask_run {
     size_t    budget;              /* bytes live outputs may take; 0: no budget */
     atomic_size_t reserved;        /* with a budget: the sizes of tasks admitted
                                       and not yet ended */
+    uint64_t *need;                /* with a budget: each task's size and its largest
+                                      consumer's, at most the budget */
 };
 
 /* A value moved to another worker: task t's output, received on trace row

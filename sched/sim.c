@@ -201,6 +201,7 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
     r.workers = P;
     r.budget = opts->memory_limit;
     if (r.budget && (rc = cask__run_budget_check(&r, false, err))) {
+        cask__big_free(r.need);
         cask__plan_destroy(&r.p);
         return rc;
     }
@@ -302,6 +303,7 @@ out:
     if (rc)
         cask_sim_result_destroy(res);
     cask_readyq_destroy(&q.q);
+    cask__big_free(r.need);
     cask__plan_destroy(&r.p);
     cask__free(q.a);
     cask__free(d);

@@ -226,8 +226,10 @@ CASK_API cask_array_t *cask_array_slice(cask_array_t *a, const cask_slice_t *s, 
 
 /* The same elements in chunks of chunks[x] along each axis x (as for
 ** creation: at least 1), each new block gathered from the old blocks it
-** overlaps. A generated or elementwise array needs no rechunk: it takes
-** any chunks when combined. Errors: CASK_EINVAL, CASK_ENOMEM. */
+** overlaps. An expression that reads no other array's blocks (generated,
+** constant, over an opened file, and elementwise over those) is the same
+** expression in the new chunks, at no cost; it also takes any chunks when
+** combined. Errors: CASK_EINVAL, CASK_ENOMEM. */
 CASK_API cask_array_t *cask_array_rechunk(cask_array_t *a, const int64_t *chunks,
                                           cask_error_t *err);
 
@@ -397,15 +399,16 @@ CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
 
 /*
 ** An array over the .npy file at path, read lazily: opening reads the
-** header alone, and each block's task (key npy-TOKEN-INDEX) reads that
-** block's region of the file with pread when it runs, so nothing is read or
-** copied while the expression is built and a block lives only until its
-** consumers have run. How many blocks are alive at once depends on the
-** order tasks run in (cask/sched.h): a sum, a rechunk and sum, or
-** (x + x.T).sum() over a 16 MB file in 64 blocks holds one to four blocks
-** at its peak on sync, threads and processes; a memory budget
-** (cask_compute_opts_t.memory_limit) bounds it, every block task carrying
-** its size.
+** header alone. The file is a leaf of the expressions built on it, as a
+** generator is: each task that needs a region of it (an elementwise block,
+** a reduction's first level) reads that region itself with pread when it
+** runs, so nothing is read while the expression is built, no block of the
+** file is held between tasks, and any chunks line up with it (a rechunk
+** costs nothing). An expression that uses the file twice, such as
+** x - x.mean(axis=0), reads it twice, as Dask does when it inlines its
+** getters, and never holds a column of x for the mean. The file's own
+** blocks become tasks (key npy-TOKEN-INDEX) only where something needs
+** them as blocks: computing x itself, a slice, a concatenation, a matmul.
 ** Formats and chunks as cask_array_load_npy; every scheduler reads the
 ** file by its path, so worker processes and MPI ranks must see the same
 ** file there.
@@ -425,10 +428,10 @@ CASK_API cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path,
 /*
 ** An array over dataset `dataset` ("/x", "/group/x") of the HDF5 file at
 ** path, read lazily through the HDF5 library: opening reads the dataset's
-** type, extents and chunking, and each block's task (key
-** hdf5-TOKEN-INDEX) reads that block's hyperslab when it runs. chunks
-** NULL: the dataset's own
-** chunking when it is chunked, else picked as for any array.
+** type, extents and chunking; then, as for cask_array_open_npy, each task
+** reads the hyperslab it needs when it runs (blocks as tasks, where needed,
+** have keys hdf5-TOKEN-INDEX). chunks NULL: the dataset's own chunking
+** when it is chunked, else picked as for any array.
 ** Types: signed integers of 1 to 8 bytes and unsigned ones of 1 to 4 are
 ** read as int64; floats of 8 and 4 bytes as float64 and float32; h5py's
 ** bool (an enum FALSE = 0, TRUE = 1 over one byte) as bool. Strings,

@@ -175,8 +175,9 @@ typedef struct cask_compute_info {
 ** A memory budget (opts->memory_limit, else $CASK_MEMORY_LIMIT) bounds the
 ** bytes of live task outputs by the sizes tasks were given
 ** (cask_task_spec_t.nbytes; every array block task has its own). A task
-** starts only when its size fits beside the outputs held and the sizes of
-** the tasks running: the first ready task in priority order if it fits,
+** starts only when its size, and the largest size among its consumers,
+** fit beside the outputs held and the sizes of the tasks running: the
+** first ready task in priority order if it fits,
 ** else the first that fits and, as the last reader of its inputs, frees
 ** at least what it makes; a producer that does not free waits while tasks
 ** run (they free memory), and starts only when nothing runs. Before any
@@ -195,6 +196,12 @@ typedef struct cask_compute_info {
 CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                           const cask_compute_opts_t *opts, cask_value_t *results,
                           cask_compute_info_t *info, cask_error_t *err);
+
+/* Read a byte count as CASK_MEMORY_LIMIT takes it: digits with an optional
+** fraction, then no unit (bytes), kB MB GB TB (powers of 1000; the B and
+** the case optional) or KiB MiB GiB TiB (powers of 1024), under 2^63.
+** Returns 0 with *bytes set, or CASK_EINVAL. */
+CASK_API int cask_bytes_parse(const char *s, size_t *bytes, cask_error_t *err);
 
 /* Compute task t of g with the defaults ($CASK_SCHEDULER, else threads,
 ** on $CASK_NUM_WORKERS, else one worker per core; no trace) into *result:

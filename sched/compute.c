@@ -312,8 +312,8 @@ int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         rc = memory_limit(opts, &r.budget, err);
     if (!rc && r.budget && !b.budget)
         rc = cask__err(err, CASK_EINVAL, NULL, NULL,
-                       "scheduler '%s' does not keep a memory budget (sync, threads and "
-                       "processes do)", b.s.name);
+                       "scheduler '%s' does not keep a memory budget (the built-in ones "
+                       "do)", b.s.name);
     if (rc)
         return rc;
     const cask_scheduler_t s = b.s;

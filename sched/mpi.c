@@ -160,6 +160,10 @@ typedef struct {
     uint64_t *tbytes;          /* bytes of each output */
     int32_t *owner;            /* the rank that made each output */
     int *inflight;             /* tasks given to each rank, not yet done */
+    uint64_t *rbytes;          /* with a budget: the given sizes of the values each
+                                  rank holds or is sent, */
+    uint64_t *rres;            /* and of the tasks it runs (their outputs to come) */
+    uint64_t rpeak;            /* the most any rank held */
     int depth;                 /* tasks a rank may hold */
     double busy_ns;            /* a kernel's time, a moving average */
     int32_t *worker;           /* trace: rank of each task, */
@@ -369,9 +373,19 @@ static int held(const mrun_t *m, uint32_t u, int k)
     return (m->hold[(size_t)u * m->hw + (size_t)k / 64] >> (k % 64)) & 1;
 }
 
+/* u's given output size (the budget's measure). */
+static uint64_t size_of(const mrun_t *m, uint32_t u)
+{
+    return cask__view_nbytes(&m->r->p.gv, m->r->p.task[u]);
+}
+
 static void set_held(mrun_t *m, uint32_t u, int k, int on)
 {
     uint64_t bit = 1ull << (k % 64), *w = &m->hold[(size_t)u * m->hw + (size_t)k / 64];
+    if (m->rbytes && !(*w & bit) != !on) { /* a budget: count what each rank holds */
+        m->rbytes[k] = on ? m->rbytes[k] + size_of(m, u) : m->rbytes[k] - size_of(m, u);
+        m->rpeak = m->rbytes[k] > m->rpeak ? m->rbytes[k] : m->rpeak;
+    }
     *w = on ? *w | bit : *w & ~bit;
 }
 
@@ -726,10 +740,110 @@ static void order_input(mrun_t *m, uint32_t u, void *ctx)
     set_held(m, u, k, 1); /* on its way */
 }
 
+/* With a budget: the given sizes of t's inputs rank k does not hold. */
+static void missing_bytes(mrun_t *m, uint32_t u, void *ctx)
+{
+    locality_t *l = ctx;
+    if (!held(m, u, l->k))
+        l->bytes += size_of(m, u);
+}
+
+/* With a budget: the rank with room to run t whose budget t fits (its
+** size and its largest consumer's, and the inputs it would be sent), the
+** one holding most of t's input bytes; -1 if none. */
+static int budget_rank(mrun_t *m, cask_tid_t t)
+{
+    cask_run_t *r = m->r;
+    int best = -1;
+    uint64_t best_bytes = 0;
+    for (int k = 0; k < m->size; k++) {
+        if (m->inflight[k] >= m->depth)
+            continue;
+        locality_t miss = { k, 0 }, have = { k, 0 };
+        uint64_t need = size_of(m, t) ? r->need[t] : 0, used = m->rbytes[k] + m->rres[k];
+        each_input(m, t, missing_bytes, &miss);
+        if (need + miss.bytes && (used > r->budget || need + miss.bytes > r->budget - used))
+            continue;
+        each_input(m, t, held_bytes, &have);
+        if (best < 0 || have.bytes > best_bytes ||
+            (have.bytes == best_bytes && m->inflight[k] < m->inflight[best])) {
+            best = k;
+            best_bytes = have.bytes;
+        }
+    }
+    return best;
+}
+
+/* Give t to rank k. */
+static void give_to(mrun_t *m, cask_tid_t t, int k)
+{
+    each_input(m, t, order_input, &k);
+    m->inflight[k]++;
+    if (k == 0)
+        give(m, t);
+    else
+        ctl(m, k, OP_RUN, t, 0);
+}
+
+/* With a budget, as cask__readyq_pop_admitted per rank: the first ready
+** task if some rank's budget fits it, else the first that fits and frees
+** what it makes, else (nothing running anywhere) the first that fits.
+** Nothing running and nothing fitting: the graph does not fit. */
+static void assign_budget(mrun_t *m)
+{
+    cask_run_t *r = m->r;
+    while (!cask_run_stopped(r) && cask_readyq_size(&m->q)) {
+        int running = 0;
+        for (int k = 0; k < m->size; k++)
+            running += m->inflight[k];
+        size_t first = cask__readyq_first(&m->q), pick = SIZE_MAX, any = SIZE_MAX;
+        int pk = -1, ak = -1;
+        for (size_t i = first; i != SIZE_MAX; i = cask__readyq_next(&m->q, i)) {
+            cask_tid_t u = cask__readyq_at(&m->q, i);
+            int k = budget_rank(m, u);
+            if (k < 0)
+                continue;
+            if (i == first || cask__run_frees(r, u)) {
+                pick = i, pk = k;
+                break;
+            }
+            if (any == SIZE_MAX)
+                any = i, ak = k;
+        }
+        if (pick == SIZE_MAX && !running)
+            pick = any, pk = ak;
+        if (pick == SIZE_MAX) {
+            if (!running) {
+                cask_tid_t t = cask__readyq_at(&m->q, first);
+                uint64_t most = 0;
+                for (int k = 0; k < m->size; k++)
+                    most = m->rbytes[k] > most ? m->rbytes[k] : most;
+                cask_error_t e;
+                cask__err(&e, CASK_ENOMEM, cask_run_key(r, t),
+                          cask__kernel_name(r->g, r->p.task[t]),
+                          "the memory budget of %zu bytes a rank is too small for this graph: "
+                          "a rank holds %llu bytes of outputs for tasks still to run, and no "
+                          "ready task fits on any rank (this one makes %llu)", r->budget,
+                          (unsigned long long)most, (unsigned long long)size_of(m, t));
+                cask__run_fail(r, &e);
+            }
+            return;
+        }
+        cask_tid_t t = cask__readyq_at(&m->q, pick);
+        cask__readyq_take(&m->q, pick);
+        m->rres[pk] += size_of(m, t);
+        give_to(m, t, pk);
+    }
+}
+
 /* Give out ready tasks while some rank has room. */
 static void assign(mrun_t *m)
 {
     cask_tid_t t;
+    if (m->rbytes) {
+        assign_budget(m);
+        return;
+    }
     while (!cask_run_stopped(m->r) && cask_readyq_size(&m->q)) {
         int best = -1;
         uint64_t best_bytes = 0;
@@ -749,12 +863,7 @@ static void assign(mrun_t *m)
         if (best < 0)
             break; /* every rank is full */
         cask_readyq_pop(&m->q, &t);
-        each_input(m, t, order_input, &best);
-        m->inflight[best]++;
-        if (best == 0)
-            give(m, t);
-        else
-            ctl(m, best, OP_RUN, t, 0);
+        give_to(m, t, best);
     }
 }
 
@@ -801,6 +910,8 @@ static void finished(mrun_t *m, int k, uint32_t t, int rc, cask_value_t out, uin
         m->ns_end[t] = end;
     }
     int local = k == 0;
+    if (m->rres)
+        m->rres[k] -= size_of(m, t); /* now held, or failed */
     if (cask__run_post(r, t, k, rc, local ? out : cask_none(), rel_tick(m, start),
                        rel_tick(m, end), text))
         return;
@@ -1006,6 +1117,8 @@ static int schedule(mrun_t *m, int all)
     }
     if (!cask_run_stopped(r))
         gather_outputs(m, &o, all);
+    if (m->rbytes) /* the peak: the most a rank held, by the given sizes */
+        atomic_store(&r->peak, (size_t)m->rpeak);
     stop_t why = { 0 };
     if (cask_run_stopped(r)) {
         cask_error_t e = r->err;
@@ -1150,6 +1263,8 @@ static void mrun_free(mrun_t *m)
     cask__free(m->tbytes);
     cask__free(m->owner);
     cask__free(m->inflight);
+    cask__free(m->rbytes);
+    cask__free(m->rres);
     cask__free(m->worker);
     cask__free(m->ns_start);
     cask__free(m->ns_end);
@@ -1189,6 +1304,8 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
              (m.tbytes = cask__calloc(n, sizeof *m.tbytes)) &&
              (m.owner = cask__calloc(n, sizeof *m.owner)) &&
              (m.inflight = cask__calloc((size_t)m.size, sizeof *m.inflight)) &&
+             (!r->budget || ((m.rbytes = cask__calloc((size_t)m.size, sizeof *m.rbytes)) &&
+                             (m.rres = cask__calloc((size_t)m.size, sizeof *m.rres)))) &&
              (m.outbox = cask__calloc((size_t)m.size, sizeof *m.outbox)) &&
              (m.in.p = cask__malloc(m.in.cap = BATCH)) &&
              (!trace || ((m.worker = cask__calloc(n, sizeof *m.worker)) &&
@@ -1249,7 +1366,7 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
 }
 
 const cask__backend_t cask__backend_mpi = { { "mpi", mpi_run, NULL, 0 }, mpi_size, NULL,
-                                            false };
+                                            true };
 
 #else /* no MPI in this build */
 

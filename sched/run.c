@@ -456,6 +456,31 @@ static bool frees(const cask_run_t *r, cask_tid_t t)
     return let_go >= make;
 }
 
+size_t cask__readyq_first(const cask_readyq_t *q)
+{
+    return q->size ? first_pos(q) : SIZE_MAX;
+}
+
+size_t cask__readyq_next(const cask_readyq_t *q, size_t pos)
+{
+    return next_pos(q, pos);
+}
+
+cask_tid_t cask__readyq_at(const cask_readyq_t *q, size_t pos)
+{
+    return q->run->p.bypos[pos];
+}
+
+void cask__readyq_take(cask_readyq_t *q, size_t pos)
+{
+    take_pos(q, pos);
+}
+
+bool cask__run_frees(const cask_run_t *r, cask_tid_t t)
+{
+    return frees(r, t);
+}
+
 bool cask__readyq_pop_admitted(cask_readyq_t *q, cask_run_t *r, bool running, cask_tid_t *t)
 {
     if (!r->budget)

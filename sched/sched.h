@@ -136,6 +136,16 @@ bool cask__readyq_pop_admitted(cask_readyq_t *q, cask_run_t *r, bool running, ca
 ** their given sizes), or, when the outputs asked for are held to the end
 ** (not released), their sizes together when over it; else 0. */
 int cask__run_budget_check(cask_run_t *r, bool released, cask_error_t *err);
+/* Walking q in priority order: the first position (SIZE_MAX: q is empty),
+** the next after pos (SIZE_MAX: none), the task at pos, taking pos out.
+** And whether t, as the last reader of its inputs, frees at least what it
+** makes (by the given sizes). For back-ends that admit tasks by rules of
+** their own (mpi: a budget per rank). */
+size_t cask__readyq_first(const cask_readyq_t *q);
+size_t cask__readyq_next(const cask_readyq_t *q, size_t pos);
+cask_tid_t cask__readyq_at(const cask_readyq_t *q, size_t pos);
+void cask__readyq_take(cask_readyq_t *q, size_t pos);
+bool cask__run_frees(const cask_run_t *r, cask_tid_t t);
 /* Fail r with CASK_ENOMEM: nothing runs and no ready task of q fits the
 ** budget beside the outputs held for the tasks still to run. */
 void cask__run_stalled(cask_run_t *r, cask_readyq_t *q);

@@ -191,7 +191,9 @@ typedef struct cask_compute_info {
 ** budget when every task is sized; an unsized task is never held back and
 ** its output counts once made. Kept by "sync", "threads" and "processes"
 ** (which then run one task per worker at a time, each admitted from the
-** queue); "mpi" and user schedulers refuse a budget (CASK_EINVAL).
+** queue) and by "mpi" per rank (what a rank holds, the inputs it is sent
+** included; info->peak_bytes on rank 0 is the most any rank held, by the
+** given sizes); user schedulers refuse a budget (CASK_EINVAL).
 */
 CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                           const cask_compute_opts_t *opts, cask_value_t *results,

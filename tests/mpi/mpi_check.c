@@ -15,7 +15,8 @@
 **     (copied, with CASK_MPI_SHM=0); a result that is a chunk made on
 **     another rank stays readable after the compute;
 **   - a failing task: every rank returns the same error naming the key,
-**     the kernel, the message and the rank it ran on.
+**     the kernel, the message and the rank it ran on;
+**   - a memory budget per rank: kept, and a budget too small refused.
 */
 #include <mpi.h>
 
@@ -169,6 +170,53 @@ static void arrays(void)
           "a 1200x1000 array in 24 blocks: sum %.6f and std %.6f as on threads", got[0], got[1]);
     check(got[2] == want[2], "a 400x400 matmul in 16 blocks: the sum of the product %.6f as on "
                              "threads", got[2]);
+}
+
+/* A memory budget per rank: (x + x.T).sum() over 64 blocks of 128 KB that
+** are tasks (copied from a buffer) gives sync's sum with no rank holding
+** more than 6 blocks by their sizes (copies of inputs stay on a rank until
+** no task needs them: under 6, 2 and 3 ranks stop, cleanly); a budget under
+** one task's needs is refused on every rank before anything runs. */
+static void budgets(void)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    int64_t shape[2] = { 1024, 1024 }, chunks[2] = { 128, 128 };
+    double *data = malloc(1024 * 1024 * sizeof *data);
+    for (size_t i = 0; i < 1024 * 1024; i++)
+        data[i] = (double)(i % 1000) * 0.25;
+    cask_array_t *x = cask_array_from_buffer(g, CASK_F64, 2, shape, chunks, data, CASK_ARRAY_COPY,
+                                             &err);
+    cask_array_t *t = cask_array_transpose(x, NULL, &err);
+    cask_array_t *y = cask_array_binop(x, CASK_ADD, t, &err);
+    cask_array_t *s = cask_array_reduce(y, CASK_SUM, NULL, &err);
+    double want = 0, got = 0;
+    cask_compute_opts_t o = on("sync", 0);
+    if (cask_array_compute(&s, 1, &o, (void *[]){ &want }, NULL, &err))
+        check(0, "sync: %s", err.message);
+    const size_t blk = 128 * 128 * 8;
+    o = on("mpi", CASK_ALL_RANKS);
+    o.memory_limit = 6 * blk;
+    cask_compute_info_t info;
+    int rc = cask_array_compute(&s, 1, &o, (void *[]){ &got }, &info, &err);
+    check(!rc && got == want, "a budget of 6 blocks a rank: (x + x.T).sum() = %.2f as sync's "
+                              "(%s)", got, rc ? err.message : "ok");
+    check(rank != 0 || info.peak_bytes <= 6 * blk, "no rank held more than the budget (%zu of "
+                                                   "%zu bytes)", info.peak_bytes, 6 * blk);
+    o.memory_limit = 3 * blk; /* kept, or a clean stop on every rank */
+    rc = cask_array_compute(&s, 1, &o, (void *[]){ &got }, &info, &err);
+    check((!rc && got == want) || (rc == CASK_ENOMEM && strstr(err.message, "too small")),
+          "a budget of 3 blocks a rank: kept, or stopped cleanly (%s)", rc ? err.message : "kept");
+    o.memory_limit = blk; /* an add needs 3 blocks */
+    rc = cask_array_compute(&s, 1, &o, (void *[]){ &got }, NULL, &err);
+    check(rc == CASK_ENOMEM && strstr(err.message, "over the memory budget"),
+          "a budget of one block is refused on every rank: %s", err.message);
+    cask_array_decref(x);
+    cask_array_decref(t);
+    cask_array_decref(y);
+    cask_array_decref(s);
+    cask_graph_decref(g);
+    free(data);
 }
 
 /* A borrowed buffer: every rank builds its graph over a buffer of its own
@@ -406,6 +454,7 @@ int main(void)
     check(!rc && (rank != 0 || r.u.i == 2), "a first compute on %d ranks", size);
     random_graphs();
     arrays();
+    budgets();
     borrowed();
     big_chunks();
     shared_chunks();

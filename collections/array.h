@@ -218,6 +218,7 @@ typedef struct ar_enode {
     double        p[3];                 /* N_GEN, N_CONST parameters (array.h) */
     int64_t       ip[2];
     cask_value_t  src;                  /* N_FILE: its description (a reference held) */
+    int           scans;                /* N_FILE: reductions built over it so far */
 } ar_enode_t;
 
 struct cask_array {

@@ -302,7 +302,7 @@ static int leaves(ar_eval_t *ev, const cask_value_t *args, cask_kctx_t *ctx)
             int rc = cask__ar_block_fits(e->src_ndim, sshape, ctx);
             if (rc)
                 return rc;
-            if (!(l->own = cask__malloc(bytes ? bytes : 1)))
+            if (!(l->own = cask__big_malloc(bytes ? bytes : 1)))
                 return CASK_ENOMEM;
             if (bytes && (rc = cask__ar_read_box(e->op, &args[e->arg], e->dtype, e->src_ndim,
                                                  e->src_shape, lo, sshape, l->own, ctx)))
@@ -490,7 +490,7 @@ int cask__ar_eval_init(ar_eval_t *ev, const ar_phead_t *h, int64_t block, const 
 void cask__ar_eval_free(ar_eval_t *ev)
 {
     for (uint32_t i = 0; i < ev->h->nnodes; i++)
-        cask__free(ev->leaf[i].own);
+        cask__big_free(ev->leaf[i].own);
     cask__free(ev->buf);
     ev->buf = NULL;
 }

@@ -416,6 +416,7 @@ int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim
                               "file's %llu bytes", path, (long long)d->offset, total,
                               (unsigned long long)size);
     else {
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a larger read-ahead */
         read_ctx_t rd = { fd, d->offset, es, dst, path, ctx, dtype == CASK_BOOL };
         rc = cask__ar_block_runs(ndim, shape, lo, n, read_run, &rd);
     }

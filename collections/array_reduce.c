@@ -232,6 +232,36 @@ cask_dtype_t cask__ar_red_dtype(int red, cask_dtype_t in)
 
 /* ------------------------------------------------------------- building */
 
+/* Whether a reduction over e should walk its blocks last to first: it reads
+** a file that an odd number of reductions built before it read (counted
+** here). Two passes over a file bigger than the page cache then meet the
+** cache: the second starts where the first ended, among the pages the
+** first read last, instead of behind them (an LRU cache drops exactly the
+** pages a second pass in the same direction needs next). */
+static void find_files(ar_enode_t *e, ar_enode_t **seen, int *n)
+{
+    if (!e)
+        return;
+    for (int i = 0; i < *n; i++)
+        if (seen[i] == e)
+            return; /* a node the expression reads twice counts once */
+    if (e->kind == N_FILE && *n < AR_MAX_NODES)
+        seen[(*n)++] = e;
+    for (int k = 0; k < 3; k++)
+        find_files(e->a[k], seen, n);
+}
+
+static bool scan_backwards(ar_enode_t *e)
+{
+    ar_enode_t *files[AR_MAX_NODES];
+    int n = 0;
+    bool rev = false;
+    find_files(e, files, &n);
+    for (int i = 0; i < n; i++)
+        rev |= files[i]->scans++ % 2 == 1;
+    return rev;
+}
+
 cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
                                 const cask_reduce_opts_t *opts, cask_error_t *err)
 {
@@ -255,6 +285,7 @@ cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
                          "split_every %d (at least 2) or ddof %d (at least 0)", o.split_every,
                          o.ddof), NULL;
     int split = o.split_every ? o.split_every : 8;
+    bool rev = scan_backwards(a->e);
     /* The result's layout: the kept axes. */
     int kn = 0;
     int64_t kshape[CASK_MAX_NDIM], kchunk[CASK_MAX_NDIM], rsize = 1;
@@ -334,9 +365,10 @@ cask_array_t *cask_array_reduce(cask_array_t *a, cask_reduction_t op,
                     size_t take = m - s < (size_t)split ? m - s : (size_t)split;
                     bool final = m <= (size_t)split;
                     in[1] = cask_int((int64_t)k);
-                    in[2] = cask_int(final);
-                    for (size_t j = 0; j < take; j++)
-                        in[3 + j] = cask_ref(t[s + j]);
+                    in[2] = cask_int(final | (rev ? 2 : 0));
+                    for (size_t j = 0; j < take; j++) /* backwards: the kernel merges them
+                                                         in order all the same */
+                        in[3 + j] = cask_ref(t[s + (rev ? take - 1 - j : j)]);
                     cask_task_spec_t spec = { .kernel = "cask.array.combine", .inputs = in,
                                               .n_inputs = 3 + take,
                                               .name = final ? name : cname,
@@ -578,8 +610,9 @@ out:
     return rc;
 }
 
-/* cask.array.combine(prog, result block, final, partials...): merge the
-** partials in order. */
+/* cask.array.combine(prog, result block, flags, partials...): merge the
+** partials in order (flags bit 1: they are given last first, and merged
+** first to last all the same); bit 0: final. */
 static int k_combine(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
     int rc;
@@ -610,7 +643,9 @@ static int k_combine(const cask_value_t *args, size_t n, cask_value_t *out, cask
         return CASK_ENOMEM;
     if ((rc = red_setup(r, h, root_dtype, K, ctx)))
         goto out;
-    for (size_t i = 3; i < n; i++) {
+    bool rev = (args[2].u.i & 2) != 0; /* the partials come last first */
+    for (size_t j = 3; j < n; j++) {
+        size_t i = rev ? n + 2 - j : j;
         cask_nd_t v;
         if (cask_value_nd(&args[i], &v) || v.ndim != 2 || v.shape[0] != r->op->fields ||
             v.shape[1] != K || v.dtype != (r->ints ? CASK_I64 : CASK_F64)) {
@@ -625,7 +660,7 @@ static int k_combine(const cask_value_t *args, size_t n, cask_value_t *out, cask
                 r->op->merge_d((double *)r->p + k, (const double *)v.data + k, K);
         }
     }
-    rc = red_out(r, h, root_dtype, args[2].u.i != 0, nd, be, out);
+    rc = red_out(r, h, root_dtype, (args[2].u.i & 1) != 0, nd, be, out);
 out:
     cask__free(r->p);
     cask__free(r);

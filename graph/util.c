@@ -54,11 +54,12 @@ void cask__free(void *p)
 
 /* Big blocks carry their capacity before them (16 bytes, so the block
 ** keeps malloc's alignment). Blocks of BIG_MIN bytes or more are kept
-** when freed, and a request takes the smallest kept block that holds it
-** unless that block is over twice the size asked for. */
+** when freed (up to BIG_KEEP blocks, BIG_BYTES in all), and a request takes
+** the smallest kept block that holds it unless that block is over twice the
+** size asked for. */
 #define BIG_MIN   ((size_t)64 << 10)
 #define BIG_KEEP  32
-#define BIG_BYTES ((size_t)64 << 20)
+#define BIG_BYTES ((size_t)256 << 20)
 
 typedef struct bighdr {
     size_t cap, pad;
@@ -133,6 +134,25 @@ void cask__big_free(void *p)
             return;
     }
     free(h);
+}
+
+void cask__big_trim(size_t keep)
+{
+    bighdr_t *drop[BIG_KEEP];
+    size_t n = 0;
+    big_enter();
+    while (big_nkept && big_bytes > keep) { /* the largest go first */
+        size_t b = 0;
+        for (size_t i = 1; i < big_nkept; i++)
+            if (big_kept[i]->cap > big_kept[b]->cap)
+                b = i;
+        big_bytes -= big_kept[b]->cap;
+        drop[n++] = big_kept[b];
+        big_kept[b] = big_kept[--big_nkept];
+    }
+    pthread_mutex_unlock(&big_lock);
+    for (size_t i = 0; i < n; i++)
+        free(drop[i]);
 }
 
 char *cask__strdup(const char *s)

@@ -26,13 +26,17 @@ char *cask__strdup(const char *s);
 /* Grow *p (of *cap elements of size sz) to hold at least need; 0 or CASK_ENOMEM. */
 int   cask__grow(void **p, size_t *cap, size_t need, size_t sz);
 /* The arrays of a compute (its plan, order and run: a few per task), which
-** every compute makes anew. Freed big blocks are kept for the next compute
-** (at most 32 blocks, 64 MB), because fresh memory costs a page fault per
-** 4 KB at its first touch: half of planning a graph of tiny tasks. A block
-** from cask__big_* is freed by cask__big_free only. */
+** every compute makes anew, and the regions of files its tasks read. Freed
+** big blocks are kept for the next use (at most 32 blocks, 256 MB while a
+** compute runs, 64 MB once none does: cask__big_trim), because fresh memory
+** costs a page fault per 4 KB at its first touch: half of planning a graph
+** of tiny tasks, and two thirds of the time reducing a file read in 64 MB
+** blocks. A block from cask__big_* is freed by cask__big_free only. */
 void *cask__big_malloc(size_t n);
 void *cask__big_calloc(size_t n, size_t size);
 void  cask__big_free(void *p);
+/* Free kept blocks until at most `keep` bytes are kept. */
+void  cask__big_trim(size_t keep);
 /* Tests only: make the nth allocation from now fail (n >= 1); 0 turns it off.
 ** Returns the number of allocations made since the last call. */
 long  cask__alloc_fail_at(long n);

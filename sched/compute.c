@@ -264,7 +264,9 @@ int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     if (cask__resolve(opts ? opts : &defaults, &b, &w, err) || strcmp(b.s.name, "mpi"))
         return cask__compute(g, outs, n, opts, NULL, info, err, &h);
     /* "mpi": outputs made on other ranks reach rank 0 (every rank with
-    ** CASK_ALL_RANKS) when the run ends, as cask_compute's results. */
+    ** CASK_ALL_RANKS) when the run ends, as cask_compute's results. Rank 0
+    ** must not let go of an output it made once handed over: the gather at
+    ** the end sends it to the other ranks (CASK_ALL_RANKS). */
     cask_value_t *res = cask__calloc(n ? n : 1, sizeof *res);
     if (!res)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu results", n);
@@ -286,9 +288,28 @@ int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t *result,
     return cask__compute(g, &t, 1, NULL, result, NULL, err, NULL);
 }
 
+static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                   const cask_compute_opts_t *opts, cask_value_t *results,
+                   cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks);
+
+/* Computes running now: when the last one ends, the blocks kept for reuse
+** shrink to what planning the next needs. */
+static atomic_int running;
+
 int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                   const cask_compute_opts_t *opts, cask_value_t *results,
                   cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks)
+{
+    atomic_fetch_add(&running, 1);
+    int rc = compute(g, outs, n, opts, results, info, err, hooks);
+    if (atomic_fetch_sub(&running, 1) == 1)
+        cask__big_trim((size_t)64 << 20);
+    return rc;
+}
+
+static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                   const cask_compute_opts_t *opts, cask_value_t *results,
+                   cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks)
 {
     static const cask_compute_opts_t defaults;
     cask_error_t local;

@@ -21,7 +21,9 @@
 ** measured mean, never an assumption), it has no given cost above that,
 ** and what the worker holds adds up to at most HOLD_NS. The best successor
 ** of a task stays on the worker that made its inputs when the queue holds
-** nothing better.
+** nothing better. With a memory budget, every task sent is admitted first
+** (cask__run_admit), an idle worker's first by the budget's rule
+** (consumers before producers), and successors go through the queue.
 **
 ** Each worker keeps, in the arena, the task whose kernel it is running and
 ** the answers it has written but not yet sent. A worker that dies (its
@@ -348,8 +350,9 @@ static cask_tid_t follower(procs_t *ps, int i, cask_tid_t t)
 ** other worker could start it: only MAX_DEPTH bounds them. Beyond the one
 ** task a worker runs, it is sent only tasks known to be short, and only
 ** while the measured time it holds beyond that one stays under HOLD_NS.
-** One message for all. With a memory budget: a worker holding nothing is
-** sent the first task the budget admits, and nothing else.
+** One message for all. With a memory budget, a worker holding nothing is
+** first sent the task the budget's rule picks (cask__readyq_pop_admitted),
+** and every task beyond it must be admitted too.
 */
 static void send_batch(procs_t *ps, int i, cask_tid_t first, int limit)
 {
@@ -361,13 +364,14 @@ static void send_batch(procs_t *ps, int i, cask_tid_t first, int limit)
     cask_tid_t last = p->count ? p->ring[(p->head + p->count - 1) % MAX_DEPTH] : NONE;
     double ticks[MAX_DEPTH] = { 0 };
     int k = 0;
-    if (r->budget) { /* one task at a time, the first the budget admits */
-        if (p->count || !cask__readyq_pop_admitted(&ps->q, r, ps->inflight > 0, &batch[0]))
+    if (r->budget && !p->count) { /* an idle worker: the task the budget admits first */
+        if (!cask__readyq_pop_admitted(&ps->q, r, ps->inflight > 0, &batch[0]))
             return;
         ps->sent[batch[0]] = (uint16_t)(i + 1);
+        last = batch[0];
         k = 1;
     }
-    while (!r->budget && p->count + k < MAX_DEPTH) {
+    while (p->count + k < MAX_DEPTH) {
         cask_tid_t next = first, f;
         bool queued = false;
         first = NONE;
@@ -379,12 +383,17 @@ static void send_batch(procs_t *ps, int i, cask_tid_t first, int limit)
                 break;
             queued = true;
         }
+        double t = 0;
         if (p->count + k > 0) { /* beyond the one it runs: short tasks only */
-            double t = short_ticks(ps, next);
+            t = short_ticks(ps, next);
             if (t < 0 || p->held + t > ps->hold_ticks)
                 break;
-            p->held += ticks[k] = t;
         }
+        if (!cask__run_admit(r, next)) /* a budget it does not fit (a follower's size is
+                                          reserved before it is ready) */
+            break;
+        if (p->count + k > 0)
+            p->held += ticks[k] = t;
         if (queued)
             cask_readyq_pop(&ps->q, &next);
         batch[k++] = last = next;
@@ -407,9 +416,15 @@ static void send_batch(procs_t *ps, int i, cask_tid_t first, int limit)
 }
 
 /* send_batch, and `first` (a ready task) back to the queue if it was not
-** sent after all (no room for it among short tasks, a budget, no worker). */
+** sent after all (no room for it among short tasks, a budget, no worker).
+** With a budget, `first` goes to the queue at once: the worker's first task
+** is the one the budget's rule picks there. */
 static void dispatch(procs_t *ps, int i, cask_tid_t first, int limit)
 {
+    if (ps->r->budget && first != NONE) {
+        push(ps, first);
+        first = NONE;
+    }
     send_batch(ps, i, first, limit);
     if (first != NONE && !ps->sent[first])
         push(ps, first);

@@ -406,7 +406,11 @@ CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
 ** file is held between tasks, and any chunks line up with it (a rechunk
 ** costs nothing). An expression that uses the file twice, such as
 ** x - x.mean(axis=0), reads it twice, as Dask does when it inlines its
-** getters, and never holds a column of x for the mean. The file's own
+** getters, and never holds a column of x for the mean. A reduction over a
+** file that an odd number of reductions built before it read walks its
+** blocks last to first (the result is the same, merged in order), so a
+** second pass over a file larger than the page cache starts among the
+** pages the first pass left there. The file's own
 ** blocks become tasks (key npy-TOKEN-INDEX) only where something needs
 ** them as blocks: computing x itself, a slice, a concatenation, a matmul.
 ** Formats and chunks as cask_array_load_npy; every scheduler reads the

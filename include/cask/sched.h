@@ -189,9 +189,9 @@ typedef struct cask_compute_info {
 ** room: the budget is too small for this graph in this order), and when a
 ** sized task makes more than its size. So peak_bytes stays within the
 ** budget when every task is sized; an unsized task is never held back and
-** its output counts once made. Kept by "sync", "threads" and "processes"
-** (which then run one task per worker at a time, each admitted from the
-** queue) and by "mpi" per rank (what a rank holds, the inputs it is sent
+** its output counts once made. Kept by "sync", "threads" (which then takes
+** one task at a time from its queue), "processes" (which admits every task
+** it sends) and "mpi", per rank (what a rank holds, the inputs it is sent
 ** included; info->peak_bytes on rank 0 is the most any rank held, by the
 ** given sizes); user schedulers refuse a budget (CASK_EINVAL).
 */

@@ -1,7 +1,7 @@
 /*
 ** Fuzz target: option and environment parsing. The input is lines: lines
-** "CASK_SCHEDULER=...", "CASK_NUM_WORKERS=..." and "CASK_PROGRESS=..." set
-** those variables; the others are the cask command's arguments, run in a
+** "CASK_SCHEDULER=...", "CASK_NUM_WORKERS=...", "CASK_PROGRESS=..." and
+** "CASK_MEMORY_LIMIT=..." set those variables; the others are the cask command's arguments, run in a
 ** scratch directory that holds a graph (g.json) and a trace (t.json).
 ** Inputs that name a path outside it, ask for worker processes, or hold a
 ** number from 65 to 2^20 (a legal, costly worker count) are skipped.
@@ -25,7 +25,9 @@ static const char trace[] =
     "{\"key\": \"a\", \"group\": \"in\", \"worker\": 0, \"start_ns\": 0, \"end_ns\": 100},"
     "{\"key\": \"b\", \"group\": \"in\", \"worker\": 1, \"start_ns\": 0, \"end_ns\": 50},"
     "{\"key\": \"c\", \"group\": \"c\", \"worker\": 0, \"start_ns\": 100, \"end_ns\": 300}]}\n";
-static const char *const vars[] = { "CASK_SCHEDULER", "CASK_NUM_WORKERS", "CASK_PROGRESS" };
+static const char *const vars[] = { "CASK_SCHEDULER", "CASK_NUM_WORKERS", "CASK_PROGRESS",
+                                     "CASK_MEMORY_LIMIT" };
+#define NVARS (sizeof vars / sizeof *vars)
 
 static void put(const char *name, const char *text)
 {
@@ -89,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     enum { MAXARG = 12, MAXLEN = 200 };
     char text[MAXARG * (MAXLEN + 1)], *argv[MAXARG + 2];
-    int argc = 0, set[3] = { 0 };
+    int argc = 0, set[NVARS] = { 0 };
     size_t used = 0;
     argv[argc++] = "cask";
     for (size_t i = 0; i < size && argc <= MAXARG;) {
@@ -106,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         int v = -1;
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < (int)NVARS; k++)
             if (!strncmp(s, vars[k], strlen(vars[k])) && s[strlen(vars[k])] == '=')
                 v = k;
         if (v >= 0) {
@@ -121,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = argc ? cask_cli_main(argc, argv) : 0;
     if (rc < 0 || rc > 2)
         abort(); /* exit status 0, 1 or 2 only */
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < (int)NVARS; k++)
         if (set[k])
             unsetenv(vars[k]);
     tidy();

@@ -114,6 +114,12 @@ int cask__plan_order(cask__plan_t *p, const double *cost, int workers)
     }
     for (size_t i = 0; i < p->n_out; i++)
         nd[p->out[i]].left++;
+    /* An output read by one task alone: that task frees it as soon as it runs.
+    ** (order_task marks the others when their last consumer is the only one
+    ** left.) */
+    for (uint32_t v = 0; v < n; v++)
+        if (nd[v].left == 1 && p->succ_off[v + 1] - p->succ_off[v] == 1) /* not asked for */
+            nd[p->succ[p->succ_off[v]]].pend |= FREES;
 
     /* Memory's order: walk from the sinks, freers first. */
     size_t ns = 0;

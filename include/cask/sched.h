@@ -177,10 +177,10 @@ typedef struct cask_compute_info {
 ** (cask_task_spec_t.nbytes; every array block task has its own). A task
 ** starts only when its size, and the largest size among its consumers,
 ** fit beside the outputs held and the sizes of the tasks running: the
-** first ready task in priority order if it fits,
-** else the first that fits and, as the last reader of its inputs, frees
-** at least what it makes; a producer that does not free waits while tasks
-** run (they free memory), and starts only when nothing runs. Before any
+** first ready task in priority order if it fits, else the first that fits
+** and, as the last reader of its inputs, frees at least what it makes; a
+** producer that does not free waits while tasks run (they free memory),
+** and starts only when nothing runs. Before any
 ** task runs, the compute fails with CASK_ENOMEM naming a task whose output
 ** and inputs together exceed the budget, or when the outputs asked for
 ** (held to the end; not with cask_compute_each) together do. While it

@@ -258,28 +258,7 @@ int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     }
     each_t e = { fn, udata };
     cask__hooks_t h = { .ctx = &e, .deliver = each_deliver, .release = true };
-    static const cask_compute_opts_t defaults;
-    cask__backend_t b;
-    int w;
-    if (cask__resolve(opts ? opts : &defaults, &b, &w, err) || strcmp(b.s.name, "mpi"))
-        return cask__compute(g, outs, n, opts, NULL, info, err, &h);
-    /* "mpi": outputs made on other ranks reach rank 0 (every rank with
-    ** CASK_ALL_RANKS) when the run ends, as cask_compute's results. Rank 0
-    ** must not let go of an output it made once handed over: the gather at
-    ** the end sends it to the other ranks (CASK_ALL_RANKS). */
-    cask_value_t *res = cask__calloc(n ? n : 1, sizeof *res);
-    if (!res)
-        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu results", n);
-    int rc = cask__compute(g, outs, n, opts, res, info, err, NULL);
-    int here = cask_mpi_rank() == 0 || (opts && (opts->flags & CASK_ALL_RANKS));
-    for (size_t i = 0; i < n; i++) {
-        if (!rc && here && (rc = fn(udata, i, &res[i])))
-            cask__err(err, rc < 0 ? rc : CASK_ECANCELED, NULL, NULL,
-                      "the function given output %zu stopped the compute", i);
-        cask_value_decref(&res[i]);
-    }
-    cask__free(res);
-    return rc < 0 ? rc : rc ? CASK_ECANCELED : 0;
+    return cask__compute(g, outs, n, opts, NULL, info, err, &h);
 }
 
 int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t *result,
@@ -428,9 +407,10 @@ static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                        (size_t)atomic_load(&r.done), r.p.n);
     }
     /* Any output not handed over yet (a scheduler that never had it at hand
-    ** while running; not "mpi", whose outputs cask_compute_each hands over
-    ** from the results) goes now. The run frees it when it goes. */
-    if (!rc && r.delivered && strcmp(s.name, "mpi")) {
+    ** while running; on "mpi", the outputs gathered on this rank, if it is
+    ** rank 0 or CASK_ALL_RANKS was asked for) goes now. The run frees it
+    ** when it goes. */
+    if (!rc && r.delivered && (strcmp(s.name, "mpi") || r.outputs_here)) {
         for (size_t i = 0; i < n && !rc; i++)
             if (!r.delivered[i] && (rc = cask__run_deliver(&r, r.p.out[i], false)))
                 *err = r.err;

@@ -170,6 +170,7 @@ typedef struct {
     uint64_t *ns_start, *ns_end; /* and its times (ns since the start) */
     size_t n_done;
     int failed;                /* rank 0 had no memory for its ready queue */
+    int all;                   /* the outputs go to every rank (CASK_ALL_RANKS) */
 } mrun_t;
 
 static pthread_mutex_t mpi_lock = PTHREAD_MUTEX_INITIALIZER; /* one compute at a time */
@@ -178,8 +179,19 @@ static MPI_Comm node = MPI_COMM_NULL; /* the ranks of this machine */
 static int *node_of;                  /* each rank's machine (its first rank) */
 static int we_initialised;
 
+/* The thread running an mpi compute (holding mpi_lock for it), if any. */
+static pthread_t running_thread;
+static atomic_int running_set;
+
 static void finalise(void)
 {
+    /* A compute in flight on another thread (a cask_submit's, whose futures
+    ** the program no longer waits for) ends first: every rank ends it
+    ** together, so waiting is safe. A kernel that exits on the compute's
+    ** own thread holds the lock: no waiting then. */
+    int own = atomic_load(&running_set) && pthread_equal(running_thread, pthread_self());
+    if (!own)
+        pthread_mutex_lock(&mpi_lock);
     int done = 0;
     MPI_Finalized(&done);
     if (!done) {
@@ -191,6 +203,8 @@ static void finalise(void)
     }
     cask__free(node_of);
     node_of = NULL;
+    if (!own)
+        pthread_mutex_unlock(&mpi_lock);
 }
 
 /* Initialise MPI once (unless the program did) and duplicate the world. */
@@ -675,6 +689,14 @@ static void give(mrun_t *m, uint32_t t)
         runnable(m, t);
 }
 
+static void free_if_unused(mrun_t *m, uint32_t u, void *ctx);
+
+/* Whether u is an output asked for, handed over as it comes (hooks). */
+static int streamed(const mrun_t *m, uint32_t u)
+{
+    return m->r->out_first && m->r->out_first[u] != UINT32_MAX;
+}
+
 static void arrived(mrun_t *m, uint32_t u, cask_value_t v)
 {
     if (m->have[u]) { /* sent twice: keep one */
@@ -689,6 +711,12 @@ static void arrived(mrun_t *m, uint32_t u, cask_value_t v)
             runnable(m, t);
     }
     m->wait_head[u] = UINT32_MAX;
+    if (m->rank == 0 && streamed(m, u) && !cask_run_stopped(m->r)) {
+        /* an output made on another rank: handed over now that it is here,
+        ** and let go of everywhere once nothing needs it */
+        cask__run_deliver(m->r, u, true);
+        free_if_unused(m, u, NULL);
+    }
 }
 
 /* Value u could not be received here: the tasks waiting for it, and any
@@ -923,6 +951,13 @@ static void finished(mrun_t *m, int k, uint32_t t, int rc, cask_value_t out, uin
     cask_run_complete(r, t, on_ready, m);
     m->n_done++;
     each_input(m, t, free_if_unused, NULL);
+    if (streamed(m, t) && !cask_run_stopped(r)) {
+        int zero = 0;
+        if (local) /* handed over in cask__run_post: let go of it where unused */
+            free_if_unused(m, t, NULL);
+        else if (!held(m, t, 0)) /* bring it here now, to hand it over */
+            order_input(m, t, &zero);
+    }
 }
 
 /* A batch of reports from rank st->MPI_SOURCE. */
@@ -1060,15 +1095,18 @@ static int busy_anywhere(const mrun_t *m)
 static void gather_outputs(mrun_t *m, outcome_t *o, int all)
 {
     cask_run_t *r = m->r;
+    /* outputs handed over already and let go of are not gathered */
+#define GONE(i) (r->delivered && r->delivered[i] && !all)
     for (size_t i = 0; i < r->p.n_out; i++) {
         int zero = 0;
-        order_input(m, r->p.out[i], &zero);
+        if (!GONE(i))
+            order_input(m, r->p.out[i], &zero);
     }
     for (;;) {
         size_t have = 0, lost_here = 0;
         for (size_t i = 0; i < r->p.n_out; i++) {
-            have += m->have[r->p.out[i]] == HAVE;
-            lost_here += m->have[r->p.out[i]] == LOST;
+            have += GONE(i) || m->have[r->p.out[i]] == HAVE;
+            lost_here += !GONE(i) && m->have[r->p.out[i]] == LOST;
         }
         if (lost_here) {
             cask_error_t e;
@@ -1086,6 +1124,7 @@ static void gather_outputs(mrun_t *m, outcome_t *o, int all)
         for (int k = 1; k < m->size; k++)
             for (size_t i = 0; i < r->p.n_out; i++)
                 order_input(m, r->p.out[i], &k);
+#undef GONE
 }
 
 /* Rank 0's loop. Returns 1 when the run ended (END sent), 0 when it
@@ -1274,8 +1313,11 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
 {
     (void)udata;
     pthread_mutex_lock(&mpi_lock);
+    running_thread = pthread_self();
+    atomic_store(&running_set, 1);
     int rc = mpi_start(err);
     if (rc) {
+        atomic_store(&running_set, 0);
         pthread_mutex_unlock(&mpi_lock);
         return rc;
     }
@@ -1290,6 +1332,9 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     const char *env = getenv("CASK_MPI_RESULTS");
     if (env && !strcmp(env, "all"))
         all = 1;
+    m.all = all;
+    r->keep_outputs = all;  /* outputs handed over on rank 0 still go to the others */
+    r->outputs_here = m.rank == 0 || all;
     /* Do the ranks agree on the graph, and can each run its part? */
     uint64_t mine[3] = { plan_hash(r, all), 0, 0 }, lo[3], hi[3];
     size_t n = m.n ? m.n : 1;
@@ -1325,6 +1370,7 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
                 cask__err(err, CASK_ENOMEM, NULL, NULL, "a rank could not start the compute");
         }
         mrun_free(&m);
+        atomic_store(&running_set, 0);
         pthread_mutex_unlock(&mpi_lock);
         return err->code;
     }
@@ -1361,6 +1407,7 @@ static int mpi_run(cask_run_t *r, void *udata, cask_error_t *err)
     pthread_cond_destroy(&m.cv);
     pthread_mutex_destroy(&m.mu);
     mrun_free(&m);
+    atomic_store(&running_set, 0);
     pthread_mutex_unlock(&mpi_lock);
     return 0;
 }

@@ -87,7 +87,8 @@ int cask__run_deliver(cask_run_t *r, cask_tid_t t, bool let_go)
                       "the function given output %u stopped the compute", i);
             cask__run_fail(r, &e);
         }
-        if (h->release && let_go) /* the request's hold: consumers still keep theirs */
+        if (h->release && let_go && !r->keep_outputs) /* the request's hold: consumers
+                                                          still keep theirs */
             release(r, t);
     }
     return rc;

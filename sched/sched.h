@@ -57,6 +57,10 @@ struct cask_run {
     uint32_t *out_first;           /* with hooks: first output index of each task, */
     uint32_t *out_next;            /* and the next output index of the same task */
     uint8_t  *delivered;           /* with hooks: 1 once output i was handed over */
+    bool      keep_outputs;        /* with hooks: hold outputs once handed over ("mpi"
+                                      with CASK_ALL_RANKS: the gather sends them on) */
+    bool      outputs_here;        /* "mpi": this rank gets the outputs (rank 0, or
+                                      every rank with CASK_ALL_RANKS) */
     size_t    budget;              /* bytes live outputs may take; 0: no budget */
     atomic_size_t reserved;        /* with a budget: the sizes of tasks admitted
                                       and not yet ended */

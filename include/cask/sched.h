@@ -223,10 +223,13 @@ typedef int (*cask_output_fn)(void *udata, size_t i, const cask_value_t *v);
 ** (unless a task still to run reads it), so outputs bigger than memory
 ** together can be written out or reduced as they come. fn is called once
 ** per output, in no set order, possibly from several worker threads at
-** once ("threads"), else on the compute's thread; with "mpi", every output
-** comes when the run has ended (and is held until then), on rank 0 only
-** (every rank with CASK_ALL_RANKS). On a failure, the outputs handed over
-** before it stay handed over. info and errors as cask_compute(), and
+** once ("threads"), else on the compute's thread. With "mpi", fn is called
+** on rank 0: for an output made there as its task ends, for one made on
+** another rank as soon as it has reached rank 0 (it is sent there when its
+** task ends), and each is let go of everywhere once no task needs it. With
+** CASK_ALL_RANKS rank 0 keeps them, and every other rank gets them all when
+** the run ends. On a failure, the outputs handed over before it stay
+** handed over. info and errors as cask_compute(), and
 ** CASK_EINVAL for a NULL fn.
 */
 CASK_API int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,

@@ -81,7 +81,7 @@ static int take(void *udata, size_t i, const cask_value_t *v)
 static void random_graphs(void)
 {
     cask_error_t err;
-    int same = 1, none_elsewhere = 1, rows = 1, everywhere = 1, each = 1;
+    int same = 1, none_elsewhere = 1, rows = 1, everywhere = 1, each = 1, each_all = 1;
     for (unsigned seed = 1; seed <= 12; seed++) {
         cask_graph_t *g = cask_graph_new(&err);
         cask_task_t outs[64];
@@ -118,6 +118,16 @@ static void random_graphs(void)
                 each = 0;
             cask_value_decref(&c.got[i]);
         }
+        /* with CASK_ALL_RANKS, each output once on every rank */
+        memset(&c, 0, sizeof c);
+        o = on("mpi", CASK_ALL_RANKS);
+        if (cask_compute_each(g, outs, m, &o, take, &c, NULL, &err))
+            each_all = 0;
+        for (size_t i = 0; i < m; i++) {
+            if (c.calls[i] != 1 || !cask_value_equal(&ref[i], &c.got[i]))
+                each_all = 0;
+            cask_value_decref(&c.got[i]);
+        }
         o = on("mpi", CASK_ALL_RANKS);
         if (!cask_compute(g, outs, m, &o, got, NULL, &err)) {
             for (size_t i = 0; i < m; i++) {
@@ -135,6 +145,8 @@ static void random_graphs(void)
     check(none_elsewhere, "without CASK_ALL_RANKS, ranks other than 0 get no results");
     check(everywhere, "with CASK_ALL_RANKS, every rank gets sync's results");
     check(each, "cask_compute_each hands each output over once, on rank 0 only, as sync's");
+    check(each_all, "with CASK_ALL_RANKS, cask_compute_each hands each output over once on "
+                    "every rank, as sync's");
     check(rows, "the trace has one row per rank (%d) and one event per task, and a row of "
                 "transfers per rank", size);
 }
@@ -434,6 +446,33 @@ static void failing_task(void)
     cask_graph_decref(g);
 }
 
+/* Futures on mpi: each output's future gives it on rank 0 (outputs made on
+** other ranks come as soon as they reach rank 0); the program may end as
+** soon as it has them, while the compute's own thread still finishes the
+** run (MPI is finalised after it). Run last. */
+static void futures(void)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t[6];
+    for (int i = 0; i < 6; i++)
+        t[i] = CASK_DELAYED(g, "test.count", &err, cask_int(10 * i));
+    cask_compute_opts_t o = on("mpi", 0);
+    cask_future_t *f[6];
+    int ok = !cask_submit(g, t, 6, &o, f, &err);
+    for (int i = 0; ok && i < 6; i++) {
+        cask_value_t v;
+        int rc = cask_future_get(f[i], &v, &err);
+        ok &= !rc && (rank != 0 || (v.type == CASK_INT64 && v.u.i == 10 * i + 1));
+        if (!rc)
+            cask_value_decref(&v);
+    }
+    for (int i = 0; i < 6; i++)
+        cask_future_free(f[i]);
+    check(ok, "6 futures on mpi give their values on rank 0");
+    cask_graph_decref(g);
+}
+
 int main(void)
 {
     cask_error_t err;
@@ -459,6 +498,7 @@ int main(void)
     big_chunks();
     shared_chunks();
     failing_task();
+    futures();
     int all = 0;
     MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0)

@@ -199,7 +199,7 @@ int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t
     if (r->t_bytes)
         r->t_bytes[t] = b;
     /* an output made on another MPI rank comes as CASK_NONE: delivered
-    ** when the run has brought it here */
+    ** when it reaches rank 0 (sched/mpi.c) */
     return r->out_first && out.type != CASK_NONE ? cask__run_deliver(r, t, true) : 0;
 }
 

@@ -83,8 +83,9 @@ typedef struct cask__hooks {
     void (*running)(void *ctx, cask_run_t *r);
     /* Requested output i is ready (v borrowed for the call): as soon as
     ** its task ends where the value is at hand, else (an output made on
-    ** another MPI rank) when the run has ended. Returns 0, or a negative
-    ** CASK_E* code that fails the compute. */
+    ** another MPI rank) when it reaches rank 0, or, on the other ranks
+    ** with CASK_ALL_RANKS, when the run has ended. Returns 0, or a
+    ** negative CASK_E* code that fails the compute. */
     int (*deliver)(void *ctx, size_t i, const cask_value_t *v);
     /* The run lets go of an output once delivered (no results array). */
     bool release;

@@ -302,19 +302,30 @@ cask_array_t *cask_array_full(cask_graph_t *g, cask_dtype_t dtype, int ndim,
     return cask__ar_new(g, e, chunk, err);
 }
 
-cask_array_t *cask__ar_file_array(cask_graph_t *g, int op, const cask_value_t *desc,
-                                  cask_dtype_t dtype, int ndim, const int64_t *shape,
-                                  const int64_t *chunk, cask_error_t *err)
+cask_array_t *cask__ar_file_array(cask_graph_t *g, int op, ar_fdesc_t d, const char *path,
+                                  const char *dataset, cask_dtype_t dtype, int ndim,
+                                  const int64_t *shape, const int64_t *chunk, cask_error_t *err)
 {
+    /* the description: ar_fdesc_t, the path, the dataset (F_HDF5), each NUL-ended */
+    size_t pl = strlen(path) + 1, dl = op == F_HDF5 ? strlen(dataset) + 1 : 0;
+    cask_value_t desc;
+    if (cask__value_blank(CASK_BYTES, sizeof d + pl + dl, &desc))
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path), NULL;
+    char *p = desc.u.blob->data;
+    memcpy(p, &d, sizeof d);
+    memcpy(p + sizeof d, path, pl);
+    if (dl)
+        memcpy(p + sizeof d + pl, dataset, dl);
     ar_enode_t *e = cask__ar_node_new(N_FILE, op, dtype, ndim, shape);
-    if (e) {
-        e->src_ndim = ndim;
-        memcpy(e->src_shape, shape, (size_t)ndim * sizeof *shape);
-        for (int x = 0; x < ndim; x++)
-            e->map[x] = (int8_t)x;
-        e->src = *desc;
-        cask_value_incref(&e->src);
+    if (!e) {
+        cask_value_decref(&desc);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for an array"), NULL;
     }
+    e->src_ndim = ndim;
+    memcpy(e->src_shape, shape, (size_t)ndim * sizeof *shape);
+    for (int x = 0; x < ndim; x++)
+        e->map[x] = (int8_t)x;
+    e->src = desc; /* the node's reference */
     return cask__ar_new(g, e, chunk, err);
 }
 

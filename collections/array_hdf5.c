@@ -233,21 +233,8 @@ cask_array_t *cask_array_open_hdf5(cask_graph_t *g, const char *path, const char
         }
         return NULL;
     }
-    size_t pl = strlen(path), dl = strlen(dataset), len = sizeof(ar_fdesc_t) + pl + dl + 2;
-    char *buf = cask__calloc(1, len);
-    cask_value_t desc = cask_none();
-    if (buf) {
-        memcpy(buf + sizeof(ar_fdesc_t), path, pl);
-        memcpy(buf + sizeof(ar_fdesc_t) + pl + 1, dataset, dl);
-    }
-    if (!buf || cask_value_bytes(buf, len, &desc, err)) {
-        cask__free(buf);
-        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path), NULL;
-    }
-    cask__free(buf);
-    cask_array_t *a = cask__ar_file_array(g, F_HDF5, &desc, dt, h.ndim, h.shape, chunk, err);
-    cask_value_decref(&desc);
-    return a;
+    return cask__ar_file_array(g, F_HDF5, (ar_fdesc_t){ 0, 0 }, path, dataset, dt, h.ndim,
+                               h.shape, chunk, err);
 }
 
 /* ---------------------------------------------------------------- writing */

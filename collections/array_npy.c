@@ -441,22 +441,8 @@ cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64
         }
         return NULL;
     }
-    size_t pl = strlen(path);
-    unsigned char *buf = cask__malloc(sizeof(ar_fdesc_t) + pl + 1);
-    cask_value_t desc = cask_none();
-    if (buf) {
-        ar_fdesc_t d = { (int64_t)h.offset, (int64_t)h.file_size };
-        memcpy(buf, &d, sizeof d);
-        memcpy(buf + sizeof d, path, pl + 1);
-    }
-    if (!buf || cask_value_bytes(buf, sizeof(ar_fdesc_t) + pl + 1, &desc, err)) {
-        cask__free(buf);
-        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to open %s", path), NULL;
-    }
-    cask__free(buf);
-    cask_array_t *a = cask__ar_file_array(g, F_NPY, &desc, h.dtype, h.ndim, h.shape, chunk, err);
-    cask_value_decref(&desc);
-    return a;
+    ar_fdesc_t d = { (int64_t)h.offset, (int64_t)h.file_size };
+    return cask__ar_file_array(g, F_NPY, d, path, NULL, h.dtype, h.ndim, h.shape, chunk, err);
 }
 
 

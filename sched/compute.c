@@ -148,22 +148,19 @@ int cask__resolve(const cask_compute_opts_t *opts, cask__backend_t *out, int *wo
     return 0;
 }
 
-/* A byte count: digits with an optional fraction, then nothing (bytes), kB
-** MB GB TB (powers of 1000; the B and case optional) or KiB MiB GiB TiB
-** (powers of 1024). */
-static int parse_bytes_(const char *s, size_t *out)
+int cask_bytes_parse(const char *s, size_t *out, cask_error_t *err)
 {
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || !(v >= 0) || (*s < '0' || *s > '9'))
-        return -1;
+    double v = s ? strtod(s, &end) : -1;
+    if (!s || !out || errno || end == s || !(v >= 0) || *s < '0' || *s > '9')
+        goto bad;
     static const char units[] = "kmgt";
     double scale = 1;
     if (*end) {
         const char *u = strchr(units, end[0] | 0x20);
         if (!u)
-            return -1;
+            goto bad;
         int k = (int)(u - units) + 1;
         end++;
         if (end[0] == 'i' && (end[1] == 'B' || end[1] == 'b')) {
@@ -174,21 +171,16 @@ static int parse_bytes_(const char *s, size_t *out)
             end += end[0] == 'B' || end[0] == 'b';
         }
         if (*end)
-            return -1;
+            goto bad;
     }
     v *= scale;
     if (v >= 0x1p63)
-        return -1;
+        goto bad;
     *out = (size_t)v;
     return 0;
-}
-
-int cask_bytes_parse(const char *s, size_t *out, cask_error_t *err)
-{
-    if (!s || !out || parse_bytes_(s, out))
-        return cask__err(err, CASK_EINVAL, NULL, NULL, "'%s' is not a byte count (such as "
-                         "4000000, 64MB or 1.5GiB)", s ? s : "(null)");
-    return 0;
+bad:
+    return cask__err(err, CASK_EINVAL, NULL, NULL, "'%s' is not a byte count (such as "
+                     "4000000, 64MB or 1.5GiB)", s ? s : "(null)");
 }
 
 /* The run's memory budget: opts', else $CASK_MEMORY_LIMIT, else none. */
@@ -198,10 +190,9 @@ static int memory_limit(const cask_compute_opts_t *opts, size_t *budget, cask_er
     const char *e = getenv("CASK_MEMORY_LIMIT");
     if (*budget || !e || !*e)
         return 0;
-    if (parse_bytes_(e, budget))
-        return cask__err(err, CASK_EINVAL, NULL, NULL,
-                         "CASK_MEMORY_LIMIT='%s' is not a byte count (such as 4000000, "
-                         "64MB or 1.5GiB)", e);
+    cask_error_t why;
+    if (cask_bytes_parse(e, budget, &why))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "CASK_MEMORY_LIMIT=%s", why.message);
     return 0;
 }
 

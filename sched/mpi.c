@@ -387,17 +387,11 @@ static int held(const mrun_t *m, uint32_t u, int k)
     return (m->hold[(size_t)u * m->hw + (size_t)k / 64] >> (k % 64)) & 1;
 }
 
-/* u's given output size (the budget's measure). */
-static uint64_t size_of(const mrun_t *m, uint32_t u)
-{
-    return cask__view_nbytes(&m->r->p.gv, m->r->p.task[u]);
-}
-
 static void set_held(mrun_t *m, uint32_t u, int k, int on)
 {
     uint64_t bit = 1ull << (k % 64), *w = &m->hold[(size_t)u * m->hw + (size_t)k / 64];
     if (m->rbytes && !(*w & bit) != !on) { /* a budget: count what each rank holds */
-        m->rbytes[k] = on ? m->rbytes[k] + size_of(m, u) : m->rbytes[k] - size_of(m, u);
+        m->rbytes[k] = on ? m->rbytes[k] + cask__run_nbytes(m->r, u) : m->rbytes[k] - cask__run_nbytes(m->r, u);
         m->rpeak = m->rbytes[k] > m->rpeak ? m->rbytes[k] : m->rpeak;
     }
     *w = on ? *w | bit : *w & ~bit;
@@ -773,7 +767,7 @@ static void missing_bytes(mrun_t *m, uint32_t u, void *ctx)
 {
     locality_t *l = ctx;
     if (!held(m, u, l->k))
-        l->bytes += size_of(m, u);
+        l->bytes += cask__run_nbytes(m->r, u);
 }
 
 /* With a budget: the rank with room to run t whose budget t fits (its
@@ -788,7 +782,7 @@ static int budget_rank(mrun_t *m, cask_tid_t t)
         if (m->inflight[k] >= m->depth)
             continue;
         locality_t miss = { k, 0 }, have = { k, 0 };
-        uint64_t need = size_of(m, t) ? r->need[t] : 0, used = m->rbytes[k] + m->rres[k];
+        uint64_t need = cask__run_nbytes(m->r, t) ? r->need[t] : 0, used = m->rbytes[k] + m->rres[k];
         each_input(m, t, missing_bytes, &miss);
         if (need + miss.bytes && (used > r->budget || need + miss.bytes > r->budget - used))
             continue;
@@ -817,50 +811,37 @@ static void give_to(mrun_t *m, cask_tid_t t, int k)
 ** task if some rank's budget fits it, else the first that fits and frees
 ** what it makes, else (nothing running anywhere) the first that fits.
 ** Nothing running and nothing fitting: the graph does not fit. */
+static int fit_rank(void *ctx, cask_tid_t t)
+{
+    return budget_rank(ctx, t);
+}
+
 static void assign_budget(mrun_t *m)
 {
     cask_run_t *r = m->r;
     while (!cask_run_stopped(r) && cask_readyq_size(&m->q)) {
-        int running = 0;
-        for (int k = 0; k < m->size; k++)
-            running += m->inflight[k];
-        size_t first = cask__readyq_first(&m->q), pick = SIZE_MAX, any = SIZE_MAX;
-        int pk = -1, ak = -1;
-        for (size_t i = first; i != SIZE_MAX; i = cask__readyq_next(&m->q, i)) {
-            cask_tid_t u = cask__readyq_at(&m->q, i);
-            int k = budget_rank(m, u);
-            if (k < 0)
-                continue;
-            if (i == first || cask__run_frees(r, u)) {
-                pick = i, pk = k;
-                break;
-            }
-            if (any == SIZE_MAX)
-                any = i, ak = k;
+        int running = 0, k;
+        for (int j = 0; j < m->size; j++)
+            running += m->inflight[j];
+        cask_tid_t t;
+        if (cask__readyq_pick(&m->q, r, running > 0, fit_rank, m, &t, &k)) {
+            m->rres[k] += cask__run_nbytes(r, t);
+            give_to(m, t, k);
+            continue;
         }
-        if (pick == SIZE_MAX && !running)
-            pick = any, pk = ak;
-        if (pick == SIZE_MAX) {
-            if (!running) {
-                cask_tid_t t = cask__readyq_at(&m->q, first);
-                uint64_t most = 0;
-                for (int k = 0; k < m->size; k++)
-                    most = m->rbytes[k] > most ? m->rbytes[k] : most;
-                cask_error_t e;
-                cask__err(&e, CASK_ENOMEM, cask_run_key(r, t),
-                          cask__kernel_name(r->g, r->p.task[t]),
-                          "the memory budget of %zu bytes a rank is too small for this graph: "
-                          "a rank holds %llu bytes of outputs for tasks still to run, and no "
-                          "ready task fits on any rank (this one makes %llu)", r->budget,
-                          (unsigned long long)most, (unsigned long long)size_of(m, t));
-                cask__run_fail(r, &e);
-            }
-            return;
+        if (!running && cask_readyq_peek(&m->q, &t)) {
+            uint64_t most = 0;
+            for (int j = 0; j < m->size; j++)
+                most = m->rbytes[j] > most ? m->rbytes[j] : most;
+            cask_error_t e;
+            cask__err(&e, CASK_ENOMEM, cask_run_key(r, t), cask__kernel_name(r->g, r->p.task[t]),
+                      "the memory budget of %zu bytes a rank is too small for this graph: a "
+                      "rank holds %llu bytes of outputs for tasks still to run, and no ready "
+                      "task fits on any rank (this one makes %llu)", r->budget,
+                      (unsigned long long)most, (unsigned long long)cask__run_nbytes(r, t));
+            cask__run_fail(r, &e);
         }
-        cask_tid_t t = cask__readyq_at(&m->q, pick);
-        cask__readyq_take(&m->q, pick);
-        m->rres[pk] += size_of(m, t);
-        give_to(m, t, pk);
+        return;
     }
 }
 
@@ -939,7 +920,7 @@ static void finished(mrun_t *m, int k, uint32_t t, int rc, cask_value_t out, uin
     }
     int local = k == 0;
     if (m->rres)
-        m->rres[k] -= size_of(m, t); /* now held, or failed */
+        m->rres[k] -= cask__run_nbytes(m->r, t); /* now held, or failed */
     if (cask__run_post(r, t, k, rc, local ? out : cask_none(), rel_tick(m, start),
                        rel_tick(m, end), text))
         return;

@@ -389,8 +389,8 @@ static void send_batch(procs_t *ps, int i, cask_tid_t first, int limit)
             if (t < 0 || p->held + t > ps->hold_ticks)
                 break;
         }
-        if (!cask__run_admit(r, next)) /* a budget it does not fit (a follower's size is
-                                          reserved before it is ready) */
+        if (r->budget && !cask__run_admit(r, next)) /* it does not fit (a follower's
+                                                        size is reserved before it is ready) */
             break;
         if (p->count + k > 0)
             p->held += ticks[k] = t;

@@ -44,12 +44,6 @@ void cask__run_fail(cask_run_t *r, const cask_error_t *err)
     atomic_store(&r->stopped, true);
 }
 
-/* t's given output size (cask_task_spec_t.nbytes), or 0. */
-static inline uint64_t size_of(const cask_run_t *r, cask_tid_t t)
-{
-    return cask__view_nbytes(&r->p.gv, r->p.task[t]);
-}
-
 /* Account for b more (or fewer) bytes held by outputs. */
 static void add_bytes(cask_run_t *r, size_t b)
 {
@@ -181,11 +175,11 @@ int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t
             r->t_order[at] = t;
     }
     size_t b = cask__nbytes(&out);
-    if (r->budget && b > size_of(r, t) && size_of(r, t)) { /* the budget counted on it */
+    if (r->budget && b > cask__run_nbytes(r, t) && cask__run_nbytes(r, t)) { /* the budget counted on it */
         cask_error_t e;
         cask__err(&e, CASK_ENOMEM, cask__graph_key(g, gt), cask__kernel_name(g, gt),
                   "made %zu bytes, over the %llu its task was given (nbytes), which the "
-                  "memory budget counts on", b, (unsigned long long)size_of(r, t));
+                  "memory budget counts on", b, (unsigned long long)cask__run_nbytes(r, t));
         cask_value_decref(&out);
         r->val[t] = cask_none(); /* processes: it was written there */
         cask__run_fail(r, &e);
@@ -383,14 +377,14 @@ static bool fits_bytes(const cask_run_t *r, uint64_t size)
 ** the budget to the byte, leaving their consumers no room. */
 static bool fits(const cask_run_t *r, cask_tid_t t)
 {
-    return !size_of(r, t) || fits_bytes(r, r->need[t]);
+    return !cask__run_nbytes(r, t) || fits_bytes(r, r->need[t]);
 }
 
 bool cask__run_admit(cask_run_t *r, cask_tid_t t)
 {
     if (!r->budget)
         return true;
-    uint64_t size = size_of(r, t);
+    uint64_t size = cask__run_nbytes(r, t);
     if (!fits(r, t))
         return false;
     atomic_fetch_add_explicit(&r->reserved, (size_t)size, memory_order_relaxed);
@@ -399,7 +393,7 @@ bool cask__run_admit(cask_run_t *r, cask_tid_t t)
 
 void cask__run_unadmit(cask_run_t *r, cask_tid_t t)
 {
-    uint64_t size = r->budget ? size_of(r, t) : 0;
+    uint64_t size = r->budget ? cask__run_nbytes(r, t) : 0;
     if (size)
         atomic_fetch_sub_explicit(&r->reserved, (size_t)size, memory_order_relaxed);
 }
@@ -445,71 +439,63 @@ static void take_pos(cask_readyq_t *q, size_t i)
 static bool frees(const cask_run_t *r, cask_tid_t t)
 {
     uint32_t gt = r->p.task[t];
-    uint64_t make = size_of(r, t), let_go = 0;
+    uint64_t make = cask__run_nbytes(r, t), let_go = 0;
     const cask_value_t *in = cask__view_inputs(&r->p.gv, gt);
     for (size_t i = 0, k = cask__view_nargs(&r->p.gv, gt); i < k && let_go < make; i++) {
         if (in[i].type != CASK_REF)
             continue;
         uint32_t u = r->p.pidx[cask__tix(in[i].u.task)];
         if (atomic_load_explicit(&r->uses[u], memory_order_relaxed) == 1)
-            let_go += size_of(r, u);
+            let_go += cask__run_nbytes(r, u);
     }
     return let_go >= make;
 }
 
-size_t cask__readyq_first(const cask_readyq_t *q)
+bool cask__readyq_pick(cask_readyq_t *q, const cask_run_t *r, bool running,
+                       int (*fit)(void *ctx, cask_tid_t t), void *ctx, cask_tid_t *t,
+                       int *where)
 {
-    return q->size ? first_pos(q) : SIZE_MAX;
+    size_t pick = SIZE_MAX, any = SIZE_MAX;
+    int pk = -1, ak = -1;
+    for (size_t i = q->size ? first_pos(q) : SIZE_MAX, first = i; i != SIZE_MAX;
+         i = next_pos(q, i)) {
+        cask_tid_t u = r->p.bypos[i];
+        int k = fit(ctx, u);
+        if (k < 0)
+            continue;
+        if (i == first || frees(r, u)) {
+            pick = i, pk = k;
+            break;
+        }
+        if (any == SIZE_MAX)
+            any = i, ak = k;
+    }
+    if (pick == SIZE_MAX && !running)
+        pick = any, pk = ak;
+    if (pick == SIZE_MAX)
+        return false;
+    *t = r->p.bypos[pick];
+    *where = pk;
+    take_pos(q, pick);
+    return true;
 }
 
-size_t cask__readyq_next(const cask_readyq_t *q, size_t pos)
+static int fits_here(void *ctx, cask_tid_t t)
 {
-    return next_pos(q, pos);
-}
-
-cask_tid_t cask__readyq_at(const cask_readyq_t *q, size_t pos)
-{
-    return q->run->p.bypos[pos];
-}
-
-void cask__readyq_take(cask_readyq_t *q, size_t pos)
-{
-    take_pos(q, pos);
-}
-
-bool cask__run_frees(const cask_run_t *r, cask_tid_t t)
-{
-    return frees(r, t);
+    return fits(ctx, t) ? 0 : -1;
 }
 
 bool cask__readyq_pop_admitted(cask_readyq_t *q, cask_run_t *r, bool running, cask_tid_t *t)
 {
+    int where;
     if (!r->budget)
         return cask_readyq_pop(q, t);
-    if (!q->size)
+    if (!cask__readyq_pick(q, r, running, fits_here, r, t, &where))
         return false;
-    /* The first in priority order if it fits; else the first that fits and
-    ** frees what it makes; else, when nothing runs that will free memory,
-    ** the first that fits at all. */
-    size_t first = first_pos(q), pick = SIZE_MAX, any = SIZE_MAX;
-    for (size_t i = first; i != SIZE_MAX; i = next_pos(q, i)) {
-        cask_tid_t u = r->p.bypos[i];
-        if (!fits(r, u))
-            continue;
-        if (i == first || frees(r, u)) {
-            pick = i;
-            break;
-        }
-        if (any == SIZE_MAX)
-            any = i;
-    }
-    if (pick == SIZE_MAX && !running)
-        pick = any;
-    if (pick == SIZE_MAX || !cask__run_admit(r, r->p.bypos[pick])) /* admit: fits again */
-        return false;
-    *t = r->p.bypos[pick];
-    take_pos(q, pick);
-    return true;
+    if (cask__run_admit(r, *t)) /* it fits still, unless an output landed meanwhile */
+        return true;
+    cask_readyq_push(q, *t); /* its bit's word is there: cannot fail */
+    return false;
 }
 
 int cask__run_budget_check(cask_run_t *r, bool released, cask_error_t *err)
@@ -575,6 +561,6 @@ void cask__run_stalled(cask_run_t *r, cask_readyq_t *q)
     cask__err(&e, CASK_ENOMEM, cask_run_key(r, t), cask__kernel_name(r->g, r->p.task[t]),
               "the memory budget of %zu bytes is too small for this graph: %zu bytes of "
               "outputs are held for tasks still to run, and no ready task fits beside them "
-              "(this one makes %llu)", r->budget, held, (unsigned long long)size_of(r, t));
+              "(this one makes %llu)", r->budget, held, (unsigned long long)cask__run_nbytes(r, t));
     cask__run_fail(r, &e);
 }

@@ -91,6 +91,12 @@ typedef struct cask__hooks {
     bool release;
 } cask__hooks_t;
 
+/* t's given output size (cask_task_spec_t.nbytes): the budget's measure. */
+static inline uint64_t cask__run_nbytes(const cask_run_t *r, cask_tid_t t)
+{
+    return cask__view_nbytes(&r->p.gv, r->p.task[t]);
+}
+
 /* Hand over task t's outputs (hooks with deliver): called when t's value is
 ** at hand; with hooks->release and let_go, let go of each after. Returns 0
 ** or the code that failed the run. */
@@ -141,16 +147,16 @@ bool cask__readyq_pop_admitted(cask_readyq_t *q, cask_run_t *r, bool running, ca
 ** their given sizes), or, when the outputs asked for are held to the end
 ** (not released), their sizes together when over it; else 0. */
 int cask__run_budget_check(cask_run_t *r, bool released, cask_error_t *err);
-/* Walking q in priority order: the first position (SIZE_MAX: q is empty),
-** the next after pos (SIZE_MAX: none), the task at pos, taking pos out.
-** And whether t, as the last reader of its inputs, frees at least what it
-** makes (by the given sizes). For back-ends that admit tasks by rules of
-** their own (mpi: a budget per rank). */
-size_t cask__readyq_first(const cask_readyq_t *q);
-size_t cask__readyq_next(const cask_readyq_t *q, size_t pos);
-cask_tid_t cask__readyq_at(const cask_readyq_t *q, size_t pos);
-void cask__readyq_take(cask_readyq_t *q, size_t pos);
-bool cask__run_frees(const cask_run_t *r, cask_tid_t t);
+/* The budget's rule, for whatever decides where a task fits: take out of
+** q the first ready task in priority order if it fits; else the first that
+** fits and, as the last reader of its inputs, frees at least what it makes;
+** else, unless tasks are running, the first that fits. fit(ctx, t) is -1
+** when t fits nowhere, else where it fits (0, or mpi's rank), which goes
+** to *where. False when none is to start now. cask__readyq_pop_admitted
+** is this rule with the run's own budget, and admits the task. */
+bool cask__readyq_pick(cask_readyq_t *q, const cask_run_t *r, bool running,
+                       int (*fit)(void *ctx, cask_tid_t t), void *ctx, cask_tid_t *t,
+                       int *where);
 /* Fail r with CASK_ENOMEM: nothing runs and no ready task of q fits the
 ** budget beside the outputs held for the tasks still to run. */
 void cask__run_stalled(cask_run_t *r, cask_readyq_t *q);

@@ -107,7 +107,7 @@ static void held(cask_run_t *r, uint32_t t)
 {
     const cask__gview_t *gv = &r->p.gv;
     uint32_t gt = r->p.task[t];
-    size_t b = (size_t)cask__view_nbytes(gv, gt);
+    size_t b = (size_t)cask__run_nbytes(r, t);
     size_t now = atomic_load(&r->bytes) + b;
     atomic_store(&r->bytes, now);
     if (now > atomic_load(&r->peak))
@@ -119,7 +119,7 @@ static void held(cask_run_t *r, uint32_t t)
             continue;
         uint32_t u = r->p.pidx[cask__tix(in[i].u.task)];
         if (atomic_fetch_sub(&r->uses[u], 1) == 1)
-            atomic_fetch_sub(&r->bytes, (size_t)cask__view_nbytes(gv, r->p.task[u]));
+            atomic_fetch_sub(&r->bytes, (size_t)cask__run_nbytes(r, u));
     }
     if (!r->p.nuse[t]) /* nobody reads it */
         atomic_fetch_sub(&r->bytes, b);
@@ -260,7 +260,8 @@ int cask_simulate(const cask_graph_t *g, const cask_task_t *outs, size_t n_outs,
         }
         if (!nrun && r.budget) { /* nothing fits the budget, nothing runs */
             cask__run_stalled(&r, &q.q);
-            *(err ? err : &r.err) = r.err;
+            if (err)
+                *err = r.err;
             rc = r.err.code;
             break;
         }

@@ -820,9 +820,13 @@ static void assign_budget(mrun_t *m)
 {
     cask_run_t *r = m->r;
     while (!cask_run_stopped(r) && cask_readyq_size(&m->q)) {
-        int running = 0, k;
-        for (int j = 0; j < m->size; j++)
+        int running = 0, room = 0, k;
+        for (int j = 0; j < m->size; j++) {
             running += m->inflight[j];
+            room |= m->inflight[j] < m->depth;
+        }
+        if (!room) /* every rank is full: no task fits anywhere (no walk of the queue) */
+            return;
         cask_tid_t t;
         if (cask__readyq_pick(&m->q, r, running > 0, fit_rank, m, &t, &k)) {
             m->rres[k] += cask__run_nbytes(r, t);

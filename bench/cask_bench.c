@@ -11,14 +11,20 @@
 **   cask_bench normal_std   x.std() of the same x
 **   cask_bench transpose_mean  (A + A.T).mean(axis=0), A uniform 8000 x 8000 in 1000 x 1000
 **   cask_bench matmul       A @ A, A uniform 4000 x 4000 in 1000 x 1000 (1 BLAS thread a task)
+**   cask_bench resume       4 chains of 250 1-ms tasks and a sum, on threads (2
+**                           workers) with a cache directory: a run that fails at
+**                           the 900th call, then the run that resumes it
 ** The array workloads print seconds (median of 3) and the process's peak RSS.
 */
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cask/cask.h>
@@ -28,7 +34,7 @@
 
 static void die(const char *what, const cask_error_t *err)
 {
-    fprintf(stderr, "cask_bench: %s: %s\n", what, err->message);
+    fprintf(stderr, "cask_bench: %s: %s\n", what, err ? err->message : strerror(errno));
     exit(1);
 }
 
@@ -316,6 +322,85 @@ static void run_sleep15(void)
     }
     qsort(wall, REPS, sizeof *wall, cmp_double);
     printf("sleep15.processes.cask.s %.4f\n", wall[REPS / 2]);
+    cask_graph_decref(g);
+}
+
+/* resume: 4 chains of 250 tasks of 1 ms, and their sum, on threads (2
+** workers) with a cache directory; the first run fails at the 900th kernel
+** call, the second resumes. Also the full run with and without the cache
+** directory (what writing costs). */
+static atomic_int resume_calls, resume_fail_at;
+
+static int k_step(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    int k = atomic_fetch_add(&resume_calls, 1) + 1;
+    if (k == atomic_load(&resume_fail_at))
+        return cask_kernel_fail(ctx, "call %d fails on purpose", k);
+    nanosleep(&(struct timespec){ 0, 1000 * 1000 }, NULL);
+    int64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += cask_value_int(&a[i]);
+    *out = cask_int(s + 1);
+    return 0;
+}
+
+static double resume_once(cask_graph_t *g, cask_task_t out, const char *dir, int fail_at,
+                          int *calls, size_t *cached)
+{
+    cask_error_t err;
+    cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .cache_dir = dir };
+    cask_compute_info_t info;
+    cask_value_t v;
+    atomic_store(&resume_calls, 0);
+    atomic_store(&resume_fail_at, fail_at);
+    double t0 = cask_now_ns() * 1e-9;
+    int rc = cask_compute(g, &out, 1, &o, &v, &info, &err);
+    double t = cask_now_ns() * 1e-9 - t0;
+    if (rc && !fail_at)
+        die("resume", &err);
+    cask_value_decref(&v);
+    *calls = atomic_load(&resume_calls);
+    *cached = info.cached;
+    return t;
+}
+
+static void run_resume(void)
+{
+    enum { CHAINS = 4, LEN = 250 };
+    cask_error_t err;
+    if (cask_kernel_register("bench.step", k_step, &(cask_kernel_opts_t){ .cost = 1e-3 }, &err))
+        die("register", &err);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t ends[CHAINS], sum;
+    for (int c = 0; c < CHAINS; c++) {
+        ends[c] = CASK_DELAYED(g, "bench.step", &err, cask_int(c));
+        for (int j = 1; j < LEN; j++)
+            ends[c] = CASK_DELAYED(g, "bench.step", &err, cask_ref(ends[c]));
+    }
+    sum = CASK_DELAYED(g, "bench.step", &err, cask_ref(ends[0]), cask_ref(ends[1]),
+                       cask_ref(ends[2]), cask_ref(ends[3]));
+    if (sum == CASK_NO_TASK)
+        die("build", &err);
+    char dir[] = "/tmp/cask-bench-resume-XXXXXX", cmd[64];
+    if (!mkdtemp(dir))
+        die("mkdtemp", NULL);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    int calls, calls2;
+    size_t cached;
+    double plain = resume_once(g, sum, NULL, 0, &calls, &cached);
+    double full = resume_once(g, sum, dir, 0, &calls, &cached);
+    if (system(cmd))
+        die("rm", NULL);
+    resume_once(g, sum, dir, 900, &calls, &cached);
+    double second = resume_once(g, sum, dir, 0, &calls2, &cached);
+    if (system(cmd))
+        die("rm", NULL);
+    printf("resume.cask.calls_first %d\n", calls);
+    printf("resume.cask.calls_second %d\n", calls2);
+    printf("resume.cask.cached_second %zu\n", cached);
+    printf("resume.cask.s_second %.4f\n", second);
+    printf("resume.cask.s_full %.4f\n", plain);
+    printf("resume.cask.s_full_cached %.4f\n", full);
     cask_graph_decref(g);
 }
 
@@ -668,6 +753,8 @@ int main(int argc, char **argv)
         run_transfer();
     else if (argc == 2 && !strcmp(argv[1], "build"))
         run_build();
+    else if (argc == 2 && !strcmp(argv[1], "resume"))
+        run_resume();
     else if (argc == 2 && (!strcmp(argv[1], "normal_sum") || !strcmp(argv[1], "normal_std")))
         run_normal(argv[1]);
     else if (argc == 4 && !strcmp(argv[1], "ooc_make"))
@@ -689,7 +776,7 @@ int main(int argc, char **argv)
     else if (argc == 4) /* SHAPE SCHED NAME: the figures' scheduler part is NAME */
         run_shape(argv[1], argv[2], argv[3]);
     else {
-        fprintf(stderr, "usage: cask_bench build | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | ooc_make|ooc npy|hdf5 FILE | read_rate NAME FILE | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
+        fprintf(stderr, "usage: cask_bench build | resume | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | ooc_make|ooc npy|hdf5 FILE | read_rate NAME FILE | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
         return 2;
     }
     return 0;

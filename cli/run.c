@@ -11,7 +11,7 @@
 
 static const char run_usage[] =
     "usage: cask run FILE [--scheduler NAME] [--workers N] [--retries N] [--trace OUT.json]\n"
-    "                     [--timeline OUT.svg] [--memory-limit BYTES]\n"
+    "                     [--timeline OUT.svg] [--memory-limit BYTES] [--cache DIR]\n"
     "                     [--progress | --no-progress] [--json]\n"
     "\n"
     "Load a cask-graph JSON file (docs/FORMAT.md) and compute its outputs.\n"
@@ -26,6 +26,10 @@ static const char run_usage[] =
     "  -m, --memory-limit BYTES  a memory budget for task outputs (sizes from the\n"
     "                        tasks' \"nbytes\"; default: $CASK_MEMORY_LIMIT, else none):\n"
     "                        4000000, 64MB, 1GiB\n"
+    "  -c, --cache DIR       keep each task's result in DIR, and read the results found\n"
+    "                        there instead of running their tasks again: a run that\n"
+    "                        failed resumes where it stopped (default: $CASK_CACHE_DIR,\n"
+    "                        else none; not with mpi)\n"
     "  -p, --progress        draw a progress bar on stderr (default: when stderr is a\n"
     "                        terminal and the compute runs over half a second)\n"
     "  -P, --no-progress     never draw one\n"
@@ -53,6 +57,7 @@ int cmd_run(int argc, char **argv)
         { "timeline", required_argument, NULL, 'T' },
         { "retries", required_argument, NULL, 'r' },
         { "memory-limit", required_argument, NULL, 'm' },
+        { "cache", required_argument, NULL, 'c' },
         { "progress", no_argument, NULL, 'p' },
         { "no-progress", no_argument, NULL, 'P' },
         { "json", no_argument, NULL, 'j' },
@@ -63,7 +68,7 @@ int cmd_run(int argc, char **argv)
     const char *trace_path = NULL, *timeline_path = NULL;
     int json = 0, c;
     optind = 0; /* GNU getopt: start afresh, even after an earlier parse */
-    while ((c = getopt_long(argc, argv, "s:w:t:T:r:m:pPjh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:w:t:T:r:m:c:pPjh", longopts, NULL)) != -1) {
         switch (c) {
         case 's': opts.scheduler = optarg; break;
         case 'w':
@@ -95,6 +100,7 @@ int cmd_run(int argc, char **argv)
             }
             break;
         }
+        case 'c': opts.cache_dir = optarg; break;
         case 'p': opts.flags |= CASK_PROGRESS; break;
         case 'P': opts.flags |= CASK_NO_PROGRESS; break;
         case 't': trace_path = optarg; break;
@@ -161,8 +167,9 @@ int cmd_run(int argc, char **argv)
         json_t *o = json_object();
         for (size_t i = 0; i < n; i++)
             json_object_set_new(o, cask_graph_key(g, outs[i]), value_json(&res[i]));
-        json_t *root = json_pack("{s:o, s:{s:I, s:f, s:I, s:I, s:s, s:i}}", "outputs", o,
-                                 "stats", "tasks", (json_int_t)info.tasks, "wall_s", info.wall_s,
+        json_t *root = json_pack("{s:o, s:{s:I, s:I, s:f, s:I, s:I, s:s, s:i}}", "outputs", o,
+                                 "stats", "tasks", (json_int_t)info.tasks, "cached",
+                                 (json_int_t)info.cached, "wall_s", info.wall_s,
                                  "peak_bytes", (json_int_t)info.peak_bytes, "memory_limit",
                                  (json_int_t)info.memory_limit, "scheduler", info.scheduler,
                                  "workers", info.workers);

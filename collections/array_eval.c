@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "array.h"
@@ -703,6 +704,27 @@ static double cost_borrow(const cask_value_t *args, size_t n)
     return b ? cost_layout(&b->h) : 1e-6;
 }
 
+/* The stamp of an eval or reduce task (cask__kernel_t.stamp): each file it
+** reads (an argument that is a file's description), as it is now: device,
+** inode, size and modification time. -1 when one cannot be looked at. */
+static int stamp_files(const cask_value_t *args, size_t n, uint64_t h[2])
+{
+    for (size_t i = 3; i < n; i++) {
+        const char *path, *dataset;
+        if (!cask__ar_fdesc(&args[i], F_NPY, &path, &dataset) &&
+            !cask__ar_fdesc(&args[i], F_HDF5, &path, &dataset))
+            continue;
+        struct stat st;
+        if (stat(path, &st))
+            return -1;
+        uint64_t id[5] = { (uint64_t)st.st_dev, (uint64_t)st.st_ino, (uint64_t)st.st_size,
+                           (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec };
+        h[0] = cask__hash(id, sizeof id, h[0]);
+        h[1] = cask__hash(id, sizeof id, h[1] ^ 0x66696c65ull);
+    }
+    return 0;
+}
+
 void cask__register_collections(void)
 {
     pthread_once(&zig_once, zig_init);
@@ -723,6 +745,8 @@ void cask__register_collections(void)
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         cask__kernel_register(k[i].name, k[i].fn, &k[i].opts, NULL);
     cask__ar_register_reduce();
+    cask__kernel_set_stamp("cask.array.eval", stamp_files);
+    cask__kernel_set_stamp("cask.array.reduce", stamp_files);
     cask__ar_register_matmul();
     cask__ar_register_gather();
 }

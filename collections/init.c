@@ -16,5 +16,6 @@ __attribute__((constructor(101))) static void cask_start(void)
 {
     cask__register_builtins();
     cask__register_schedulers();
+    cask__cache_register();
     cask__register_collections();
 }

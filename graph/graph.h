@@ -18,6 +18,9 @@
 /* The hash of a value's contents (refs: task_hash of the task, a graph's
 ** cask__graph_key_hashes). */
 uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash);
+/* Mix the contents of v (not a ref or an opaque value) into the 128-bit
+** hash h: what a cache key is made of. */
+void cask__value_hash2(const cask_value_t *v, uint64_t h[2]);
 
 /* The block behind strings, bytes, n-d buffers and opaque values. The
 ** payload follows the header unless data points elsewhere. */
@@ -103,6 +106,11 @@ typedef struct cask__kernel {
     uint32_t           short_at; /* offset of the name after its last '.' */
     uint64_t           name_hash;/* cask__hash of the name */
     uint64_t           short_hash;/* cask__hash of the name after its last '.' */
+    char               version[64];/* opts.version points here */
+    /* What besides its arguments a result depends on (the files an array
+    ** task reads), for its cache key: mix it into h and return 0, or return
+    ** -1 when the result cannot be cached. NULL: its arguments only. */
+    int (*stamp)(const cask_value_t *args, size_t n, uint64_t h[2]);
 } cask__kernel_t;
 
 #define CASK__NO_KERNEL UINT32_MAX
@@ -111,6 +119,10 @@ typedef struct cask__kernel {
 /* Register without the "cask." check (the built-ins use it). */
 int cask__kernel_register(const char *name, cask_kernel_fn fn,
                           const cask_kernel_opts_t *opts, cask_error_t *err);
+/* Give built-in kernel `name` its stamp (cask__kernel_t.stamp); at the
+** library's start only, before any compute. */
+void cask__kernel_set_stamp(const char *name,
+                            int (*stamp)(const cask_value_t *args, size_t n, uint64_t h[2]));
 /* Register the built-in kernels (graph/builtins.c); the library's start
 ** (collections/init.c) calls it once. */
 void cask__register_builtins(void);

@@ -52,6 +52,9 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
         opts = &none;
     if (opts->cost < 0 || opts->cost != opts->cost)
         return cask__err(err, CASK_EINVAL, NULL, name, "kernel cost %g is not >= 0", opts->cost);
+    if (opts->version && strlen(opts->version) > 63)
+        return cask__err(err, CASK_EINVAL, NULL, name, "kernel version has %zu bytes, over 63",
+                         strlen(opts->version));
     pthread_mutex_lock(&lock);
     int rc = 0;
     uint32_t *slot = index_slot(name);
@@ -61,7 +64,8 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
             rc = cask__err(err, CASK_EDUPKEY, NULL, name,
                            "kernel '%s' is already registered with another function", name);
         } else if (k->opts.flags != opts->flags || k->opts.cost != opts->cost ||
-                   k->opts.cost_fn != opts->cost_fn || k->opts.udata != opts->udata) {
+                   k->opts.cost_fn != opts->cost_fn || k->opts.udata != opts->udata ||
+                   strcmp(k->version, opts->version ? opts->version : "")) {
             /* same kernel, new options */
             cask__kernel_t *nk = cask__malloc(sizeof *nk);
             if (!nk) {
@@ -70,6 +74,8 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
             }
             *nk = *k;
             nk->opts = *opts;
+            snprintf(nk->version, sizeof nk->version, "%s", opts->version ? opts->version : "");
+            nk->opts.version = nk->version;
             nk->prev = k;
             atomic_store_explicit(&kernels[*slot - 1], nk, memory_order_release);
         }
@@ -87,6 +93,8 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
     memcpy(k->name, name, len + 1);
     k->fn = fn;
     k->opts = *opts;
+    snprintf(k->version, sizeof k->version, "%s", opts->version ? opts->version : "");
+    k->opts.version = k->version;
     const char *dot = strrchr(name, '.');
     k->short_at = dot && dot[1] ? (uint32_t)(dot + 1 - name) : 0;
     k->name_hash = cask__hash(name, len, 0x6361736bull);
@@ -105,6 +113,16 @@ int cask_kernel_register(const char *name, cask_kernel_fn fn,
         return cask__err(err, CASK_EINVAL, NULL, name,
                          "kernel names starting with 'cask.' are reserved");
     return cask__kernel_register(name, fn, opts, err);
+}
+
+void cask__kernel_set_stamp(const char *name,
+                            int (*stamp)(const cask_value_t *args, size_t n, uint64_t h[2]))
+{
+    pthread_mutex_lock(&lock);
+    uint32_t id = *index_slot(name);
+    if (id)
+        atomic_load_explicit(&kernels[id - 1], memory_order_relaxed)->stamp = stamp;
+    pthread_mutex_unlock(&lock);
 }
 
 uint32_t cask__kernel_lookup(const char *name)

@@ -563,3 +563,25 @@ uint64_t cask__value_hash(const cask_value_t *v, const uint64_t *task_hash)
     }
     return cask__hash(p.data, p.size, h);
 }
+
+void cask__value_hash2(const cask_value_t *v, uint64_t h[2])
+{
+    uint64_t head[2 + CASK_MAX_NDIM] = { (uint64_t)v->type + 1 };
+    size_t nh = 1;
+    pview_t p = { 0 };
+    if (v->type == CASK_INT64)
+        head[nh++] = (uint64_t)v->u.i;
+    else if (v->type == CASK_DOUBLE)
+        memcpy(&head[nh++], &v->u.d, 8);
+    else if (payload(v, &p) && v->type == CASK_NDARRAY) {
+        head[nh++] = (uint64_t)p.dtype << 32 | (uint64_t)p.ndim;
+        for (int i = 0; i < p.ndim; i++)
+            head[nh++] = (uint64_t)p.shape[i];
+    }
+    h[0] = cask__hash(head, nh * 8, h[0]);
+    h[1] = cask__hash(head, nh * 8, h[1] ^ 0x9e3779b97f4a7c15ull);
+    if (p.data) {
+        h[0] = cask__hash(p.data, p.size, h[0]);
+        h[1] = cask__hash(p.data, p.size, h[1] + 0x632be59bd9b4e019ull);
+    }
+}

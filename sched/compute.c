@@ -217,7 +217,24 @@ static void run_destroy(cask_run_t *r)
     cask__free(r->out_next);
     cask__free(r->delivered);
     cask__big_free(r->need);
+    cask__cache_destroy(r->cache);
     cask__plan_destroy(&r->p);
+}
+
+/* The run's cache directory: opts', else $CASK_CACHE_DIR, else none (NULL). */
+static int cache_dir(const cask_compute_opts_t *opts, const cask__backend_t *b,
+                     const char **dir, cask_error_t *err)
+{
+    *dir = opts->cache_dir && *opts->cache_dir ? opts->cache_dir : getenv("CASK_CACHE_DIR");
+    if (*dir && !**dir)
+        *dir = NULL;
+    if (!(opts->cache_min_s >= 0) || opts->cache_min_s == INFINITY)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "cache_min_s %g is not a number of "
+                         "seconds >= 0", opts->cache_min_s);
+    if (*dir && b->s.run == cask__backend_mpi.s.run)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "scheduler 'mpi' does not keep a cache "
+                         "directory (%s%s)", opts->cache_dir ? "" : "CASK_CACHE_DIR=", *dir);
+    return 0;
 }
 
 int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
@@ -301,6 +318,9 @@ static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     int rc = cask__resolve(opts, &b, &r.workers, err);
     if (!rc)
         rc = memory_limit(opts, &r.budget, err);
+    const char *cdir = NULL;
+    if (!rc)
+        rc = cache_dir(opts, &b, &cdir, err);
     if (!rc && r.budget && !b.budget)
         rc = cask__err(err, CASK_EINVAL, NULL, NULL,
                        "scheduler '%s' does not keep a memory budget (the built-in ones "
@@ -317,16 +337,16 @@ static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     r.tick0 = cask__tick();
     if ((rc = cask__plan_build(g, outs, n, 1, &r.p, err)))
         return rc;
+    cask_graph_t *cut = NULL; /* the graph cut at results found in the cache */
+    if (cdir && (rc = cask__cache_plan(&r, cdir, opts->flags, opts->cache_min_s, &cut, err)))
+        goto out;
+    r.g = cut ? cut : g;
     if (cask__plan_order(&r.p, NULL, r.workers)) {
-        cask__plan_destroy(&r.p);
-        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to order %u tasks", r.p.n);
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to order %u tasks", r.p.n);
+        goto out;
     }
-    r.g = g;
-    if (r.budget && (rc = cask__run_budget_check(&r, !results, err))) {
-        cask__big_free(r.need);
-        cask__plan_destroy(&r.p);
-        return rc;
-    }
+    if (r.budget && (rc = cask__run_budget_check(&r, !results, err)))
+        goto out;
     r.flags = opts->flags;
     r.cb = opts->callbacks;
     r.retries = opts->retries == 0 ? 1 : opts->retries < 0 ? 0 : opts->retries;
@@ -417,6 +437,7 @@ static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         info->wall_s = (double)(cask_now_ns() - t0) * 1e-9;
         info->peak_bytes = atomic_load(&r.peak);
         info->memory_limit = r.budget;
+        info->cached = r.cached;
         if (!rc && trace && !(info->trace = cask__trace_build(&r))) {
             for (size_t i = 0; i < n; i++)
                 cask_value_decref(&results[i]);
@@ -427,5 +448,6 @@ static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         r.cb->finish(r.cb->udata, rc);
 out:
     run_destroy(&r);
+    cask_graph_decref(cut);
     return rc;
 }

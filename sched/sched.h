@@ -66,7 +66,31 @@ struct cask_run {
                                       and not yet ended */
     uint64_t *need;                /* with a budget: each task's size and its largest
                                       consumer's, at most the budget */
+    struct cask__cache *cache;     /* the cache directory's keys, or NULL */
+    size_t    cached;              /* tasks that read their output from it */
 };
+
+/* What a run with a cache directory knows (sched/cache.c). */
+typedef struct cask__cache {
+    char     *dir;                 /* the directory */
+    uint64_t (*key)[2];            /* each task's cache key */
+    uint8_t  *write;               /* 1: write the task's output when it has run */
+    double    min_s;               /* only when its kernel ran this long */
+} cask__cache_t;
+
+/* Give r's tasks their cache keys and look for their files in dir (made
+** if need be): when some are there, r->p becomes the plan of a copy of its
+** graph cut there, returned in *g2 (the caller computes it in place of the
+** graph and drops it at the end), else *g2 is NULL. Sets r->cache and
+** r->cached. 0, or CASK_EIO (the directory) or CASK_ENOMEM; on failure
+** r->p may have been destroyed. */
+int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_s,
+                     cask_graph_t **g2, cask_error_t *err);
+/* Write task t's output v to the cache directory, if it is to be kept. */
+void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v);
+void cask__cache_destroy(cask__cache_t *c);
+/* Register "cask.cache.read"; the library's start calls it once. */
+void cask__cache_register(void);
 
 /* A value moved to another worker: task t's output, received on trace row
 ** `row` from start to end (monotonic ns), bytes long. */

@@ -52,7 +52,11 @@ typedef double (*cask_cost_fn)(const cask_value_t *args, size_t n_args);
 
 /* Kernel flags. */
 enum {
-    CASK_KERNEL_IMPURE = 1u << 0  /* a fresh key at every call (clocks, unseeded RNG) */
+    CASK_KERNEL_IMPURE = 1u << 0, /* a fresh key at every call (clocks, unseeded RNG);
+                                     never cached */
+    CASK_KERNEL_CACHE  = 1u << 1  /* its results are worth keeping: with the
+                                     CASK_CACHE_MARKED compute flag, only such
+                                     kernels' results go to the cache directory */
 };
 
 /* Options for cask_kernel_register; zero fields mean "default". */
@@ -61,6 +65,11 @@ typedef struct cask_kernel_opts {
     double       cost;   /* estimated seconds per call; 0: 1e-6 */
     cask_cost_fn cost_fn;/* if set, overrides cost per call */
     void        *udata;  /* handed to the kernel via cask_kernel_udata() */
+    const char  *version;/* part of its results' cache keys (copied; at most
+                            63 bytes; NULL: ""): change it when the code
+                            changes what the kernel returns, or when its
+                            result depends on udata, and results cached
+                            under the old one are no longer used */
 } cask_kernel_opts_t;
 
 /*

@@ -124,9 +124,13 @@ enum {
                                    drawn when stderr is a terminal and the compute
                                    runs over half a second; CASK_PROGRESS=1 or 0 in
                                    the environment forces it on or off. */,
-    CASK_ALL_RANKS   = 1u << 3  /* "mpi": return the results on every rank, not
+    CASK_ALL_RANKS   = 1u << 3, /* "mpi": return the results on every rank, not
                                    only on rank 0 (also CASK_MPI_RESULTS=all in
                                    the environment) */
+    CASK_CACHE_MARKED = 1u << 4 /* with a cache directory: write there only the
+                                   results of kernels registered with
+                                   CASK_KERNEL_CACHE (any cached result found
+                                   there is still read) */
 };
 
 /* Options for cask_compute; zero fields mean "default". */
@@ -140,6 +144,12 @@ typedef struct cask_compute_opts {
     size_t      memory_limit; /* a budget: the most bytes live task outputs may
                                take at once; 0: $CASK_MEMORY_LIMIT (bytes, or
                                such as 64MB, 1.5GiB), else none. See below. */
+    const char *cache_dir;  /* a directory of results kept across computes and
+                               processes (made if need be, not its parents);
+                               NULL: $CASK_CACHE_DIR, else none. See "The cache
+                               directory" below. */
+    double      cache_min_s;/* with a cache directory: write only results whose
+                               kernel ran at least this many seconds; 0: all */
 } cask_compute_opts_t;
 
 #define CASK_NO_RETRY (-1)
@@ -152,6 +162,8 @@ typedef struct cask_compute_info {
     size_t peak_bytes;       /* most bytes held at once by live task outputs
                                 (a block two outputs share counts twice) */
     size_t memory_limit;     /* the memory budget the compute kept; 0: none */
+    size_t cached;           /* of those tasks, how many read their output from
+                                the cache directory instead of running */
     char   scheduler[32];    /* the scheduler's name */
     cask_trace_t *trace;     /* new (cask_trace_free) if CASK_TRACE, else NULL */
 } cask_compute_info_t;
@@ -198,6 +210,41 @@ typedef struct cask_compute_info {
 CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                           const cask_compute_opts_t *opts, cask_value_t *results,
                           cask_compute_info_t *info, cask_error_t *err);
+
+/*
+** The cache directory (opts->cache_dir, else $CASK_CACHE_DIR) keeps task
+** results across computes and processes, so a compute that failed, crashed
+** or was killed resumes where it stopped: each task that succeeds writes
+** its output there under a cache key, and a later compute that needs the
+** output of a task with that key reads it instead of running the task,
+** and runs nothing the task depends on (unless something else needs it).
+** A cache key is a 128-bit hash of what the result is a function of: the
+** kernel's name and version (cask_kernel_opts_t.version), its arguments
+** (literals by contents, task inputs by their own keys; ordering-only
+** dependencies do not count) and, for an array task that reads a file,
+** the file's device, inode, size and modification time. Task keys, graphs
+** and costs do not count, so the same call in another graph or another
+** program finds it. Never cached: results of CASK_KERNEL_IMPURE kernels,
+** opaque values (a pure kernel's result computed from one is), and
+** anything computed from an opaque literal (an array over a borrowed
+** buffer) or from an impure kernel's result, whose keys cannot be known.
+** A kernel run for what it does (writing a file) rather than for its
+** result must be registered impure, or it is skipped when its result is
+** in the cache. What is written: every other result, unless
+** the compute has CASK_CACHE_MARKED (only kernels registered with
+** CASK_KERNEL_CACHE) or cache_min_s (only kernels that ran that long).
+** A file holds its key, the value and checksums of both; it is written
+** under a temporary name and renamed into place, so a crash never leaves
+** a file that is read as a result. A file that does not check out (cut
+** short, damaged, another key) is not used: the task runs again and
+** writes it anew. Files are checked in full before the compute starts
+** and again when read; one that changes in between fails the compute
+** (CASK_EIO). A result that cannot be written (disk full) is not cached;
+** the compute goes on. Nothing is ever deleted: remove the directory to
+** empty the cache. Kept by every scheduler but "mpi", which refuses a
+** cache directory (CASK_EINVAL). info->cached counts the tasks read from
+** it.
+*/
 
 /* Read a byte count as CASK_MEMORY_LIMIT takes it: digits with an optional
 ** fraction, then no unit (bytes), kB MB GB TB (powers of 1000; the B and

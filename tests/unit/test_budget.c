@@ -9,13 +9,6 @@
 
 #include "testutil.h"
 
-#ifdef NO_FORK
-static const char *const scheds[] = { "sync", "threads" };
-#else
-static const char *const scheds[] = { "sync", "threads", "processes" };
-#endif
-#define N_SCHEDS (sizeof scheds / sizeof *scheds)
-
 static atomic_int blob_calls;
 
 /* test.blob(size, inputs...): size bytes, each (size + the first byte of
@@ -157,14 +150,14 @@ static void test_budget_random_graphs(void **state)
                 assert_true(sr.peak_bytes <= budget);
                 cask_sim_result_destroy(&sr);
             }
-            for (size_t s = 0; s < N_SCHEDS; s++) {
+            for (size_t s = 0; s < N_TEST_SCHEDS; s++) {
                 got_t got = { .lock = PTHREAD_MUTEX_INITIALIZER };
-                cask_compute_opts_t o = { .scheduler = scheds[s], .workers = 1 + (b + (int)s) % 3,
+                cask_compute_opts_t o = { .scheduler = test_scheds[s], .workers = 1 + (b + (int)s) % 3,
                                           .memory_limit = budget };
                 runs++;
                 rc = cask_compute_each(g, outs, m, &o, keep, &got, &info, &err);
                 if (info.peak_bytes > budget)
-                    fail_msg("%s, seed %u: %zu bytes held, budget %zu", scheds[s], seed,
+                    fail_msg("%s, seed %u: %zu bytes held, budget %zu", test_scheds[s], seed,
                              info.peak_bytes, budget);
                 if (rc) {
                     assert_int_equal(rc, CASK_ENOMEM);
@@ -175,7 +168,7 @@ static void test_budget_random_graphs(void **state)
                     assert_int_equal(info.memory_limit, budget);
                     for (size_t i = 0; i < m; i++)
                         if (!cask_value_equal(&ref.v[i], &got.v[i]))
-                            fail_msg("%s, seed %u: output %zu differs", scheds[s], seed, i);
+                            fail_msg("%s, seed %u: output %zu differs", test_scheds[s], seed, i);
                 }
                 for (size_t i = 0; i < m; i++)
                     cask_value_decref(&got.v[i]);
@@ -245,8 +238,8 @@ static void test_budget_refuses_before_running(void **state)
                                .index = (uint64_t)i + 1, .nbytes = 30000 };
         assert_ok(cask_graph_add(g, &s, &outs[i], &err), &err);
     }
-    for (size_t s = 0; s < N_SCHEDS; s++) {
-        cask_compute_opts_t o = { .scheduler = scheds[s], .workers = 2, .memory_limit = 65000 };
+    for (size_t s = 0; s < N_TEST_SCHEDS; s++) {
+        cask_compute_opts_t o = { .scheduler = test_scheds[s], .workers = 2, .memory_limit = 65000 };
         cask_value_t v[4];
         atomic_store(&blob_calls, 0);
         /* big needs 70,000 bytes: its 40,000 and a's 30,000 */
@@ -275,8 +268,8 @@ static void test_budget_refuses_before_running(void **state)
                             .nbytes = 4000 };
     cask_task_t liar;
     assert_ok(cask_graph_add(g, &sl, &liar, &err), &err);
-    for (size_t s = 0; s < N_SCHEDS; s++) {
-        cask_compute_opts_t o = { .scheduler = scheds[s], .workers = 2, .memory_limit = 65000 };
+    for (size_t s = 0; s < N_TEST_SCHEDS; s++) {
+        cask_compute_opts_t o = { .scheduler = test_scheds[s], .workers = 2, .memory_limit = 65000 };
         cask_value_t v;
         assert_int_equal(cask_compute(g, &liar, 1, &o, &v, NULL, &err), CASK_ENOMEM);
         assert_string_equal(err.key, "liar");

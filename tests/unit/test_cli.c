@@ -294,6 +294,40 @@ static void test_run_memory_limit(void **state)
     unlink(path);
 }
 
+/* cask run --cache: the second run reads every output from the directory
+** and says so in its stats; a file where the directory should be is an
+** error. */
+static void test_run_cache(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/cask-cli-cache-XXXXXX", dir[] = "/tmp/cask-cli-cachedir-XXXXXX";
+    char args[1024];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_non_null(mkdtemp(dir));
+    static const char graph[] =
+        "{\"format\": \"cask-graph\", \"version\": 1, \"tasks\": ["
+        "{\"key\": \"a\", \"kernel\": \"cask.add\", \"inputs\": [1, 2]},"
+        "{\"key\": \"b\", \"kernel\": \"cask.add\", \"inputs\": [{\"ref\": \"a\"}, 3]},"
+        "{\"key\": \"c\", \"kernel\": \"cask.add\", \"inputs\": [{\"ref\": \"b\"}, 4]}],"
+        "\"outputs\": [\"b\", \"c\"]}";
+    assert_int_equal(write(fd, graph, sizeof graph - 1), (ssize_t)(sizeof graph - 1));
+    close(fd);
+    snprintf(args, sizeof args, "run %s --cache %s --json", path, dir);
+    assert_int_equal(run(args), 0);
+    if (!strstr(out, "\"cached\": 0") || !strstr(out, "\"c\": 10"))
+        fail_msg("stdout: %s", out);
+    assert_int_equal(run(args), 0);
+    if (!strstr(out, "\"cached\": 2") || !strstr(out, "\"tasks\": 2") || !strstr(out, "\"c\": 10"))
+        fail_msg("stdout: %s", out);
+    snprintf(args, sizeof args, "run %s --cache %s", path, path);
+    assert_int_equal(run(args), 1);
+    assert_non_null(strstr(errtxt, "not a directory"));
+    snprintf(args, sizeof args, "rm -rf %s", dir);
+    assert_int_equal(system(args), 0);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_processes_retries),
         cmocka_unit_test(test_analysis_commands),
         cmocka_unit_test(test_run_memory_limit),
+        cmocka_unit_test(test_run_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,13 +9,6 @@
 
 #include "testutil.h"
 
-#ifdef NO_FORK
-static const char *const scheds[] = { "sync", "threads" };
-#else
-static const char *const scheds[] = { "sync", "threads", "processes" };
-#endif
-#define N_SCHEDS (sizeof scheds / sizeof *scheds)
-
 static char dir[64];
 
 static int setup(void **state)
@@ -105,7 +98,7 @@ static void test_open_hdf5_vs_numpy(void **state)
             assert_int_equal(cask_array_ndim(a), sets[i].ndim);
             if (!k && sets[i].ndim && sets[i].chunk0) /* the dataset's own chunks */
                 assert_int_equal(cask_array_chunks(a)[0], sets[i].chunk0);
-            void *got = compute_all(a, scheds[(i + (size_t)k) % N_SCHEDS], NULL);
+            void *got = compute_all(a, test_scheds[(i + (size_t)k) % N_TEST_SCHEDS], NULL);
             if (memcmp(got, want, nb))
                 fail_msg("%s, chunks %d: differs from NumPy's", sets[i].name, k);
             free(got);
@@ -167,9 +160,9 @@ static void test_hdf5_reads_what_is_needed(void **state)
     assert_non_null(a);
     cask_slice_t s[2] = { { 6, 9, 1 }, { 4, 5, 1 } }; /* inside block (1, 1) */
     cask_array_t *one = cask_array_slice(a, s, 2, &err);
-    for (size_t k = 0; k < N_SCHEDS; k++) {
+    for (size_t k = 0; k < N_TEST_SCHEDS; k++) {
         cask_compute_info_t info;
-        free(compute_all(one, scheds[k], &info));
+        free(compute_all(one, test_scheds[k], &info));
         size_t reads = 0;
         for (size_t i = 0; i < cask_trace_size(info.trace); i++)
             reads += !strncmp(cask_trace_event(info.trace, i)->key, "hdf5-", 5);
@@ -194,9 +187,9 @@ static void test_hdf5_reads_what_is_needed(void **state)
              "    f.create_dataset('moving', data=np.ones((4, 5)))\n"
              "\" %s", path);
     assert_int_equal(system(cmd), 0);
-    for (size_t k = 0; k < N_SCHEDS; k++) {
+    for (size_t k = 0; k < N_TEST_SCHEDS; k++) {
         void *buf = malloc(16 * sizeof(double));
-        cask_compute_opts_t o = { .scheduler = scheds[k], .workers = 2 };
+        cask_compute_opts_t o = { .scheduler = test_scheds[k], .workers = 2 };
         assert_int_equal(cask_array_compute(&m, 1, &o, &buf, NULL, &err), CASK_EKERNEL);
         assert_non_null(strstr(err.message, "'moving' changed while the array was open"));
         free(buf);
@@ -244,7 +237,7 @@ static void test_save_hdf5_round_trip(void **state)
         assert_non_null(a);
         char name[32];
         snprintf(name, sizeof name, "/deep/er/%s", tags[k]);
-        cask_compute_opts_t o = { .scheduler = scheds[(size_t)k % N_SCHEDS], .workers = 2 };
+        cask_compute_opts_t o = { .scheduler = test_scheds[(size_t)k % N_TEST_SCHEDS], .workers = 2 };
         if (k == 0) /* stored twice: the second replaces the first */
             assert_ok(cask_array_save_hdf5(a, out, name, &o, &err), &err);
         assert_ok(cask_array_save_hdf5(a, out, name, &o, &err), &err);
@@ -302,13 +295,13 @@ static void test_save_hdf5_fails_cleanly(void **state)
              "    f['y'] = np.full(2, 9.0)\n"
              "\" %s", dir);
     assert_int_equal(system(cmd), 0);
-    for (size_t k = 0; k < N_SCHEDS; k++) {
+    for (size_t k = 0; k < N_TEST_SCHEDS; k++) {
         cask_graph_t *g = cask_graph_new(&err);
         int64_t c[2] = { 5, 5 };
         cask_array_t *a = cask_array_open_npy(g, npy, c, &err);
         assert_non_null(a);
         assert_int_equal(truncate(npy, 128 + 8 * 300), 0); /* the last blocks are gone */
-        cask_compute_opts_t o = { .scheduler = scheds[k], .workers = 2 };
+        cask_compute_opts_t o = { .scheduler = test_scheds[k], .workers = 2 };
         assert_int_equal(cask_array_save_hdf5(a, fresh, "y", &o, &err), CASK_EKERNEL);
         struct stat st;
         assert_int_not_equal(stat(fresh, &st), 0); /* created, then removed */

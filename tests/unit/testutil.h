@@ -27,6 +27,16 @@
 
 #include <cask/cask.h>
 
+/* The back-ends a property test runs on: the local ones (sync and threads
+** alone where forked workers cannot be followed). */
+#ifdef NO_FORK
+static const char *const test_scheds[] __attribute__((unused)) = { "sync", "threads" };
+#else
+static const char *const test_scheds[] __attribute__((unused)) = { "sync", "threads",
+                                                                   "processes" };
+#endif
+#define N_TEST_SCHEDS (sizeof test_scheds / sizeof *test_scheds)
+
 /* Assert that rc is 0, printing err's message if not. */
 #define assert_ok(rc, err)                                                        \
     do {                                                                          \

@@ -1,0 +1,441 @@
+/*
+** sched/cache.c: the cache directory (cask_compute_opts_t.cache_dir).
+**
+** Each task gets a cache key before the compute starts: a 128-bit hash of
+** its kernel's name and version, its arguments (literals by contents,
+** task inputs by their own cache keys) and what the kernel's stamp adds (the
+** files an array task reads). A task that cannot have one (an impure
+** kernel, an opaque argument, an input without a key) is never cached.
+**
+** Reading: from the requested outputs down, a task whose file checks out
+** is a hit and the tasks behind it are not needed (unless another task
+** needs them). When there is a hit, the compute runs a copy of the graph
+** cut there, each hit a task of kernel "cask.cache.read" that reads its
+** file: every back-end runs it as any other task, in parallel, in priority
+** order. Writing: a task that ran writes its output (cask__cache_put,
+** from cask__run_invoke, so on the worker that ran it).
+**
+** A file is a header (magic, byte order, the key, the value's type and
+** shape, the payload's size and checksum, the header's own checksum) and
+** the payload. It is written as DIR/.KEY.PID.N.tmp and renamed to DIR/KEY.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sched.h"
+
+#define MAGIC "caskres1"
+#define ORDER 0x01020304u
+
+typedef struct fhead {
+    char     magic[8];
+    uint32_t order;
+    uint32_t type;
+    uint32_t dtype;
+    uint32_t ndim;
+    int64_t  shape[CASK_MAX_NDIM];
+    uint64_t size;     /* payload bytes */
+    uint64_t inl;      /* int64 and double values */
+    uint64_t key[2];
+    uint64_t sum;      /* cask__hash of the payload */
+    uint64_t hsum;     /* cask__hash of the header up to here */
+} fhead_t;
+
+#define KEYHEX 33 /* 32 hex digits and the NUL */
+
+static void key_hex(const uint64_t key[2], char *s)
+{
+    snprintf(s, KEYHEX, "%016llx%016llx", (unsigned long long)key[0],
+             (unsigned long long)key[1]);
+}
+
+static int key_path(const char *dir, const uint64_t key[2], char *path, size_t cap)
+{
+    char hex[KEYHEX];
+    key_hex(key, hex);
+    return snprintf(path, cap, "%s/%s", dir, hex) < (int)cap ? 0 : -1;
+}
+
+static uint64_t head_sum(const fhead_t *h)
+{
+    return cask__hash(h, offsetof(fhead_t, hsum), 0x68656164ull);
+}
+
+/* Is h a header we would write, for a payload of `size` bytes? */
+static bool head_ok(const fhead_t *h, const uint64_t key[2], uint64_t size)
+{
+    if (memcmp(h->magic, MAGIC, 8) || h->order != ORDER || h->hsum != head_sum(h) ||
+        h->key[0] != key[0] || h->key[1] != key[1] || h->size != size ||
+        h->type > CASK_LIST || h->type == CASK_OPAQUE || h->ndim > CASK_MAX_NDIM)
+        return false;
+    if (h->type == CASK_NDARRAY) {
+        size_t es = cask_dtype_size((cask_dtype_t)h->dtype), n = 1;
+        for (uint32_t i = 0; i < h->ndim; i++) {
+            if (h->shape[i] < 0 || (h->shape[i] && n > SIZE_MAX / (size_t)h->shape[i]))
+                return false;
+            n *= (size_t)h->shape[i];
+        }
+        if (!es || n > SIZE_MAX / es || n * es != size)
+            return false;
+    } else if (h->type < CASK_STRING && size) {
+        return false;
+    }
+    return true;
+}
+
+/*
+** Read the file at path as the result of key into *out (out NULL: only
+** check it). 0, or -1 when it is missing or does not check out.
+*/
+static int load(const char *path, const uint64_t key[2], cask_value_t *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = -1;
+    struct stat st;
+    fhead_t h;
+    void *map = MAP_FAILED;
+    size_t len = 0;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof h ||
+        pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+        !head_ok(&h, key, (uint64_t)st.st_size - sizeof h))
+        goto out;
+    len = (size_t)st.st_size;
+    if (h.size) {
+        if ((map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+            goto out;
+        if (cask__hash((const char *)map + sizeof h, h.size, 0x70617931ull) != h.sum)
+            goto out;
+    } else if (h.sum != cask__hash("", 0, 0x70617931ull)) {
+        goto out;
+    }
+    rc = 0;
+    if (!out)
+        goto out;
+    if (h.type == CASK_INT64) {
+        *out = cask_int((int64_t)h.inl);
+    } else if (h.type == CASK_DOUBLE) {
+        double d;
+        memcpy(&d, &h.inl, sizeof d);
+        *out = cask_double(d);
+    } else if (h.type == CASK_NONE) {
+        *out = cask_none();
+    } else if (cask__value_blank((cask_type_t)h.type, h.size, out)) {
+        rc = CASK_ENOMEM;
+    } else {
+        struct cask_blob *b = out->u.blob;
+        b->dtype = (cask_dtype_t)h.dtype;
+        b->ndim = (int)h.ndim;
+        memcpy(b->shape, h.shape, sizeof b->shape);
+        if (h.size)
+            memcpy(b->data, (const char *)map + sizeof h, h.size);
+    }
+out:
+    if (map != MAP_FAILED)
+        munmap(map, len);
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n) {
+        ssize_t k = write(fd, s, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        s += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v)
+{
+    static atomic_uint serial;
+    const cask__cache_t *c = r->cache;
+    if (!c || !c->write[t] || v->type > CASK_LIST || v->type == CASK_OPAQUE || cask__is_view(v))
+        return;
+    fhead_t h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, MAGIC, 8);
+    h.order = ORDER;
+    h.type = (uint32_t)v->type;
+    memcpy(h.key, c->key[t], sizeof h.key);
+    const void *data = "";
+    if (v->type == CASK_INT64 || v->type == CASK_DOUBLE) {
+        memcpy(&h.inl, &v->u, sizeof h.inl);
+    } else if (cask__has_blob(v)) {
+        const struct cask_blob *b = v->u.blob;
+        h.dtype = (uint32_t)b->dtype;
+        h.ndim = (uint32_t)b->ndim;
+        if (v->type == CASK_NDARRAY)
+            memcpy(h.shape, b->shape, (size_t)b->ndim * sizeof *h.shape);
+        h.size = b->size;
+        data = b->data;
+    }
+    h.sum = cask__hash(data, h.size, 0x70617931ull);
+    h.hsum = head_sum(&h);
+    char hex[KEYHEX], tmp[4096], path[4096];
+    key_hex(h.key, hex);
+    if (snprintf(tmp, sizeof tmp, "%s/.%s.%ld.%u.tmp", c->dir, hex, (long)getpid(),
+                 atomic_fetch_add(&serial, 1)) >= (int)sizeof tmp ||
+        key_path(c->dir, h.key, path, sizeof path))
+        return;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    int bad = write_all(fd, &h, sizeof h) || write_all(fd, data, h.size);
+    bad |= close(fd);
+    if (bad || rename(tmp, path))
+        unlink(tmp);
+}
+
+/* The kernel of a task whose output is in the cache: args are the file's
+** path and the key (bytes). */
+static int k_read(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    size_t klen;
+    const char *path = n == 2 ? cask_value_str(&args[0], NULL) : NULL;
+    const void *k = n == 2 ? cask_value_data(&args[1], &klen) : NULL;
+    if (!path || !k || klen != 16)
+        return cask_kernel_fail(ctx, "takes a path and a 16-byte key");
+    uint64_t key[2];
+    memcpy(key, k, sizeof key);
+    int rc = load(path, key, out);
+    if (rc == CASK_ENOMEM)
+        return rc;
+    if (rc) {
+        cask_kernel_fail(ctx, "cache file %s changed or was removed during the compute", path);
+        return CASK_EIO;
+    }
+    return 0;
+}
+
+void cask__cache_register(void)
+{
+    cask__kernel_register("cask.cache.read", k_read, &(cask_kernel_opts_t){ .cost = 1e-5 },
+                          NULL);
+}
+
+void cask__cache_destroy(cask__cache_t *c)
+{
+    if (!c)
+        return;
+    cask__big_free(c->key);
+    cask__big_free(c->write);
+    cask__free(c->dir);
+    cask__free(c);
+}
+
+/* Each task's cache key into key[v], ok[v] 0 when it has none. */
+static void plan_keys(const cask__plan_t *p, uint64_t (*key)[2], uint8_t *ok)
+{
+    const cask__gview_t *gv = &p->gv;
+    for (uint32_t v = 0; v < p->n; v++) {
+        uint32_t gt = p->task[v];
+        const cask__kernel_t *k = cask__kernel_get(gv->kernel[gt]);
+        const cask_value_t *in = cask__view_inputs(gv, gt);
+        size_t na = cask__view_nargs(gv, gt);
+        uint64_t h[2] = { 0x636b6579ull, 0x6b657932ull };
+        ok[v] = !(k->opts.flags & CASK_KERNEL_IMPURE);
+        for (int j = 0; j < 2; j++) {
+            h[j] = cask__hash(k->name, strlen(k->name) + 1, h[j]);
+            h[j] = cask__hash(k->version, strlen(k->version) + 1, h[j]);
+        }
+        cask_value_t count = cask_int((int64_t)na);
+        cask__value_hash2(&count, h);
+        for (size_t i = 0; i < na && ok[v]; i++) {
+            if (in[i].type == CASK_REF) {
+                uint32_t u = p->pidx[cask__tix(in[i].u.task)];
+                ok[v] = ok[u];
+                h[0] = cask__hash(key[u], 16, h[0]);
+                h[1] = cask__hash(key[u], 16, h[1] ^ 0x7265660aull);
+            } else if (in[i].type == CASK_OPAQUE) {
+                ok[v] = 0;
+            } else {
+                cask__value_hash2(&in[i], h);
+            }
+        }
+        if (ok[v] && k->stamp && k->stamp(in, na, h))
+            ok[v] = 0;
+        key[v][0] = h[0];
+        key[v][1] = h[1];
+    }
+}
+
+/* Add the copy of p's task v to g2 (a hit: the task that reads its file). */
+static int copy_task(const cask__plan_t *p, uint32_t v, bool hit, const char *path,
+                     const uint64_t key[2], cask_graph_t *g2, const cask_task_t *map,
+                     cask_task_t *out, cask_error_t *err)
+{
+    const cask_graph_t *g = p->g;
+    uint32_t gt = p->task[v];
+    char group[CASK_KEY_MAX + 1];
+    cask__group_copy(g, gt, group, sizeof group);
+    cask_task_spec_t spec = { .key = cask__graph_key(g, gt), .group = group,
+                              .nbytes = cask__view_nbytes(&p->gv, gt) };
+    if (hit) {
+        cask_value_t in[2];
+        int rc = cask_value_string(path, (size_t)-1, &in[0], err);
+        if (!rc && (rc = cask_value_bytes(key, 16, &in[1], err)))
+            cask_value_decref(&in[0]);
+        if (rc)
+            return rc;
+        spec.kernel = "cask.cache.read";
+        spec.inputs = in;
+        spec.n_inputs = 2;
+        rc = cask_graph_add(g2, &spec, out, err);
+        cask_value_decref(&in[0]);
+        cask_value_decref(&in[1]);
+        return rc;
+    }
+    const cask_value_t *in = cask__view_inputs(&p->gv, gt);
+    size_t n = p->gv.in_off[gt + 1] - p->gv.in_off[gt], na = cask__view_nargs(&p->gv, gt);
+    cask_value_t *args = cask__malloc((n ? n : 1) * sizeof *args);
+    cask_task_t *after = cask__malloc((n - na ? n - na : 1) * sizeof *after);
+    if (!args || !after) {
+        cask__free(args);
+        cask__free(after);
+        return cask__err(err, CASK_ENOMEM, spec.key, NULL, "no memory to copy a task");
+    }
+    for (size_t i = 0; i < n; i++) {
+        cask_value_t x = in[i];
+        if (x.type == CASK_REF)
+            x = cask_ref(map[p->pidx[cask__tix(x.u.task)]]);
+        if (i < na)
+            args[i] = x;
+        else
+            after[i - na] = x.u.task;
+    }
+    double cost = cask__view_cost(&p->gv, gt);
+    spec.kernel = cask__kernel_name(g, gt);
+    spec.inputs = args;
+    spec.n_inputs = na;
+    spec.after = after;
+    spec.n_after = n - na;
+    spec.cost = cost == cost ? cost : 0;
+    int rc = cask_graph_add(g2, &spec, out, err);
+    cask__free(args);
+    cask__free(after);
+    return rc;
+}
+
+static int make_dir(const char *dir, cask_error_t *err)
+{
+    struct stat st;
+    if (mkdir(dir, 0777) && errno != EEXIST)
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot make the cache directory %s: %s",
+                         dir, strerror(errno));
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return cask__err(err, CASK_EIO, NULL, NULL, "the cache directory %s is not a directory",
+                         dir);
+    if (access(dir, W_OK | X_OK))
+        return cask__err(err, CASK_EIO, NULL, NULL, "cannot write in the cache directory %s: %s",
+                         dir, strerror(errno));
+    return 0;
+}
+
+int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_s,
+                     cask_graph_t **g2, cask_error_t *err)
+{
+    cask__plan_t *p = &r->p;
+    *g2 = NULL;
+    int rc = make_dir(dir, err);
+    if (rc)
+        return rc;
+    size_t m = p->n ? p->n : 1;
+    cask__cache_t *c = cask__calloc(1, sizeof *c);
+    uint8_t *ok = cask__big_malloc(m), *state = cask__big_calloc(m, 1);
+    cask_task_t *map = cask__big_malloc(m * sizeof *map);
+    char *path = cask__malloc(4096);
+    if (!c || !ok || !state || !map || !path || !(c->dir = cask__malloc(strlen(dir) + 1)) ||
+        !(c->key = cask__big_malloc(m * sizeof *c->key)) || !(c->write = cask__big_malloc(m))) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the cache's keys");
+        goto out;
+    }
+    strcpy(c->dir, dir);
+    c->min_s = min_s;
+    plan_keys(p, c->key, ok);
+
+    /* From the outputs down: state 1 needed, 2 a hit. */
+    enum { NEEDED = 1, HIT = 2 };
+    size_t hits = 0;
+    for (size_t i = 0; i < p->n_out; i++)
+        state[p->out[i]] = NEEDED;
+    for (uint32_t v = p->n; v-- > 0;) {
+        if (!state[v])
+            continue;
+        if (ok[v] && !key_path(dir, c->key[v], path, 4096) && !load(path, c->key[v], NULL)) {
+            state[v] = HIT;
+            hits++;
+            continue;
+        }
+        for (uint32_t e = p->pred_off[v]; e < p->pred_off[v] + p->npred[v]; e++)
+            state[p->pred[e]] = NEEDED;
+    }
+    for (uint32_t v = 0; v < p->n; v++) {
+        const cask__kernel_t *k = cask__kernel_get(p->gv.kernel[p->task[v]]);
+        c->write[v] = ok[v] && state[v] != HIT &&
+                      (!(flags & CASK_CACHE_MARKED) || (k->opts.flags & CASK_KERNEL_CACHE));
+    }
+    r->cached = hits;
+    if (!hits) {
+        r->cache = c;
+        c = NULL;
+        goto out;
+    }
+
+    /* The graph cut at the hits, and its plan. */
+    cask_graph_t *h = cask_graph_new(err);
+    if (!h) {
+        rc = CASK_ENOMEM;
+        goto out;
+    }
+    uint32_t n2 = 0;
+    for (uint32_t v = 0; v < p->n && !rc; v++) {
+        if (!state[v])
+            continue;
+        if (state[v] == HIT)
+            key_path(dir, c->key[v], path, 4096);
+        rc = copy_task(p, v, state[v] == HIT, path, c->key[v], h, map, &map[v], err);
+        c->key[n2][0] = c->key[v][0]; /* task n2 of h is plan id n2 of its plan */
+        c->key[n2][1] = c->key[v][1];
+        c->write[n2] = c->write[v];
+        n2++;
+    }
+    cask_task_t *outs = NULL;
+    if (!rc && !(outs = cask__malloc(p->n_out * sizeof *outs)))
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the outputs");
+    for (size_t i = 0; !rc && i < p->n_out; i++)
+        outs[i] = map[p->out[i]];
+    if (!rc) {
+        size_t n_out = p->n_out;
+        cask__plan_destroy(p);
+        rc = cask__plan_build(h, outs, n_out, 1, p, err);
+    }
+    cask__free(outs);
+    if (rc) {
+        cask_graph_decref(h);
+        goto out;
+    }
+    *g2 = h;
+    r->cache = c;
+    c = NULL;
+out:
+    cask__cache_destroy(c);
+    cask__big_free(ok);
+    cask__big_free(state);
+    cask__big_free(map);
+    cask__free(path);
+    return rc;
+}

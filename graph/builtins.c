@@ -4,6 +4,7 @@
 */
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -175,6 +176,19 @@ static int k_concat(const cask_value_t *args, size_t n, cask_value_t *out,
     return rc;
 }
 
+/* cask.map's stamp: the mapped kernel's version is part of the key, and a
+** map of an impure kernel is never cached. */
+static int stamp_map(const cask_value_t *args, size_t n, uint64_t h[2])
+{
+    uint32_t id = cask__kernel_lookup(n ? cask_value_str(&args[0], NULL) : NULL);
+    const cask__kernel_t *k = id == CASK__NO_KERNEL ? NULL : cask__kernel_get(id);
+    if (!k || (k->opts.flags & CASK_KERNEL_IMPURE))
+        return -1;
+    h[0] = cask__hash(k->version, strlen(k->version) + 1, h[0]);
+    h[1] = cask__hash(k->version, strlen(k->version) + 1, h[1] ^ 0x6d6170ull);
+    return 0;
+}
+
 void cask__register_builtins(void)
 {
     static const struct {
@@ -193,4 +207,5 @@ void cask__register_builtins(void)
     };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
         cask__kernel_register(b[i].name, b[i].fn, &b[i].opts, NULL);
+    cask__kernel_set_stamp("cask.map", stamp_map);
 }

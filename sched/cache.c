@@ -2,7 +2,7 @@
 ** sched/cache.c: the cache directory (cask_compute_opts_t.cache_dir).
 **
 ** Each task gets a cache key before the compute starts: a 128-bit hash of
-** its kernel's name and version, its arguments (literals by contents,
+** its kernel's name and version (a built-in's: the library's), its arguments (literals by contents,
 ** task inputs by their own cache keys) and what the kernel's stamp adds (the
 ** files an array task reads). A task that cannot have one (an impure
 ** kernel, an opaque argument, an input without a key) is never cached.
@@ -24,7 +24,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,45 +100,46 @@ static int load(const char *path, const uint64_t key[2], cask_value_t *out)
     int rc = -1;
     struct stat st;
     fhead_t h;
-    void *map = MAP_FAILED;
-    size_t len = 0;
+    cask_value_t v = cask_none();
     if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof h ||
         pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
         !head_ok(&h, key, (uint64_t)st.st_size - sizeof h))
         goto out;
-    len = (size_t)st.st_size;
-    if (h.size) {
-        if ((map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
-            goto out;
-        if (cask__hash((const char *)map + sizeof h, h.size, 0x70617931ull) != h.sum)
-            goto out;
-    } else if (h.sum != cask__hash("", 0, 0x70617931ull)) {
-        goto out;
-    }
-    rc = 0;
-    if (!out)
-        goto out;
     if (h.type == CASK_INT64) {
-        *out = cask_int((int64_t)h.inl);
+        v = cask_int((int64_t)h.inl);
     } else if (h.type == CASK_DOUBLE) {
         double d;
         memcpy(&d, &h.inl, sizeof d);
-        *out = cask_double(d);
-    } else if (h.type == CASK_NONE) {
-        *out = cask_none();
-    } else if (cask__value_blank((cask_type_t)h.type, h.size, out)) {
-        rc = CASK_ENOMEM;
-    } else {
-        struct cask_blob *b = out->u.blob;
+        v = cask_double(d);
+    } else if (h.type != CASK_NONE) {
+        /* read, not mapped: a file cut short meanwhile is an error, not SIGBUS */
+        if (cask__value_blank((cask_type_t)h.type, h.size, &v)) {
+            rc = CASK_ENOMEM;
+            goto out;
+        }
+        struct cask_blob *b = v.u.blob;
         b->dtype = (cask_dtype_t)h.dtype;
         b->ndim = (int)h.ndim;
         memcpy(b->shape, h.shape, sizeof b->shape);
-        if (h.size)
-            memcpy(b->data, (const char *)map + sizeof h, h.size);
+        for (size_t at = 0; at < h.size;) {
+            ssize_t k = pread(fd, (char *)b->data + at, h.size - at, (off_t)(sizeof h + at));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0)
+                goto out;
+            at += (size_t)k;
+        }
+    }
+    const void *data = cask__has_blob(&v) ? v.u.blob->data : "";
+    if (cask__hash(data, h.size, 0x70617931ull) != h.sum)
+        goto out;
+    rc = 0;
+    if (out) {
+        *out = v;
+        v = cask_none();
     }
 out:
-    if (map != MAP_FAILED)
-        munmap(map, len);
+    cask_value_decref(&v);
     close(fd);
     return rc;
 }
@@ -191,7 +191,8 @@ void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v)
                  atomic_fetch_add(&serial, 1)) >= (int)sizeof tmp ||
         key_path(c->dir, h.key, path, sizeof path))
         return;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); /* a leftover of an
+                                                                      earlier PID: ours now */
     if (fd < 0)
         return;
     int bad = write_all(fd, &h, sizeof h) || write_all(fd, data, h.size);
@@ -248,9 +249,11 @@ static void plan_keys(const cask__plan_t *p, uint64_t (*key)[2], uint8_t *ok)
         size_t na = cask__view_nargs(gv, gt);
         uint64_t h[2] = { 0x636b6579ull, 0x6b657932ull };
         ok[v] = !(k->opts.flags & CASK_KERNEL_IMPURE);
+        /* a built-in's version is the library's */
+        const char *ver = strncmp(k->name, "cask.", 5) ? k->version : cask_version();
         for (int j = 0; j < 2; j++) {
             h[j] = cask__hash(k->name, strlen(k->name) + 1, h[j]);
-            h[j] = cask__hash(k->version, strlen(k->version) + 1, h[j]);
+            h[j] = cask__hash(ver, strlen(ver) + 1, h[j]);
         }
         cask_value_t count = cask_int((int64_t)na);
         cask__value_hash2(&count, h);

@@ -33,6 +33,7 @@ struct job {
     size_t              n;
     cask_compute_opts_t opts;
     char                sched[32];
+    char               *cache_dir;  /* opts' cache directory, copied (or NULL) */
     struct cask_future *fut;      /* n futures */
     size_t              live;     /* futures not freed, + 1 while the thread runs */
     size_t              wanting;  /* futures neither done nor cancelled */
@@ -55,6 +56,7 @@ static void job_free(job_t *j)
     cask_graph_decref(j->g);
     cask__free(j->outs);
     cask__free(j->fut);
+    cask__free(j->cache_dir);
     cask__free(j);
 }
 
@@ -190,6 +192,14 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     snprintf(j->sched, sizeof j->sched, "%s", b.s.name); /* the name resolved now */
     j->opts.scheduler = j->sched;
     j->opts.workers = workers;
+    if (opts->cache_dir) { /* copied, as the options are */
+        if (!(j->cache_dir = cask__malloc(strlen(opts->cache_dir) + 1))) {
+            job_free(j);
+            return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to submit %zu outputs", n);
+        }
+        strcpy(j->cache_dir, opts->cache_dir);
+        j->opts.cache_dir = j->cache_dir;
+    }
     for (size_t i = 0; i < n; i++)
         j->fut[i] = (struct cask_future){ .job = j, .i = i, .wanted = true };
     j->live = n + 1;

@@ -162,10 +162,10 @@ typedef struct cask_compute_info {
     size_t peak_bytes;       /* most bytes held at once by live task outputs
                                 (a block two outputs share counts twice) */
     size_t memory_limit;     /* the memory budget the compute kept; 0: none */
-    size_t cached;           /* of those tasks, how many read their output from
-                                the cache directory instead of running */
     char   scheduler[32];    /* the scheduler's name */
     cask_trace_t *trace;     /* new (cask_trace_free) if CASK_TRACE, else NULL */
+    size_t cached;           /* of the tasks, how many read their output from
+                                the cache directory instead of running */
 } cask_compute_info_t;
 
 /*
@@ -219,7 +219,9 @@ CASK_API int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t
 ** output of a task with that key reads it instead of running the task,
 ** and runs nothing the task depends on (unless something else needs it).
 ** A cache key is a 128-bit hash of what the result is a function of: the
-** kernel's name and version (cask_kernel_opts_t.version), its arguments
+** kernel's name and version (cask_kernel_opts_t.version; for a built-in
+** "cask." kernel, the library's version; for cask.map, the mapped kernel's
+** too), its arguments
 ** (literals by contents, task inputs by their own keys; ordering-only
 ** dependencies do not count) and, for an array task that reads a file,
 ** the file's device, inode, size and modification time. Task keys, graphs

@@ -130,6 +130,16 @@ static int k_nap(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t
     return 0;
 }
 
+/* test.one(id): id, counting its calls (what cask.map calls on each item). */
+static int k_one(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 1 || a[0].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "one integer");
+    atomic_fetch_add(&sh->calls[a[0].u.i % MAXID], 1);
+    *out = a[0];
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -429,6 +439,62 @@ static void test_version(void **state)
     cask_graph_decref(g);
 }
 
+/* cask.map's key holds the mapped kernel's version: a new version maps
+** again; a map of an impure kernel is never cached. */
+static void test_map_version(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    char dir[512];
+    fresh_dir(dir, sizeof dir, "map");
+    cask_value_t items[6];
+    for (int i = 0; i < 6; i++)
+        items[i] = cask_int(6000 + i);
+    cask_compute_opts_t o = { .scheduler = "sync", .cache_dir = dir };
+    const char *version[3] = { "1", "1", "2" };
+    int want_calls[3] = { 6, 0, 6 };
+    for (int round = 0; round < 3; round++) {
+        assert_ok(cask_kernel_register("test.one", k_one,
+                                       &(cask_kernel_opts_t){ .version = version[round] }, &err),
+                  &err);
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_task_t m = cask_map(g, "test.one", items, 6, 2, &err);
+        assert_true(m != CASK_NO_TASK);
+        reset_calls();
+        cask_value_t v;
+        assert_ok(cask_compute(g, &m, 1, &o, &v, NULL, &err), &err);
+        assert_int_equal(cask_list_len(&v), 6);
+        cask_value_decref(&v);
+        if (total_calls() != want_calls[round])
+            fail_msg("round %d: %d calls, not %d", round, total_calls(), want_calls[round]);
+        cask_graph_decref(g);
+    }
+    rm_dir(dir);
+}
+
+/* cask_submit copies the cache directory's name with the options. */
+static void test_submit_copies_dir(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_task_t t[10];
+    cask_graph_t *g = random_graph(21, 10, 7000, t);
+    char dir[512], name[512];
+    fresh_dir(dir, sizeof dir, "submit");
+    strcpy(name, dir);
+    cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .cache_dir = name };
+    cask_future_t *f;
+    assert_ok(cask_submit(g, &t[9], 1, &o, &f, &err), &err);
+    memset(name, 'x', 40); /* the caller's buffer is reused at once */
+    cask_value_t v;
+    assert_ok(cask_future_get(f, &v, &err), &err);
+    cask_value_decref(&v);
+    cask_future_free(f);
+    assert_true(count_files(dir, NULL, NULL, 0) > 0);
+    rm_dir(dir);
+    cask_graph_decref(g);
+}
+
 /* Never cached: an impure kernel's result and what is computed from it,
 ** an opaque value. */
 static void test_never_cached(void **state)
@@ -618,6 +684,8 @@ int main(void)
         cmocka_unit_test(test_resume_after_failure),
         cmocka_unit_test(test_damaged_files),
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_map_version),
+        cmocka_unit_test(test_submit_copies_dir),
         cmocka_unit_test(test_never_cached),
         cmocka_unit_test(test_what_is_written),
         cmocka_unit_test(test_directory),

@@ -186,9 +186,12 @@ static void arrays(void)
 
 /* A memory budget per rank: (x + x.T).sum() over 64 blocks of 128 KB that
 ** are tasks (copied from a buffer) gives sync's sum with no rank holding
-** more than 6 blocks by their sizes (copies of inputs stay on a rank until
-** no task needs them: under 6, 2 and 3 ranks stop, cleanly); a budget under
-** one task's needs is refused on every rank before anything runs. */
+** more than 8 blocks by their sizes. Copies of inputs stay on a rank until
+** no task needs them, so how much a rank holds depends on where tasks ran:
+** 6 blocks sufficed in most runs, but one run on 3 ranks, slowed by a
+** build beside it, held 5 blocks of copies and stopped 16 bytes short;
+** under 6, 2 and 3 ranks stop, cleanly. A budget under one task's needs is
+** refused on every rank before anything runs. */
 static void budgets(void)
 {
     cask_error_t err;
@@ -208,13 +211,13 @@ static void budgets(void)
         check(0, "sync: %s", err.message);
     const size_t blk = 128 * 128 * 8;
     o = on("mpi", CASK_ALL_RANKS);
-    o.memory_limit = 6 * blk;
+    o.memory_limit = 8 * blk;
     cask_compute_info_t info;
     int rc = cask_array_compute(&s, 1, &o, (void *[]){ &got }, &info, &err);
-    check(!rc && got == want, "a budget of 6 blocks a rank: (x + x.T).sum() = %.2f as sync's "
+    check(!rc && got == want, "a budget of 8 blocks a rank: (x + x.T).sum() = %.2f as sync's "
                               "(%s)", got, rc ? err.message : "ok");
-    check(rank != 0 || info.peak_bytes <= 6 * blk, "no rank held more than the budget (%zu of "
-                                                   "%zu bytes)", info.peak_bytes, 6 * blk);
+    check(rank != 0 || info.peak_bytes <= 8 * blk, "no rank held more than the budget (%zu of "
+                                                   "%zu bytes)", info.peak_bytes, 8 * blk);
     o.memory_limit = 3 * blk; /* kept, or a clean stop on every rank */
     rc = cask_array_compute(&s, 1, &o, (void *[]){ &got }, &info, &err);
     check((!rc && got == want) || (rc == CASK_ENOMEM && strstr(err.message, "too small")),

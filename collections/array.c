@@ -304,8 +304,17 @@ cask_array_t *cask_array_full(cask_graph_t *g, cask_dtype_t dtype, int ndim,
 
 cask_array_t *cask__ar_file_array(cask_graph_t *g, int op, ar_fdesc_t d, const char *path,
                                   const char *dataset, cask_dtype_t dtype, int ndim,
-                                  const int64_t *shape, const int64_t *chunk, cask_error_t *err)
+                                  const int64_t *shape, const int64_t *chunks, cask_error_t *err)
 {
+    int64_t chunk[CASK_MAX_NDIM];
+    if (cask__ar_check_layout(dtype, ndim, shape, chunks, chunk, err)) {
+        if (err) { /* name the file */
+            char m[sizeof err->message];
+            snprintf(m, sizeof m, "%.100s: %.150s", path, err->message);
+            memcpy(err->message, m, sizeof m);
+        }
+        return NULL;
+    }
     /* the description: ar_fdesc_t, the path, the dataset (F_HDF5), each NUL-ended */
     size_t pl = strlen(path) + 1, dl = op == F_HDF5 ? strlen(dataset) + 1 : 0;
     cask_value_t desc;

@@ -256,12 +256,23 @@ int cask__ar_check_layout(cask_dtype_t dtype, int ndim, const int64_t *shape,
 /* A new array of g over expression e (stolen) in chunks chunk. */
 cask_array_t *cask__ar_new(cask_graph_t *g, ar_enode_t *e, const int64_t *chunk,
                            cask_error_t *err);
-/* An array over a file of dtype and this shape, in chunks chunk: an N_FILE
-** leaf whose description (cask__ar_fdesc reads it) is d, path and, for
-** op F_HDF5, dataset (NULL for F_NPY). */
+/* The index of the first bool byte in p[0..n) that is not 0 or 1, or n:
+** what a file that holds bools is checked by. */
+static inline size_t cask__ar_bad_bool(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && p[i] <= 1)
+        i++;
+    return i;
+}
+
+/* An array over a file of dtype and this shape, in chunks (as the user
+** gave them: checked here, an error naming the file): an N_FILE leaf whose
+** description (cask__ar_fdesc reads it) is d, path and, for op F_HDF5,
+** dataset (NULL for F_NPY). */
 cask_array_t *cask__ar_file_array(cask_graph_t *g, int op, ar_fdesc_t d, const char *path,
                                   const char *dataset, cask_dtype_t dtype, int ndim,
-                                  const int64_t *shape, const int64_t *chunk, cask_error_t *err);
+                                  const int64_t *shape, const int64_t *chunks, cask_error_t *err);
 /* The path (and, for F_HDF5, the dataset) of a file description, checked;
 ** NULL if it is not one. */
 const ar_fdesc_t *cask__ar_fdesc(const cask_value_t *v, int op, const char **path,

@@ -188,10 +188,10 @@ int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
         H5Sclose(ms);
     if (made && mt >= 0)
         H5Tclose(mt);
-    const unsigned char *p = dst;
-    for (size_t i = 0; !rc && dtype == CASK_BOOL && i < elems; i++)
-        if (p[i] > 1)
-            rc = cask_kernel_fail(ctx, "%s: dataset '%s' has a bool of value %u", path, name, p[i]);
+    size_t bad;
+    if (!rc && dtype == CASK_BOOL && (bad = cask__ar_bad_bool(dst, elems)) < elems)
+        rc = cask_kernel_fail(ctx, "%s: dataset '%s' has a bool of value %u", path, name,
+                              ((const unsigned char *)dst)[bad]);
 out:
     h5_close(&h);
     return rc;
@@ -224,17 +224,8 @@ cask_array_t *cask_array_open_hdf5(cask_graph_t *g, const char *path, const char
     if (dt < 0)
         return cask__err(err, CASK_ETYPE, NULL, NULL, "%s: dataset '%s' holds %s, which cask "
                          "cannot read", path, dataset, why), NULL;
-    int64_t chunk[CASK_MAX_NDIM];
-    if (cask__ar_check_layout(dt, h.ndim, h.shape, chunks, chunk, err)) {
-        if (err) {
-            char m[sizeof err->message];
-            snprintf(m, sizeof m, "%.100s: %.150s", path, err->message);
-            memcpy(err->message, m, sizeof m);
-        }
-        return NULL;
-    }
     return cask__ar_file_array(g, F_HDF5, (ar_fdesc_t){ 0, 0 }, path, dataset, dt, h.ndim,
-                               h.shape, chunk, err);
+                               h.shape, chunks, err);
 }
 
 /* ---------------------------------------------------------------- writing */
@@ -305,10 +296,12 @@ static bool names_file(const cask_value_t *v, const struct stat *w)
 }
 
 /* Whether task t of g or a task it depends on reads a dataset of the file
-** w (seen: a mark per task; stack: room for a task each). */
+** w (seen: a mark per task; stack: room for a task each). The tasks of one
+** leaf share its description's block: each is looked at (a stat) once. */
 static bool task_reads(const cask_graph_t *g, cask_task_t t, const struct stat *w, uint8_t *seen,
                        cask_task_t *stack)
 {
+    const struct cask_blob *last = NULL; /* the last description that named another file */
     size_t n = 0;
     stack[n++] = t;
     while (n) {
@@ -320,8 +313,11 @@ static bool task_reads(const cask_graph_t *g, cask_task_t t, const struct stat *
             continue;
         seen[i] = 1;
         for (size_t j = 0; j < m; j++) {
-            if (in[j].type == CASK_BYTES && names_file(&in[j], w))
-                return true;
+            if (in[j].type == CASK_BYTES && in[j].u.blob != last) {
+                if (names_file(&in[j], w))
+                    return true;
+                last = in[j].u.blob;
+            }
             int64_t k = in[j].type == CASK_REF ? cask_graph_index(g, in[j].u.task) : -1;
             if (k >= 0 && !seen[k]) /* pushed once per edge at most: within the room */
                 stack[n++] = in[j].u.task;

@@ -41,14 +41,8 @@ static int write_run(void *ctx, int64_t flat, int64_t n)
     save_run_t *r = ctx;
     size_t want = (size_t)n * r->w->es;
     off_t at = (off_t)(r->w->data + flat * (int64_t)r->w->es);
-    for (size_t put = 0; put < want;) {
-        ssize_t m = pwrite(r->w->fd, r->src + put, want - put, at + (off_t)put);
-        if (m < 0 && errno == EINTR)
-            continue;
-        if (m <= 0)
-            return m ? errno : EIO;
-        put += (size_t)m;
-    }
+    if (cask__pwrite_all(r->w->fd, r->src, want, at) < want)
+        return errno;
     r->src += want;
     return 0;
 }
@@ -65,20 +59,6 @@ static int save_block(void *udata, const int64_t *start, const int64_t *shape, c
         w->err = e;
     pthread_mutex_unlock(&w->lock);
     return CASK_EIO;
-}
-
-/* A new file beside path (same directory, so a rename replaces path),
-** opened for writing; its name in tmp. */
-static int open_beside(const char *path, char *tmp, size_t cap)
-{
-    static atomic_uint seq;
-    for (int tries = 0; tries < 100; tries++) {
-        snprintf(tmp, cap, "%s.%ld.%u.part", path, (long)getpid(), atomic_fetch_add(&seq, 1));
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    return -1;
 }
 
 int cask_array_save_npy(cask_array_t *a, const char *path, const cask_compute_opts_t *opts,
@@ -111,14 +91,14 @@ int cask_array_save_npy(cask_array_t *a, const char *path, const cask_compute_op
     /* Blocks go into a new file beside path as they are made; the file
     ** takes path's name only once every block is in it. */
     char tmp[PATH_MAX + 64];
-    int fd = open_beside(path, tmp, sizeof tmp);
+    int fd = cask__open_beside(path, tmp, sizeof tmp);
     if (fd < 0)
         return cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s: %s", path, strerror(errno));
     save_t w = { .fd = fd, .data = (int64_t)(total + pad), .es = cask_dtype_size(dt),
                  .shape = shape, .ndim = ndim };
     pthread_mutex_init(&w.lock, NULL);
     int rc = 0;
-    if (pwrite(fd, head, total + pad, 0) != (ssize_t)(total + pad) ||
+    if (cask__pwrite_all(fd, head, total + pad, 0) < total + pad ||
         ftruncate(fd, (off_t)(total + pad + bytes))) {
         rc = cask__err(err, CASK_EIO, NULL, NULL, "cannot write %s: %s", tmp, strerror(errno));
     } else if ((rc = cask_array_compute_blocks(a, opts, save_block, &w, NULL, err))) {
@@ -260,15 +240,6 @@ out:
     return rc;
 }
 
-/* The index of the first bool byte in p[0..n) that is not 0 or 1, or n. */
-static size_t bad_bool(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n && p[i] <= 1)
-        i++;
-    return i;
-}
-
 /* The regular file at path opened to read without blocking (a FIFO
 ** is refused, not waited on), its size in *size; or -1 with errno set
 ** (EINVAL: not a regular file). */
@@ -335,7 +306,7 @@ cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path, const int64
                   got, h.bytes);
         goto out;
     }
-    if (h.dtype == CASK_BOOL && (bad = bad_bool(data, h.bytes)) < h.bytes) {
+    if (h.dtype == CASK_BOOL && (bad = cask__ar_bad_bool(data, h.bytes)) < h.bytes) {
         cask__err(err, CASK_EPARSE, NULL, NULL, "%s: bool element %zu is %u", path, bad,
                   ((unsigned char *)data)[bad]);
         goto out;
@@ -365,17 +336,12 @@ static int read_run(void *ctx, int64_t flat, int64_t n)
     read_ctx_t *c = ctx;
     size_t want = (size_t)n * c->es;
     off_t at = (off_t)(c->data + flat * (int64_t)c->es);
-    for (size_t got = 0; got < want;) {
-        ssize_t m = pread(c->fd, c->dst + got, want - got, at + (off_t)got);
-        if (m < 0 && errno == EINTR)
-            continue;
-        if (m <= 0)
-            return cask_kernel_fail(c->kctx, "%s: %s at byte %lld", c->path,
-                                    m ? strerror(errno) : "the file ends", (long long)(at + (off_t)got));
-        got += (size_t)m;
-    }
+    size_t got = cask__pread_all(c->fd, c->dst, want, at);
+    if (got < want)
+        return cask_kernel_fail(c->kctx, "%s: %s at byte %lld", c->path,
+                                errno ? strerror(errno) : "the file ends", (long long)(at + (off_t)got));
     size_t bad;
-    if (c->dtype_bool && (bad = bad_bool(c->dst, want)) < want)
+    if (c->dtype_bool && (bad = cask__ar_bad_bool(c->dst, want)) < want)
         return cask_kernel_fail(c->kctx, "%s: bool element %lld is %u", c->path,
                                 (long long)(flat + (int64_t)bad), c->dst[bad]);
     c->dst += want;
@@ -432,17 +398,8 @@ cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64
     if (!f)
         return NULL;
     fclose(f);
-    int64_t chunk[CASK_MAX_NDIM];
-    if (cask__ar_check_layout(h.dtype, h.ndim, h.shape, chunks, chunk, err)) {
-        if (err) { /* name the file */
-            char m[sizeof err->message];
-            snprintf(m, sizeof m, "%.100s: %.150s", path, err->message);
-            memcpy(err->message, m, sizeof m);
-        }
-        return NULL;
-    }
     ar_fdesc_t d = { (int64_t)h.offset, (int64_t)h.file_size };
-    return cask__ar_file_array(g, F_NPY, d, path, NULL, h.dtype, h.ndim, h.shape, chunk, err);
+    return cask__ar_file_array(g, F_NPY, d, path, NULL, h.dtype, h.ndim, h.shape, chunks, err);
 }
 
 

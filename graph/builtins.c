@@ -184,8 +184,7 @@ static int stamp_map(const cask_value_t *args, size_t n, uint64_t h[2])
     const cask__kernel_t *k = id == CASK__NO_KERNEL ? NULL : cask__kernel_get(id);
     if (!k || (k->opts.flags & CASK_KERNEL_IMPURE))
         return -1;
-    h[0] = cask__hash(k->version, strlen(k->version) + 1, h[0]);
-    h[1] = cask__hash(k->version, strlen(k->version) + 1, h[1] ^ 0x6d6170ull);
+    cask__hash2(k->version, strlen(k->version) + 1, h);
     return 0;
 }
 

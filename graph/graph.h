@@ -210,6 +210,11 @@ static inline uint64_t cask__view_nbytes(const cask__gview_t *v, uint32_t t)
     return v->nbytes ? v->nbytes[t] : 0;
 }
 
+/* Add with an explicit cost that may be zero (readers, the cache's cut
+** graph: cask__view_cost as it is); NaN: the kernel's estimate. */
+int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec,
+                    double cost, cask_task_t *out, cask_error_t *err);
+
 /* Task index t's key (stable while g lives). */
 const char *cask__graph_key(const cask_graph_t *g, uint32_t t);
 

@@ -83,10 +83,6 @@ static inline double cask__cost_given(const cask_graph_t *g, uint32_t t)
     return g->cost ? g->cost[t] : (double)NAN;
 }
 
-/* Add with an explicit cost that may be zero (readers); NaN: default. */
-int cask__graph_add(cask_graph_t *g, const cask_task_spec_t *spec,
-                    double cost, cask_task_t *out, cask_error_t *err);
-
 /* Task index t's group (not NUL-terminated where derived: *len bytes). */
 const char *cask__group_of(const cask_graph_t *g, uint32_t t, size_t *len);
 

@@ -37,6 +37,14 @@ static uint32_t *index_slot(const char *name)
     }
 }
 
+/* Give k the options opts, its version copied into the record. */
+static void set_opts(cask__kernel_t *k, const cask_kernel_opts_t *opts)
+{
+    k->opts = *opts;
+    snprintf(k->version, sizeof k->version, "%s", opts->version ? opts->version : "");
+    k->opts.version = k->version;
+}
+
 /* Register without the check for reserved names (the built-ins use it). */
 int cask__kernel_register(const char *name, cask_kernel_fn fn,
                           const cask_kernel_opts_t *opts, cask_error_t *err)
@@ -73,9 +81,7 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
                 goto out;
             }
             *nk = *k;
-            nk->opts = *opts;
-            snprintf(nk->version, sizeof nk->version, "%s", opts->version ? opts->version : "");
-            nk->opts.version = nk->version;
+            set_opts(nk, opts);
             nk->prev = k;
             atomic_store_explicit(&kernels[*slot - 1], nk, memory_order_release);
         }
@@ -92,9 +98,7 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
     }
     memcpy(k->name, name, len + 1);
     k->fn = fn;
-    k->opts = *opts;
-    snprintf(k->version, sizeof k->version, "%s", opts->version ? opts->version : "");
-    k->opts.version = k->version;
+    set_opts(k, opts);
     const char *dot = strrchr(name, '.');
     k->short_at = dot && dot[1] ? (uint32_t)(dot + 1 - name) : 0;
     k->name_hash = cask__hash(name, len, 0x6361736bull);

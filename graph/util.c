@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -184,6 +186,54 @@ int cask__grow(void **p, size_t *cap, size_t need, size_t sz)
 }
 
 /* ----------------------------------------------------------------- files */
+
+size_t cask__pread_all(int fd, void *p, size_t n, off_t off)
+{
+    size_t done = 0;
+    errno = 0;
+    while (done < n) {
+        ssize_t m = pread(fd, (char *)p + done, n - done, off + (off_t)done);
+        if (m < 0 && errno == EINTR)
+            continue;
+        if (m <= 0)
+            break;
+        done += (size_t)m;
+    }
+    return done;
+}
+
+size_t cask__pwrite_all(int fd, const void *p, size_t n, off_t off)
+{
+    size_t done = 0;
+    errno = 0;
+    while (done < n) {
+        ssize_t m = pwrite(fd, (const char *)p + done, n - done, off + (off_t)done);
+        if (m < 0 && errno == EINTR)
+            continue;
+        if (m <= 0) {
+            errno = m ? errno : EIO;
+            break;
+        }
+        done += (size_t)m;
+    }
+    return done;
+}
+
+int cask__open_beside(const char *path, char *tmp, size_t cap)
+{
+    static atomic_uint seq;
+    for (int tries = 0; tries < 100; tries++) {
+        if (snprintf(tmp, cap, "%s.%ld.%u.part", path, (long)getpid(),
+                     atomic_fetch_add(&seq, 1)) >= (int)cap) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
 
 int cask__save(const char *path, cask__writer_fn write, const void *obj, const void *opts,
                cask_error_t *err)

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "cask/cask.h"
 
@@ -57,12 +58,28 @@ int cask__err(cask_error_t *err, int code, const char *key,
 ** truncated), run write(f, obj, opts, err), close. 0, write's error, or
 ** CASK_EIO naming the path (it cannot be opened, or closing it fails). */
 typedef int (*cask__writer_fn)(FILE *f, const void *obj, const void *opts, cask_error_t *err);
+/* pread / pwrite n bytes at offset off, through EINTR and short counts.
+** Returns the bytes done: n, or fewer with errno set (0 for a read: the
+** file ended first). */
+size_t cask__pread_all(int fd, void *p, size_t n, off_t off);
+size_t cask__pwrite_all(int fd, const void *p, size_t n, off_t off);
+/* A new file beside path (path.PID.N.part: the same directory, so renaming
+** it replaces path), opened for writing; its name in tmp[0..cap). The
+** descriptor, or -1 with errno set. */
+int cask__open_beside(const char *path, char *tmp, size_t cap);
 int cask__save(const char *path, cask__writer_fn write, const void *obj, const void *opts,
                cask_error_t *err);
 
 /* -------------------------------------------------------------- hashing */
 
 uint64_t cask__hash(const void *p, size_t n, uint64_t seed);
+/* Fold p[0..n) into the 128-bit hash h (two lanes of cask__hash, seeded
+** apart): what a cache key is made of. */
+static inline void cask__hash2(const void *p, size_t n, uint64_t h[2])
+{
+    h[0] = cask__hash(p, n, h[0]);
+    h[1] = cask__hash(p, n, h[1] ^ 0x9e3779b97f4a7c15ull);
+}
 /* Fold v into h (cheap; finish with cask__avalanche before use as a hash). */
 static inline uint64_t cask__mix(uint64_t h, uint64_t v)
 {

@@ -578,10 +578,7 @@ void cask__value_hash2(const cask_value_t *v, uint64_t h[2])
         for (int i = 0; i < p.ndim; i++)
             head[nh++] = (uint64_t)p.shape[i];
     }
-    h[0] = cask__hash(head, nh * 8, h[0]);
-    h[1] = cask__hash(head, nh * 8, h[1] ^ 0x9e3779b97f4a7c15ull);
-    if (p.data) {
-        h[0] = cask__hash(p.data, p.size, h[0]);
-        h[1] = cask__hash(p.data, p.size, h[1] + 0x632be59bd9b4e019ull);
-    }
+    cask__hash2(head, nh * 8, h);
+    if (p.data)
+        cask__hash2(p.data, p.size, h);
 }

@@ -17,7 +17,7 @@
 **
 ** A file is a header (magic, byte order, the key, the value's type and
 ** shape, the payload's size and checksum, the header's own checksum) and
-** the payload. It is written as DIR/.KEY.PID.N.tmp and renamed to DIR/KEY.
+** the payload. It is written as DIR/KEY.PID.N.part and renamed to DIR/KEY.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -102,7 +102,7 @@ static int load(const char *path, const uint64_t key[2], cask_value_t *out)
     fhead_t h;
     cask_value_t v = cask_none();
     if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (size_t)st.st_size < sizeof h ||
-        pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+        cask__pread_all(fd, &h, sizeof h, 0) < sizeof h ||
         !head_ok(&h, key, (uint64_t)st.st_size - sizeof h))
         goto out;
     if (h.type == CASK_INT64) {
@@ -121,14 +121,8 @@ static int load(const char *path, const uint64_t key[2], cask_value_t *out)
         b->dtype = (cask_dtype_t)h.dtype;
         b->ndim = (int)h.ndim;
         memcpy(b->shape, h.shape, sizeof b->shape);
-        for (size_t at = 0; at < h.size;) {
-            ssize_t k = pread(fd, (char *)b->data + at, h.size - at, (off_t)(sizeof h + at));
-            if (k < 0 && errno == EINTR)
-                continue;
-            if (k <= 0)
-                goto out;
-            at += (size_t)k;
-        }
+        if (cask__pread_all(fd, b->data, h.size, (off_t)sizeof h) < h.size)
+            goto out;
     }
     const void *data = cask__has_blob(&v) ? v.u.blob->data : "";
     if (cask__hash(data, h.size, 0x70617931ull) != h.sum)
@@ -144,24 +138,8 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *s = p;
-    while (n) {
-        ssize_t k = write(fd, s, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v)
 {
-    static atomic_uint serial;
     const cask__cache_t *c = r->cache;
     if (!c || !c->write[t] || v->type > CASK_LIST || v->type == CASK_OPAQUE || cask__is_view(v))
         return;
@@ -185,17 +163,13 @@ void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v)
     }
     h.sum = cask__hash(data, h.size, 0x70617931ull);
     h.hsum = head_sum(&h);
-    char hex[KEYHEX], tmp[4096], path[4096];
-    key_hex(h.key, hex);
-    if (snprintf(tmp, sizeof tmp, "%s/.%s.%ld.%u.tmp", c->dir, hex, (long)getpid(),
-                 atomic_fetch_add(&serial, 1)) >= (int)sizeof tmp ||
-        key_path(c->dir, h.key, path, sizeof path))
-        return;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); /* a leftover of an
-                                                                      earlier PID: ours now */
+    char tmp[4096], path[4096];
+    int fd = key_path(c->dir, h.key, path, sizeof path) ? -1
+                                                         : cask__open_beside(path, tmp, sizeof tmp);
     if (fd < 0)
         return;
-    int bad = write_all(fd, &h, sizeof h) || write_all(fd, data, h.size);
+    int bad = cask__pwrite_all(fd, &h, sizeof h, 0) < sizeof h ||
+              cask__pwrite_all(fd, data, h.size, (off_t)sizeof h) < h.size;
     bad |= close(fd);
     if (bad || rename(tmp, path))
         unlink(tmp);
@@ -251,18 +225,15 @@ static void plan_keys(const cask__plan_t *p, uint64_t (*key)[2], uint8_t *ok)
         ok[v] = !(k->opts.flags & CASK_KERNEL_IMPURE);
         /* a built-in's version is the library's */
         const char *ver = strncmp(k->name, "cask.", 5) ? k->version : cask_version();
-        for (int j = 0; j < 2; j++) {
-            h[j] = cask__hash(k->name, strlen(k->name) + 1, h[j]);
-            h[j] = cask__hash(ver, strlen(ver) + 1, h[j]);
-        }
+        cask__hash2(k->name, strlen(k->name) + 1, h);
+        cask__hash2(ver, strlen(ver) + 1, h);
         cask_value_t count = cask_int((int64_t)na);
         cask__value_hash2(&count, h);
         for (size_t i = 0; i < na && ok[v]; i++) {
             if (in[i].type == CASK_REF) {
                 uint32_t u = p->pidx[cask__tix(in[i].u.task)];
                 ok[v] = ok[u];
-                h[0] = cask__hash(key[u], 16, h[0]);
-                h[1] = cask__hash(key[u], 16, h[1] ^ 0x7265660aull);
+                cask__hash2(key[u], 16, h);
             } else if (in[i].type == CASK_OPAQUE) {
                 ok[v] = 0;
             } else {
@@ -320,14 +291,12 @@ static int copy_task(const cask__plan_t *p, uint32_t v, bool hit, const char *pa
         else
             after[i - na] = x.u.task;
     }
-    double cost = cask__view_cost(&p->gv, gt);
     spec.kernel = cask__kernel_name(g, gt);
     spec.inputs = args;
     spec.n_inputs = na;
     spec.after = after;
     spec.n_after = n - na;
-    spec.cost = cost == cost ? cost : 0;
-    int rc = cask_graph_add(g2, &spec, out, err);
+    int rc = cask__graph_add(g2, &spec, cask__view_cost(&p->gv, gt), out, err);
     cask__free(args);
     cask__free(after);
     return rc;
@@ -361,12 +330,11 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
     uint8_t *ok = cask__big_malloc(m), *state = cask__big_calloc(m, 1);
     cask_task_t *map = cask__big_malloc(m * sizeof *map);
     char *path = cask__malloc(4096);
-    if (!c || !ok || !state || !map || !path || !(c->dir = cask__malloc(strlen(dir) + 1)) ||
+    if (!c || !ok || !state || !map || !path || !(c->dir = cask__strdup(dir)) ||
         !(c->key = cask__big_malloc(m * sizeof *c->key)) || !(c->write = cask__big_malloc(m))) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the cache's keys");
         goto out;
     }
-    strcpy(c->dir, dir);
     c->min_s = min_s;
     plan_keys(p, c->key, ok);
 

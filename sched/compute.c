@@ -233,7 +233,7 @@ static int cache_dir(const cask_compute_opts_t *opts, const cask__backend_t *b,
                          "seconds >= 0", opts->cache_min_s);
     if (*dir && b->s.run == cask__backend_mpi.s.run)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "scheduler 'mpi' does not keep a cache "
-                         "directory (%s%s)", opts->cache_dir ? "" : "CASK_CACHE_DIR=", *dir);
+                         "directory (%s%s)", *dir == opts->cache_dir ? "" : "CASK_CACHE_DIR=", *dir);
     return 0;
 }
 

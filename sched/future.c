@@ -193,12 +193,10 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     j->opts.scheduler = j->sched;
     j->opts.workers = workers;
     if (opts->cache_dir) { /* copied, as the options are */
-        if (!(j->cache_dir = cask__malloc(strlen(opts->cache_dir) + 1))) {
+        if (!(j->opts.cache_dir = j->cache_dir = cask__strdup(opts->cache_dir))) {
             job_free(j);
             return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to submit %zu outputs", n);
         }
-        strcpy(j->cache_dir, opts->cache_dir);
-        j->opts.cache_dir = j->cache_dir;
     }
     for (size_t i = 0; i < n; i++)
         j->fut[i] = (struct cask_future){ .job = j, .i = i, .wanted = true };

@@ -220,7 +220,6 @@ int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
     return cask__run_post(r, t, worker, rc, out, start, end, msg);
 }
 
-
 void cask_run_complete(cask_run_t *r, cask_tid_t t,
                        void (*on_ready)(void *ctx, cask_tid_t s), void *ctx)
 {
@@ -320,6 +319,17 @@ static size_t first_pos(const cask_readyq_t *q)
     return i;
 }
 
+/* Take position i (queued) out of q. */
+static void take_pos(cask_readyq_t *q, size_t i)
+{
+    for (int l = 0; l < q->levels; l++, i >>= 6) {
+        uint64_t *w = &q->bits[q->off[l] + (i >> 6)];
+        if ((*w &= ~((uint64_t)1 << (i & 63))))
+            break;
+    }
+    q->size--;
+}
+
 bool cask_readyq_peek(cask_readyq_t *q, cask_tid_t *t)
 {
     if (!q->size)
@@ -334,12 +344,7 @@ bool cask_readyq_pop(cask_readyq_t *q, cask_tid_t *t)
         return false;
     size_t i = first_pos(q);
     *t = q->run->p.bypos[i];
-    for (int l = 0; l < q->levels; l++, i >>= 6) {
-        uint64_t *w = &q->bits[q->off[l] + (i >> 6)];
-        if ((*w &= ~((uint64_t)1 << (i & 63))))
-            break;
-    }
-    q->size--;
+    take_pos(q, i);
     return true;
 }
 
@@ -434,17 +439,6 @@ static size_t next_pos(const cask_readyq_t *q, size_t i)
     while (l-- > 0) /* and down, lowest set bit each time */
         at = at << 6 | (size_t)__builtin_ctzll(q->bits[q->off[l] + at]);
     return at;
-}
-
-/* Take position i (queued) out of q. */
-static void take_pos(cask_readyq_t *q, size_t i)
-{
-    for (int l = 0; l < q->levels; l++, i >>= 6) {
-        uint64_t *w = &q->bits[q->off[l] + (i >> 6)];
-        if ((*w &= ~((uint64_t)1 << (i & 63))))
-            break;
-    }
-    q->size--;
 }
 
 /* Whether t, once run, lets go of at least as many bytes as it makes: it

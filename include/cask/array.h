@@ -463,8 +463,9 @@ CASK_API cask_array_t *cask_array_open_hdf5(cask_graph_t *g, const char *path,
 ** go into a dataset named DATASET.PID.N.part beside it, renamed to dataset
 ** once every block is in it (a dataset of that name is replaced then): a
 ** failed store deletes that dataset, and the file when the store created
-** it, and leaves what was in the file as it was. (HDF5 does not give back
-** the space a deleted dataset took in an existing file.) A store into the
+** it, and leaves what was in the file as it was, but for groups it made on
+** the way, which stay (empty). (HDF5 does not give back the space a
+** deleted dataset took in an existing file.) A store into the
 ** file a reads from is refused (CASK_EINVAL).
 ** Errors: those of the compute; CASK_EIO if the file or dataset cannot be
 ** created or written (the message names it).

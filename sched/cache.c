@@ -17,7 +17,10 @@
 **
 ** A file is a header (magic, byte order, the key, the value's type and
 ** shape, the payload's size and checksum, the header's own checksum) and
-** the payload. It is written as DIR/KEY.PID.N.part and renamed to DIR/KEY.
+** the payload. It is written as DIR/XX/REST.PID.N.part and renamed to
+** DIR/XX/REST, XX the key's first 2 hex digits and REST the other 30: 256
+** subdirectories, so workers writing at once rarely wait on one
+** directory's lock.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -58,7 +61,7 @@ static int key_path(const char *dir, const uint64_t key[2], char *path, size_t c
 {
     char hex[KEYHEX];
     key_hex(key, hex);
-    return snprintf(path, cap, "%s/%s", dir, hex) < (int)cap ? 0 : -1;
+    return snprintf(path, cap, "%s/%.2s/%s", dir, hex, hex + 2) < (int)cap ? 0 : -1;
 }
 
 static uint64_t head_sum(const fhead_t *h)
@@ -164,8 +167,17 @@ void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v)
     h.sum = cask__hash(data, h.size, 0x70617931ull);
     h.hsum = head_sum(&h);
     char tmp[4096], path[4096];
-    int fd = key_path(c->dir, h.key, path, sizeof path) ? -1
-                                                         : cask__open_beside(path, tmp, sizeof tmp);
+    if (key_path(c->dir, h.key, path, sizeof path))
+        return;
+    int fd = cask__open_beside(path, tmp, sizeof tmp);
+    if (fd < 0 && errno == ENOENT) { /* the first result of its subdirectory */
+        char *slash = strrchr(path, '/');
+        *slash = '\0';
+        int made = mkdir(path, 0777);
+        *slash = '/';
+        if (!made || errno == EEXIST)
+            fd = cask__open_beside(path, tmp, sizeof tmp);
+    }
     if (fd < 0)
         return;
     int bad = cask__pwrite_all(fd, &h, sizeof h, 0) < sizeof h ||

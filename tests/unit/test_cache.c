@@ -187,7 +187,8 @@ static void rm_dir(const char *dir)
     assert_int_equal(system(cmd), 0);
 }
 
-/* Result files in dir (not temporary ones); with sizes[] their sizes. */
+/* Result files in dir, in its subdirectories (not temporary ones, whose
+** names have dots); with sizes[] and names[] their sizes and paths. */
 static int count_files(const char *dir, off_t *sizes, char (*names)[600], int cap)
 {
     DIR *d = opendir(dir);
@@ -198,17 +199,28 @@ static int count_files(const char *dir, off_t *sizes, char (*names)[600], int ca
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        if (n < cap && (sizes || names)) {
-            char p[600];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            struct stat st;
-            stat(p, &st);
-            if (sizes)
-                sizes[n] = st.st_size;
-            if (names)
-                snprintf(names[n], 600, "%s", p);
+        char sub[600];
+        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+        DIR *s = opendir(sub);
+        if (!s)
+            fail_msg("%s is not a subdirectory", sub);
+        struct dirent *f;
+        while ((f = readdir(s))) {
+            if (strchr(f->d_name, '.'))
+                continue;
+            if (n < cap && (sizes || names)) {
+                char p[1200];
+                snprintf(p, sizeof p, "%s/%s", sub, f->d_name);
+                struct stat st;
+                stat(p, &st);
+                if (sizes)
+                    sizes[n] = st.st_size;
+                if (names)
+                    snprintf(names[n], 600, "%.599s", p);
+            }
+            n++;
         }
-        n++;
+        closedir(s);
     }
     closedir(d);
     return n;

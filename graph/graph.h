@@ -263,6 +263,8 @@ typedef struct cask__plan {
     uint32_t *pos;          /* priority: ready tasks run lowest pos first
                                (cask__plan_order; NULL until it has run) */
     uint32_t *bypos;        /* the task at each pos */
+    double    work;         /* the sum of the tasks' costs, seconds
+                               (cask__plan_order) */
     uint32_t *sources;      /* tasks with no predecessor */
     uint32_t  n_sources;
     uint32_t *out;          /* plan ids of the requested outputs */

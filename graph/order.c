@@ -148,6 +148,7 @@ int cask__plan_order(cask__plan_t *p, const double *cost, int workers)
         }
     }
 
+    p->work = work;
     /* Time's classes, then memory's order within each: a counting sort.
     ** Slack: the latest start (span - rank) less the earliest. */
     double lb = work / (workers > 0 ? workers : 1);

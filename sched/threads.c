@@ -9,7 +9,8 @@
 ** locked visit. Before each task a worker compares the best it holds with
 ** the priority of the queue's first task, published in an atomic: if the
 ** queue's is better, it goes to the queue, so the priority order still
-** holds. How much a worker holds follows how long its tasks take:
+** holds. How much a worker holds follows how long its tasks take (a
+** running mean of its own, which starts from the plan's mean estimate):
 ** with tasks over CHEAP_TICKS (a few microseconds) it keeps one, hands the
 ** rest to the queue and takes one at a time, so no worker sits on work
 ** another could do; with cheaper tasks it keeps up to HOLD and takes up to
@@ -372,8 +373,15 @@ static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
             goto out;
         }
     publish_top(&p);
+    /* Until a worker has timed tasks of its own, it takes them to cost what
+    ** the plan estimates on average: a handful of coarse tasks is dealt out
+    ** one at a time from the start, not taken in batches a worker then sits
+    ** on while another has nothing to do. */
+    cask__tickconv_t c;
+    cask__tick_rate(&c);
+    double guess = r->p.work / (double)p.n * 1e9 / c.ns_per_tick;
     for (int i = 0; i < nw; i++) {
-        wa[i] = (worker_t){ .p = &p, .id = i };
+        wa[i] = (worker_t){ .p = &p, .id = i, .mean = guess };
         if (pthread_create(&tid[i], NULL, r->budget ? work_budget : work, &wa[i])) {
             rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start worker thread %d", i);
             finish(&p);

@@ -364,6 +364,43 @@ static void test_register_while_running(void **state)
     pthread_join(th, NULL);
 }
 
+/* Four chains of five coarse tasks (20 ms sleeps, so estimated) on two
+** threads: each worker runs two chains back to back and neither sits idle
+** at the end. A worker that took the first tasks in a batch, as if they
+** were cheap, held a chain's start while the other worker ran; the last
+** chain then ran alone for 3 or 4 tasks (80 ms of tail). */
+static void test_coarse_tasks_dealt_out(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t ends[4];
+    for (int c = 0; c < 4; c++) {
+        cask_value_t in[3] = { cask_double(0.02), cask_int(c), cask_none() };
+        size_t n = 2;
+        for (int j = 0; j < 5; j++) {
+            assert_ok(cask_graph_add(g, &(cask_task_spec_t){ .kernel = "cask.sleep", .inputs = in,
+                                                             .n_inputs = n }, &ends[c], &err),
+                      &err);
+            in[2] = cask_ref(ends[c]);
+            n = 3;
+        }
+    }
+    cask_value_t v[4];
+    cask_compute_info_t info;
+    cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .flags = CASK_TRACE };
+    assert_ok(cask_compute(g, ends, 4, &o, v, &info, &err), &err);
+    double tail[2];
+    assert_ok(cask_trace_idle(info.trace, NULL, tail, &err), &err);
+    for (int w = 0; w < 2; w++)
+        if (tail[w] > 0.04)
+            fail_msg("worker %d sat idle for the last %.0f ms (tasks of 20 ms)", w, tail[w] * 1e3);
+    for (int c = 0; c < 4; c++)
+        cask_value_decref(&v[c]);
+    cask_trace_free(info.trace);
+    cask_graph_decref(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_no_task_starts_after_error),
         cmocka_unit_test(test_chain_and_idle_workers),
         cmocka_unit_test(test_register_while_running),
+        cmocka_unit_test(test_coarse_tasks_dealt_out),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

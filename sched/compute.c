@@ -106,6 +106,14 @@ int cask__resolve(const cask_compute_opts_t *opts, cask__backend_t *out, int *wo
                   cask_error_t *err)
 {
     cask_scheduler_t *s = &out->s;
+    if (opts->pool) { /* the pool's scheduler and workers */
+        int rc = cask__pool_check(opts->pool, opts, err);
+        if (rc)
+            return rc;
+        *out = cask__backend_threads;
+        *workers = cask_pool_workers(opts->pool);
+        return 0;
+    }
     const char *name = opts->scheduler;
     if (!name || !*name)
         name = getenv("CASK_SCHEDULER");
@@ -325,6 +333,11 @@ static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         rc = cask__err(err, CASK_EINVAL, NULL, NULL,
                        "scheduler '%s' does not keep a memory budget (the built-in ones "
                        "do)", b.s.name);
+    if (!rc && b.s.run == cask__backend_threads.s.run) { /* on a pool */
+        if (!(r.pool = opts->pool))
+            rc = cask__pool_default(r.workers, &r.pool, err);
+        r.workers = cask_pool_workers(r.pool) + cask__pool_helper();
+    }
     if (rc)
         return rc;
     const cask_scheduler_t s = b.s;

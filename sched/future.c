@@ -34,6 +34,7 @@ struct job {
     cask_compute_opts_t opts;
     char                sched[32];
     char               *cache_dir;  /* opts' cache directory, copied (or NULL) */
+    cask_pool_t        *pool;     /* "threads": the pool it runs on, held */
     struct cask_future *fut;      /* n futures */
     size_t              live;     /* futures not freed, + 1 while the thread runs */
     size_t              wanting;  /* futures neither done nor cancelled */
@@ -124,6 +125,8 @@ static void *job_main(void *arg)
     size_t n = j->n; /* j may be gone once this thread lets go of it */
     int rc = res ? cask__compute(j->g, j->outs, j->n, &j->opts, res, &info, &err, &h)
                  : cask__err(&err, CASK_ENOMEM, NULL, NULL, "no memory for the results");
+    if (j->pool)
+        cask__pool_drop(j->pool); /* the last touch: the pool may go now */
     pthread_mutex_lock(&lock);
     j->finished = true;
     j->rc = rc;
@@ -198,6 +201,15 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
             return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to submit %zu outputs", n);
         }
     }
+    if (b.s.run == cask__backend_threads.s.run) { /* the pool, held until the end */
+        if (!(j->opts.pool = opts->pool) &&
+            (rc = cask__pool_default(workers, &j->opts.pool, err))) {
+            job_free(j);
+            return rc;
+        }
+        j->pool = j->opts.pool;
+        cask__pool_hold(j->pool);
+    }
     for (size_t i = 0; i < n; i++)
         j->fut[i] = (struct cask_future){ .job = j, .i = i, .wanted = true };
     j->live = n + 1;
@@ -211,6 +223,8 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     rc = pthread_create(&th, &a, job_main, j);
     pthread_attr_destroy(&a);
     if (rc) {
+        if (j->pool)
+            cask__pool_drop(j->pool);
         job_free(j);
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start the compute's thread");
     }

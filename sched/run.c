@@ -42,6 +42,8 @@ void cask__run_fail(cask_run_t *r, const cask_error_t *err)
     if (atomic_compare_exchange_strong(&r->err_taken, &expect, 1))
         r->err = *err;
     atomic_store(&r->stopped, true);
+    if (r->pool)
+        cask__pool_poke(r->pool);
 }
 
 /* Account for b more (or fewer) bytes held by outputs. */

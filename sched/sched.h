@@ -66,6 +66,7 @@ struct cask_run {
                                       and not yet ended */
     uint64_t *need;                /* with a budget: each task's size and its largest
                                       consumer's, at most the budget */
+    cask_pool_t *pool;             /* "threads": the pool it runs on */
     struct cask__cache *cache;     /* the cache directory's keys, or NULL */
     size_t    cached;              /* tasks that read their output from it */
 };
@@ -233,6 +234,24 @@ typedef struct cask__backend {
     ** is refused. */
     bool budget;
 } cask__backend_t;
+
+/* Pools (sched/threads.c). Run r on r->pool and wait for it to end; a
+** thread of a pool (cask__pool_helper()) serves r meanwhile as worker
+** number cask_pool_workers(r->pool), which r->workers then counts. */
+int cask__pool_run(cask_run_t *r, cask_error_t *err);
+/* The process's default pool of that many workers, made on first use. */
+int cask__pool_default(int workers, cask_pool_t **out, cask_error_t *err);
+/* 0 when a compute with opts may run on P, else CASK_EINVAL. */
+int cask__pool_check(const cask_pool_t *P, const cask_compute_opts_t *opts, cask_error_t *err);
+/* True when the calling thread is a worker of a pool: a compute it
+** starts on a pool is served by it too, as one more worker. */
+bool cask__pool_helper(void);
+/* A submit on P counts from the call until its compute has ended, so
+** that cask_pool_free waits for it and the pool outlives it. */
+void cask__pool_hold(cask_pool_t *P);
+void cask__pool_drop(cask_pool_t *P);
+/* A run of P was stopped: end any run stopped with nobody serving it. */
+void cask__pool_poke(cask_pool_t *P);
 
 /* The built-in back-ends (sched/sync.c, threads.c, processes.c, mpi.c). */
 extern const cask__backend_t cask__backend_sync, cask__backend_threads,

@@ -1,53 +1,65 @@
 /*
-** sched/threads.c: the threads scheduler: a pool of pthreads, one per
-** worker, started for each compute.
+** sched/threads.c: the threads scheduler: pools of worker threads
+** (cask_pool_t) that every compute made on them shares.
 **
-** Ready tasks wait in one cask_readyq_t (the priority order every scheduler
-** uses) under a mutex. Each worker also holds a few tasks of its own: the
-** successors its last task made ready (their inputs are still in its
-** cache) and, when tasks are cheap, a batch taken from the queue in one
-** locked visit. Before each task a worker compares the best it holds with
-** the priority of the queue's first task, published in an atomic: if the
-** queue's is better, it goes to the queue, so the priority order still
-** holds. How much a worker holds follows how long its tasks take (a
-** running mean of its own, which starts from the plan's mean estimate):
-** with tasks over CHEAP_TICKS (a few microseconds) it keeps one, hands the
-** rest to the queue and takes one at a time, so no worker sits on work
-** another could do; with cheaper tasks it keeps up to HOLD and takes up to
-** BATCH per visit, never more than its share of the queue, since then the
-** lock costs more than the tasks. Completions are added to the run's count
-** in batches too, and the tasks a worker hands the queue are pushed in one
-** locked visit. Idle workers sleep on a condition variable; nobody spins.
-** A compute with a memory budget runs work_budget instead: one task at a
-** time from the queue, each admitted by the budget.
+** A pool starts its threads once; each compute on it joins the pool's
+** list of runs in flight and leaves when it has ended. A worker serves
+** one run at a time. Among the runs with ready tasks it takes the one
+** whose first ready task scores best: that task's upward rank (seconds
+** to the end of its graph along its costliest path) plus the seconds its
+** compute has been in the pool. So the critical path goes first across
+** computes, and a compute that waits gains a second for each second it
+** waits: none starves. A worker serving one run among several looks
+** again every SLICE_NS of work, and at once when its run has nothing
+** ready for it.
+**
+** Within a run, ready tasks wait in one cask_readyq_t (the priority order
+** every scheduler uses) under the run's mutex. Each worker also holds a
+** few tasks of its own: the successors its last task made ready (their
+** inputs are still in its cache) and, when tasks are cheap, a batch taken
+** from the queue in one locked visit. Before each task a worker compares
+** the best it holds with the priority of the queue's first task, published
+** in an atomic: if the queue's is better, it goes to the queue, so the
+** priority order still holds. How much a worker holds follows how long its
+** tasks take (a running mean of its own, which starts from the plan's mean
+** estimate): with tasks over CHEAP_TICKS (a few microseconds) it keeps one,
+** hands the rest to the queue and takes one at a time, so no worker sits
+** on work another could do; with cheaper tasks it keeps up to HOLD and
+** takes up to BATCH per visit, never more than its share of the queue,
+** since then the lock costs more than the tasks. Completions are added to
+** the run's count in batches too, and the tasks a worker hands the queue
+** are pushed in one locked visit. A worker that leaves a run gives back
+** everything it holds. Idle workers sleep on the pool's condition
+** variable; nobody spins. A compute with a memory budget is served by
+** serve_budget instead: one task at a time from the queue, each admitted
+** by the budget.
+**
+** A compute started from a task that runs on a pool (a kernel that
+** computes) is not left to wait for workers that may all be waiting too:
+** its calling thread serves it as one more worker (worker number
+** cask_pool_workers()) while it waits, so nested computes never deadlock,
+** and the calling task is suspended meanwhile, so no more tasks run at
+** once than the pool has workers, plus one per such nesting.
 */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sched.h"
 
-#define HOLD        32      /* most tasks a worker keeps */
-#define BATCH       16      /* most tasks taken from the queue per visit */
-#define CHEAP_TICKS 10000.0 /* mean task ticks (~4 us) under which tasks are cheap */
+#define HOLD        32        /* most tasks a worker keeps */
+#define BATCH       16        /* most tasks taken from the queue per visit */
+#define CHEAP_TICKS 10000.0   /* mean task ticks (~4 us) under which tasks are cheap */
+#define SLICE_NS    1000000.0 /* among several runs, a worker looks for a better one this often */
 
-typedef struct pool {
-    cask_run_t     *r;
-    pthread_mutex_t lock;      /* guards q, sleeping */
-    pthread_cond_t  wake;      /* a task was queued, or the run ended */
-    cask_readyq_t   q;         /* ready tasks */
-    atomic_int      sleeping;  /* workers waiting on wake (read unlocked as a hint) */
-    int             nw;        /* workers */
-    atomic_bool     over;      /* every task done, or stopped and drained */
-    _Atomic double  top;       /* priority of q's first task; -1 when empty */
-    atomic_int      nomem;     /* a push failed */
-    size_t          n;         /* tasks in the run */
-    int             running;   /* with a budget: tasks admitted, not completed */
-} pool_t;
+typedef struct prun prun_t;
 
 typedef struct worker {
-    _Alignas(64) pool_t *p;    /* a cache line of its own: no false sharing */
+    _Alignas(64) prun_t *p;    /* a cache line of its own: no false sharing */
     int        id;
     cask_tid_t hold[HOLD];     /* tasks this worker keeps, by priority, best last */
     int        nhold;
@@ -60,18 +72,181 @@ typedef struct worker {
     double     mean;           /* running mean of task ticks */
 } worker_t;
 
+/* A run in a pool. */
+struct prun {
+    cask_run_t     *r;
+    cask_pool_t    *pool;
+    pthread_mutex_t lock;      /* guards q, running */
+    cask_readyq_t   q;         /* ready tasks */
+    atomic_bool     over;      /* every task done */
+    _Atomic double  top;       /* priority of q's first task; -1 when empty */
+    _Atomic double  toprank;   /* and its upward rank, seconds */
+    atomic_int      nomem;     /* a push failed */
+    atomic_bool     blocked;   /* budget: nothing fits until a task ends */
+    size_t          n;         /* tasks in the run */
+    int             nw;        /* the pool's workers; a helping caller is worker nw */
+    int             running;   /* with a budget: tasks admitted, not completed */
+    double          born;      /* seconds (monotonic) when it joined the pool */
+    /* under the pool's lock: */
+    int             attached;  /* threads serving it */
+    bool            listed;    /* in the pool's list */
+    bool            ended;     /* off the list: its owner may go */
+    prun_t         *prev, *next;
+    pthread_cond_t  fin;       /* ended */
+    worker_t       *ws;        /* a state per worker, and one for a helper */
+    void           *ws_mem;    /* (aligned within this) */
+};
+
+struct cask_pool {
+    int             nw;        /* workers */
+    pthread_t      *tid;
+    int             started;   /* threads started */
+    int             next_id;   /* the number the next thread to start takes */
+    pid_t           pid;       /* the process that made it */
+    pthread_mutex_t lock;      /* guards runs, helpers, closing, each run's attached .. fin */
+    pthread_cond_t  wake;      /* work appeared, or closing (helpers too: a run ended) */
+    pthread_cond_t  empty;     /* the last run left */
+    prun_t         *runs;      /* in flight */
+    atomic_int      nruns;
+    atomic_uint     epoch;     /* bumped whenever work appears: no wake-up is lost */
+    atomic_int      sleeping;  /* threads waiting on wake */
+    int             helpers;   /* of them, callers serving their own run */
+    int             holds;     /* submits on it not yet ended (cask__pool_hold) */
+    bool            closing;
+};
+
+/* The pool this thread works for, and its worker number there. */
+static _Thread_local cask_pool_t *my_pool;
+
+static double now_s(void)
+{
+    return (double)cask_now_ns() * 1e-9;
+}
+
 /* t's priority: higher first (cask_run_priority). */
 static inline double prio_of(const cask_run_t *r, cask_tid_t t)
 {
     return (double)(r->p.n - r->p.pos[t]);
 }
 
-/* Publish the priority of the queue's first task (-1: empty); lock held. */
-static void publish_top(pool_t *p)
+/* Wake the pool's sleepers for `queued` new tasks: one per task, every
+** sleeper when callers wait there too. The epoch is bumped first, so a
+** thread about to sleep sees it and looks again. */
+static void pool_notify(cask_pool_t *P, size_t queued)
+{
+    atomic_fetch_add(&P->epoch, 1);
+    int s = atomic_load(&P->sleeping);
+    if (!s || !queued)
+        return;
+    pthread_mutex_lock(&P->lock);
+    if (P->helpers)
+        pthread_cond_broadcast(&P->wake);
+    else
+        for (int i = 0; i < s && (size_t)i < queued; i++)
+            pthread_cond_signal(&P->wake);
+    pthread_mutex_unlock(&P->lock);
+}
+
+/* Publish the priority of the queue's first task (-1: empty); run lock held. */
+static void publish_top(prun_t *p)
 {
     cask_tid_t t;
-    double top = cask_readyq_peek(&p->q, &t) ? prio_of(p->r, t) : -1;
-    atomic_store_explicit(&p->top, top, memory_order_relaxed);
+    bool any = cask_readyq_peek(&p->q, &t);
+    atomic_store_explicit(&p->toprank, any ? p->r->p.rank[t] : 0, memory_order_relaxed);
+    atomic_store_explicit(&p->top, any ? prio_of(p->r, t) : -1, memory_order_relaxed);
+}
+
+/* Does p have a ready task for a worker that comes to it? */
+static bool has_work(prun_t *p)
+{
+    return atomic_load_explicit(&p->top, memory_order_relaxed) >= 0 &&
+           !atomic_load(&p->blocked) && !atomic_load(&p->over) && !atomic_load(&p->nomem) &&
+           !cask_run_stopped(p->r);
+}
+
+/* Has p ended, once no thread serves it? */
+static bool done_with(prun_t *p)
+{
+    return atomic_load(&p->over) || atomic_load(&p->nomem) || cask_run_stopped(p->r);
+}
+
+/* A run's claim on a worker: its first ready task's rank plus its age. */
+static double score(prun_t *p, double rank, double now)
+{
+    return rank + (now - p->born);
+}
+
+/* Take p off the pool's list if it is done and nobody serves it; pool lock held. */
+static void maybe_end(cask_pool_t *P, prun_t *p)
+{
+    if (!p->listed || p->attached || !done_with(p))
+        return;
+    p->listed = false;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        P->runs = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    atomic_fetch_sub(&P->nruns, 1);
+    p->ended = true;
+    pthread_cond_broadcast(&p->fin);
+    if (P->helpers)
+        pthread_cond_broadcast(&P->wake);
+    if (!P->runs && !P->holds)
+        pthread_cond_broadcast(&P->empty);
+}
+
+void cask__pool_hold(cask_pool_t *P)
+{
+    pthread_mutex_lock(&P->lock);
+    P->holds++;
+    pthread_mutex_unlock(&P->lock);
+}
+
+void cask__pool_drop(cask_pool_t *P)
+{
+    pthread_mutex_lock(&P->lock);
+    if (!--P->holds && !P->runs)
+        pthread_cond_broadcast(&P->empty);
+    pthread_mutex_unlock(&P->lock);
+}
+
+void cask__pool_poke(cask_pool_t *P)
+{
+    pthread_mutex_lock(&P->lock);
+    for (prun_t *p = P->runs, *next; p; p = next) {
+        next = p->next;
+        maybe_end(P, p);
+    }
+    pthread_mutex_unlock(&P->lock);
+}
+
+/* The run with ready work that scores best (NULL: none); pool lock held. */
+static prun_t *best_run(cask_pool_t *P, double *best)
+{
+    prun_t *b = NULL;
+    double now = now_s();
+    for (prun_t *p = P->runs; p; p = p->next) {
+        if (!has_work(p))
+            continue;
+        double s = score(p, atomic_load_explicit(&p->toprank, memory_order_relaxed), now);
+        if (!b || s > *best)
+            b = p, *best = s;
+    }
+    return b;
+}
+
+/* Should a worker serving p, whose next task has upward rank `rank`, go to
+** another run? */
+static bool better_elsewhere(prun_t *p, double rank)
+{
+    cask_pool_t *P = p->pool;
+    pthread_mutex_lock(&P->lock);
+    double best, mine = score(p, rank, now_s());
+    prun_t *b = best_run(P, &best);
+    pthread_mutex_unlock(&P->lock);
+    return b && b != p && best > mine;
 }
 
 static void collect(void *ctx, cask_tid_t s)
@@ -81,15 +256,6 @@ static void collect(void *ctx, cask_tid_t s)
         atomic_store(&w->p->nomem, 1);
     else
         w->buf[w->nbuf++] = s;
-}
-
-/* End the run for everyone. */
-static void finish(pool_t *p)
-{
-    pthread_mutex_lock(&p->lock);
-    atomic_store(&p->over, true);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->lock);
 }
 
 /* Add w's completions to the run's count; true when that makes it whole. */
@@ -119,7 +285,7 @@ static void hold_add(worker_t *w, cask_tid_t t)
     w->nhold++;
 }
 
-static void push(pool_t *p, cask_tid_t t) /* lock held */
+static void push(prun_t *p, cask_tid_t t) /* run lock held */
 {
     if (cask_readyq_push(&p->q, t))
         atomic_store(&p->nomem, 1);
@@ -134,32 +300,31 @@ static void give(worker_t *w, cask_tid_t t)
         w->give[w->ngive++] = t;
 }
 
-/* Queue what w gives; lock held. */
-static void give_up(pool_t *p, worker_t *w)
+/* Queue what w gives; run lock held. */
+static void give_up(prun_t *p, worker_t *w)
 {
     for (size_t i = 0; i < w->ngive; i++)
         push(p, w->give[i]);
     w->ngive = 0;
 }
 
-/* Wake one sleeper per queued task; lock held. */
-static void wake_some(pool_t *p)
+/* Wake a sleeper per queued task; run lock held. */
+static void wake_some(prun_t *p)
 {
     size_t queued = cask_readyq_size(&p->q);
-    int sleeping = atomic_load_explicit(&p->sleeping, memory_order_relaxed);
-    for (int i = 0; i < sleeping && (size_t)i < queued; i++)
-        pthread_cond_signal(&p->wake);
+    if (queued)
+        pool_notify(p->pool, queued);
 }
 
 /*
 ** Visit the queue: hand back what w should not keep (everything when tasks
 ** are costly), then, unless w still holds something at least as good as
-** the queue's first, take a batch. Sleeps while there is nothing at all.
-** Returns false when the run is over for w.
+** the queue's first, take a batch. Returns false when the run has nothing
+** for w: it is over, or w holds nothing and the queue is empty.
 */
 static bool visit(worker_t *w, bool cheap)
 {
-    pool_t *p = w->p;
+    prun_t *p = w->p;
     cask_run_t *r = p->r;
     for (size_t i = 0; i < w->nbuf; i++) /* what the held-back decrements readied */
         give(w, w->buf[i]);
@@ -185,13 +350,10 @@ static bool visit(worker_t *w, bool cheap)
         memmove(w->hold, w->hold + more, (size_t)(w->nhold - more) * sizeof *w->hold);
         w->nhold -= more;
     }
-    while (!w->nhold && !atomic_load(&p->over) && !cask_run_stopped(r) &&
-           !cask_readyq_size(&p->q)) {
-        atomic_fetch_add_explicit(&p->sleeping, 1, memory_order_relaxed);
-        pthread_cond_wait(&p->wake, &p->lock);
-        atomic_fetch_sub_explicit(&p->sleeping, 1, memory_order_relaxed);
-    }
-    if (atomic_load(&p->over) || cask_run_stopped(r)) {
+    if (atomic_load(&p->over) || cask_run_stopped(r) ||
+        (!w->nhold && !cask_readyq_size(&p->q))) {
+        publish_top(p);
+        wake_some(p);
         pthread_mutex_unlock(&p->lock);
         return false;
     }
@@ -216,7 +378,7 @@ static bool visit(worker_t *w, bool cheap)
 ** cheap and there is room), queue the rest in one locked batch. */
 static void place(worker_t *w, bool cheap)
 {
-    pool_t *p = w->p;
+    prun_t *p = w->p;
     cask_run_t *r = p->r;
     size_t keep = cheap ? (size_t)(HOLD - w->nhold) : w->nhold ? 0 : 1;
     if (w->nbuf <= keep) {
@@ -242,7 +404,7 @@ static void place(worker_t *w, bool cheap)
     for (size_t i = 0; i < w->nbuf; i++)
         give(w, w->buf[i]);
     w->nbuf = 0;
-    if (cheap && !atomic_load_explicit(&p->sleeping, memory_order_relaxed) &&
+    if (cheap && !atomic_load_explicit(&p->pool->sleeping, memory_order_relaxed) &&
         w->ngive <= BATCH)
         return;
     pthread_mutex_lock(&p->lock);
@@ -252,11 +414,15 @@ static void place(worker_t *w, bool cheap)
     pthread_mutex_unlock(&p->lock);
 }
 
-static void *work(void *arg)
+/* Serve run p as worker w until p has nothing for w, or, with other runs
+** in the pool, one of them has a better claim. */
+static void serve(prun_t *p, worker_t *w)
 {
-    worker_t *w = arg;
-    pool_t *p = w->p;
     cask_run_t *r = p->r;
+    cask_pool_t *P = p->pool;
+    cask__tickconv_t c;
+    cask__tick_rate(&c);
+    uint64_t slice = (uint64_t)(SLICE_NS / c.ns_per_tick), look = cask__tick() + slice;
     for (;;) {
         bool cheap = w->mean < CHEAP_TICKS;
         int b = w->nhold ? best_held(w) : -1;
@@ -265,63 +431,60 @@ static void *work(void *arg)
             w->nbuf = 0;
             cask__run_flush(r, &w->combo, collect, w); /* before waiting on others */
             if (b < 0 && say_done(w)) {
-                finish(p);
+                atomic_store(&p->over, true);
                 break;
             }
             if (!visit(w, cheap))
                 break;
             b = best_held(w);
         }
+        uint64_t t0 = cask__tick();
+        if (atomic_load_explicit(&P->nruns, memory_order_relaxed) > 1 && t0 >= look) {
+            look = t0 + slice;
+            if (better_elsewhere(p, r->p.rank[w->hold[b]]))
+                break;
+        }
         cask_tid_t t = w->hold[--w->nhold]; /* the best: b == nhold - 1 */
         if (cask_run_stopped(r))
             break;
-        uint64_t t0 = cask__tick();
-        if (cask_run_exec(r, t, w->id)) {
-            finish(p); /* the run is stopped: wake the sleepers to leave */
-            break;
-        }
+        if (cask_run_exec(r, t, w->id))
+            break; /* the run is stopped */
         w->mean += ((double)(cask__tick() - t0) - w->mean) * 0.1;
         w->nbuf = 0;
         cask__run_complete(r, t, collect, w, &w->combo);
         if (!cheap) /* costly tasks: nothing held back */
             cask__run_flush(r, &w->combo, collect, w);
         w->unsaid++;
-        if (atomic_load(&p->nomem)) {
-            finish(p);
+        if (atomic_load(&p->nomem))
             break;
-        }
         if (w->nbuf)
             place(w, w->mean < CHEAP_TICKS);
     }
-    say_done(w);
-    return NULL;
 }
 
 /*
 ** With a memory budget, every task goes through the queue under the lock:
 ** a worker takes the first task in priority order that the budget admits,
-** and puts the successors it readies back. When nothing fits it sleeps
-** until a task completes (outputs freed); when nothing fits and nothing
-** runs, the graph cannot be run within the budget and the run fails.
+** and puts the successors it readies back. When nothing fits while tasks
+** run, the run is blocked until one ends (outputs freed) and the worker
+** leaves; when nothing fits and nothing runs, the graph cannot be run
+** within the budget and the run fails.
 */
-static void *work_budget(void *arg)
+static void serve_budget(prun_t *p, worker_t *w)
 {
-    worker_t *w = arg;
-    pool_t *p = w->p;
     cask_run_t *r = p->r;
     cask_tid_t t;
     pthread_mutex_lock(&p->lock);
     while (!atomic_load(&p->over) && !cask_run_stopped(r)) {
         if (!cask__readyq_pop_admitted(&p->q, r, p->running > 0, &t)) {
-            if (!p->running) { /* nobody will free anything */
-                if (cask_readyq_size(&p->q))
-                    cask__run_stalled(r, &p->q);
-                break;
-            }
-            pthread_cond_wait(&p->wake, &p->lock);
-            continue;
+            if (!p->running && cask_readyq_size(&p->q)) /* nobody will free anything */
+                cask__run_stalled(r, &p->q);
+            else if (p->running)
+                atomic_store(&p->blocked, true);
+            break;
         }
         p->running++;
+        publish_top(p);
         pthread_mutex_unlock(&p->lock);
         w->nbuf = 0;
         int rc = cask_run_exec(r, t, w->id);
@@ -331,38 +494,128 @@ static void *work_budget(void *arg)
         p->running--;
         for (size_t i = 0; !rc && i < w->nbuf; i++)
             push(p, w->buf[i]);
-        if (atomic_load(&p->nomem))
-            break;
+        publish_top(p);
+        atomic_store(&p->blocked, false); /* memory freed: look again */
         if (atomic_load(&r->done) == p->n)
             atomic_store(&p->over, true);
-        pthread_cond_broadcast(&p->wake); /* memory freed, tasks readied, or the end */
+        pool_notify(p->pool, cask_readyq_size(&p->q));
+        if (rc || atomic_load(&p->nomem))
+            break;
     }
-    atomic_store(&p->over, true);
-    pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
+}
+
+/* w leaves p: what it holds goes back to the queue; the run ends if it is
+** done and nobody else serves it. */
+static void detach(prun_t *p, worker_t *w)
+{
+    cask_run_t *r = p->r;
+    if (!r->budget) {
+        w->nbuf = 0;
+        cask__run_flush(r, &w->combo, collect, w);
+        for (size_t i = 0; i < w->nbuf; i++)
+            give(w, w->buf[i]);
+        w->nbuf = 0;
+        for (int i = 0; i < w->nhold; i++)
+            give(w, w->hold[i]);
+        w->nhold = 0;
+        if (w->ngive) {
+            pthread_mutex_lock(&p->lock);
+            give_up(p, w);
+            publish_top(p);
+            wake_some(p);
+            pthread_mutex_unlock(&p->lock);
+        }
+        if (say_done(w))
+            atomic_store(&p->over, true);
+    }
+    cask_pool_t *P = p->pool;
+    pthread_mutex_lock(&P->lock);
+    p->attached--;
+    maybe_end(P, p);
+    pthread_mutex_unlock(&P->lock);
+}
+
+/* Serve p as w: w is counted in p->attached (pool lock taken for it). */
+static void serve_attached(prun_t *p, worker_t *w)
+{
+    if (p->r->budget)
+        serve_budget(p, w);
+    else
+        serve(p, w);
+    detach(p, w);
+}
+
+/* Sleep on the pool's wake until work may have appeared since epoch e;
+** pool lock held. */
+static void pool_sleep(cask_pool_t *P, unsigned e, bool helper)
+{
+    P->helpers += helper;
+    atomic_fetch_add(&P->sleeping, 1);
+    if (atomic_load(&P->epoch) == e)
+        pthread_cond_wait(&P->wake, &P->lock);
+    atomic_fetch_sub(&P->sleeping, 1);
+    P->helpers -= helper;
+}
+
+static void *pool_main(void *arg)
+{
+    cask_pool_t *P = arg;
+    int id;
+    pthread_mutex_lock(&P->lock);
+    id = P->next_id++; /* each thread takes the next number */
+    my_pool = P;
+    for (;;) {
+        unsigned e = atomic_load(&P->epoch);
+        double s;
+        prun_t *p = best_run(P, &s);
+        if (p) {
+            p->attached++;
+            pthread_mutex_unlock(&P->lock);
+            serve_attached(p, &p->ws[id]);
+            pthread_mutex_lock(&P->lock);
+            continue;
+        }
+        if (P->closing)
+            break;
+        pool_sleep(P, e, false);
+    }
+    pthread_mutex_unlock(&P->lock);
     return NULL;
 }
 
-static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
+/* Free what p holds; it is off the pool's list. */
+static void prun_destroy(prun_t *p)
 {
-    (void)udata;
+    for (int i = 0; p->ws && i <= p->nw; i++)
+        cask__free(p->ws[i].buf), cask__free(p->ws[i].give);
+    cask__free(p->ws_mem);
+    cask_readyq_destroy(&p->q);
+    pthread_cond_destroy(&p->fin);
+    pthread_mutex_destroy(&p->lock);
+}
+
+int cask__pool_run(cask_run_t *r, cask_error_t *err)
+{
+    cask_pool_t *P = r->pool;
     if (!cask_run_size(r))
         return 0;
-    int nw = cask_run_workers(r), rc = 0, started = 0;
-    pool_t p;
+    prun_t p;
     memset(&p, 0, sizeof p);
     p.r = r;
+    p.pool = P;
     p.n = cask_run_size(r);
-    p.nw = nw;
+    p.nw = P->nw;
     atomic_init(&p.top, -1.0);
     cask_readyq_init(&p.q, r);
     pthread_mutex_init(&p.lock, NULL);
-    pthread_cond_init(&p.wake, NULL);
-    pthread_t *tid = cask__calloc((size_t)nw, sizeof *tid);
-    worker_t *ws = cask__calloc((size_t)nw + 1, sizeof *ws); /* + 1: room to align */
-    worker_t *wa = ws ? (worker_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63) : NULL;
-    if (!tid || !ws) {
-        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %d workers", nw);
+    pthread_cond_init(&p.fin, NULL);
+    /* a state per worker and one for a helper, each on cache lines of its own */
+    p.ws_mem = cask__calloc((size_t)P->nw + 2, sizeof *p.ws);
+    p.ws = p.ws_mem ? (worker_t *)(((uintptr_t)p.ws_mem + 63) & ~(uintptr_t)63) : NULL;
+    int rc = 0;
+    if (!p.ws) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %d workers", P->nw);
         goto out;
     }
     size_t n;
@@ -380,29 +633,222 @@ static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
     cask__tickconv_t c;
     cask__tick_rate(&c);
     double guess = r->p.work / (double)p.n * 1e9 / c.ns_per_tick;
-    for (int i = 0; i < nw; i++) {
-        wa[i] = (worker_t){ .p = &p, .id = i, .mean = guess };
-        if (pthread_create(&tid[i], NULL, r->budget ? work_budget : work, &wa[i])) {
-            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start worker thread %d", i);
-            finish(&p);
-            break;
-        }
-        started++;
+    for (int i = 0; i <= P->nw; i++)
+        p.ws[i] = (worker_t){ .p = &p, .id = i, .mean = guess };
+    bool helper = my_pool && r->workers > P->nw; /* compute() gave the caller a place */
+    pthread_mutex_lock(&P->lock);
+    if (P->closing) {
+        pthread_mutex_unlock(&P->lock);
+        rc = cask__err(err, CASK_EINVAL, NULL, NULL, "the pool is being freed");
+        goto out;
     }
-    for (int i = 0; i < started; i++)
-        pthread_join(tid[i], NULL);
-    if (!rc && atomic_load(&p.nomem))
+    p.born = now_s();
+    p.next = P->runs;
+    if (P->runs)
+        P->runs->prev = &p;
+    P->runs = &p;
+    p.listed = true;
+    atomic_fetch_add(&P->nruns, 1);
+    pthread_mutex_unlock(&P->lock);
+    pool_notify(P, n);
+    pthread_mutex_lock(&P->lock);
+    while (!p.ended) {
+        unsigned e = atomic_load(&P->epoch);
+        if (helper && has_work(&p)) {
+            p.attached++;
+            pthread_mutex_unlock(&P->lock);
+            serve_attached(&p, &p.ws[P->nw]);
+            pthread_mutex_lock(&P->lock);
+        } else if (maybe_end(P, &p), p.ended) { /* stopped before anyone came */
+            break;
+        } else if (helper) {
+            pool_sleep(P, e, true);
+        } else {
+            pthread_cond_wait(&p.fin, &P->lock);
+        }
+    }
+    pthread_mutex_unlock(&P->lock);
+    if (atomic_load(&p.nomem))
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the ready queue");
 out:
-    for (int i = 0; ws && i < nw; i++)
-        cask__free(wa[i].buf), cask__free(wa[i].give);
-    cask__free(ws);
-    cask__free(tid);
-    cask_readyq_destroy(&p.q);
-    pthread_cond_destroy(&p.wake);
-    pthread_mutex_destroy(&p.lock);
+    prun_destroy(&p);
     return rc;
+}
+
+static int threads_run(cask_run_t *r, void *udata, cask_error_t *err)
+{
+    (void)udata;
+    if (!r->pool)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "a threads run needs a pool");
+    return cask__pool_run(r, err);
 }
 
 const cask__backend_t cask__backend_threads = { { "threads", threads_run, NULL, 0 }, NULL, NULL,
                                                 true };
+
+/* ------------------------------------------------------------------ pools */
+
+/* Stop P's threads and free it; no run is in flight. */
+static void pool_close(cask_pool_t *P)
+{
+    pthread_mutex_lock(&P->lock);
+    P->closing = true;
+    pthread_cond_broadcast(&P->wake);
+    pthread_mutex_unlock(&P->lock);
+    for (int i = 0; i < P->started; i++)
+        pthread_join(P->tid[i], NULL);
+    cask__free(P->tid);
+    pthread_cond_destroy(&P->wake);
+    pthread_cond_destroy(&P->empty);
+    pthread_mutex_destroy(&P->lock);
+    cask__free(P);
+}
+
+/* A pool of nw threads workers. */
+static int pool_make(int nw, cask_pool_t **out, cask_error_t *err)
+{
+    *out = NULL;
+    cask_pool_t *P = cask__calloc(1, sizeof *P);
+    if (!P || !(P->tid = cask__calloc((size_t)nw, sizeof *P->tid))) {
+        cask__free(P);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a pool of %d workers", nw);
+    }
+    P->nw = nw;
+    P->pid = getpid();
+    pthread_mutex_init(&P->lock, NULL);
+    pthread_cond_init(&P->wake, NULL);
+    pthread_cond_init(&P->empty, NULL);
+    for (int i = 0; i < nw; i++) {
+        if (pthread_create(&P->tid[i], NULL, pool_main, P)) {
+            pool_close(P);
+            return cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start worker thread %d", i);
+        }
+        P->started++;
+    }
+    *out = P;
+    return 0;
+}
+
+int cask_pool_create(const cask_pool_opts_t *opts, cask_pool_t **out, cask_error_t *err)
+{
+    static const cask_pool_opts_t defaults;
+    cask_error_t local;
+    if (!err)
+        err = &local;
+    cask_error_clear(err);
+    if (!out)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "out is NULL");
+    *out = NULL;
+    if (!opts)
+        opts = &defaults;
+    cask__backend_t b;
+    int nw;
+    int rc = cask__resolve(&(cask_compute_opts_t){ .scheduler = opts->scheduler,
+                                                   .workers = opts->workers },
+                           &b, &nw, err);
+    if (rc)
+        return rc;
+    if (b.s.run != threads_run)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "a pool runs on 'threads', not '%s'%s",
+                         b.s.name, opts->scheduler ? "" : " (from CASK_SCHEDULER)");
+    return pool_make(nw, out, err);
+}
+
+int cask_pool_workers(const cask_pool_t *pool)
+{
+    return pool ? pool->nw : 0;
+}
+
+void cask_pool_free(cask_pool_t *pool)
+{
+    if (!pool)
+        return;
+    if (my_pool == pool) {
+        fprintf(stderr, "cask: cask_pool_free called from a task running on that pool\n");
+        abort();
+    }
+    if (pool->pid != getpid())
+        return; /* its threads are in the parent: nothing here to stop */
+    pthread_mutex_lock(&pool->lock);
+    while (pool->runs || pool->holds)
+        pthread_cond_wait(&pool->empty, &pool->lock);
+    pthread_mutex_unlock(&pool->lock);
+    pool_close(pool);
+}
+
+/* The default pools: one per worker count, made on first use. */
+typedef struct dflt {
+    cask_pool_t *pool;
+    struct dflt *next;
+} dflt_t;
+static dflt_t *defaults;
+static pid_t defaults_pid;
+static pthread_mutex_t defaults_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* At exit: stop the default pools that have nothing in flight (a pool
+** with a compute still running is left to the end of the process). */
+static void defaults_free(void)
+{
+    pthread_mutex_lock(&defaults_lock);
+    if (defaults_pid == getpid()) {
+        while (defaults) {
+            dflt_t *d = defaults;
+            defaults = d->next;
+            pthread_mutex_lock(&d->pool->lock);
+            bool idle = !d->pool->runs && !d->pool->holds;
+            pthread_mutex_unlock(&d->pool->lock);
+            if (idle)
+                pool_close(d->pool);
+            cask__free(d);
+        }
+    }
+    pthread_mutex_unlock(&defaults_lock);
+}
+
+int cask__pool_default(int workers, cask_pool_t **out, cask_error_t *err)
+{
+    static bool registered;
+    int rc = 0;
+    pthread_mutex_lock(&defaults_lock);
+    if (defaults_pid != getpid()) { /* made in a parent before a fork: not ours */
+        defaults = NULL;
+        defaults_pid = getpid();
+    }
+    dflt_t *d = defaults;
+    while (d && d->pool->nw != workers)
+        d = d->next;
+    if (!d) {
+        if (!(d = cask__calloc(1, sizeof *d)))
+            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a pool");
+        else if ((rc = pool_make(workers, &d->pool, err)))
+            cask__free(d), d = NULL;
+        else {
+            d->next = defaults;
+            defaults = d;
+            if (!registered)
+                registered = atexit(defaults_free) == 0;
+        }
+    }
+    *out = d ? d->pool : NULL;
+    pthread_mutex_unlock(&defaults_lock);
+    return rc;
+}
+
+int cask__pool_check(const cask_pool_t *P, const cask_compute_opts_t *opts, cask_error_t *err)
+{
+    if (P->pid != getpid())
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "the pool was made in another process "
+                         "(before a fork): its threads are not in this one");
+    if (opts->scheduler && *opts->scheduler && strcmp(opts->scheduler, "threads"))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "scheduler '%s' asked for on a pool of "
+                         "'threads'", opts->scheduler);
+    if (opts->workers && opts->workers != P->nw)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "%d workers asked for on a pool of %d",
+                         opts->workers, P->nw);
+    return 0;
+}
+
+bool cask__pool_helper(void)
+{
+    return my_pool != NULL;
+}

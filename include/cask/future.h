@@ -7,7 +7,10 @@
 ** when the compute fails or is cancelled. As with Ray's ray.wait(), a
 ** program can wait for the first k of n futures, with a timeout, and go on
 ** working meanwhile. Several computes may be in flight at once, on the
-** same scheduler or on different ones; each gets its own workers.
+** same scheduler or on different ones. On "threads" they share the
+** workers of their pool (cask_compute_opts_t.pool, else the default pool
+** of their worker count): fifteen submits on a pool of 2 run 2 tasks at a
+** time. On "processes" each still gets its own worker processes.
 **
 **     cask_future_t *f[2];
 **     cask_submit(g, outs, 2, &(cask_compute_opts_t){ .scheduler = "threads" },
@@ -45,6 +48,11 @@ typedef struct cask_future cask_future_t;
 ** Errors found before anything runs are returned here, with every futs[i]
 ** NULL: CASK_EMISSING (an output not in g), CASK_ENOSCHED, CASK_EINVAL,
 ** CASK_ENOMEM. Later errors reach the futures.
+** A submit on a pool holds the pool until its compute ends
+** (cask_pool_free waits for it). A task running on a pool that submits
+** to that pool and then waits on the future keeps its worker while it
+** waits: if every worker does so, nothing runs. From a task, call
+** cask_compute instead, which serves its compute on the calling thread.
 */
 CASK_API int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                          const cask_compute_opts_t *opts, cask_future_t **futs,

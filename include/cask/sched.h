@@ -17,7 +17,7 @@
 ** before it reads the next. Schedulers differ only in where tasks run.
 **
 ** A scheduler is a small table of functions registered by name. Built in:
-** "threads" (the default: a pool of threads started for the compute),
+** "threads" (the default: a pool of threads, started once: see "pools"),
 ** "sync" (the calling thread), "processes" (forked worker processes) and,
 ** when built with MPI, "mpi" (docs/SCHEDULERS.md). A user scheduler drives
 ** a run with the cask_run_* functions below; examples/05_fifo_scheduler.c
@@ -116,6 +116,61 @@ typedef struct cask_callbacks {
     void *udata;   /* passed to each */
 } cask_callbacks_t;
 
+/* ------------------------------------------------------------------ pools */
+
+/*
+** A pool: worker threads started once and shared by every compute and
+** submit made on it, whatever graph each comes from. Several computes in
+** flight share its workers by priority: a free worker takes the ready
+** task, among all of them, whose upward rank (the estimated seconds from
+** its start to its graph's end) plus the seconds its compute has been in
+** the pool is the highest. So the critical path goes first across
+** computes, and a compute that waits gains a second of priority for each
+** second it waits, so none starves. Within one compute the order is the
+** usual one (below). A compute started from a task running on a pool (a
+** kernel that computes) is served by its calling thread too, as one more
+** worker, so nested computes never deadlock.
+**
+** A compute that names no pool, on "threads", runs on the process's
+** default pool of its worker count ($CASK_NUM_WORKERS, else the online
+** cores; or opts->workers), made on first use and stopped at exit, as
+** Dask's threaded scheduler keeps one thread pool per worker count. So
+** fifteen submits asking for 2 workers run on the same 2 threads.
+** Only "threads" has pools in this version: "processes" still forks its
+** workers per compute, "sync" runs on the calling thread and "mpi" on its
+** ranks, and options naming a pool with them are refused.
+** Threads: every call is safe from any thread, except cask_pool_free
+** (see there).
+*/
+typedef struct cask_pool cask_pool_t; /* opaque */
+
+/* Options for cask_pool_create; zero fields mean "default". */
+typedef struct cask_pool_opts {
+    const char *scheduler;  /* "threads"; NULL: $CASK_SCHEDULER, else "threads" */
+    int         workers;    /* 0: $CASK_NUM_WORKERS, else the online cores */
+} cask_pool_opts_t;
+
+/*
+** Start a pool's workers (opts may be NULL: the defaults) into *out.
+** Errors: CASK_EINVAL (a scheduler other than "threads", a bad worker
+** count), CASK_ENOSCHED (an unknown one), CASK_ENOMEM (threads that
+** cannot start); *out is NULL.
+*/
+CASK_API int cask_pool_create(const cask_pool_opts_t *opts, cask_pool_t **out,
+                              cask_error_t *err);
+
+/* Number of workers of pool (0 for NULL). */
+CASK_API int cask_pool_workers(const cask_pool_t *pool);
+
+/*
+** Wait for every compute and submit in flight on pool to end, then stop
+** its workers and free it. NULL is allowed. Calling it from a task that
+** runs on pool would wait forever: it aborts with a message instead.
+** A child process made by fork() after the pool was made has none of its
+** threads: there it does nothing.
+*/
+CASK_API void cask_pool_free(cask_pool_t *pool);
+
 /* Compute flags. */
 enum {
     CASK_TRACE       = 1u << 0, /* record a trace and return it in info->trace */
@@ -150,6 +205,11 @@ typedef struct cask_compute_opts {
                                directory" below. */
     double      cache_min_s;/* with a cache directory: write only results whose
                                kernel ran at least this many seconds; 0: all */
+    cask_pool_t *pool;      /* the pool to run on (borrowed: it must outlive the
+                               compute); NULL: as scheduler and workers say, on
+                               "threads" the default pool of that many workers.
+                               With a pool, scheduler and workers are the pool's:
+                               others named are refused (CASK_EINVAL). */
 } cask_compute_opts_t;
 
 #define CASK_NO_RETRY (-1)

@@ -1,0 +1,473 @@
+/* tests/unit/test_pool.c: pools of worker threads shared by computes and
+** submits: bad options, how many tasks run at once, the default pool,
+** many computes in flight against sync, nested computes, priority across
+** computes (critical path first, no compute starved), errors and cancels
+** beside other computes, and freeing a pool with work in flight. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "testutil.h"
+
+/* ------------------------------------------------------------- kernels */
+
+static atomic_int now_running, most_running;
+static atomic_int done_by_tag[2];
+static atomic_int x_done_when_y_done = -1;
+
+/* pool.sleep(seconds, tag[, last]): sleep, counting how many run at once
+** and how many of each tag are done; a task with last set records how
+** many tag-0 tasks were done when it ended. */
+static int k_sleep(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n < 2 || !cask_value_is_number(&a[0]) || a[1].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "pool.sleep takes (seconds, tag[, last]), not %zu inputs "
+                                "of types %d %d", n, a[0].type, n > 1 ? (int)a[1].type : -1);
+    int r = atomic_fetch_add(&now_running, 1) + 1, m = atomic_load(&most_running);
+    while (r > m && !atomic_compare_exchange_weak(&most_running, &m, r))
+        ;
+    double s = cask_value_double(&a[0]);
+    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+    nanosleep(&ts, NULL);
+    atomic_fetch_sub(&now_running, 1);
+    atomic_fetch_add(&done_by_tag[a[1].u.i != 0], 1);
+    if (n > 2 && a[2].type == CASK_INT64 && a[2].u.i)
+        atomic_store(&x_done_when_y_done, atomic_load(&done_by_tag[0]));
+    *out = cask_int(a[1].u.i);
+    return 0;
+}
+
+/* pool.nested(i): compute i + 1 on the pool the test put in nest_pool
+** (NULL: the default pool of nest_workers) and return it. */
+static cask_pool_t *nest_pool;
+static int nest_workers;
+static int k_nested(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 1 || a[0].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "pool.nested takes one int");
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(a[0].u.i));
+    cask_compute_opts_t o = { .pool = nest_pool, .workers = nest_pool ? 0 : nest_workers };
+    cask_value_t v;
+    int rc = cask_compute(g, &t, 1, &o, &v, NULL, &err);
+    cask_graph_decref(g);
+    if (rc)
+        return cask_kernel_fail(ctx, "nested compute: %s", err.message);
+    *out = cask_int(v.u.i + 1);
+    return 0;
+}
+
+static double cost_first(const cask_value_t *a, size_t n)
+{
+    return n && cask_value_is_number(&a[0]) ? cask_value_double(&a[0]) : 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    register_test_kernels();
+    cask_error_t err;
+    cask_kernel_opts_t ko = { .cost_fn = cost_first };
+    if (cask_kernel_register("pool.sleep", k_sleep, &ko, &err) ||
+        cask_kernel_register("pool.nested", k_nested, NULL, &err))
+        fail_msg("register: %s", err.message);
+    return 0;
+}
+
+static void reset_counts(void)
+{
+    atomic_store(&now_running, 0);
+    atomic_store(&most_running, 0);
+    atomic_store(&done_by_tag[0], 0);
+    atomic_store(&done_by_tag[1], 0);
+    atomic_store(&x_done_when_y_done, -1);
+}
+
+/* A task pool.sleep(s, tag, last) with the given cost estimate (0: s). */
+static cask_task_t sleeper(cask_graph_t *g, double s, int tag, int last, double cost,
+                           const cask_task_t *after)
+{
+    cask_error_t err;
+    cask_value_t in[3] = { cask_double(s), cask_int(tag), cask_int(last) };
+    static atomic_ulong index;
+    cask_task_spec_t spec = { .kernel = "pool.sleep", .inputs = in, .n_inputs = 3,
+                              .cost = cost, .after = after, .n_after = after ? 1 : 0,
+                              .index = atomic_fetch_add(&index, 1) };
+    cask_task_t t;
+    if (cask_graph_add(g, &spec, &t, &err))
+        fail_msg("add: %s", err.message);
+    return t;
+}
+
+/* A pool of that many workers, the counts reset. */
+static cask_pool_t *new_pool(int workers)
+{
+    reset_counts();
+    cask_error_t err;
+    cask_pool_t *p;
+    assert_ok(cask_pool_create(&(cask_pool_opts_t){ .workers = workers }, &p, &err), &err);
+    return p;
+}
+
+static void free_futures(cask_future_t **f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cask_future_free(f[i]);
+}
+
+static double seconds_since(uint64_t t0)
+{
+    return (double)(cask_now_ns() - t0) * 1e-9;
+}
+
+/* --------------------------------------------------------------- tests */
+
+static void test_options(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = (cask_pool_t *)1;
+    assert_int_equal(cask_pool_create(&(cask_pool_opts_t){ .scheduler = "processes" }, &p, &err),
+                     CASK_EINVAL);
+    assert_null(p);
+    assert_msg_has(&err, "'threads'");
+    assert_int_equal(cask_pool_create(&(cask_pool_opts_t){ .scheduler = "nope" }, &p, &err),
+                     CASK_ENOSCHED);
+    assert_int_equal(cask_pool_create(&(cask_pool_opts_t){ .workers = -2 }, &p, &err),
+                     CASK_EINVAL);
+    assert_int_equal(cask_pool_create(NULL, NULL, &err), CASK_EINVAL);
+    assert_ok(cask_pool_create(&(cask_pool_opts_t){ .scheduler = "threads", .workers = 3 }, &p,
+                               &err), &err);
+    assert_int_equal(cask_pool_workers(p), 3);
+    assert_int_equal(cask_pool_workers(NULL), 0);
+
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(41));
+    cask_value_t v;
+    cask_compute_info_t info;
+    /* the pool's scheduler and count, or none named */
+    assert_int_equal(cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = p, .workers = 2 },
+                                  &v, NULL, &err), CASK_EINVAL);
+    assert_msg_has(&err, "pool of 3");
+    assert_int_equal(cask_compute(g, &t, 1,
+                                  &(cask_compute_opts_t){ .pool = p, .scheduler = "sync" }, &v,
+                                  NULL, &err), CASK_EINVAL);
+    cask_future_t *f = (cask_future_t *)1;
+    assert_int_equal(cask_submit(g, &t, 1, &(cask_compute_opts_t){ .pool = p, .workers = 1 },
+                                 &f, &err), CASK_EINVAL);
+    assert_null(f);
+    assert_ok(cask_compute(g, &t, 1,
+                           &(cask_compute_opts_t){ .pool = p, .scheduler = "threads",
+                                                   .workers = 3 }, &v, &info, &err), &err);
+    assert_int_equal(v.u.i, 42); /* test.count: its inputs' sum + 1 */
+    assert_int_equal(info.workers, 3);
+    assert_string_equal(info.scheduler, "threads");
+    cask_graph_decref(g);
+    cask_pool_free(p);
+    cask_pool_free(NULL);
+}
+
+/* n submits of one 0.04 s sleep each on opts: how many ran at once, and
+** the wall time. */
+static int submits_at_once(const cask_compute_opts_t *o, int n, double *wall)
+{
+    reset_counts();
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_future_t **f = calloc((size_t)n, sizeof *f);
+    cask_task_t *t = calloc((size_t)n, sizeof *t);
+    for (int i = 0; i < n; i++) /* a graph gets no task while a compute reads it */
+        t[i] = sleeper(g, 0.04, 0, 0, 0, NULL);
+    uint64_t t0 = cask_now_ns();
+    for (int i = 0; i < n; i++)
+        assert_ok(cask_submit(g, &t[i], 1, o, &f[i], &err), &err);
+    assert_int_equal(cask_future_wait(f, (size_t)n, (size_t)n, -1, NULL), (size_t)n);
+    *wall = seconds_since(t0);
+    for (int i = 0; i < n; i++) {
+        cask_value_t v;
+        assert_ok(cask_future_get(f[i], &v, &err), &err);
+        cask_future_free(f[i]);
+    }
+    free(f);
+    free(t);
+    cask_graph_decref(g);
+    assert_int_equal(atomic_load(&done_by_tag[0]), n);
+    return atomic_load(&most_running);
+}
+
+/* Fifteen submits on a pool of 2 run 2 at a time (Ray's and Dask's pools
+** do), on a pool made for them and on the default pool of 2 workers that
+** submits naming no pool share. */
+static void test_submits_share_workers(void **state)
+{
+    (void)state;
+    cask_pool_t *p = new_pool(2);
+    double wall;
+    assert_int_equal(submits_at_once(&(cask_compute_opts_t){ .pool = p }, 15, &wall), 2);
+    assert_true(wall >= 8 * 0.04 * 0.95); /* 8 rounds of 2 */
+    cask_pool_free(p);
+    cask_compute_opts_t dflt = { .scheduler = "threads", .workers = 2 };
+    assert_int_equal(submits_at_once(&dflt, 15, &wall), 2);
+    assert_true(wall >= 8 * 0.04 * 0.95);
+    /* and computes from many threads at once on the default pool of 2 */
+}
+
+typedef struct compute_job {
+    cask_pool_t *pool;
+    unsigned seed;
+    int rounds;
+    int bad; /* results that differ from sync's */
+} compute_job_t;
+
+/* Compute `rounds` random graphs on the pool (alternately by compute and
+** by submit) and compare every output with sync's. */
+static void *compute_thread(void *arg)
+{
+    compute_job_t *j = arg;
+    for (int k = 0; k < j->rounds; k++) {
+        cask_error_t err;
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_task_t outs[64];
+        size_t m = test_random_graph(g, j->seed * 100 + (unsigned)k, outs, 64);
+        cask_value_t ref[64], got[64];
+        if (cask_compute(g, outs, m, &(cask_compute_opts_t){ .scheduler = "sync" }, ref, NULL,
+                         &err)) {
+            j->bad++;
+            cask_graph_decref(g);
+            continue;
+        }
+        cask_compute_opts_t o = { .pool = j->pool };
+        int rc = 0;
+        if (k % 2) {
+            cask_future_t *f[64];
+            rc = cask_submit(g, outs, m, &o, f, &err);
+            for (size_t i = 0; !rc && i < m; i++) {
+                rc = cask_future_get(f[i], &got[i], &err);
+                cask_future_free(f[i]);
+            }
+        } else {
+            rc = cask_compute(g, outs, m, &o, got, NULL, &err);
+        }
+        for (size_t i = 0; i < m; i++) {
+            j->bad += rc || !cask_value_equal(&ref[i], &got[i]);
+            cask_value_decref(&ref[i]);
+            if (!rc)
+                cask_value_decref(&got[i]);
+        }
+        cask_graph_decref(g);
+    }
+    return NULL;
+}
+
+/* Four threads computing and submitting random graphs on one pool of 3
+** at once get sync's results. */
+static void test_many_computes_in_flight(void **state)
+{
+    (void)state;
+    cask_pool_t *p = new_pool(3);
+    pthread_t th[4];
+    compute_job_t j[4];
+    for (int i = 0; i < 4; i++) {
+        j[i] = (compute_job_t){ .pool = p, .seed = 7u + (unsigned)i, .rounds = 6 };
+        assert_int_equal(pthread_create(&th[i], NULL, compute_thread, &j[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(j[i].bad, 0);
+    }
+    cask_pool_free(p);
+}
+
+/* A kernel that computes on its own pool: on a pool of one worker, three
+** such tasks at once finish (the caller serves its nested compute), on a
+** named pool and on the default one. */
+static void test_nested_computes(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = new_pool(1);
+    for (int named = 1; named >= 0; named--) {
+        nest_pool = named ? p : NULL;
+        nest_workers = 1;
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_task_t t[3];
+        for (int i = 0; i < 3; i++)
+            t[i] = CASK_DELAYED(g, "pool.nested", &err, cask_int(10 * i));
+        cask_task_t sum = CASK_DELAYED(g, "test.count", &err, cask_ref(t[0]), cask_ref(t[1]),
+                                       cask_ref(t[2]));
+        cask_value_t v;
+        cask_compute_opts_t o = { .pool = nest_pool, .workers = nest_pool ? 0 : 1 };
+        assert_ok(cask_compute(g, &sum, 1, &o, &v, NULL, &err), &err);
+        /* pool.nested(i) = test.count(i) + 1 = i + 2; test.count adds 1 */
+        assert_int_equal(v.u.i, 2 + 12 + 22 + 1);
+        cask_graph_decref(g);
+    }
+    nest_pool = NULL;
+    cask_pool_free(p);
+}
+
+/* On one worker, a compute whose path to the end is long (by its cost
+** estimates) submitted while a compute of many short tasks runs goes
+** first: it is done while most of the short tasks still wait. */
+static void test_critical_path_first(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = new_pool(1);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t xs[40];
+    for (int i = 0; i < 40; i++)
+        xs[i] = sleeper(g, 0.005, 0, 0, 0, NULL);
+    cask_task_t y = CASK_NO_TASK;
+    for (int i = 0; i < 4; i++) /* a chain estimated at a second a task */
+        y = sleeper(g, 0.005, 1, i == 3, 1.0, y == CASK_NO_TASK ? NULL : &y);
+    cask_future_t *fx[40];
+    assert_ok(cask_submit(g, xs, 40, &(cask_compute_opts_t){ .pool = p }, fx, &err), &err);
+    while (!atomic_load(&now_running) && !atomic_load(&done_by_tag[0]))
+        ;
+    cask_future_t *fy;
+    assert_ok(cask_submit(g, &y, 1, &(cask_compute_opts_t){ .pool = p }, &fy, &err), &err);
+    cask_value_t v;
+    assert_ok(cask_future_get(fy, &v, &err), &err);
+    int x_then = atomic_load(&x_done_when_y_done);
+    assert_true(x_then >= 0);
+    assert_true(x_then <= 10);
+    assert_int_equal(cask_future_wait(fx, 40, 40, -1, NULL), 40);
+    free_futures(fx, 40);
+    cask_future_free(fy);
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
+/* On one worker, a compute of one short task is not starved by a stream
+** of newer computes whose estimates rank them higher: its wait buys it
+** priority, so it runs while the stream still flows. */
+static void test_no_compute_starves(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = new_pool(1);
+    cask_graph_t *g = cask_graph_new(&err);
+    enum { STREAM = 120 }; /* 5 ms each: 0.6 s of work */
+    cask_future_t *fy[STREAM], *fx = NULL;
+    cask_task_t ys[STREAM];
+    for (int i = 0; i < STREAM; i++)
+        ys[i] = sleeper(g, 0.005, 1, 0, 0.05, NULL);
+    cask_task_t x = sleeper(g, 0.001, 0, 0, 0.001, NULL);
+    /* keep two newer computes waiting ahead of x at all times */
+    for (int i = 0; i < 2; i++)
+        assert_ok(cask_submit(g, &ys[i], 1, &(cask_compute_opts_t){ .pool = p }, &fy[i], &err),
+                  &err);
+    assert_ok(cask_submit(g, &x, 1, &(cask_compute_opts_t){ .pool = p }, &fx, &err), &err);
+    int y_when_x = -1;
+    for (int i = 2; i < STREAM; i++) {
+        while (i - atomic_load(&done_by_tag[1]) > 2) { /* two ahead, no more */
+            struct timespec ts = { 0, 200000 };
+            nanosleep(&ts, NULL);
+        }
+        if (y_when_x < 0 && cask_future_done(fx))
+            y_when_x = atomic_load(&done_by_tag[1]);
+        assert_ok(cask_submit(g, &ys[i], 1, &(cask_compute_opts_t){ .pool = p }, &fy[i], &err),
+                  &err);
+    }
+    assert_int_equal(cask_future_wait(fy, STREAM, STREAM, -1, NULL), STREAM);
+    if (y_when_x < 0 && cask_future_done(fx))
+        y_when_x = STREAM;
+    /* about 0.05 s of waiting (10 tasks of the stream) buys x the worker */
+    assert_true(y_when_x >= 0);
+    assert_true(y_when_x < STREAM / 2);
+    free_futures(fy, STREAM);
+    cask_future_free(fx);
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
+/* A compute that fails and one that is cancelled on a pool leave another
+** compute in flight on it untouched, and the pool goes on working. */
+static void test_errors_and_cancels_beside(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = new_pool(2);
+    cask_compute_opts_t o = { .pool = p };
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t good[20], bad[20];
+    for (int i = 0; i < 20; i++) {
+        good[i] = sleeper(g, 0.002, 0, 0, 0, NULL);
+        bad[i] = CASK_DELAYED(g, "test.fail_at", &err, cask_int(i), cask_int(7));
+    }
+    cask_task_t first = sleeper(g, 0.2, 1, 0, 0, NULL); /* cancelled while it runs */
+    cask_task_t slow = sleeper(g, 5.0, 1, 0, 0, &first);
+    cask_future_t *fg[20], *fb[20], *fs;
+    assert_ok(cask_submit(g, &slow, 1, &o, &fs, &err), &err);
+    assert_ok(cask_submit(g, good, 20, &o, fg, &err), &err);
+    assert_ok(cask_submit(g, bad, 20, &o, fb, &err), &err);
+    assert_true(cask_future_cancel(fs));
+    cask_value_t v;
+    int failed = 0;
+    for (int i = 0; i < 20; i++) {
+        assert_ok(cask_future_get(fg[i], &v, &err), &err);
+        assert_int_equal(v.u.i, 0);
+        if (cask_future_get(fb[i], &v, &err)) {
+            failed++;
+            assert_int_equal(err.code, CASK_EKERNEL);
+        }
+    }
+    assert_true(failed > 0);
+    assert_int_equal(cask_future_get(fs, &v, &err), CASK_ECANCELED);
+    free_futures(fg, 20);
+    free_futures(fb, 20);
+    cask_future_free(fs);
+    cask_graph_decref(g);
+    /* the pool still computes */
+    g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(5));
+    assert_ok(cask_compute(g, &t, 1, &o, &v, NULL, &err), &err);
+    assert_int_equal(v.u.i, 6);
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
+/* Freeing a pool waits for what is in flight on it: the submit's result
+** is there afterwards. */
+static void test_free_waits_for_work(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = new_pool(2);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t[3];
+    for (int i = 0; i < 3; i++)
+        t[i] = sleeper(g, 0.05, 1, 0, 0, NULL);
+    cask_future_t *f[3];
+    assert_ok(cask_submit(g, t, 3, &(cask_compute_opts_t){ .pool = p }, f, &err), &err);
+    cask_graph_decref(g);
+    while (!atomic_load(&now_running) && !atomic_load(&done_by_tag[1]))
+        ; /* the compute is on the pool */
+    cask_pool_free(p);
+    assert_int_equal(atomic_load(&done_by_tag[1]), 3);
+    for (int i = 0; i < 3; i++) {
+        cask_value_t v;
+        assert_ok(cask_future_get(f[i], &v, &err), &err);
+        assert_int_equal(v.u.i, 1);
+        cask_future_free(f[i]);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_submits_share_workers),
+        cmocka_unit_test(test_many_computes_in_flight),
+        cmocka_unit_test(test_nested_computes),
+        cmocka_unit_test(test_critical_path_first),
+        cmocka_unit_test(test_no_compute_starves),
+        cmocka_unit_test(test_errors_and_cancels_beside),
+        cmocka_unit_test(test_free_waits_for_work),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -14,6 +14,9 @@
 **   cask_bench resume       4 chains of 250 1-ms tasks and a sum, on threads (2
 **                           workers) with a cache directory: a run that fails at
 **                           the 900th call, then the run that resumes it
+**   cask_bench pool         2,000 submits of one 1-ms sleep each on a pool of 4 threads
+**                           (wall time over the ideal, most tasks running at once),
+**                           and the latency of computing one trivial task on a warm pool
 ** The array workloads print seconds (median of 3) and the process's peak RSS.
 */
 #include <errno.h>
@@ -404,6 +407,78 @@ static void run_resume(void)
     cask_graph_decref(g);
 }
 
+/* bench.nap(s): sleep s seconds, counting the most naps at once. */
+static atomic_int naps_now, naps_most;
+static int k_nap(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)n, (void)ctx;
+    int now = atomic_fetch_add(&naps_now, 1) + 1, most = atomic_load(&naps_most);
+    while (now > most && !atomic_compare_exchange_weak(&naps_most, &most, now))
+        ;
+    double s = cask_value_double(&a[0]);
+    struct timespec ts = { 0, (long)(s * 1e9) };
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+    atomic_fetch_sub(&naps_now, 1);
+    *out = cask_int(0);
+    return 0;
+}
+
+static void run_pool(void)
+{
+    enum { SUBMITS = 2000, WORKERS = 4, LAT = 2000 };
+    cask_error_t err;
+    if (cask_kernel_register("bench.nap", k_nap, NULL, &err))
+        die("register", &err);
+    cask_pool_t *pool;
+    if (cask_pool_create(&(cask_pool_opts_t){ .workers = WORKERS }, &pool, &err))
+        die("pool", &err);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t *t = malloc(SUBMITS * sizeof *t);
+    cask_future_t **f = malloc(SUBMITS * sizeof *f);
+    for (int i = 0; i < SUBMITS; i++) {
+        cask_value_t in[1] = { cask_double(1e-3) };
+        cask_task_spec_t spec = { .kernel = "bench.nap", .inputs = in, .n_inputs = 1,
+                                  .index = (uint64_t)i };
+        if (cask_graph_add(g, &spec, &t[i], &err))
+            die("add", &err);
+    }
+    cask_compute_opts_t o = { .pool = pool };
+    uint64_t t0 = cask_now_ns();
+    for (int i = 0; i < SUBMITS; i++)
+        if (cask_submit(g, &t[i], 1, &o, &f[i], &err))
+            die("submit", &err);
+    cask_future_wait(f, SUBMITS, SUBMITS, -1, NULL);
+    double wall = (double)(cask_now_ns() - t0) * 1e-9;
+    for (int i = 0; i < SUBMITS; i++)
+        cask_future_free(f[i]);
+    printf("submit.pool.threads.cask.over_ideal %.3f\n", wall / (SUBMITS * 1e-3 / WORKERS));
+    printf("submit.pool.threads.cask.most_at_once %d\n", atomic_load(&naps_most));
+
+    /* latency: one trivial task (cask.add of two literals) on a warm pool */
+    cask_graph_t *g1 = cask_graph_new(&err);
+    cask_task_t one = CASK_DELAYED(g1, "cask.add", &err, cask_int(1), cask_int(2));
+    if (one == CASK_NO_TASK)
+        die("add", &err);
+    double *lat = malloc(LAT * sizeof *lat);
+    for (int i = 0; i < LAT; i++) {
+        cask_value_t v;
+        uint64_t a = cask_now_ns();
+        if (cask_compute(g1, &one, 1, &o, &v, NULL, &err))
+            die("compute", &err);
+        lat[i] = (double)(cask_now_ns() - a) * 1e-3;
+        cask_value_decref(&v);
+    }
+    qsort(lat, LAT, sizeof *lat, cmp_double);
+    printf("latency.threads.cask.us %.1f\n", lat[LAT / 2]);
+    free(lat);
+    free(t);
+    free(f);
+    cask_graph_decref(g1);
+    cask_graph_decref(g);
+    cask_pool_free(pool);
+}
+
 static void run_build(void)
 {
     enum { N = 1000000, REPS = 5 };
@@ -753,6 +828,8 @@ int main(int argc, char **argv)
         run_transfer();
     else if (argc == 2 && !strcmp(argv[1], "build"))
         run_build();
+    else if (argc == 2 && !strcmp(argv[1], "pool"))
+        run_pool();
     else if (argc == 2 && !strcmp(argv[1], "resume"))
         run_resume();
     else if (argc == 2 && (!strcmp(argv[1], "normal_sum") || !strcmp(argv[1], "normal_std")))
@@ -776,7 +853,7 @@ int main(int argc, char **argv)
     else if (argc == 4) /* SHAPE SCHED NAME: the figures' scheduler part is NAME */
         run_shape(argv[1], argv[2], argv[3]);
     else {
-        fprintf(stderr, "usage: cask_bench build | resume | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | ooc_make|ooc npy|hdf5 FILE | read_rate NAME FILE | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
+        fprintf(stderr, "usage: cask_bench build | resume | pool | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | ooc_make|ooc npy|hdf5 FILE | read_rate NAME FILE | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
         return 2;
     }
     return 0;

@@ -283,34 +283,40 @@ int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t *result,
     return cask__compute(g, &t, 1, NULL, result, NULL, err, NULL);
 }
 
-static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
-                   const cask_compute_opts_t *opts, cask_value_t *results,
-                   cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks);
-
 /* Computes running now: when the last one ends, the blocks kept for reuse
 ** shrink to what planning the next needs. */
 static atomic_int running;
 
-int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
-                  const cask_compute_opts_t *opts, cask_value_t *results,
-                  cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks)
-{
-    atomic_fetch_add(&running, 1);
-    int rc = compute(g, outs, n, opts, results, info, err, hooks);
-    if (atomic_fetch_sub(&running, 1) == 1)
-        cask__big_trim((size_t)64 << 20);
-    return rc;
-}
+/* A compute in flight: what begin() sets up and conclude() finishes. */
+typedef struct flight {
+    cask_run_t r;
+    cask_scheduler_t s;
+    cask_graph_t *cut;            /* the graph cut at results found in the cache */
+    cask__progress_t prog;
+    bool begun;                   /* the run was handed over: callbacks, bar, hooks */
+    uint64_t t0;
+    size_t n;                     /* outputs */
+    cask_value_t *results;        /* or NULL (hooks release them) */
+    cask_compute_info_t *info;    /* or NULL */
+    const cask__hooks_t *hooks;
+    /* cask__compute_async: */
+    cask__async_done done;
+    void *ctx;
+    cask_compute_info_t ainfo;
+    cask_error_t aerr;
+} flight_t;
 
-static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
-                   const cask_compute_opts_t *opts, cask_value_t *results,
-                   cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks)
+/* Everything up to running: the options, the plan, the run's storage, the
+** start callback, the progress bar and the running hook. On failure,
+** everything is freed again. */
+static int begin(flight_t *f, const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                 const cask_compute_opts_t *opts, cask_error_t *err)
 {
     static const cask_compute_opts_t defaults;
-    cask_error_t local;
-    if (!err)
-        err = &local;
-    cask_error_clear(err);
+    cask_compute_info_t *info = f->info;
+    cask_value_t *results = f->results;
+    const cask__hooks_t *hooks = f->hooks;
+    cask_run_t *r = &f->r;
     if (info)
         memset(info, 0, sizeof *info);
     if (!results && !(hooks && hooks->release))
@@ -319,148 +325,236 @@ static int compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         results[i] = cask_none();
     if (!opts)
         opts = &defaults;
+    f->n = n;
 
     cask__backend_t b;
-    cask_run_t r;
-    memset(&r, 0, sizeof r);
-    int rc = cask__resolve(opts, &b, &r.workers, err);
+    int rc = cask__resolve(opts, &b, &r->workers, err);
     if (!rc)
-        rc = memory_limit(opts, &r.budget, err);
+        rc = memory_limit(opts, &r->budget, err);
     const char *cdir = NULL;
     if (!rc)
         rc = cache_dir(opts, &b, &cdir, err);
-    if (!rc && r.budget && !b.budget)
+    if (!rc && r->budget && !b.budget)
         rc = cask__err(err, CASK_EINVAL, NULL, NULL,
                        "scheduler '%s' does not keep a memory budget (the built-in ones "
                        "do)", b.s.name);
     if (!rc && b.s.run == cask__backend_threads.s.run) { /* on a pool */
-        if (!(r.pool = opts->pool))
-            rc = cask__pool_default(r.workers, &r.pool, err);
-        r.workers = cask_pool_workers(r.pool) + cask__pool_helper();
+        if (!(r->pool = opts->pool))
+            rc = cask__pool_default(r->workers, &r->pool, err);
+        /* a compute waited for on a thread of a pool is served by it too */
+        if (!rc)
+            r->workers = cask_pool_workers(r->pool) + (!f->done && cask__pool_helper());
     }
     if (rc)
         return rc;
-    const cask_scheduler_t s = b.s;
+    f->s = b.s;
     if (info) {
-        info->workers = r.workers;
-        snprintf(info->scheduler, sizeof info->scheduler, "%s", s.name);
+        info->workers = r->workers;
+        snprintf(info->scheduler, sizeof info->scheduler, "%s", b.s.name);
     }
     cask__clock_init();
-    uint64_t t0 = cask_now_ns();
-    r.tick0 = cask__tick();
-    if ((rc = cask__plan_build(g, outs, n, 1, &r.p, err)))
+    f->t0 = cask_now_ns();
+    r->tick0 = cask__tick();
+    if ((rc = cask__plan_build(g, outs, n, 1, &r->p, err)))
         return rc;
-    cask_graph_t *cut = NULL; /* the graph cut at results found in the cache */
-    if (cdir && (rc = cask__cache_plan(&r, cdir, opts->flags, opts->cache_min_s, &cut, err)))
-        goto out;
-    r.g = cut ? cut : g;
-    if (cask__plan_order(&r.p, NULL, r.workers)) {
-        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to order %u tasks", r.p.n);
-        goto out;
+    if (cdir && (rc = cask__cache_plan(r, cdir, opts->flags, opts->cache_min_s, &f->cut, err)))
+        goto fail;
+    r->g = f->cut ? f->cut : g;
+    if (cask__plan_order(&r->p, NULL, r->workers)) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to order %u tasks", r->p.n);
+        goto fail;
     }
-    if (r.budget && (rc = cask__run_budget_check(&r, !results, err)))
-        goto out;
-    r.flags = opts->flags;
-    r.cb = opts->callbacks;
-    r.retries = opts->retries == 0 ? 1 : opts->retries < 0 ? 0 : opts->retries;
-    size_t m = r.p.n ? r.p.n : 1;
-    r.val = cask__big_calloc(m, sizeof *r.val);
-    r.pending = cask__big_malloc(m * sizeof *r.pending);
-    r.uses = cask__big_malloc(m * sizeof *r.uses);
+    if (r->budget && (rc = cask__run_budget_check(r, !results, err)))
+        goto fail;
+    r->flags = opts->flags;
+    r->cb = opts->callbacks;
+    r->retries = opts->retries == 0 ? 1 : opts->retries < 0 ? 0 : opts->retries;
+    size_t m = r->p.n ? r->p.n : 1;
+    r->val = cask__big_calloc(m, sizeof *r->val);
+    r->pending = cask__big_malloc(m * sizeof *r->pending);
+    r->uses = cask__big_malloc(m * sizeof *r->uses);
     int trace = (opts->flags & CASK_TRACE) != 0;
-    if (!r.val || !r.pending || !r.uses ||
-        (trace && (!(r.t_worker = cask__big_malloc(m * sizeof *r.t_worker)) ||
-                   !(r.t_start = cask__big_malloc(m * sizeof *r.t_start)) || /* set by every run */
-                   !(r.t_end = cask__big_malloc(m * sizeof *r.t_end)) ||
-                   !(r.t_bytes = cask__big_malloc(m * sizeof *r.t_bytes)) ||
-                   !(r.t_order = cask__big_malloc((m + (size_t)r.workers * CASK__T_BLOCK) *
-                                              sizeof *r.t_order)) ||
-                   !(r.t_slots_mem = cask__calloc((size_t)r.workers + 1, sizeof *r.t_slots))))) {
-        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);
-        goto out;
+    if (!r->val || !r->pending || !r->uses ||
+        (trace && (!(r->t_worker = cask__big_malloc(m * sizeof *r->t_worker)) ||
+                   !(r->t_start = cask__big_malloc(m * sizeof *r->t_start)) || /* set by every run */
+                   !(r->t_end = cask__big_malloc(m * sizeof *r->t_end)) ||
+                   !(r->t_bytes = cask__big_malloc(m * sizeof *r->t_bytes)) ||
+                   !(r->t_order = cask__big_malloc((m + (size_t)r->workers * CASK__T_BLOCK) *
+                                                   sizeof *r->t_order)) ||
+                   !(r->t_slots_mem = cask__calloc((size_t)r->workers + 1, sizeof *r->t_slots))))) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r->p.n);
+        goto fail;
     }
     if (hooks && hooks->deliver) {
-        if (!(r.out_first = cask__malloc(m * sizeof *r.out_first)) ||
-            !(r.out_next = cask__malloc((n ? n : 1) * sizeof *r.out_next)) ||
-            !(r.delivered = cask__calloc(n ? n : 1, 1))) {
-            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r.p.n);
-            goto out;
+        if (!(r->out_first = cask__malloc(m * sizeof *r->out_first)) ||
+            !(r->out_next = cask__malloc((n ? n : 1) * sizeof *r->out_next)) ||
+            !(r->delivered = cask__calloc(n ? n : 1, 1))) {
+            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to run %u tasks", r->p.n);
+            goto fail;
         }
-        memset(r.out_first, 0xff, m * sizeof *r.out_first);
+        memset(r->out_first, 0xff, m * sizeof *r->out_first);
         for (size_t i = n; i-- > 0;) {
-            r.out_next[i] = r.out_first[r.p.out[i]];
-            r.out_first[r.p.out[i]] = (uint32_t)i;
+            r->out_next[i] = r->out_first[r->p.out[i]];
+            r->out_first[r->p.out[i]] = (uint32_t)i;
         }
-        r.hooks = hooks;
+        r->hooks = hooks;
     }
     if (trace) {
-        r.t_cap = m + (size_t)r.workers * CASK__T_BLOCK;
-        memset(r.t_order, 0xff, r.t_cap * sizeof *r.t_order);
-        r.t_slots = (struct cask__slots *)(((uintptr_t)r.t_slots_mem + 63) & ~(uintptr_t)63);
+        r->t_cap = m + (size_t)r->workers * CASK__T_BLOCK;
+        memset(r->t_order, 0xff, r->t_cap * sizeof *r->t_order);
+        r->t_slots = (struct cask__slots *)(((uintptr_t)r->t_slots_mem + 63) & ~(uintptr_t)63);
     }
-    for (uint32_t i = 0; i < r.p.n; i++) {
-        atomic_init(&r.pending[i], r.p.npred[i]);
-        atomic_init(&r.uses[i], r.p.nuse[i]);
+    for (uint32_t i = 0; i < r->p.n; i++) {
+        atomic_init(&r->pending[i], r->p.npred[i]);
+        atomic_init(&r->uses[i], r->p.nuse[i]);
         if (trace)
-            r.t_worker[i] = -1;
+            r->t_worker[i] = -1;
     }
-    r.t0 = t0;
-    if (r.cb && r.cb->start)
-        r.cb->start(r.cb->udata, r.p.n);
-
-    cask_error_t serr;
-    cask_error_clear(&serr);
-    cask__progress_t prog;
-    cask__progress_start(&prog, &r, opts->flags);
+    r->t0 = f->t0;
+    if (r->cb && r->cb->start)
+        r->cb->start(r->cb->udata, r->p.n);
+    cask__progress_start(&f->prog, r, opts->flags);
     if (hooks && hooks->running)
-        hooks->running(hooks->ctx, &r);
-    rc = s.run(&r, s.udata, &serr);
+        hooks->running(hooks->ctx, r);
+    f->begun = true;
+    return 0;
+fail:
+    run_destroy(r);
+    cask_graph_decref(f->cut);
+    f->cut = NULL;
+    return rc;
+}
+
+/* Everything after running, with rc and serr what the scheduler returned:
+** the running hook and the bar stop, the run's error or its outputs, info,
+** the finish callback; then the run is freed. Returns the compute's status. */
+static int conclude(flight_t *f, int rc, const cask_error_t *serr, cask_error_t *err)
+{
+    cask_run_t *r = &f->r;
+    const cask__hooks_t *hooks = f->hooks;
+    cask_compute_info_t *info = f->info;
+    size_t n = f->n;
     if (hooks && hooks->running)
         hooks->running(hooks->ctx, NULL);
-    cask__progress_stop(&prog);
+    cask__progress_stop(&f->prog);
     if (rc) {
-        *err = serr;
+        *err = *serr;
         if (!err->code)
-            cask__err(err, rc, NULL, NULL, "scheduler '%s' failed: %s", s.name, cask_strerror(rc));
-    } else if (atomic_load(&r.err_taken)) {
-        *err = r.err;
+            cask__err(err, rc, NULL, NULL, "scheduler '%s' failed: %s", f->s.name,
+                      cask_strerror(rc));
+    } else if (atomic_load(&r->err_taken)) {
+        *err = r->err;
         rc = err->code;
-    } else if (atomic_load(&r.done) != r.p.n) {
+    } else if (atomic_load(&r->done) != r->p.n) {
         rc = cask__err(err, CASK_EINVAL, NULL, NULL,
-                       "scheduler '%s' returned with %zu of %u tasks done", s.name,
-                       (size_t)atomic_load(&r.done), r.p.n);
+                       "scheduler '%s' returned with %zu of %u tasks done", f->s.name,
+                       (size_t)atomic_load(&r->done), r->p.n);
     }
     /* Any output not handed over yet (a scheduler that never had it at hand
     ** while running; on "mpi", the outputs gathered on this rank, if it is
     ** rank 0 or CASK_ALL_RANKS was asked for) goes now. The run frees it
     ** when it goes. */
-    if (!rc && r.delivered && (strcmp(s.name, "mpi") || r.outputs_here)) {
+    if (!rc && r->delivered && (strcmp(f->s.name, "mpi") || r->outputs_here)) {
         for (size_t i = 0; i < n && !rc; i++)
-            if (!r.delivered[i] && (rc = cask__run_deliver(&r, r.p.out[i], false)))
-                *err = r.err;
+            if (!r->delivered[i] && (rc = cask__run_deliver(r, r->p.out[i], false)))
+                *err = r->err;
     }
+    cask_value_t *results = f->results;
     if (!rc && results) {
         for (size_t i = 0; i < n; i++) {
-            results[i] = r.val[r.p.out[i]];
+            results[i] = r->val[r->p.out[i]];
             cask_value_incref(&results[i]);
         }
     }
     if (info) {
-        info->tasks = r.p.n;
-        info->wall_s = (double)(cask_now_ns() - t0) * 1e-9;
-        info->peak_bytes = atomic_load(&r.peak);
-        info->memory_limit = r.budget;
-        info->cached = r.cached;
-        if (!rc && trace && !(info->trace = cask__trace_build(&r))) {
-            for (size_t i = 0; i < n; i++)
+        info->tasks = r->p.n;
+        info->wall_s = (double)(cask_now_ns() - f->t0) * 1e-9;
+        info->peak_bytes = atomic_load(&r->peak);
+        info->memory_limit = r->budget;
+        info->cached = r->cached;
+        if (!rc && (r->flags & CASK_TRACE) && !(info->trace = cask__trace_build(r))) {
+            for (size_t i = 0; results && i < n; i++)
                 cask_value_decref(&results[i]);
             rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the trace");
         }
     }
-    if (r.cb && r.cb->finish)
-        r.cb->finish(r.cb->udata, rc);
-out:
-    run_destroy(&r);
-    cask_graph_decref(cut);
+    if (r->cb && r->cb->finish)
+        r->cb->finish(r->cb->udata, rc);
+    run_destroy(r);
+    cask_graph_decref(f->cut);
+    f->cut = NULL;
     return rc;
+}
+
+static void trim_if_last(void)
+{
+    if (atomic_fetch_sub(&running, 1) == 1)
+        cask__big_trim((size_t)64 << 20);
+}
+
+int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                  const cask_compute_opts_t *opts, cask_value_t *results,
+                  cask_compute_info_t *info, cask_error_t *err, const cask__hooks_t *hooks)
+{
+    cask_error_t local;
+    if (!err)
+        err = &local;
+    cask_error_clear(err);
+    atomic_fetch_add(&running, 1);
+    flight_t f;
+    memset(&f, 0, sizeof f);
+    f.results = results;
+    f.info = info;
+    f.hooks = hooks;
+    int rc = begin(&f, g, outs, n, opts, err);
+    if (!rc) {
+        cask_error_t serr;
+        cask_error_clear(&serr);
+        rc = conclude(&f, f.s.run(&f.r, f.s.udata, &serr), &serr, err);
+    }
+    trim_if_last();
+    return rc;
+}
+
+/* The pool ended an async run: finish it and tell the caller. */
+static void async_ended(void *ctx, int rc, const cask_error_t *serr)
+{
+    flight_t *f = ctx;
+    rc = conclude(f, rc, serr, &f->aerr);
+    f->done(f->ctx, rc, &f->aerr, &f->ainfo);
+    cask__free(f);
+    trim_if_last();
+}
+
+int cask__compute_async(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                        const cask_compute_opts_t *opts, cask_value_t *results,
+                        const cask__hooks_t *hooks, cask__async_done done, void *ctx,
+                        cask_error_t *err)
+{
+    flight_t *f = cask__calloc(1, sizeof *f);
+    if (!f)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a compute");
+    atomic_fetch_add(&running, 1);
+    f->results = results;
+    f->info = &f->ainfo;
+    f->hooks = hooks;
+    f->done = done;
+    f->ctx = ctx;
+    int rc = begin(f, g, outs, n, opts, &f->aerr);
+    if (!rc && f->s.run != cask__backend_threads.s.run) {
+        cask_error_t serr;
+        async_ended(f, cask__err(&serr, CASK_EINVAL, NULL, NULL, "scheduler '%s' has no "
+                                 "pool", f->s.name), &serr);
+        return 0;
+    }
+    if (!rc && !(rc = cask__pool_start(&f->r, async_ended, f, &f->aerr)))
+        return 0;
+    if (f->begun) { /* started, then refused: end it as a failed compute */
+        async_ended(f, rc, &f->aerr);
+        return 0;
+    }
+    done(ctx, rc, &f->aerr, &f->ainfo);
+    cask__free(f);
+    trim_if_last();
+    return 0;
 }

@@ -44,6 +44,8 @@ struct job {
     int                 rc;       /* its status */
     cask_error_t        err;      /* and error */
     cask_compute_info_t info;     /* and what it reported */
+    cask__hooks_t       hooks;    /* what the compute tells the job */
+    cask_value_t       *res;      /* on a pool: the results, until the end */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -115,29 +117,25 @@ static int on_deliver(void *ctx, size_t i, const cask_value_t *v)
     return 0;
 }
 
-static void *job_main(void *arg)
+/* The compute has ended with rc (and err, info): settle every future. res
+** holds the results (or NONE), taken from here. */
+static void job_end(job_t *j, int rc, const cask_error_t *err, cask_value_t *res,
+                    const cask_compute_info_t *info)
 {
-    job_t *j = arg;
-    cask__hooks_t h = { .ctx = j, .running = on_running, .deliver = on_deliver };
-    cask_value_t *res = cask__calloc(j->n ? j->n : 1, sizeof *res);
-    cask_error_t err;
-    cask_compute_info_t info;
     size_t n = j->n; /* j may be gone once this thread lets go of it */
-    int rc = res ? cask__compute(j->g, j->outs, j->n, &j->opts, res, &info, &err, &h)
-                 : cask__err(&err, CASK_ENOMEM, NULL, NULL, "no memory for the results");
     if (j->pool)
         cask__pool_drop(j->pool); /* the last touch: the pool may go now */
     pthread_mutex_lock(&lock);
     j->finished = true;
     j->rc = rc;
-    j->err = err;
-    if (res)
-        j->info = info;
+    j->err = *err;
+    if (info)
+        j->info = *info;
     for (size_t i = 0; i < j->n; i++) {
         struct cask_future *f = &j->fut[i];
         if (!f->done) {
             f->done = true;
-            if (!rc) { /* not delivered (no memory then): take the result */
+            if (!rc && res) { /* not delivered (no memory then): take the result */
                 f->val = res[i];
                 f->has_val = true;
                 res[i] = cask_none();
@@ -150,10 +148,30 @@ static void *job_main(void *arg)
     pthread_mutex_unlock(&lock);
     for (size_t i = 0; res && i < n; i++)
         cask_value_decref(&res[i]);
-    cask__free(res);
     if (last)
         job_free(j);
+}
+
+static void *job_main(void *arg)
+{
+    job_t *j = arg;
+    cask_value_t *res = cask__calloc(j->n ? j->n : 1, sizeof *res);
+    cask_error_t err;
+    cask_compute_info_t info;
+    int rc = res ? cask__compute(j->g, j->outs, j->n, &j->opts, res, &info, &err, &j->hooks)
+                 : cask__err(&err, CASK_ENOMEM, NULL, NULL, "no memory for the results");
+    job_end(j, rc, &err, res, res ? &info : NULL);
+    cask__free(res);
     return NULL;
+}
+
+/* A compute on a pool has ended (cask__compute_async). */
+static void job_done(void *ctx, int rc, const cask_error_t *err, cask_compute_info_t *info)
+{
+    job_t *j = ctx;
+    cask_value_t *res = j->res;
+    job_end(j, rc, err, res, info);
+    cask__free(res);
 }
 
 int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
@@ -216,6 +234,19 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     j->wanting = n;
     cask_graph_incref(g);
     j->g = (cask_graph_t *)g;
+    j->hooks = (cask__hooks_t){ .ctx = j, .running = on_running, .deliver = on_deliver };
+    if (j->pool) { /* planned here, run by the pool's workers: no thread of its own */
+        if (!(j->res = cask__calloc(n ? n : 1, sizeof *j->res))) {
+            cask__pool_drop(j->pool);
+            job_free(j);
+            return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to submit %zu outputs", n);
+        }
+        for (size_t i = 0; i < n; i++)
+            futs[i] = &j->fut[i];
+        cask__compute_async(j->g, j->outs, n, &j->opts, j->res, &j->hooks, job_done, j, err);
+        cask_error_clear(err); /* any failure went to the futures */
+        return 0;
+    }
     pthread_t th;
     pthread_attr_t a;
     pthread_attr_init(&a);

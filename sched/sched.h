@@ -139,6 +139,22 @@ typedef struct cask__progress {
 void cask__progress_start(cask__progress_t *p, cask_run_t *r, unsigned flags);
 void cask__progress_stop(cask__progress_t *p);
 
+/* What cask__compute_async tells its caller once the compute has ended:
+** its status, error and info (borrowed for the call; info->trace is the
+** callee's to keep or free). */
+typedef void (*cask__async_done)(void *ctx, int rc, const cask_error_t *err,
+                                 cask_compute_info_t *info);
+/* cask__compute without waiting, for "threads": the compute is planned on
+** the calling thread and started on its pool; done(ctx, ...) is called
+** once when it has ended, by a worker of the pool, or here, before this
+** returns, when it cannot start (done then gets the error). results (n
+** entries, or NULL with hooks that release) must live until then.
+** Returns 0. */
+int cask__compute_async(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                        const cask_compute_opts_t *opts, cask_value_t *results,
+                        const cask__hooks_t *hooks, cask__async_done done, void *ctx,
+                        cask_error_t *err);
+
 /* cask_compute with hooks (NULL: none). */
 int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                   const cask_compute_opts_t *opts, cask_value_t *results,
@@ -239,6 +255,13 @@ typedef struct cask__backend {
 ** thread of a pool (cask__pool_helper()) serves r meanwhile as worker
 ** number cask_pool_workers(r->pool), which r->workers then counts. */
 int cask__pool_run(cask_run_t *r, cask_error_t *err);
+/* Start r on r->pool without waiting: once it has ended, a worker of the
+** pool calls ended(ctx, rc, serr) (rc 0, or the pool's own failure in
+** serr), outside every lock of the pool; r->... is the caller's again from
+** then on. Returns 0 (ended may have been called already, for an empty
+** run), or a failure to start, with ended never called. */
+typedef void (*cask__pool_ended)(void *ctx, int rc, const cask_error_t *serr);
+int cask__pool_start(cask_run_t *r, cask__pool_ended ended, void *ctx, cask_error_t *err);
 /* The process's default pool of that many workers, made on first use. */
 int cask__pool_default(int workers, cask_pool_t **out, cask_error_t *err);
 /* 0 when a compute with opts may run on P, else CASK_EINVAL. */

@@ -95,6 +95,8 @@ struct prun {
     pthread_cond_t  fin;       /* ended */
     worker_t       *ws;        /* a state per worker, and one for a helper */
     void           *ws_mem;    /* (aligned within this) */
+    cask__pool_ended ended_cb; /* cask__pool_start: called once it has ended, */
+    void           *ctx;       /* by a worker of the pool */
 };
 
 struct cask_pool {
@@ -107,6 +109,8 @@ struct cask_pool {
     pthread_cond_t  wake;      /* work appeared, or closing (helpers too: a run ended) */
     pthread_cond_t  empty;     /* the last run left */
     prun_t         *runs;      /* in flight */
+    prun_t         *finished;  /* ended runs of cask__pool_start, for a worker to
+                                  hand back (linked by next) */
     atomic_int      nruns;
     atomic_uint     epoch;     /* bumped whenever work appears: no wake-up is lost */
     atomic_int      sleeping;  /* threads waiting on wake */
@@ -115,7 +119,9 @@ struct cask_pool {
     bool            closing;
 };
 
-/* The pool this thread works for, and its worker number there. */
+static void hand_back(prun_t *p);
+
+/* The pool this thread works for. */
 static _Thread_local cask_pool_t *my_pool;
 
 static double now_s(void)
@@ -190,10 +196,16 @@ static void maybe_end(cask_pool_t *P, prun_t *p)
         p->next->prev = p->prev;
     atomic_fetch_sub(&P->nruns, 1);
     p->ended = true;
+    if (p->ended_cb) { /* a worker hands it back, outside every lock */
+        p->next = P->finished;
+        P->finished = p;
+        pthread_cond_broadcast(&P->wake);
+        return;
+    }
     pthread_cond_broadcast(&p->fin);
     if (P->helpers)
         pthread_cond_broadcast(&P->wake);
-    if (!P->runs && !P->holds)
+    if (!P->runs && !P->holds && !P->finished)
         pthread_cond_broadcast(&P->empty);
 }
 
@@ -207,7 +219,7 @@ void cask__pool_hold(cask_pool_t *P)
 void cask__pool_drop(cask_pool_t *P)
 {
     pthread_mutex_lock(&P->lock);
-    if (!--P->holds && !P->runs)
+    if (!--P->holds && !P->runs && !P->finished)
         pthread_cond_broadcast(&P->empty);
     pthread_mutex_unlock(&P->lock);
 }
@@ -566,6 +578,16 @@ static void *pool_main(void *arg)
     id = P->next_id++; /* each thread takes the next number */
     my_pool = P;
     for (;;) {
+        if (P->finished) {
+            prun_t *f = P->finished;
+            P->finished = f->next;
+            pthread_mutex_unlock(&P->lock);
+            hand_back(f);
+            pthread_mutex_lock(&P->lock);
+            if (!P->runs && !P->holds && !P->finished)
+                pthread_cond_broadcast(&P->empty);
+            continue;
+        }
         unsigned e = atomic_load(&P->epoch);
         double s;
         prun_t *p = best_run(P, &s);
@@ -595,6 +617,100 @@ static void prun_destroy(prun_t *p)
     pthread_mutex_destroy(&p->lock);
 }
 
+/* Set p up to serve r: the workers' states, the sources queued. */
+static int prun_init(prun_t *p, cask_run_t *r, cask_error_t *err)
+{
+    cask_pool_t *P = r->pool;
+    p->r = r;
+    p->pool = P;
+    p->n = cask_run_size(r);
+    p->nw = P->nw;
+    atomic_init(&p->top, -1.0);
+    cask_readyq_init(&p->q, r);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->fin, NULL);
+    /* a state per worker and one for a helper, each on cache lines of its own */
+    p->ws_mem = cask__calloc((size_t)P->nw + 2, sizeof *p->ws);
+    p->ws = p->ws_mem ? (worker_t *)(((uintptr_t)p->ws_mem + 63) & ~(uintptr_t)63) : NULL;
+    if (!p->ws)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %d workers", P->nw);
+    size_t n;
+    const cask_tid_t *src = cask_run_sources(r, &n);
+    for (size_t i = 0; i < n; i++)
+        if (cask_readyq_push(&p->q, src[i]))
+            return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the ready queue");
+    publish_top(p);
+    /* Until a worker has timed tasks of its own, it takes them to cost what
+    ** the plan estimates on average: a handful of coarse tasks is dealt out
+    ** one at a time from the start, not taken in batches a worker then sits
+    ** on while another has nothing to do. */
+    cask__tickconv_t c;
+    cask__tick_rate(&c);
+    double guess = r->p.work / (double)p->n * 1e9 / c.ns_per_tick;
+    for (int i = 0; i <= P->nw; i++)
+        p->ws[i] = (worker_t){ .p = p, .id = i, .mean = guess };
+    return 0;
+}
+
+/* Put p on its pool's list and wake workers for its sources. */
+static int prun_list(prun_t *p, cask_error_t *err)
+{
+    cask_pool_t *P = p->pool;
+    pthread_mutex_lock(&P->lock);
+    if (P->closing) {
+        pthread_mutex_unlock(&P->lock);
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "the pool is being freed");
+    }
+    p->born = now_s();
+    p->next = P->runs;
+    if (P->runs)
+        P->runs->prev = p;
+    P->runs = p;
+    p->listed = true;
+    atomic_fetch_add(&P->nruns, 1);
+    maybe_end(P, p); /* stopped before it was listed: nobody would come */
+    size_t queued = cask_readyq_size(&p->q);
+    pthread_mutex_unlock(&P->lock);
+    pool_notify(P, queued);
+    return 0;
+}
+
+/* An ended run of cask__pool_start, off every list: free it and say so. */
+static void hand_back(prun_t *p)
+{
+    cask_error_t serr;
+    cask_error_clear(&serr);
+    int rc = atomic_load(&p->nomem)
+                 ? cask__err(&serr, CASK_ENOMEM, NULL, NULL, "no memory for the ready queue")
+                 : 0;
+    cask__pool_ended cb = p->ended_cb;
+    void *ctx = p->ctx;
+    prun_destroy(p);
+    cask__free(p);
+    cb(ctx, rc, &serr);
+}
+
+int cask__pool_start(cask_run_t *r, cask__pool_ended ended, void *ctx, cask_error_t *err)
+{
+    if (!cask_run_size(r)) {
+        cask_error_t serr;
+        cask_error_clear(&serr);
+        ended(ctx, 0, &serr);
+        return 0;
+    }
+    prun_t *p = cask__calloc(1, sizeof *p);
+    if (!p)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a run");
+    p->ended_cb = ended;
+    p->ctx = ctx;
+    int rc = prun_init(p, r, err);
+    if (!rc && !(rc = prun_list(p, err)))
+        return 0;
+    prun_destroy(p);
+    cask__free(p);
+    return rc;
+}
+
 int cask__pool_run(cask_run_t *r, cask_error_t *err)
 {
     cask_pool_t *P = r->pool;
@@ -602,55 +718,12 @@ int cask__pool_run(cask_run_t *r, cask_error_t *err)
         return 0;
     prun_t p;
     memset(&p, 0, sizeof p);
-    p.r = r;
-    p.pool = P;
-    p.n = cask_run_size(r);
-    p.nw = P->nw;
-    atomic_init(&p.top, -1.0);
-    cask_readyq_init(&p.q, r);
-    pthread_mutex_init(&p.lock, NULL);
-    pthread_cond_init(&p.fin, NULL);
-    /* a state per worker and one for a helper, each on cache lines of its own */
-    p.ws_mem = cask__calloc((size_t)P->nw + 2, sizeof *p.ws);
-    p.ws = p.ws_mem ? (worker_t *)(((uintptr_t)p.ws_mem + 63) & ~(uintptr_t)63) : NULL;
-    int rc = 0;
-    if (!p.ws) {
-        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %d workers", P->nw);
+    int rc = prun_init(&p, r, err);
+    if (!rc)
+        rc = prun_list(&p, err);
+    if (rc)
         goto out;
-    }
-    size_t n;
-    const cask_tid_t *src = cask_run_sources(r, &n);
-    for (size_t i = 0; i < n; i++)
-        if (cask_readyq_push(&p.q, src[i])) {
-            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the ready queue");
-            goto out;
-        }
-    publish_top(&p);
-    /* Until a worker has timed tasks of its own, it takes them to cost what
-    ** the plan estimates on average: a handful of coarse tasks is dealt out
-    ** one at a time from the start, not taken in batches a worker then sits
-    ** on while another has nothing to do. */
-    cask__tickconv_t c;
-    cask__tick_rate(&c);
-    double guess = r->p.work / (double)p.n * 1e9 / c.ns_per_tick;
-    for (int i = 0; i <= P->nw; i++)
-        p.ws[i] = (worker_t){ .p = &p, .id = i, .mean = guess };
     bool helper = my_pool && r->workers > P->nw; /* compute() gave the caller a place */
-    pthread_mutex_lock(&P->lock);
-    if (P->closing) {
-        pthread_mutex_unlock(&P->lock);
-        rc = cask__err(err, CASK_EINVAL, NULL, NULL, "the pool is being freed");
-        goto out;
-    }
-    p.born = now_s();
-    p.next = P->runs;
-    if (P->runs)
-        P->runs->prev = &p;
-    P->runs = &p;
-    p.listed = true;
-    atomic_fetch_add(&P->nruns, 1);
-    pthread_mutex_unlock(&P->lock);
-    pool_notify(P, n);
     pthread_mutex_lock(&P->lock);
     while (!p.ended) {
         unsigned e = atomic_load(&P->epoch);
@@ -659,8 +732,6 @@ int cask__pool_run(cask_run_t *r, cask_error_t *err)
             pthread_mutex_unlock(&P->lock);
             serve_attached(&p, &p.ws[P->nw]);
             pthread_mutex_lock(&P->lock);
-        } else if (maybe_end(P, &p), p.ended) { /* stopped before anyone came */
-            break;
         } else if (helper) {
             pool_sleep(P, e, true);
         } else {
@@ -770,7 +841,7 @@ void cask_pool_free(cask_pool_t *pool)
     if (pool->pid != getpid())
         return; /* its threads are in the parent: nothing here to stop */
     pthread_mutex_lock(&pool->lock);
-    while (pool->runs || pool->holds)
+    while (pool->runs || pool->holds || pool->finished)
         pthread_cond_wait(&pool->empty, &pool->lock);
     pthread_mutex_unlock(&pool->lock);
     pool_close(pool);
@@ -795,7 +866,7 @@ static void defaults_free(void)
             dflt_t *d = defaults;
             defaults = d->next;
             pthread_mutex_lock(&d->pool->lock);
-            bool idle = !d->pool->runs && !d->pool->holds;
+            bool idle = !d->pool->runs && !d->pool->holds && !d->pool->finished;
             pthread_mutex_unlock(&d->pool->lock);
             if (idle)
                 pool_close(d->pool);

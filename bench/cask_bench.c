@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -424,6 +425,13 @@ static int k_nap(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t
     return 0;
 }
 
+static void *nap_500(void *arg)
+{
+    for (int i = 0; i < 500; i++)
+        k_nap(arg, 1, &(cask_value_t){ 0 }, NULL);
+    return NULL;
+}
+
 static void run_pool(void)
 {
     enum { SUBMITS = 2000, WORKERS = 4, LAT = 2000 };
@@ -454,6 +462,16 @@ static void run_pool(void)
         cask_future_free(f[i]);
     printf("submit.pool.threads.cask.over_ideal %.3f\n", wall / (SUBMITS * 1e-3 / WORKERS));
     printf("submit.pool.threads.cask.most_at_once %d\n", atomic_load(&naps_most));
+    /* the machine's own: WORKERS plain threads napping SUBMITS / WORKERS times each */
+    pthread_t th[WORKERS];
+    cask_value_t ms = cask_double(1e-3);
+    t0 = cask_now_ns();
+    for (int i = 0; i < WORKERS; i++)
+        pthread_create(&th[i], NULL, nap_500, &ms);
+    for (int i = 0; i < WORKERS; i++)
+        pthread_join(th[i], NULL);
+    printf("submit.pool.limit.over_ideal %.3f\n",
+           (double)(cask_now_ns() - t0) * 1e-9 / (SUBMITS * 1e-3 / WORKERS));
 
     /* latency: one trivial task (cask.add of two literals) on a warm pool */
     cask_graph_t *g1 = cask_graph_new(&err);

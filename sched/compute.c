@@ -343,7 +343,7 @@ static int begin(flight_t *f, const cask_graph_t *g, const cask_task_t *outs, si
             rc = cask__pool_default(r->workers, &r->pool, err);
         /* a compute waited for on a thread of a pool is served by it too */
         if (!rc)
-            r->workers = cask_pool_workers(r->pool) + (!f->done && cask__pool_helper());
+            r->workers = cask_pool_workers(r->pool) + (!f->done && cask__pool_helper(r->pool));
     }
     if (rc)
         return rc;

@@ -103,26 +103,33 @@ struct cask_pool {
     int             nw;        /* workers */
     pthread_t      *tid;
     int             started;   /* threads started */
-    int             next_id;   /* the number the next thread to start takes */
     pid_t           pid;       /* the process that made it */
+    atomic_int      nruns;     /* runs in flight: read by every task, written rarely */
+    char            pad1[64];  /* (cache lines apart from what changes often) */
     pthread_mutex_t lock;      /* guards runs, helpers, closing, each run's attached .. fin */
     pthread_cond_t  wake;      /* work appeared, or closing (helpers too: a run ended) */
     pthread_cond_t  empty;     /* the last run left */
     prun_t         *runs;      /* in flight */
     prun_t         *finished;  /* ended runs of cask__pool_start, for a worker to
                                   hand back (linked by next) */
-    atomic_int      nruns;
-    atomic_uint     epoch;     /* bumped whenever work appears: no wake-up is lost */
+    char            pad2[64];
     atomic_int      sleeping;  /* threads waiting on wake */
-    int             helpers;   /* of them, callers serving their own run */
+    atomic_int      helpers;   /* of them, callers serving their own run (changed
+                                  under lock, read unlocked as a hint) */
     int             holds;     /* submits on it not yet ended (cask__pool_hold) */
+    int            *slots;     /* worker numbers free to serve with, nfree of them: */
+    atomic_int      nfree;     /* a thread serves a run only with one, so no more than
+                                  nw tasks of the pool run at once (changed under lock,
+                                  read unlocked as a hint) */
     bool            closing;
+    char            pad3[64];
 };
 
 static void hand_back(prun_t *p);
 
-/* The pool this thread works for. */
+/* The pool whose run this thread serves now (NULL: none), with its slot. */
 static _Thread_local cask_pool_t *my_pool;
+static _Thread_local int my_slot;
 
 static double now_s(void)
 {
@@ -135,17 +142,23 @@ static inline double prio_of(const cask_run_t *r, cask_tid_t t)
     return (double)(r->p.n - r->p.pos[t]);
 }
 
-/* Wake the pool's sleepers for `queued` new tasks: one per task, every
-** sleeper when callers wait there too. The epoch is bumped first, so a
-** thread about to sleep sees it and looks again. */
+/* Wake the pool's sleepers for `queued` new tasks, published before the
+** call: one per task and free slot (a thread without a slot would only
+** sleep again), every sleeper when callers wait there too. No wake-up is
+** lost: a thread about to sleep counts itself in sleeping, then looks for
+** work once more (pool_sleep), and this reads sleeping after the work is
+** published, with a full fence on either side between the two. A slot
+** freed meanwhile wakes a sleeper itself if there is work (detach). */
 static void pool_notify(cask_pool_t *P, size_t queued)
 {
-    atomic_fetch_add(&P->epoch, 1);
-    int s = atomic_load(&P->sleeping);
-    if (!s || !queued)
+    atomic_thread_fence(memory_order_seq_cst);
+    int s = atomic_load(&P->sleeping), f = atomic_load(&P->nfree);
+    if (!atomic_load(&P->helpers) && f < s) /* helpers need no free slot */
+        s = f;
+    if (s <= 0 || !queued)
         return;
     pthread_mutex_lock(&P->lock);
-    if (P->helpers)
+    if (atomic_load(&P->helpers))
         pthread_cond_broadcast(&P->wake);
     else
         for (int i = 0; i < s && (size_t)i < queued; i++)
@@ -517,9 +530,9 @@ static void serve_budget(prun_t *p, worker_t *w)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* w leaves p: what it holds goes back to the queue; the run ends if it is
-** done and nobody else serves it. */
-static void detach(prun_t *p, worker_t *w)
+/* w leaves p: what it holds goes back to the queue, its slot to the pool
+** (if it took one); the run ends if it is done and nobody else serves it. */
+static void detach(prun_t *p, worker_t *w, bool slot)
 {
     cask_run_t *r = p->r;
     if (!r->budget) {
@@ -545,38 +558,62 @@ static void detach(prun_t *p, worker_t *w)
     pthread_mutex_lock(&P->lock);
     p->attached--;
     maybe_end(P, p);
+    if (slot) {
+        double best;
+        P->slots[atomic_fetch_add(&P->nfree, 1)] = w->id; /* then a full barrier */
+        if (atomic_load(&P->sleeping) && best_run(P, &best)) /* a slot for waiting work */
+            pthread_cond_signal(&P->wake);
+    }
     pthread_mutex_unlock(&P->lock);
 }
 
-/* Serve p as w: w is counted in p->attached (pool lock taken for it). */
-static void serve_attached(prun_t *p, worker_t *w)
+/* Serve p as w (slot: w->id was taken from the pool's free slots, and goes
+** back after); w is counted in p->attached (pool lock taken for it). While
+** it serves, a compute its tasks start is served by this thread too. */
+static void serve_attached(prun_t *p, worker_t *w, bool slot)
 {
+    cask_pool_t *was_pool = my_pool;
+    int was_slot = my_slot;
+    my_pool = p->pool;
+    my_slot = w->id;
     if (p->r->budget)
         serve_budget(p, w);
     else
         serve(p, w);
-    detach(p, w);
+    my_pool = was_pool;
+    my_slot = was_slot;
+    detach(p, w, slot);
 }
 
-/* Sleep on the pool's wake until work may have appeared since epoch e;
-** pool lock held. */
-static void pool_sleep(cask_pool_t *P, unsigned e, bool helper)
+/* Take a free slot for serving p and count the server in; pool lock held,
+** P->nfree > 0. Returns the slot. */
+static int take_slot(cask_pool_t *P, prun_t *p)
 {
-    P->helpers += helper;
+    p->attached++;
+    return P->slots[atomic_fetch_sub(&P->nfree, 1) - 1];
+}
+
+/* Sleep on the pool's wake, pool lock held, unless (once counted among
+** the sleepers: see pool_notify) there is work after all: for a worker,
+** a run with ready tasks and a free slot; for a caller serving its own
+** run (own not NULL), ready tasks there. */
+static void pool_sleep(cask_pool_t *P, prun_t *own)
+{
+    atomic_fetch_add(&P->helpers, own != NULL);
     atomic_fetch_add(&P->sleeping, 1);
-    if (atomic_load(&P->epoch) == e)
+    atomic_thread_fence(memory_order_seq_cst);
+    double best;
+    bool work = own ? has_work(own) : atomic_load(&P->nfree) && best_run(P, &best);
+    if (!work)
         pthread_cond_wait(&P->wake, &P->lock);
     atomic_fetch_sub(&P->sleeping, 1);
-    P->helpers -= helper;
+    atomic_fetch_sub(&P->helpers, own != NULL);
 }
 
 static void *pool_main(void *arg)
 {
     cask_pool_t *P = arg;
-    int id;
     pthread_mutex_lock(&P->lock);
-    id = P->next_id++; /* each thread takes the next number */
-    my_pool = P;
     for (;;) {
         if (P->finished) {
             prun_t *f = P->finished;
@@ -588,19 +625,18 @@ static void *pool_main(void *arg)
                 pthread_cond_broadcast(&P->empty);
             continue;
         }
-        unsigned e = atomic_load(&P->epoch);
         double s;
-        prun_t *p = best_run(P, &s);
+        prun_t *p = P->nfree ? best_run(P, &s) : NULL;
         if (p) {
-            p->attached++;
+            int slot = take_slot(P, p);
             pthread_mutex_unlock(&P->lock);
-            serve_attached(p, &p->ws[id]);
+            serve_attached(p, &p->ws[slot], true);
             pthread_mutex_lock(&P->lock);
             continue;
         }
         if (P->closing)
             break;
-        pool_sleep(P, e, false);
+        pool_sleep(P, NULL); /* for work, or for a slot (detach signals) */
     }
     pthread_mutex_unlock(&P->lock);
     return NULL;
@@ -652,8 +688,9 @@ static int prun_init(prun_t *p, cask_run_t *r, cask_error_t *err)
     return 0;
 }
 
-/* Put p on its pool's list and wake workers for its sources. */
-static int prun_list(prun_t *p, cask_error_t *err)
+/* Put p on its pool's list and wake workers for its sources, but for
+** `mine` of them that the caller will take itself if a slot is free. */
+static int prun_list(prun_t *p, size_t mine, cask_error_t *err)
 {
     cask_pool_t *P = p->pool;
     pthread_mutex_lock(&P->lock);
@@ -670,6 +707,8 @@ static int prun_list(prun_t *p, cask_error_t *err)
     atomic_fetch_add(&P->nruns, 1);
     maybe_end(P, p); /* stopped before it was listed: nobody would come */
     size_t queued = cask_readyq_size(&p->q);
+    if (P->nfree && mine)
+        queued = queued > mine ? queued - mine : 0;
     pthread_mutex_unlock(&P->lock);
     pool_notify(P, queued);
     return 0;
@@ -704,7 +743,7 @@ int cask__pool_start(cask_run_t *r, cask__pool_ended ended, void *ctx, cask_erro
     p->ended_cb = ended;
     p->ctx = ctx;
     int rc = prun_init(p, r, err);
-    if (!rc && !(rc = prun_list(p, err)))
+    if (!rc && !(rc = prun_list(p, 0, err)))
         return 0;
     prun_destroy(p);
     cask__free(p);
@@ -720,20 +759,26 @@ int cask__pool_run(cask_run_t *r, cask_error_t *err)
     memset(&p, 0, sizeof p);
     int rc = prun_init(&p, r, err);
     if (!rc)
-        rc = prun_list(&p, err);
+        rc = prun_list(&p, 1, err);
     if (rc)
         goto out;
-    bool helper = my_pool && r->workers > P->nw; /* compute() gave the caller a place */
+    /* The caller serves its run too: at once if a slot is free (a compute
+    ** of a few small tasks then runs with no thread woken), and to the end
+    ** when it serves a run of a pool already (a task that computes): with
+    ** its own slot on this pool, with one more worker number on another. */
+    int nested = my_pool == P ? my_slot : my_pool ? P->nw : -1;
+    bool first = true;
     pthread_mutex_lock(&P->lock);
     while (!p.ended) {
-        unsigned e = atomic_load(&P->epoch);
-        if (helper && has_work(&p)) {
-            p.attached++;
+        if (has_work(&p) && (nested >= 0 || (first && P->nfree))) {
+            bool slot = nested < 0;
+            int id = slot ? take_slot(P, &p) : (p.attached++, nested);
+            first = false;
             pthread_mutex_unlock(&P->lock);
-            serve_attached(&p, &p.ws[P->nw]);
+            serve_attached(&p, &p.ws[id], slot);
             pthread_mutex_lock(&P->lock);
-        } else if (helper) {
-            pool_sleep(P, e, true);
+        } else if (nested >= 0) {
+            pool_sleep(P, &p);
         } else {
             pthread_cond_wait(&p.fin, &P->lock);
         }
@@ -769,6 +814,7 @@ static void pool_close(cask_pool_t *P)
     for (int i = 0; i < P->started; i++)
         pthread_join(P->tid[i], NULL);
     cask__free(P->tid);
+    cask__free(P->slots);
     pthread_cond_destroy(&P->wake);
     pthread_cond_destroy(&P->empty);
     pthread_mutex_destroy(&P->lock);
@@ -780,12 +826,18 @@ static int pool_make(int nw, cask_pool_t **out, cask_error_t *err)
 {
     *out = NULL;
     cask_pool_t *P = cask__calloc(1, sizeof *P);
-    if (!P || !(P->tid = cask__calloc((size_t)nw, sizeof *P->tid))) {
+    if (!P || !(P->tid = cask__calloc((size_t)nw, sizeof *P->tid)) ||
+        !(P->slots = cask__calloc((size_t)nw, sizeof *P->slots))) {
+        if (P)
+            cask__free(P->tid);
         cask__free(P);
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a pool of %d workers", nw);
     }
     P->nw = nw;
     P->pid = getpid();
+    for (int i = 0; i < nw; i++)
+        P->slots[i] = nw - 1 - i; /* slot 0 is taken first */
+    atomic_init(&P->nfree, nw);
     pthread_mutex_init(&P->lock, NULL);
     pthread_cond_init(&P->wake, NULL);
     pthread_cond_init(&P->empty, NULL);
@@ -814,14 +866,14 @@ int cask_pool_create(const cask_pool_opts_t *opts, cask_pool_t **out, cask_error
         opts = &defaults;
     cask__backend_t b;
     int nw;
-    int rc = cask__resolve(&(cask_compute_opts_t){ .scheduler = opts->scheduler,
-                                                   .workers = opts->workers },
+    const char *name = opts->scheduler && *opts->scheduler ? opts->scheduler : "threads";
+    int rc = cask__resolve(&(cask_compute_opts_t){ .scheduler = name, .workers = opts->workers },
                            &b, &nw, err);
     if (rc)
         return rc;
     if (b.s.run != threads_run)
-        return cask__err(err, CASK_EINVAL, NULL, NULL, "a pool runs on 'threads', not '%s'%s",
-                         b.s.name, opts->scheduler ? "" : " (from CASK_SCHEDULER)");
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "a pool runs on 'threads', not '%s'",
+                         b.s.name);
     return pool_make(nw, out, err);
 }
 
@@ -919,7 +971,7 @@ int cask__pool_check(const cask_pool_t *P, const cask_compute_opts_t *opts, cask
     return 0;
 }
 
-bool cask__pool_helper(void)
+bool cask__pool_helper(const cask_pool_t *P)
 {
-    return my_pool != NULL;
+    return my_pool && my_pool != P;
 }

@@ -146,7 +146,8 @@ typedef struct cask_pool cask_pool_t; /* opaque */
 
 /* Options for cask_pool_create; zero fields mean "default". */
 typedef struct cask_pool_opts {
-    const char *scheduler;  /* "threads"; NULL: $CASK_SCHEDULER, else "threads" */
+    const char *scheduler;  /* "threads" (the only one with pools for now; NULL:
+                               "threads", whatever $CASK_SCHEDULER says) */
     int         workers;    /* 0: $CASK_NUM_WORKERS, else the online cores */
 } cask_pool_opts_t;
 

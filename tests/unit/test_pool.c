@@ -212,7 +212,49 @@ static void test_submits_share_workers(void **state)
     cask_compute_opts_t dflt = { .scheduler = "threads", .workers = 2 };
     assert_int_equal(submits_at_once(&dflt, 15, &wall), 2);
     assert_true(wall >= 8 * 0.04 * 0.95);
-    /* and computes from many threads at once on the default pool of 2 */
+}
+
+typedef struct nap_job {
+    cask_pool_t *pool;
+    cask_graph_t *g;
+    cask_task_t t;
+    int rc;
+} nap_job_t;
+
+static void *compute_nap(void *arg)
+{
+    nap_job_t *j = arg;
+    cask_value_t v;
+    cask_error_t err;
+    j->rc = cask_compute(j->g, &j->t, 1, &(cask_compute_opts_t){ .pool = j->pool }, &v, NULL,
+                         &err);
+    return NULL;
+}
+
+/* Six threads computing at once on a pool of 2 (each caller runs its own
+** compute when a slot is free): still 2 tasks at a time. */
+static void test_callers_share_slots(void **state)
+{
+    (void)state;
+    cask_pool_t *p = new_pool(2);
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    nap_job_t j[6];
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++)
+        j[i] = (nap_job_t){ .pool = p, .g = g, .t = sleeper(g, 0.04, 0, 0, 0, NULL) };
+    uint64_t t0 = cask_now_ns();
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, compute_nap, &j[i]), 0);
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(j[i].rc, 0);
+    }
+    assert_true(seconds_since(t0) >= 3 * 0.04 * 0.95);
+    assert_int_equal(atomic_load(&most_running), 2);
+    assert_int_equal(atomic_load(&done_by_tag[0]), 6);
+    cask_graph_decref(g);
+    cask_pool_free(p);
 }
 
 typedef struct compute_job {
@@ -462,6 +504,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_submits_share_workers),
+        cmocka_unit_test(test_callers_share_slots),
         cmocka_unit_test(test_many_computes_in_flight),
         cmocka_unit_test(test_nested_computes),
         cmocka_unit_test(test_critical_path_first),

@@ -32,7 +32,8 @@ LD        ?= ld
 # Debian packages the build, the tests, the demo and the bench need.
 DEB_PKGS := build-essential pkg-config libjansson-dev libigraph-dev libzip-dev libcmocka-dev \
             graphviz librsvg2-bin libxml2-utils python3-numpy python3-dask libopenblas-dev clang \
-            libclang-rt-14-dev binutils libopenmpi-dev openmpi-bin libhdf5-dev python3-h5py
+            libclang-rt-14-dev binutils libopenmpi-dev openmpi-bin libhdf5-dev python3-h5py \
+            libtbb-dev
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS    ?= -O2 -g
@@ -221,7 +222,12 @@ $(BUILD)/bench/omp_bench: bench/omp_bench.c $(CONF)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 $(WARN) -O2 -fopenmp -o $@ $<
 
-bench-run: all $(BUILD)/bench/cask_bench $(BUILD)/bench/omp_bench
+# And oneTBB's flow graph (Debian's libtbb-dev), the same shapes on 2 threads.
+$(BUILD)/bench/tbb_bench: bench/tbb_bench.cpp $(CONF)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -Wall -Wextra -Werror -O2 -o $@ $< -ltbb
+
+bench-run: all $(BUILD)/bench/cask_bench $(BUILD)/bench/omp_bench $(BUILD)/bench/tbb_bench
 	@BUILD=$(BUILD) bench/run $(BENCH)
 
 # No file includes a header of a layer above its own (tests/check-layers.sh).

@@ -259,10 +259,11 @@ static void plan_keys(const cask__plan_t *p, uint64_t (*key)[2], uint8_t *ok)
     }
 }
 
-/* Add the copy of p's task v to g2 (a hit: the task that reads its file). */
+/* Add the copy of p's task v to g2: a hit on a file, the task that reads
+** it (path, key); a persisted value (kept not NULL), a cask.const of it. */
 static int copy_task(const cask__plan_t *p, uint32_t v, bool hit, const char *path,
-                     const uint64_t key[2], cask_graph_t *g2, const cask_task_t *map,
-                     cask_task_t *out, cask_error_t *err)
+                     const uint64_t key[2], const cask_value_t *kept, cask_graph_t *g2,
+                     const cask_task_t *map, cask_task_t *out, cask_error_t *err)
 {
     const cask_graph_t *g = p->g;
     uint32_t gt = p->task[v];
@@ -270,6 +271,12 @@ static int copy_task(const cask__plan_t *p, uint32_t v, bool hit, const char *pa
     cask__group_copy(g, gt, group, sizeof group);
     cask_task_spec_t spec = { .key = cask__graph_key(g, gt), .group = group,
                               .nbytes = cask__view_nbytes(&p->gv, gt) };
+    if (kept) {
+        spec.kernel = "cask.const";
+        spec.inputs = kept;
+        spec.n_inputs = 1;
+        return cask_graph_add(g2, &spec, out, err);
+    }
     if (hit) {
         cask_value_t in[2];
         int rc = cask_value_string(path, (size_t)-1, &in[0], err);
@@ -330,35 +337,48 @@ static int make_dir(const char *dir, cask_error_t *err)
 }
 
 int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_s,
-                     cask_graph_t **g2, cask_error_t *err)
+                     cask__store_t *store, cask_graph_t **g2, cask_error_t *err)
 {
     cask__plan_t *p = &r->p;
+    uint32_t n1 = p->n; /* the plan's tasks before any cut */
     *g2 = NULL;
-    int rc = make_dir(dir, err);
+    int rc = dir ? make_dir(dir, err) : 0;
     if (rc)
         return rc;
     size_t m = p->n ? p->n : 1;
-    cask__cache_t *c = cask__calloc(1, sizeof *c);
-    uint8_t *ok = cask__big_malloc(m), *state = cask__big_calloc(m, 1);
+    cask__cache_t *c = NULL;
+    uint8_t *ok = NULL, *state = cask__big_calloc(m, 1);
+    cask_value_t *kept = store ? cask__big_calloc(m, sizeof *kept) : NULL;
     cask_task_t *map = cask__big_malloc(m * sizeof *map);
     char *path = cask__malloc(4096);
-    if (!c || !ok || !state || !map || !path || !(c->dir = cask__strdup(dir)) ||
-        !(c->key = cask__big_malloc(m * sizeof *c->key)) || !(c->write = cask__big_malloc(m))) {
+    if (!state || (store && !kept) || !map || !path ||
+        (dir && (!(c = cask__calloc(1, sizeof *c)) || !(ok = cask__big_malloc(m)) ||
+                 !(c->dir = cask__strdup(dir)) ||
+                 !(c->key = cask__big_malloc(m * sizeof *c->key)) ||
+                 !(c->write = cask__big_malloc(m))))) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the cache's keys");
         goto out;
     }
-    c->min_s = min_s;
-    plan_keys(p, c->key, ok);
+    if (c) {
+        c->min_s = min_s;
+        plan_keys(p, c->key, ok);
+    }
 
-    /* From the outputs down: state 1 needed, 2 a hit. */
-    enum { NEEDED = 1, HIT = 2 };
-    size_t hits = 0;
+    /* From the outputs down: state 1 needed, 2 a file's hit, 3 a persisted value. */
+    enum { NEEDED = 1, HIT = 2, KEPT = 3 };
+    size_t hits = 0, kept_hits = 0;
     for (size_t i = 0; i < p->n_out; i++)
         state[p->out[i]] = NEEDED;
     for (uint32_t v = p->n; v-- > 0;) {
         if (!state[v])
             continue;
-        if (ok[v] && !key_path(dir, c->key[v], path, 4096) && !load(path, c->key[v], NULL)) {
+        if (store && cask__store_get(store, cask__graph_key(p->g, p->task[v]), &kept[v])) {
+            state[v] = KEPT;
+            kept_hits++;
+            continue;
+        }
+        if (c && ok[v] && !key_path(dir, c->key[v], path, 4096) &&
+            !load(path, c->key[v], NULL)) {
             state[v] = HIT;
             hits++;
             continue;
@@ -366,13 +386,14 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
         for (uint32_t e = p->pred_off[v]; e < p->pred_off[v] + p->npred[v]; e++)
             state[p->pred[e]] = NEEDED;
     }
-    for (uint32_t v = 0; v < p->n; v++) {
+    for (uint32_t v = 0; c && v < p->n; v++) {
         const cask__kernel_t *k = cask__kernel_get(p->gv.kernel[p->task[v]]);
         c->write[v] = ok[v] && state[v] != HIT &&
                       (!(flags & CASK_CACHE_MARKED) || (k->opts.flags & CASK_KERNEL_CACHE));
     }
     r->cached = hits;
-    if (!hits) {
+    r->persisted = kept_hits;
+    if (!hits && !kept_hits) {
         r->cache = c;
         c = NULL;
         goto out;
@@ -390,10 +411,13 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
             continue;
         if (state[v] == HIT)
             key_path(dir, c->key[v], path, 4096);
-        rc = copy_task(p, v, state[v] == HIT, path, c->key[v], h, map, &map[v], err);
-        c->key[n2][0] = c->key[v][0]; /* task n2 of h is plan id n2 of its plan */
-        c->key[n2][1] = c->key[v][1];
-        c->write[n2] = c->write[v];
+        rc = copy_task(p, v, state[v] == HIT, path, c ? c->key[v] : NULL,
+                       state[v] == KEPT ? &kept[v] : NULL, h, map, &map[v], err);
+        if (c) {
+            c->key[n2][0] = c->key[v][0]; /* task n2 of h is plan id n2 of its plan */
+            c->key[n2][1] = c->key[v][1];
+            c->write[n2] = c->write[v];
+        }
         n2++;
     }
     cask_task_t *outs = NULL;
@@ -415,9 +439,12 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
     r->cache = c;
     c = NULL;
 out:
+    for (uint32_t v = 0; kept && v < n1; v++)
+        cask_value_decref(&kept[v]);
     cask__cache_destroy(c);
     cask__big_free(ok);
     cask__big_free(state);
+    cask__big_free(kept);
     cask__big_free(map);
     cask__free(path);
     return rc;

@@ -245,6 +245,18 @@ static int cache_dir(const cask_compute_opts_t *opts, const cask__backend_t *b,
     return 0;
 }
 
+int cask__check_request(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                        const cask_compute_opts_t **opts, cask_error_t *err)
+{
+    static const cask_compute_opts_t defaults;
+    cask_error_clear(err);
+    if (!g || (n && !outs))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or outputs are NULL");
+    if (!*opts)
+        *opts = &defaults;
+    return cask__tasks_check(g, outs, n, "output", err);
+}
+
 int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                  const cask_compute_opts_t *opts, cask_value_t *results,
                  cask_compute_info_t *info, cask_error_t *err)
@@ -357,7 +369,11 @@ static int begin(flight_t *f, const cask_graph_t *g, const cask_task_t *outs, si
     r->tick0 = cask__tick();
     if ((rc = cask__plan_build(g, outs, n, 1, &r->p, err)))
         return rc;
-    if (cdir && (rc = cask__cache_plan(r, cdir, opts->flags, opts->cache_min_s, &f->cut, err)))
+    cask__store_t *store = r->pool ? cask__pool_store(r->pool) : NULL;
+    if (store && !cask__store_any(store))
+        store = NULL;
+    if ((cdir || store) &&
+        (rc = cask__cache_plan(r, cdir, opts->flags, opts->cache_min_s, store, &f->cut, err)))
         goto fail;
     r->g = f->cut ? f->cut : g;
     if (cask__plan_order(&r->p, NULL, r->workers)) {
@@ -472,6 +488,7 @@ static int conclude(flight_t *f, int rc, const cask_error_t *serr, cask_error_t 
         info->peak_bytes = atomic_load(&r->peak);
         info->memory_limit = r->budget;
         info->cached = r->cached;
+        info->persisted = r->persisted;
         if (!rc && (r->flags & CASK_TRACE) && !(info->trace = cask__trace_build(r))) {
             for (size_t i = 0; results && i < n; i++)
                 cask_value_decref(&results[i]);

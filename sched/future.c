@@ -177,20 +177,14 @@ static void job_done(void *ctx, int rc, const cask_error_t *err, cask_compute_in
 int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                 const cask_compute_opts_t *opts, cask_future_t **futs, cask_error_t *err)
 {
-    static const cask_compute_opts_t defaults;
     cask_error_t local;
     if (!err)
         err = &local;
-    cask_error_clear(err);
     if (!futs)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "futs is NULL");
     for (size_t i = 0; i < n; i++)
         futs[i] = NULL;
-    if (!g || (n && !outs))
-        return cask__err(err, CASK_EINVAL, NULL, NULL, "graph or outputs are NULL");
-    if (!opts)
-        opts = &defaults;
-    int rc = cask__tasks_check(g, outs, n, "output", err);
+    int rc = cask__check_request(g, outs, n, &opts, err);
     if (rc)
         return rc;
     cask__backend_t b;

@@ -69,6 +69,7 @@ struct cask_run {
     cask_pool_t *pool;             /* "threads": the pool it runs on */
     struct cask__cache *cache;     /* the cache directory's keys, or NULL */
     size_t    cached;              /* tasks that read their output from it */
+    size_t    persisted;           /* tasks whose output was persisted on the pool */
 };
 
 /* What a run with a cache directory knows (sched/cache.c). */
@@ -79,14 +80,30 @@ typedef struct cask__cache {
     double    min_s;               /* only when its kernel ran this long */
 } cask__cache_t;
 
-/* Give r's tasks their cache keys and look for their files in dir (made
-** if need be): when some are there, r->p becomes the plan of a copy of its
-** graph cut there, returned in *g2 (the caller computes it in place of the
-** graph and drops it at the end), else *g2 is NULL. Sets r->cache and
-** r->cached. 0, or CASK_EIO (the directory) or CASK_ENOMEM; on failure
-** r->p may have been destroyed. */
+/* Values persisted on a pool (sched/persist.c), by task key. */
+typedef struct cask__store cask__store_t;
+/* A new reference to the value persisted under key in *out, or false. */
+bool cask__store_get(cask__store_t *s, const char *key, cask_value_t *out);
+/* True when s holds any value (a compute then looks its tasks up). */
+bool cask__store_any(const cask__store_t *s);
+cask__store_t *cask__store_new(void);
+/* The pool ends: release every value; s goes once no handle holds it. */
+void cask__store_close(cask__store_t *s);
+/* The store of pool P. */
+cask__store_t *cask__pool_store(const cask_pool_t *P);
+
+/* Cut r's plan at what is kept: from the outputs down, a task persisted in
+** store (may be NULL) under its key, or, with a cache directory dir (made
+** if need be; may be NULL), a task whose file there checks out (the tasks
+** then get their cache keys), is not run, nor anything behind it. When
+** there is such a task, r->p becomes the plan of a copy of its graph cut
+** there (a persisted value a task of cask.const, a file one of
+** cask.cache.read), returned in *g2 (the caller computes it in place of
+** the graph and drops it at the end), else *g2 is NULL. Sets r->cache (with
+** dir), r->cached and r->persisted. 0, or CASK_EIO (the directory) or
+** CASK_ENOMEM; on failure r->p may have been destroyed. */
 int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_s,
-                     cask_graph_t **g2, cask_error_t *err);
+                     cask__store_t *store, cask_graph_t **g2, cask_error_t *err);
 /* Write task t's output v to the cache directory, if it is to be kept. */
 void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v);
 void cask__cache_destroy(cask__cache_t *c);
@@ -154,6 +171,12 @@ int cask__compute_async(const cask_graph_t *g, const cask_task_t *outs, size_t n
                         const cask_compute_opts_t *opts, cask_value_t *results,
                         const cask__hooks_t *hooks, cask__async_done done, void *ctx,
                         cask_error_t *err);
+
+/* What a call that computes outs[0..n) of g checks first: g and outs are
+** given and outs are g's; *opts NULL becomes the defaults. Clears *err
+** (not NULL). 0, CASK_EINVAL or CASK_EMISSING. */
+int cask__check_request(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                        const cask_compute_opts_t **opts, cask_error_t *err);
 
 /* cask_compute with hooks (NULL: none). */
 int cask__compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,

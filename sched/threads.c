@@ -105,6 +105,7 @@ struct cask_pool {
     int             started;   /* threads started */
     pid_t           pid;       /* the process that made it */
     atomic_int      nruns;     /* runs in flight: read by every task, written rarely */
+    cask__store_t  *store;     /* the values persisted on it */
     char            pad1[64];  /* (cache lines apart from what changes often) */
     pthread_mutex_t lock;      /* guards runs, helpers, closing, each run's attached .. fin */
     pthread_cond_t  wake;      /* work appeared, or closing (helpers too: a run ended) */
@@ -815,6 +816,8 @@ static void pool_close(cask_pool_t *P)
         pthread_join(P->tid[i], NULL);
     cask__free(P->tid);
     cask__free(P->slots);
+    if (P->store)
+        cask__store_close(P->store);
     pthread_cond_destroy(&P->wake);
     pthread_cond_destroy(&P->empty);
     pthread_mutex_destroy(&P->lock);
@@ -827,9 +830,10 @@ static int pool_make(int nw, cask_pool_t **out, cask_error_t *err)
     *out = NULL;
     cask_pool_t *P = cask__calloc(1, sizeof *P);
     if (!P || !(P->tid = cask__calloc((size_t)nw, sizeof *P->tid)) ||
-        !(P->slots = cask__calloc((size_t)nw, sizeof *P->slots))) {
+        !(P->slots = cask__calloc((size_t)nw, sizeof *P->slots)) ||
+        !(P->store = cask__store_new())) {
         if (P)
-            cask__free(P->tid);
+            cask__free(P->tid), cask__free(P->slots);
         cask__free(P);
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a pool of %d workers", nw);
     }
@@ -875,6 +879,11 @@ int cask_pool_create(const cask_pool_opts_t *opts, cask_pool_t **out, cask_error
         return cask__err(err, CASK_EINVAL, NULL, NULL, "a pool runs on 'threads', not '%s'",
                          b.s.name);
     return pool_make(nw, out, err);
+}
+
+cask__store_t *cask__pool_store(const cask_pool_t *P)
+{
+    return P->store;
 }
 
 int cask_pool_workers(const cask_pool_t *pool)

@@ -227,6 +227,8 @@ typedef struct cask_compute_info {
     cask_trace_t *trace;     /* new (cask_trace_free) if CASK_TRACE, else NULL */
     size_t cached;           /* of the tasks, how many read their output from
                                 the cache directory instead of running */
+    size_t persisted;        /* of the tasks, how many took their output from a
+                                value persisted on the pool (cask_persist) */
 } cask_compute_info_t;
 
 /*
@@ -345,6 +347,41 @@ typedef int (*cask_output_fn)(void *udata, size_t i, const cask_value_t *v);
 CASK_API int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,
                                const cask_compute_opts_t *opts, cask_output_fn fn,
                                void *udata, cask_compute_info_t *info, cask_error_t *err);
+
+/*
+** Persist, as Dask's: compute outs[0..n) of g on a pool (opts->pool, else
+** the default pool of opts' worker count; opts may be NULL) and keep their
+** values there, in memory, under their task keys, held by a new handle in
+** *out. Every later compute on that pool, of this graph or another one,
+** that needs a task with one of those keys takes the kept value instead of
+** running it, and runs nothing behind it (unless something else needs it;
+** info->persisted counts them). The values go when no handle holds them
+** (cask_persisted_free) or when the pool ends. Two handles may hold the
+** same key: the value first kept stays until both are freed.
+** Keys are the graph's task keys: a compute of another graph uses a kept
+** value only if its task has the same key, as the delayed calls and
+** arrays of cask get for the same call on the same inputs. A compute on
+** "processes" or "mpi" uses none.
+** Errors: those of cask_compute (*out NULL, nothing kept), and CASK_EINVAL
+** for a scheduler without pools.
+*/
+typedef struct cask_persisted cask_persisted_t; /* opaque */
+CASK_API int cask_persist(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                          const cask_compute_opts_t *opts, cask_persisted_t **out,
+                          cask_error_t *err);
+
+/* Number of outputs h keeps (0 for NULL). */
+CASK_API size_t cask_persisted_size(const cask_persisted_t *h);
+
+/* A new reference to the value of h's output i in *out. Errors:
+** CASK_EINVAL (no output i), CASK_EMISSING (the pool has ended, and with
+** it the values). Threads: safe. */
+CASK_API int cask_persisted_get(const cask_persisted_t *h, size_t i, cask_value_t *out,
+                                cask_error_t *err);
+
+/* Let go of h's values (a value goes when no handle holds it). NULL is
+** allowed. May be called after the pool has ended. */
+CASK_API void cask_persisted_free(cask_persisted_t *h);
 
 /* ------------------------------------------------------------- simulation */
 

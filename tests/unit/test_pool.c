@@ -499,6 +499,156 @@ static void test_free_waits_for_work(void **state)
     }
 }
 
+/* ------------------------------------------------------------ persist */
+
+/* a = count(1), b = count(a), c = count(b), d = count(c, 5): the same
+** keys in every graph built so. */
+static void count_chain(cask_graph_t *g, cask_task_t t[4])
+{
+    cask_error_t err;
+    t[0] = CASK_DELAYED(g, "test.count", &err, cask_int(1));
+    t[1] = CASK_DELAYED(g, "test.count", &err, cask_ref(t[0]));
+    t[2] = CASK_DELAYED(g, "test.count", &err, cask_ref(t[1]));
+    t[3] = CASK_DELAYED(g, "test.count", &err, cask_ref(t[2]), cask_int(5));
+    assert_int_not_equal(t[3], CASK_NO_TASK);
+}
+
+/* Kernel calls of computing t on o, and its value (d = 2, 3, 4, 10). */
+static long calls_of(const cask_graph_t *g, cask_task_t t, const cask_compute_opts_t *o,
+                     int64_t *v, size_t *persisted)
+{
+    cask_error_t err;
+    cask_value_t x;
+    cask_compute_info_t info;
+    long before = atomic_load(&test_calls);
+    assert_ok(cask_compute(g, &t, 1, o, &x, &info, &err), &err);
+    *v = x.u.i;
+    *persisted = info.persisted;
+    cask_value_decref(&x);
+    return atomic_load(&test_calls) - before;
+}
+
+/* A persisted value is used by later computes of its graph and of another
+** graph with the same keys (nothing behind it runs), by two handles until
+** both are freed, and not after; the pool's end releases it. */
+static void test_persist(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = new_pool(2);
+    cask_compute_opts_t o = { .pool = p };
+    cask_graph_t *g = cask_graph_new(&err), *g2 = cask_graph_new(&err);
+    cask_task_t t[4], u[4];
+    count_chain(g, t);
+    count_chain(g2, u);
+    assert_string_equal(cask_graph_key(g, t[1]), cask_graph_key(g2, u[1]));
+    int64_t v;
+    size_t kept;
+    cask_persisted_t *h, *h2;
+    long before = atomic_load(&test_calls);
+    assert_ok(cask_persist(g, &t[1], 1, &o, &h, &err), &err);
+    assert_int_equal(atomic_load(&test_calls) - before, 2);
+    assert_int_equal(cask_persisted_size(h), 1);
+    cask_value_t x;
+    assert_ok(cask_persisted_get(h, 0, &x, &err), &err);
+    assert_int_equal(x.u.i, 3);
+    cask_value_decref(&x);
+    assert_int_equal(cask_persisted_get(h, 1, &x, &err), CASK_EINVAL);
+
+    assert_int_equal(calls_of(g, t[3], &o, &v, &kept), 2); /* c and d only */
+    assert_int_equal(v, 10);
+    assert_int_equal(kept, 1);
+    assert_int_equal(calls_of(g2, u[3], &o, &v, &kept), 2); /* another graph, same keys */
+    assert_int_equal(v, 10);
+    /* with a cache directory too: both cuts at once */
+    char dir[] = "/tmp/cask-persist-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    cask_compute_opts_t oc = { .pool = p, .cache_dir = dir };
+    assert_int_equal(calls_of(g, t[3], &oc, &v, &kept), 2);
+    assert_int_equal(v, 10);
+    /* not on sync: values are kept on the pool */
+    assert_int_equal(calls_of(g, t[3], &(cask_compute_opts_t){ .scheduler = "sync" }, &v, &kept),
+                     4);
+    assert_int_equal(kept, 0);
+
+    assert_ok(cask_persist(g2, &u[1], 1, &o, &h2, &err), &err); /* the same key again */
+    cask_persisted_free(h);
+    assert_int_equal(calls_of(g, t[3], &o, &v, &kept), 2); /* h2 still holds it */
+    cask_persisted_free(h2);
+    assert_int_equal(calls_of(g, t[3], &o, &v, &kept), 4); /* released */
+    assert_int_equal(kept, 0);
+
+    /* the pool's end releases what is kept; the handle is freed after */
+    assert_ok(cask_persist(g, &t[2], 1, &o, &h, &err), &err);
+    cask_pool_free(p);
+    assert_int_equal(cask_persisted_get(h, 0, &x, &err), CASK_EMISSING);
+    cask_persisted_free(h);
+
+    assert_int_equal(cask_persist(g, &t[1], 1,
+                                  &(cask_compute_opts_t){ .scheduler = "processes" }, &h, &err),
+                     CASK_EINVAL);
+    assert_null(h);
+    assert_int_equal(cask_persist(g, &t[1], 1, NULL, NULL, &err), CASK_EINVAL);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    cask_graph_decref(g);
+    cask_graph_decref(g2);
+}
+
+/* Random graphs: persist a random third of the tasks, then compute the
+** sinks on the pool: sync's results, with fewer kernel calls. */
+static void test_persist_random(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = new_pool(2);
+    cask_compute_opts_t o = { .pool = p };
+    for (unsigned seed = 1; seed <= 12; seed++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_task_t outs[64];
+        size_t m = test_random_graph(g, seed, outs, 64);
+        cask_value_t ref[64], got[64];
+        assert_ok(cask_compute(g, outs, m, &(cask_compute_opts_t){ .scheduler = "sync" }, ref,
+                               NULL, &err), &err);
+        size_t n = cask_graph_size(g), k = 0;
+        cask_task_t *pick = malloc(n * sizeof *pick);
+        srand(seed);
+        for (size_t i = 0; i < n; i++)
+            if (rand() % 3 == 0)
+                pick[k++] = cask_graph_task(g, i);
+        cask_persisted_t *h, *all;
+        assert_ok(cask_persist(g, pick, k, &o, &h, &err), &err);
+        cask_compute_info_t info;
+        assert_ok(cask_compute(g, outs, m, &o, got, &info, &err), &err);
+        size_t picked_outs = 0;
+        for (size_t i = 0; i < m; i++) {
+            assert_true(cask_value_equal(&ref[i], &got[i]));
+            cask_value_decref(&got[i]);
+            for (size_t j = 0; j < k; j++)
+                picked_outs += pick[j] == outs[i];
+        }
+        assert_true(info.persisted >= picked_outs); /* an output kept is a hit */
+        /* with every output kept, no kernel runs */
+        assert_ok(cask_persist(g, outs, m, &o, &all, &err), &err);
+        long before = atomic_load(&test_calls);
+        assert_ok(cask_compute(g, outs, m, &o, got, &info, &err), &err);
+        assert_int_equal(atomic_load(&test_calls), before);
+        assert_int_equal(info.persisted, m);
+        assert_int_equal(info.tasks, m);
+        for (size_t i = 0; i < m; i++) {
+            assert_true(cask_value_equal(&ref[i], &got[i]));
+            cask_value_decref(&ref[i]);
+            cask_value_decref(&got[i]);
+        }
+        cask_persisted_free(all);
+        cask_persisted_free(h);
+        free(pick);
+        cask_graph_decref(g);
+    }
+    cask_pool_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -511,6 +661,8 @@ int main(void)
         cmocka_unit_test(test_no_compute_starves),
         cmocka_unit_test(test_errors_and_cancels_beside),
         cmocka_unit_test(test_free_waits_for_work),
+        cmocka_unit_test(test_persist),
+        cmocka_unit_test(test_persist_random),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

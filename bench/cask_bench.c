@@ -14,6 +14,8 @@
 **   cask_bench resume       4 chains of 250 1-ms tasks and a sum, on threads (2
 **                           workers) with a cache directory: a run that fails at
 **                           the 900th call, then the run that resumes it
+**   cask_bench cache_fib    fib(25) as 26 calls of 1 ms on a pool with a result cache,
+**                           then again in a new graph: kernel calls and seconds of each
 **   cask_bench pool         2,000 submits of one 1-ms sleep each on a pool of 4 threads
 **                           (wall time over the ideal, most tasks running at once),
 **                           and the latency of computing one trivial task on a warm pool
@@ -423,6 +425,58 @@ static int k_nap(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t
     atomic_fetch_sub(&naps_now, 1);
     *out = cask_int(0);
     return 0;
+}
+
+/* bench.fib(k[, fib(k-1), fib(k-2)]): sleep 1 ms, then the sum (or k). */
+static atomic_int fib_calls;
+static int k_fib(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)ctx;
+    atomic_fetch_add(&fib_calls, 1);
+    nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    *out = n == 1 ? a[0] : cask_int(a[1].u.i + a[2].u.i);
+    return 0;
+}
+
+/* fib(n) in a new graph on pool: seconds, and kernel calls in *calls. */
+static double fib_once(cask_pool_t *pool, int n, int *calls)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t f0 = CASK_DELAYED(g, "bench.fib", &err, cask_int(0));
+    cask_task_t f1 = CASK_DELAYED(g, "bench.fib", &err, cask_int(1));
+    for (int k = 2; k <= n; k++) {
+        cask_task_t next = CASK_DELAYED(g, "bench.fib", &err, cask_int(k), cask_ref(f1),
+                                        cask_ref(f0));
+        f0 = f1;
+        f1 = next;
+    }
+    cask_value_t v;
+    cask_compute_info_t info;
+    int before = atomic_load(&fib_calls);
+    if (cask_compute(g, &f1, 1, &(cask_compute_opts_t){ .pool = pool }, &v, &info, &err))
+        die("compute", &err);
+    *calls = atomic_load(&fib_calls) - before;
+    cask_graph_decref(g);
+    return info.wall_s;
+}
+
+static void run_cache_fib(void)
+{
+    cask_error_t err;
+    if (cask_kernel_register("bench.fib", k_fib, NULL, &err))
+        die("register", &err);
+    cask_pool_t *pool;
+    if (cask_pool_create(&(cask_pool_opts_t){ .workers = 2, .cache_bytes = 1 << 20 }, &pool,
+                         &err))
+        die("pool", &err);
+    int c1, c2;
+    double s1 = fib_once(pool, 25, &c1), s2 = fib_once(pool, 25, &c2);
+    printf("cache.fib.cask.calls_first %d\n", c1);
+    printf("cache.fib.cask.calls_second %d\n", c2);
+    printf("cache.fib.cask.s_first %.5f\n", s1);
+    printf("cache.fib.cask.s_second %.6f\n", s2);
+    cask_pool_free(pool);
 }
 
 static void *nap_500(void *arg)
@@ -848,6 +902,8 @@ int main(int argc, char **argv)
         run_build();
     else if (argc == 2 && !strcmp(argv[1], "pool"))
         run_pool();
+    else if (argc == 2 && !strcmp(argv[1], "cache_fib"))
+        run_cache_fib();
     else if (argc == 2 && !strcmp(argv[1], "resume"))
         run_resume();
     else if (argc == 2 && (!strcmp(argv[1], "normal_sum") || !strcmp(argv[1], "normal_std")))
@@ -871,7 +927,7 @@ int main(int argc, char **argv)
     else if (argc == 4) /* SHAPE SCHED NAME: the figures' scheduler part is NAME */
         run_shape(argv[1], argv[2], argv[3]);
     else {
-        fprintf(stderr, "usage: cask_bench build | resume | pool | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | ooc_make|ooc npy|hdf5 FILE | read_rate NAME FILE | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
+        fprintf(stderr, "usage: cask_bench build | resume | pool | cache_fib | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | ooc_make|ooc npy|hdf5 FILE | read_rate NAME FILE | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
         return 2;
     }
     return 0;

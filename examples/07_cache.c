@@ -3,15 +3,16 @@
 **
 ** In Python, @lru_cache makes fib(n) call fib(k) once per k. In a cask
 ** graph that much is free (equal calls get equal keys: one task per k).
-** A cache directory goes further: results outlive the compute and the
-** process, so a later compute, in another graph or another run of the
-** program, reads what was computed before and runs only what is new.
+** A pool's result cache goes further, as lru_cache does across calls:
+** results outlive the compute, so a later compute on the pool, in another
+** graph, takes what was computed before and runs only what is new. A cache
+** directory goes further still: results outlive the process too.
 **
 **     fib(25), first compute:    26 calls
-**     fib(25) again, new graph:   0 calls (1 result read)
-**     fib(30), new graph:         5 calls (2 results read)
+**     fib(25) again, new graph:   0 calls (1 result taken)
+**     fib(30), new graph:         5 calls (2 results taken)
 **
-** Each call sleeps 10 ms, as an expensive function would.
+** both ways. Each call sleeps 10 ms, as an expensive function would.
 */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -45,8 +46,9 @@ static cask_task_t build(cask_graph_t *g, int n, cask_error_t *err)
     return n == 0 ? f[0] : f[1];
 }
 
-/* Compute fib(n) in a graph of its own, as a later run would. */
-static int run(const char *dir, int n, const char *what, int64_t *v)
+/* Compute fib(n) in a graph of its own, as a later run would: on pool
+** (its result cache), else with the cache directory dir. */
+static int run(cask_pool_t *pool, const char *dir, int n, const char *what, int64_t *v)
 {
     cask_error_t err;
     cask_graph_t *g = cask_graph_new(&err);
@@ -55,7 +57,7 @@ static int run(const char *dir, int n, const char *what, int64_t *v)
         fprintf(stderr, "07_cache: %s\n", err.message);
         return 1;
     }
-    cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .cache_dir = dir };
+    cask_compute_opts_t o = { .pool = pool, .workers = pool ? 0 : 2, .cache_dir = dir };
     cask_compute_info_t info;
     cask_value_t r;
     atomic_store(&calls, 0);
@@ -65,26 +67,42 @@ static int run(const char *dir, int n, const char *what, int64_t *v)
         return 1;
     }
     *v = cask_value_int(&r);
-    printf("%-28s fib(%d) = %-7lld %2d kernel calls, %zu results read, %4.0f ms\n", what, n,
-           (long long)*v, atomic_load(&calls), info.cached, info.wall_s * 1e3);
+    printf("%-28s fib(%d) = %-7lld %2d kernel calls, %zu results taken, %4.0f ms\n", what, n,
+           (long long)*v, atomic_load(&calls), pool ? info.memcached : info.cached,
+           info.wall_s * 1e3);
     cask_graph_decref(g);
     return 0;
 }
 
 int main(void)
 {
+    cask_error_t err;
+    cask_pool_t *pool;
+    if (cask_pool_create(&(cask_pool_opts_t){ .workers = 2, .cache_bytes = 1 << 20 }, &pool,
+                         &err)) {
+        fprintf(stderr, "07_cache: %s\n", err.message);
+        return 1;
+    }
+    printf("a pool of 2 workers with a result cache of 1 MiB\n");
+    int64_t a, b, c, d, e, f;
+    int rc = run(pool, NULL, 25, "first compute:", &a) ||
+             run(pool, NULL, 25, "again, in a new graph:", &b) ||
+             run(pool, NULL, 30, "further, in a new graph:", &c);
+    cask_pool_free(pool);
     char dir[] = "/tmp/cask-07-cache-XXXXXX";
+    if (rc)
+        return 1;
     if (!mkdtemp(dir)) {
         perror("07_cache: mkdtemp");
         return 1;
     }
-    printf("cache directory %s\n", dir);
-    int64_t a, b, c;
-    int rc = run(dir, 25, "first compute:", &a) || run(dir, 25, "again, in a new graph:", &b) ||
-             run(dir, 30, "further, in a new graph:", &c);
+    printf("cache directory %s (as another run of the program would find it)\n", dir);
+    rc = run(NULL, dir, 25, "first compute:", &d) ||
+         run(NULL, dir, 25, "again, in a new graph:", &e) ||
+         run(NULL, dir, 30, "further, in a new graph:", &f);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd))
         fprintf(stderr, "07_cache: could not remove %s\n", dir);
-    return rc || a != 75025 || b != 75025 || c != 832040;
+    return rc || a != 75025 || b != 75025 || c != 832040 || d != a || e != a || f != c;
 }

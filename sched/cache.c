@@ -141,10 +141,14 @@ out:
     return rc;
 }
 
-void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v)
+void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v, double seconds)
 {
     const cask__cache_t *c = r->cache;
-    if (!c || !c->write[t] || v->type > CASK_LIST || v->type == CASK_OPAQUE || cask__is_view(v))
+    if (!c || v->type > CASK_LIST || v->type == CASK_OPAQUE || cask__is_view(v))
+        return;
+    if (c->mem && c->mem[t])
+        cask__mcache_put(c->mcache, c->key[t], v, seconds);
+    if (!c->dir || !c->write[t] || seconds < c->min_s)
         return;
     fhead_t h;
     memset(&h, 0, sizeof h);
@@ -220,6 +224,7 @@ void cask__cache_destroy(cask__cache_t *c)
         return;
     cask__big_free(c->key);
     cask__big_free(c->write);
+    cask__big_free(c->mem);
     cask__free(c->dir);
     cask__free(c);
 }
@@ -337,7 +342,8 @@ static int make_dir(const char *dir, cask_error_t *err)
 }
 
 int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_s,
-                     cask__store_t *store, cask_graph_t **g2, cask_error_t *err)
+                     cask__store_t *store, cask__mcache_t *mc, cask_graph_t **g2,
+                     cask_error_t *err)
 {
     cask__plan_t *p = &r->p;
     uint32_t n1 = p->n; /* the plan's tasks before any cut */
@@ -348,25 +354,30 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
     size_t m = p->n ? p->n : 1;
     cask__cache_t *c = NULL;
     uint8_t *ok = NULL, *state = cask__big_calloc(m, 1);
-    cask_value_t *kept = store ? cask__big_calloc(m, sizeof *kept) : NULL;
+    cask_value_t *kept = NULL;
     cask_task_t *map = cask__big_malloc(m * sizeof *map);
     char *path = cask__malloc(4096);
-    if (!state || (store && !kept) || !map || !path ||
-        (dir && (!(c = cask__calloc(1, sizeof *c)) || !(ok = cask__big_malloc(m)) ||
-                 !(c->dir = cask__strdup(dir)) ||
-                 !(c->key = cask__big_malloc(m * sizeof *c->key)) ||
-                 !(c->write = cask__big_malloc(m))))) {
+    if (store || mc) /* values to put in the cut graph */
+        kept = cask__big_calloc(m, sizeof *kept);
+    if (!state || ((store || mc) && !kept) || !map || !path ||
+        ((dir || mc) && (!(c = cask__calloc(1, sizeof *c)) || !(ok = cask__big_malloc(m)) ||
+                         (dir && !(c->dir = cask__strdup(dir))) ||
+                         !(c->key = cask__big_malloc(m * sizeof *c->key)) ||
+                         !(c->write = cask__big_calloc(m, 1)) ||
+                         (mc && !(c->mem = cask__big_calloc(m, 1)))))) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the cache's keys");
         goto out;
     }
     if (c) {
         c->min_s = min_s;
+        c->mcache = mc;
         plan_keys(p, c->key, ok);
     }
 
-    /* From the outputs down: state 1 needed, 2 a file's hit, 3 a persisted value. */
-    enum { NEEDED = 1, HIT = 2, KEPT = 3 };
-    size_t hits = 0, kept_hits = 0;
+    /* From the outputs down: state 1 needed, 2 a file's hit, 3 a persisted
+    ** value, 4 a value of the result cache. */
+    enum { NEEDED = 1, HIT = 2, KEPT = 3, MEMO = 4 };
+    size_t hits = 0, kept_hits = 0, memo_hits = 0;
     for (size_t i = 0; i < p->n_out; i++)
         state[p->out[i]] = NEEDED;
     for (uint32_t v = p->n; v-- > 0;) {
@@ -377,7 +388,12 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
             kept_hits++;
             continue;
         }
-        if (c && ok[v] && !key_path(dir, c->key[v], path, 4096) &&
+        if (mc && ok[v] && cask__mcache_get(mc, c->key[v], &kept[v])) {
+            state[v] = MEMO;
+            memo_hits++;
+            continue;
+        }
+        if (dir && ok[v] && !key_path(dir, c->key[v], path, 4096) &&
             !load(path, c->key[v], NULL)) {
             state[v] = HIT;
             hits++;
@@ -388,12 +404,15 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
     }
     for (uint32_t v = 0; c && v < p->n; v++) {
         const cask__kernel_t *k = cask__kernel_get(p->gv.kernel[p->task[v]]);
-        c->write[v] = ok[v] && state[v] != HIT &&
+        c->write[v] = dir && ok[v] && state[v] != HIT &&
                       (!(flags & CASK_CACHE_MARKED) || (k->opts.flags & CASK_KERNEL_CACHE));
+        if (c->mem)
+            c->mem[v] = ok[v] && state[v] != MEMO && state[v] != KEPT;
     }
     r->cached = hits;
     r->persisted = kept_hits;
-    if (!hits && !kept_hits) {
+    r->memcached = memo_hits;
+    if (!hits && !kept_hits && !memo_hits) {
         r->cache = c;
         c = NULL;
         goto out;
@@ -412,11 +431,14 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
         if (state[v] == HIT)
             key_path(dir, c->key[v], path, 4096);
         rc = copy_task(p, v, state[v] == HIT, path, c ? c->key[v] : NULL,
-                       state[v] == KEPT ? &kept[v] : NULL, h, map, &map[v], err);
+                       state[v] == KEPT || state[v] == MEMO ? &kept[v] : NULL, h, map,
+                       &map[v], err);
         if (c) {
             c->key[n2][0] = c->key[v][0]; /* task n2 of h is plan id n2 of its plan */
             c->key[n2][1] = c->key[v][1];
             c->write[n2] = c->write[v];
+            if (c->mem)
+                c->mem[n2] = c->mem[v];
         }
         n2++;
     }

@@ -370,10 +370,11 @@ static int begin(flight_t *f, const cask_graph_t *g, const cask_task_t *outs, si
     if ((rc = cask__plan_build(g, outs, n, 1, &r->p, err)))
         return rc;
     cask__store_t *store = r->pool ? cask__pool_store(r->pool) : NULL;
+    cask__mcache_t *mc = r->pool ? cask__pool_mcache(r->pool) : NULL;
     if (store && !cask__store_any(store))
         store = NULL;
-    if ((cdir || store) &&
-        (rc = cask__cache_plan(r, cdir, opts->flags, opts->cache_min_s, store, &f->cut, err)))
+    if ((cdir || store || mc) && (rc = cask__cache_plan(r, cdir, opts->flags, opts->cache_min_s,
+                                                         store, mc, &f->cut, err)))
         goto fail;
     r->g = f->cut ? f->cut : g;
     if (cask__plan_order(&r->p, NULL, r->workers)) {
@@ -489,6 +490,7 @@ static int conclude(flight_t *f, int rc, const cask_error_t *serr, cask_error_t 
         info->memory_limit = r->budget;
         info->cached = r->cached;
         info->persisted = r->persisted;
+        info->memcached = r->memcached;
         if (!rc && (r->flags & CASK_TRACE) && !(info->trace = cask__trace_build(r))) {
             for (size_t i = 0; results && i < n; i++)
                 cask_value_decref(&results[i]);

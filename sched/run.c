@@ -90,15 +90,12 @@ int cask__run_deliver(cask_run_t *r, cask_tid_t t, bool let_go)
     return rc;
 }
 
-/* Did a kernel that ran from start to end (ticks) run long enough for its
-** output to go to the cache directory? */
-static bool long_enough(const cask_run_t *r, uint64_t start, uint64_t end)
+/* The seconds of a kernel that ran from start to end (ticks). */
+static double seconds_of(uint64_t start, uint64_t end)
 {
-    if (r->cache->min_s <= 0)
-        return true;
     cask__tickconv_t c;
     cask__tick_rate(&c);
-    return (double)(end - start) * c.ns_per_tick * 1e-9 >= r->cache->min_s;
+    return (double)(end - start) * c.ns_per_tick * 1e-9;
 }
 
 int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
@@ -118,7 +115,8 @@ int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
     }
     for (size_t i = 0; i < n; i++)
         args[i] = in[i].type == CASK_REF ? r->val[r->p.pidx[cask__tix(in[i].u.task)]] : in[i];
-    int timed = r->t_start || (r->cb && r->cb->posttask) || (r->cache && r->cache->min_s > 0);
+    int timed = r->t_start || (r->cb && r->cb->posttask) ||
+                (r->cache && (r->cache->min_s > 0 || r->cache->mcache));
     if (timed)
         *start = cask__tick();
     int rc = cask__kernel_invoke(k, args, n, out, worker, msg, msgcap);
@@ -137,8 +135,8 @@ int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
             snprintf(msg, msgcap, "no memory to keep a list item of %zu bytes",
                      cask_value_nbytes(&item));
     }
-    if (!rc && r->cache && r->cache->write[t] && long_enough(r, *start, *end))
-        cask__cache_put(r, t, out);
+    if (!rc && r->cache)
+        cask__cache_put(r, t, out, timed ? seconds_of(*start, *end) : 0);
     return rc;
 }
 

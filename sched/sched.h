@@ -70,15 +70,31 @@ struct cask_run {
     struct cask__cache *cache;     /* the cache directory's keys, or NULL */
     size_t    cached;              /* tasks that read their output from it */
     size_t    persisted;           /* tasks whose output was persisted on the pool */
+    size_t    memcached;           /* tasks whose output was in the pool's result cache */
 };
 
 /* What a run with a cache directory knows (sched/cache.c). */
 typedef struct cask__cache {
-    char     *dir;                 /* the directory */
+    char     *dir;                 /* the directory, or NULL (a result cache only) */
     uint64_t (*key)[2];            /* each task's cache key */
     uint8_t  *write;               /* 1: write the task's output when it has run */
     double    min_s;               /* only when its kernel ran this long */
+    struct cask__mcache *mcache;   /* the pool's result cache, or NULL */
+    uint8_t  *mem;                 /* 1: keep the task's output there when it has run */
 } cask__cache_t;
+
+/* A pool's result cache (sched/memcache.c). */
+typedef struct cask__mcache cask__mcache_t;
+cask__mcache_t *cask__mcache_new(size_t budget);
+void cask__mcache_free(cask__mcache_t *m);
+/* A new reference to the result kept under key in *out, or false. */
+bool cask__mcache_get(cask__mcache_t *m, const uint64_t key[2], cask_value_t *out);
+/* Keep v under key, its kernel having run for seconds; evicts to fit. */
+void cask__mcache_put(cask__mcache_t *m, const uint64_t key[2], const cask_value_t *v,
+                      double seconds);
+void cask__mcache_stats(cask__mcache_t *m, cask_pool_cache_stats_t *st);
+/* The result cache of pool P, or NULL. */
+cask__mcache_t *cask__pool_mcache(const cask_pool_t *P);
 
 /* Values persisted on a pool (sched/persist.c), by task key. */
 typedef struct cask__store cask__store_t;
@@ -93,9 +109,10 @@ void cask__store_close(cask__store_t *s);
 cask__store_t *cask__pool_store(const cask_pool_t *P);
 
 /* Cut r's plan at what is kept: from the outputs down, a task persisted in
-** store (may be NULL) under its key, or, with a cache directory dir (made
-** if need be; may be NULL), a task whose file there checks out (the tasks
-** then get their cache keys), is not run, nor anything behind it. When
+** store (may be NULL) under its key, or, by its cache key (computed when
+** there is mc or dir), a task whose result is in the pool's result cache
+** mc (may be NULL), or whose file checks out in the cache directory dir
+** (made if need be; may be NULL), is not run, nor anything behind it. When
 ** there is such a task, r->p becomes the plan of a copy of its graph cut
 ** there (a persisted value a task of cask.const, a file one of
 ** cask.cache.read), returned in *g2 (the caller computes it in place of
@@ -103,9 +120,11 @@ cask__store_t *cask__pool_store(const cask_pool_t *P);
 ** dir), r->cached and r->persisted. 0, or CASK_EIO (the directory) or
 ** CASK_ENOMEM; on failure r->p may have been destroyed. */
 int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_s,
-                     cask__store_t *store, cask_graph_t **g2, cask_error_t *err);
-/* Write task t's output v to the cache directory, if it is to be kept. */
-void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v);
+                     cask__store_t *store, cask__mcache_t *mc, cask_graph_t **g2,
+                     cask_error_t *err);
+/* Keep task t's output v, whose kernel ran for seconds: in the cache
+** directory and the pool's result cache, as each is to keep it. */
+void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v, double seconds);
 void cask__cache_destroy(cask__cache_t *c);
 /* Register "cask.cache.read"; the library's start calls it once. */
 void cask__cache_register(void);

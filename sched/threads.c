@@ -106,6 +106,7 @@ struct cask_pool {
     pid_t           pid;       /* the process that made it */
     atomic_int      nruns;     /* runs in flight: read by every task, written rarely */
     cask__store_t  *store;     /* the values persisted on it */
+    cask__mcache_t *mcache;    /* its result cache, or NULL */
     char            pad1[64];  /* (cache lines apart from what changes often) */
     pthread_mutex_t lock;      /* guards runs, helpers, closing, each run's attached .. fin */
     pthread_cond_t  wake;      /* work appeared, or closing (helpers too: a run ended) */
@@ -818,6 +819,7 @@ static void pool_close(cask_pool_t *P)
     cask__free(P->slots);
     if (P->store)
         cask__store_close(P->store);
+    cask__mcache_free(P->mcache);
     pthread_cond_destroy(&P->wake);
     pthread_cond_destroy(&P->empty);
     pthread_mutex_destroy(&P->lock);
@@ -878,12 +880,36 @@ int cask_pool_create(const cask_pool_opts_t *opts, cask_pool_t **out, cask_error
     if (b.s.run != threads_run)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "a pool runs on 'threads', not '%s'",
                          b.s.name);
-    return pool_make(nw, out, err);
+    if ((rc = pool_make(nw, out, err)))
+        return rc;
+    if (opts->cache_bytes && !((*out)->mcache = cask__mcache_new(opts->cache_bytes))) {
+        cask_pool_free(*out);
+        *out = NULL;
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a result cache");
+    }
+    return 0;
 }
 
 cask__store_t *cask__pool_store(const cask_pool_t *P)
 {
     return P->store;
+}
+
+cask__mcache_t *cask__pool_mcache(const cask_pool_t *P)
+{
+    return P->mcache;
+}
+
+int cask_pool_cache_stats(const cask_pool_t *pool, cask_pool_cache_stats_t *st,
+                          cask_error_t *err)
+{
+    if (!pool || !st)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "pool or st is NULL");
+    if (!pool->mcache)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "the pool has no result cache "
+                         "(cask_pool_opts_t.cache_bytes)");
+    cask__mcache_stats(pool->mcache, st);
+    return 0;
 }
 
 int cask_pool_workers(const cask_pool_t *pool)

@@ -149,7 +149,39 @@ typedef struct cask_pool_opts {
     const char *scheduler;  /* "threads" (the only one with pools for now; NULL:
                                "threads", whatever $CASK_SCHEDULER says) */
     int         workers;    /* 0: $CASK_NUM_WORKERS, else the online cores */
+    size_t      cache_bytes;/* a result cache of this many bytes (below); 0: none */
 } cask_pool_opts_t;
+
+/*
+** A pool's result cache (cask_pool_opts_t.cache_bytes), as Dask's
+** opportunistic cache: every compute on the pool keeps the results of the
+** tasks it runs, in memory, under their cache keys (the kernel's name and
+** version and its inputs' contents, as the cache directory's: see
+** cask_compute), and a later compute on the pool that needs a task with
+** that key takes the result instead of running it, and runs nothing
+** behind it (info->memcached counts them). A compute whose results are all
+** there runs no kernel. Only what a cache key can be made for is kept:
+** never results of CASK_KERNEL_IMPURE kernels, opaque values, or anything
+** computed from either. The cache holds at most cache_bytes (each result's
+** payload, as cask_value_nbytes counts it, plus about 80 bytes); over it,
+** the results of lowest score go first, a result's score being the seconds
+** its kernel took over its bytes, raised by as much again at each hit (as
+** cachey scores). A result bigger than the budget is not kept. The cache
+** goes with the pool.
+*/
+typedef struct cask_pool_cache_stats {
+    size_t budget;    /* cache_bytes */
+    size_t bytes;     /* held now, at most budget */
+    size_t entries;   /* results held now */
+    size_t hits;      /* lookups that found a result */
+    size_t misses;    /* lookups that did not */
+    size_t evictions; /* results let go of to keep within the budget */
+} cask_pool_cache_stats_t;
+
+/* What pool's result cache holds and has done, in *st. Errors: CASK_EINVAL
+** (NULL arguments, or a pool made without a cache). Threads: safe. */
+CASK_API int cask_pool_cache_stats(const cask_pool_t *pool, cask_pool_cache_stats_t *st,
+                                   cask_error_t *err);
 
 /*
 ** Start a pool's workers (opts may be NULL: the defaults) into *out.
@@ -229,6 +261,8 @@ typedef struct cask_compute_info {
                                 the cache directory instead of running */
     size_t persisted;        /* of the tasks, how many took their output from a
                                 value persisted on the pool (cask_persist) */
+    size_t memcached;        /* of the tasks, how many took their output from
+                                the pool's result cache (cache_bytes) */
 } cask_compute_info_t;
 
 /*

@@ -60,6 +60,39 @@ static int k_nested(const cask_value_t *a, size_t n, cask_value_t *out, cask_kct
     return 0;
 }
 
+/* pool.big(n, seed): n bytes of seed, counting its calls in big_calls. */
+static atomic_int big_calls;
+static int k_big(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 2)
+        return cask_kernel_fail(ctx, "pool.big takes (bytes, seed)");
+    size_t len = (size_t)a[0].u.i;
+    char *b = malloc(len);
+    memset(b, (int)a[1].u.i, len);
+    cask_error_t err;
+    int rc = cask_value_bytes(b, len, out, &err);
+    free(b);
+    atomic_fetch_add(&big_calls, 1);
+    return rc ? cask_kernel_fail(ctx, "%s", err.message) : 0;
+}
+
+/* pool.fib_add(a, b): a + b, counting its calls; pool.now(i): impure. */
+static atomic_int fib_calls, impure_calls;
+static int k_fib_add(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)ctx;
+    atomic_fetch_add(&fib_calls, 1);
+    *out = cask_int(n == 2 ? a[0].u.i + a[1].u.i : a[0].u.i);
+    return 0;
+}
+
+static int k_impure(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)a, (void)n, (void)ctx;
+    *out = cask_int(atomic_fetch_add(&impure_calls, 1));
+    return 0;
+}
+
 static double cost_first(const cask_value_t *a, size_t n)
 {
     return n && cask_value_is_number(&a[0]) ? cask_value_double(&a[0]) : 0;
@@ -72,7 +105,11 @@ static int setup(void **state)
     cask_error_t err;
     cask_kernel_opts_t ko = { .cost_fn = cost_first };
     if (cask_kernel_register("pool.sleep", k_sleep, &ko, &err) ||
-        cask_kernel_register("pool.nested", k_nested, NULL, &err))
+        cask_kernel_register("pool.nested", k_nested, NULL, &err) ||
+        cask_kernel_register("pool.big", k_big, NULL, &err) ||
+        cask_kernel_register("pool.fib_add", k_fib_add, NULL, &err) ||
+        cask_kernel_register("pool.impure", k_impure,
+                             &(cask_kernel_opts_t){ .flags = CASK_KERNEL_IMPURE }, &err))
         fail_msg("register: %s", err.message);
     return 0;
 }
@@ -649,6 +686,122 @@ static void test_persist_random(void **state)
     cask_pool_free(p);
 }
 
+/* ------------------------------------------------------- result cache */
+
+/* fib(n) as delayed calls of pool.fib_add in g: fib(0) = 0, fib(1) = 1. */
+static cask_task_t fib(cask_graph_t *g, int n)
+{
+    cask_error_t err;
+    cask_task_t a = CASK_DELAYED(g, "pool.fib_add", &err, cask_int(0));
+    cask_task_t b = CASK_DELAYED(g, "pool.fib_add", &err, cask_int(1));
+    for (int i = 2; i <= n; i++) {
+        cask_task_t c = CASK_DELAYED(g, "pool.fib_add", &err, cask_ref(b), cask_ref(a));
+        a = b;
+        b = c;
+    }
+    return n == 0 ? a : b;
+}
+
+/* fib(n) computed on o in a new graph: its value, the kernel calls made,
+** and how many tasks the result cache gave. */
+static int64_t fib_on(const cask_compute_opts_t *o, int n, int *calls, size_t *memo)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = fib(g, n);
+    cask_value_t v;
+    cask_compute_info_t info;
+    int before = atomic_load(&fib_calls);
+    assert_ok(cask_compute(g, &t, 1, o, &v, &info, &err), &err);
+    *calls = atomic_load(&fib_calls) - before;
+    *memo = info.memcached;
+    cask_graph_decref(g);
+    return v.u.i;
+}
+
+/* The course's lru_cache lesson: fib(30), then fib(30) again in a new
+** graph (no kernel runs), then fib(35) (5 calls); no cache: all again. */
+static void test_result_cache_fib(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p, *plain = new_pool(2);
+    assert_ok(cask_pool_create(&(cask_pool_opts_t){ .workers = 2, .cache_bytes = 1 << 20 },
+                               &p, &err), &err);
+    cask_compute_opts_t o = { .pool = p };
+    int calls;
+    size_t memo;
+    assert_int_equal(fib_on(&o, 30, &calls, &memo), 832040);
+    assert_int_equal(calls, 31);
+    assert_int_equal(memo, 0);
+    assert_int_equal(fib_on(&o, 30, &calls, &memo), 832040);
+    assert_int_equal(calls, 0);
+    assert_int_equal(memo, 1);
+    assert_int_equal(fib_on(&o, 35, &calls, &memo), 9227465);
+    assert_int_equal(calls, 5);
+    cask_pool_cache_stats_t st;
+    assert_ok(cask_pool_cache_stats(p, &st, &err), &err);
+    assert_int_equal(st.entries, 36);
+    assert_true(st.bytes <= st.budget);
+    assert_true(st.hits >= 2);
+    /* without a cache, everything runs again */
+    assert_int_equal(fib_on(&(cask_compute_opts_t){ .pool = plain }, 30, &calls, &memo), 832040);
+    assert_int_equal(calls, 31);
+    assert_int_equal(cask_pool_cache_stats(plain, &st, &err), CASK_EINVAL);
+    /* impure kernels are never cached */
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "pool.impure", &err, cask_int(1));
+    cask_value_t v;
+    int before = atomic_load(&impure_calls);
+    for (int i = 0; i < 2; i++)
+        assert_ok(cask_compute(g, &t, 1, &o, &v, NULL, &err), &err);
+    assert_int_equal(atomic_load(&impure_calls) - before, 2);
+    cask_graph_decref(g);
+    cask_pool_free(plain);
+    cask_pool_free(p);
+}
+
+/* Within a budget of 600 kB: a tiny result that took 50 ms, then two 400 kB
+** results cheap to make; the cache never holds more than its budget, and
+** what it lets go of is a cheap big one, not the costly small one, though
+** that is the least recently used. */
+static void test_result_cache_budget(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p;
+    assert_ok(cask_pool_create(&(cask_pool_opts_t){ .workers = 2, .cache_bytes = 600000 }, &p,
+                               &err), &err);
+    cask_compute_opts_t o = { .pool = p };
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t big1 = CASK_DELAYED(g, "pool.big", &err, cask_int(400000), cask_int(1));
+    cask_task_t slow = sleeper(g, 0.05, 1, 0, 0, NULL);
+    cask_task_t big2 = CASK_DELAYED(g, "pool.big", &err, cask_int(400000), cask_int(2));
+    cask_task_t huge = CASK_DELAYED(g, "pool.big", &err, cask_int(700000), cask_int(3));
+    cask_value_t v;
+    cask_pool_cache_stats_t st;
+    cask_task_t order[] = { slow, big1, big2, huge }; /* the costly one oldest: not LRU */
+    for (int i = 0; i < 4; i++) {
+        assert_ok(cask_compute(g, &order[i], 1, &o, &v, NULL, &err), &err);
+        cask_value_decref(&v);
+        assert_ok(cask_pool_cache_stats(p, &st, &err), &err);
+        assert_true(st.bytes <= 600000);
+    }
+    assert_int_equal(st.evictions, 1); /* big1 or big2 made room; huge never fits */
+    assert_int_equal(st.entries, 2);
+    reset_counts();
+    cask_compute_info_t info;
+    assert_ok(cask_compute(g, &slow, 1, &o, &v, &info, &err), &err);
+    assert_int_equal(info.memcached, 1); /* the costly one stayed */
+    assert_int_equal(atomic_load(&done_by_tag[1]), 0);
+    int before = atomic_load(&big_calls);
+    assert_ok(cask_compute(g, &huge, 1, &o, &v, &info, &err), &err);
+    cask_value_decref(&v);
+    assert_int_equal(atomic_load(&big_calls) - before, 1); /* bigger than the budget */
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +816,8 @@ int main(void)
         cmocka_unit_test(test_free_waits_for_work),
         cmocka_unit_test(test_persist),
         cmocka_unit_test(test_persist_random),
+        cmocka_unit_test(test_result_cache_fib),
+        cmocka_unit_test(test_result_cache_budget),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -250,8 +250,10 @@ typedef struct cask__plan {
     cask__gview_t gv;       /* its columns */
     uint32_t  n;            /* tasks in the plan */
     uint32_t *task;         /* plan id -> graph task */
-    uint32_t *pidx;         /* graph task -> plan id, UINT32_MAX if culled */
+    uint32_t *pidx;         /* graph task -> plan id, for the plan's tasks only
+                               (any other entry is undefined: see in_plan) */
     uint32_t  span;         /* entries of pidx: graph tasks 0 .. span-1 */
+    uint64_t *in_plan;      /* bit t: graph task t (< span) is in the plan */
     uint32_t *succ_off;     /* n + 1 offsets into succ */
     uint32_t *succ;         /* successors, one per edge */
     uint32_t *pred_off;     /* n + 1 offsets into pred */

@@ -3,20 +3,31 @@
 ** the requested outputs, renumbers them in topological order, builds the
 ** successor half of the CSR and gives each task its upward rank.
 **
-** Every ref points to an earlier task, so one backward sweep marks the
-** ancestors and one forward sweep numbers them: no recursion and no stack,
-** whatever the depth of the graph.
+** The ancestors are found breadth first from the outputs, marked in a
+** bitmap, so the cost follows the tasks needed, not the graph's size: a
+** compute of one task in a graph of a million plans in microseconds. Every
+** ref points to an earlier task, so index order is a topological order:
+** the needed tasks are numbered in it (sorted when they are few, else read
+** off the bitmap in one sweep). No recursion, whatever the depth.
 */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
 
 void cask__plan_destroy(cask__plan_t *p)
 {
     cask__big_free(p->task);
     cask__big_free(p->pidx);
+    cask__big_free(p->in_plan);
     cask__big_free(p->succ_off);
     cask__big_free(p->succ);
     cask__big_free(p->pred_off);
@@ -52,27 +63,47 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
     size_t span = (size_t)top + 1;
     p->span = (uint32_t)span;
     rc = CASK_ENOMEM;
-    uint32_t *cnt = NULL;
-    if (!(p->pidx = cask__big_malloc(span * sizeof *p->pidx)))
+    uint32_t *cnt = NULL, *list = NULL;
+    size_t words = (span + 63) / 64;
+    /* pidx is written for the tasks of the plan only: nothing else reads it */
+    if (!(p->pidx = cask__big_malloc(span * sizeof *p->pidx)) ||
+        !(p->in_plan = cask__big_calloc(words, sizeof *p->in_plan)) ||
+        !(list = cask__big_malloc(span * sizeof *list)))
         goto out;
 
-    /* Mark ancestors: 0 = needed, UINT32_MAX = not (yet). */
-    memset(p->pidx, 0xff, span * sizeof *p->pidx);
-    for (size_t i = 0; i < n_out; i++)
-        p->pidx[cask__tix(outs[i])] = 0;
+    /* Mark the ancestors, breadth first from the outputs. */
     size_t n = 0, n_edges = 0;
-    for (size_t t = span; t-- > 0;) {
-        if (p->pidx[t])
-            continue;
-        n++;
+    uint64_t *mark = p->in_plan;
+    for (size_t i = 0; i < n_out; i++) {
+        uint32_t t = cask__tix(outs[i]);
+        if (!(mark[t >> 6] >> (t & 63) & 1)) {
+            mark[t >> 6] |= 1ull << (t & 63);
+            list[n++] = t;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t t = list[i];
         for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++)
             if (g->in[e].type == CASK_REF) {
-                p->pidx[cask__tix(g->in[e].u.task)] = 0;
+                uint32_t u = cask__tix(g->in[e].u.task);
                 n_edges++;
+                if (!(mark[u >> 6] >> (u & 63) & 1)) {
+                    mark[u >> 6] |= 1ull << (u & 63);
+                    list[n++] = u;
+                }
             }
     }
+    /* In index order: sorted when few, else read off the bitmap. */
+    if (n < span / 16) {
+        qsort(list, n, sizeof *list, cmp_u32);
+    } else {
+        size_t k = 0;
+        for (size_t w = 0; w < words; w++)
+            for (uint64_t b = mark[w]; b; b &= b - 1)
+                list[k++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(b));
+    }
     p->n = (uint32_t)n;
-    if (!(p->task = cask__big_malloc(n * sizeof *p->task)) ||
+    if (!(p->task = cask__big_malloc((n ? n : 1) * sizeof *p->task)) ||
         !(p->succ_off = cask__big_calloc(n + 1, sizeof *p->succ_off)) ||
         !(p->succ = cask__big_malloc((n_edges ? n_edges : 1) * sizeof *p->succ)) ||
         !(p->pred_off = cask__big_malloc((n + 1) * sizeof *p->pred_off)) ||
@@ -88,9 +119,8 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
     ** one's predecessors, uses and successors on the way: its inputs are
     ** numbered already. */
     uint32_t id = 0, np = 0;
-    for (size_t t = 0; t < span; t++) {
-        if (p->pidx[t])
-            continue;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t t = list[k];
         if (need_kernels && g->kernel[t] == CASK__NO_KERNEL) {
             rc = cask__err(err, CASK_EINVAL, cask__key(g, t), NULL,
                            "task '%s' has no kernel (graph loaded for analysis only)",
@@ -98,10 +128,10 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
             goto out;
         }
         uint32_t v = id++;
-        p->task[v] = (uint32_t)t;
+        p->task[v] = t;
         p->pidx[t] = v;
         p->pred_off[v] = np;
-        uint32_t args_end = g->in_off[t] + cask__n_args(g, (uint32_t)t);
+        uint32_t args_end = g->in_off[t] + cask__n_args(g, t);
         for (uint32_t e = g->in_off[t]; e < g->in_off[t + 1]; e++) {
             if (g->in[e].type != CASK_REF)
                 continue;
@@ -160,6 +190,7 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
     rc = 0;
 out:
     cask__big_free(cnt);
+    cask__big_free(list);
     if (rc) {
         if (rc == CASK_ENOMEM)
             cask__err(err, rc, NULL, NULL, "no memory to plan %u tasks", g->n);

@@ -151,7 +151,7 @@ static int durations(const cask__plan_t *p, const cask_trace_t *tr, double *d, c
     for (size_t i = 0; i < n; i++) {
         const cask_trace_event_t *e = cask_trace_event(tr, i);
         uint32_t t = e ? cask__find(g, e->key) : UINT32_MAX;
-        if (t < p->span && p->pidx[t] != UINT32_MAX)
+        if (t < p->span && (p->in_plan[t >> 6] >> (t & 63) & 1))
             d[p->pidx[t]] = (double)(e->end_ns - e->start_ns) * 1e-9;
     }
     for (uint32_t v = 0; v < p->n; v++)

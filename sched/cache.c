@@ -402,6 +402,25 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
         for (uint32_t e = p->pred_off[v]; e < p->pred_off[v] + p->npred[v]; e++)
             state[p->pred[e]] = NEEDED;
     }
+    /* A persisted value stands in for its task by task key, not by cache
+    ** key: it, and everything computed from it, is kept nowhere (their
+    ** cache keys describe the graph's own inputs). */
+    if (c && kept_hits) {
+        uint8_t *taint = cask__big_calloc(m, 1);
+        if (!taint) {
+            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the cache's keys");
+            goto out;
+        }
+        for (uint32_t v = 0; v < p->n; v++) {
+            taint[v] = state[v] == KEPT;
+            for (uint32_t e = p->pred_off[v];
+                 state[v] == NEEDED && !taint[v] && e < p->pred_off[v] + p->npred[v]; e++)
+                taint[v] = taint[p->pred[e]];
+            if (taint[v])
+                ok[v] = 0;
+        }
+        cask__big_free(taint);
+    }
     for (uint32_t v = 0; c && v < p->n; v++) {
         const cask__kernel_t *k = cask__kernel_get(p->gv.kernel[p->task[v]]);
         c->write[v] = dir && ok[v] && state[v] != HIT &&

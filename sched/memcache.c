@@ -8,9 +8,10 @@
 ** that much again at each hit. When the cache is over its budget, the
 ** entries of lowest score go first, the newest included: a result cheap to
 ** make again and big is not kept at the expense of one that took long. An
-** entry's bytes are its value's payload and the entry itself. Eviction
-** scans the entries (O(entries)); a cache holds results of tasks that took
-** some time, so it holds few of them.
+** entry's bytes are its value's payload and the entry itself. Every
+** result a cache key can be made for is put; a put over the budget scans
+** every entry under the cache's one lock (O(entries)), so a cache of
+** millions of tiny results evicts slowly.
 */
 #include <string.h>
 

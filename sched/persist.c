@@ -242,21 +242,22 @@ int cask_persist(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         if ((rc = cask__pool_default(workers, &o.pool, err)))
             return rc;
     }
+    /* a reference on the store from here: the pool may end meanwhile */
     cask__store_t *s = cask__pool_store(o.pool);
+    pthread_mutex_lock(&s->lock);
+    bool closed = s->closed;
+    s->refs += !closed;
+    pthread_mutex_unlock(&s->lock);
+    if (closed)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "the pool has ended");
     cask_value_t *vals = cask__calloc(n ? n : 1, sizeof *vals);
     cask_persisted_t *p = cask__calloc(1, sizeof *p + (n ? n : 1) * sizeof p->e[0]);
-    if (!vals || !p) {
-        cask__free(vals);
-        cask__free(p);
-        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to persist %zu outputs", n);
-    }
-    if ((rc = cask_compute(g, outs, n, &o, vals, NULL, err))) {
-        cask__free(vals);
-        cask__free(p);
-        return rc;
-    }
+    if (!vals || !p)
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to persist %zu outputs", n);
+    else
+        rc = cask_compute(g, outs, n, &o, vals, NULL, err);
     pthread_mutex_lock(&s->lock);
-    if (s->closed)
+    if (!rc && s->closed)
         rc = cask__err(err, CASK_EINVAL, NULL, NULL, "the pool has ended");
     for (size_t i = 0; !rc && i < n; i++) {
         if (keep(s, p, i, cask_graph_key(g, outs[i]), &vals[i]))
@@ -264,17 +265,20 @@ int cask_persist(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         else
             p->n++;
     }
-    p->s = s;
-    s->refs++;
-    if (rc) { /* let go of what was kept */
-        for (size_t i = 0; i < p->n; i++)
+    if (rc) { /* let go of what was kept, and of the store */
+        for (size_t i = 0; p && i < p->n; i++)
             if (!--p->e[i]->holders)
                 drop(s, p->e[i]);
         cask__free(p);
         p = NULL;
         unref(s);
     } else {
+        p->s = s; /* the handle's reference */
         pthread_mutex_unlock(&s->lock);
+    }
+    if (vals) {
+        for (size_t i = 0; i < n; i++)
+            cask_value_decref(&vals[i]);
     }
     for (size_t i = 0; i < n; i++)
         cask_value_decref(&vals[i]);

@@ -294,11 +294,11 @@ typedef struct cask__backend {
 } cask__backend_t;
 
 /* Pools (sched/threads.c). Run r on r->pool and wait for it to end. The
-** calling thread serves r too: with a free slot of the pool, or, when it
-** serves a run of a pool already (r is computed from a task), with its
-** own slot there, or, when that pool is another (cask__pool_helper(P)),
-** as worker number cask_pool_workers(r->pool), which r->workers then
-** counts. */
+** calling thread serves r too: its first tasks with a free slot of the
+** pool; and to the end when it is a pool's thread (r is computed from a
+** task or a callback): with its slot when it serves a run of r->pool with
+** one, else as worker number cask_pool_workers(r->pool)
+** (cask__pool_helper), which r->workers then counts. */
 int cask__pool_run(cask_run_t *r, cask_error_t *err);
 /* Start r on r->pool without waiting: once it has ended, a worker of the
 ** pool calls ended(ctx, rc, serr) (rc 0, or the pool's own failure in
@@ -311,8 +311,10 @@ int cask__pool_start(cask_run_t *r, cask__pool_ended ended, void *ctx, cask_erro
 int cask__pool_default(int workers, cask_pool_t **out, cask_error_t *err);
 /* 0 when a compute with opts may run on P, else CASK_EINVAL. */
 int cask__pool_check(const cask_pool_t *P, const cask_compute_opts_t *opts, cask_error_t *err);
-/* True when the calling thread serves a run of a pool other than P: a
-** compute it waits for on P is served by it as one more worker. */
+/* True when a compute the calling thread waits for on P is served by it
+** as one more worker (number cask_pool_workers(P)): it serves a run of
+** another pool, or is a pool's thread outside any run, or serves P as
+** such a worker already. */
 bool cask__pool_helper(const cask_pool_t *P);
 /* A submit on P counts from the call until its compute has ended, so
 ** that cask_pool_free waits for it and the pool outlives it. */

@@ -129,9 +129,24 @@ struct cask_pool {
 
 static void hand_back(prun_t *p);
 
-/* The pool whose run this thread serves now (NULL: none), with its slot. */
+/* The pool whose run this thread serves now (NULL: none), with its slot;
+** and, on a thread a pool started, that pool (its callbacks run there too,
+** outside any run: a hand-back's finish callback). */
 static _Thread_local cask_pool_t *my_pool;
 static _Thread_local int my_slot;
+static _Thread_local cask_pool_t *my_thread_pool;
+
+/* How a thread that computes on P and waits serves that compute: -1 not at
+** all beyond its first pass (a thread outside every pool); else to the end
+** as this worker number: its slot when it serves a run of P with one, else
+** number nw (one more worker: it serves a run of another pool, or is a
+** thread of a pool outside any run, or serves P as such a worker already). */
+static int nested_id(const cask_pool_t *P)
+{
+    if (my_pool == P)
+        return my_slot;
+    return my_pool || my_thread_pool ? P->nw : -1;
+}
 
 static double now_s(void)
 {
@@ -562,7 +577,8 @@ static void detach(prun_t *p, worker_t *w, bool slot)
     maybe_end(P, p);
     if (slot) {
         double best;
-        P->slots[atomic_fetch_add(&P->nfree, 1)] = w->id; /* then a full barrier */
+        P->slots[atomic_fetch_add(&P->nfree, 1)] = w->id;
+        atomic_thread_fence(memory_order_seq_cst); /* against pool_notify's */
         if (atomic_load(&P->sleeping) && best_run(P, &best)) /* a slot for waiting work */
             pthread_cond_signal(&P->wake);
     }
@@ -615,6 +631,7 @@ static void pool_sleep(cask_pool_t *P, prun_t *own)
 static void *pool_main(void *arg)
 {
     cask_pool_t *P = arg;
+    my_thread_pool = P;
     pthread_mutex_lock(&P->lock);
     for (;;) {
         if (P->finished) {
@@ -768,7 +785,7 @@ int cask__pool_run(cask_run_t *r, cask_error_t *err)
     ** of a few small tasks then runs with no thread woken), and to the end
     ** when it serves a run of a pool already (a task that computes): with
     ** its own slot on this pool, with one more worker number on another. */
-    int nested = my_pool == P ? my_slot : my_pool ? P->nw : -1;
+    int nested = nested_id(P);
     bool first = true;
     pthread_mutex_lock(&P->lock);
     while (!p.ended) {
@@ -921,8 +938,9 @@ void cask_pool_free(cask_pool_t *pool)
 {
     if (!pool)
         return;
-    if (my_pool == pool) {
-        fprintf(stderr, "cask: cask_pool_free called from a task running on that pool\n");
+    if (my_pool == pool || my_thread_pool == pool) {
+        fprintf(stderr, "cask: cask_pool_free called from a task or callback running on that "
+                "pool\n");
         abort();
     }
     if (pool->pid != getpid())
@@ -954,6 +972,8 @@ static void defaults_free(void)
             defaults = d->next;
             pthread_mutex_lock(&d->pool->lock);
             bool idle = !d->pool->runs && !d->pool->holds && !d->pool->finished;
+            if (idle) /* from now on a compute that comes is refused */
+                d->pool->closing = true;
             pthread_mutex_unlock(&d->pool->lock);
             if (idle)
                 pool_close(d->pool);
@@ -1008,5 +1028,5 @@ int cask__pool_check(const cask_pool_t *P, const cask_compute_opts_t *opts, cask
 
 bool cask__pool_helper(const cask_pool_t *P)
 {
-    return my_pool && my_pool != P;
+    return nested_id(P) == P->nw;
 }

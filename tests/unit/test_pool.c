@@ -93,6 +93,36 @@ static int k_impure(const cask_value_t *a, size_t n, cask_value_t *out, cask_kct
     return 0;
 }
 
+/* pool.nest2(depth): computes pool.nest2(depth - 1) on nest2_pool with a
+** trace, and fails if a task of it ran as a worker the trace does not
+** count; returns depth. */
+static cask_pool_t *nest2_pool;
+static int k_nest2(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 1 || a[0].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "pool.nest2 takes one int");
+    *out = a[0];
+    if (a[0].u.i == 0)
+        return 0;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "pool.nest2", &err, cask_int(a[0].u.i - 1));
+    cask_value_t v;
+    cask_compute_info_t info;
+    int rc = cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = nest2_pool,
+                                                             .flags = CASK_TRACE },
+                          &v, &info, &err);
+    cask_graph_decref(g);
+    if (rc)
+        return cask_kernel_fail(ctx, "nested compute: %s", err.message);
+    int bad = 0;
+    for (size_t i = 0; i < cask_trace_size(info.trace); i++)
+        bad |= cask_trace_event(info.trace, i)->worker >= cask_trace_workers(info.trace);
+    bad |= cask_trace_workers(info.trace) != info.workers;
+    cask_trace_free(info.trace);
+    return bad ? cask_kernel_fail(ctx, "a task ran as a worker the trace does not count") : 0;
+}
+
 static double cost_first(const cask_value_t *a, size_t n)
 {
     return n && cask_value_is_number(&a[0]) ? cask_value_double(&a[0]) : 0;
@@ -107,6 +137,7 @@ static int setup(void **state)
     if (cask_kernel_register("pool.sleep", k_sleep, &ko, &err) ||
         cask_kernel_register("pool.nested", k_nested, NULL, &err) ||
         cask_kernel_register("pool.big", k_big, NULL, &err) ||
+        cask_kernel_register("pool.nest2", k_nest2, NULL, &err) ||
         cask_kernel_register("pool.fib_add", k_fib_add, NULL, &err) ||
         cask_kernel_register("pool.impure", k_impure,
                              &(cask_kernel_opts_t){ .flags = CASK_KERNEL_IMPURE }, &err))
@@ -388,6 +419,92 @@ static void test_nested_computes(void **state)
     cask_pool_free(p);
 }
 
+/* A task on pool Q computes on P, whose task computes on P again: every
+** task runs as a worker its compute's trace counts. */
+static void test_nested_across_pools(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *q = new_pool(1);
+    nest2_pool = new_pool(2);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "pool.nest2", &err, cask_int(3));
+    cask_value_t v;
+    assert_ok(cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = q }, &v, NULL, &err), &err);
+    assert_int_equal(v.u.i, 3);
+    cask_graph_decref(g);
+    cask_pool_free(nest2_pool);
+    nest2_pool = NULL;
+    cask_pool_free(q);
+}
+
+/* A submit's finish callback runs on a thread of the pool; a compute it
+** makes on that pool (of one worker), while another submit keeps the
+** pool busy, finishes: the callback's thread serves it. */
+static cask_pool_t *cb_pool;
+static atomic_int cb_result = -1;
+static void finish_computes(void *udata, int status)
+{
+    (void)udata;
+    if (status)
+        return;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_NO_TASK;
+    for (int i = 0; i < 3; i++) /* tasks over a slice, ranked below the other submit's */
+        t = sleeper(g, 0.005, 0, 0, 1e-6, t == CASK_NO_TASK ? NULL : &t);
+    t = CASK_DELAYED(g, "test.count", &err, cask_ref(t));
+    cask_value_t v;
+    if (!cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = cb_pool }, &v, NULL, &err))
+        atomic_store(&cb_result, (int)v.u.i);
+    cask_graph_decref(g);
+}
+
+static void test_compute_in_callback(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cb_pool = new_pool(1);
+    cask_callbacks_t cb = { .finish = finish_computes };
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t a = sleeper(g, 0.01, 0, 0, 0, NULL);
+    cask_task_t b = CASK_NO_TASK;
+    for (int i = 0; i < 10; i++) /* a chain that keeps the one worker busy, ranked high */
+        b = sleeper(g, 0.01, 1, 0, 1.0, b == CASK_NO_TASK ? NULL : &b);
+    cask_future_t *fa, *fb;
+    assert_ok(cask_submit(g, &a, 1, &(cask_compute_opts_t){ .pool = cb_pool, .callbacks = &cb },
+                          &fa, &err), &err);
+    assert_ok(cask_submit(g, &b, 1, &(cask_compute_opts_t){ .pool = cb_pool }, &fb, &err), &err);
+    cask_compute_info_t info;
+    assert_ok(cask_future_info(fa, &info), &err);
+    assert_ok(cask_future_info(fb, &info), &err);
+    assert_int_equal(atomic_load(&cb_result), 1); /* test.count(pool.sleep's tag 0) */
+    cask_future_free(fa);
+    cask_future_free(fb);
+    cask_graph_decref(g);
+    cask_pool_free(cb_pool);
+}
+
+/* Submits whose pool is freed as soon as their futures are settled, many
+** times over: the submit lets go of the pool last (run under ASan). */
+static void test_free_right_after(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(1));
+    for (int i = 0; i < 50; i++) {
+        cask_pool_t *p = new_pool(1);
+        cask_future_t *f;
+        assert_ok(cask_submit(g, &t, 1, &(cask_compute_opts_t){ .pool = p }, &f, &err), &err);
+        cask_compute_info_t info;
+        assert_ok(cask_future_info(f, &info), &err);
+        cask_pool_free(p);
+        cask_future_free(f);
+    }
+    cask_graph_decref(g);
+}
+
 /* On one worker, a compute whose path to the end is long (by its cost
 ** estimates) submitted while a compute of many short tasks runs goes
 ** first: it is done while most of the short tasks still wait. */
@@ -621,12 +738,41 @@ static void test_persist(void **state)
     assert_int_equal(cask_persisted_get(h, 0, &x, &err), CASK_EMISSING);
     cask_persisted_free(h);
 
+    char cmd[64];
+    /* A kept value stands in by task key: what is computed from it is not
+    ** written to the cache directory under its graph's own cache keys. */
+    p = new_pool(2);
+    cask_graph_t *ga = cask_graph_new(&err), *gb = cask_graph_new(&err);
+    cask_task_t xa, xb, yb;
+    cask_task_spec_t sa = { .kernel = "test.count", .key = "x",
+                            .inputs = (cask_value_t[]){ cask_int(1) }, .n_inputs = 1 };
+    cask_task_spec_t sb = { .kernel = "test.count", .key = "x",
+                            .inputs = (cask_value_t[]){ cask_int(10) }, .n_inputs = 1 };
+    assert_ok(cask_graph_add(ga, &sa, &xa, &err), &err);
+    assert_ok(cask_graph_add(gb, &sb, &xb, &err), &err);
+    yb = CASK_DELAYED(gb, "test.count", &err, cask_ref(xb));
+    assert_ok(cask_persist(ga, &xa, 1, &(cask_compute_opts_t){ .pool = p }, &h, &err), &err);
+    char dir2[] = "/tmp/cask-persist2-XXXXXX";
+    assert_non_null(mkdtemp(dir2));
+    assert_int_equal(calls_of(gb, yb, &(cask_compute_opts_t){ .pool = p, .cache_dir = dir2 },
+                              &v, &kept), 1);
+    assert_int_equal(v, 3); /* from the kept x = 2 */
+    assert_int_equal(calls_of(gb, yb, &(cask_compute_opts_t){ .scheduler = "sync",
+                                                              .cache_dir = dir2 }, &v, &kept),
+                     2);
+    assert_int_equal(v, 12); /* gb's own x = 11: nothing was cached from the kept one */
+    cask_persisted_free(h);
+    cask_pool_free(p);
+    cask_graph_decref(ga);
+    cask_graph_decref(gb);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir2);
+    assert_int_equal(system(cmd), 0);
+
     assert_int_equal(cask_persist(g, &t[1], 1,
                                   &(cask_compute_opts_t){ .scheduler = "processes" }, &h, &err),
                      CASK_EINVAL);
     assert_null(h);
     assert_int_equal(cask_persist(g, &t[1], 1, NULL, NULL, &err), CASK_EINVAL);
-    char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
     cask_graph_decref(g);
@@ -810,6 +956,9 @@ int main(void)
         cmocka_unit_test(test_callers_share_slots),
         cmocka_unit_test(test_many_computes_in_flight),
         cmocka_unit_test(test_nested_computes),
+        cmocka_unit_test(test_nested_across_pools),
+        cmocka_unit_test(test_compute_in_callback),
+        cmocka_unit_test(test_free_right_after),
         cmocka_unit_test(test_critical_path_first),
         cmocka_unit_test(test_no_compute_starves),
         cmocka_unit_test(test_errors_and_cancels_beside),

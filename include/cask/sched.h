@@ -127,9 +127,12 @@ typedef struct cask_callbacks {
 ** the pool is the highest. So the critical path goes first across
 ** computes, and a compute that waits gains a second of priority for each
 ** second it waits, so none starves. Within one compute the order is the
-** usual one (below). A compute started from a task running on a pool (a
-** kernel that computes) is served by its calling thread too, as one more
-** worker, so nested computes never deadlock.
+** usual one (below). A thread that calls cask_compute on a pool runs the
+** compute's first tasks itself when a worker's slot is free (a compute of
+** one small task then wakes no thread). A compute started from a task or
+** a callback running on a pool's thread is served by that thread to its
+** end (with the task's slot on the same pool; as one more worker, number
+** cask_pool_workers(), on another), so nested computes never deadlock.
 **
 ** A compute that names no pool, on "threads", runs on the process's
 ** default pool of its worker count ($CASK_NUM_WORKERS, else the online

@@ -133,6 +133,9 @@ int cask__resolve(const cask_compute_opts_t *opts, cask__backend_t *out, int *wo
     *out = b;
     if (opts->workers < 0)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "workers %d is negative", opts->workers);
+    if (opts->workers > 4096)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "workers %d is more than 4096",
+                         opts->workers);
     *workers = opts->workers;
     if (!*workers) {
         const char *w = getenv("CASK_NUM_WORKERS");

@@ -151,7 +151,7 @@ typedef struct cask_pool cask_pool_t; /* opaque */
 typedef struct cask_pool_opts {
     const char *scheduler;  /* "threads" (the only one with pools for now; NULL:
                                "threads", whatever $CASK_SCHEDULER says) */
-    int         workers;    /* 0: $CASK_NUM_WORKERS, else the online cores */
+    int         workers;    /* 1 .. 4096; 0: $CASK_NUM_WORKERS, else the online cores */
     size_t      cache_bytes;/* a result cache of this many bytes (below); 0: none */
 } cask_pool_opts_t;
 
@@ -227,7 +227,7 @@ enum {
 /* Options for cask_compute; zero fields mean "default". */
 typedef struct cask_compute_opts {
     const char *scheduler;  /* registered name; NULL: $CASK_SCHEDULER, else "threads" */
-    int         workers;    /* 0: $CASK_NUM_WORKERS, else the online cores */
+    int         workers;    /* 1 .. 4096; 0: $CASK_NUM_WORKERS, else the online cores */
     unsigned    flags;      /* CASK_TRACE, CASK_PROGRESS, CASK_NO_PROGRESS */
     const cask_callbacks_t *callbacks; /* borrowed for the compute; NULL: none */
     int         retries;    /* "processes": reruns of a task whose worker process

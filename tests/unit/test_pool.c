@@ -206,6 +206,9 @@ static void test_options(void **state)
                      CASK_ENOSCHED);
     assert_int_equal(cask_pool_create(&(cask_pool_opts_t){ .workers = -2 }, &p, &err),
                      CASK_EINVAL);
+    assert_int_equal(cask_pool_create(&(cask_pool_opts_t){ .workers = 100000 }, &p, &err),
+                     CASK_EINVAL);
+    assert_msg_has(&err, "4096");
     assert_int_equal(cask_pool_create(NULL, NULL, &err), CASK_EINVAL);
     assert_ok(cask_pool_create(&(cask_pool_opts_t){ .scheduler = "threads", .workers = 3 }, &p,
                                &err), &err);

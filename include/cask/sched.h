@@ -200,8 +200,9 @@ CASK_API int cask_pool_workers(const cask_pool_t *pool);
 
 /*
 ** Wait for every compute and submit in flight on pool to end, then stop
-** its workers and free it. NULL is allowed. Calling it from a task that
-** runs on pool would wait forever: it aborts with a message instead.
+** its workers and free it. NULL is allowed. Calling it from a task or a
+** callback that runs on one of pool's threads would wait forever: it
+** aborts with a message instead.
 ** A child process made by fork() after the pool was made has none of its
 ** threads: there it does nothing.
 */

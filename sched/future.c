@@ -281,11 +281,15 @@ size_t cask_future_wait(cask_future_t *const *futs, size_t n, size_t k, double t
         until.tv_sec = (time_t)s;
         until.tv_nsec = (long)((s - (double)until.tv_sec) * 1e9);
     }
-    size_t got;
+    size_t got, first = 0; /* futs[0 .. first) are done (done never goes back) */
     pthread_mutex_lock(&lock);
     for (;;) {
-        got = 0;
-        for (size_t i = 0; i < n; i++)
+        while (first < n && futs[first] && futs[first]->done)
+            first++;
+        got = first;
+        /* count the rest, but waiting for all, the first not done says enough:
+        ** a wait for n futures done one by one costs O(n), not O(n^2) */
+        for (size_t i = first; i < n && k < n; i++)
             got += futs[i] && futs[i]->done;
         if (got >= k || timeout_s == 0)
             break;

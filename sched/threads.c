@@ -11,7 +11,9 @@
 ** computes, and a compute that waits gains a second for each second it
 ** waits: none starves. A worker serving one run among several looks
 ** again every SLICE_NS of work, and at once when its run has nothing
-** ready for it.
+** ready for it. Runs no thread has served yet (thousands of submits
+** waiting) keep their claims' order, so they wait in a heap; the runs
+** being served are scored one by one.
 **
 ** Within a run, ready tasks wait in one cask_readyq_t (the priority order
 ** every scheduler uses) under the run's mutex. Each worker also holds a
@@ -90,6 +92,10 @@ struct prun {
     /* under the pool's lock: */
     int             attached;  /* threads serving it */
     bool            listed;    /* in the pool's list */
+    bool            touched;   /* served once: in the touched list, not the heap */
+    long            hidx;      /* its place in the pool's heap of fresh runs, or -1 */
+    double          key;       /* fresh: its first ready task's rank less born */
+    prun_t         *tprev, *tnext; /* the touched list */
     bool            ended;     /* off the list: its owner may go */
     prun_t         *prev, *next;
     pthread_cond_t  fin;       /* ended */
@@ -112,6 +118,9 @@ struct cask_pool {
     pthread_cond_t  wake;      /* work appeared, or closing (helpers too: a run ended) */
     pthread_cond_t  empty;     /* the last run left */
     prun_t         *runs;      /* in flight */
+    prun_t        **heap;      /* runs no thread has served yet, by key, best first: */
+    size_t          nheap, capheap; /* their claims do not change until one does */
+    prun_t         *touched;   /* the other runs in flight, scored one by one */
     prun_t         *finished;  /* ended runs of cask__pool_start, for a worker to
                                   hand back (linked by next) */
     char            pad2[64];
@@ -206,6 +215,8 @@ static bool done_with(prun_t *p)
     return atomic_load(&p->over) || atomic_load(&p->nomem) || cask_run_stopped(p->r);
 }
 
+static void heap_remove(cask_pool_t *P, prun_t *p);
+
 /* A run's claim on a worker: its first ready task's rank plus its age. */
 static double score(prun_t *p, double rank, double now)
 {
@@ -224,6 +235,16 @@ static void maybe_end(cask_pool_t *P, prun_t *p)
         P->runs = p->next;
     if (p->next)
         p->next->prev = p->prev;
+    if (p->hidx >= 0)
+        heap_remove(P, p);
+    if (p->touched) {
+        if (p->tprev)
+            p->tprev->tnext = p->tnext;
+        else
+            P->touched = p->tnext;
+        if (p->tnext)
+            p->tnext->tprev = p->tprev;
+    }
     atomic_fetch_sub(&P->nruns, 1);
     p->ended = true;
     if (p->ended_cb) { /* a worker hands it back, outside every lock */
@@ -264,12 +285,95 @@ void cask__pool_poke(cask_pool_t *P)
     pthread_mutex_unlock(&P->lock);
 }
 
-/* The run with ready work that scores best (NULL: none); pool lock held. */
+/* The heap of fresh runs (pool lock held). A run that no thread has served
+** has the ready tasks it was listed with, so its claim on a worker, rank
+** plus age, stays its key plus the time now: the runs in it keep their
+** order, and the best of thousands of submits is found in O(log). */
+static void heap_set(cask_pool_t *P, size_t i, prun_t *p)
+{
+    P->heap[i] = p;
+    p->hidx = (long)i;
+}
+
+static void heap_up(cask_pool_t *P, size_t i)
+{
+    prun_t *p = P->heap[i];
+    while (i > 0 && P->heap[(i - 1) / 2]->key < p->key) {
+        heap_set(P, i, P->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(P, i, p);
+}
+
+static void heap_down(cask_pool_t *P, size_t i)
+{
+    prun_t *p = P->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= P->nheap)
+            break;
+        if (c + 1 < P->nheap && P->heap[c + 1]->key > P->heap[c]->key)
+            c++;
+        if (P->heap[c]->key <= p->key)
+            break;
+        heap_set(P, i, P->heap[c]);
+        i = c;
+    }
+    heap_set(P, i, p);
+}
+
+static void heap_remove(cask_pool_t *P, prun_t *p)
+{
+    size_t i = (size_t)p->hidx;
+    p->hidx = -1;
+    prun_t *last = P->heap[--P->nheap];
+    if (last == p)
+        return;
+    heap_set(P, i, last);
+    heap_up(P, i);
+    heap_down(P, (size_t)last->hidx);
+}
+
+/* p is served from now on: its claim moves with its ready tasks, so it is
+** scored one by one. */
+static void touch(cask_pool_t *P, prun_t *p)
+{
+    if (p->touched)
+        return;
+    if (p->hidx >= 0)
+        heap_remove(P, p);
+    p->touched = true;
+    p->tprev = NULL;
+    p->tnext = P->touched;
+    if (P->touched)
+        P->touched->tprev = p;
+    P->touched = p;
+}
+
+/* Count a thread in p's servers; pool lock held. */
+static void attach(cask_pool_t *P, prun_t *p)
+{
+    touch(P, p);
+    p->attached++;
+}
+
+/* The run with ready work that scores best (NULL: none); pool lock held.
+** Cost: O(touched runs + log fresh ones). */
 static prun_t *best_run(cask_pool_t *P, double *best)
 {
     prun_t *b = NULL;
     double now = now_s();
-    for (prun_t *p = P->runs; p; p = p->next) {
+    while (P->nheap && !has_work(P->heap[0])) { /* stopped before anyone came */
+        prun_t *top = P->heap[0];
+        maybe_end(P, top);
+        if (top->hidx == 0) /* not ended (cannot be): score it one by one */
+            touch(P, top);
+    }
+    if (P->nheap) {
+        b = P->heap[0];
+        *best = b->key + now;
+    }
+    for (prun_t *p = P->touched; p; p = p->tnext) {
         if (!has_work(p))
             continue;
         double s = score(p, atomic_load_explicit(&p->toprank, memory_order_relaxed), now);
@@ -607,7 +711,7 @@ static void serve_attached(prun_t *p, worker_t *w, bool slot)
 ** P->nfree > 0. Returns the slot. */
 static int take_slot(cask_pool_t *P, prun_t *p)
 {
-    p->attached++;
+    attach(P, p);
     return P->slots[atomic_fetch_sub(&P->nfree, 1) - 1];
 }
 
@@ -723,6 +827,15 @@ static int prun_list(prun_t *p, size_t mine, cask_error_t *err)
         P->runs->prev = p;
     P->runs = p;
     p->listed = true;
+    p->hidx = -1;
+    p->key = atomic_load_explicit(&p->toprank, memory_order_relaxed) - p->born;
+    if (P->nheap == P->capheap &&
+        cask__grow((void **)&P->heap, &P->capheap, P->nheap + 1, sizeof *P->heap))
+        touch(P, p); /* no room in the heap: scored one by one */
+    else {
+        heap_set(P, P->nheap++, p);
+        heap_up(P, P->nheap - 1);
+    }
     atomic_fetch_add(&P->nruns, 1);
     maybe_end(P, p); /* stopped before it was listed: nobody would come */
     size_t queued = cask_readyq_size(&p->q);
@@ -791,7 +904,7 @@ int cask__pool_run(cask_run_t *r, cask_error_t *err)
     while (!p.ended) {
         if (has_work(&p) && (nested >= 0 || (first && P->nfree))) {
             bool slot = nested < 0;
-            int id = slot ? take_slot(P, &p) : (p.attached++, nested);
+            int id = slot ? take_slot(P, &p) : (attach(P, &p), nested);
             first = false;
             pthread_mutex_unlock(&P->lock);
             serve_attached(&p, &p.ws[id], slot);
@@ -834,6 +947,7 @@ static void pool_close(cask_pool_t *P)
         pthread_join(P->tid[i], NULL);
     cask__free(P->tid);
     cask__free(P->slots);
+    cask__free(P->heap);
     if (P->store)
         cask__store_close(P->store);
     cask__mcache_free(P->mcache);

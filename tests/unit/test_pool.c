@@ -123,6 +123,19 @@ static int k_nest2(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx
     return bad ? cask_kernel_fail(ctx, "a task ran as a worker the trace does not count") : 0;
 }
 
+/* pool.log(i): append i to the log of what ran, in order. */
+static atomic_int log_n;
+static int64_t log_of[64];
+static int k_log(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)n, (void)ctx;
+    int at = atomic_fetch_add(&log_n, 1);
+    if (at < 64)
+        log_of[at] = a[0].u.i;
+    *out = a[0];
+    return 0;
+}
+
 static double cost_first(const cask_value_t *a, size_t n)
 {
     return n && cask_value_is_number(&a[0]) ? cask_value_double(&a[0]) : 0;
@@ -138,6 +151,7 @@ static int setup(void **state)
         cask_kernel_register("pool.nested", k_nested, NULL, &err) ||
         cask_kernel_register("pool.big", k_big, NULL, &err) ||
         cask_kernel_register("pool.nest2", k_nest2, NULL, &err) ||
+        cask_kernel_register("pool.log", k_log, NULL, &err) ||
         cask_kernel_register("pool.fib_add", k_fib_add, NULL, &err) ||
         cask_kernel_register("pool.impure", k_impure,
                              &(cask_kernel_opts_t){ .flags = CASK_KERNEL_IMPURE }, &err))
@@ -537,6 +551,48 @@ static void test_critical_path_first(void **state)
     assert_int_equal(cask_future_wait(fx, 40, 40, -1, NULL), 40);
     free_futures(fx, 40);
     cask_future_free(fy);
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
+/* On one worker kept busy, 30 computes of one task each wait together;
+** then they run by their claims (rank, plus age), highest first: here
+** their estimates, 1 to 30 s, decide. */
+static void test_waiting_computes_by_claim(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = new_pool(1);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t block = sleeper(g, 0.05, 0, 0, 0, NULL), t[30];
+    unsigned seed = 7;
+    int est[30];
+    for (int i = 0; i < 30; i++) { /* the estimates 1 .. 30 in a shuffled order */
+        est[i] = i + 1;
+        int j = (int)(rand_r(&seed) % (unsigned)(i + 1)), x = est[i];
+        est[i] = est[j];
+        est[j] = x;
+    }
+    for (int i = 0; i < 30; i++) {
+        cask_value_t in[1] = { cask_int(est[i]) };
+        cask_task_spec_t spec = { .kernel = "pool.log", .inputs = in, .n_inputs = 1,
+                                  .cost = (double)est[i] };
+        assert_ok(cask_graph_add(g, &spec, &t[i], &err), &err);
+    }
+    cask_future_t *fb, *f[30];
+    assert_ok(cask_submit(g, &block, 1, &(cask_compute_opts_t){ .pool = p }, &fb, &err), &err);
+    while (!atomic_load(&now_running))
+        ;
+    atomic_store(&log_n, 0);
+    for (int i = 0; i < 30; i++)
+        assert_ok(cask_submit(g, &t[i], 1, &(cask_compute_opts_t){ .pool = p }, &f[i], &err),
+                  &err);
+    assert_int_equal(cask_future_wait(f, 30, 30, -1, NULL), 30);
+    assert_int_equal(atomic_load(&log_n), 30);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(log_of[i], 30 - i);
+    free_futures(f, 30);
+    cask_future_free(fb);
     cask_graph_decref(g);
     cask_pool_free(p);
 }
@@ -964,6 +1020,7 @@ int main(void)
         cmocka_unit_test(test_free_right_after),
         cmocka_unit_test(test_critical_path_first),
         cmocka_unit_test(test_no_compute_starves),
+        cmocka_unit_test(test_waiting_computes_by_claim),
         cmocka_unit_test(test_errors_and_cancels_beside),
         cmocka_unit_test(test_free_waits_for_work),
         cmocka_unit_test(test_persist),

@@ -93,7 +93,8 @@ struct prun {
     int             attached;  /* threads serving it */
     bool            listed;    /* in the pool's list */
     bool            touched;   /* served once: in the touched list, not the heap */
-    long            hidx;      /* its place in the pool's heap of fresh runs, or -1 */
+    long            hidx;      /* its place in the pool's heap of fresh runs, or -1
+                                  (set when listed) */
     double          key;       /* fresh: its first ready task's rank less born */
     prun_t         *tprev, *tnext; /* the touched list */
     bool            ended;     /* off the list: its owner may go */
@@ -366,7 +367,7 @@ static prun_t *best_run(cask_pool_t *P, double *best)
     while (P->nheap && !has_work(P->heap[0])) { /* stopped before anyone came */
         prun_t *top = P->heap[0];
         maybe_end(P, top);
-        if (top->hidx == 0) /* not ended (cannot be): score it one by one */
+        if (top->hidx == 0) /* not ended (cannot happen): score it one by one */
             touch(P, top);
     }
     if (P->nheap) {

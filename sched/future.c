@@ -275,6 +275,10 @@ size_t cask_future_wait(cask_future_t *const *futs, size_t n, size_t k, double t
                         bool *done)
 {
     struct timespec until;
+    if (timeout_s != timeout_s) /* NaN: not a time to wait; just look */
+        timeout_s = 0;
+    else if (timeout_s > 1e9) /* over 30 years (infinity too): no limit */
+        timeout_s = -1;
     if (timeout_s > 0) {
         clock_gettime(CLOCK_REALTIME, &until);
         double s = (double)until.tv_sec + (double)until.tv_nsec * 1e-9 + timeout_s;

@@ -63,7 +63,8 @@ CASK_API bool cask_future_done(const cask_future_t *f);
 
 /*
 ** Wait until at least k of futs[0..n) are done or timeout_s seconds have
-** passed (timeout_s < 0: no limit; 0: just look). If done is not NULL,
+** passed (timeout_s < 0, or over 1e9 s, or infinity: no limit; 0 or NaN:
+** just look). If done is not NULL,
 ** done[i] tells whether futs[i] is done. Returns how many are done, which
 ** is less than k only on a timeout. Threads: safe.
 */

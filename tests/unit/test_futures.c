@@ -1,5 +1,6 @@
 /* tests/unit/test_futures.c: cask_submit and futures (wait k of n with a
 ** timeout, get, cancel, several computes in flight), and the progress bar. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -71,13 +72,15 @@ static void test_wait_timeout_and_k_of_n(void **state)
     uint64_t t0 = cask_now_ns();
     assert_int_equal(cask_future_wait(f, 2, 1, 0.0, done), 0); /* just a look */
     assert_false(done[0] || done[1]);
+    assert_int_equal(cask_future_wait(f, 2, 1, NAN, done), 0); /* a look too */
     assert_int_equal(cask_future_wait(f, 2, 2, 0.2, done), 1); /* times out with one */
     uint64_t waited = cask_now_ns() - t0;
     assert_true(waited >= 190000000ull);
     assert_false(done[0]);
     assert_true(done[1]);
-    assert_int_equal(cask_future_wait(f, 2, 2, -1, done), 2);
+    assert_int_equal(cask_future_wait(f, 2, 2, INFINITY, done), 2); /* no limit */
     assert_true(done[0] && done[1]);
+    assert_int_equal(cask_future_wait(f, 2, 2, -1, done), 2);
     cask_future_free(f[0]);
     cask_future_free(f[1]);
     cask_graph_decref(g);

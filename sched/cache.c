@@ -426,7 +426,7 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
         c->write[v] = dir && ok[v] && state[v] != HIT &&
                       (!(flags & CASK_CACHE_MARKED) || (k->opts.flags & CASK_KERNEL_CACHE));
         if (c->mem)
-            c->mem[v] = ok[v] && state[v] != MEMO && state[v] != KEPT;
+            c->mem[v] = ok[v] && state[v] != MEMO; /* a KEPT one is not ok */
     }
     r->cached = hits;
     r->persisted = kept_hits;

@@ -308,7 +308,6 @@ typedef struct flight {
     cask_scheduler_t s;
     cask_graph_t *cut;            /* the graph cut at results found in the cache */
     cask__progress_t prog;
-    bool begun;                   /* the run was handed over: callbacks, bar, hooks */
     uint64_t t0;
     size_t n;                     /* outputs */
     cask_value_t *results;        /* or NULL (hooks release them) */
@@ -436,7 +435,6 @@ static int begin(flight_t *f, const cask_graph_t *g, const cask_task_t *outs, si
     cask__progress_start(&f->prog, r, opts->flags);
     if (hooks && hooks->running)
         hooks->running(hooks->ctx, r);
-    f->begun = true;
     return 0;
 fail:
     run_destroy(r);
@@ -548,14 +546,16 @@ static void async_ended(void *ctx, int rc, const cask_error_t *serr)
     trim_if_last();
 }
 
-int cask__compute_async(const cask_graph_t *g, const cask_task_t *outs, size_t n,
-                        const cask_compute_opts_t *opts, cask_value_t *results,
-                        const cask__hooks_t *hooks, cask__async_done done, void *ctx,
-                        cask_error_t *err)
+void cask__compute_async(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                         const cask_compute_opts_t *opts, cask_value_t *results,
+                         const cask__hooks_t *hooks, cask__async_done done, void *ctx)
 {
     flight_t *f = cask__calloc(1, sizeof *f);
-    if (!f)
-        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a compute");
+    if (!f) {
+        cask_error_t e;
+        done(ctx, cask__err(&e, CASK_ENOMEM, NULL, NULL, "no memory for a compute"), &e, NULL);
+        return;
+    }
     atomic_fetch_add(&running, 1);
     f->results = results;
     f->info = &f->ainfo;
@@ -563,20 +563,11 @@ int cask__compute_async(const cask_graph_t *g, const cask_task_t *outs, size_t n
     f->done = done;
     f->ctx = ctx;
     int rc = begin(f, g, outs, n, opts, &f->aerr);
-    if (!rc && f->s.run != cask__backend_threads.s.run) {
-        cask_error_t serr;
-        async_ended(f, cask__err(&serr, CASK_EINVAL, NULL, NULL, "scheduler '%s' has no "
-                                 "pool", f->s.name), &serr);
-        return 0;
+    if (rc) { /* nothing started */
+        done(ctx, rc, &f->aerr, &f->ainfo);
+        cask__free(f);
+        trim_if_last();
+    } else if ((rc = cask__pool_start(&f->r, async_ended, f, &f->aerr))) {
+        async_ended(f, rc, &f->aerr); /* begun, then refused: a failed compute */
     }
-    if (!rc && !(rc = cask__pool_start(&f->r, async_ended, f, &f->aerr)))
-        return 0;
-    if (f->begun) { /* started, then refused: end it as a failed compute */
-        async_ended(f, rc, &f->aerr);
-        return 0;
-    }
-    done(ctx, rc, &f->aerr, &f->ainfo);
-    cask__free(f);
-    trim_if_last();
-    return 0;
 }

@@ -237,14 +237,8 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         }
         for (size_t i = 0; i < n; i++)
             futs[i] = &j->fut[i];
-        /* The pool's workers may end the compute, and the caller free the
-        ** pool, before cask__compute_async returns: hold it until then. */
-        cask_pool_t *pool = j->pool;
-        cask__pool_hold(pool);
-        cask__compute_async(j->g, j->outs, n, &j->opts, j->res, &j->hooks, job_done, j, err);
-        cask__pool_drop(pool);
-        cask_error_clear(err); /* any failure went to the futures */
-        return 0;
+        cask__compute_async(j->g, j->outs, n, &j->opts, j->res, &j->hooks, job_done, j);
+        return 0; /* any failure went to the futures */
     }
     pthread_t th;
     pthread_attr_t a;

@@ -43,7 +43,7 @@ void cask__run_fail(cask_run_t *r, const cask_error_t *err)
         r->err = *err;
     atomic_store(&r->stopped, true);
     if (r->pool)
-        cask__pool_poke(r->pool);
+        cask__pool_poke(r);
 }
 
 /* Account for b more (or fewer) bytes held by outputs. */

@@ -67,6 +67,8 @@ struct cask_run {
     uint64_t *need;                /* with a budget: each task's size and its largest
                                       consumer's, at most the budget */
     cask_pool_t *pool;             /* "threads": the pool it runs on */
+    struct cask__prun *pool_run;   /* and its place there while in flight (under
+                                      the pool's lock; sched/threads.c) */
     struct cask__cache *cache;     /* the cache directory's keys, or NULL */
     size_t    cached;              /* tasks that read their output from it */
     size_t    persisted;           /* tasks whose output was persisted on the pool */
@@ -180,16 +182,15 @@ void cask__progress_stop(cask__progress_t *p);
 ** callee's to keep or free). */
 typedef void (*cask__async_done)(void *ctx, int rc, const cask_error_t *err,
                                  cask_compute_info_t *info);
-/* cask__compute without waiting, for "threads": the compute is planned on
-** the calling thread and started on its pool; done(ctx, ...) is called
-** once when it has ended, by a worker of the pool, or here, before this
-** returns, when it cannot start (done then gets the error). results (n
-** entries, or NULL with hooks that release) must live until then.
-** Returns 0. */
-int cask__compute_async(const cask_graph_t *g, const cask_task_t *outs, size_t n,
-                        const cask_compute_opts_t *opts, cask_value_t *results,
-                        const cask__hooks_t *hooks, cask__async_done done, void *ctx,
-                        cask_error_t *err);
+/* cask__compute without waiting, on the pool opts names (opts->pool must
+** be set): the compute is planned on the calling thread and started on the
+** pool; done(ctx, ...) is called once when it has ended, by a worker of the
+** pool, or here, before this returns, when it cannot start (with the
+** error, and info NULL when not even that could be made). results (n
+** entries, or NULL with hooks that release) must live until then. */
+void cask__compute_async(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                         const cask_compute_opts_t *opts, cask_value_t *results,
+                         const cask__hooks_t *hooks, cask__async_done done, void *ctx);
 
 /* What a call that computes outs[0..n) of g checks first: g and outs are
 ** given and outs are g's; *opts NULL becomes the defaults. Clears *err
@@ -320,8 +321,8 @@ bool cask__pool_helper(const cask_pool_t *P);
 ** that cask_pool_free waits for it and the pool outlives it. */
 void cask__pool_hold(cask_pool_t *P);
 void cask__pool_drop(cask_pool_t *P);
-/* A run of P was stopped: end any run stopped with nobody serving it. */
-void cask__pool_poke(cask_pool_t *P);
+/* r, on a pool, was stopped: end it there if nobody serves it. */
+void cask__pool_poke(cask_run_t *r);
 
 /* The built-in back-ends (sched/sync.c, threads.c, processes.c, mpi.c). */
 extern const cask__backend_t cask__backend_sync, cask__backend_threads,

@@ -36,12 +36,15 @@
 ** serve_budget instead: one task at a time from the queue, each admitted
 ** by the budget.
 **
-** A compute started from a task that runs on a pool (a kernel that
-** computes) is not left to wait for workers that may all be waiting too:
-** its calling thread serves it as one more worker (worker number
-** cask_pool_workers()) while it waits, so nested computes never deadlock,
-** and the calling task is suspended meanwhile, so no more tasks run at
-** once than the pool has workers, plus one per such nesting.
+** A thread serves runs only while it holds one of the pool's slots, one
+** per worker, so no more tasks run at once than the pool has workers. The
+** thread that calls cask_compute takes a free slot and runs its compute's
+** first tasks itself. A compute started from a task or a callback on a
+** pool's thread is not left to wait for workers that may all be waiting
+** too: that thread serves it to its end, with its own slot when the
+** compute is on the pool it serves (the calling task is suspended
+** meanwhile), else as one more worker (number cask_pool_workers()), so
+** nested computes never deadlock.
 */
 #include <math.h>
 #include <pthread.h>
@@ -58,7 +61,7 @@
 #define CHEAP_TICKS 10000.0   /* mean task ticks (~4 us) under which tasks are cheap */
 #define SLICE_NS    1000000.0 /* among several runs, a worker looks for a better one this often */
 
-typedef struct prun prun_t;
+typedef struct cask__prun prun_t;
 
 typedef struct worker {
     _Alignas(64) prun_t *p;    /* a cache line of its own: no false sharing */
@@ -75,7 +78,7 @@ typedef struct worker {
 } worker_t;
 
 /* A run in a pool. */
-struct prun {
+struct cask__prun {
     cask_run_t     *r;
     cask_pool_t    *pool;
     pthread_mutex_t lock;      /* guards q, running */
@@ -91,14 +94,14 @@ struct prun {
     double          born;      /* seconds (monotonic) when it joined the pool */
     /* under the pool's lock: */
     int             attached;  /* threads serving it */
-    bool            listed;    /* in the pool's list */
+    bool            listed;    /* in flight on the pool (in the heap or touched) */
     bool            touched;   /* served once: in the touched list, not the heap */
     long            hidx;      /* its place in the pool's heap of fresh runs, or -1
                                   (set when listed) */
     double          key;       /* fresh: its first ready task's rank less born */
     prun_t         *tprev, *tnext; /* the touched list */
-    bool            ended;     /* off the list: its owner may go */
-    prun_t         *prev, *next;
+    bool            ended;     /* off the pool: its owner may go */
+    prun_t         *next;      /* the pool's finished list */
     pthread_cond_t  fin;       /* ended */
     worker_t       *ws;        /* a state per worker, and one for a helper */
     void           *ws_mem;    /* (aligned within this) */
@@ -111,16 +114,16 @@ struct cask_pool {
     pthread_t      *tid;
     int             started;   /* threads started */
     pid_t           pid;       /* the process that made it */
-    atomic_int      nruns;     /* runs in flight: read by every task, written rarely */
+    atomic_int      nruns;     /* runs in flight: read by every task, written rarely
+                                  (under lock) */
     cask__store_t  *store;     /* the values persisted on it */
     cask__mcache_t *mcache;    /* its result cache, or NULL */
     char            pad1[64];  /* (cache lines apart from what changes often) */
     pthread_mutex_t lock;      /* guards runs, helpers, closing, each run's attached .. fin */
     pthread_cond_t  wake;      /* work appeared, or closing (helpers too: a run ended) */
     pthread_cond_t  empty;     /* the last run left */
-    prun_t         *runs;      /* in flight */
-    prun_t        **heap;      /* runs no thread has served yet, by key, best first: */
-    size_t          nheap, capheap; /* their claims do not change until one does */
+    prun_t        **heap;      /* runs in flight no thread has served yet, by key, */
+    size_t          nheap, capheap; /* best first: their claims stay until one does */
     prun_t         *touched;   /* the other runs in flight, scored one by one */
     prun_t         *finished;  /* ended runs of cask__pool_start, for a worker to
                                   hand back (linked by next) */
@@ -176,20 +179,32 @@ static inline double prio_of(const cask_run_t *r, cask_tid_t t)
 ** work once more (pool_sleep), and this reads sleeping after the work is
 ** published, with a full fence on either side between the two. A slot
 ** freed meanwhile wakes a sleeper itself if there is work (detach). */
-static void pool_notify(cask_pool_t *P, size_t queued)
+static int to_wake(const cask_pool_t *P, size_t queued)
 {
-    atomic_thread_fence(memory_order_seq_cst);
     int s = atomic_load(&P->sleeping), f = atomic_load(&P->nfree);
     if (!atomic_load(&P->helpers) && f < s) /* helpers need no free slot */
         s = f;
-    if (s <= 0 || !queued)
-        return;
-    pthread_mutex_lock(&P->lock);
+    return !queued ? 0 : (size_t)s < queued ? s : (int)queued;
+}
+
+/* pool_notify's signals; pool lock held. */
+static void wake_locked(cask_pool_t *P, int s)
+{
     if (atomic_load(&P->helpers))
         pthread_cond_broadcast(&P->wake);
     else
-        for (int i = 0; i < s && (size_t)i < queued; i++)
+        for (int i = 0; i < s; i++)
             pthread_cond_signal(&P->wake);
+}
+
+static void pool_notify(cask_pool_t *P, size_t queued)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    int s = to_wake(P, queued);
+    if (s <= 0)
+        return;
+    pthread_mutex_lock(&P->lock);
+    wake_locked(P, s);
     pthread_mutex_unlock(&P->lock);
 }
 
@@ -202,18 +217,23 @@ static void publish_top(prun_t *p)
     atomic_store_explicit(&p->top, any ? prio_of(p->r, t) : -1, memory_order_relaxed);
 }
 
-/* Does p have a ready task for a worker that comes to it? */
-static bool has_work(prun_t *p)
-{
-    return atomic_load_explicit(&p->top, memory_order_relaxed) >= 0 &&
-           !atomic_load(&p->blocked) && !atomic_load(&p->over) && !atomic_load(&p->nomem) &&
-           !cask_run_stopped(p->r);
-}
-
 /* Has p ended, once no thread serves it? */
 static bool done_with(prun_t *p)
 {
     return atomic_load(&p->over) || atomic_load(&p->nomem) || cask_run_stopped(p->r);
+}
+
+/* Does p have a ready task for a worker that comes to it? */
+static bool has_work(prun_t *p)
+{
+    return atomic_load_explicit(&p->top, memory_order_relaxed) >= 0 &&
+           !atomic_load(&p->blocked) && !done_with(p);
+}
+
+/* Nothing in flight on P, nothing to hand back, no submit holding it; lock held. */
+static bool idle(const cask_pool_t *P)
+{
+    return !atomic_load(&P->nruns) && !P->holds && !P->finished;
 }
 
 static void heap_remove(cask_pool_t *P, prun_t *p);
@@ -230,12 +250,7 @@ static void maybe_end(cask_pool_t *P, prun_t *p)
     if (!p->listed || p->attached || !done_with(p))
         return;
     p->listed = false;
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        P->runs = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    p->r->pool_run = NULL; /* a stop from now on has nothing to end here */
     if (p->hidx >= 0)
         heap_remove(P, p);
     if (p->touched) {
@@ -257,7 +272,7 @@ static void maybe_end(cask_pool_t *P, prun_t *p)
     pthread_cond_broadcast(&p->fin);
     if (P->helpers)
         pthread_cond_broadcast(&P->wake);
-    if (!P->runs && !P->holds && !P->finished)
+    if (idle(P))
         pthread_cond_broadcast(&P->empty);
 }
 
@@ -271,18 +286,17 @@ void cask__pool_hold(cask_pool_t *P)
 void cask__pool_drop(cask_pool_t *P)
 {
     pthread_mutex_lock(&P->lock);
-    if (!--P->holds && !P->runs && !P->finished)
+    if (!--P->holds && idle(P))
         pthread_cond_broadcast(&P->empty);
     pthread_mutex_unlock(&P->lock);
 }
 
-void cask__pool_poke(cask_pool_t *P)
+void cask__pool_poke(cask_run_t *r)
 {
+    cask_pool_t *P = r->pool;
     pthread_mutex_lock(&P->lock);
-    for (prun_t *p = P->runs, *next; p; p = next) {
-        next = p->next;
-        maybe_end(P, p);
-    }
+    if (r->pool_run) /* in flight: set and cleared under this lock */
+        maybe_end(P, r->pool_run);
     pthread_mutex_unlock(&P->lock);
 }
 
@@ -745,7 +759,7 @@ static void *pool_main(void *arg)
             pthread_mutex_unlock(&P->lock);
             hand_back(f);
             pthread_mutex_lock(&P->lock);
-            if (!P->runs && !P->holds && !P->finished)
+            if (idle(P))
                 pthread_cond_broadcast(&P->empty);
             continue;
         }
@@ -823,11 +837,8 @@ static int prun_list(prun_t *p, size_t mine, cask_error_t *err)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "the pool is being freed");
     }
     p->born = now_s();
-    p->next = P->runs;
-    if (P->runs)
-        P->runs->prev = p;
-    P->runs = p;
     p->listed = true;
+    p->r->pool_run = p;
     p->hidx = -1;
     p->key = atomic_load_explicit(&p->toprank, memory_order_relaxed) - p->born;
     if (P->nheap == P->capheap &&
@@ -842,8 +853,10 @@ static int prun_list(prun_t *p, size_t mine, cask_error_t *err)
     size_t queued = cask_readyq_size(&p->q);
     if (P->nfree && mine)
         queued = queued > mine ? queued - mine : 0;
+    /* woken under the lock: once it is let go of, the run may have ended,
+    ** and the pool been freed, before this returns */
+    wake_locked(P, to_wake(P, queued));
     pthread_mutex_unlock(&P->lock);
-    pool_notify(P, queued);
     return 0;
 }
 
@@ -1061,7 +1074,7 @@ void cask_pool_free(cask_pool_t *pool)
     if (pool->pid != getpid())
         return; /* its threads are in the parent: nothing here to stop */
     pthread_mutex_lock(&pool->lock);
-    while (pool->runs || pool->holds || pool->finished)
+    while (!idle(pool))
         pthread_cond_wait(&pool->empty, &pool->lock);
     pthread_mutex_unlock(&pool->lock);
     pool_close(pool);
@@ -1086,11 +1099,11 @@ static void defaults_free(void)
             dflt_t *d = defaults;
             defaults = d->next;
             pthread_mutex_lock(&d->pool->lock);
-            bool idle = !d->pool->runs && !d->pool->holds && !d->pool->finished;
-            if (idle) /* from now on a compute that comes is refused */
+            bool unused = idle(d->pool);
+            if (unused) /* from now on a compute that comes is refused */
                 d->pool->closing = true;
             pthread_mutex_unlock(&d->pool->lock);
-            if (idle)
+            if (unused)
                 pool_close(d->pool);
             cask__free(d);
         }

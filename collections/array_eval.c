@@ -716,12 +716,8 @@ static int stamp_files(const cask_value_t *args, size_t n, uint64_t h[2])
         if (!cask__ar_fdesc(&args[i], F_NPY, &path, &dataset) &&
             !cask__ar_fdesc(&args[i], F_HDF5, &path, &dataset))
             continue;
-        struct stat st;
-        if (stat(path, &st))
+        if (cask__hash_file_id(path, h))
             return -1;
-        uint64_t id[5] = { (uint64_t)st.st_dev, (uint64_t)st.st_ino, (uint64_t)st.st_size,
-                           (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec };
-        cask__hash2(id, sizeof id, h);
     }
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -345,4 +346,15 @@ int cask_version_number(void)
 const char *cask_version(void)
 {
     return CASK_VERSION;
+}
+
+int cask__hash_file_id(const char *path, uint64_t h[2])
+{
+    struct stat st;
+    if (stat(path, &st))
+        return -1;
+    uint64_t id[5] = { (uint64_t)st.st_dev, (uint64_t)st.st_ino, (uint64_t)st.st_size,
+                       (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec };
+    cask__hash2(id, sizeof id, h);
+    return 0;
 }

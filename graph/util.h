@@ -81,6 +81,11 @@ static inline void cask__hash2(const void *p, size_t n, uint64_t h[2])
     h[1] = cask__hash(p, n, h[1] ^ 0x9e3779b97f4a7c15ull);
 }
 /* Fold v into h (cheap; finish with cask__avalanche before use as a hash). */
+/* Mix the identity of the file at path as it is now (device, inode, size,
+** modification time) into h: what a cache key of a task that reads it
+** holds. 0, or -1 when it cannot be looked at. */
+int cask__hash_file_id(const char *path, uint64_t h[2]);
+
 static inline uint64_t cask__mix(uint64_t h, uint64_t v)
 {
     h = (h ^ v) * 0x9e3779b97f4a7c15ull;

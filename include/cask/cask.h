@@ -45,6 +45,7 @@
 #include "delayed.h"
 #include "future.h"
 #include "array.h"
+#include "bag.h"
 #include "viz.h"
 
 #ifdef __cplusplus

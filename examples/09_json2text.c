@@ -1,0 +1,227 @@
+/*
+** 09_json2text.c: the course's process-pool job with a bag: a folder of
+** JSON papers (a research corpus: metadata.title, abstract[].text,
+** body_text[].text, one file per paper) converted to plain text files.
+**
+** The job itself is convert() and job(): a bag of the files, a map to
+** [text path, text] records, write_files. The rest of this file makes a
+** small corpus with the real one's structure, checks every text file, and
+** prints the course's table: elapsed time against chunk size (files per
+** partition) for 2 and 4 workers on threads and processes, beside what
+** the schedule simulator predicts from one timed run on one worker.
+**
+**     09_json2text [FILES]     (default 120 papers of 20 to 200 KB)
+*/
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cask/cask.h>
+
+/* ---------------------------------------------------------------- the job */
+
+/* Append the "text" of each paragraph of array a, a blank line after each. */
+static void paragraphs(json_t *a, FILE *f)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(a, i, p)
+        fprintf(f, "%s\n\n", json_string_value(json_object_get(p, "text")) ?: "");
+}
+
+/* A paper's path and the output folder -> [text path, text]. */
+static CASK_KERNEL(convert)
+{
+    const char *path = cask_value_str(&args[0], NULL), *outdir = cask_value_str(&args[1], NULL);
+    json_error_t je;
+    json_t *doc = json_load_file(path, 0, &je);
+    if (!doc)
+        return cask_kernel_fail(ctx, "%s: line %d: %s", path, je.line, je.text);
+    char *text = NULL, name[4096];
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    fprintf(f, "%s\n\n", json_string_value(json_object_get(json_object_get(doc, "metadata"),
+                                                           "title")) ?: "");
+    paragraphs(json_object_get(doc, "abstract"), f);
+    paragraphs(json_object_get(doc, "body_text"), f);
+    fclose(f);
+    json_decref(doc);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    snprintf(name, sizeof name, "%s/%.*s.txt", outdir, (int)(strcspn(base, ".")), base);
+    cask_value_t rec[2];
+    int rc = cask_value_string(name, (size_t)-1, &rec[0], NULL);
+    if (!rc && !(rc = cask_value_string(text, len, &rec[1], NULL))) {
+        rc = cask_value_list(rec, 2, out, NULL);
+        cask_value_decref(&rec[1]);
+    }
+    cask_value_decref(&rec[0]);
+    free(text);
+    return rc;
+}
+
+/* Convert the papers matching pattern into outdir, chunk files a
+** partition; the compute's info in *info. */
+static int job(const char *pattern, const char *outdir, size_t files, size_t chunk,
+               const cask_compute_opts_t *opts, cask_compute_info_t *info, cask_error_t *err)
+{
+    cask_graph_t *g = cask_graph_new(err);
+    cask_bag_t *papers = cask_bag_from_glob(g, pattern, 0, (files + chunk - 1) / chunk, err);
+    cask_value_t dir;
+    cask_value_string(outdir, (size_t)-1, &dir, err);
+    cask_bag_t *texts = cask_bag_map(papers, "convert", &dir, 1, err);
+    cask_task_t written = cask_bag_write_files(texts, err);
+    cask_value_t n;
+    int rc = written == CASK_NO_TASK ? err->code
+                                     : cask_compute(g, &written, 1, opts, &n, info, err);
+    cask_value_decref(&dir);
+    cask_bag_decref(texts);
+    cask_bag_decref(papers);
+    cask_graph_decref(g);
+    return rc ? rc : cask_value_int(&n) == (int64_t)files ? 0 : CASK_EIO;
+}
+
+/* ------------------------------------------------------- corpus and checks */
+
+static uint64_t seed = 88172645463325252ull;
+
+static unsigned rnd(unsigned n)
+{
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    return (unsigned)(seed % n);
+}
+
+/* A paragraph of about `words` words. */
+static json_t *paragraph(int words)
+{
+    static const char *const w[] = { "the", "cell", "protein", "binding", "of", "viral",
+                                     "response", "and", "model", "data", "in", "patients" };
+    char *s = malloc((size_t)words * 10 + 2), *p = s;
+    for (int i = 0; i < words; i++)
+        p += sprintf(p, "%s%s", i ? " " : "", w[rnd(12)]);
+    json_t *o = json_pack("{s:s,s:s}", "text", s, "section", "Results");
+    free(s);
+    return o;
+}
+
+/* n papers of 20 to 200 KB in dir. */
+static void make_corpus(const char *dir, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_t *abs = json_array(), *body = json_array();
+        json_array_append_new(abs, paragraph(40 + (int)rnd(80)));
+        size_t target = 20000 + rnd(180000), size = 0;
+        while (size < target) {
+            int words = 60 + (int)rnd(200);
+            json_array_append_new(body, paragraph(words));
+            size += (size_t)words * 7 + 40;
+        }
+        char id[64], path[4200];
+        snprintf(id, sizeof id, "paper%05zu", i);
+        json_t *doc = json_pack("{s:s,s:{s:s},s:o,s:o}", "paper_id", id, "metadata", "title",
+                                id, "abstract", abs, "body_text", body);
+        snprintf(path, sizeof path, "%s/%s.json", dir, id);
+        json_dump_file(doc, path, JSON_INDENT(1));
+        json_decref(doc);
+    }
+}
+
+/* Every text file is what convert() makes of its paper, run here. */
+static int check(const char *indir, const char *outdir, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/paper%05zu.json", indir, i);
+        cask_value_t args[2], rec;
+        cask_value_string(path, (size_t)-1, &args[0], NULL);
+        cask_value_string(outdir, (size_t)-1, &args[1], NULL);
+        int rc = convert(args, 2, &rec, NULL);
+        cask_value_t name = cask_list_item(&rec, 0), text = cask_list_item(&rec, 1);
+        size_t len, got = 0;
+        const char *want = cask_value_str(&text, &len);
+        FILE *f = rc ? NULL : fopen(cask_value_str(&name, NULL), "rb");
+        char *buf = malloc(len + 1);
+        if (f)
+            got = fread(buf, 1, len + 1, f), fclose(f);
+        bool ok = f && got == len && !memcmp(buf, want, len);
+        free(buf);
+        cask_value_decref(&rec);
+        cask_value_decref(&args[0]);
+        cask_value_decref(&args[1]);
+        if (!ok) {
+            fprintf(stderr, "09_json2text: %s: wrong or missing text\n", path);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    size_t files = argc > 1 ? strtoul(argv[1], NULL, 10) : 120;
+    char root[] = "/tmp/cask-json2text-XXXXXX", in[64], out[64], pattern[80];
+    if (!files || !mkdtemp(root))
+        return 1;
+    snprintf(in, sizeof in, "%s/papers", root);
+    snprintf(out, sizeof out, "%s/text", root);
+    snprintf(pattern, sizeof pattern, "%s/*.json", in);
+    mkdir(in, 0700);
+    mkdir(out, 0700);
+    make_corpus(in, files);
+    cask_error_t err;
+    cask_kernel_register("convert", convert, NULL, &err);
+
+    printf("%zu papers -> text, elapsed ms (simulated from one timed run on 1 worker)\n", files);
+    printf("%-10s %-10s %16s %16s\n", "chunk", "scheduler", "2 workers", "4 workers");
+    static const size_t chunks[] = { 1, 4, 16, 64 };
+    static const char *const scheds[] = { "threads", "processes" };
+    int rc = 0;
+    for (size_t c = 0; c < 4 && !rc; c++) {
+        /* one timed run on one worker: its durations drive the simulator */
+        cask_compute_info_t base;
+        cask_compute_opts_t one = { .scheduler = "sync", .flags = CASK_TRACE };
+        if ((rc = job(pattern, out, files, chunks[c], &one, &base, &err)))
+            break;
+        for (size_t s = 0; s < 2 && !rc; s++) {
+            printf("%-10zu %-10s", chunks[c], scheds[s]);
+            for (int w = 2; w <= 4 && !rc; w += 2) {
+                cask_compute_opts_t o = { .scheduler = scheds[s], .workers = w };
+                cask_compute_info_t info;
+                if ((rc = job(pattern, out, files, chunks[c], &o, &info, &err)) ||
+                    (rc = check(in, out, files)))
+                    break;
+                /* the same graph again, to simulate on its keys */
+                cask_graph_t *g = cask_graph_new(&err);
+                cask_bag_t *p = cask_bag_from_glob(g, pattern, 0, (files + chunks[c] - 1) / chunks[c], &err);
+                cask_value_t dir;
+                cask_value_string(out, (size_t)-1, &dir, &err);
+                cask_bag_t *t = cask_bag_map(p, "convert", &dir, 1, &err);
+                cask_task_t wf = cask_bag_write_files(t, &err);
+                cask_sim_opts_t so = { .workers = w, .durations = base.trace };
+                cask_sim_result_t sim;
+                if (!(rc = cask_simulate(g, &wf, 1, &so, &sim, &err))) {
+                    printf(" %7.0f (%6.0f)", info.wall_s * 1e3, sim.makespan * 1e3);
+                    cask_sim_result_destroy(&sim);
+                }
+                cask_value_decref(&dir);
+                cask_bag_decref(t);
+                cask_bag_decref(p);
+                cask_graph_decref(g);
+                cask_trace_free(info.trace);
+            }
+            printf("\n");
+        }
+        cask_trace_free(base.trace);
+    }
+    if (rc)
+        fprintf(stderr, "09_json2text: %s\n", err.message);
+    else
+        printf("every text file checked\n");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    if (system(cmd))
+        return 1;
+    return rc != 0;
+}

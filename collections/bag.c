@@ -89,7 +89,7 @@ static size_t npart_for(size_t n, size_t asked)
     const char *env = getenv("CASK_NUM_WORKERS");
     if (env && *env)
         w = strtol(env, NULL, 10);
-    if (w <= 0)
+    if (w <= 0 || w > 4096) /* as compute refuses it: then the cores */
         w = sysconf(_SC_NPROCESSORS_ONLN);
     size_t parts = 4 * (size_t)(w > 0 ? w : 1), per = (n + parts - 1) / parts;
     return (n + per - 1) / per;
@@ -190,6 +190,8 @@ static cask_task_t tree(cask_graph_t *g, const cask_task_t *leaf, size_t n, cons
         cask__err(err, CASK_EINVAL, NULL, kernel, "split_every must be at least 2");
         return CASK_NO_TASK;
     }
+    if (split_every > n) /* one task over all of them */
+        split_every = n > 2 ? n : 2;
     size_t nin = 1 + nlit + split_every;
     cask_task_t *level = cask__malloc(n * sizeof *level);
     cask_value_t *in = cask__malloc(nin * sizeof *in);
@@ -201,7 +203,8 @@ static cask_task_t tree(cask_graph_t *g, const cask_task_t *leaf, size_t n, cons
     memcpy(level, leaf, n * sizeof *level);
     if (nlit)
         memcpy(in + 1, lit, nlit * sizeof *in);
-    uint64_t token = token_of(g, kernel, leaf, n, lit, nlit), index = 0;
+    uint64_t token = cask__mix(token_of(g, kernel, leaf, n, lit, nlit), split_every) | 1;
+    uint64_t index = 0;
     do {
         size_t m = (n + split_every - 1) / split_every;
         for (size_t j = 0; j < m; j++) {
@@ -257,11 +260,17 @@ cask_bag_t *cask_bag_from_values(cask_graph_t *g, const cask_value_t *items, siz
         cask__err(err, CASK_EINVAL, NULL, NULL, "from_values needs a graph and its items");
         return NULL;
     }
+    for (size_t i = 0; i < n; i++)
+        if (items[i].type == CASK_REF || items[i].type == CASK_OPAQUE) {
+            cask__err(err, CASK_EINVAL, NULL, NULL, "from_values: item %zu is a %s, not a literal",
+                      i, cask_type_name(items[i].type));
+            return NULL;
+        }
     size_t p = npart_for(n, npartitions);
     cask_bag_t *b = bag_new(g, p, err);
     if (!b)
         return NULL;
-    uint64_t token = token_of(g, "cask.const", NULL, 0, items, n);
+    uint64_t token = token_of(g, "cask.const", NULL, 0, items, n) ^ (uint64_t)p << 1;
     for (size_t i = 0; i < p; i++) {
         size_t lo, hi;
         part_range(n, p, i, &lo, &hi);
@@ -303,7 +312,8 @@ cask_bag_t *cask_bag_from_files(cask_graph_t *g, const char *const *paths, size_
             rc = cask__err(err, CASK_EINVAL, NULL, NULL, "path %zu is NULL", i);
         else
             rc = cask_value_string(paths[i], (size_t)-1, &in[i + 1], err);
-    uint64_t token = rc ? 0 : token_of(g, "cask.bag.files", NULL, 0, in + 1, n) ^ flags;
+    uint64_t token = rc ? 0 : cask__mix(token_of(g, "cask.bag.files", NULL, 0, in + 1, n),
+                                            (uint64_t)p << 8 | flags) | 1;
     for (size_t i = 0; i < p && !rc; i++) {
         size_t lo, hi;
         part_range(n, p, i, &lo, &hi);
@@ -349,8 +359,9 @@ cask_bag_t *cask_bag_from_glob(cask_graph_t *g, const char *pattern, unsigned fl
 static cask_bag_t *read_lines(cask_graph_t *g, const char *const *paths, size_t n,
                               size_t blocksize, int mode, const char *name, cask_error_t *err)
 {
-    if (!g || !n || !paths) {
-        cask__err(err, CASK_EINVAL, NULL, NULL, "%s needs a graph and at least one path", name);
+    if (!g || !n || !paths || blocksize > INT64_MAX) {
+        cask__err(err, CASK_EINVAL, NULL, NULL, "%s needs a graph, at least one path and a "
+                  "block size up to 2^63 - 1", name);
         return NULL;
     }
     int64_t *size = cask__malloc(n * sizeof *size);
@@ -378,7 +389,7 @@ static cask_bag_t *read_lines(cask_graph_t *g, const char *const *paths, size_t 
         return NULL;
     }
     cask_value_t in[5] = { cask_none(), cask_none(), cask_none(), cask_none(), cask_int(mode) };
-    uint64_t token = cask__hash(name, strlen(name), blocksize);
+    uint64_t token = cask__hash(name, strlen(name), blocksize) ^ (uint64_t)mode;
     for (size_t i = 0; i < n; i++) {
         token = cask__mix(token, cask__hash(paths[i], strlen(paths[i]), (uint64_t)size[i]));
     }

@@ -6,6 +6,7 @@
 ** argument 1 at the root) merges partials, in partition order.
 */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -308,7 +309,10 @@ static bool compare(const cask_value_t *a, const cask_value_t *b, int *c)
     }
     if (cask_value_is_number(a) && cask_value_is_number(b)) {
         double x = cask_value_double(a), y = cask_value_double(b);
-        *c = (x > y) - (x < y);
+        if (isnan(x) || isnan(y)) /* NaN above every number, equal to itself: an order */
+            *c = isnan(x) - isnan(y);
+        else
+            *c = (x > y) - (x < y);
         return true;
     }
     size_t la, lb;
@@ -396,8 +400,11 @@ static int k_stat(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
     int rc = 0;
     for (size_t i = 0; i < m && !rc && what != S_COUNT; i++) {
         cask_value_t v = cask_list_item(&args[0], i);
-        rc = what == S_MIN || what == S_MAX ? pick(ctx, &best, &v, what == S_MIN ? 1 : -1, i)
-                                            : sum_add(ctx, &s, &v, i);
+        if (what == S_MEAN && cask_value_is_number(&v)) /* a mean adds doubles */
+            s.real = true, s.d += cask_value_double(&v);
+        else
+            rc = what == S_MIN || what == S_MAX ? pick(ctx, &best, &v, what == S_MIN ? 1 : -1, i)
+                                                : sum_add(ctx, &s, &v, i);
     }
     if (rc)
         return rc;
@@ -580,7 +587,7 @@ static int by_count(const void *a, const void *b)
     const rank_t *x = a, *y = b;
     if (x->count != y->count)
         return x->count < y->count ? 1 : -1;
-    return x->i < y->i ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
 }
 
 /* cask.bag.freqc(top, sort, partial...): the partials' pairs merged; at
@@ -678,7 +685,7 @@ static int by_key(const void *a, const void *b)
     compare(&x->key, &y->key, &c);
     if (c)
         return -c;
-    return x->i < y->i ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
 }
 
 /* The k records of lists[0..n) with the greatest keys (key kernel kk, or
@@ -752,7 +759,7 @@ static int k_topkc(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
 ** record] of the records whose key hashes to j. */
 static int k_split(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
-    if (n != 3 || args[2].type != CASK_INT64 || args[2].u.i < 1 ||
+    if (n != 3 || args[2].type != CASK_INT64 || args[2].u.i < 1 || args[2].u.i > UINT32_MAX ||
         need_list(ctx, &args[0], "the partition"))
         return cask_kernel_fail(ctx, "inputs must be a partition, a key and a count");
     const cask__kernel_t *k = resolve(ctx, &args[1]);

@@ -81,7 +81,7 @@ int cask_bag_json_get(const cask_value_t *rec, const char *key, cask_value_t *ou
         return cask__err(err, s || !rec ? CASK_EINVAL : CASK_ETYPE, NULL, NULL,
                          s || !rec ? "json_get needs a record, a key and out"
                                    : "the record is a %s, not a JSON object's text",
-                         cask_type_name(rec->type));
+                         rec ? cask_type_name(rec->type) : "null");
     json_error_t je;
     json_t *j = json_loadb(s, len, 0, &je);
     if (!j || !json_is_object(j)) {
@@ -104,6 +104,24 @@ int cask_bag_json_get(const cask_value_t *rec, const char *key, cask_value_t *ou
 }
 
 /* ----------------------------------------------------------------- files */
+
+/* Open path for reading if it is a regular file (a FIFO or a device is
+** refused without blocking on it): the descriptor and its size, or -1
+** with ctx's message set. */
+static int open_regular(cask_kctx_t *ctx, const char *path, int64_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        cask_kernel_fail(ctx, "cannot read '%s': %s", path,
+                         fd < 0 || errno ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *size = st.st_size;
+    return fd;
+}
 
 /* Fail with code and a message. */
 #define FAIL(code, ...) (cask_kernel_fail(ctx, __VA_ARGS__), (code))
@@ -129,18 +147,17 @@ static int k_files(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
             rc = cask_list_builder_append(&b, &args[i], &e);
             continue;
         }
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st)) {
-            rc = FAIL(CASK_EIO, "cannot read '%s': %s", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
+        int64_t fsize;
+        errno = 0;
+        int fd = open_regular(ctx, path, &fsize);
+        if (fd < 0) {
+            rc = CASK_EIO;
             break;
         }
         cask_value_t v;
-        if ((rc = cask__value_blank(CASK_BYTES, (size_t)st.st_size, &v)) == 0) {
+        if ((rc = cask__value_blank(CASK_BYTES, (size_t)fsize, &v)) == 0) {
             char *p = (char *)cask_value_data(&v, NULL);
-            size_t got = 0, want = (size_t)st.st_size;
+            size_t got = 0, want = (size_t)fsize;
             while (got < want) {
                 ssize_t r = pread(fd, p + got, want - got, (off_t)got);
                 if (r < 0 && errno == EINTR)
@@ -223,18 +240,15 @@ static int k_text(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
     if (lo < 0 || hi < lo || size < hi || mode < BAG_TEXT || mode > BAG_JSON_SKIP)
         return cask_kernel_fail(ctx, "bad range [%lld, %lld) of %lld bytes", (long long)lo,
                                 (long long)hi, (long long)size);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st)) {
-        int rc = FAIL(CASK_EIO, "cannot read '%s': %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return rc;
-    }
-    if (st.st_size != size) {
+    int64_t fsize;
+    errno = 0;
+    int fd = open_regular(ctx, path, &fsize);
+    if (fd < 0)
+        return CASK_EIO;
+    if (fsize != size) {
         close(fd);
         return FAIL(CASK_EIO, "'%s' is %lld bytes, not the %lld it was when the bag was made",
-                    path, (long long)st.st_size, (long long)size);
+                    path, (long long)fsize, (long long)size);
     }
     int64_t s = lo ? lo - 1 : 0, e = hi; /* bytes [s, e) of the file are in buf */
     size_t cap = (size_t)(hi - s) + 4096;
@@ -247,8 +261,10 @@ static int k_text(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
     if (read_at(fd, buf, (size_t)(e - s), s))
         rc = FAIL(CASK_EIO, "cannot read '%s': %s", path,
                   errno ? strerror(errno) : "it was cut short while read");
+    /* a block inside one line owns none: nothing more to read */
+    bool none = !rc && lo && !memchr(buf, '\n', (size_t)(hi - s - 1));
     /* the last line goes on to its end */
-    while (!rc && e < size && (e == s || buf[e - s - 1] != '\n')) {
+    while (!rc && !none && e < size && (e == s || buf[e - s - 1] != '\n')) {
         size_t m = size - e < 65536 ? (size_t)(size - e) : 65536;
         if ((size_t)(e - s) + m > cap) {
             char *nb = cask__realloc(buf, cap * 2 + m);
@@ -266,7 +282,7 @@ static int k_text(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
         char *nl = memchr(buf + (e - s), '\n', m);
         e = nl ? e + (nl - (buf + (e - s))) + 1 : e + (int64_t)m;
     }
-    const char *p = buf, *end = buf + (e - s);
+    const char *p = buf, *end = none ? buf : buf + (e - s);
     if (!rc && lo) { /* the line under way at lo - 1 is the block before's */
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         p = nl ? nl + 1 : end;

@@ -42,8 +42,9 @@ def same(want, got):
     if isinstance(want, list):
         return isinstance(got, list) and len(want) == len(got) and all(
             same(w, g) for w, g in zip(want, got))
-    if isinstance(want, float) or isinstance(got, float):
-        return isinstance(got, (int, float)) and math.isclose(want, got, rel_tol=1e-9, abs_tol=1e-6)
+    if isinstance(want, float) or isinstance(got, float):  # a double for a double only
+        return (isinstance(want, float) and isinstance(got, float) and
+                math.isclose(want, got, rel_tol=1e-9, abs_tol=1e-6))
     return want == got and type(want) == type(got)
 
 

@@ -73,9 +73,10 @@ enum {
                                    runs); else its path, a string */
 };
 
-/* A bag of one record per file of paths[0..n) (copied), in that order. A
-** file that cannot be read when its partition runs fails the compute
-** naming it. */
+/* A bag of one record per file of paths[0..n) (copied), in that order.
+** With CASK_BAG_CONTENTS, a file that is not a regular file or cannot be
+** read when its partition runs fails the compute naming it; without it
+** nothing is read. */
 CASK_API cask_bag_t *cask_bag_from_files(cask_graph_t *g, const char *const *paths, size_t n,
                                          unsigned flags, size_t npartitions, cask_error_t *err);
 
@@ -168,8 +169,10 @@ CASK_API int cask_bag_json_get(const cask_value_t *rec, const char *key, cask_va
 ** one task per partition, then tasks of at most split_every inputs each
 ** (0: 8) up to one.
 **
-** cask_bag_reduction: perpartition(list) gives each partition's value,
-** aggregate(list of those values, in partition order) the result.
+** cask_bag_reduction: perpartition(list) gives each partition's value;
+** aggregate(list of values, in partition order) combines them, at each
+** level of the tree (as Dask's), so it must accept lists of its own
+** results too.
 ** cask_bag_fold: binop(acc, record) over each partition from initial
 ** (NULL: from the partition's first record; empty partitions are left
 ** out), then combine(acc, acc) (NULL: binop) over the partitions' results
@@ -184,14 +187,18 @@ CASK_API cask_task_t cask_bag_fold(const cask_bag_t *b, const char *binop, const
 
 /* The number of records (an int64). */
 CASK_API cask_task_t cask_bag_count(const cask_bag_t *b, cask_error_t *err);
-/* The sum of the records, numbers: an int64 when all are (an overflow fails
-** the compute), else a double; 0 for no record. */
+/* The sum of the records, numbers: an int64 when all are, else a double;
+** 0 for no record. int64 records are added exactly until a double is met
+** (in each partition, and across the partitions' sums): an int64 overflow
+** there fails the compute. */
 CASK_API cask_task_t cask_bag_sum(const cask_bag_t *b, cask_error_t *err);
-/* The least and the greatest record: numbers compared as numbers, or
-** strings byte by byte (a mix fails); no record fails the compute. */
+/* The least and the greatest record: numbers compared as numbers (NaN
+** above every other number), or strings byte by byte (a mix fails); no
+** record fails the compute. */
 CASK_API cask_task_t cask_bag_min(const cask_bag_t *b, cask_error_t *err);
 CASK_API cask_task_t cask_bag_max(const cask_bag_t *b, cask_error_t *err);
-/* The mean of the records, numbers, a double; no record fails. */
+/* The mean of the records, numbers, a double (summed as doubles); no
+** record fails. */
 CASK_API cask_task_t cask_bag_mean(const cask_bag_t *b, cask_error_t *err);
 
 /* ------------------------------------------------- bags of a few records */

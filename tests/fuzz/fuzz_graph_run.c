@@ -3,7 +3,8 @@
 ** Skipped, by inspecting the loaded graph: a graph that would call
 ** cask.crash (it kills the process on purpose), or sleep or spin for over
 ** a millisecond, directly or through cask.map (whose kernel must then be a
-** literal name). Blocks are held to 1 MB (cask__ar_max_bytes) and fused
+** literal name), or through a bag kernel (any of its string inputs may
+** name the kernel it calls), or a bag writer (it writes any path). Blocks are held to 1 MB (cask__ar_max_bytes) and fused
 ** reductions to 2^20 elements a task (cask__ar_max_stream), so a file that
 ** asks for big ones is refused quickly with CASK_ENOMEM or CASK_ELIMIT
 ** instead of taking the fuzzer's memory and time. A compute that fails must say why
@@ -35,6 +36,19 @@ static bool unsafe_call(const char *kernel, const cask_value_t *in, size_t n)
     if (!strcmp(kernel, "cask.sleep") || !strcmp(kernel, "cask.spin")) {
         double most = !strcmp(kernel, "cask.sleep") ? 1e-3 : 1e3;
         return !n || !cask_value_is_number(&in[0]) || !(cask_value_double(&in[0]) <= most);
+    }
+    if (!strncmp(kernel, "cask.bag.", 9)) {
+        /* writers touch any path; the others may call a kernel named by any
+        ** string input: refuse the dangerous names and nested calls */
+        if (!strcmp(kernel, "cask.bag.totext") || !strcmp(kernel, "cask.bag.writef"))
+            return true;
+        for (size_t i = 0; i < n; i++) {
+            const char *s = cask_value_str(&in[i], NULL);
+            if (s && (!strcmp(s, "cask.crash") || !strcmp(s, "cask.sleep") ||
+                      !strcmp(s, "cask.spin") || !strcmp(s, "cask.map") ||
+                      !strncmp(s, "cask.bag.", 9)))
+                return true;
+        }
     }
     if (!strcmp(kernel, "cask.map")) { /* calls in[0]'s kernel on each later input */
         const char *name = n ? cask_value_str(&in[0], NULL) : NULL;

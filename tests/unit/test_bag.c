@@ -336,7 +336,7 @@ static void test_text_blocks(void **state)
     cask_error_t err;
     rng = 12345;
     for (int round = 0; round < 60; round++) {
-        size_t len = 0, cap = 1 << 14;
+        size_t len = 0, cap = 60 * 302; /* lines of at most 299 + "\r\n" */
         char *text = malloc(cap);
         int nl = round == 0 ? 0 : (int)(rnd() % 60);
         for (int i = 0; i < nl; i++) {
@@ -400,7 +400,7 @@ static void test_bad_json_and_changed_files(void **state)
     assert_int_equal(rc, CASK_EPARSE);
     assert_msg_has(&err, "bad.jsonl' line 4");
     cask_bag_decref(b);
-    b = cask_bag_read_jsonl(g, paths, 1, 0, CASK_BAG_SKIP_BAD, &err);
+    b = cask_bag_read_jsonl(g, paths, 1, 5, CASK_BAG_SKIP_BAD, &err); /* same blocks */
     assert_ok(cask_bag_compute(b, NULL, &v, &err), &err);
     assert_int_equal(cask_list_len(&v), 3);
     cask_value_t item = cask_list_item(&v, 0);
@@ -448,6 +448,13 @@ static void test_errors(void **state)
     assert_null(cask_bag_map(b, "test.bag.double", &ref, 1, &err));
     assert_int_equal(err.code, CASK_EINVAL);
     assert_null(cask_bag_from_values(g, &ref, 1, 0, &err));
+    assert_int_equal(err.code, CASK_EINVAL);
+    cask_value_t bad = cask_ref(CASK_NO_TASK);
+    assert_null(cask_bag_from_values(g, &bad, 1, 0, &err));
+    assert_int_equal(err.code, CASK_EINVAL);
+    const char *p1[] = { "/etc/hostname" };
+    assert_null(cask_bag_read_text(g, p1, 1, (size_t)INT64_MAX + 1, &err));
+    assert_int_equal(err.code, CASK_EINVAL);
     assert_null(cask_bag_repartition(b, 0, &err));
     assert_int_equal(cask_bag_to_textfiles(b, "/tmp/no-star", &err), CASK_NO_TASK);
     assert_msg_has(&err, "exactly one '*'");
@@ -489,6 +496,77 @@ static void test_errors(void **state)
     assert_int_not_equal(access(path, F_OK), 0);
     cask_bag_decref(mixed);
     cask_bag_decref(none);
+    cask_bag_decref(b);
+    cask_graph_decref(g);
+}
+
+/* Operations that differ only in a count are different tasks. */
+static void test_distinct_keys(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_value_t items[6];
+    for (int i = 0; i < 6; i++)
+        items[i] = cask_int(i);
+    cask_bag_t *b2 = cask_bag_from_values(g, items, 6, 2, &err);
+    cask_bag_t *b3 = cask_bag_from_values(g, items, 6, 3, &err);
+    cask_value_t v;
+    assert_ok(cask_bag_compute(b3, NULL, &v, &err), &err);
+    assert_int_equal(cask_list_len(&v), 6);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(cask_list_item(&v, (size_t)i).u.i, i);
+    cask_value_decref(&v);
+    /* trees of 2 and of 4 inputs a task over the same 6 partitions */
+    cask_bag_t *b6 = cask_bag_from_values(g, items, 6, 6, &err);
+    for (size_t se = 2; se <= 5; se++) {
+        cask_task_t t = cask_bag_reduction(b6, "test.bag.listlen", "test.bag.listsum", se, &err);
+        assert_ok(cask_compute_one(g, t, &v, &err), &err);
+        assert_int_equal(v.u.i, 6);
+        t = cask_bag_fold(b6, "test.bag.add", NULL, NULL, se, &err);
+        assert_ok(cask_compute_one(g, t, &v, &err), &err);
+        assert_int_equal(v.u.i, 15);
+    }
+    cask_task_t t = cask_bag_fold(b6, "test.bag.add", NULL, NULL, SIZE_MAX, &err);
+    assert_ok(cask_compute_one(g, t, &v, &err), &err);
+    assert_int_equal(v.u.i, 15);
+    cask_bag_decref(b2);
+    cask_bag_decref(b3);
+    cask_bag_decref(b6);
+    cask_graph_decref(g);
+}
+
+/* A block inside one long line owns nothing and a FIFO is refused. */
+static void test_long_line_and_fifo(void **state)
+{
+    (void)state;
+    make_dir();
+    cask_error_t err;
+    char path[128], fifo[128];
+    snprintf(path, sizeof path, "%s/long.txt", dir);
+    char *text = malloc(100001);
+    memset(text, 'x', 100000);
+    text[100000] = '\n';
+    write_file(path, text, 100001);
+    free(text);
+    cask_graph_t *g = cask_graph_new(&err);
+    const char *paths[] = { path };
+    cask_bag_t *b = cask_bag_read_text(g, paths, 1, 1000, &err);
+    assert_int_equal(cask_bag_npartitions(b), 101);
+    cask_value_t v;
+    assert_ok(cask_compute_one(g, cask_bag_partition(b, 7), &v, &err), &err);
+    assert_int_equal(cask_list_len(&v), 0);
+    cask_value_decref(&v);
+    assert_ok(cask_bag_compute(b, NULL, &v, &err), &err);
+    assert_int_equal(cask_list_len(&v), 1);
+    cask_value_decref(&v);
+    cask_bag_decref(b);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    const char *fp[] = { fifo };
+    b = cask_bag_from_files(g, fp, 1, CASK_BAG_CONTENTS, 0, &err);
+    assert_int_equal(cask_bag_compute(b, NULL, &v, &err), CASK_EIO);
+    assert_msg_has(&err, "not a regular file");
     cask_bag_decref(b);
     cask_graph_decref(g);
 }
@@ -631,6 +709,8 @@ int main(void)
         cmocka_unit_test(test_bad_json_and_changed_files),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_take_is_lazy),
+        cmocka_unit_test(test_distinct_keys),
+        cmocka_unit_test(test_long_line_and_fifo),
         cmocka_unit_test(test_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

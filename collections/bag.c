@@ -133,14 +133,13 @@ static cask_task_t add(cask_graph_t *g, const char *kernel, const char *name, ui
 ** CASK_ENOKERNEL in err. */
 static const char *kernel_name(const char *kernel, const char *what, cask_error_t *err)
 {
-    uint32_t id = kernel ? cask__kernel_lookup(kernel) : CASK__NO_KERNEL;
-    if (id == CASK__NO_KERNEL) {
+    const cask__kernel_t *k = cask__kernel_named(kernel);
+    if (!k) {
         cask__err(err, kernel ? CASK_ENOKERNEL : CASK_EINVAL, NULL, kernel,
                   "%s: %s kernel '%s'", what, kernel ? "unknown" : "no",
                   kernel ? kernel : "(null)");
         return NULL;
     }
-    const cask__kernel_t *k = cask__kernel_get(id);
     return k->name + k->short_at;
 }
 

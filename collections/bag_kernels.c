@@ -7,7 +7,6 @@
 */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,24 +24,21 @@
 static const cask__kernel_t *resolve(cask_kctx_t *ctx, const cask_value_t *v)
 {
     const char *name = cask_value_str(v, NULL);
-    uint32_t id = name ? cask__kernel_lookup(name) : CASK__NO_KERNEL;
-    if (id == CASK__NO_KERNEL) {
+    const cask__kernel_t *k = cask__kernel_named(name);
+    if (!k)
         cask_kernel_fail(ctx, "unknown kernel '%s'", name ? name : "(not a name)");
-        return NULL;
-    }
-    return cask__kernel_get(id);
+    return k;
 }
 
-/* Call k on args as cask_kernel_call does. */
-static int ucall(cask_kctx_t *ctx, const cask__kernel_t *k, const cask_value_t *args, size_t n,
-                 cask_value_t *out)
+/* The arguments of a call of the user's kernel made from a task's
+** [first, kernel, extra...] (n of them): room for one value, then extra;
+** NULL when out of memory. */
+static cask_value_t *call_args(const cask_value_t *args, size_t n)
 {
-    cask_kctx_t sub = { k, ctx->worker, ctx->msg, ctx->msgcap };
-    *out = cask_none();
-    int rc = k->fn(args, n, out, &sub);
-    if (rc)
-        cask_value_decref(out);
-    return rc > 0 ? CASK_EKERNEL : rc;
+    cask_value_t *a = cask__malloc((n - 1) * sizeof *a);
+    if (a)
+        memcpy(a + 1, args + 2, (n - 2) * sizeof *a);
+    return a;
 }
 
 /* The partition args[0] as a list, or a failure. */
@@ -82,17 +78,16 @@ static int per_record(const cask_value_t *args, size_t n, cask_value_t *out, cas
     const cask__kernel_t *k = resolve(ctx, &args[1]);
     if (!k)
         return CASK_ENOKERNEL;
-    cask_value_t *a = cask__malloc((n - 1) * sizeof *a);
+    cask_value_t *a = call_args(args, n);
     if (!a)
         return CASK_ENOMEM;
-    memcpy(a + 1, args + 2, (n - 2) * sizeof *a);
     cask_list_builder_t b;
     cask_list_builder_init(&b);
     int rc = 0;
     for (size_t i = 0, m = cask_list_len(&args[0]); i < m && !rc; i++) {
         a[0] = cask_list_item(&args[0], i);
         cask_value_t r;
-        if ((rc = ucall(ctx, k, a, n - 1, &r)))
+        if ((rc = cask__kernel_call(ctx, k, a, n - 1, &r)))
             break;
         if (!filter)
             rc = append(ctx, &b, &r, i);
@@ -126,12 +121,11 @@ static int k_apply(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
     const cask__kernel_t *k = resolve(ctx, &args[1]);
     if (!k)
         return CASK_ENOKERNEL;
-    cask_value_t *a = cask__malloc((n - 1) * sizeof *a);
+    cask_value_t *a = call_args(args, n);
     if (!a)
         return CASK_ENOMEM;
     a[0] = args[0];
-    memcpy(a + 1, args + 2, (n - 2) * sizeof *a);
-    int rc = ucall(ctx, k, a, n - 1, out);
+    int rc = cask__kernel_call(ctx, k, a, n - 1, out);
     cask__free(a);
     return rc;
 }
@@ -161,7 +155,7 @@ static int k_agg(const cask_value_t *args, size_t n, cask_value_t *out, cask_kct
     int rc = cask_value_list(args + 2, n - 2, &list, &e);
     if (rc)
         return rc == CASK_ETYPE ? cask_kernel_fail(ctx, "%s", e.message) : rc;
-    rc = ucall(ctx, k, &list, 1, out);
+    rc = cask__kernel_call(ctx, k, &list, 1, out);
     cask_value_decref(&list);
     return rc;
 }
@@ -239,7 +233,7 @@ static int k_fold(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
     int rc = 0;
     for (; i < m && !rc; i++) {
         cask_value_t a[2] = { acc, cask_list_item(&args[0], i) }, r;
-        if (!(rc = ucall(ctx, k, a, 2, &r))) {
+        if (!(rc = cask__kernel_call(ctx, k, a, 2, &r))) {
             cask_value_decref(&acc);
             acc = r;
         }
@@ -279,7 +273,7 @@ static int k_foldc(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
             continue;
         }
         cask_value_t a[2] = { acc, v };
-        if (!(rc = ucall(ctx, k, a, 2, &r))) {
+        if (!(rc = cask__kernel_call(ctx, k, a, 2, &r))) {
             cask_value_decref(&acc);
             acc = r;
         }
@@ -712,7 +706,7 @@ static int topk_of(cask_kctx_t *ctx, const cask_value_t *lists, size_t n, int64_
             c[m].rec = cask_list_item(&lists[i], j);
             c[m].i = m;
             if (kk)
-                rc = ucall(ctx, kk, &c[m].rec, 1, &c[m].key);
+                rc = cask__kernel_call(ctx, kk, &c[m].rec, 1, &c[m].key);
             else
                 c[m].key = c[m].rec;
             int cmp;
@@ -775,7 +769,7 @@ static int k_split(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
     cask_error_t e;
     for (size_t i = 0, m = cask_list_len(&args[0]); i < m && !rc; i++) {
         cask_value_t pair[2] = { cask_none(), cask_list_item(&args[0], i) }, pv;
-        if ((rc = ucall(ctx, k, &pair[1], 1, &pair[0])))
+        if ((rc = cask__kernel_call(ctx, k, &pair[1], 1, &pair[0])))
             break;
         if (pair[0].type == CASK_REF || pair[0].type == CASK_OPAQUE)
             rc = cask_kernel_fail(ctx, "%s gave a %s for record %zu: a key must be a value a "
@@ -884,50 +878,23 @@ static int k_pack(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
 
 /* ---------------------------------------------------------------- writing */
 
-static mode_t umask_bits = 022;
-static pthread_once_t umask_once = PTHREAD_ONCE_INIT;
-
-/* The process's umask, read where no thread can see it change
-** (/proc/self/status), as a file made by open() would get it. */
-static void read_umask(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[128];
-    unsigned m;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Umask: %o", &m) == 1)
-            umask_bits = (mode_t)m & 0777;
-    if (f)
-        fclose(f);
-}
-
-static mode_t file_umask(void)
-{
-    pthread_once(&umask_once, read_umask);
-    return umask_bits;
-}
-
-/* Write path whole or not at all: the n pieces of text[], through a
-** temporary file beside it that is renamed over it when complete. */
+/* Write path whole or not at all: the n pieces (strings, or with !lines
+** bytes too; with lines each followed by "\n"), into a new file beside
+** it (cask__open_beside) that is renamed over it when complete. */
 static int write_whole(cask_kctx_t *ctx, const char *path, const cask_value_t *pieces, size_t n,
                        bool lines)
 {
-    size_t len = strlen(path);
-    char *tmp = cask__malloc(len + 16);
+    size_t cap = strlen(path) + 48;
+    char *tmp = cask__malloc(cap);
     if (!tmp)
         return CASK_ENOMEM;
-    snprintf(tmp, len + 16, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int rc = FAIL(CASK_EIO, "cannot write '%s': %s", path, strerror(errno));
-        cask__free(tmp);
-        return rc;
-    }
-    FILE *f = fdopen(fd, "wb");
+    int fd = cask__open_beside(path, tmp, cap);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
     int rc = 0;
     if (!f) {
-        close(fd);
         rc = FAIL(CASK_EIO, "cannot write '%s': %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
     }
     for (size_t i = 0; i < n && !rc; i++) {
         size_t l;
@@ -942,15 +909,11 @@ static int write_whole(cask_kctx_t *ctx, const char *path, const cask_value_t *p
         if (fwrite(p, 1, l, f) != l || (lines && fputc('\n', f) == EOF))
             rc = FAIL(CASK_EIO, "cannot write '%s': %s", path, strerror(errno));
     }
-    if (f) {
-        if (fchmod(fileno(f), 0666 & ~file_umask()) && !rc)
-            rc = FAIL(CASK_EIO, "cannot write '%s': %s", path, strerror(errno));
-        if (fclose(f) && !rc)
-            rc = FAIL(CASK_EIO, "cannot write '%s': %s", path, strerror(errno));
-    }
+    if (f && fclose(f) && !rc)
+        rc = FAIL(CASK_EIO, "cannot write '%s': %s", path, strerror(errno));
     if (!rc && rename(tmp, path))
         rc = FAIL(CASK_EIO, "cannot write '%s': %s", path, strerror(errno));
-    if (rc)
+    if (rc && fd >= 0)
         unlink(tmp);
     cask__free(tmp);
     return rc;
@@ -998,28 +961,17 @@ static int k_writef(const cask_value_t *args, size_t n, cask_value_t *out, cask_
     return rc;
 }
 
-/* The stamp of a task that calls the kernel named by its argument at: that
-** kernel's version; -1 (not cached) when it is impure or unknown. */
-static int stamp_kernel(const cask_value_t *args, size_t n, size_t at, uint64_t h[2])
-{
-    const char *name = at < n ? cask_value_str(&args[at], NULL) : NULL;
-    uint32_t id = name ? cask__kernel_lookup(name) : CASK__NO_KERNEL;
-    const cask__kernel_t *k = id == CASK__NO_KERNEL ? NULL : cask__kernel_get(id);
-    if (!k || (k->opts.flags & CASK_KERNEL_IMPURE))
-        return -1;
-    cask__hash2(k->version, strlen(k->version) + 1, h);
-    return 0;
-}
-
+/* The stamp of a task that calls the kernel named by its second argument. */
 static int stamp_arg1(const cask_value_t *args, size_t n, uint64_t h[2])
 {
-    return stamp_kernel(args, n, 1, h);
+    return cask__kernel_stamp_named(n > 1 ? cask_value_str(&args[1], NULL) : NULL, h);
 }
 
 /* topk's key, when it has one, is its third argument. */
 static int stamp_topk(const cask_value_t *args, size_t n, uint64_t h[2])
 {
-    return n > 2 && args[2].type == CASK_STRING ? stamp_kernel(args, n, 2, h) : 0;
+    const char *key = n > 2 ? cask_value_str(&args[2], NULL) : NULL;
+    return key ? cask__kernel_stamp_named(key, h) : 0;
 }
 
 void cask__bag_register(void)

@@ -157,18 +157,9 @@ static int k_files(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
         cask_value_t v;
         if ((rc = cask__value_blank(CASK_BYTES, (size_t)fsize, &v)) == 0) {
             char *p = (char *)cask_value_data(&v, NULL);
-            size_t got = 0, want = (size_t)fsize;
-            while (got < want) {
-                ssize_t r = pread(fd, p + got, want - got, (off_t)got);
-                if (r < 0 && errno == EINTR)
-                    continue;
-                if (r <= 0) {
-                    rc = FAIL(CASK_EIO, "cannot read '%s': %s", path,
-                              r ? strerror(errno) : "it was cut short while read");
-                    break;
-                }
-                got += (size_t)r;
-            }
+            if (cask__pread_all(fd, p, (size_t)fsize, 0) != (size_t)fsize)
+                rc = FAIL(CASK_EIO, "cannot read '%s': %s", path,
+                          errno ? strerror(errno) : "it was cut short while read");
             if (!rc)
                 rc = cask_list_builder_append(&b, &v, &e);
             cask_value_decref(&v);
@@ -185,18 +176,7 @@ static int k_files(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
 ** 0) or fails. */
 static int read_at(int fd, char *p, size_t len, int64_t off)
 {
-    while (len) {
-        ssize_t r = pread(fd, p, len, (off_t)off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            if (!r)
-                errno = 0;
-            return -1;
-        }
-        p += r, len -= (size_t)r, off += r;
-    }
-    return 0;
+    return cask__pread_all(fd, p, len, (off_t)off) == len ? 0 : -1;
 }
 
 /* The line number (from 1) of the line that starts at byte off of fd,

@@ -12,8 +12,7 @@
 /* The name after a kernel's last '.' (its registered short name). */
 static const char *short_name(const char *kernel)
 {
-    uint32_t id = cask__kernel_lookup(kernel);
-    const cask__kernel_t *k = id == CASK__NO_KERNEL ? NULL : cask__kernel_get(id);
+    const cask__kernel_t *k = cask__kernel_named(kernel);
     return k ? k->name + k->short_at : NULL;
 }
 

@@ -180,12 +180,7 @@ static int k_concat(const cask_value_t *args, size_t n, cask_value_t *out,
 ** map of an impure kernel is never cached. */
 static int stamp_map(const cask_value_t *args, size_t n, uint64_t h[2])
 {
-    uint32_t id = cask__kernel_lookup(n ? cask_value_str(&args[0], NULL) : NULL);
-    const cask__kernel_t *k = id == CASK__NO_KERNEL ? NULL : cask__kernel_get(id);
-    if (!k || (k->opts.flags & CASK_KERNEL_IMPURE))
-        return -1;
-    cask__hash2(k->version, strlen(k->version) + 1, h);
-    return 0;
+    return cask__kernel_stamp_named(n ? cask_value_str(&args[0], NULL) : NULL, h);
 }
 
 void cask__register_builtins(void)

@@ -131,6 +131,17 @@ void cask__register_builtins(void);
 const cask__kernel_t *cask__kernel_get(uint32_t id);
 /* Registry id of name, or CASK__NO_KERNEL. */
 uint32_t cask__kernel_lookup(const char *name);
+/* The registered kernel called name, or NULL (name may be NULL). */
+const cask__kernel_t *cask__kernel_named(const char *name);
+/* Call kernel k on args from inside the kernel running with ctx, as
+** cask_kernel_call does once it has found k (for callers that look a
+** kernel up once and call it many times). */
+int cask__kernel_call(cask_kctx_t *ctx, const cask__kernel_t *k, const cask_value_t *args,
+                      size_t n, cask_value_t *out);
+/* The stamp (cask__kernel_t.stamp) of a task that calls the kernel called
+** name: that kernel's version mixed into h; -1 (never cached) when it is
+** impure or unknown. */
+int cask__kernel_stamp_named(const char *name, uint64_t h[2]);
 /* Estimated seconds for one call of kernel id on args. */
 double cask__kernel_cost(uint32_t id, const cask_value_t *args, size_t n);
 

@@ -201,21 +201,42 @@ int cask__kernel_invoke(const cask__kernel_t *k, const cask_value_t *args,
     return rc;
 }
 
+const cask__kernel_t *cask__kernel_named(const char *name)
+{
+    uint32_t id = name ? cask__kernel_lookup(name) : CASK__NO_KERNEL;
+    return id == CASK__NO_KERNEL ? NULL : cask__kernel_get(id);
+}
+
+int cask__kernel_call(cask_kctx_t *ctx, const cask__kernel_t *k, const cask_value_t *args,
+                      size_t n, cask_value_t *out)
+{
+    cask_kctx_t sub = { k, ctx ? ctx->worker : 0, ctx ? ctx->msg : NULL,
+                        ctx ? ctx->msgcap : 0 };
+    *out = cask_none();
+    int rc = k->fn(args, n, out, &sub);
+    if (rc)
+        cask_value_decref(out);
+    return rc > 0 ? CASK_EKERNEL : rc;
+}
+
 int cask_kernel_call(cask_kctx_t *ctx, const char *name,
                      const cask_value_t *args, size_t n_args,
                      cask_value_t *out)
 {
-    uint32_t id = cask__kernel_lookup(name);
+    const cask__kernel_t *k = cask__kernel_named(name);
     *out = cask_none();
-    if (id == CASK__NO_KERNEL) {
+    if (!k) {
         cask_kernel_fail(ctx, "unknown kernel '%s'", name ? name : "(null)");
         return CASK_ENOKERNEL;
     }
-    const cask__kernel_t *k = cask__kernel_get(id);
-    cask_kctx_t sub = { k, ctx ? ctx->worker : 0, ctx ? ctx->msg : NULL,
-                        ctx ? ctx->msgcap : 0 };
-    int rc = k->fn(args, n_args, out, &sub);
-    if (rc)
-        cask_value_decref(out);
-    return rc > 0 ? CASK_EKERNEL : rc;
+    return cask__kernel_call(ctx, k, args, n_args, out);
+}
+
+int cask__kernel_stamp_named(const char *name, uint64_t h[2])
+{
+    const cask__kernel_t *k = cask__kernel_named(name);
+    if (!k || (k->opts.flags & CASK_KERNEL_IMPURE))
+        return -1;
+    cask__hash2(k->version, strlen(k->version) + 1, h);
+    return 0;
 }

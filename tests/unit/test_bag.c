@@ -494,6 +494,9 @@ static void test_errors(void **state)
                                           &err), 0);
     assert_msg_has(&err, "record 1 is a int64");
     assert_int_not_equal(access(path, F_OK), 0);
+    char leftover[200];
+    snprintf(leftover, sizeof leftover, "ls %s/mixed-0.txt.* 2>/dev/null | grep -q .", dir);
+    assert_int_not_equal(system(leftover), 0); /* nor its temporary file */
     cask_bag_decref(mixed);
     cask_bag_decref(none);
     cask_bag_decref(b);

@@ -538,6 +538,18 @@ cask_task_t cask_bag_reduction(const cask_bag_t *b, const char *perpartition,
     return t;
 }
 
+/* Whether v (NULL: none given) is a literal a task can take; if not, says so
+** in err. */
+static bool literal_ok(const cask_value_t *v, const char *what, const char *kernel,
+                       cask_error_t *err)
+{
+    if (v && (v->type == CASK_REF || v->type == CASK_OPAQUE)) {
+        cask__err(err, CASK_EINVAL, NULL, kernel, "%s: an initial value must be a literal", what);
+        return false;
+    }
+    return true;
+}
+
 cask_task_t cask_bag_fold(const cask_bag_t *b, const char *binop, const char *combine,
                           const cask_value_t *initial, size_t split_every, cask_error_t *err)
 {
@@ -550,10 +562,8 @@ cask_task_t cask_bag_fold(const cask_bag_t *b, const char *binop, const char *co
     const char *name = kernel_name(binop, "fold", err);
     if (!name || !kernel_name(combine, "fold", err))
         return CASK_NO_TASK;
-    if (initial && (initial->type == CASK_REF || initial->type == CASK_OPAQUE)) {
-        cask__err(err, CASK_EINVAL, NULL, binop, "fold: the initial value must be a literal");
+    if (!literal_ok(initial, "fold", binop, err))
         return CASK_NO_TASK;
-    }
     /* partials are lists of one accumulator, or empty (a partition with
     ** no record and no initial value) */
     cask_value_t lit[2] = { cask_none(), initial ? *initial : cask_none() };
@@ -651,6 +661,36 @@ cask_bag_t *cask_bag_topk(const cask_bag_t *b, size_t k, const char *key, cask_e
     cask_task_t t = reduce(b, "topk", "cask.bag.topk", lit, key ? 2 : 1, "cask.bag.topkc", lit,
                            key ? 2 : 1, 0, err);
     cask_value_decref(&lit[1]);
+    return bag_of(b->g, t, err);
+}
+
+cask_bag_t *cask_bag_foldby(const cask_bag_t *b, const char *key, const char *binop,
+                            const cask_value_t *initial, const char *combine,
+                            const cask_value_t *combine_initial, size_t split_every,
+                            cask_error_t *err)
+{
+    if (!b) {
+        no_bag(err, "foldby");
+        return NULL;
+    }
+    if (!combine)
+        combine = binop;
+    if (!kernel_name(key, "foldby", err) || !kernel_name(binop, "foldby", err) ||
+        !kernel_name(combine, "foldby", err) || !literal_ok(initial, "foldby", binop, err) ||
+        !literal_ok(combine_initial, "foldby", combine, err))
+        return NULL;
+    cask_value_t plit[3] = { cask_none(), cask_none(), initial ? *initial : cask_none() };
+    cask_value_t alit[3] = { cask_none(), cask_int(combine_initial != NULL),
+                             combine_initial ? *combine_initial : cask_none() };
+    cask_task_t t = CASK_NO_TASK;
+    if (!cask_value_string(key, (size_t)-1, &plit[0], err) &&
+        !cask_value_string(binop, (size_t)-1, &plit[1], err) &&
+        !cask_value_string(combine, (size_t)-1, &alit[0], err))
+        t = reduce(b, "foldby", "cask.bag.foldby", plit, initial ? 3 : 2, "cask.bag.foldbyc",
+                   alit, 3, split_every, err);
+    cask_value_decref(&plit[0]);
+    cask_value_decref(&plit[1]);
+    cask_value_decref(&alit[0]);
     return bag_of(b->g, t, err);
 }
 

@@ -849,6 +849,141 @@ static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_
     return finish(&b, rc, out);
 }
 
+/* --------------------------------------------------------- folding by key */
+
+/* Accumulators by key, as Dask's reduceby: the keys in first-seen order
+** (owned when own, else borrowed), acc[i] the accumulator of key i. */
+typedef struct kacc {
+    vset_t        keys;
+    cask_value_t *acc;
+    size_t        cap;
+    bool          own;
+} kacc_t;
+
+static void kacc_destroy(kacc_t *t)
+{
+    for (size_t i = 0; i < t->keys.n; i++) {
+        cask_value_decref(&t->acc[i]);
+        if (t->own)
+            cask_value_decref(&t->keys.e[i].v);
+    }
+    cask__free(t->acc);
+    vset_destroy(&t->keys);
+}
+
+/* Fold item into key's accumulator: binop(acc, item), a new key's acc
+** starting from initial (NULL: from the item itself). key is taken when
+** t->own. */
+static int kacc_add(cask_kctx_t *ctx, kacc_t *t, cask_value_t key, const cask_value_t *item,
+                    const cask__kernel_t *binop, const cask_value_t *initial)
+{
+    if (t->keys.n == t->cap) { /* room for a new key's accumulator */
+        size_t nc = t->cap ? 2 * t->cap : 64;
+        cask_value_t *na = cask__realloc(t->acc, nc * sizeof *na);
+        if (na)
+            t->acc = na, t->cap = nc;
+    }
+    ptrdiff_t i = t->keys.n < t->cap ? vset_get(&t->keys, &key) : -1;
+    if (i < 0) {
+        if (t->own)
+            cask_value_decref(&key);
+        return CASK_ENOMEM;
+    }
+    vent_t *e = &t->keys.e[i];
+    cask_value_t r, a[2] = { e->count ? t->acc[i] : initial ? *initial : cask_none(), *item };
+    if (e->count && t->own)
+        cask_value_decref(&key);
+    int rc;
+    cask_error_t err;
+    if (!e->count && !initial)
+        rc = cask_value_copy(item, &r, &err);
+    else
+        rc = cask__kernel_call(ctx, binop, a, 2, &r);
+    if (e->count)
+        cask_value_decref(&t->acc[i]);
+    t->acc[i] = rc ? cask_none() : r;
+    e->count = 1;
+    return rc;
+}
+
+/* The pairs [key, acc] of t, in *out. */
+static int kacc_pairs(cask_kctx_t *ctx, const kacc_t *t, const cask__kernel_t *k,
+                      cask_value_t *out)
+{
+    cask_list_builder_t b;
+    cask_list_builder_init(&b);
+    cask_error_t e;
+    int rc = 0;
+    for (size_t i = 0; i < t->keys.n && !rc; i++) {
+        cask_value_t pair[2] = { t->keys.e[i].v, t->acc[i] }, p;
+        if ((rc = cask_value_list(pair, 2, &p, &e)) == CASK_ETYPE)
+            rc = cask_kernel_fail(ctx, "%s gave a %s, which a partial result cannot hold",
+                                  k->name, cask_type_name(t->acc[i].type));
+        if (!rc)
+            rc = cask_list_builder_append(&b, &p, &e);
+        cask_value_decref(&p);
+    }
+    return finish(&b, rc, out);
+}
+
+/* cask.bag.foldby(partition, key, binop[, initial]): [key, acc] per
+** distinct key of the partition's records. */
+static int k_foldby(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if ((n != 3 && n != 4) || need_list(ctx, &args[0], "the partition"))
+        return n != 3 && n != 4 ? cask_kernel_fail(ctx, "inputs must be a partition, a key and "
+                                                        "binop")
+                                : CASK_EKERNEL;
+    const cask__kernel_t *kk = resolve(ctx, &args[1]), *kb = kk ? resolve(ctx, &args[2]) : NULL;
+    if (!kb)
+        return CASK_ENOKERNEL;
+    kacc_t t = { .own = true };
+    int rc = 0;
+    for (size_t i = 0, m = cask_list_len(&args[0]); i < m && !rc; i++) {
+        cask_value_t rec = cask_list_item(&args[0], i), key;
+        if ((rc = cask__kernel_call(ctx, kk, &rec, 1, &key)))
+            break;
+        if (key.type == CASK_REF || key.type == CASK_OPAQUE) {
+            cask_value_decref(&key);
+            rc = cask_kernel_fail(ctx, "%s gave a %s for record %zu: a key must be a value a "
+                                  "list holds", kk->name, cask_type_name(key.type), i);
+        } else
+            rc = kacc_add(ctx, &t, key, &rec, kb, n == 4 ? &args[3] : NULL);
+    }
+    if (!rc)
+        rc = kacc_pairs(ctx, &t, kb, out);
+    kacc_destroy(&t);
+    return rc;
+}
+
+/* cask.bag.foldbyc(top, combine, has_initial, initial, partial...): the
+** partials' pairs combined by key, each node of the tree from initial when
+** has_initial (as Dask's combine_initial). */
+static int k_foldbyc(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n < 4 || args[2].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "inputs must be top, combine, an initial and partials");
+    const cask__kernel_t *k = resolve(ctx, &args[1]);
+    if (!k)
+        return CASK_ENOKERNEL;
+    kacc_t t = { .own = false };
+    int rc = 0;
+    for (size_t i = 4; i < n && !rc; i++)
+        for (size_t j = 0, m = cask_list_len(&args[i]); j < m && !rc; j++) {
+            cask_value_t p = cask_list_item(&args[i], j);
+            if (args[i].type != CASK_LIST || p.type != CASK_LIST || cask_list_len(&p) != 2) {
+                rc = cask_kernel_fail(ctx, "partial %zu is not a foldby's", i - 4);
+                break;
+            }
+            cask_value_t key = cask_list_item(&p, 0), v = cask_list_item(&p, 1);
+            rc = kacc_add(ctx, &t, key, &v, k, args[2].u.i ? &args[3] : NULL);
+        }
+    if (!rc)
+        rc = kacc_pairs(ctx, &t, k, out);
+    kacc_destroy(&t);
+    return rc;
+}
+
 /* cask.bag.slice(partition, i, k): part i of k equal parts (give or take
 ** one record) of the partition. */
 static int k_slice(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx)
@@ -967,6 +1102,14 @@ static int stamp_arg1(const cask_value_t *args, size_t n, uint64_t h[2])
     return cask__kernel_stamp_named(n > 1 ? cask_value_str(&args[1], NULL) : NULL, h);
 }
 
+/* foldby's key and binop are its second and third arguments. */
+static int stamp_foldby(const cask_value_t *args, size_t n, uint64_t h[2])
+{
+    if (stamp_arg1(args, n, h))
+        return -1;
+    return cask__kernel_stamp_named(n > 2 ? cask_value_str(&args[2], NULL) : NULL, h);
+}
+
 /* topk's key, when it has one, is its third argument. */
 static int stamp_topk(const cask_value_t *args, size_t n, uint64_t h[2])
 {
@@ -1001,6 +1144,8 @@ void cask__bag_register(void)
         { "cask.bag.topkc", k_topkc, 0, stamp_topk },
         { "cask.bag.split", k_split, 0, stamp_arg1 },
         { "cask.bag.gather", k_gather, 0, NULL },
+        { "cask.bag.foldby", k_foldby, 0, stamp_foldby },
+        { "cask.bag.foldbyc", k_foldbyc, 0, stamp_arg1 },
         { "cask.bag.slice", k_slice, 0, NULL },
         { "cask.bag.pack", k_pack, 0, NULL },
         { "cask.bag.totext", k_totext, CASK_KERNEL_IMPURE, NULL },

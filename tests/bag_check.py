@@ -73,6 +73,13 @@ def check(path):
         "repart_more": recs,
         "take_7": recs[:7],
     }
+    counts, best = {}, {}  # foldby: by first appearance of each key
+    for x in recs:
+        counts[x["k"]] = counts.get(x["k"], 0) + 1
+        if x["k"] not in best or x["v"] > best[x["k"]]["v"]:
+            best[x["k"]] = x
+    want["foldby_count"] = [[a, n] for a, n in counts.items()]
+    want["foldby_maxv"] = [[a, x] for a, x in best.items()]
     c = collections.Counter(s)
     want["freq_s"] = [[w, n] for w, n in sorted(c.items(), key=lambda kv: -kv[1])]
     want["freq_k"] = [[w, n] for w, n in collections.Counter(k).items()]

@@ -217,6 +217,22 @@ CASK_API cask_bag_t *cask_bag_distinct(const cask_bag_t *b, cask_error_t *err);
 CASK_API cask_bag_t *cask_bag_topk(const cask_bag_t *b, size_t k, const char *key,
                                    cask_error_t *err);
 
+/*
+** foldby, as Dask's: one record [key, acc] per distinct key(record), in the
+** order each key first appears, in a bag of one partition. In each
+** partition acc = binop(acc, record) over the key's records in order, from
+** initial (NULL: from the key's first record); then a tree (split_every
+** partials a task, 0: 8) merges the partitions' accumulators of a key in
+** order with combine(acc, acc) (NULL: binop), each task of the tree from
+** combine_initial when given (so it should be combine's identity), else
+** from the first. A reduction by key with no shuffle: each task holds one
+** accumulator per key, so it suits few keys; groupby suits many.
+*/
+CASK_API cask_bag_t *cask_bag_foldby(const cask_bag_t *b, const char *key, const char *binop,
+                                     const cask_value_t *initial, const char *combine,
+                                     const cask_value_t *combine_initial, size_t split_every,
+                                     cask_error_t *err);
+
 /* --------------------------------------------------------------- shuffles */
 
 /*

@@ -103,6 +103,34 @@ static int k_pair(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_
     return cask_value_list(p, 2, out, NULL);
 }
 
+/* acc + 1 */
+static int k_inc(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 2 || a[0].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "inc takes an int and a record");
+    *out = cask_int(a[0].u.i + 1);
+    return 0;
+}
+
+/* Of two JSON records, the one with the greater v (the first on a tie). */
+static int k_maxv(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    cask_value_t x, y;
+    cask_error_t e;
+    if (n != 2 || cask_bag_json_get(&a[0], "v", &x, &e) || cask_bag_json_get(&a[1], "v", &y, &e))
+        return cask_kernel_fail(ctx, "maxv takes two records");
+    return cask_value_copy(&a[cask_value_double(&y) > cask_value_double(&x)], out, NULL);
+}
+
+/* x % 1000 of an int x */
+static int k_mod(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 1 || a[0].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "mod takes an int");
+    *out = cask_int(a[0].u.i % 1000);
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -115,6 +143,8 @@ static int setup(void **state)
         { "test.bag.add", k_add },       { "test.bag.listlen", k_listlen },
         { "test.bag.listsum", k_listsum }, { "test.bag.counted", k_counted },
         { "test.bag.opaque", k_opaque }, { "test.bag.pair", k_pair },
+        { "test.bag.inc", k_inc },       { "test.bag.maxv", k_maxv },
+        { "test.bag.mod", k_mod },
     };
     cask_error_t err;
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
@@ -280,6 +310,15 @@ static void test_against_python(void **state)
             put_bag(o, "flat_t", cask_bag_flatten(t, &err), &opts);
             cask_bag_decref(t);
             put_bag(o, "groupby_k", cask_bag_groupby(recs, "test.bag.key", 1 + seed % 3, &err),
+                    &opts);
+            cask_value_t zero = cask_int(0);
+            put_bag(o, "foldby_count",
+                    cask_bag_foldby(recs, "test.bag.key", "test.bag.inc", &zero, "test.bag.add",
+                                    &zero, 2, &err),
+                    &opts);
+            put_bag(o, "foldby_maxv",
+                    cask_bag_foldby(recs, "test.bag.key", "test.bag.maxv", NULL, NULL, NULL, 3,
+                                    &err),
                     &opts);
             put_bag(o, "repart_3", cask_bag_repartition(recs, 3, &err), &opts);
             put_bag(o, "repart_more",
@@ -503,6 +542,72 @@ static void test_errors(void **state)
     cask_graph_decref(g);
 }
 
+/* foldby: more keys than a table's first size, combine_initial, errors. */
+static void test_foldby(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    enum { N = 10000 };
+    cask_value_t *items = malloc(N * sizeof *items);
+    for (int i = 0; i < N; i++)
+        items[i] = cask_int(i);
+    cask_bag_t *b = cask_bag_from_values(g, items, N, 7, &err);
+    free(items);
+    cask_value_t zero = cask_int(0), thousand = cask_int(1000), v;
+    for (size_t s = 0; s < N_TEST_SCHEDS; s++) {
+        cask_compute_opts_t opts = { .scheduler = test_scheds[s], .workers = 2 };
+        /* sums by x % 1000: key j holds j, j + 1000, ..., j + 9000 */
+        cask_bag_t *f = cask_bag_foldby(b, "test.bag.mod", "test.bag.add", NULL, NULL, NULL, 2,
+                                        &err);
+        assert_ok(cask_bag_compute(f, &opts, &v, &err), &err);
+        assert_int_equal(cask_list_len(&v), 1000);
+        for (int j = 0; j < 1000; j++) {
+            cask_value_t p = cask_list_item(&v, (size_t)j);
+            assert_int_equal(cask_list_item(&p, 0).u.i, j); /* first-seen order */
+            assert_int_equal(cask_list_item(&p, 1).u.i, 10 * j + 45000);
+        }
+        cask_value_decref(&v);
+        cask_bag_decref(f);
+    }
+    /* one level of the tree: combine_initial is used once per key */
+    cask_bag_t *f = cask_bag_foldby(b, "test.bag.mod", "test.bag.inc", &zero, "test.bag.add",
+                                    &thousand, 0, &err);
+    assert_ok(cask_bag_compute(f, NULL, &v, &err), &err);
+    for (int j = 0; j < 1000; j++) {
+        cask_value_t p = cask_list_item(&v, (size_t)j);
+        assert_int_equal(cask_list_item(&p, 1).u.i, 1010);
+    }
+    cask_value_decref(&v);
+    cask_bag_decref(f);
+    /* errors when added: NULL bag, unknown kernels, an initial that is not a literal */
+    assert_null(cask_bag_foldby(NULL, "test.bag.mod", "test.bag.add", NULL, NULL, NULL, 0, &err));
+    assert_int_equal(err.code, CASK_EINVAL);
+    assert_null(cask_bag_foldby(b, "no.such", "test.bag.add", NULL, NULL, NULL, 0, &err));
+    assert_int_equal(err.code, CASK_ENOKERNEL);
+    assert_null(cask_bag_foldby(b, "test.bag.mod", "test.bag.add", NULL, "no.such", NULL, 0,
+                                &err));
+    assert_int_equal(err.code, CASK_ENOKERNEL);
+    cask_value_t ref = cask_ref(cask_bag_partition(b, 0));
+    assert_null(cask_bag_foldby(b, "test.bag.mod", "test.bag.add", &ref, NULL, NULL, 0, &err));
+    assert_int_equal(err.code, CASK_EINVAL);
+    assert_null(cask_bag_foldby(b, "test.bag.mod", "test.bag.add", NULL, NULL, &ref, 0, &err));
+    assert_int_equal(err.code, CASK_EINVAL);
+    assert_null(cask_bag_foldby(b, "test.bag.mod", "test.bag.add", NULL, NULL, NULL, 1, &err));
+    assert_msg_has(&err, "split_every");
+    /* errors when run: an opaque key, an opaque accumulator */
+    f = cask_bag_foldby(b, "test.bag.opaque", "test.bag.add", NULL, NULL, NULL, 0, &err);
+    assert_int_equal(cask_bag_compute(f, NULL, &v, &err), CASK_EKERNEL);
+    assert_msg_has(&err, "a key must be");
+    cask_bag_decref(f);
+    f = cask_bag_foldby(b, "test.bag.mod", "test.bag.opaque", NULL, NULL, NULL, 0, &err);
+    assert_int_equal(cask_bag_compute(f, NULL, &v, &err), CASK_EKERNEL);
+    assert_msg_has(&err, "partial result cannot hold");
+    cask_bag_decref(f);
+    cask_bag_decref(b);
+    cask_graph_decref(g);
+}
+
 /* Operations that differ only in a count are different tasks. */
 static void test_distinct_keys(void **state)
 {
@@ -713,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_take_is_lazy),
         cmocka_unit_test(test_distinct_keys),
+        cmocka_unit_test(test_foldby),
         cmocka_unit_test(test_long_line_and_fifo),
         cmocka_unit_test(test_files),
     };

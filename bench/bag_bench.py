@@ -8,6 +8,9 @@
                                       2 workers) and the folder's read rate (page cache warm)
     bag_bench.py wordcount FILE       collections.Counter over Pool.map (2 processes) and
                                       dask.bag's frequencies (processes, 2 workers)
+    bag_bench.py make_records FILE N  N JSON lines {"id", "key" (10,000 values), "x"}, once
+    bag_bench.py groupby FILE         dask.bag's groupby by "key" (tasks shuffle, processes,
+                                      2 workers): seconds, groups, records, peak RSS
 
 Prints "NAME VALUE" lines. Each method writes the same text files, or counts the same
 words (runs of ASCII letters, lowercased), as cask's examples do.
@@ -147,6 +150,43 @@ def wordcount(path):
     return figs
 
 
+def make_records(path, n):
+    rng = random.Random(3)
+    with open(path, "w") as f:
+        for lo in range(0, n, 100000):
+            f.write("".join('{"id":%d,"key":"k%05d","x":%.4f}\n'
+                            % (i, rng.randrange(10000), rng.random())
+                            for i in range(lo, min(n, lo + 100000))))
+
+
+def key_of(r):
+    return r["key"]
+
+
+def group_len(kv):
+    return len(kv[1])
+
+
+def groupby(path):
+    """The groups and their records counted, so the whole shuffle runs and
+    is checked; peak RSS is this process's plus its largest worker's."""
+    import concurrent.futures
+    import resource
+    import dask
+    import dask.bag as db
+    t0 = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor(2) as pool:
+        g = db.read_text(path, blocksize="32MB").map(json.loads) \
+            .groupby(key_of, shuffle="tasks")
+        groups, records = dask.compute(g.count(), g.map(group_len).sum(),
+                                       scheduler="processes", pool=pool)
+    t = time.perf_counter() - t0
+    peak = sum(resource.getrusage(w).ru_maxrss
+               for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+    return {"groupby.dask.s": t, "groupby.dask.groups": groups,
+            "groupby.dask.records": records, "groupby.dask.peak_rss_mb": peak}
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "make_papers":
@@ -155,6 +195,11 @@ def main():
     elif cmd == "make_text":
         make_text(sys.argv[2], int(sys.argv[3]))
         figs = {}
+    elif cmd == "make_records":
+        make_records(sys.argv[2], int(sys.argv[3]))
+        figs = {}
+    elif cmd == "groupby":
+        figs = groupby(sys.argv[2])
     elif cmd == "json2text":
         figs = json2text(sys.argv[2], sys.argv[3])
     else:

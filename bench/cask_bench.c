@@ -19,6 +19,10 @@
 **   cask_bench pool         2,000 submits of one 1-ms sleep each on a pool of 4 threads
 **                           (wall time over the ideal, most tasks running at once),
 **                           and the latency of computing one trivial task on a warm pool
+**   cask_bench groupby SCHED FILE  a bag of FILE's JSON lines (32 MB blocks) grouped
+**                          by field "key" (the hash shuffle), the groups and their
+**                          records counted, on SCHED (2 workers): seconds, groups,
+**                          records, peak RSS (threads: this process's alone)
 ** The array workloads print seconds (median of 3) and the process's peak RSS.
 */
 #include <errno.h>
@@ -890,6 +894,54 @@ static void run_analyze(const char *montage)
     cask_graph_decref(g);
 }
 
+/* Field "key" of a JSON record; the length of a group's records. */
+static int k_gkey(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    cask_error_t err;
+    if (n != 1 || cask_bag_json_get(&a[0], "key", out, &err))
+        return cask_kernel_fail(ctx, "no key: %s", n == 1 ? err.message : "no record");
+    return 0;
+}
+
+static int k_glen(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    cask_value_t recs = n == 1 ? cask_list_item(&a[0], 1) : cask_none();
+    if (recs.type != CASK_LIST)
+        return cask_kernel_fail(ctx, "not a group");
+    *out = cask_int((int64_t)cask_list_len(&recs));
+    return 0;
+}
+
+static void run_groupby(const char *sched, const char *path)
+{
+    cask_error_t err;
+    cask_kernel_register("bench.gkey", k_gkey, NULL, &err);
+    cask_kernel_register("bench.glen", k_glen, NULL, &err);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_bag_t *recs = cask_bag_read_jsonl(g, &path, 1, 32 << 20, 0, &err);
+    cask_bag_t *groups = cask_bag_groupby(recs, "bench.gkey", 0, &err);
+    cask_bag_t *lens = cask_bag_map(groups, "bench.glen", NULL, 0, &err);
+    cask_task_t t[2] = { cask_bag_count(groups, &err), cask_bag_sum(lens, &err) };
+    if (t[0] == CASK_NO_TASK || t[1] == CASK_NO_TASK)
+        die("groupby", &err);
+    cask_compute_opts_t o = { .scheduler = sched, .workers = 2, .flags = CASK_NO_PROGRESS };
+    cask_value_t v[2];
+    cask_compute_info_t info;
+    if (cask_compute(g, t, 2, &o, v, &info, &err))
+        die("groupby", &err);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("groupby.%s.cask.s %.2f\n", sched, info.wall_s);
+    printf("groupby.%s.cask.groups %lld\n", sched, (long long)v[0].u.i);
+    printf("groupby.%s.cask.records %lld\n", sched, (long long)v[1].u.i);
+    if (!strcmp(sched, "threads"))
+        printf("groupby.%s.cask.peak_rss_mb %.0f\n", sched, (double)ru.ru_maxrss / 1024);
+    cask_bag_decref(lens);
+    cask_bag_decref(groups);
+    cask_bag_decref(recs);
+    cask_graph_decref(g);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "spin100us"))
@@ -920,6 +972,8 @@ int main(int argc, char **argv)
         run_transpose_mean();
     else if (argc == 2 && !strcmp(argv[1], "matmul"))
         run_matmul();
+    else if (argc == 4 && !strcmp(argv[1], "groupby"))
+        run_groupby(argv[2], argv[3]);
     else if (argc == 3 && !strcmp(argv[1], "analyze"))
         run_analyze(argv[2]);
     else if (argc == 3)
@@ -927,7 +981,7 @@ int main(int argc, char **argv)
     else if (argc == 4) /* SHAPE SCHED NAME: the figures' scheduler part is NAME */
         run_shape(argv[1], argv[2], argv[3]);
     else {
-        fprintf(stderr, "usage: cask_bench build | resume | pool | cache_fib | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | ooc_make|ooc npy|hdf5 FILE | read_rate NAME FILE | analyze MONTAGE.zip | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
+        fprintf(stderr, "usage: cask_bench build | resume | pool | cache_fib | spin100us | sleep15 | normal_sum | normal_std | transpose_mean | matmul | memory_budget FILE.npy | ooc_make|ooc npy|hdf5 FILE | read_rate NAME FILE | analyze MONTAGE.zip | groupby SCHED FILE | transfer (under mpirun) | wide|chain|tree SCHEDULER [NAME]\n");
         return 2;
     }
     return 0;

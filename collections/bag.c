@@ -8,6 +8,7 @@
 ** same tasks.
 */
 #include <glob.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ struct cask_bag {
     cask_graph_t *g;     /* a reference held */
     size_t        n;     /* partitions, at least 1 */
     cask_task_t  *part;  /* each one's task */
+    size_t        items; /* records in all; SIZE_MAX: not known before it runs */
 };
 
 /* ------------------------------------------------------------- the object */
@@ -39,6 +41,7 @@ static cask_bag_t *bag_new(cask_graph_t *g, size_t n, cask_error_t *err)
     cask_graph_incref(g);
     b->g = g;
     b->n = n;
+    b->items = SIZE_MAX;
     return b;
 }
 
@@ -78,21 +81,44 @@ static int no_bag(cask_error_t *err, const char *what)
                      what);
 }
 
-/* The partitions for n items, as cask/bag.h says. */
-static size_t npart_for(size_t n, size_t asked)
+/* The workers a bag plans for: $CASK_NUM_WORKERS, else the online cores. */
+static size_t default_workers(void)
 {
-    if (!n)
-        return 1;
-    if (asked)
-        return asked < n ? asked : n;
     long w = 0;
     const char *env = getenv("CASK_NUM_WORKERS");
     if (env && *env)
         w = strtol(env, NULL, 10);
     if (w <= 0 || w > 4096) /* as compute refuses it: then the cores */
         w = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t parts = 4 * (size_t)(w > 0 ? w : 1), per = (n + parts - 1) / parts;
-    return (n + per - 1) / per;
+    return w > 0 ? (size_t)w : 1;
+}
+
+/* The partitions for n items, as cask/bag.h says. */
+static size_t npart_for(size_t n, size_t asked)
+{
+    if (!n)
+        return 1;
+    return asked ? (asked < n ? asked : n) : cask_bag_choose_npartitions(n, 0, NULL);
+}
+
+size_t cask_bag_choose_npartitions(size_t n, size_t workers, const cask_bag_timing_t *t)
+{
+    if (!n)
+        return 1;
+    if (!workers)
+        workers = default_workers();
+    size_t per;
+    if (t && t->item_s > 0 && isfinite(t->item_s) && t->task_s >= 0 && isfinite(t->task_s)) {
+        /* n / c tasks' overhead shared by the workers, plus half a
+        ** partition's time idle at the end: least at c = sqrt(...) */
+        double c = sqrt(2 * (double)n * t->task_s / ((double)workers * t->item_s));
+        double most = ceil((double)n / (double)workers); /* a partition for every worker */
+        per = c >= most ? (size_t)most : c > 1 ? (size_t)llround(c) : 1;
+    } else {
+        size_t parts = 4 * workers;
+        per = n / parts + (n % parts != 0);
+    }
+    return n / per + (n % per != 0);
 }
 
 /* Items [lo, hi) of n in p parts: part i. */
@@ -285,6 +311,7 @@ cask_bag_t *cask_bag_from_values(cask_graph_t *g, const cask_value_t *items, siz
             return NULL;
         }
     }
+    b->items = n;
     return b;
 }
 
@@ -330,6 +357,7 @@ cask_bag_t *cask_bag_from_files(cask_graph_t *g, const char *const *paths, size_
         cask_bag_decref(b);
         return NULL;
     }
+    b->items = n;
     return b;
 }
 
@@ -467,6 +495,8 @@ static cask_bag_t *with_kernel(const cask_bag_t *b, const char *op, const char *
         return NULL;
     cask_bag_t *out = per_partition(b, op, name, &kn, 1, extra, n_extra, err);
     cask_value_decref(&kn);
+    if (out && !strcmp(op, "cask.bag.map")) /* a record for a record */
+        out->items = b->items;
     return out;
 }
 
@@ -511,6 +541,8 @@ cask_bag_t *cask_bag_pluck(const cask_bag_t *b, const char *key, cask_error_t *e
         return NULL;
     cask_bag_t *out = per_partition(b, "cask.bag.pluck", "pluck", &k, 1, NULL, 0, err);
     cask_value_decref(&k);
+    if (out)
+        out->items = b->items;
     return out;
 }
 
@@ -783,6 +815,73 @@ cask_bag_t *cask_bag_repartition(const cask_bag_t *b, size_t npartitions, cask_e
     }
     cask__free(in);
     return out;
+}
+
+/* ------------------------------------------------------------ measuring */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_task(const void *a, const void *b)
+{
+    cask_task_t x = *(const cask_task_t *)a, y = *(const cask_task_t *)b;
+    return (x > y) - (x < y);
+}
+
+int cask_bag_timing(const cask_bag_t *b, const cask_trace_t *trace, cask_bag_timing_t *out,
+                    cask_error_t *err)
+{
+    if (!b || !trace || !out)
+        return b ? cask__err(err, CASK_EINVAL, NULL, NULL, "timing: a trace and out are needed")
+                 : no_bag(err, "timing");
+    if (b->items == SIZE_MAX)
+        return cask__err(err, CASK_EINVAL, NULL, NULL,
+                         "timing: the bag's record count is not known before it runs (measure "
+                         "a bag made from n items, or a map or pluck of one)");
+    size_t ne = cask_trace_size(trace), nw = (size_t)cask_trace_workers(trace), found = 0;
+    uint64_t *gap = cask__malloc((ne ? ne : 1) * sizeof *gap);
+    uint64_t *last = cask__calloc(nw ? nw : 1, sizeof *last); /* end + 1; 0: none yet */
+    cask_task_t *mine = cask__malloc(b->n * sizeof *mine);
+    if (!gap || !last || !mine) {
+        cask__free(gap);
+        cask__free(last);
+        cask__free(mine);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu events", ne);
+    }
+    memcpy(mine, b->part, b->n * sizeof *mine);
+    qsort(mine, b->n, sizeof *mine, cmp_task);
+    size_t ng = 0;
+    double busy = 0;
+    for (size_t i = 0; i < ne; i++) {
+        const cask_trace_event_t *e = cask_trace_event(trace, i);
+        busy += (double)(e->end_ns - e->start_ns) * 1e-9;
+        cask_task_t t = cask_graph_find(b->g, e->key);
+        found += t != CASK_NO_TASK && bsearch(&t, mine, b->n, sizeof *mine, cmp_task);
+        if (e->worker < 0 || (size_t)e->worker >= nw)
+            continue;
+        uint64_t *l = &last[e->worker];
+        if (*l && e->start_ns + 1 >= *l)
+            gap[ng++] = e->start_ns + 1 - *l;
+        *l = e->end_ns + 1;
+    }
+    cask__free(last);
+    cask__free(mine);
+    int rc = 0;
+    if (found < b->n)
+        rc = cask__err(err, CASK_EINVAL, NULL, NULL,
+                       "timing: the trace ran %zu of the bag's %zu partitions (trace a "
+                       "compute that runs them all, with no cache)", found, b->n);
+    else {
+        qsort(gap, ng, sizeof *gap, cmp_u64);
+        double median = ng ? (double)gap[ng / 2] * 1e-9 : 0;
+        out->item_s = b->items ? busy / (double)b->items : 0;
+        out->task_s = median * (double)ne / (double)b->n;
+    }
+    cask__free(gap);
+    return rc;
 }
 
 /* ----------------------------------------------------------------- results */

@@ -767,27 +767,26 @@ static int k_split(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
         cask_list_builder_init(&part[j]);
     int rc = 0;
     cask_error_t e;
+    cask_list_builder_t pair; /* [key, record], built in place in its part */
+    cask_list_builder_init(&pair);
     for (size_t i = 0, m = cask_list_len(&args[0]); i < m && !rc; i++) {
-        cask_value_t pair[2] = { cask_none(), cask_list_item(&args[0], i) }, pv;
-        if ((rc = cask__kernel_call(ctx, k, &pair[1], 1, &pair[0])))
+        cask_value_t rec = cask_list_item(&args[0], i), key;
+        if ((rc = cask__kernel_call(ctx, k, &rec, 1, &key)))
             break;
-        if (pair[0].type == CASK_REF || pair[0].type == CASK_OPAQUE)
+        if (key.type == CASK_REF || key.type == CASK_OPAQUE)
             rc = cask_kernel_fail(ctx, "%s gave a %s for record %zu: a key must be a value a "
-                                  "list holds", k->name, cask_type_name(pair[0].type), i);
-        else if (!(rc = cask_value_list(pair, 2, &pv, &e))) {
-            rc = cask_list_builder_append(&part[cask__value_hash(&pair[0], NULL) % p], &pv, &e);
-            cask_value_decref(&pv);
-        }
-        cask_value_decref(&pair[0]);
+                                  "list holds", k->name, cask_type_name(key.type), i);
+        else if (!(rc = cask_list_builder_append(&pair, &key, &e)) &&
+                 !(rc = cask_list_builder_append(&pair, &rec, &e)))
+            rc = cask__list_builder_append_built(&part[cask__value_hash(&key, NULL) % p], &pair);
+        cask_value_decref(&key);
     }
+    cask_list_builder_destroy(&pair);
     cask_list_builder_t b;
     cask_list_builder_init(&b);
     for (size_t j = 0; j < p; j++) {
-        cask_value_t l;
-        if (!rc && !(rc = cask_list_builder_finish(&part[j], &l, &e))) {
-            rc = cask_list_builder_append(&b, &l, &e);
-            cask_value_decref(&l);
-        }
+        if (!rc)
+            rc = cask__list_builder_append_built(&b, &part[j]);
         cask_list_builder_destroy(&part[j]);
     }
     cask__free(part);
@@ -832,18 +831,16 @@ static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_
             rc = cask_list_builder_append(&grp[k], &rec, &e);
         }
     }
-    cask_list_builder_t b;
+    cask_list_builder_t b, pair; /* [key, [record...]], built in place */
     cask_list_builder_init(&b);
+    cask_list_builder_init(&pair);
     for (size_t k = 0; k < ngrp; k++) {
-        cask_value_t pair[2] = { s.e[k].v, cask_none() }, pv;
-        if (!rc && !(rc = cask_list_builder_finish(&grp[k], &pair[1], &e)) &&
-            !(rc = cask_value_list(pair, 2, &pv, &e))) {
-            rc = cask_list_builder_append(&b, &pv, &e);
-            cask_value_decref(&pv);
-        }
-        cask_value_decref(&pair[1]);
+        if (!rc && !(rc = cask_list_builder_append(&pair, &s.e[k].v, &e)) &&
+            !(rc = cask__list_builder_append_built(&pair, &grp[k])))
+            rc = cask__list_builder_append_built(&b, &pair);
         cask_list_builder_destroy(&grp[k]);
     }
+    cask_list_builder_destroy(&pair);
     cask__free(grp);
     vset_destroy(&s);
     return finish(&b, rc, out);

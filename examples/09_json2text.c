@@ -8,7 +8,10 @@
 ** small corpus with the real one's structure, checks every text file, and
 ** prints the course's table: elapsed time against chunk size (files per
 ** partition) for 2 and 4 workers on threads and processes, beside what
-** the schedule simulator predicts from one timed run on one worker.
+** the schedule simulator predicts from one timed run on one worker; then
+** what a paper and a partition cost, measured from a traced run, and the
+** chunk size cask_bag_choose_npartitions picks from them, run and
+** simulated.
 **
 **     09_json2text [FILES]     (default 120 papers of 20 to 200 KB)
 **     09_json2text --figures PAPERS OUT   bench figures: the papers in folder
@@ -79,9 +82,11 @@ static CASK_KERNEL(convert)
 
 /* Convert the papers matching pattern into outdir, chunk files a
 ** partition (0: as the bag picks); the compute's info in *info (may be
-** NULL). */
+** NULL); with timing, what a paper and a partition cost (the compute must
+** be traced). */
 static int job(const char *pattern, const char *outdir, size_t files, size_t chunk,
-               const cask_compute_opts_t *opts, cask_compute_info_t *info, cask_error_t *err)
+               const cask_compute_opts_t *opts, cask_compute_info_t *info,
+               cask_bag_timing_t *timing, cask_error_t *err)
 {
     cask_graph_t *g = cask_graph_new(err);
     cask_bag_t *papers = cask_bag_from_glob(g, pattern, 0, chunk ? (files + chunk - 1) / chunk : 0,
@@ -93,6 +98,8 @@ static int job(const char *pattern, const char *outdir, size_t files, size_t chu
     cask_value_t n;
     int rc = written == CASK_NO_TASK ? err->code
                                      : cask_compute(g, &written, 1, opts, &n, info, err);
+    if (!rc && timing)
+        rc = cask_bag_timing(texts, info->trace, timing, err);
     cask_value_decref(&dir);
     cask_bag_decref(texts);
     cask_bag_decref(papers);
@@ -183,6 +190,62 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The simulator's makespan in ms, *ms, of the job's graph at chunk files
+** a partition on w workers, with the durations of base, a trace of it. */
+static int predict(const char *pattern, const char *out, size_t files, size_t chunk, int w,
+                   const cask_trace_t *base, double *ms, cask_error_t *err)
+{
+    cask_graph_t *g = cask_graph_new(err);
+    cask_bag_t *p = cask_bag_from_glob(g, pattern, 0, (files + chunk - 1) / chunk, err);
+    cask_value_t dir;
+    cask_value_string(out, (size_t)-1, &dir, err);
+    cask_bag_t *t = cask_bag_map(p, "convert", &dir, 1, err);
+    cask_task_t wf = cask_bag_write_files(t, err);
+    cask_sim_opts_t so = { .workers = w, .durations = base };
+    cask_sim_result_t sim;
+    int rc = wf == CASK_NO_TASK ? err->code : cask_simulate(g, &wf, 1, &so, &sim, err);
+    if (!rc) {
+        *ms = sim.makespan * 1e3;
+        cask_sim_result_destroy(&sim);
+    }
+    cask_value_decref(&dir);
+    cask_bag_decref(t);
+    cask_bag_decref(p);
+    cask_graph_decref(g);
+    return rc;
+}
+
+/* The rule from measured figures: a traced run on threads (2 workers) with
+** the partitions the bag picks alone, then a run, checked, with the
+** partitions cask_bag_choose_npartitions picks from what it measured. */
+static int rule_row(const char *pattern, const char *in, const char *out, size_t files,
+                    cask_error_t *err)
+{
+    cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .flags = CASK_TRACE };
+    cask_compute_info_t info;
+    cask_bag_timing_t t;
+    int rc = job(pattern, out, files, 0, &o, &info, &t, err);
+    cask_trace_free(info.trace);
+    if (rc)
+        return rc;
+    size_t np = cask_bag_choose_npartitions(files, 2, &t), chunk = (files + np - 1) / np;
+    cask_compute_info_t base;
+    cask_compute_opts_t one = { .scheduler = "sync", .flags = CASK_TRACE };
+    o.flags = 0;
+    double ms = 0;
+    if (!(rc = job(pattern, out, files, chunk, &o, &info, NULL, err)) &&
+        !(rc = check(in, out, files)) &&
+        !(rc = job(pattern, out, files, chunk, &one, &base, NULL, err))) {
+        rc = predict(pattern, out, files, chunk, 2, base.trace, &ms, err);
+        cask_trace_free(base.trace);
+    }
+    if (!rc)
+        printf("measured (threads, 2 workers): %.2f ms a paper, %.0f us a partition more;\n"
+               "the rule's chunk for 2 workers: %zu papers a partition, %.0f ms (%.0f)\n", t.item_s * 1e3,
+               t.task_s * 1e6, chunk, info.wall_s * 1e3, ms);
+    return rc;
+}
+
 /* The bench's figures for the papers in dir converted into out. */
 static int figures(const char *dir, const char *out)
 {
@@ -207,7 +270,7 @@ static int figures(const char *dir, const char *out)
             cask_compute_opts_t o = { .scheduler = scheds[s], .workers = 2 };
             cask_error_t err;
             double t0 = now();
-            if (job(pattern, out, files, 0, &o, NULL, &err)) {
+            if (job(pattern, out, files, 0, &o, NULL, NULL, &err)) {
                 fprintf(stderr, "09_json2text: %s\n", err.message);
                 return 1;
             }
@@ -248,39 +311,27 @@ int main(int argc, char **argv)
         /* one timed run on one worker: its durations drive the simulator */
         cask_compute_info_t base;
         cask_compute_opts_t one = { .scheduler = "sync", .flags = CASK_TRACE };
-        if ((rc = job(pattern, out, files, chunks[c], &one, &base, &err)))
+        if ((rc = job(pattern, out, files, chunks[c], &one, &base, NULL, &err)))
             break;
         for (size_t s = 0; s < 2 && !rc; s++) {
             printf("%-10zu %-10s", chunks[c], scheds[s]);
             for (int w = 2; w <= 4 && !rc; w += 2) {
                 cask_compute_opts_t o = { .scheduler = scheds[s], .workers = w };
                 cask_compute_info_t info;
-                if ((rc = job(pattern, out, files, chunks[c], &o, &info, &err)) ||
+                if ((rc = job(pattern, out, files, chunks[c], &o, &info, NULL, &err)) ||
                     (rc = check(in, out, files)))
                     break;
-                /* the same graph again, to simulate on its keys */
-                cask_graph_t *g = cask_graph_new(&err);
-                cask_bag_t *p = cask_bag_from_glob(g, pattern, 0, (files + chunks[c] - 1) / chunks[c], &err);
-                cask_value_t dir;
-                cask_value_string(out, (size_t)-1, &dir, &err);
-                cask_bag_t *t = cask_bag_map(p, "convert", &dir, 1, &err);
-                cask_task_t wf = cask_bag_write_files(t, &err);
-                cask_sim_opts_t so = { .workers = w, .durations = base.trace };
-                cask_sim_result_t sim;
-                if (!(rc = cask_simulate(g, &wf, 1, &so, &sim, &err))) {
-                    printf(" %7.0f (%6.0f)", info.wall_s * 1e3, sim.makespan * 1e3);
-                    cask_sim_result_destroy(&sim);
-                }
-                cask_value_decref(&dir);
-                cask_bag_decref(t);
-                cask_bag_decref(p);
-                cask_graph_decref(g);
+                double ms;
+                if (!(rc = predict(pattern, out, files, chunks[c], w, base.trace, &ms, &err)))
+                    printf(" %7.0f (%6.0f)", info.wall_s * 1e3, ms);
                 cask_trace_free(info.trace);
             }
             printf("\n");
         }
         cask_trace_free(base.trace);
     }
+    if (!rc)
+        rc = rule_row(pattern, in, out, files, &err);
     if (rc)
         fprintf(stderr, "09_json2text: %s\n", err.message);
     else

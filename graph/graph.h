@@ -66,6 +66,12 @@ int cask__value_portable(void *ptr, void (*dtor)(void *), cask_value_t *out);
 ** write a list's payload), in *out. 0, CASK_ETYPE or CASK_ENOMEM. */
 int cask__value_blank(cask_type_t type, size_t size, cask_value_t *out);
 
+/* Append to b, as one item, the list of items' items, as if items were
+** finished and the list appended, without the list's block; items is
+** then empty (its memory kept for reuse). 0 or CASK_ENOMEM (b and items
+** unchanged then). */
+int cask__list_builder_append_built(cask_list_builder_t *b, cask_list_builder_t *items);
+
 static inline int cask__has_blob(const cask_value_t *v)
 {
     return v->type >= CASK_STRING && v->type <= CASK_OPAQUE;

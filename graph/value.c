@@ -374,19 +374,18 @@ int cask_list_builder_append_str(cask_list_builder_t *b, const char *s, size_t l
     return builder_put(b, CASK_STRING, NULL, s, len == (size_t)-1 ? strlen(s) : len, err);
 }
 
-int cask_list_builder_finish(cask_list_builder_t *b, cask_value_t *out, cask_error_t *err)
+/* Bytes of the payload of the list of b's items, or 0 when too large. */
+static size_t built_size(const cask_list_builder_t *b)
 {
-    *out = cask_none();
-    if (!b)
-        return cask__err(err, CASK_EINVAL, NULL, NULL, "builder is NULL");
     size_t head = list_head(b->n);
-    if (b->n > SIZE_MAX / 16 || b->len > SIZE_MAX - head)
-        return cask__err(err, CASK_ENOMEM, NULL, NULL, "a list of %zu items is too large", b->n);
-    struct cask_blob *blob = blob_new(head + b->len);
-    if (!blob)
-        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a list of %zu bytes",
-                         head + b->len);
-    char *d = blob->data;
+    return b->n > SIZE_MAX / 16 || b->len > SIZE_MAX / 2 - head ? 0 : head + b->len;
+}
+
+/* Write the payload of the list of b's items at d (built_size(b) bytes)
+** and empty b. */
+static void built_write(cask_list_builder_t *b, char *d)
+{
+    size_t head = list_head(b->n);
     uint64_t n = b->n;
     memset(d, 0, head);
     memcpy(d, &n, 8);
@@ -396,9 +395,38 @@ int cask_list_builder_finish(cask_list_builder_t *b, cask_value_t *out, cask_err
     }
     if (b->len)
         memcpy(d + head, b->buf, b->len);
+    b->n = b->len = 0;
+}
+
+int cask_list_builder_finish(cask_list_builder_t *b, cask_value_t *out, cask_error_t *err)
+{
+    *out = cask_none();
+    if (!b)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "builder is NULL");
+    size_t size = built_size(b);
+    if (!size)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "a list of %zu items is too large", b->n);
+    struct cask_blob *blob = blob_new(size);
+    if (!blob)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a list of %zu bytes",
+                         size);
+    built_write(b, blob->data);
     out->type = CASK_LIST;
     out->u.blob = blob;
-    b->n = b->len = 0;
+    return 0;
+}
+
+int cask__list_builder_append_built(cask_list_builder_t *b, cask_list_builder_t *items)
+{
+    size_t size = built_size(items);
+    rec_t *r = size ? builder_room(b, rec_bytes(0, size)) : NULL;
+    if (!r)
+        return CASK_ENOMEM;
+    r->type = CASK_LIST;
+    r->size = size;
+    built_write(items, (char *)r + rec_head(0));
+    b->off[b->n++] = b->len;
+    b->len += rec_bytes(0, size);
     return 0;
 }
 

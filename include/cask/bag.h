@@ -57,11 +57,33 @@ typedef struct cask_bag cask_bag_t; /* opaque, reference counted */
 
 /*
 ** npartitions, wherever a bag is made from n items: 0 picks
-** ceil(n / (4 * workers)) items a partition, as Pool.map's chunks, with
-** workers $CASK_NUM_WORKERS or the online cores; else min(npartitions, n)
+** cask_bag_choose_npartitions(n, 0, NULL) partitions (ceil(n / (4 *
+** workers)) items each, as Pool.map's chunks); else min(npartitions, n)
 ** partitions of equal size (give or take one). n 0 makes one empty
-** partition.
+** partition. After a first run, cask_bag_timing() measures what a record
+** and a task cost, and cask_bag_choose_npartitions() with those figures
+** gives the partitions for the next bag.
 */
+
+/* What a bag's work cost in a compute: seconds of kernel time per record,
+** and seconds of scheduling per partition. */
+typedef struct cask_bag_timing {
+    double item_s;
+    double task_s;
+} cask_bag_timing_t;
+
+/*
+** The partition count for n items on workers workers (0: $CASK_NUM_WORKERS,
+** else the online cores). Without figures (t NULL, or t->item_s not above
+** 0): ceil(n / (4 * workers)) items a partition, as Pool.map, so a slow
+** partition leaves the others little to wait for. With them, c items a
+** partition where c = sqrt(2 n task_s / (workers item_s)), rounded, at
+** least 1 and at most ceil(n / workers): the c that makes least the
+** overhead of n / c tasks shared by the workers plus half a partition's
+** time left running alone at the end, (n / c) task_s / workers +
+** c item_s / 2. n 0 gives 1.
+*/
+CASK_API size_t cask_bag_choose_npartitions(size_t n, size_t workers, const cask_bag_timing_t *t);
 
 /* A bag of copies of items[0..n) (literals only: a ref is CASK_EINVAL). */
 CASK_API cask_bag_t *cask_bag_from_values(cask_graph_t *g, const cask_value_t *items, size_t n,
@@ -251,6 +273,19 @@ CASK_API cask_bag_t *cask_bag_groupby(const cask_bag_t *b, const char *key, size
 ** parts, as Dask does without knowing the partitions' sizes. */
 CASK_API cask_bag_t *cask_bag_repartition(const cask_bag_t *b, size_t npartitions,
                                           cask_error_t *err);
+
+/*
+** The figures of b's work in a traced compute (CASK_TRACE; the trace must
+** hold every partition of b: computed with no cache, so they all ran), for
+** cask_bag_choose_npartitions: item_s, the kernel time of every task in
+** the trace over b's records; task_s, the scheduling each partition of b
+** brings, the median gap between one task's end and the next's start on a
+** worker times the trace's tasks per partition of b. b's record count
+** must be known when it is made: a bag from n values or files, or a map or
+** pluck of one (else CASK_EINVAL, as for a trace without b's partitions).
+*/
+CASK_API int cask_bag_timing(const cask_bag_t *b, const cask_trace_t *trace,
+                             cask_bag_timing_t *out, cask_error_t *err);
 
 /* --------------------------------------------------------------- results */
 

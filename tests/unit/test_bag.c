@@ -5,9 +5,11 @@
 ** checked here against a whole-file split; errors, take's laziness and
 ** writing are checked directly. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -131,6 +133,17 @@ static int k_mod(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t
     return 0;
 }
 
+/* sleeps a millisecond, gives its record */
+static int k_nap(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)ctx;
+    struct timespec ts = { 0, 1000000 };
+    nanosleep(&ts, NULL);
+    *out = n ? a[0] : cask_none();
+    cask_value_incref(out);
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -144,7 +157,7 @@ static int setup(void **state)
         { "test.bag.listsum", k_listsum }, { "test.bag.counted", k_counted },
         { "test.bag.opaque", k_opaque }, { "test.bag.pair", k_pair },
         { "test.bag.inc", k_inc },       { "test.bag.maxv", k_maxv },
-        { "test.bag.mod", k_mod },
+        { "test.bag.mod", k_mod },       { "test.bag.nap", k_nap },
     };
     cask_error_t err;
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
@@ -608,6 +621,72 @@ static void test_foldby(void **state)
     cask_graph_decref(g);
 }
 
+/* The partition rule, and its figures measured from a traced compute. */
+static void test_partition_rule(void **state)
+{
+    (void)state;
+    /* without figures: ceil(n / (4 w)) items a partition */
+    assert_int_equal(cask_bag_choose_npartitions(100, 2, NULL), 8);   /* 13 a partition */
+    assert_int_equal(cask_bag_choose_npartitions(7, 2, NULL), 7);
+    assert_int_equal(cask_bag_choose_npartitions(0, 2, NULL), 1);
+    cask_bag_timing_t t = { .item_s = 1e-3, .task_s = 1e-5 };
+    /* sqrt(2 * 10000 * 1e-5 / (2 * 1e-3)) = 10 a partition */
+    assert_int_equal(cask_bag_choose_npartitions(10000, 2, &t), 1000);
+    t.task_s = 0; /* no overhead: one item a partition */
+    assert_int_equal(cask_bag_choose_npartitions(50, 2, &t), 50);
+    t.task_s = 10; /* overhead above all: a partition for each worker */
+    assert_int_equal(cask_bag_choose_npartitions(10, 4, &t), 4);     /* 3 a partition */
+    t.item_s = NAN;
+    assert_int_equal(cask_bag_choose_npartitions(100, 2, &t), 8);
+    t = (cask_bag_timing_t){ .item_s = 1e-3, .task_s = -1 };
+    assert_int_equal(cask_bag_choose_npartitions(100, 2, &t), 8);
+
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_value_t items[40];
+    for (int i = 0; i < 40; i++)
+        items[i] = cask_int(i);
+    cask_bag_t *b = cask_bag_from_values(g, items, 40, 8, &err);
+    cask_bag_t *naps = cask_bag_map(b, "test.bag.nap", NULL, 0, &err);
+    cask_bag_t *odd = cask_bag_filter(naps, "test.bag.keven", NULL, 0, &err);
+    cask_task_t n = cask_bag_count(naps, &err);
+    for (size_t s = 0; s < N_TEST_SCHEDS; s++) {
+        cask_compute_opts_t o = { .scheduler = test_scheds[s], .workers = 2,
+                                  .flags = CASK_TRACE };
+        cask_compute_info_t info;
+        cask_value_t v;
+        assert_ok(cask_compute(g, &n, 1, &o, &v, &info, &err), &err);
+        assert_int_equal(v.u.i, 40);
+        cask_bag_timing_t m;
+        assert_ok(cask_bag_timing(naps, info.trace, &m, &err), &err);
+        /* 40 naps of at least 1 ms over 40 records (the VM may be slow) */
+        assert_true(m.item_s >= 0.9e-3 && m.item_s < 50e-3);
+        assert_true(m.task_s >= 0 && m.task_s < m.item_s * 40);
+        assert_ok(cask_bag_timing(b, info.trace, &m, &err), &err); /* its source too */
+        assert_int_equal(cask_bag_timing(odd, info.trace, &m, &err), CASK_EINVAL);
+        assert_msg_has(&err, "not known");
+        cask_trace_free(info.trace);
+    }
+    /* a trace without the bag's partitions */
+    cask_bag_t *other = cask_bag_from_values(g, items, 10, 2, &err);
+    cask_task_t c = cask_bag_count(other, &err);
+    cask_compute_opts_t o = { .scheduler = "sync", .flags = CASK_TRACE };
+    cask_compute_info_t info;
+    cask_value_t v;
+    assert_ok(cask_compute(g, &c, 1, &o, &v, &info, &err), &err);
+    cask_bag_timing_t m;
+    assert_int_equal(cask_bag_timing(naps, info.trace, &m, &err), CASK_EINVAL);
+    assert_msg_has(&err, "ran 0 of the bag's 8 partitions");
+    assert_int_equal(cask_bag_timing(naps, NULL, &m, &err), CASK_EINVAL);
+    assert_int_equal(cask_bag_timing(NULL, info.trace, &m, &err), CASK_EINVAL);
+    cask_trace_free(info.trace);
+    cask_bag_decref(other);
+    cask_bag_decref(odd);
+    cask_bag_decref(naps);
+    cask_bag_decref(b);
+    cask_graph_decref(g);
+}
+
 /* Operations that differ only in a count are different tasks. */
 static void test_distinct_keys(void **state)
 {
@@ -819,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_take_is_lazy),
         cmocka_unit_test(test_distinct_keys),
         cmocka_unit_test(test_foldby),
+        cmocka_unit_test(test_partition_rule),
         cmocka_unit_test(test_long_line_and_fifo),
         cmocka_unit_test(test_files),
     };

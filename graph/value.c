@@ -109,6 +109,21 @@ static inline size_t list_head(size_t n) { return round16(8 + 8 * n); }
 
 /* -------------------------------------------------------------- blocks */
 
+/* Make b, whose in_arena is set, a block of `payload` inline bytes (room
+** for a NUL after them). */
+static struct cask_blob *blob_init(struct cask_blob *b, size_t payload)
+{
+    atomic_init(&b->refs, 1);
+    b->dtype = CASK_F64;
+    b->ndim = 0;
+    b->size = payload;
+    b->data = b->payload;
+    b->dtor = NULL;
+    b->portable = false;
+    ((char *)b->data)[payload] = '\0';
+    return b;
+}
+
 /* A new block with room for `payload` inline bytes (plus a NUL). */
 static struct cask_blob *blob_new(size_t payload)
 {
@@ -119,17 +134,7 @@ static struct cask_blob *blob_new(size_t payload)
         b = cask__blob_alloc(sizeof *b + payload + 1); /* sets b->in_arena */
     else if ((b = cask__malloc(sizeof *b + payload + 1)))
         b->in_arena = false;
-    if (!b)
-        return NULL;
-    atomic_init(&b->refs, 1);
-    b->dtype = CASK_F64;
-    b->ndim = 0;
-    b->size = payload;
-    b->data = b->payload;
-    b->dtor = NULL;
-    b->portable = false;
-    ((char *)b->data)[payload] = '\0';
-    return b;
+    return b ? blob_init(b, payload) : NULL;
 }
 
 static int blob_value(cask_type_t type, const void *p, size_t len,
@@ -381,9 +386,9 @@ static size_t built_size(const cask_list_builder_t *b)
     return b->n > SIZE_MAX / 16 || b->len > SIZE_MAX / 2 - head ? 0 : head + b->len;
 }
 
-/* Write the payload of the list of b's items at d (built_size(b) bytes)
-** and empty b. */
-static void built_write(cask_list_builder_t *b, char *d)
+/* Write the count and offsets of the list of b's items at d and empty b
+** (its items are written apart). */
+static void built_offsets(cask_list_builder_t *b, char *d)
 {
     size_t head = list_head(b->n);
     uint64_t n = b->n;
@@ -393,9 +398,42 @@ static void built_write(cask_list_builder_t *b, char *d)
         uint64_t off = head + b->off[i];
         memcpy(d + 8 + 8 * i, &off, 8);
     }
-    if (b->len)
-        memcpy(d + head, b->buf, b->len);
     b->n = b->len = 0;
+}
+
+/* Write the payload of the list of b's items at d (built_size(b) bytes)
+** and empty b. */
+static void built_write(cask_list_builder_t *b, char *d)
+{
+    if (b->len)
+        memcpy(d + list_head(b->n), b->buf, b->len);
+    built_offsets(b, d);
+}
+
+/* Lists of this many bytes of items or more are finished in their
+** builder's buffer (built_steal). */
+#define STEAL_MIN ((size_t)256 << 10)
+
+/* The block of the list of b's items made from b's own buffer, which b
+** then no longer has, or NULL (b unchanged) when the buffer cannot grow to
+** hold the block's header and the list's offsets too. The items move up
+** in memory already touched; a copy would first touch as much fresh
+** memory as the list holds, which costs more than the copy itself. */
+static struct cask_blob *built_steal(cask_list_builder_t *b, size_t size)
+{
+    size_t at = offsetof(struct cask_blob, payload) + list_head(b->n);
+    unsigned char *p = size <= SIZE_MAX - sizeof(struct cask_blob) - 1
+                           ? cask__realloc(b->buf, sizeof(struct cask_blob) + size + 1)
+                           : NULL;
+    if (!p)
+        return NULL;
+    memmove(p + at, p, b->len);
+    struct cask_blob *blob = (struct cask_blob *)p;
+    blob->in_arena = false;
+    blob_init(blob, size);
+    b->buf = NULL;
+    b->cap = 0;
+    return blob;
 }
 
 int cask_list_builder_finish(cask_list_builder_t *b, cask_value_t *out, cask_error_t *err)
@@ -406,7 +444,14 @@ int cask_list_builder_finish(cask_list_builder_t *b, cask_value_t *out, cask_err
     size_t size = built_size(b);
     if (!size)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "a list of %zu items is too large", b->n);
-    struct cask_blob *blob = blob_new(size);
+    struct cask_blob *blob = NULL;
+    if (!cask__blob_alloc && b->len >= STEAL_MIN && (blob = built_steal(b, size))) {
+        built_offsets(b, blob->data);
+        out->type = CASK_LIST;
+        out->u.blob = blob;
+        return 0;
+    }
+    blob = blob_new(size);
     if (!blob)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a list of %zu bytes",
                          size);

@@ -233,9 +233,71 @@ static void test_lists(void **state)
     cask_value_decref(&nd);
 }
 
+/* graph/graph.h and graph/util.c, internal */
+int cask__list_builder_append_built(cask_list_builder_t *b, cask_list_builder_t *items);
+long cask__alloc_fail_at(long n);
+
+/* Big lists: finished in their builder's buffer (at 256 KB of items or
+** more), nested in place, and the builder used again after each. */
+static void test_big_lists(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_list_builder_t b, pair;
+    cask_list_builder_init(&b);
+    cask_list_builder_init(&pair);
+    for (int round = 0; round < 3; round++) {
+        size_t n = 20000 + 30000 * (size_t)round;
+        char word[64];
+        for (size_t i = 0; i < n; i++) {
+            int len = snprintf(word, sizeof word, "w%zu-%0*d", i, (int)(i % 40), 0);
+            if (i % 3) {
+                assert_ok(cask_list_builder_append_str(&b, word, (size_t)len, &err), &err);
+            } else { /* [i, word] made in place */
+                cask_value_t k = cask_int((int64_t)i);
+                assert_ok(cask_list_builder_append(&pair, &k, &err), &err);
+                assert_ok(cask_list_builder_append_str(&pair, word, (size_t)len, &err), &err);
+                assert_ok(cask__list_builder_append_built(&b, &pair), &err);
+            }
+        }
+        cask_value_t list;
+        if (round == 1) /* the buffer cannot grow: the list is copied instead */
+            cask__alloc_fail_at(1);
+        assert_ok(cask_list_builder_finish(&b, &list, &err), &err);
+        cask__alloc_fail_at(0);
+        assert_true(cask_value_nbytes(&list) > (256u << 10));
+        assert_int_equal(cask_list_len(&list), n);
+        for (size_t i = 0; i < n; i++) {
+            int len = snprintf(word, sizeof word, "w%zu-%0*d", i, (int)(i % 40), 0);
+            cask_value_t x = cask_list_item(&list, i), w = x;
+            if (i % 3 == 0) {
+                assert_int_equal(x.type, CASK_LIST);
+                assert_int_equal(cask_list_len(&x), 2);
+                assert_int_equal(cask_list_item(&x, 0).u.i, (int64_t)i);
+                w = cask_list_item(&x, 1);
+            }
+            size_t got;
+            const char *str = cask_value_str(&w, &got);
+            assert_non_null(str);
+            assert_int_equal(got, (size_t)len);
+            assert_memory_equal(str, word, (size_t)len);
+            assert_int_equal(str[len], '\0');
+        }
+        /* a copy equals it */
+        cask_value_t copy;
+        assert_ok(cask_value_copy(&list, &copy, &err), &err);
+        assert_true(cask_value_equal(&list, &copy));
+        cask_value_decref(&copy);
+        cask_value_decref(&list);
+    }
+    cask_list_builder_destroy(&pair);
+    cask_list_builder_destroy(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_big_lists),
         cmocka_unit_test(test_inline_values),
         cmocka_unit_test(test_string_and_bytes),
         cmocka_unit_test(test_ndarray),

@@ -898,9 +898,12 @@ int cask_bag_compute(const cask_bag_t *b, const cask_compute_opts_t *opts, cask_
     if (!res)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu partitions", b->n);
     int rc = cask_compute(b->g, b->part, b->n, opts, res, NULL, err);
+    bool here = true; /* under mpi the results are on rank 0 only, unless all ranks asked */
+    for (size_t i = 0; !rc && cask_mpi_rank() != 0 && i < b->n; i++)
+        here = res[i].type != CASK_NONE;
     cask_list_builder_t lb;
     cask_list_builder_init(&lb);
-    for (size_t i = 0; i < b->n && !rc; i++) {
+    for (size_t i = 0; i < b->n && !rc && here; i++) {
         if (res[i].type != CASK_LIST) {
             rc = cask__err(err, CASK_ETYPE, cask_graph_key(b->g, b->part[i]), NULL,
                            "partition %zu is a %s, not a list", i, cask_type_name(res[i].type));
@@ -911,7 +914,7 @@ int cask_bag_compute(const cask_bag_t *b, const cask_compute_opts_t *opts, cask_
             rc = cask_list_builder_append(&lb, &item, err);
         }
     }
-    if (!rc)
+    if (!rc && here)
         rc = cask_list_builder_finish(&lb, out, err);
     cask_list_builder_destroy(&lb);
     for (size_t i = 0; i < b->n; i++)
@@ -928,13 +931,16 @@ int cask_bag_take(const cask_bag_t *b, size_t k, const cask_compute_opts_t *opts
     if (!b || !out)
         return b ? cask__err(err, CASK_EINVAL, NULL, NULL, "take: out is NULL")
                  : no_bag(err, "take");
+    /* under mpi every rank must see the partitions to stop where rank 0 does */
+    cask_compute_opts_t o = opts ? *opts : (cask_compute_opts_t){ 0 };
+    o.flags |= CASK_ALL_RANKS;
     cask_list_builder_t lb;
     cask_list_builder_init(&lb);
     int rc = 0;
     size_t have = 0;
     for (size_t i = 0; i < b->n && have < k && !rc; i++) {
         cask_value_t part;
-        if ((rc = cask_compute(b->g, &b->part[i], 1, opts, &part, NULL, err)))
+        if ((rc = cask_compute(b->g, &b->part[i], 1, &o, &part, NULL, err)))
             break;
         if (part.type != CASK_LIST)
             rc = cask__err(err, CASK_ETYPE, cask_graph_key(b->g, b->part[i]), NULL,

@@ -289,13 +289,16 @@ CASK_API int cask_bag_timing(const cask_bag_t *b, const cask_trace_t *trace,
 
 /* --------------------------------------------------------------- results */
 
-/* Every record, in order, as one list in *out (a new reference). */
+/* Every record, in order, as one list in *out (a new reference). Under
+** the "mpi" scheduler, as cask_compute: on rank 0 only (every other rank
+** gets none and 0) unless opts has CASK_ALL_RANKS. */
 CASK_API int cask_bag_compute(const cask_bag_t *b, const cask_compute_opts_t *opts,
                               cask_value_t *out, cask_error_t *err);
 
 /* The first k records, as a list in *out: computes partition 0, then 1,
 ** ... until it has k (fewer when the bag has fewer), so only the
-** partitions it needs run. */
+** partitions it needs run. Under "mpi" every rank gets the records (it
+** computes with CASK_ALL_RANKS, so all ranks stop at the same partition). */
 CASK_API int cask_bag_take(const cask_bag_t *b, size_t k, const cask_compute_opts_t *opts,
                            cask_value_t *out, cask_error_t *err);
 

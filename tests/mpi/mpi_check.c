@@ -16,7 +16,10 @@
 **     another rank stays readable after the compute;
 **   - a failing task: every rank returns the same error naming the key,
 **     the kernel, the message and the rank it ran on;
-**   - a memory budget per rank: kept, and a budget too small refused.
+**   - a memory budget per rank: kept, and a budget too small refused;
+**   - bags: compute gives the records on rank 0 (none elsewhere, and no
+**     error), or on every rank with CASK_ALL_RANKS; take gives them on
+**     every rank, each stopping at the same partition; foldby's groups.
 */
 #include <mpi.h>
 
@@ -449,6 +452,69 @@ static void failing_task(void)
     cask_graph_decref(g);
 }
 
+/* [x, x % 3] of an int x; x % 3; a + b. */
+static int k_mod3(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 1 || a[0].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "mod3 takes an int");
+    *out = cask_int(a[0].u.i % 3);
+    return 0;
+}
+
+static int k_plus(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    if (n != 2 || a[0].type != CASK_INT64 || a[1].type != CASK_INT64)
+        return cask_kernel_fail(ctx, "plus takes two ints");
+    *out = cask_int(a[0].u.i + a[1].u.i);
+    return 0;
+}
+
+static void bags(void)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_value_t items[30];
+    for (int i = 0; i < 30; i++)
+        items[i] = cask_int(i);
+    cask_bag_t *b = cask_bag_from_values(g, items, 30, 6, &err);
+    for (int all = 0; all < 2; all++) {
+        cask_compute_opts_t o = on("mpi", all ? CASK_ALL_RANKS : 0);
+        cask_value_t v;
+        int rc = cask_bag_compute(b, &o, &v, &err), ok = !rc;
+        if (ok && (rank == 0 || all)) {
+            ok = v.type == CASK_LIST && cask_list_len(&v) == 30;
+            for (size_t i = 0; ok && i < 30; i++)
+                ok = cask_list_item(&v, i).u.i == (int64_t)i;
+        } else if (ok)
+            ok = v.type == CASK_NONE;
+        cask_value_decref(&v);
+        check(ok, "a bag's records on %s (rc %d)", all ? "every rank" : "rank 0", rc);
+    }
+    cask_compute_opts_t o = on("mpi", 0);
+    cask_value_t v;
+    int rc = cask_bag_take(b, 7, &o, &v, &err), ok = !rc && cask_list_len(&v) == 7;
+    for (size_t i = 0; ok && i < 7; i++)
+        ok = cask_list_item(&v, i).u.i == (int64_t)i;
+    cask_value_decref(&v);
+    check(ok, "take(7) on every rank (rc %d)", rc);
+    cask_bag_t *f = cask_bag_foldby(b, "test.mod3", "test.plus", NULL, NULL, NULL, 2, &err);
+    rc = cask_bag_compute(f, &o, &v, &err);
+    ok = !rc;
+    if (ok && rank == 0) { /* keys 0, 1, 2: sums 135, 145, 155 */
+        ok = cask_list_len(&v) == 3;
+        for (size_t k = 0; ok && k < 3; k++) {
+            cask_value_t p = cask_list_item(&v, k);
+            ok = cask_list_item(&p, 0).u.i == (int64_t)k &&
+                 cask_list_item(&p, 1).u.i == 135 + 10 * (int64_t)k;
+        }
+    }
+    cask_value_decref(&v);
+    check(ok, "foldby on mpi (rc %d)", rc);
+    cask_bag_decref(f);
+    cask_bag_decref(b);
+    cask_graph_decref(g);
+}
+
 /* Futures on mpi: each output's future gives it on rank 0 (outputs made on
 ** other ranks come as soon as they reach rank 0); the program may end as
 ** soon as it has them, while the compute's own thread still finishes the
@@ -482,7 +548,9 @@ int main(void)
     register_test_kernels();
     if (cask_kernel_register("test.big", k_big, NULL, &err) ||
         cask_kernel_register("test.addr", k_addr, NULL, &err) ||
-        cask_kernel_register("test.same", k_same, NULL, &err))
+        cask_kernel_register("test.same", k_same, NULL, &err) ||
+        cask_kernel_register("test.mod3", k_mod3, NULL, &err) ||
+        cask_kernel_register("test.plus", k_plus, NULL, &err))
         return 2;
     /* the first mpi compute starts MPI */
     cask_graph_t *g = cask_graph_new(&err);
@@ -501,6 +569,7 @@ int main(void)
     big_chunks();
     shared_chunks();
     failing_task();
+    bags();
     futures();
     int all = 0;
     MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);

@@ -107,11 +107,12 @@ def make_text(path, mb):
     for _ in range(100000):
         block.append(" ".join(rng.choices(words, weights, k=rng.randrange(3, 15))) + ".\n")
     block = "".join(block)
-    with open(path, "w") as f:
+    with open(path + ".tmp", "w") as f:  # renamed when whole, as make_records
         done = 0
         while done < mb * 1e6:
             f.write(block)
             done += len(block)
+    os.replace(path + ".tmp", path)
 
 
 WORD = re.compile(r"[a-z]+")
@@ -151,12 +152,15 @@ def wordcount(path):
 
 
 def make_records(path, n):
+    """Written under a temporary name, then renamed: an interrupted run
+    leaves no file that bench/run would take for a whole one."""
     rng = random.Random(3)
-    with open(path, "w") as f:
+    with open(path + ".tmp", "w") as f:
         for lo in range(0, n, 100000):
             f.write("".join('{"id":%d,"key":"k%05d","x":%.4f}\n'
                             % (i, rng.randrange(10000), rng.random())
                             for i in range(lo, min(n, lo + 100000))))
+    os.replace(path + ".tmp", path)
 
 
 def key_of(r):
@@ -181,6 +185,7 @@ def groupby(path):
         groups, records = dask.compute(g.count(), g.map(group_len).sum(),
                                        scheduler="processes", pool=pool)
     t = time.perf_counter() - t0
+    assert (groups, records) == (10000, sum(1 for _ in open(path))), (groups, records)
     peak = sum(resource.getrusage(w).ru_maxrss
                for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     return {"groupby.dask.s": t, "groupby.dask.groups": groups,

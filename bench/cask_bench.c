@@ -929,6 +929,16 @@ static void run_groupby(const char *sched, const char *path)
     cask_compute_info_t info;
     if (cask_compute(g, t, 2, &o, v, &info, &err))
         die("groupby", &err);
+    /* every record in one group of the 10,000 keys bag_bench.py writes */
+    cask_task_t nrec = cask_bag_count(recs, &err);
+    cask_value_t want;
+    if (cask_compute(g, &nrec, 1, &o, &want, NULL, &err))
+        die("groupby", &err);
+    if (v[0].u.i != 10000 || v[1].u.i != want.u.i) {
+        fprintf(stderr, "cask_bench: groupby: %lld groups of %lld records, not 10000 of %lld\n",
+                (long long)v[0].u.i, (long long)v[1].u.i, (long long)want.u.i);
+        exit(1);
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("groupby.%s.cask.s %.2f\n", sched, info.wall_s);

@@ -105,14 +105,14 @@ size_t cask_bag_choose_npartitions(size_t n, size_t workers, const cask_bag_timi
 {
     if (!n)
         return 1;
-    if (!workers)
-        workers = default_workers();
+    if (!workers || workers > 4096) /* as compute refuses more */
+        workers = workers ? 4096 : default_workers();
     size_t per;
     if (t && t->item_s > 0 && isfinite(t->item_s) && t->task_s >= 0 && isfinite(t->task_s)) {
         /* n / c tasks' overhead shared by the workers, plus half a
         ** partition's time idle at the end: least at c = sqrt(...) */
         double c = sqrt(2 * (double)n * t->task_s / ((double)workers * t->item_s));
-        double most = ceil((double)n / (double)workers); /* a partition for every worker */
+        double most = ceil((double)n / (double)workers); /* no more than an equal share */
         per = c >= most ? (size_t)most : c > 1 ? (size_t)llround(c) : 1;
     } else {
         size_t parts = 4 * workers;
@@ -874,9 +874,13 @@ int cask_bag_timing(const cask_bag_t *b, const cask_trace_t *trace, cask_bag_tim
         rc = cask__err(err, CASK_EINVAL, NULL, NULL,
                        "timing: the trace ran %zu of the bag's %zu partitions (trace a "
                        "compute that runs them all, with no cache)", found, b->n);
+    else if (!ng)
+        rc = cask__err(err, CASK_EINVAL, NULL, NULL,
+                       "timing: no worker ran two tasks in a row, so nothing in the trace "
+                       "measures a task's overhead (trace a run with more partitions)");
     else {
         qsort(gap, ng, sizeof *gap, cmp_u64);
-        double median = ng ? (double)gap[ng / 2] * 1e-9 : 0;
+        double median = (double)gap[ng / 2] * 1e-9;
         out->item_s = b->items ? busy / (double)b->items : 0;
         out->task_s = median * (double)ne / (double)b->n;
     }
@@ -898,8 +902,9 @@ int cask_bag_compute(const cask_bag_t *b, const cask_compute_opts_t *opts, cask_
     if (!res)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu partitions", b->n);
     int rc = cask_compute(b->g, b->part, b->n, opts, res, NULL, err);
-    bool here = true; /* under mpi the results are on rank 0 only, unless all ranks asked */
-    for (size_t i = 0; !rc && cask_mpi_rank() != 0 && i < b->n; i++)
+    /* under mpi the results are on rank 0 only, unless all ranks asked */
+    bool here = cask_mpi_rank() == 0;
+    for (size_t i = 0; !rc && !here && i < b->n; i++)
         here = res[i].type != CASK_NONE;
     cask_list_builder_t lb;
     cask_list_builder_init(&lb);

@@ -965,16 +965,20 @@ static int k_foldbyc(const cask_value_t *args, size_t n, cask_value_t *out, cask
         return CASK_ENOKERNEL;
     kacc_t t = { .own = false };
     int rc = 0;
-    for (size_t i = 4; i < n && !rc; i++)
+    for (size_t i = 4; i < n && !rc; i++) {
+        if (args[i].type != CASK_LIST)
+            rc = cask_kernel_fail(ctx, "partial %zu is a %s, not a foldby's", i - 4,
+                                  cask_type_name(args[i].type));
         for (size_t j = 0, m = cask_list_len(&args[i]); j < m && !rc; j++) {
             cask_value_t p = cask_list_item(&args[i], j);
-            if (args[i].type != CASK_LIST || p.type != CASK_LIST || cask_list_len(&p) != 2) {
+            if (p.type != CASK_LIST || cask_list_len(&p) != 2) {
                 rc = cask_kernel_fail(ctx, "partial %zu is not a foldby's", i - 4);
                 break;
             }
             cask_value_t key = cask_list_item(&p, 0), v = cask_list_item(&p, 1);
             rc = kacc_add(ctx, &t, key, &v, k, args[2].u.i ? &args[3] : NULL);
         }
+    }
     if (!rc)
         rc = kacc_pairs(ctx, &t, k, out);
     kacc_destroy(&t);

@@ -222,23 +222,21 @@ static int rule_row(const char *pattern, const char *in, const char *out, size_t
                     cask_error_t *err)
 {
     cask_compute_opts_t o = { .scheduler = "threads", .workers = 2, .flags = CASK_TRACE };
-    cask_compute_info_t info;
+    cask_compute_info_t info = { 0 }, base = { 0 };
     cask_bag_timing_t t;
     int rc = job(pattern, out, files, 0, &o, &info, &t, err);
     cask_trace_free(info.trace);
     if (rc)
         return rc;
     size_t np = cask_bag_choose_npartitions(files, 2, &t), chunk = (files + np - 1) / np;
-    cask_compute_info_t base;
     cask_compute_opts_t one = { .scheduler = "sync", .flags = CASK_TRACE };
     o.flags = 0;
     double ms = 0;
     if (!(rc = job(pattern, out, files, chunk, &o, &info, NULL, err)) &&
         !(rc = check(in, out, files)) &&
-        !(rc = job(pattern, out, files, chunk, &one, &base, NULL, err))) {
+        !(rc = job(pattern, out, files, chunk, &one, &base, NULL, err)))
         rc = predict(pattern, out, files, chunk, 2, base.trace, &ms, err);
-        cask_trace_free(base.trace);
-    }
+    cask_trace_free(base.trace);
     if (!rc)
         printf("measured (threads, 2 workers): %.2f ms a paper, %.0f us a partition more;\n"
                "the rule's chunk for 2 workers: %zu papers a partition, %.0f ms (%.0f)\n", t.item_s * 1e3,

@@ -74,10 +74,11 @@ typedef struct cask_bag_timing {
 
 /*
 ** The partition count for n items on workers workers (0: $CASK_NUM_WORKERS,
-** else the online cores). Without figures (t NULL, or t->item_s not above
-** 0): ceil(n / (4 * workers)) items a partition, as Pool.map, so a slow
-** partition leaves the others little to wait for. With them, c items a
-** partition where c = sqrt(2 n task_s / (workers item_s)), rounded, at
+** else the online cores; at most 4096). Without figures (t NULL, or its
+** item_s not a finite number above 0, or its task_s not a finite number
+** from 0 up): ceil(n / (4 * workers)) items a partition, as Pool.map, so a
+** slow partition leaves the others little to wait for. With them, c items
+** a partition where c = sqrt(2 n task_s / (workers item_s)), rounded, at
 ** least 1 and at most ceil(n / workers): the c that makes least the
 ** overhead of n / c tasks shared by the workers plus half a partition's
 ** time left running alone at the end, (n / c) task_s / workers +
@@ -280,9 +281,12 @@ CASK_API cask_bag_t *cask_bag_repartition(const cask_bag_t *b, size_t npartition
 ** cask_bag_choose_npartitions: item_s, the kernel time of every task in
 ** the trace over b's records; task_s, the scheduling each partition of b
 ** brings, the median gap between one task's end and the next's start on a
-** worker times the trace's tasks per partition of b. b's record count
-** must be known when it is made: a bag from n values or files, or a map or
-** pluck of one (else CASK_EINVAL, as for a trace without b's partitions).
+** worker (a gap that waited for another worker's output counts too: the
+** median keeps few of them) times the trace's tasks per partition of b.
+** b's record count must be known when it is made: a bag from n values or
+** files, or a map or pluck of one. CASK_EINVAL without it, for a trace
+** without b's partitions, and for one where no worker ran two tasks in a
+** row (nothing there measures a task's overhead).
 */
 CASK_API int cask_bag_timing(const cask_bag_t *b, const cask_trace_t *trace,
                              cask_bag_timing_t *out, cask_error_t *err);

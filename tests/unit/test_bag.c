@@ -593,6 +593,17 @@ static void test_foldby(void **state)
     }
     cask_value_decref(&v);
     cask_bag_decref(f);
+    /* as Dask's: combine_initial at each node of the tree, here 4 + 2 + 1 nodes
+    ** over the 7 partitions, each of which holds every key */
+    f = cask_bag_foldby(b, "test.bag.mod", "test.bag.inc", &zero, "test.bag.add", &thousand, 2,
+                        &err);
+    assert_ok(cask_bag_compute(f, NULL, &v, &err), &err);
+    for (int j = 0; j < 1000; j++) {
+        cask_value_t p = cask_list_item(&v, (size_t)j);
+        assert_int_equal(cask_list_item(&p, 1).u.i, 7010);
+    }
+    cask_value_decref(&v);
+    cask_bag_decref(f);
     /* errors when added: NULL bag, unknown kernels, an initial that is not a literal */
     assert_null(cask_bag_foldby(NULL, "test.bag.mod", "test.bag.add", NULL, NULL, NULL, 0, &err));
     assert_int_equal(err.code, CASK_EINVAL);
@@ -678,6 +689,15 @@ static void test_partition_rule(void **state)
     assert_int_equal(cask_bag_timing(naps, info.trace, &m, &err), CASK_EINVAL);
     assert_msg_has(&err, "ran 0 of the bag's 8 partitions");
     assert_int_equal(cask_bag_timing(naps, NULL, &m, &err), CASK_EINVAL);
+    cask_trace_free(info.trace);
+    /* one task: no gap measures the overhead */
+    cask_bag_t *one = cask_bag_from_values(g, items, 3, 1, &err);
+    c = cask_bag_partition(one, 0);
+    assert_ok(cask_compute(g, &c, 1, &o, &v, &info, &err), &err);
+    cask_value_decref(&v);
+    assert_int_equal(cask_bag_timing(one, info.trace, &m, &err), CASK_EINVAL);
+    assert_msg_has(&err, "two tasks in a row");
+    cask_bag_decref(one);
     assert_int_equal(cask_bag_timing(NULL, info.trace, &m, &err), CASK_EINVAL);
     cask_trace_free(info.trace);
     cask_bag_decref(other);

@@ -819,15 +819,10 @@ cask_bag_t *cask_bag_repartition(const cask_bag_t *b, size_t npartitions, cask_e
 
 /* ------------------------------------------------------------ measuring */
 
+/* For gaps and for tasks (a cask_task_t is a uint64_t). */
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp_task(const void *a, const void *b)
-{
-    cask_task_t x = *(const cask_task_t *)a, y = *(const cask_task_t *)b;
     return (x > y) - (x < y);
 }
 
@@ -852,14 +847,14 @@ int cask_bag_timing(const cask_bag_t *b, const cask_trace_t *trace, cask_bag_tim
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu events", ne);
     }
     memcpy(mine, b->part, b->n * sizeof *mine);
-    qsort(mine, b->n, sizeof *mine, cmp_task);
+    qsort(mine, b->n, sizeof *mine, cmp_u64);
     size_t ng = 0;
     double busy = 0;
     for (size_t i = 0; i < ne; i++) {
         const cask_trace_event_t *e = cask_trace_event(trace, i);
         busy += (double)(e->end_ns - e->start_ns) * 1e-9;
         cask_task_t t = cask_graph_find(b->g, e->key);
-        found += t != CASK_NO_TASK && bsearch(&t, mine, b->n, sizeof *mine, cmp_task);
+        found += t != CASK_NO_TASK && bsearch(&t, mine, b->n, sizeof *mine, cmp_u64);
         if (e->worker < 0 || (size_t)e->worker >= nw)
             continue;
         uint64_t *l = &last[e->worker];

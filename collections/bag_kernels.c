@@ -67,6 +67,18 @@ static int append(cask_kctx_t *ctx, cask_list_builder_t *b, const cask_value_t *
     return rc == CASK_ETYPE ? cask_kernel_fail(ctx, "record %zu: %s", i, e.message) : rc;
 }
 
+/* Append the list [x, y] to b, built in place in pair (an empty builder,
+** kept for the next pair): no block of its own. 0, CASK_ETYPE (e says
+** which cannot be an item) or CASK_ENOMEM. */
+static int append_pair(cask_list_builder_t *b, cask_list_builder_t *pair, const cask_value_t *x,
+                       const cask_value_t *y, cask_error_t *e)
+{
+    int rc = cask_list_builder_append(pair, x, e);
+    if (!rc && !(rc = cask_list_builder_append(pair, y, e)))
+        rc = cask__list_builder_append_built(b, pair);
+    return rc;
+}
+
 /* The per-record kernels: cask.bag.map and cask.bag.filter on [partition,
 ** kernel, extra...]. */
 static int per_record(const cask_value_t *args, size_t n, cask_value_t *out, cask_kctx_t *ctx,
@@ -534,17 +546,17 @@ static ptrdiff_t vset_get(vset_t *s, const cask_value_t *v)
 /* Pairs [value, count] of s's entries (in order[0..n) when not NULL). */
 static int pairs_of(const vset_t *s, const size_t *order, cask_value_t *out)
 {
-    cask_list_builder_t b;
+    cask_list_builder_t b, pair;
     cask_list_builder_init(&b);
+    cask_list_builder_init(&pair);
     cask_error_t e;
     int rc = 0;
     for (size_t i = 0; i < s->n && !rc; i++) {
         const vent_t *x = &s->e[order ? order[i] : i];
-        cask_value_t pair[2] = { x->v, cask_int(x->count) }, p;
-        if (!(rc = cask_value_list(pair, 2, &p, &e)))
-            rc = cask_list_builder_append(&b, &p, &e);
-        cask_value_decref(&p);
+        cask_value_t count = cask_int(x->count);
+        rc = append_pair(&b, &pair, &x->v, &count, &e);
     }
+    cask_list_builder_destroy(&pair);
     return finish(&b, rc, out);
 }
 
@@ -767,7 +779,7 @@ static int k_split(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
         cask_list_builder_init(&part[j]);
     int rc = 0;
     cask_error_t e;
-    cask_list_builder_t pair; /* [key, record], built in place in its part */
+    cask_list_builder_t pair;
     cask_list_builder_init(&pair);
     for (size_t i = 0, m = cask_list_len(&args[0]); i < m && !rc; i++) {
         cask_value_t rec = cask_list_item(&args[0], i), key;
@@ -776,9 +788,8 @@ static int k_split(const cask_value_t *args, size_t n, cask_value_t *out, cask_k
         if (key.type == CASK_REF || key.type == CASK_OPAQUE)
             rc = cask_kernel_fail(ctx, "%s gave a %s for record %zu: a key must be a value a "
                                   "list holds", k->name, cask_type_name(key.type), i);
-        else if (!(rc = cask_list_builder_append(&pair, &key, &e)) &&
-                 !(rc = cask_list_builder_append(&pair, &rec, &e)))
-            rc = cask__list_builder_append_built(&part[cask__value_hash(&key, NULL) % p], &pair);
+        else /* [key, record] into its part */
+            rc = append_pair(&part[cask__value_hash(&key, NULL) % p], &pair, &key, &rec, &e);
         cask_value_decref(&key);
     }
     cask_list_builder_destroy(&pair);
@@ -849,7 +860,8 @@ static int k_gather(const cask_value_t *args, size_t n, cask_value_t *out, cask_
 /* --------------------------------------------------------- folding by key */
 
 /* Accumulators by key, as Dask's reduceby: the keys in first-seen order
-** (owned when own, else borrowed), acc[i] the accumulator of key i. */
+** (owned when own, else borrowed), acc[i] the accumulator of key i; a key's
+** count is 1 once its accumulator is set. */
 typedef struct kacc {
     vset_t        keys;
     cask_value_t *acc;
@@ -907,19 +919,16 @@ static int kacc_add(cask_kctx_t *ctx, kacc_t *t, cask_value_t key, const cask_va
 static int kacc_pairs(cask_kctx_t *ctx, const kacc_t *t, const cask__kernel_t *k,
                       cask_value_t *out)
 {
-    cask_list_builder_t b;
+    cask_list_builder_t b, pair;
     cask_list_builder_init(&b);
+    cask_list_builder_init(&pair);
     cask_error_t e;
     int rc = 0;
-    for (size_t i = 0; i < t->keys.n && !rc; i++) {
-        cask_value_t pair[2] = { t->keys.e[i].v, t->acc[i] }, p;
-        if ((rc = cask_value_list(pair, 2, &p, &e)) == CASK_ETYPE)
+    for (size_t i = 0; i < t->keys.n && !rc; i++)
+        if ((rc = append_pair(&b, &pair, &t->keys.e[i].v, &t->acc[i], &e)) == CASK_ETYPE)
             rc = cask_kernel_fail(ctx, "%s gave a %s, which a partial result cannot hold",
                                   k->name, cask_type_name(t->acc[i].type));
-        if (!rc)
-            rc = cask_list_builder_append(&b, &p, &e);
-        cask_value_decref(&p);
-    }
+    cask_list_builder_destroy(&pair);
     return finish(&b, rc, out);
 }
 

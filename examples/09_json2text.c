@@ -3,8 +3,8 @@
 ** JSON papers (a research corpus: metadata.title, abstract[].text,
 ** body_text[].text, one file per paper) converted to plain text files.
 **
-** The job itself is convert() and job(): a bag of the files, a map to
-** [text path, text] records, write_files. The rest of this file makes a
+** The job itself is convert(), papers_to_text() and job(): a bag of the
+** files, a map to [text path, text] records, write_files. The rest of this file makes a
 ** small corpus with the real one's structure, checks every text file, and
 ** prints the course's table: elapsed time against chunk size (files per
 ** partition) for 2 and 4 workers on threads and processes, beside what
@@ -80,29 +80,39 @@ static CASK_KERNEL(convert)
     return rc;
 }
 
-/* Convert the papers matching pattern into outdir, chunk files a
-** partition (0: as the bag picks); the compute's info in *info (may be
-** NULL); with timing, what a paper and a partition cost (the compute must
-** be traced). */
+/* Add the job to g: the papers matching pattern converted into outdir,
+** chunk files a partition (0: as the bag picks); the task that writes them
+** (its value: the files written), and the bag of [path, text] records in
+** *texts (a new reference). */
+static cask_task_t papers_to_text(cask_graph_t *g, const char *pattern, const char *outdir,
+                                  size_t files, size_t chunk, cask_bag_t **texts,
+                                  cask_error_t *err)
+{
+    cask_bag_t *papers = cask_bag_from_glob(g, pattern, 0, chunk ? (files + chunk - 1) / chunk : 0,
+                                            err); /* chunk 0: the bag picks */
+    cask_value_t dir;
+    cask_value_string(outdir, (size_t)-1, &dir, err);
+    *texts = cask_bag_map(papers, "convert", &dir, 1, err);
+    cask_value_decref(&dir);
+    cask_bag_decref(papers);
+    return cask_bag_write_files(*texts, err);
+}
+
+/* Run the job on opts, its info in *info (may be NULL); with timing, what
+** a paper and a partition cost (the compute must be traced). */
 static int job(const char *pattern, const char *outdir, size_t files, size_t chunk,
                const cask_compute_opts_t *opts, cask_compute_info_t *info,
                cask_bag_timing_t *timing, cask_error_t *err)
 {
     cask_graph_t *g = cask_graph_new(err);
-    cask_bag_t *papers = cask_bag_from_glob(g, pattern, 0, chunk ? (files + chunk - 1) / chunk : 0,
-                                            err); /* chunk 0: the bag picks */
-    cask_value_t dir;
-    cask_value_string(outdir, (size_t)-1, &dir, err);
-    cask_bag_t *texts = cask_bag_map(papers, "convert", &dir, 1, err);
-    cask_task_t written = cask_bag_write_files(texts, err);
+    cask_bag_t *texts;
+    cask_task_t written = papers_to_text(g, pattern, outdir, files, chunk, &texts, err);
     cask_value_t n;
     int rc = written == CASK_NO_TASK ? err->code
                                      : cask_compute(g, &written, 1, opts, &n, info, err);
     if (!rc && timing)
         rc = cask_bag_timing(texts, info->trace, timing, err);
-    cask_value_decref(&dir);
     cask_bag_decref(texts);
-    cask_bag_decref(papers);
     cask_graph_decref(g);
     return rc ? rc : cask_value_int(&n) == (int64_t)files ? 0 : CASK_EIO;
 }
@@ -196,11 +206,8 @@ static int predict(const char *pattern, const char *out, size_t files, size_t ch
                    const cask_trace_t *base, double *ms, cask_error_t *err)
 {
     cask_graph_t *g = cask_graph_new(err);
-    cask_bag_t *p = cask_bag_from_glob(g, pattern, 0, (files + chunk - 1) / chunk, err);
-    cask_value_t dir;
-    cask_value_string(out, (size_t)-1, &dir, err);
-    cask_bag_t *t = cask_bag_map(p, "convert", &dir, 1, err);
-    cask_task_t wf = cask_bag_write_files(t, err);
+    cask_bag_t *texts;
+    cask_task_t wf = papers_to_text(g, pattern, out, files, chunk, &texts, err);
     cask_sim_opts_t so = { .workers = w, .durations = base };
     cask_sim_result_t sim;
     int rc = wf == CASK_NO_TASK ? err->code : cask_simulate(g, &wf, 1, &so, &sim, err);
@@ -208,9 +215,7 @@ static int predict(const char *pattern, const char *out, size_t files, size_t ch
         *ms = sim.makespan * 1e3;
         cask_sim_result_destroy(&sim);
     }
-    cask_value_decref(&dir);
-    cask_bag_decref(t);
-    cask_bag_decref(p);
+    cask_bag_decref(texts);
     cask_graph_decref(g);
     return rc;
 }
@@ -239,8 +244,8 @@ static int rule_row(const char *pattern, const char *in, const char *out, size_t
     cask_trace_free(base.trace);
     if (!rc)
         printf("measured (threads, 2 workers): %.2f ms a paper, %.0f us a partition more;\n"
-               "the rule's chunk for 2 workers: %zu papers a partition, %.0f ms (%.0f)\n", t.item_s * 1e3,
-               t.task_s * 1e6, chunk, info.wall_s * 1e3, ms);
+               "the rule's chunk for 2 workers: %zu papers a partition, %.0f ms (%.0f)\n",
+               t.item_s * 1e3, t.task_s * 1e6, chunk, info.wall_s * 1e3, ms);
     return rc;
 }
 
@@ -272,7 +277,8 @@ static int figures(const char *dir, const char *out)
                 fprintf(stderr, "09_json2text: %s\n", err.message);
                 return 1;
             }
-            best = now() - t0 < best ? now() - t0 : best;
+            double t = now() - t0;
+            best = t < best ? t : best;
         }
         printf("json2text.%s.cask.s %.4f\n", scheds[s], best);
         printf("json2text.%s.cask.mb_s %.1f\n", scheds[s], mb / best);

@@ -414,7 +414,8 @@ static void built_write(cask_list_builder_t *b, char *d)
 ** builder's buffer (built_steal). */
 #define STEAL_MIN ((size_t)256 << 10)
 
-/* The block of the list of b's items made from b's own buffer, which b
+/* The block of the list of b's items (size bytes, as built_size gives,
+** so the sum below cannot wrap) made from b's own buffer, which b
 ** then no longer has, or NULL (b unchanged) when the buffer cannot grow to
 ** hold the block's header and the list's offsets too. The items move up
 ** in memory already touched; a copy would first touch as much fresh
@@ -422,9 +423,7 @@ static void built_write(cask_list_builder_t *b, char *d)
 static struct cask_blob *built_steal(cask_list_builder_t *b, size_t size)
 {
     size_t at = offsetof(struct cask_blob, payload) + list_head(b->n);
-    unsigned char *p = size <= SIZE_MAX - sizeof(struct cask_blob) - 1
-                           ? cask__realloc(b->buf, sizeof(struct cask_blob) + size + 1)
-                           : NULL;
+    unsigned char *p = cask__realloc(b->buf, sizeof(struct cask_blob) + size + 1);
     if (!p)
         return NULL;
     memmove(p + at, p, b->len);
@@ -444,18 +443,16 @@ int cask_list_builder_finish(cask_list_builder_t *b, cask_value_t *out, cask_err
     size_t size = built_size(b);
     if (!size)
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "a list of %zu items is too large", b->n);
-    struct cask_blob *blob = NULL;
-    if (!cask__blob_alloc && b->len >= STEAL_MIN && (blob = built_steal(b, size))) {
+    /* heap lists only: a worker's lists go to the shared arena */
+    struct cask_blob *blob =
+        !cask__blob_alloc && b->len >= STEAL_MIN ? built_steal(b, size) : NULL;
+    if (blob)
         built_offsets(b, blob->data);
-        out->type = CASK_LIST;
-        out->u.blob = blob;
-        return 0;
-    }
-    blob = blob_new(size);
-    if (!blob)
+    else if ((blob = blob_new(size)))
+        built_write(b, blob->data);
+    else
         return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a list of %zu bytes",
                          size);
-    built_write(b, blob->data);
     out->type = CASK_LIST;
     out->u.blob = blob;
     return 0;

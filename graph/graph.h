@@ -135,6 +135,9 @@ void cask__register_builtins(void);
 
 /* The kernel with registry id `id` (valid for the process's life). */
 const cask__kernel_t *cask__kernel_get(uint32_t id);
+/* How many kernels have been registered or replaced so far: a process
+** forked when it was g knows every record the registry held then. */
+uint32_t cask__kernel_generation(void);
 /* Registry id of name, or CASK__NO_KERNEL. */
 uint32_t cask__kernel_lookup(const char *name);
 /* The registered kernel called name, or NULL (name may be NULL). */

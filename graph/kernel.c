@@ -22,6 +22,7 @@
 
 static _Atomic(cask__kernel_t *) kernels[MAX_KERNELS];
 static uint32_t n_kernels;              /* guarded by lock */
+static _Atomic uint32_t generation;     /* registrations and replacements so far */
 static uint32_t name_index[INDEX_SLOTS]; /* id + 1, 0 empty; guarded by lock */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -84,6 +85,7 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
             set_opts(nk, opts);
             nk->prev = k;
             atomic_store_explicit(&kernels[*slot - 1], nk, memory_order_release);
+            atomic_fetch_add(&generation, 1);
         }
         goto out;
     }
@@ -105,6 +107,7 @@ int cask__kernel_register(const char *name, cask_kernel_fn fn,
     k->short_hash = cask__hash(name + k->short_at, len - k->short_at, 0x6e616d65ull);
     atomic_store_explicit(&kernels[n_kernels], k, memory_order_release);
     *slot = ++n_kernels;
+    atomic_fetch_add(&generation, 1);
 out:
     pthread_mutex_unlock(&lock);
     return rc;
@@ -142,6 +145,11 @@ uint32_t cask__kernel_lookup(const char *name)
 bool cask_kernel_exists(const char *name)
 {
     return cask__kernel_lookup(name) != CASK__NO_KERNEL;
+}
+
+uint32_t cask__kernel_generation(void)
+{
+    return atomic_load(&generation);
 }
 
 const cask__kernel_t *cask__kernel_get(uint32_t id)

@@ -141,9 +141,9 @@ out:
     return rc;
 }
 
-void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v, double seconds)
+void cask__cache_put(const cask__cache_t *c, cask_tid_t t, const cask_value_t *v,
+                     double seconds)
 {
-    const cask__cache_t *c = r->cache;
     if (!c || v->type > CASK_LIST || v->type == CASK_OPAQUE || cask__is_view(v))
         return;
     if (c->mem && c->mem[t])

@@ -110,7 +110,7 @@ int cask__resolve(const cask_compute_opts_t *opts, cask__backend_t *out, int *wo
         int rc = cask__pool_check(opts->pool, opts, err);
         if (rc)
             return rc;
-        *out = cask__backend_threads;
+        *out = cask__pool_procs(opts->pool) ? cask__backend_processes : cask__backend_threads;
         *workers = cask_pool_workers(opts->pool);
         return 0;
     }
@@ -358,6 +358,8 @@ static int begin(flight_t *f, const cask_graph_t *g, const cask_task_t *outs, si
         /* a compute waited for on a thread of a pool is served by it too */
         if (!rc)
             r->workers = cask_pool_workers(r->pool) + (!f->done && cask__pool_helper(r->pool));
+    } else if (!rc) {
+        r->pool = opts->pool; /* "processes": lent its workers */
     }
     if (rc)
         return rc;

@@ -34,7 +34,7 @@ struct job {
     cask_compute_opts_t opts;
     char                sched[32];
     char               *cache_dir;  /* opts' cache directory, copied (or NULL) */
-    cask_pool_t        *pool;     /* "threads": the pool it runs on, held */
+    cask_pool_t        *pool;     /* the pool it runs on, held */
     struct cask_future *fut;      /* n futures */
     size_t              live;     /* futures not freed, + 1 while the thread runs */
     size_t              wanting;  /* futures neither done nor cancelled */
@@ -221,6 +221,9 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         }
         j->pool = j->opts.pool;
         cask__pool_hold(j->pool);
+    } else if (opts->pool) { /* "processes": a thread of its own, the pool held */
+        j->pool = opts->pool;
+        cask__pool_hold(j->pool);
     }
     for (size_t i = 0; i < n; i++)
         j->fut[i] = (struct cask_future){ .job = j, .i = i, .wanted = true };
@@ -229,7 +232,8 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     cask_graph_incref(g);
     j->g = (cask_graph_t *)g;
     j->hooks = (cask__hooks_t){ .ctx = j, .running = on_running, .deliver = on_deliver };
-    if (j->pool) { /* planned here, run by the pool's workers: no thread of its own */
+    if (j->pool && !cask__pool_procs(j->pool)) { /* planned here, run by the pool's
+                                                      workers: no thread of its own */
         if (!(j->res = cask__calloc(n ? n : 1, sizeof *j->res))) {
             cask__pool_drop(j->pool);
             job_free(j);

@@ -242,6 +242,9 @@ int cask_persist(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         if ((rc = cask__pool_default(workers, &o.pool, err)))
             return rc;
     }
+    if (cask__pool_procs(o.pool))
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "persist keeps values on pools of "
+                         "'threads' only");
     /* a reference on the store from here: the pool may end meanwhile */
     cask__store_t *s = cask__pool_store(o.pool);
     pthread_mutex_lock(&s->lock);

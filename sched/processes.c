@@ -1,29 +1,54 @@
 /*
 ** sched/processes.c: the processes scheduler: forked worker processes.
 **
-** For each compute the parent maps a shared arena (sched/shm.c), puts the
-** run's array of values in it, and forks its workers. A worker inherits
-** the graph and the plan, so a task travels as its number alone: the
-** parent sends task ids down a Unix socket (SOCK_SEQPACKET, one message per
-** batch), the worker calls the kernel on values it reads in place in the
-** arena, makes its result there too, writes it into the shared array and
-** answers with the task id, its status and its times. Nothing is copied
-** between processes but those few bytes; only the requested outputs are
-** copied once, out of the arena, when the compute ends.
+** Workers run a compute's tasks from its program: for each task its kernel
+** (a registry id) and its arguments (literals, and inputs as indices into
+** the run's array of values), with that array, in a shared arena
+** (sched/shm.c) mapped at one address in every process. The parent sends a
+** worker the program's address and task ids down a Unix socket
+** (SOCK_SEQPACKET, one message per batch); the worker calls the kernel on
+** values it reads in place in the arena, makes its result there too,
+** writes it into the shared array and answers with the task id, its status
+** and its times. Nothing is copied between processes but those few bytes;
+** only the requested outputs are copied once, out of the arena, when the
+** compute ends.
 **
-** The parent schedules: it keeps the ready queue (the priority order of
-** every back-end) and completes tasks as answers come. Whenever a worker
-** has nothing to run and a task is ready, that worker gets the queue's
-** first task before any worker gets a second one, so no worker holds a
-** task another could start now. A worker holds more than the task it runs
-** (so it never waits for the parent) only when each of them is known to be
-** short: its kernel has been timed in this compute under SHORT_NS (a
-** measured mean, never an assumption), it has no given cost above that,
-** and what the worker holds adds up to at most HOLD_NS. The best successor
-** of a task stays on the worker that made its inputs when the queue holds
-** nothing better. With a memory budget, every task sent is admitted first
-** (cask__run_admit), an idle worker's first by the budget's rule
-** (consumers before producers), and successors go through the queue.
+** Workers belong to a worker set (cask__ppool_t). A compute on no pool
+** makes its own, and forks its workers once its program is built, so they
+** see the process as it is at that compute, and ends it with the compute.
+** A pool of "processes" (cask_pool_create) keeps one for its life: its
+** workers are forked when the pool is made and lent to each compute on it.
+** Its arena outlives the computes, so a compute copies there the literals
+** its workers read (once each), and frees its program and its values when
+** it ends. A worker forked before a kernel was registered or replaced, or
+** before a compute whose arguments hold a borrowed buffer (the one pointer
+** workers read in their copy of the parent's memory), is forked again
+** before it runs that compute's tasks; otherwise a pool's workers see the
+** process as it was when they were forked, as multiprocessing's forked
+** workers do.
+**
+** Computes share a pool's workers: a compute takes the free workers it has
+** ready tasks for, and gives a worker back when it has nothing ready for
+** it, or, while another compute waits for one, when it holds more than
+** one. A compute that holds none waits; a worker given back goes to the
+** waiting compute whose first ready task's upward rank less the time it
+** came is the highest (the score of the threads pool: the critical path
+** first, and a second of priority for each second waited, so none starves).
+**
+** The parent schedules a compute's tasks on the workers it holds: it keeps
+** the ready queue (the priority order of every back-end) and completes
+** tasks as answers come. Whenever a worker has nothing to run and a task is
+** ready, that worker gets the queue's first task before any worker gets a
+** second one, so no worker holds a task another could start now. A worker
+** holds more than the task it runs (so it never waits for the parent) only
+** when each of them is known to be short: its kernel has been timed in this
+** compute under SHORT_NS (a measured mean, never an assumption), it has no
+** given cost above that, and what the worker holds adds up to at most
+** HOLD_NS. The best successor of a task stays on the worker that made its
+** inputs when the queue holds nothing better. With a memory budget, every
+** task sent is admitted first (cask__run_admit), an idle worker's first by
+** the budget's rule (consumers before producers), and successors go
+** through the queue.
 **
 ** Each worker keeps, in the arena, the task whose kernel it is running and
 ** the answers it has written but not yet sent. A worker that dies (its
@@ -32,26 +57,31 @@
 ** run again), the task it was running when it died is the one blamed and
 ** retried, up to the run's retries (then the compute fails naming that
 ** task's key and kernel and the signal), the rest of what it held goes
-** back to the queue, and a new worker takes its place. On an error the
-** parent raises a flag in the arena that makes workers skip what they were
-** sent but have not started, waits for the tasks running, then closes
-** every socket: the workers exit on end-of-file and are reaped. No
-** process, descriptor or mapping outlives the compute.
+** back to the queue, and a new worker takes its place. Each worker has a
+** slot of the arena; a gone worker's slot is used again once no compute is
+** in flight on its set (none can hold a value made there), so a set
+** survives SPARES deaths while computes overlap, and any number when they
+** do not. On an error the parent raises the program's stop
+** flag, which makes workers skip what they were sent but have not started,
+** and waits for the tasks running. A compute's own workers exit when their
+** sockets close at its end; a pool's wait for the next compute, and exit
+** when the pool is freed or its process is gone.
 **
 ** Limits: values must be able to live in the arena. An opaque pointer
 ** cannot cross processes: an input that is one is refused before anything
-** runs (except a borrowed array buffer, which workers read in their copy
-** of the parent's memory as it was at the fork), and a kernel that returns
-** one fails its task.
+** runs (except a borrowed array buffer, as above), and a kernel that
+** returns one fails its task.
 */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,9 +93,10 @@
 #define HOLD_NS   1000000 /* most measured time a worker holds beyond its first task */
 #define FLUSH_AT  4       /* a worker answers at least every FLUSH_AT tasks */
 #define MAX_PROCS 256     /* most workers */
-#define SPARES    64      /* worker deaths one compute survives */
+#define SPARES    64      /* worker deaths a set survives while computes overlap */
 #define MSG_MAX   256     /* bytes of a failure message */
 #define SKIPPED   1       /* an answer's rc: not run, the compute is stopping (codes are < 0) */
+#define IDLE_S    1       /* a pool's idle worker looks for its parent this often */
 #define NONE      UINT32_MAX
 
 /* A worker's answer for one task. Answers travel in batches; a failure
@@ -86,14 +117,66 @@ typedef struct wstate {
     answer_t out[OUT_MAX];    /* the batch being written (sent from here) */
 } wstate_t;
 
-/* What the processes share besides values. */
-typedef struct shared {
-    atomic_bool stop;    /* skip tasks not yet started */
-} shared_t;
+/* A compute's program, in the arena: what a worker needs to run its tasks. */
+typedef struct prog {
+    atomic_bool          stop;   /* skip tasks not yet started */
+    cask_value_t        *val;    /* the run's values, by run task */
+    const uint32_t      *kernel; /* each task's kernel id */
+    const uint32_t      *aoff;   /* task t's arguments: args[aoff[t] .. aoff[t + 1]) */
+    const cask_value_t  *args;   /* literals, and CASK_REF whose u.i is an input's task */
+    const cask__cache_t *cache;  /* the cache directory's keys, or NULL */
+} prog_t;
+
+/* A message to a worker: the program, then the tasks to run. */
+typedef struct batch {
+    prog_t    *prog;
+    cask_tid_t t[MAX_DEPTH];
+} batch_t;
+
+/* A worker of a set: owned by the compute it is lent to, else by the set
+** (under its lock). */
+typedef struct pworker {
+    pid_t    pid;        /* 0: no process (not forked yet, or gone) */
+    int      fd;         /* the parent's end of its socket; -1: none */
+    int      slot;       /* its slot of the arena */
+    uint32_t kgen;       /* the kernel registry's generation when it was forked */
+    uint64_t born;       /* the set's fork count when it was forked */
+} pworker_t;
+
+/* A compute waiting for a worker. */
+typedef struct waiter {
+    double          key; /* its first ready task's rank less the time it came */
+    int             got; /* the worker given to it, or -1 */
+    pthread_cond_t  cv;
+    struct waiter  *next;
+} waiter_t;
+
+struct cask__ppool {
+    cask__shm_t    *m;
+    wstate_t       *ws;       /* nw of them, in the arena */
+    pworker_t      *w;
+    int             nw;
+    bool            shared;   /* a pool's, lent to its computes; else one compute's */
+    pid_t           owner;    /* the process that made it */
+    pthread_mutex_t lock;     /* guards what follows, and free workers */
+    pthread_cond_t  empty;    /* the last compute left */
+    int            *freel;    /* free workers, nfree of them */
+    atomic_int      nfree;    /* changed under lock, read unlocked as a hint */
+    atomic_int      nwait;    /* computes waiting, likewise */
+    waiter_t       *waiters;
+    uint64_t        forks;    /* workers forked so far */
+    int             computes; /* in flight on it */
+    int            *limbo;    /* slots of workers gone, which values of the computes
+                                 in flight may still use: nlimbo of them */
+    int            *spare;    /* slots free again, nspare of them */
+    int             nlimbo, nspare;
+};
 
 typedef struct proc {
+    bool       mine;     /* the worker is this compute's */
     pid_t      pid;      /* 0: none */
-    int        fd;       /* the parent's end of the socket; -1: none */
+    int        fd;       /* the parent's end of the socket; -1: none (not this
+                            compute's, or gone) */
     int        head, count; /* tasks sent and not answered: ring[head ..] */
     cask_tid_t keep;     /* ready, to be sent to this worker next (its inputs are
                             warm there), or NONE */
@@ -109,23 +192,27 @@ typedef struct kstat {
 } kstat_t;
 
 typedef struct procs {
-    cask_run_t  *r;
-    cask__shm_t *m;
-    shared_t    *sh;
-    wstate_t    *ws;       /* nw of them, in the arena */
-    proc_t      *p;
-    int          nw;
-    kstat_t     *kstat;    /* by kernel id */
-    double       short_ticks, hold_ticks; /* SHORT_NS and HOLD_NS in ticks; 0: unknown yet */
-    pid_t        parent;
-    cask_readyq_t q;
-    uint8_t     *deaths;   /* worker deaths while running each task */
-    uint16_t    *sent;     /* while a task is in a worker's ring: that worker + 1 */
-    cask_tid_t  *buf;      /* successors made ready by the last task */
-    size_t       nbuf, cap;
-    int          nomem;
-    int          inflight; /* tasks sent and not answered */
-    int          idle;     /* live workers holding nothing */
+    cask_run_t    *r;
+    cask__ppool_t *pp;
+    prog_t        *prog;
+    cask_value_t  *lits;     /* literals copied into a pool's arena, nlits of them */
+    size_t         nlits;
+    proc_t        *p;        /* by worker of pp: fd >= 0 for those this compute holds */
+    int            nw;
+    int            holds;    /* workers held */
+    uint32_t       kgen;     /* the registry generation its kernels need */
+    uint64_t       since;    /* pp's forks when it came */
+    bool           fresh;    /* it needs workers forked after it came */
+    kstat_t       *kstat;    /* by kernel id */
+    double         short_ticks, hold_ticks; /* SHORT_NS and HOLD_NS in ticks; 0: unknown yet */
+    cask_readyq_t  q;
+    uint8_t       *deaths;   /* worker deaths while running each task */
+    uint16_t      *sent;     /* while a task is in a worker's ring: that worker + 1 */
+    cask_tid_t    *buf;      /* successors made ready by the last task */
+    size_t         nbuf, cap;
+    int            nomem;
+    int            inflight; /* tasks sent and not answered */
+    int            idle;     /* live workers held with nothing sent */
 } procs_t;
 
 /* ------------------------------------------------------------- the worker */
@@ -154,69 +241,97 @@ static int share(const cask__shm_t *m, cask_value_t *out, char *msg)
     return 0;
 }
 
-/* Run task t as worker id into answer a (its message, on a failure, into
-** msg). The kernel runs with ws->running set to t. */
-static void run_one(procs_t *ps, wstate_t *ws, int id, cask_tid_t t, answer_t *a, char *msg)
+/* Run task t of program P as worker id into answer a (its message, on a
+** failure, into msg). The kernel runs with ws->running set to t. */
+static void run_one(prog_t *P, const cask__shm_t *m, wstate_t *ws, int id, cask_tid_t t,
+                    answer_t *a, char *msg)
 {
-    cask_run_t *r = ps->r;
     a->t = t;
     a->start = a->end = 0;
-    if (atomic_load_explicit(&ps->sh->stop, memory_order_relaxed)) {
+    if (atomic_load_explicit(&P->stop, memory_order_relaxed)) {
         a->rc = SKIPPED;
         return;
     }
     atomic_store_explicit(&ws->running, t, memory_order_release);
-    cask_value_t v;
-    uint64_t t0 = cask__tick();
-    a->rc = cask__run_invoke(r, t, id, &v, &a->start, &a->end, msg, MSG_MAX);
-    if (!a->end) { /* untimed run: the parent still learns how long kernels take */
-        a->start = t0;
-        a->end = cask__tick();
+    const cask_value_t *in = P->args + P->aoff[t];
+    size_t n = P->aoff[t + 1] - P->aoff[t];
+    cask_value_t small[8], *args = small, v;
+    if (n > 8 && !(args = cask__malloc(n * sizeof *args))) {
+        snprintf(msg, MSG_MAX, "no memory for %zu arguments", n);
+        a->rc = CASK_ENOMEM;
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        args[i] = in[i].type == CASK_REF ? P->val[in[i].u.i] : in[i];
+    a->rc = cask__invoke(cask__kernel_get(P->kernel[t]), args, n, id, true, P->cache, t, &v,
+                         &a->start, &a->end, msg, MSG_MAX);
+    if (args != small)
+        cask__free(args);
     if (!a->rc)
-        a->rc = share(ps->m, &v, msg);
+        a->rc = share(m, &v, msg);
     if (!a->rc)
-        r->val[t] = v;
+        P->val[t] = v;
 }
 
-/* A worker: take task ids from the socket, run them in order, answer in
-** batches (at least every FLUSH_AT tasks, and whenever it has nothing left
-** to run, or a task failed), until the socket closes. Each answer is
+/* Worker id of pp: take tasks from the socket, run them in order, answer
+** in batches (at least every FLUSH_AT tasks, and whenever it has nothing
+** left to run, or a task failed), until the socket closes. Each answer is
 ** written whole into the arena before the next kernel starts, so what the
-** worker finished is known even if it dies before sending it. */
-static void worker_main(procs_t *ps, int id, int fd, int slot)
+** worker finished is known even if it dies before sending it. A compute's
+** own worker dies with the thread that forked it; a pool's outlives that
+** thread, and looks every IDLE_S seconds it waits whether its parent is
+** still there. */
+static void worker_main(cask__ppool_t *pp, int id, int fd, int slot)
 {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != ps->parent)
+    if (!pp->shared)
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != pp->owner)
         _exit(1);
+    if (pp->shared) {
+        struct timeval tv = { .tv_sec = IDLE_S };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
     cask__alloc_fail_at(0); /* tests inject allocation failures in the parent only */
-    cask__shm_enter(ps->m, slot, false);
-    wstate_t *ws = &ps->ws[id];
+    cask__shm_enter(pp->m, slot, false);
+    wstate_t *ws = &pp->ws[id];
+    batch_t in;
+    prog_t *P = NULL;
     cask_tid_t q[MAX_DEPTH];
     size_t qh = 0, qn = 0;
     char msg[MSG_MAX];
     uint32_t nout = 0;
     for (;;) {
+        ssize_t k;
         if (qh == qn) { /* nothing to run: wait for the parent */
             qh = qn = 0;
-            ssize_t k = recv(fd, q, sizeof q, 0);
+            k = recv(fd, &in, sizeof in, 0);
             if (k < 0 && errno == EINTR)
                 continue;
-            if (k <= 0)
+            if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                if (getppid() != pp->owner)
+                    break; /* the parent is gone */
+                continue;
+            }
+            if (k <= (ssize_t)sizeof in.prog)
                 break;
-            qn = (size_t)k / sizeof *q;
         } else if (qn < MAX_DEPTH) { /* take what has come, without waiting */
-            ssize_t k = recv(fd, q + qn, (MAX_DEPTH - qn) * sizeof *q, MSG_DONTWAIT);
+            k = recv(fd, &in, sizeof in, MSG_DONTWAIT);
             if (k == 0)
                 break;
-            if (k > 0)
-                qn += (size_t)k / sizeof *q;
+        } else {
+            k = 0;
+        }
+        if (k > (ssize_t)sizeof in.prog) { /* the parent never sends more than fits */
+            size_t more = ((size_t)k - sizeof in.prog) / sizeof *q;
+            memcpy(q + qn, in.t, more * sizeof *q);
+            qn += more;
+            P = in.prog;
         }
         answer_t *a = &ws->out[nout];
-        run_one(ps, ws, id, q[qh++], a, msg);
+        run_one(P, pp->m, ws, id, q[qh++], a, msg);
         size_t len = (nout + 1) * sizeof *a;
         if (a->rc < 0) { /* the message follows; skip what comes after, here too */
-            atomic_store(&ps->sh->stop, true);
+            atomic_store(&P->stop, true);
             size_t ml = strnlen(msg, MSG_MAX - 1);
             memcpy((char *)(a + 1), msg, ml);
             ((char *)(a + 1))[ml] = '\0';
@@ -242,19 +357,29 @@ done:
     _exit(0);
 }
 
-/* --------------------------------------------------------------- the parent */
+/* ----------------------------------------------------------- worker sets */
 
-static int spawn(procs_t *ps, int i, cask_error_t *err)
+/* Fork worker i of pp (its owner calls: the compute it is lent to, or the
+** set being made). */
+static int fork_worker(cask__ppool_t *pp, int i, cask_error_t *err)
 {
-    int slot = cask__shm_new_slot(ps->m);
+    pthread_mutex_lock(&pp->lock);
+    int slot;
+    if (pp->nspare) /* a gone worker's, which no value uses any more */
+        cask__shm_init_slot(pp->m, slot = pp->spare[--pp->nspare]);
+    else
+        slot = cask__shm_new_slot(pp->m);
+    uint64_t born = ++pp->forks;
+    pthread_mutex_unlock(&pp->lock);
     if (slot < 0)
         return cask__err(err, CASK_EWORKER, NULL, NULL,
                          "%d worker processes died; giving up", SPARES);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
         return cask__err(err, CASK_EWORKER, NULL, NULL, "socketpair: %s", strerror(errno));
-    atomic_store(&ps->ws[i].running, NONE);
-    atomic_store(&ps->ws[i].nout, 0);
+    atomic_store(&pp->ws[i].running, NONE);
+    atomic_store(&pp->ws[i].nout, 0);
+    uint32_t kgen = cask__kernel_generation(); /* the child knows at least these */
     fflush(NULL); /* or the worker would inherit, and repeat, unwritten output */
     pid_t pid = fork();
     if (pid < 0) {
@@ -265,13 +390,222 @@ static int spawn(procs_t *ps, int i, cask_error_t *err)
     }
     if (pid == 0) {
         close(sv[0]);
-        for (int j = 0; j < ps->nw; j++) /* other workers' sockets: theirs alone */
-            if (ps->p[j].fd >= 0)
-                close(ps->p[j].fd);
-        worker_main(ps, i, sv[1], slot);
+        for (int j = 0; j < pp->nw; j++) /* other workers' sockets: theirs alone */
+            if (pp->w[j].fd >= 0 && pp->w[j].fd != sv[1])
+                close(pp->w[j].fd);
+        worker_main(pp, i, sv[1], slot);
     }
     close(sv[1]);
-    ps->p[i] = (proc_t){ .pid = pid, .fd = sv[0], .keep = NONE };
+    pp->w[i] = (pworker_t){ .pid = pid, .fd = sv[0], .slot = slot, .kgen = kgen, .born = born };
+    return 0;
+}
+
+/* Worker i's process is gone: its slot waits for the computes in flight to
+** end (their values may be in it), then is used again. */
+static void slot_gone(cask__ppool_t *pp, int i)
+{
+    pthread_mutex_lock(&pp->lock);
+    pp->limbo[pp->nlimbo++] = pp->w[i].slot;
+    pthread_mutex_unlock(&pp->lock);
+}
+
+/* End worker i's process (its owner calls): at once with kill, else once
+** it has read to the end of its socket (what it printed is flushed). */
+static void retire(cask__ppool_t *pp, int i, bool kill_it)
+{
+    pworker_t *w = &pp->w[i];
+    if (w->fd >= 0) {
+        shutdown(w->fd, SHUT_RDWR); /* end of file, even where a copy of it lingers */
+        close(w->fd);
+    }
+    if (w->pid > 0) {
+        if (kill_it)
+            kill(w->pid, SIGKILL);
+        while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        slot_gone(pp, i);
+    }
+    w->pid = 0;
+    w->fd = -1;
+}
+
+/* A worker set of nw workers, each free; forked now when shared (a pool's),
+** else when a compute takes them. */
+static int ppool_new(int nw, bool shared, cask__ppool_t **out, cask_error_t *err)
+{
+    *out = NULL;
+    cask__ppool_t *pp = cask__calloc(1, sizeof *pp);
+    size_t slots = 1 + (size_t)nw + SPARES;
+    if (!pp || !(pp->w = cask__calloc((size_t)nw, sizeof *pp->w)) ||
+        !(pp->freel = cask__calloc((size_t)nw, sizeof *pp->freel)) ||
+        !(pp->limbo = cask__calloc(slots, sizeof *pp->limbo)) ||
+        !(pp->spare = cask__calloc(slots, sizeof *pp->spare))) {
+        if (pp) {
+            cask__free(pp->w);
+            cask__free(pp->freel);
+            cask__free(pp->limbo);
+        }
+        cask__free(pp);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %d worker processes", nw);
+    }
+    pp->nw = nw;
+    pp->shared = shared;
+    pp->owner = getpid();
+    pthread_mutex_init(&pp->lock, NULL);
+    pthread_cond_init(&pp->empty, NULL);
+    for (int i = 0; i < nw; i++) {
+        pp->w[i].fd = -1; /* before any exit: 0 would be stdin */
+        pp->freel[i] = nw - 1 - i; /* worker 0 is taken first */
+    }
+    atomic_init(&pp->nfree, nw);
+    atomic_init(&pp->nwait, 0);
+    int rc = cask__shm_open(&pp->m, (int)slots, err);
+    if (!rc) {
+        cask__shm_new_slot(pp->m); /* slot 0: the parent's */
+        if (!(pp->ws = cask__shm_parent_alloc(pp->m, (size_t)nw * sizeof *pp->ws)))
+            rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no room in the shared arena");
+    }
+    for (int i = 0; !rc && shared && i < nw; i++)
+        rc = fork_worker(pp, i, err);
+    if (rc) {
+        cask__ppool_free(pp);
+        return rc;
+    }
+    *out = pp;
+    return 0;
+}
+
+int cask__ppool_make(int nw, cask__ppool_t **out, cask_error_t *err)
+{
+    return ppool_new(nw, true, out, err); /* nw <= MAX_PROCS: cask__resolve clamps it */
+}
+
+void cask__ppool_free(cask__ppool_t *pp)
+{
+    if (!pp)
+        return;
+    pthread_mutex_lock(&pp->lock);
+    while (pp->computes)
+        pthread_cond_wait(&pp->empty, &pp->lock);
+    pthread_mutex_unlock(&pp->lock);
+    if (pp->owner == getpid()) {
+        for (int i = 0; i < pp->nw; i++) /* every socket closed first: they exit together */
+            if (pp->w[i].fd >= 0) {
+                shutdown(pp->w[i].fd, SHUT_RDWR);
+                close(pp->w[i].fd);
+                pp->w[i].fd = -1;
+            }
+        for (int i = 0; i < pp->nw; i++)
+            retire(pp, i, false);
+        cask__shm_close(pp->m);
+    }
+    pthread_cond_destroy(&pp->empty);
+    pthread_mutex_destroy(&pp->lock);
+    cask__free(pp->w);
+    cask__free(pp->freel);
+    cask__free(pp->limbo);
+    cask__free(pp->spare);
+    cask__free(pp);
+}
+
+/* Give worker i back to pp: to the best waiting compute, else free. */
+static void ppool_put(cask__ppool_t *pp, int i)
+{
+    pthread_mutex_lock(&pp->lock);
+    waiter_t **best = NULL;
+    for (waiter_t **w = &pp->waiters; *w; w = &(*w)->next)
+        if (!best || (*w)->key > (*best)->key)
+            best = w;
+    if (best) {
+        waiter_t *b = *best;
+        *best = b->next;
+        atomic_fetch_sub(&pp->nwait, 1);
+        b->got = i;
+        pthread_cond_signal(&b->cv);
+    } else {
+        pp->freel[atomic_load(&pp->nfree)] = i;
+        atomic_fetch_add(&pp->nfree, 1);
+    }
+    pthread_mutex_unlock(&pp->lock);
+}
+
+/* Worker i is ps's now: a process able to run its tasks, forked again if
+** the one there was forked before what ps needs. */
+static int adopt(procs_t *ps, int i, cask_error_t *err)
+{
+    cask__ppool_t *pp = ps->pp;
+    pworker_t *w = &pp->w[i];
+    if (w->pid && (w->kgen < ps->kgen || (ps->fresh && w->born <= ps->since)))
+        retire(pp, i, false);
+    int rc = w->pid ? 0 : fork_worker(pp, i, err);
+    if (rc) {
+        ppool_put(pp, i);
+        return rc;
+    }
+    ps->p[i] = (proc_t){ .mine = true, .pid = w->pid, .fd = w->fd, .keep = NONE };
+    ps->holds++;
+    ps->idle++;
+    return 0;
+}
+
+/* Take up to `want` free workers of ps's set; with none free and `wait`,
+** wait for one. */
+static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
+{
+    cask__ppool_t *pp = ps->pp;
+    int got[MAX_PROCS], k = 0;
+    pthread_mutex_lock(&pp->lock);
+    while (k < want && atomic_load(&pp->nfree)) {
+        atomic_fetch_sub(&pp->nfree, 1);
+        got[k++] = pp->freel[atomic_load(&pp->nfree)];
+    }
+    if (!k && wait) {
+        cask_tid_t top;
+        waiter_t me = { .got = -1, .next = pp->waiters };
+        me.key = (cask_readyq_peek(&ps->q, &top) ? ps->r->p.rank[top] : 0) -
+                 (double)cask_now_ns() * 1e-9;
+        pthread_cond_init(&me.cv, NULL);
+        pp->waiters = &me;
+        atomic_fetch_add(&pp->nwait, 1);
+        while (me.got < 0)
+            pthread_cond_wait(&me.cv, &pp->lock);
+        pthread_cond_destroy(&me.cv);
+        got[k++] = me.got;
+    }
+    pthread_mutex_unlock(&pp->lock);
+    int rc = 0;
+    for (int j = 0; j < k; j++) {
+        if (rc)
+            ppool_put(pp, got[j]);
+        else
+            rc = adopt(ps, got[j], err);
+    }
+    return rc;
+}
+
+/* Give back worker i, which holds nothing of ps's (killed first when the
+** compute failed in the parent: it may be anywhere). */
+static void give(procs_t *ps, int i, bool kill_it)
+{
+    proc_t *p = &ps->p[i];
+    if (kill_it)
+        retire(ps->pp, i, true);
+    ps->idle -= p->fd >= 0 && !p->count;
+    ps->holds--;
+    *p = (proc_t){ .fd = -1, .keep = NONE };
+    ppool_put(ps->pp, i);
+}
+
+/* --------------------------------------------------------------- the parent */
+
+/* Worker i of ps died and was reaped: a new one in its place. */
+static int spawn(procs_t *ps, int i, cask_error_t *err)
+{
+    int rc = fork_worker(ps->pp, i, err);
+    if (rc)
+        return rc;
+    ps->p[i].pid = ps->pp->w[i].pid;
+    ps->p[i].fd = ps->pp->w[i].fd;
     ps->idle++;
     return 0;
 }
@@ -360,7 +694,8 @@ static void send_batch(procs_t *ps, int i, cask_tid_t first, int limit)
     proc_t *p = &ps->p[i];
     if (p->fd < 0)
         return;
-    cask_tid_t batch[MAX_DEPTH], top;
+    batch_t msg;
+    cask_tid_t *batch = msg.t, top;
     cask_tid_t last = p->count ? p->ring[(p->head + p->count - 1) % MAX_DEPTH] : NONE;
     double ticks[MAX_DEPTH] = { 0 };
     int k = 0;
@@ -411,7 +746,9 @@ static void send_batch(procs_t *ps, int i, cask_tid_t first, int limit)
     ps->inflight += k;
     /* A failed send means the worker is gone: its socket will say so, and
     ** the tasks in its ring go back to the queue then. */
-    while (send(p->fd, batch, (size_t)k * sizeof *batch, MSG_NOSIGNAL) < 0 && errno == EINTR)
+    msg.prog = ps->prog;
+    while (send(p->fd, &msg, sizeof msg.prog + (size_t)k * sizeof *batch, MSG_NOSIGNAL) < 0 &&
+           errno == EINTR)
         ;
 }
 
@@ -506,7 +843,7 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     }
     cask_value_t out = a->rc ? cask_none() : r->val[t];
     if (cask__run_post(r, t, i, a->rc, out, a->start, a->end, msg)) {
-        atomic_store(&ps->sh->stop, true);
+        atomic_store(&ps->prog->stop, true);
         return;
     }
     ps->nbuf = 0;
@@ -548,7 +885,7 @@ static void died(procs_t *ps, int i)
 {
     cask_run_t *r = ps->r;
     proc_t *p = &ps->p[i];
-    wstate_t *ws = &ps->ws[i];
+    wstate_t *ws = &ps->pp->ws[i];
     int st = 0, sig = 0;
     ps->idle -= !p->count;
     close(p->fd);
@@ -556,6 +893,8 @@ static void died(procs_t *ps, int i)
     while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
         ;
     p->pid = 0;
+    slot_gone(ps->pp, i);
+    ps->pp->w[i] = (pworker_t){ .fd = -1 };
     if (WIFSIGNALED(st))
         sig = WTERMSIG(st);
     /* The process is gone: what it wrote in the arena is all there is.
@@ -605,6 +944,10 @@ static void died(procs_t *ps, int i)
         cask_error_t e;
         if (spawn(ps, i, &e))
             cask__run_fail(r, &e);
+    } else if (ps->pp->shared) { /* a pool keeps its workers: failing, the next
+                                    compute that takes this one forks it */
+        cask_error_t e;
+        spawn(ps, i, &e);
     }
 }
 
@@ -635,6 +978,34 @@ static void answers(procs_t *ps, int i)
     }
 }
 
+/* Worker i is ps's and has nothing to run or to be sent. */
+static bool idle_held(const procs_t *ps, int i)
+{
+    const proc_t *p = &ps->p[i];
+    return p->mine && p->fd >= 0 && !p->count && p->keep == NONE;
+}
+
+/* On a pool, before work is given out: while another compute waits for a
+** worker, every worker ps holds idle goes to it but the last; with more
+** ready tasks than workers held idle, free workers are taken; holding none
+** with a task ready, ps waits for one. */
+static int balance(procs_t *ps, cask_error_t *err)
+{
+    cask__ppool_t *pp = ps->pp;
+    if (atomic_load(&pp->nwait))
+        for (int i = 0; i < ps->nw && ps->holds > 1; i++)
+            if (idle_held(ps, i))
+                give(ps, i, false);
+    size_t queued = cask_readyq_size(&ps->q);
+    int want = (int)(queued < (size_t)ps->nw ? queued : (size_t)ps->nw) - ps->idle;
+    int rc = 0;
+    if (want > 0 && atomic_load(&pp->nfree))
+        rc = take(ps, want, false, err);
+    if (!rc && !ps->holds && queued)
+        rc = take(ps, 1, true, err);
+    return rc;
+}
+
 static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)
 {
     cask_run_t *r = ps->r;
@@ -648,13 +1019,20 @@ static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)
             continue;
         }
         if (stopped) {
-            atomic_store(&ps->sh->stop, true);
+            atomic_store(&ps->prog->stop, true);
             if (!ps->inflight)
                 return 0;
         } else {
             if (atomic_load_explicit(&r->done, memory_order_relaxed) == n)
                 return 0;
+            int rc = ps->pp->shared ? balance(ps, err) : 0;
+            if (rc)
+                return rc;
             fill(ps);
+            if (ps->pp->shared && !cask_readyq_size(&ps->q)) /* nothing for them here */
+                for (int i = 0; i < ps->nw; i++)
+                    if (idle_held(ps, i))
+                        give(ps, i, false);
             if (!ps->inflight && r->budget && cask_readyq_size(&ps->q)) {
                 cask__run_stalled(r, &ps->q); /* nothing fits, nothing runs */
                 continue;
@@ -680,6 +1058,126 @@ static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)
     }
 }
 
+/* A pool's workers were forked before ps's literals were made: copy each
+** (once, however many tasks read it) into the arena, in slot 0. */
+static int copy_literals(procs_t *ps, cask_value_t *args, size_t na, cask_error_t *err)
+{
+    cask__shm_t *m = ps->pp->m;
+    size_t nl = 0, cap = 16;
+    for (size_t k = 0; k < na; k++)
+        nl += args[k].type != CASK_OPAQUE && !cask__shm_holds(m, &args[k]);
+    if (!nl)
+        return 0;
+    while (cap < 2 * nl)
+        cap *= 2;
+    struct lit { const struct cask_blob *from; cask_value_t to; } *tab = cask__calloc(cap, sizeof *tab);
+    if (!tab || !(ps->lits = cask__malloc(nl * sizeof *ps->lits))) {
+        cask__free(tab);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu literals", nl);
+    }
+    int rc = 0;
+    cask__shm_use(m, 0);
+    for (size_t k = 0; k < na && !rc; k++) {
+        if (args[k].type == CASK_OPAQUE || cask__shm_holds(m, &args[k]))
+            continue;
+        const struct cask_blob *b = args[k].u.blob;
+        size_t h = (size_t)(((uintptr_t)b >> 4) * 0x9e3779b97f4a7c15ull) & (cap - 1);
+        while (tab[h].from && tab[h].from != b)
+            h = (h + 1) & (cap - 1);
+        if (!tab[h].from) {
+            if (cask__value_copy(&args[k], &tab[h].to)) {
+                rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no room in the shared arena "
+                               "for a literal of %zu bytes", cask_value_nbytes(&args[k]));
+                break;
+            }
+            tab[h].from = b;
+            ps->lits[ps->nlits++] = tab[h].to;
+        }
+        args[k] = tab[h].to;
+    }
+    cask__shm_leave();
+    cask__free(tab);
+    return rc;
+}
+
+/*
+** ps's program, in its set's arena: each task's kernel and arguments (an
+** input as its task), the run's values, and the cache directory's keys.
+** A pool's workers get their own copies of the literals and the keys; a
+** compute's own workers, forked after this, read the parent's.
+*/
+static int prog_make(procs_t *ps, cask_error_t *err)
+{
+    cask_run_t *r = ps->r;
+    cask__ppool_t *pp = ps->pp;
+    const cask__gview_t *gv = &r->p.gv;
+    size_t n = r->p.n, na = 0;
+    for (size_t t = 0; t < n; t++)
+        na += cask__view_nargs(gv, r->p.task[t]);
+    const cask__cache_t *c = r->cache && r->cache->dir ? r->cache : NULL;
+    bool copy_cache = c && pp->shared;
+    size_t head = (sizeof(prog_t) + 63) & ~(size_t)63;
+    size_t bytes = head + (n + na) * sizeof(cask_value_t) + (2 * n + 1) * sizeof(uint32_t);
+    size_t at_cache = (bytes + 63) & ~(size_t)63;
+    if (copy_cache)
+        bytes = at_cache + sizeof(cask__cache_t) + n * sizeof *c->key + n + strlen(c->dir) + 1;
+    char *b = pp->shared ? cask__shm_alloc(pp->m, bytes) : cask__shm_parent_alloc(pp->m, bytes);
+    if (!b)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no room in the shared arena for "
+                         "%zu tasks", n);
+    prog_t *P = (prog_t *)b;
+    cask_value_t *val = (cask_value_t *)(b + head), *args = val + n;
+    uint32_t *kernel = (uint32_t *)(args + na), *aoff = kernel + n;
+    atomic_init(&P->stop, false);
+    P->val = val;
+    P->kernel = kernel;
+    P->aoff = aoff;
+    P->args = args;
+    P->cache = c;
+    ps->prog = P;
+    size_t k = 0;
+    for (size_t t = 0; t < n; t++) {
+        uint32_t gt = r->p.task[t];
+        const cask_value_t *in = cask__view_inputs(gv, gt);
+        val[t] = cask_none();
+        kernel[t] = gv->kernel[gt];
+        aoff[t] = (uint32_t)k;
+        for (size_t i = 0, ni = cask__view_nargs(gv, gt); i < ni; i++, k++) {
+            args[k] = in[i];
+            if (in[i].type == CASK_REF)
+                args[k].u.i = r->p.pidx[cask__tix(in[i].u.task)];
+            else if (in[i].type == CASK_OPAQUE) /* a borrowed buffer */
+                ps->fresh = true;
+        }
+    }
+    aoff[n] = (uint32_t)k;
+    if (copy_cache) {
+        cask__cache_t *cc = (cask__cache_t *)(b + at_cache);
+        uint64_t(*key)[2] = (uint64_t(*)[2])(cc + 1);
+        uint8_t *write = (uint8_t *)(key + n);
+        char *dir = (char *)(write + n);
+        memcpy(key, c->key, n * sizeof *key);
+        memcpy(write, c->write, n);
+        strcpy(dir, c->dir);
+        *cc = (cask__cache_t){ .dir = dir, .key = key, .write = write, .min_s = c->min_s };
+        P->cache = cc;
+    }
+    return pp->shared ? copy_literals(ps, args, na, err) : 0;
+}
+
+/* A pool's compute has ended: its values, literals and program go. */
+static void prog_free(procs_t *ps)
+{
+    if (!ps->prog || !ps->pp->shared)
+        return; /* a compute's own arena goes whole */
+    for (size_t t = 0; t < ps->r->p.n; t++)
+        cask_value_decref(&ps->prog->val[t]);
+    for (size_t i = 0; i < ps->nlits; i++)
+        cask_value_decref(&ps->lits[i]);
+    cask__free(ps->lits);
+    cask__shm_free(ps->prog);
+}
+
 static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
 {
     (void)udata;
@@ -690,66 +1188,60 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
     procs_t ps;
     memset(&ps, 0, sizeof ps);
     ps.r = r;
-    ps.nw = cask_run_workers(r);
-    ps.parent = getpid();
-    cask_readyq_init(&ps.q, r);
-    cask_value_t *own = r->val, *shared_val = NULL;
-    struct pollfd *pf = NULL;
-    if ((rc = cask__shm_open(&ps.m, 1 + ps.nw + SPARES, err)))
+    ps.pp = r->pool ? cask__pool_procs(r->pool) : NULL;
+    if (!ps.pp && (rc = ppool_new(cask_run_workers(r), false, &ps.pp, err)))
         return rc;
-    cask__shm_new_slot(ps.m); /* slot 0: the parent's */
-    ps.sh = cask__shm_parent_alloc(ps.m, sizeof *ps.sh);
-    ps.ws = cask__shm_parent_alloc(ps.m, (size_t)ps.nw * sizeof *ps.ws);
-    shared_val = cask__shm_parent_alloc(ps.m, n * sizeof *shared_val);
+    cask__ppool_t *pp = ps.pp;
+    ps.nw = pp->nw;
+    ps.kgen = cask__kernel_generation();
+    pthread_mutex_lock(&pp->lock);
+    pp->computes++;
+    ps.since = pp->forks;
+    pthread_mutex_unlock(&pp->lock);
+    cask_readyq_init(&ps.q, r);
+    cask_value_t *own = r->val;
+    struct pollfd *pf = NULL;
     ps.p = cask__calloc((size_t)ps.nw, sizeof *ps.p);
     for (int i = 0; ps.p && i < ps.nw; i++)
-        ps.p[i].fd = -1; /* before any exit: 0 would be stdin */
+        ps.p[i] = (proc_t){ .fd = -1, .keep = NONE };
     ps.deaths = cask__calloc(n, 1);
     ps.sent = cask__calloc(n, sizeof *ps.sent);
     ps.kstat = cask__calloc(CASK__MAX_KERNELS, sizeof *ps.kstat);
     pf = cask__calloc((size_t)ps.nw, sizeof *pf);
-    if (!ps.sh || !ps.ws || !shared_val || !ps.p || !ps.deaths || !ps.sent || !ps.kstat || !pf) {
+    if (!ps.p || !ps.deaths || !ps.sent || !ps.kstat || !pf) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu tasks on %d processes",
                        n, ps.nw);
         goto out;
     }
-    atomic_init(&ps.sh->stop, false);
-    for (size_t t = 0; t < n; t++)
-        shared_val[t] = cask_none();
-    r->val = shared_val;
+    if ((rc = prog_make(&ps, err)))
+        goto out;
+    r->val = ps.prog->val;
     size_t ns;
     const cask_tid_t *src = cask_run_sources(r, &ns);
     for (size_t i = 0; i < ns; i++)
         push(&ps, src[i]);
-    for (int i = 0; i < ps.nw && !rc; i++)
-        rc = spawn(&ps, i, err);
+    rc = take(&ps, n < (size_t)ps.nw ? (int)n : ps.nw, false, err);
+    if (!rc && !ps.holds)
+        rc = take(&ps, 1, true, err);
     if (!rc)
         rc = loop(&ps, pf, err);
 out:
-    if (ps.p) {
-        for (int i = 0; i < ps.nw; i++) {
-            if (ps.p[i].fd >= 0)
-                close(ps.p[i].fd); /* the worker sees end of file and exits */
-            if (rc && ps.p[i].pid > 0)
-                kill(ps.p[i].pid, SIGKILL); /* the scheduler itself failed */
-        }
-        for (int i = 0; i < ps.nw; i++)
-            if (ps.p[i].pid > 0)
-                while (waitpid(ps.p[i].pid, NULL, 0) < 0 && errno == EINTR)
-                    ;
-    }
-    /* The requested outputs leave the arena; everything else goes with it. */
-    if (r->val == shared_val && !rc && !cask_run_stopped(r))
+    for (int i = 0; ps.p && i < ps.nw; i++)
+        if (ps.p[i].mine)
+            give(&ps, i, rc != 0); /* the scheduler itself failed: killed */
+    /* The requested outputs leave the arena. */
+    if (ps.prog && r->val == ps.prog->val && !rc && !cask_run_stopped(r))
         for (size_t i = 0; i < r->p.n_out; i++) {
             cask_tid_t o = r->p.out[i];
             if (own[o].type != CASK_NONE)
                 continue; /* asked for twice */
-            if (!cask__has_blob(&shared_val[o]))
-                own[o] = shared_val[o];
-            else if (cask__value_copy(&shared_val[o], &own[o]))
+            if (!cask__has_blob(&r->val[o]))
+                own[o] = r->val[o];
+            else if (cask__value_copy(&r->val[o], &own[o]))
                 rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for the results");
         }
     r->val = own;
+    prog_free(&ps);
     cask_readyq_destroy(&ps.q);
     cask__free(ps.buf);
     cask__free(ps.deaths);
@@ -757,7 +1249,16 @@ out:
     cask__free(ps.kstat);
     cask__free(ps.p);
     cask__free(pf);
-    cask__shm_close(ps.m);
+    pthread_mutex_lock(&pp->lock);
+    if (!--pp->computes) { /* no value is in a gone worker's slot now */
+        memcpy(pp->spare + pp->nspare, pp->limbo, (size_t)pp->nlimbo * sizeof *pp->limbo);
+        pp->nspare += pp->nlimbo;
+        pp->nlimbo = 0;
+        pthread_cond_broadcast(&pp->empty);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    if (!pp->shared)
+        cask__ppool_free(pp);
     return rc;
 }
 

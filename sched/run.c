@@ -98,11 +98,37 @@ static double seconds_of(uint64_t start, uint64_t end)
     return (double)(end - start) * c.ns_per_tick * 1e-9;
 }
 
+int cask__invoke(const cask__kernel_t *k, const cask_value_t *args, size_t n, int worker,
+                 bool timed, const cask__cache_t *cache, cask_tid_t t, cask_value_t *out,
+                 uint64_t *start, uint64_t *end, char *msg, size_t msgcap)
+{
+    *out = cask_none();
+    *start = *end = 0;
+    if (timed)
+        *start = cask__tick();
+    int rc = cask__kernel_invoke(k, args, n, out, worker, msg, msgcap);
+    if (timed)
+        *end = cask__tick();
+    if (!rc && (unsigned)out->type > CASK_OPAQUE) { /* a ref, or garbage */
+        rc = CASK_EKERNEL;
+        snprintf(msg, msgcap, "returned a value of invalid type %d", (int)out->type);
+        *out = cask_none();
+    }
+    if (!rc && cask__is_view(out)) { /* an item of an input list: its own value now */
+        cask_value_t item = *out;
+        if ((rc = cask__value_copy(&item, out)))
+            snprintf(msg, msgcap, "no memory to keep a list item of %zu bytes",
+                     cask_value_nbytes(&item));
+    }
+    if (!rc && cache)
+        cask__cache_put(cache, t, out, timed ? seconds_of(*start, *end) : 0);
+    return rc;
+}
+
 int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
                      uint64_t *start, uint64_t *end, char *msg, size_t msgcap)
 {
     uint32_t gt = r->p.task[t];
-    const cask__kernel_t *k = cask__kernel_get(r->p.gv.kernel[gt]);
     const cask_value_t *in = cask__view_inputs(&r->p.gv, gt);
     size_t n = cask__view_nargs(&r->p.gv, gt);
     cask_value_t small[8], *args = small;
@@ -115,29 +141,17 @@ int cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out,
     }
     for (size_t i = 0; i < n; i++)
         args[i] = in[i].type == CASK_REF ? r->val[r->p.pidx[cask__tix(in[i].u.task)]] : in[i];
-    int timed = r->t_start || (r->cb && r->cb->posttask) ||
-                (r->cache && (r->cache->min_s > 0 || r->cache->mcache));
-    if (timed)
-        *start = cask__tick();
-    int rc = cask__kernel_invoke(k, args, n, out, worker, msg, msgcap);
-    if (timed)
-        *end = cask__tick();
+    int rc = cask__invoke(cask__kernel_get(r->p.gv.kernel[gt]), args, n, worker,
+                          cask__run_timed(r), r->cache, t, out, start, end, msg, msgcap);
     if (args != small)
         cask__free(args);
-    if (!rc && (unsigned)out->type > CASK_OPAQUE) { /* a ref, or garbage */
-        rc = CASK_EKERNEL;
-        snprintf(msg, msgcap, "returned a value of invalid type %d", (int)out->type);
-        *out = cask_none();
-    }
-    if (!rc && cask__is_view(out)) { /* an item of an input list: its own value now */
-        cask_value_t item = *out;
-        if ((rc = cask__value_copy(&item, out)))
-            snprintf(msg, msgcap, "no memory to keep a list item of %zu bytes",
-                     cask_value_nbytes(&item));
-    }
-    if (!rc && r->cache)
-        cask__cache_put(r, t, out, timed ? seconds_of(*start, *end) : 0);
     return rc;
+}
+
+bool cask__run_timed(const cask_run_t *r)
+{
+    return r->t_start || (r->cb && r->cb->posttask) ||
+           (r->cache && (r->cache->min_s > 0 || r->cache->mcache));
 }
 
 void cask__run_pre(cask_run_t *r, cask_tid_t t, int worker)

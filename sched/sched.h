@@ -126,7 +126,8 @@ int cask__cache_plan(cask_run_t *r, const char *dir, unsigned flags, double min_
                      cask_error_t *err);
 /* Keep task t's output v, whose kernel ran for seconds: in the cache
 ** directory and the pool's result cache, as each is to keep it. */
-void cask__cache_put(const cask_run_t *r, cask_tid_t t, const cask_value_t *v, double seconds);
+void cask__cache_put(const cask__cache_t *c, cask_tid_t t, const cask_value_t *v,
+                     double seconds);
 void cask__cache_destroy(cask__cache_t *c);
 /* Register "cask.cache.read"; the library's start calls it once. */
 void cask__cache_register(void);
@@ -254,6 +255,16 @@ int  cask__run_invoke(cask_run_t *r, cask_tid_t t, int worker, cask_value_t *out
                       uint64_t *start, uint64_t *end, char *msg, size_t msgcap);
 int  cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t out,
                     uint64_t start, uint64_t end, const char *msg);
+/* What cask__run_invoke does once t's arguments are gathered: call kernel
+** k on args as worker, check what it returned (a list item becomes a value
+** of its own), and keep the result in cache (may be NULL) as task t's.
+** start and end are set when timed. */
+int  cask__invoke(const cask__kernel_t *k, const cask_value_t *args, size_t n, int worker,
+                  bool timed, const cask__cache_t *cache, cask_tid_t t, cask_value_t *out,
+                  uint64_t *start, uint64_t *end, char *msg, size_t msgcap);
+/* Whether r's kernels are to be timed (a trace, a posttask callback, or a
+** cache that weighs results by their time). */
+bool cask__run_timed(const cask_run_t *r);
 
 /* cask_run_complete without counting t in r->done: the caller adds its
 ** completions to r->done itself, in batches. With combo (may be NULL),
@@ -323,6 +334,17 @@ void cask__pool_hold(cask_pool_t *P);
 void cask__pool_drop(cask_pool_t *P);
 /* r, on a pool, was stopped: end it there if nobody serves it. */
 void cask__pool_poke(cask_run_t *r);
+/* The worker processes of a pool of "processes", or NULL for one of
+** "threads". */
+struct cask__ppool *cask__pool_procs(const cask_pool_t *P);
+
+/* A set of worker processes (sched/processes.c): a pool of "processes"
+** keeps one for its life, its nw workers forked now; a compute on the
+** pool (the processes back-end with r->pool set) borrows them. */
+typedef struct cask__ppool cask__ppool_t;
+int  cask__ppool_make(int nw, cask__ppool_t **out, cask_error_t *err);
+/* Wait for the computes on pp to end, then stop its workers and free it. */
+void cask__ppool_free(cask__ppool_t *pp);
 
 /* The built-in back-ends (sched/sync.c, threads.c, processes.c, mpi.c). */
 extern const cask__backend_t cask__backend_sync, cask__backend_threads,

@@ -268,9 +268,15 @@ static struct cask_blob *alloc_blob(size_t bytes)
 
 void cask__shm_enter(cask__shm_t *m, int slot, bool heap_when_full_)
 {
-    mine = slot_at(m, slot);
-    pthread_mutex_init(&mine->lock, NULL);
+    pthread_mutex_init(&slot_at(m, slot)->lock, NULL);
+    cask__shm_use(m, slot);
     heap_when_full = heap_when_full_;
+}
+
+void cask__shm_use(cask__shm_t *m, int slot)
+{
+    mine = slot_at(m, slot);
+    heap_when_full = false;
     cask__blob_alloc = alloc_blob;
 }
 
@@ -289,6 +295,24 @@ void *cask__shm_parent_alloc(cask__shm_t *m, size_t bytes)
     void *p = s->bump;
     s->bump += size;
     return p;
+}
+
+void *cask__shm_alloc(cask__shm_t *m, size_t bytes)
+{
+    slot_t *s = slot_at(m, 0);
+    block_t *b = NULL;
+    if (bytes <= SIZE_MAX - sizeof(block_t) - PAGE) {
+        pthread_mutex_lock(&s->lock);
+        b = take(s, bytes + sizeof *b);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return b ? b + 1 : NULL;
+}
+
+void cask__shm_free(void *p)
+{
+    if (p)
+        release((struct cask_blob *)p);
 }
 
 bool cask__shm_holds(const cask__shm_t *m, const cask_value_t *v)

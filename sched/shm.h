@@ -34,11 +34,20 @@ void cask__shm_init_slot(cask__shm_t *m, int i);
 /* Make every new value this thread makes in slot `slot`; when the slot is
 ** full, on the heap (heap_when_full) or nowhere (allocation fails). */
 void cask__shm_enter(cask__shm_t *m, int slot, bool heap_when_full);
+/* Make every new value this thread makes in slot `slot`, of which the
+** thread's process is the owner and whose lock is set up already (slot 0
+** by any thread of the parent); nowhere when it is full. */
+void cask__shm_use(cask__shm_t *m, int slot);
 /* This thread makes new values on the heap again. */
 void cask__shm_leave(void);
 /* Parent only: `bytes` of slot 0, 64-byte aligned, never freed (the arena
 ** goes as a whole); NULL when the slot is full. */
 void *cask__shm_parent_alloc(cask__shm_t *m, size_t bytes);
+/* Parent only, any of its threads: `bytes` of slot 0, 64-byte aligned,
+** given back by cask__shm_free (from any process); NULL when the slot is
+** full. For an arena that outlives a compute. */
+void *cask__shm_alloc(cask__shm_t *m, size_t bytes);
+void  cask__shm_free(void *p);
 /* True when every process of the compute can read v: an inline value, or a
 ** block made in m. */
 bool cask__shm_holds(const cask__shm_t *m, const cask_value_t *v);

@@ -118,6 +118,8 @@ struct cask_pool {
                                   (under lock) */
     cask__store_t  *store;     /* the values persisted on it */
     cask__mcache_t *mcache;    /* its result cache, or NULL */
+    cask__ppool_t  *procs;     /* a pool of "processes": its workers (no threads,
+                                  no store); NULL for "threads" */
     char            pad1[64];  /* (cache lines apart from what changes often) */
     pthread_mutex_t lock;      /* guards runs, helpers, closing, each run's attached .. fin */
     pthread_cond_t  wake;      /* work appeared, or closing (helpers too: a run ended) */
@@ -965,20 +967,21 @@ static void pool_close(cask_pool_t *P)
     if (P->store)
         cask__store_close(P->store);
     cask__mcache_free(P->mcache);
+    cask__ppool_free(P->procs);
     pthread_cond_destroy(&P->wake);
     pthread_cond_destroy(&P->empty);
     pthread_mutex_destroy(&P->lock);
     cask__free(P);
 }
 
-/* A pool of nw threads workers. */
-static int pool_make(int nw, cask_pool_t **out, cask_error_t *err)
+/* A pool of nw workers: threads, or processes (procs). */
+static int pool_make(int nw, bool procs, cask_pool_t **out, cask_error_t *err)
 {
     *out = NULL;
     cask_pool_t *P = cask__calloc(1, sizeof *P);
     if (!P || !(P->tid = cask__calloc((size_t)nw, sizeof *P->tid)) ||
         !(P->slots = cask__calloc((size_t)nw, sizeof *P->slots)) ||
-        !(P->store = cask__store_new())) {
+        (!procs && !(P->store = cask__store_new()))) {
         if (P)
             cask__free(P->tid), cask__free(P->slots);
         cask__free(P);
@@ -992,7 +995,14 @@ static int pool_make(int nw, cask_pool_t **out, cask_error_t *err)
     pthread_mutex_init(&P->lock, NULL);
     pthread_cond_init(&P->wake, NULL);
     pthread_cond_init(&P->empty, NULL);
-    for (int i = 0; i < nw; i++) {
+    if (procs) {
+        int rc = cask__ppool_make(nw, &P->procs, err);
+        if (rc) {
+            pool_close(P);
+            return rc;
+        }
+    }
+    for (int i = 0; !procs && i < nw; i++) {
         if (pthread_create(&P->tid[i], NULL, pool_main, P)) {
             pool_close(P);
             return cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start worker thread %d", i);
@@ -1022,10 +1032,14 @@ int cask_pool_create(const cask_pool_opts_t *opts, cask_pool_t **out, cask_error
                            &b, &nw, err);
     if (rc)
         return rc;
-    if (b.s.run != threads_run)
-        return cask__err(err, CASK_EINVAL, NULL, NULL, "a pool runs on 'threads', not '%s'",
-                         b.s.name);
-    if ((rc = pool_make(nw, out, err)))
+    bool procs = b.s.run == cask__backend_processes.s.run;
+    if (b.s.run != threads_run && !procs)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "a pool runs on 'threads' or "
+                         "'processes', not '%s'", b.s.name);
+    if (procs && opts->cache_bytes)
+        return cask__err(err, CASK_EINVAL, NULL, NULL, "a result cache is kept on pools of "
+                         "'threads' only");
+    if ((rc = pool_make(nw, procs, out, err)))
         return rc;
     if (opts->cache_bytes && !((*out)->mcache = cask__mcache_new(opts->cache_bytes))) {
         cask_pool_free(*out);
@@ -1126,7 +1140,7 @@ int cask__pool_default(int workers, cask_pool_t **out, cask_error_t *err)
     if (!d) {
         if (!(d = cask__calloc(1, sizeof *d)))
             rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a pool");
-        else if ((rc = pool_make(workers, &d->pool, err)))
+        else if ((rc = pool_make(workers, false, &d->pool, err)))
             cask__free(d), d = NULL;
         else {
             d->next = defaults;
@@ -1145,13 +1159,19 @@ int cask__pool_check(const cask_pool_t *P, const cask_compute_opts_t *opts, cask
     if (P->pid != getpid())
         return cask__err(err, CASK_EINVAL, NULL, NULL, "the pool was made in another process "
                          "(before a fork): its threads are not in this one");
-    if (opts->scheduler && *opts->scheduler && strcmp(opts->scheduler, "threads"))
+    const char *kind = P->procs ? "processes" : "threads";
+    if (opts->scheduler && *opts->scheduler && strcmp(opts->scheduler, kind))
         return cask__err(err, CASK_EINVAL, NULL, NULL, "scheduler '%s' asked for on a pool of "
-                         "'threads'", opts->scheduler);
+                         "'%s'", opts->scheduler, kind);
     if (opts->workers && opts->workers != P->nw)
         return cask__err(err, CASK_EINVAL, NULL, NULL, "%d workers asked for on a pool of %d",
                          opts->workers, P->nw);
     return 0;
+}
+
+cask__ppool_t *cask__pool_procs(const cask_pool_t *P)
+{
+    return P->procs;
 }
 
 bool cask__pool_helper(const cask_pool_t *P)

@@ -1,7 +1,10 @@
 /* tests/unit/test_processes.c: what only the processes scheduler does:
 ** values in shared memory, workers that die (by their kernel or killed
 ** from outside), retries, and nothing left behind: no child, no
-** descriptor, no mapping. */
+** descriptor, no mapping. Every test runs twice: with workers forked per
+** compute, then on pools of processes (forked once, one pool per worker
+** count, made before the tests), where what is left must be the pools'
+** workers and arenas and nothing more. Then what only pools do. */
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cask/array.h"
 #include "testutil.h"
 
 /* ------------------------------------------------------------- kernels */
@@ -117,6 +121,41 @@ static int k_crash_on(const cask_value_t *a, size_t n, cask_value_t *out, cask_k
     return 0;
 }
 
+/* test.pid(i): sleeps 5 ms and returns its process's id. */
+static int k_pid(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)a, (void)n, (void)ctx;
+    struct timespec ts = { 0, 5000000 };
+    nanosleep(&ts, NULL);
+    *out = cask_int(getpid());
+    return 0;
+}
+
+/* test.global: the value of `late` in the process that runs it. */
+static int late;
+static int k_global(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)a, (void)n, (void)ctx;
+    *out = cask_int(late);
+    return 0;
+}
+
+/* test.busy(i): i, after 2 ms counted in busy[0] (running now) and
+** busy[1] (the most at once), shared by every process. */
+static _Atomic int *busy;
+static int k_busy(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)n, (void)ctx;
+    int now = atomic_fetch_add(&busy[0], 1) + 1, most = atomic_load(&busy[1]);
+    while (now > most && !atomic_compare_exchange_weak(&busy[1], &most, now))
+        ;
+    struct timespec ts = { 0, 2000000 };
+    nanosleep(&ts, NULL);
+    atomic_fetch_sub(&busy[0], 1);
+    *out = a[0];
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -128,21 +167,118 @@ static int setup(void **state)
         cask_kernel_register("test.fill", k_fill, NULL, &err) ||
         cask_kernel_register("test.sum", k_sum, NULL, &err) ||
         cask_kernel_register("test.pass", k_pass, NULL, &err) ||
-        cask_kernel_register("test.crash_on", k_crash_on, NULL, &err))
+        cask_kernel_register("test.crash_on", k_crash_on, NULL, &err) ||
+        cask_kernel_register("test.pid", k_pid, &(cask_kernel_opts_t){ .flags = CASK_KERNEL_IMPURE }, &err) ||
+        cask_kernel_register("test.global", k_global, &(cask_kernel_opts_t){ .flags = CASK_KERNEL_IMPURE }, &err) ||
+        cask_kernel_register("test.busy", k_busy, NULL, &err))
         fail_msg("register: %s", err.message);
-    calls = mmap(NULL, MAXI * sizeof *calls, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                 -1, 0);
+    calls = mmap(NULL, (MAXI + 2) * sizeof *calls, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    busy = calls + MAXI;
     if (calls == MAP_FAILED)
         fail_msg("mmap: %s", strerror(errno));
     return 0;
 }
 
+/* The second run's pools, by worker count (pools[w] has w workers). */
+enum { MAXW = 6 };
+static cask_pool_t *pools[MAXW + 1];
+static bool on_pools;
+
+/* Options for a compute on processes with w workers: on pools[w] in the
+** second run. */
+static cask_compute_opts_t procs_opts(int w)
+{
+    return (cask_compute_opts_t){ .scheduler = "processes", .workers = w,
+                                  .pool = on_pools ? pools[w] : NULL };
+}
+
 static int run_processes(const cask_graph_t *g, cask_task_t out, cask_value_t *res, int workers,
                          int retries, cask_compute_info_t *info, cask_error_t *err)
 {
-    cask_compute_opts_t o = { .scheduler = "processes", .workers = workers, .retries = retries,
-                              .flags = CASK_TRACE };
+    cask_compute_opts_t o = procs_opts(workers);
+    o.retries = retries;
+    o.flags = CASK_TRACE;
     return cask_compute(g, &out, 1, &o, res, info, err);
+}
+
+/* The pids of pools[w]'s workers, into pids: each of w 5 ms tasks runs on
+** a worker of its own. */
+static int pool_pids(int w, int *pids)
+{
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t[MAXW];
+    cask_value_t r[MAXW];
+    for (int i = 0; i < w; i++)
+        t[i] = CASK_DELAYED(g, "test.pid", &err, cask_int(i));
+    cask_compute_opts_t o = procs_opts(w);
+    assert_ok(cask_compute(g, t, (size_t)w, &o, r, NULL, &err), &err);
+    for (int i = 0; i < w; i++)
+        pids[i] = (int)r[i].u.i;
+    cask_graph_decref(g);
+    return w;
+}
+
+/* The children of this process, found through /proc, into pids (up to cap). */
+static int children(int *pids, int cap)
+{
+    int n = 0;
+    char path[300];
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        FILE *f = fopen(path, "r");
+        while (f && n < cap && fscanf(f, "%d", &pids[n]) == 1)
+            n++;
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Nothing left of a compute: no child, descriptor or mapping; on pools,
+** each pool's workers (live, none a zombie) and arena, and no more. */
+static void check_left(int fds)
+{
+    if (!on_pools) {
+        assert_nothing_left(fds);
+        return;
+    }
+    int pids[64], want = 0;
+    for (int w = 1; w <= MAXW; w++)
+        want += w;
+    assert_int_equal(children(pids, 64), want);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), 0); /* children, none ended */
+    assert_int_equal(count_fds(), fds);
+    assert_int_equal(count_arena_maps(), MAXW);
+}
+
+static int pools_up(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    for (int w = 1; w <= MAXW; w++)
+        if (cask_pool_create(&(cask_pool_opts_t){ .scheduler = "processes", .workers = w },
+                             &pools[w], &err))
+            fail_msg("pool of %d: %s", w, err.message);
+    on_pools = true;
+    return 0;
+}
+
+static int pools_down(void **state)
+{
+    (void)state;
+    for (int w = 1; w <= MAXW; w++)
+        cask_pool_free(pools[w]);
+    on_pools = false;
+    assert_nothing_left(count_fds());
+    return 0;
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -199,7 +335,7 @@ static void test_chunks_cross_processes(void **state)
     cask_value_decref(&back);
     cask_value_decref(&chunk);
     cask_graph_decref(g);
-    assert_nothing_left(fds);
+    check_left(fds);
 }
 
 /* A kernel that crashes every time: tried 1 + retries times, then the
@@ -229,7 +365,7 @@ static void test_crash_is_retried_then_fails(void **state)
         assert_msg_has(&err, "killed by signal 11");
         assert_msg_has(&err, want[i]);
         assert_int_equal(r.type, CASK_NONE);
-        assert_nothing_left(fds);
+        check_left(fds);
     }
     /* a kernel that exits: the status, not a signal */
     cask_task_spec_t e = { .kernel = "test.exit3", .key = "quits" };
@@ -240,7 +376,7 @@ static void test_crash_is_retried_then_fails(void **state)
     assert_int_equal(err.signal, 0);
     assert_msg_has(&err, "exited with status 3");
     cask_graph_decref(g);
-    assert_nothing_left(fds);
+    check_left(fds);
 }
 
 /*
@@ -290,7 +426,7 @@ static void test_crash_blamed_at_every_position(void **state)
                     assert_int_equal(err.signal, SIGSEGV);
                     assert_msg_has(&err, "1 attempt,");
                 }
-                assert_nothing_left(fds);
+                check_left(fds);
             }
             cask_graph_decref(g);
         }
@@ -315,7 +451,8 @@ static void test_coarse_tasks_spread(void **state)
             t[i] = CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.02), cask_int(i));
         cask_value_t r[32];
         cask_compute_info_t info;
-        cask_compute_opts_t o = { .scheduler = "processes", .workers = w, .flags = CASK_TRACE };
+        cask_compute_opts_t o = procs_opts(w);
+        o.flags = CASK_TRACE;
         assert_ok(cask_compute(g, t, (size_t)n, &o, r, &info, &err), &err);
         int per[8] = { 0 };
         for (size_t i = 0; i < cask_trace_size(info.trace); i++)
@@ -359,7 +496,7 @@ static void test_death_once_recovers(void **state)
     unlink(path);
     cask_value_decref(&p);
     cask_graph_decref(g);
-    assert_nothing_left(fds);
+    check_left(fds);
 }
 
 /* Kill a child of this process, found through /proc, after `delay` s. */
@@ -367,6 +504,7 @@ typedef struct killer {
     double delay;
     int killed;
     unsigned seed;
+    int targets[MAXW], ntargets; /* on pools: kill one of these; else any child */
 } killer_t;
 
 static void *kill_a_worker(void *arg)
@@ -374,23 +512,12 @@ static void *kill_a_worker(void *arg)
     killer_t *k = arg;
     struct timespec ts = { 0, (long)(k->delay * 1e9) };
     nanosleep(&ts, NULL);
-    char path[300];
     for (int tries = 0; tries < 200 && !k->killed; tries++) {
         int pids[64], n = 0;
-        DIR *d = opendir("/proc/self/task");
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
-            FILE *f = fopen(path, "r");
-            while (f && n < 64 && fscanf(f, "%d", &pids[n]) == 1)
-                n++;
-            if (f)
-                fclose(f);
-        }
-        if (d)
-            closedir(d);
+        if (k->ntargets)
+            memcpy(pids, k->targets, (size_t)(n = k->ntargets) * sizeof *pids);
+        else
+            n = children(pids, 64);
         if (n && kill(pids[rand_r(&k->seed) % n], SIGKILL) == 0) /* any of the workers */
             k->killed = 1;
         ts = (struct timespec){ 0, 1000000 };
@@ -420,6 +547,8 @@ static void test_killed_at_random_moments(void **state)
     int failed = 0;
     for (int round = 0; round < 8; round++) {
         killer_t k = { .delay = 0.15 * rand_r(&seed) / RAND_MAX, .seed = seed + round };
+        if (on_pools) /* pools[2]'s workers, and only they: the others idle meanwhile */
+            k.ntargets = pool_pids(2, k.targets);
         int retries = round % 2 ? CASK_NO_RETRY : 3;
         pthread_t th;
         pthread_create(&th, NULL, kill_a_worker, &k);
@@ -441,11 +570,13 @@ static void test_killed_at_random_moments(void **state)
             cask_trace_free(info.trace);
         }
         assert_true(k.killed || rc == 0);
-        assert_nothing_left(fds);
+        if (on_pools) /* a worker killed after the compute is replaced by the next */
+            pool_pids(2, k.targets);
+        check_left(fds);
     }
     printf("# %d of 4 runs without retries failed cleanly\n", failed);
     cask_graph_decref(g);
-    assert_nothing_left(fds);
+    check_left(fds);
 }
 
 /* An opaque input is refused before anything runs; an opaque result fails
@@ -465,7 +596,9 @@ static void test_opaque_refused(void **state)
     cask_task_t a = CASK_DELAYED(g, "test.count", &err, cask_int(1));
     cask_task_t b = CASK_DELAYED(g, "test.pass", &err, op, cask_ref(a));
     cask_callbacks_t cb = { .pretask = on_pre };
-    cask_compute_opts_t o = { .scheduler = "processes", .workers = 2, .callbacks = &cb };
+    atomic_store(&ran, 0);
+    cask_compute_opts_t o = procs_opts(2);
+    o.callbacks = &cb;
     cask_value_t r;
     assert_int_equal(cask_compute(g, &b, 1, &o, &r, NULL, &err), CASK_ETYPE);
     assert_msg_has(&err, "opaque");
@@ -477,7 +610,295 @@ static void test_opaque_refused(void **state)
     assert_string_equal(err.kernel, "test.opaque");
     cask_value_decref(&op);
     cask_graph_decref(g);
-    assert_nothing_left(fds);
+    check_left(fds);
+}
+
+/* A borrowed buffer reaches the workers as it is when the compute starts
+** (on a pool too: its workers, forked before, are forked again). */
+static void test_borrowed_buffer(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    int fds = count_fds();
+    enum { N = 1000 };
+    static double data[N];
+    for (int i = 0; i < N; i++)
+        data[i] = i;
+    for (int round = 0; round < 2; round++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_array_t *a = cask_array_from_buffer(g, CASK_F64, 1, (int64_t[]){ N },
+                                                 (int64_t[]){ 128 }, data, 0, &err);
+        cask_array_t *sum = cask_array_reduce(a, CASK_SUM, NULL, &err);
+        assert_non_null(sum);
+        double got = 0;
+        cask_compute_opts_t o = procs_opts(2);
+        assert_ok(cask_array_compute(&sum, 1, &o, (void *[]){ &got }, NULL, &err), &err);
+        assert_true(got == (round ? 2.0 : 1.0) * N * (N - 1) / 2);
+        cask_array_decref(sum);
+        cask_array_decref(a);
+        cask_graph_decref(g);
+        for (int i = 0; i < N; i++) /* changed between computes */
+            data[i] = 2.0 * i;
+    }
+    check_left(fds);
+}
+
+/* ------------------------------------------------------ pools of processes */
+
+static cask_pool_t *procs_pool(int w)
+{
+    cask_error_t err;
+    cask_pool_t *p = NULL;
+    assert_ok(cask_pool_create(&(cask_pool_opts_t){ .scheduler = "processes", .workers = w },
+                               &p, &err), &err);
+    return p;
+}
+
+/* The same two worker processes run every compute on a pool, and see the
+** process as it was when they were forked; a compute on no pool forks its
+** own, which see it as it is. */
+static void test_pool_forks_once(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(2);
+    int first[2], pids[8];
+    assert_int_equal(children(pids, 8), 2);
+    for (int round = 0; round < 10; round++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_task_t t[8];
+        cask_value_t r[8];
+        for (int i = 0; i < 8; i++)
+            t[i] = CASK_DELAYED(g, "test.pid", &err, cask_int(i));
+        assert_ok(cask_compute(g, t, 8, &(cask_compute_opts_t){ .pool = p }, r, NULL, &err),
+                  &err);
+        for (int i = 0; i < 8; i++) {
+            assert_true(r[i].u.i != getpid());
+            if (round == 0 && i < 2)
+                first[i] = (int)r[i].u.i;
+            else if (r[i].u.i != first[0] && r[i].u.i != first[1])
+                fail_msg("compute %d ran a task in process %d, not %d or %d", round,
+                         (int)r[i].u.i, first[0], first[1]);
+        }
+        assert_true(first[0] != first[1]);
+        cask_graph_decref(g);
+    }
+    late = 7; /* after the fork */
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.global", &err, cask_int(0));
+    cask_value_t v;
+    assert_ok(cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = p }, &v, NULL, &err), &err);
+    assert_int_equal(v.u.i, 0);
+    assert_ok(cask_compute(g, &t, 1, &(cask_compute_opts_t){ .scheduler = "processes" }, &v,
+                           NULL, &err), &err);
+    assert_int_equal(v.u.i, 7);
+    late = 0;
+    cask_graph_decref(g);
+    assert_int_equal(children(pids, 8), 2);
+    cask_pool_free(p);
+    assert_nothing_left(count_fds());
+}
+
+/* test.late: registered after the pool's workers were forked. */
+static int k_late(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)a, (void)n, (void)ctx;
+    *out = cask_int(99);
+    return 0;
+}
+
+/* A kernel registered after the pool was made runs there: its workers are
+** forked again once, before the first compute that needs them to be. */
+static void test_pool_late_kernel(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(2);
+    int before[8], after[8], again[8];
+    assert_int_equal(children(before, 8), 2);
+    assert_ok(cask_kernel_register("test.late", k_late, NULL, &err), &err);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.late", &err, cask_int(0));
+    cask_value_t v;
+    assert_ok(cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = p }, &v, NULL, &err), &err);
+    assert_int_equal(v.u.i, 99);
+    assert_int_equal(children(after, 8), 2);
+    assert_true(after[0] != before[0] || after[1] != before[1]);
+    assert_ok(cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = p }, &v, NULL, &err), &err);
+    assert_int_equal(children(again, 8), 2);
+    assert_memory_equal(again, after, sizeof(int) * 2); /* once is enough */
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
+/* 60 submits of small graphs on a pool of 2, all in flight at once, give
+** sync's results, with never more than 2 tasks running at once. */
+static void test_pool_submits_share(void **state)
+{
+    (void)state;
+    enum { N = 60 };
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(2);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t out[N];
+    cask_future_t *f[N];
+    atomic_store(&busy[0], 0);
+    atomic_store(&busy[1], 0);
+    for (int i = 0; i < N; i++) {
+        cask_task_t x = CASK_DELAYED(g, "test.busy", &err, cask_int(i));
+        for (int k = 0; k < i % 5; k++) /* chains of 1 to 5 */
+            x = CASK_DELAYED(g, "test.count", &err, cask_ref(x), cask_int(k));
+        out[i] = x;
+    }
+    for (int i = 0; i < N; i++)
+        assert_ok(cask_submit(g, &out[i], 1, &(cask_compute_opts_t){ .pool = p }, &f[i], &err),
+                  &err);
+    assert_int_equal(cask_future_wait(f, N, N, -1, NULL), N);
+    for (int i = 0; i < N; i++) {
+        cask_value_t got, want;
+        assert_ok(cask_future_get(f[i], &got, &err), &err);
+        assert_ok(cask_compute(g, &out[i], 1, NULL, &want, NULL, &err), &err);
+        assert_true(cask_value_equal(&got, &want));
+        cask_future_free(f[i]);
+    }
+    assert_int_equal(atomic_load(&busy[1]), 2);
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
+/* RssShmem of process pid, in kB (the shared pages it has touched). */
+static long shmem_kb(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "RssShmem: %ld", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* A compute's values go when it ends: 40 computes that each make 64 MB
+** in the arena leave the workers with far less than 40 times that. */
+static void test_pool_values_released(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(2);
+    enum { PARTS = 8, LEN = 1 << 20 };
+    for (int round = 0; round < 40; round++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        cask_value_t refs[PARTS];
+        for (int i = 0; i < PARTS; i++)
+            refs[i] = cask_ref(CASK_DELAYED(g, "test.fill", &err, cask_int(round), cask_int(LEN)));
+        cask_task_t sum = cask_delayed(g, "test.sum", refs, PARTS, &err);
+        cask_value_t v;
+        assert_ok(cask_compute(g, &sum, 1, &(cask_compute_opts_t){ .pool = p }, &v, NULL, &err),
+                  &err);
+        assert_true(v.u.d == PARTS * ((double)round * LEN + (double)LEN * (LEN - 1) / 2));
+        cask_graph_decref(g);
+    }
+    int pids[8];
+    assert_int_equal(children(pids, 8), 2);
+    long kb = shmem_kb(pids[0]) + shmem_kb(pids[1]);
+    printf("# the workers touched %ld MB of the arena for 40 x 64 MB\n", kb >> 10);
+    assert_true(kb >= 0 && kb < 400 * 1024);
+    cask_pool_free(p);
+}
+
+/* A cache directory on a pool: the workers write the files, and a second
+** compute reads them and runs no kernel. */
+static void test_pool_cache_dir(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    char dir[] = "/tmp/cask-pool-cache-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    cask_pool_t *p = procs_pool(2);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_value_t refs[20];
+    for (int i = 0; i < 20; i++)
+        refs[i] = cask_ref(CASK_DELAYED(g, "test.crash_on", &err, cask_int(i), cask_int(-1)));
+    cask_task_t sum = cask_delayed(g, "cask.add", refs, 20, &err);
+    for (int i = 0; i < MAXI; i++)
+        atomic_store(&calls[i], 0);
+    cask_compute_opts_t o = { .pool = p, .cache_dir = dir };
+    cask_value_t v;
+    cask_compute_info_t info;
+    for (int run = 0; run < 2; run++) {
+        assert_ok(cask_compute(g, &sum, 1, &o, &v, &info, &err), &err);
+        assert_int_equal(v.u.i, 190);
+        assert_int_equal(info.cached, run ? 1 : 0); /* the sum's file: nothing behind it runs */
+        for (int i = 0; i < 20; i++)
+            assert_int_equal(atomic_load(&calls[i]), 1);
+    }
+    cask_graph_decref(g);
+    cask_pool_free(p);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* What a pool of processes refuses, with a reason. */
+static void test_pool_refusals(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = (cask_pool_t *)1;
+    assert_int_equal(cask_pool_create(&(cask_pool_opts_t){ .scheduler = "processes", .workers = 2,
+                                                           .cache_bytes = 1 << 20 }, &p, &err),
+                     CASK_EINVAL);
+    assert_null(p);
+    assert_msg_has(&err, "'threads' only");
+    p = procs_pool(2);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(1));
+    cask_value_t v;
+    assert_int_equal(cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = p,
+                                                                     .scheduler = "threads" },
+                                  &v, NULL, &err), CASK_EINVAL);
+    assert_msg_has(&err, "pool of 'processes'");
+    assert_int_equal(cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = p, .workers = 3 },
+                                  &v, NULL, &err), CASK_EINVAL);
+    cask_persisted_t *h = (cask_persisted_t *)1;
+    assert_int_equal(cask_persist(g, &t, 1, &(cask_compute_opts_t){ .pool = p }, &h, &err),
+                     CASK_EINVAL);
+    assert_msg_has(&err, "'threads' only");
+    assert_ok(cask_compute(g, &t, 1, &(cask_compute_opts_t){ .pool = p, .scheduler = "processes",
+                                                             .workers = 2 }, &v, NULL, &err),
+              &err);
+    assert_int_equal(v.u.i, 2);
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
+/* cask_pool_free waits for the submits in flight on the pool. */
+static void test_pool_free_waits(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(2);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t[4];
+    cask_future_t *f[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.05), cask_int(i));
+        assert_ok(cask_submit(g, &t[i], 1, &(cask_compute_opts_t){ .pool = p }, &f[i], &err),
+                  &err);
+    }
+    cask_pool_free(p);
+    for (int i = 0; i < 4; i++) {
+        assert_true(cask_future_done(f[i]));
+        cask_value_t v;
+        assert_ok(cask_future_get(f[i], &v, &err), &err);
+        assert_int_equal(v.u.i, i);
+        cask_future_free(f[i]);
+    }
+    cask_graph_decref(g);
+    assert_nothing_left(count_fds());
 }
 
 int main(void)
@@ -490,6 +911,19 @@ int main(void)
         cmocka_unit_test(test_coarse_tasks_spread),
         cmocka_unit_test(test_killed_at_random_moments),
         cmocka_unit_test(test_opaque_refused),
+        cmocka_unit_test(test_borrowed_buffer),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    const struct CMUnitTest pool_tests[] = {
+        cmocka_unit_test(test_pool_forks_once),
+        cmocka_unit_test(test_pool_late_kernel),
+        cmocka_unit_test(test_pool_submits_share),
+        cmocka_unit_test(test_pool_values_released),
+        cmocka_unit_test(test_pool_cache_dir),
+        cmocka_unit_test(test_pool_refusals),
+        cmocka_unit_test(test_pool_free_waits),
+    };
+    int rc = cmocka_run_group_tests_name("processes", tests, setup, NULL);
+    rc |= cmocka_run_group_tests_name("processes on pools", tests, pools_up, pools_down);
+    rc |= cmocka_run_group_tests_name("pools of processes", pool_tests, NULL, NULL);
+    return rc;
 }

@@ -213,16 +213,14 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
             return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to submit %zu outputs", n);
         }
     }
-    if (b.s.run == cask__backend_threads.s.run) { /* the pool, held until the end */
+    if (b.s.run == cask__backend_threads.s.run || opts->pool) { /* the pool, held until
+                                                                    the end */
         if (!(j->opts.pool = opts->pool) &&
             (rc = cask__pool_default(workers, &j->opts.pool, err))) {
             job_free(j);
             return rc;
         }
         j->pool = j->opts.pool;
-        cask__pool_hold(j->pool);
-    } else if (opts->pool) { /* "processes": a thread of its own, the pool held */
-        j->pool = opts->pool;
         cask__pool_hold(j->pool);
     }
     for (size_t i = 0; i < n; i++)
@@ -232,8 +230,7 @@ int cask_submit(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     cask_graph_incref(g);
     j->g = (cask_graph_t *)g;
     j->hooks = (cask__hooks_t){ .ctx = j, .running = on_running, .deliver = on_deliver };
-    if (j->pool && !cask__pool_procs(j->pool)) { /* planned here, run by the pool's
-                                                      workers: no thread of its own */
+    if (j->pool) { /* planned here, run by the pool's threads: none of its own */
         if (!(j->res = cask__calloc(n ? n : 1, sizeof *j->res))) {
             cask__pool_drop(j->pool);
             job_free(j);

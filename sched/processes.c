@@ -78,6 +78,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -148,7 +149,6 @@ typedef struct waiter {
     double          key; /* its first ready task's rank less the time it came */
     int             got; /* the worker given to it, or -1 */
     pthread_cond_t  cv;
-    struct waiter  *next;
 } waiter_t;
 
 struct cask__ppool {
@@ -162,15 +162,33 @@ struct cask__ppool {
     pthread_cond_t  empty;    /* the last compute left */
     int            *freel;    /* free workers, nfree of them */
     atomic_int      nfree;    /* changed under lock, read unlocked as a hint */
-    atomic_int      nwait;    /* computes waiting, likewise */
-    waiter_t       *waiters;
+    atomic_int      nwait;    /* computes waiting (changed under lock, read
+                                 unlocked as a hint): */
+    waiter_t      **waiters;  /* a heap, the highest key first */
+    size_t          capwait;
     uint64_t        forks;    /* workers forked so far */
     int             computes; /* in flight on it */
     int            *limbo;    /* slots of workers gone, which values of the computes
                                  in flight may still use: nlimbo of them */
     int            *spare;    /* slots free again, nspare of them */
     int             nlimbo, nspare;
+    struct pjob    *jobs;     /* submitted computes no driver has taken: a heap, */
+    size_t          njobs, capjobs; /* the highest key first */
+    pthread_cond_t  work;     /* a job came, or closing */
+    pthread_t      *drivers;  /* the threads that run jobs: ndrivers of nw */
+    int             ndrivers;
+    bool            closing;
 };
+
+/* A submitted compute, waiting for a driver. */
+typedef struct pjob {
+    double           key;     /* as a waiter's */
+    cask_run_t      *r;
+    cask__pool_ended ended;
+    void            *ctx;
+} pjob_t;
+
+static int procs_run(cask_run_t *r, void *udata, cask_error_t *err);
 
 typedef struct proc {
     bool       mine;     /* the worker is this compute's */
@@ -453,6 +471,7 @@ static int ppool_new(int nw, bool shared, cask__ppool_t **out, cask_error_t *err
     pp->owner = getpid();
     pthread_mutex_init(&pp->lock, NULL);
     pthread_cond_init(&pp->empty, NULL);
+    pthread_cond_init(&pp->work, NULL);
     for (int i = 0; i < nw; i++) {
         pp->w[i].fd = -1; /* before any exit: 0 would be stdin */
         pp->freel[i] = nw - 1 - i; /* worker 0 is taken first */
@@ -480,14 +499,24 @@ int cask__ppool_make(int nw, cask__ppool_t **out, cask_error_t *err)
     return ppool_new(nw, true, out, err); /* nw <= MAX_PROCS: cask__resolve clamps it */
 }
 
+static _Thread_local cask__ppool_t *my_ppool; /* on a driver thread: its set */
+
 void cask__ppool_free(cask__ppool_t *pp)
 {
     if (!pp)
         return;
+    if (my_ppool == pp) {
+        fprintf(stderr, "cask: cask_pool_free called from a callback running on that pool\n");
+        abort();
+    }
     pthread_mutex_lock(&pp->lock);
-    while (pp->computes)
+    while (pp->computes || pp->njobs)
         pthread_cond_wait(&pp->empty, &pp->lock);
+    pp->closing = true;
+    pthread_cond_broadcast(&pp->work);
     pthread_mutex_unlock(&pp->lock);
+    for (int i = 0; i < pp->ndrivers; i++)
+        pthread_join(pp->drivers[i], NULL);
     if (pp->owner == getpid()) {
         for (int i = 0; i < pp->nw; i++) /* every socket closed first: they exit together */
             if (pp->w[i].fd >= 0) {
@@ -500,26 +529,50 @@ void cask__ppool_free(cask__ppool_t *pp)
         cask__shm_close(pp->m);
     }
     pthread_cond_destroy(&pp->empty);
+    pthread_cond_destroy(&pp->work);
     pthread_mutex_destroy(&pp->lock);
+    cask__free(pp->drivers);
+    cask__free(pp->jobs);
     cask__free(pp->w);
     cask__free(pp->freel);
     cask__free(pp->limbo);
     cask__free(pp->spare);
+    cask__free(pp->waiters);
     cask__free(pp);
+}
+
+/* The waiters' heap, n of them: sift up from i, or down. Lock held. */
+static void wait_up(waiter_t **h, size_t i)
+{
+    for (waiter_t *w = h[i]; i && h[(i - 1) / 2]->key < w->key; i = (i - 1) / 2)
+        h[i] = h[(i - 1) / 2], h[(i - 1) / 2] = w;
+}
+
+static void wait_down(waiter_t **h, size_t n)
+{
+    for (size_t i = 0;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && h[c + 1]->key > h[c]->key)
+            c++;
+        if (h[c]->key <= h[i]->key)
+            return;
+        waiter_t *t = h[i];
+        h[i] = h[c], h[c] = t, i = c;
+    }
 }
 
 /* Give worker i back to pp: to the best waiting compute, else free. */
 static void ppool_put(cask__ppool_t *pp, int i)
 {
     pthread_mutex_lock(&pp->lock);
-    waiter_t **best = NULL;
-    for (waiter_t **w = &pp->waiters; *w; w = &(*w)->next)
-        if (!best || (*w)->key > (*best)->key)
-            best = w;
-    if (best) {
-        waiter_t *b = *best;
-        *best = b->next;
-        atomic_fetch_sub(&pp->nwait, 1);
+    size_t n = (size_t)atomic_load(&pp->nwait);
+    if (n) {
+        waiter_t *b = pp->waiters[0];
+        pp->waiters[0] = pp->waiters[--n];
+        wait_down(pp->waiters, n);
+        atomic_store(&pp->nwait, (int)n);
         b->got = i;
         pthread_cond_signal(&b->cv);
     } else {
@@ -559,14 +612,21 @@ static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
         atomic_fetch_sub(&pp->nfree, 1);
         got[k++] = pp->freel[atomic_load(&pp->nfree)];
     }
+    size_t n = (size_t)atomic_load(&pp->nwait);
+    if (!k && wait && n == pp->capwait &&
+        cask__grow((void **)&pp->waiters, &pp->capwait, n + 1, sizeof *pp->waiters)) {
+        pthread_mutex_unlock(&pp->lock);
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to wait for a worker");
+    }
     if (!k && wait) {
         cask_tid_t top;
-        waiter_t me = { .got = -1, .next = pp->waiters };
+        waiter_t me = { .got = -1 };
         me.key = (cask_readyq_peek(&ps->q, &top) ? ps->r->p.rank[top] : 0) -
                  (double)cask_now_ns() * 1e-9;
         pthread_cond_init(&me.cv, NULL);
-        pp->waiters = &me;
-        atomic_fetch_add(&pp->nwait, 1);
+        pp->waiters[n] = &me;
+        wait_up(pp->waiters, n);
+        atomic_store(&pp->nwait, (int)n + 1);
         while (me.got < 0)
             pthread_cond_wait(&me.cv, &pp->lock);
         pthread_cond_destroy(&me.cv);
@@ -1178,6 +1238,89 @@ static void prog_free(procs_t *ps)
     cask__shm_free(ps->prog);
 }
 
+/* The jobs' heap, n of them: sift up from i, or down. Lock held. */
+static void job_up(pjob_t *h, size_t i)
+{
+    for (pjob_t j = h[i]; i && h[(i - 1) / 2].key < j.key; i = (i - 1) / 2)
+        h[i] = h[(i - 1) / 2], h[(i - 1) / 2] = j;
+}
+
+static void job_down(pjob_t *h, size_t n)
+{
+    for (size_t i = 0;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && h[c + 1].key > h[c].key)
+            c++;
+        if (h[c].key <= h[i].key)
+            return;
+        pjob_t t = h[i];
+        h[i] = h[c], h[c] = t, i = c;
+    }
+}
+
+/* A driver: take the best job, run it, say it ended; until the set closes. */
+static void *driver_main(void *arg)
+{
+    cask__ppool_t *pp = arg;
+    my_ppool = pp;
+    pthread_mutex_lock(&pp->lock);
+    for (;;) {
+        while (!pp->njobs && !pp->closing)
+            pthread_cond_wait(&pp->work, &pp->lock);
+        if (!pp->njobs)
+            break;
+        pjob_t j = pp->jobs[0];
+        pp->jobs[0] = pp->jobs[--pp->njobs];
+        job_down(pp->jobs, pp->njobs);
+        pthread_mutex_unlock(&pp->lock);
+        cask_error_t serr;
+        cask_error_clear(&serr);
+        int rc = procs_run(j.r, NULL, &serr);
+        j.ended(j.ctx, rc, &serr);
+        pthread_mutex_lock(&pp->lock);
+        if (!pp->njobs && !pp->computes)
+            pthread_cond_broadcast(&pp->empty);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return NULL;
+}
+
+int cask__ppool_start(cask__ppool_t *pp, cask_run_t *r, cask__pool_ended ended, void *ctx,
+                      cask_error_t *err)
+{
+    double rank = 0;
+    size_t ns;
+    const cask_tid_t *src = cask_run_sources(r, &ns);
+    for (size_t i = 0; i < ns; i++)
+        if (r->p.rank[src[i]] > rank)
+            rank = r->p.rank[src[i]];
+    pthread_mutex_lock(&pp->lock);
+    int rc = 0;
+    if (pp->njobs == pp->capjobs &&
+        cask__grow((void **)&pp->jobs, &pp->capjobs, pp->njobs + 1, sizeof *pp->jobs))
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to queue a compute");
+    if (!rc && !pp->drivers && !(pp->drivers = cask__calloc((size_t)pp->nw, sizeof *pp->drivers)))
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a pool's threads");
+    while (!rc && pp->ndrivers < pp->nw) { /* made on the first submit */
+        if (pthread_create(&pp->drivers[pp->ndrivers], NULL, driver_main, pp)) {
+            if (!pp->ndrivers)
+                rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start a pool's thread");
+            break;
+        }
+        pp->ndrivers++;
+    }
+    if (!rc) {
+        pp->jobs[pp->njobs] = (pjob_t){ .key = rank - (double)cask_now_ns() * 1e-9, .r = r,
+                                        .ended = ended, .ctx = ctx };
+        job_up(pp->jobs, pp->njobs++);
+        pthread_cond_signal(&pp->work);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return rc;
+}
+
 static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
 {
     (void)udata;
@@ -1206,15 +1349,23 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
         ps.p[i] = (proc_t){ .fd = -1, .keep = NONE };
     ps.deaths = cask__calloc(n, 1);
     ps.sent = cask__calloc(n, sizeof *ps.sent);
-    ps.kstat = cask__calloc(CASK__MAX_KERNELS, sizeof *ps.kstat);
     pf = cask__calloc((size_t)ps.nw, sizeof *pf);
-    if (!ps.p || !ps.deaths || !ps.sent || !ps.kstat || !pf) {
+    if (!ps.p || !ps.deaths || !ps.sent || !pf) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu tasks on %d processes",
                        n, ps.nw);
         goto out;
     }
     if ((rc = prog_make(&ps, err)))
         goto out;
+    uint32_t nk = 0; /* kernel ids the run uses: 0 .. nk - 1 */
+    for (size_t t = 0; t < n; t++)
+        if (ps.prog->kernel[t] >= nk)
+            nk = ps.prog->kernel[t] + 1;
+    if (!(ps.kstat = cask__calloc(nk, sizeof *ps.kstat))) {
+        rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu tasks on %d processes",
+                       n, ps.nw);
+        goto out;
+    }
     r->val = ps.prog->val;
     size_t ns;
     const cask_tid_t *src = cask_run_sources(r, &ns);

@@ -345,6 +345,11 @@ typedef struct cask__ppool cask__ppool_t;
 int  cask__ppool_make(int nw, cask__ppool_t **out, cask_error_t *err);
 /* Wait for the computes on pp to end, then stop its workers and free it. */
 void cask__ppool_free(cask__ppool_t *pp);
+/* cask__pool_start on a pool of processes: r waits in pp's queue (best
+** first, by the score with which computes wait for workers) for one of
+** its nw driver threads, which runs it and calls ended. */
+int  cask__ppool_start(cask__ppool_t *pp, cask_run_t *r, cask__pool_ended ended, void *ctx,
+                       cask_error_t *err);
 
 /* The built-in back-ends (sched/sync.c, threads.c, processes.c, mpi.c). */
 extern const cask__backend_t cask__backend_sync, cask__backend_threads,

@@ -879,6 +879,8 @@ static void hand_back(prun_t *p)
 
 int cask__pool_start(cask_run_t *r, cask__pool_ended ended, void *ctx, cask_error_t *err)
 {
+    if (r->pool->procs)
+        return cask__ppool_start(r->pool->procs, r, ended, ctx, err);
     if (!cask_run_size(r)) {
         cask_error_t serr;
         cask_error_clear(&serr);

@@ -505,6 +505,8 @@ typedef struct killer {
     int killed;
     unsigned seed;
     int targets[MAXW], ntargets; /* on pools: kill one of these; else any child */
+    atomic_bool done;            /* the killer has ended (it runs detached: a child
+                                    forked meanwhile inherits no thread to join) */
 } killer_t;
 
 static void *kill_a_worker(void *arg)
@@ -523,6 +525,7 @@ static void *kill_a_worker(void *arg)
         ts = (struct timespec){ 0, 1000000 };
         nanosleep(&ts, NULL);
     }
+    atomic_store(&k->done, true);
     return NULL;
 }
 
@@ -551,11 +554,16 @@ static void test_killed_at_random_moments(void **state)
             k.ntargets = pool_pids(2, k.targets);
         int retries = round % 2 ? CASK_NO_RETRY : 3;
         pthread_t th;
-        pthread_create(&th, NULL, kill_a_worker, &k);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_create(&th, &attr, kill_a_worker, &k);
+        pthread_attr_destroy(&attr);
         cask_value_t r;
         cask_compute_info_t info;
         int rc = run_processes(g, sum, &r, 2, retries, &info, &err);
-        pthread_join(th, NULL);
+        while (!atomic_load(&k.done))
+            nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
         if (retries == CASK_NO_RETRY && rc) {
             assert_int_equal(rc, CASK_EWORKER);
             assert_true(err.key[0]);
@@ -884,11 +892,11 @@ static void test_pool_free_waits(void **state)
     cask_graph_t *g = cask_graph_new(&err);
     cask_task_t t[4];
     cask_future_t *f[4];
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 4; i++) /* the graph is built before any compute reads it */
         t[i] = CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.05), cask_int(i));
+    for (int i = 0; i < 4; i++)
         assert_ok(cask_submit(g, &t[i], 1, &(cask_compute_opts_t){ .pool = p }, &f[i], &err),
                   &err);
-    }
     cask_pool_free(p);
     for (int i = 0; i < 4; i++) {
         assert_true(cask_future_done(f[i]));

@@ -203,7 +203,7 @@ test-asan-run:
 # ThreadSanitizer on the tests that run tasks on several threads.
 # The hardening test's stress part runs 100,000 tasks here.
 TSAN_TESTS := test_backends test_sync test_futures test_hardening test_budget test_hdf5 \
-              test_cache test_pool test_bag
+              test_cache test_pool test_bag test_processes
 test-tsan-run:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan CC=clang SAN="-fsanitize=thread" \
 	  CFLAGS="-O1 -g" $(addprefix $(BUILD)/tsan/tests/,$(TSAN_TESTS))

@@ -98,6 +98,7 @@
 #define MSG_MAX   256     /* bytes of a failure message */
 #define SKIPPED   1       /* an answer's rc: not run, the compute is stopping (codes are < 0) */
 #define IDLE_S    1       /* a pool's idle worker looks for its parent this often */
+#define DRIVERS   1       /* a pool's threads that run submits, per worker */
 #define NONE      UINT32_MAX
 
 /* A worker's answer for one task. Answers travel in batches; a failure
@@ -1301,9 +1302,10 @@ int cask__ppool_start(cask__ppool_t *pp, cask_run_t *r, cask__pool_ended ended, 
     if (pp->njobs == pp->capjobs &&
         cask__grow((void **)&pp->jobs, &pp->capjobs, pp->njobs + 1, sizeof *pp->jobs))
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to queue a compute");
-    if (!rc && !pp->drivers && !(pp->drivers = cask__calloc((size_t)pp->nw, sizeof *pp->drivers)))
+    if (!rc && !pp->drivers &&
+        !(pp->drivers = cask__calloc(DRIVERS * (size_t)pp->nw, sizeof *pp->drivers)))
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a pool's threads");
-    while (!rc && pp->ndrivers < pp->nw) { /* made on the first submit */
+    while (!rc && pp->ndrivers < DRIVERS * pp->nw) { /* made on the first submit */
         if (pthread_create(&pp->drivers[pp->ndrivers], NULL, driver_main, pp)) {
             if (!pp->ndrivers)
                 rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start a pool's thread");

@@ -119,8 +119,9 @@ typedef struct cask_callbacks {
 /* ------------------------------------------------------------------ pools */
 
 /*
-** A pool: worker threads started once and shared by every compute and
-** submit made on it, whatever graph each comes from. Several computes in
+** A pool: workers started once and shared by every compute and submit
+** made on it, whatever graph each comes from: threads, or processes
+** (below). Several computes in
 ** flight share its workers by priority: a free worker takes the ready
 ** task, among all of them, whose upward rank (the estimated seconds from
 ** its start to its graph's end) plus the seconds its compute has been in
@@ -139,9 +140,26 @@ typedef struct cask_callbacks {
 ** cores; or opts->workers), made on first use and stopped at exit, as
 ** Dask's threaded scheduler keeps one thread pool per worker count. So
 ** fifteen submits asking for 2 workers run on the same 2 threads.
-** Only "threads" has pools in this version: "processes" still forks its
-** workers per compute, "sync" runs on the calling thread and "mpi" on its
-** ranks, and options naming a pool with them are refused.
+**
+** A pool of "processes" forks its workers when it is made and lends them
+** to each compute on it: a compute takes the free workers it has ready
+** tasks for and gives back those it has nothing for, and while another
+** compute waits, every worker it holds idle but one; a worker given back
+** goes to the waiting compute of best score (as above). Submits wait in
+** the pool's queue, best score first, for one of its threads (one per
+** worker, started on the first submit), which runs them. The workers see
+** the process as it was when they were forked, as multiprocessing's forked
+** workers do: a compute's arguments reach them through shared memory, but
+** a global changed since does not. They are forked again before a compute
+** that needs it: after a kernel was registered or re-registered, and for a
+** compute whose graph holds a borrowed array buffer
+** (cask_array_from_buffer without CASK_ARRAY_COPY), read in the caller's
+** memory. A worker that dies is replaced. Persist and the result cache
+** are kept on pools of "threads" only. A compute on "processes" that names
+** no pool forks its own workers, which see the process as it is then,
+** and ends them with it.
+** "sync" runs on the calling thread and "mpi" on its ranks: options naming
+** a pool with them are refused.
 ** Threads: every call is safe from any thread, except cask_pool_free
 ** (see there).
 */
@@ -149,8 +167,8 @@ typedef struct cask_pool cask_pool_t; /* opaque */
 
 /* Options for cask_pool_create; zero fields mean "default". */
 typedef struct cask_pool_opts {
-    const char *scheduler;  /* "threads" (the only one with pools for now; NULL:
-                               "threads", whatever $CASK_SCHEDULER says) */
+    const char *scheduler;  /* "threads" or "processes" (NULL: "threads", whatever
+                               $CASK_SCHEDULER says) */
     int         workers;    /* 1 .. 4096; 0: $CASK_NUM_WORKERS, else the online cores */
     size_t      cache_bytes;/* a result cache of this many bytes (below); 0: none */
 } cask_pool_opts_t;
@@ -187,10 +205,13 @@ CASK_API int cask_pool_cache_stats(const cask_pool_t *pool, cask_pool_cache_stat
                                    cask_error_t *err);
 
 /*
-** Start a pool's workers (opts may be NULL: the defaults) into *out.
-** Errors: CASK_EINVAL (a scheduler other than "threads", a bad worker
-** count), CASK_ENOSCHED (an unknown one), CASK_ENOMEM (threads that
-** cannot start); *out is NULL.
+** Start a pool's workers (opts may be NULL: the defaults) into *out; a
+** pool of "processes" has at most 256 (more are cut to 256, as for a
+** compute). Errors: CASK_EINVAL (a scheduler other than "threads" and
+** "processes", a bad worker count, cache_bytes on "processes"),
+** CASK_ENOSCHED (an unknown one), CASK_ENOMEM (threads that cannot start),
+** CASK_EWORKER (processes that cannot be forked, no shared memory); *out
+** is NULL.
 */
 CASK_API int cask_pool_create(const cask_pool_opts_t *opts, cask_pool_t **out,
                               cask_error_t *err);
@@ -204,7 +225,7 @@ CASK_API int cask_pool_workers(const cask_pool_t *pool);
 ** callback that runs on one of pool's threads would wait forever: it
 ** aborts with a message instead.
 ** A child process made by fork() after the pool was made has none of its
-** threads: there it does nothing.
+** threads, nor its processes as children: there it does nothing.
 */
 CASK_API void cask_pool_free(cask_pool_t *pool);
 
@@ -401,7 +422,8 @@ CASK_API int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, s
 ** arrays of cask get for the same call on the same inputs. A compute on
 ** "processes" or "mpi" uses none.
 ** Errors: those of cask_compute (*out NULL, nothing kept), and CASK_EINVAL
-** for a scheduler without pools.
+** for a scheduler other than "threads" or a pool of "processes" (values
+** are kept on pools of "threads" only).
 */
 typedef struct cask_persisted cask_persisted_t; /* opaque */
 CASK_API int cask_persist(const cask_graph_t *g, const cask_task_t *outs, size_t n,

@@ -33,7 +33,9 @@
 ** one. A compute that holds none waits; a worker given back goes to the
 ** waiting compute whose first ready task's upward rank less the time it
 ** came is the highest (the score of the threads pool: the critical path
-** first, and a second of priority for each second waited, so none starves).
+** first, and a second of priority for each second waited). A compute keeps
+** one worker to its end, so with every worker held by a long compute a
+** waiting one waits for a worker to come back, whatever its score.
 **
 ** The parent schedules a compute's tasks on the workers it holds: it keeps
 ** the ready queue (the priority order of every back-end) and completes
@@ -378,6 +380,16 @@ done:
 
 /* ----------------------------------------------------------- worker sets */
 
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A slot taken for a worker that was not forked: free again. */
+static void slot_back(cask__ppool_t *pp, int slot)
+{
+    pthread_mutex_lock(&pp->lock);
+    pp->spare[pp->nspare++] = slot;
+    pthread_mutex_unlock(&pp->lock);
+}
+
 /* Fork worker i of pp (its owner calls: the compute it is lent to, or the
 ** set being made). */
 static int fork_worker(cask__ppool_t *pp, int i, cask_error_t *err)
@@ -394,8 +406,15 @@ static int fork_worker(cask__ppool_t *pp, int i, cask_error_t *err)
         return cask__err(err, CASK_EWORKER, NULL, NULL,
                          "%d worker processes died; giving up", SPARES);
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
-        return cask__err(err, CASK_EWORKER, NULL, NULL, "socketpair: %s", strerror(errno));
+    /* No other fork while the worker's end is open here: a child forked
+    ** meanwhile would hold it, and the worker's death would go unseen. */
+    pthread_mutex_lock(&fork_lock);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+        int e = errno;
+        pthread_mutex_unlock(&fork_lock);
+        slot_back(pp, slot);
+        return cask__err(err, CASK_EWORKER, NULL, NULL, "socketpair: %s", strerror(e));
+    }
     atomic_store(&pp->ws[i].running, NONE);
     atomic_store(&pp->ws[i].nout, 0);
     uint32_t kgen = cask__kernel_generation(); /* the child knows at least these */
@@ -405,9 +424,12 @@ static int fork_worker(cask__ppool_t *pp, int i, cask_error_t *err)
         int e = errno;
         close(sv[0]);
         close(sv[1]);
+        pthread_mutex_unlock(&fork_lock);
+        slot_back(pp, slot);
         return cask__err(err, CASK_EWORKER, NULL, NULL, "fork: %s", strerror(e));
     }
     if (pid == 0) {
+        pthread_mutex_init(&fork_lock, NULL); /* its copy was held: the parent's */
         close(sv[0]);
         for (int j = 0; j < pp->nw; j++) /* other workers' sockets: theirs alone */
             if (pp->w[j].fd >= 0 && pp->w[j].fd != sv[1])
@@ -415,6 +437,7 @@ static int fork_worker(cask__ppool_t *pp, int i, cask_error_t *err)
         worker_main(pp, i, sv[1], slot);
     }
     close(sv[1]);
+    pthread_mutex_unlock(&fork_lock);
     pp->w[i] = (pworker_t){ .pid = pid, .fd = sv[0], .slot = slot, .kgen = kgen, .born = born };
     return 0;
 }
@@ -501,6 +524,11 @@ int cask__ppool_make(int nw, cask__ppool_t **out, cask_error_t *err)
 }
 
 static _Thread_local cask__ppool_t *my_ppool; /* on a driver thread: its set */
+
+bool cask__ppool_on_driver(const cask__ppool_t *pp)
+{
+    return my_ppool == pp;
+}
 
 void cask__ppool_free(cask__ppool_t *pp)
 {
@@ -1059,12 +1087,15 @@ static int balance(procs_t *ps, cask_error_t *err)
                 give(ps, i, false);
     size_t queued = cask_readyq_size(&ps->q);
     int want = (int)(queued < (size_t)ps->nw ? queued : (size_t)ps->nw) - ps->idle;
-    int rc = 0;
-    if (want > 0 && atomic_load(&pp->nfree))
-        rc = take(ps, want, false, err);
-    if (!rc && !ps->holds && queued)
-        rc = take(ps, 1, true, err);
-    return rc;
+    if (want > 0 && atomic_load(&pp->nfree)) {
+        cask_error_t e; /* more would help; with none, the error is the compute's */
+        int rc = take(ps, want, false, &e);
+        if (rc && !ps->holds) {
+            *err = e;
+            return rc;
+        }
+    }
+    return !ps->holds && queued ? take(ps, 1, true, err) : 0;
 }
 
 static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)

@@ -345,6 +345,8 @@ typedef struct cask__ppool cask__ppool_t;
 int  cask__ppool_make(int nw, cask__ppool_t **out, cask_error_t *err);
 /* Wait for the computes on pp to end, then stop its workers and free it. */
 void cask__ppool_free(cask__ppool_t *pp);
+/* Whether the calling thread is one of pp's driver threads. */
+bool cask__ppool_on_driver(const cask__ppool_t *pp);
 /* cask__pool_start on a pool of processes: r waits in pp's queue (best
 ** first, by the score with which computes wait for workers) for one of
 ** its nw driver threads, which runs it and calls ended. */

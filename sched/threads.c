@@ -1082,7 +1082,8 @@ void cask_pool_free(cask_pool_t *pool)
 {
     if (!pool)
         return;
-    if (my_pool == pool || my_thread_pool == pool) {
+    if (my_pool == pool || my_thread_pool == pool ||
+        (pool->procs && cask__ppool_on_driver(pool->procs))) {
         fprintf(stderr, "cask: cask_pool_free called from a task or callback running on that "
                 "pool\n");
         abort();

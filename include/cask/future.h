@@ -1,8 +1,9 @@
 /*
 ** cask/future.h: computing in the background, and waiting on futures.
 **
-** cask_submit() starts a compute on a thread of its own and returns at
-** once with one future per requested output. A future is done as soon as
+** cask_submit() starts a compute in the background (on a pool, run by the
+** pool; else on a thread of its own) and returns at once with one future
+** per requested output. A future is done as soon as
 ** its output is ready (the rest of the compute may still be running), or
 ** when the compute fails or is cancelled. As with Ray's ray.wait(), a
 ** program can wait for the first k of n futures, with a timeout, and go on
@@ -10,7 +11,8 @@
 ** same scheduler or on different ones. On "threads" they share the
 ** workers of their pool (cask_compute_opts_t.pool, else the default pool
 ** of their worker count): fifteen submits on a pool of 2 run 2 tasks at a
-** time. On "processes" each still gets its own worker processes.
+** time. On a pool of "processes" they share its worker processes in the
+** same way; on "processes" without a pool each gets its own.
 **
 **     cask_future_t *f[2];
 **     cask_submit(g, outs, 2, &(cask_compute_opts_t){ .scheduler = "threads" },

@@ -100,7 +100,6 @@
 #define MSG_MAX   256     /* bytes of a failure message */
 #define SKIPPED   1       /* an answer's rc: not run, the compute is stopping (codes are < 0) */
 #define IDLE_S    1       /* a pool's idle worker looks for its parent this often */
-#define DRIVERS   1       /* a pool's threads that run submits, per worker */
 #define NONE      UINT32_MAX
 
 /* A worker's answer for one task. Answers travel in batches; a failure
@@ -149,7 +148,6 @@ typedef struct pworker {
 
 /* A compute waiting for a worker. */
 typedef struct waiter {
-    double          key; /* its first ready task's rank less the time it came */
     int             got; /* the worker given to it, or -1 */
     pthread_cond_t  cv;
 } waiter_t;
@@ -167,7 +165,7 @@ struct cask__ppool {
     atomic_int      nfree;    /* changed under lock, read unlocked as a hint */
     atomic_int      nwait;    /* computes waiting (changed under lock, read
                                  unlocked as a hint): */
-    waiter_t      **waiters;  /* a heap, the highest key first */
+    struct hent    *waiters;  /* a heap of waiter_t, by their scores */
     size_t          capwait;
     uint64_t        forks;    /* workers forked so far */
     int             computes; /* in flight on it */
@@ -175,17 +173,24 @@ struct cask__ppool {
                                  in flight may still use: nlimbo of them */
     int            *spare;    /* slots free again, nspare of them */
     int             nlimbo, nspare;
-    struct pjob    *jobs;     /* submitted computes no driver has taken: a heap, */
-    size_t          njobs, capjobs; /* the highest key first */
+    struct hent    *jobs;     /* submitted computes no driver has taken: a heap of */
+    size_t          njobs, capjobs; /* pjob_t, by their scores */
     pthread_cond_t  work;     /* a job came, or closing */
     pthread_t      *drivers;  /* the threads that run jobs: ndrivers of nw */
     int             ndrivers;
     bool            closing;
 };
 
+/* A heap entry: what waits (a waiter_t or a pjob_t), by its score, the
+** rank of its compute's first ready task less the time it came; the
+** highest first. */
+typedef struct hent {
+    double key;
+    void  *item;
+} hent_t;
+
 /* A submitted compute, waiting for a driver. */
 typedef struct pjob {
-    double           key;     /* as a waiter's */
     cask_run_t      *r;
     cask__pool_ended ended;
     void            *ctx;
@@ -570,26 +575,37 @@ void cask__ppool_free(cask__ppool_t *pp)
     cask__free(pp);
 }
 
-/* The waiters' heap, n of them: sift up from i, or down. Lock held. */
-static void wait_up(waiter_t **h, size_t i)
+/* The score of a compute whose first ready task has upward rank `rank`,
+** coming now. */
+static double score_now(double rank)
 {
-    for (waiter_t *w = h[i]; i && h[(i - 1) / 2]->key < w->key; i = (i - 1) / 2)
-        h[i] = h[(i - 1) / 2], h[(i - 1) / 2] = w;
+    return rank - (double)cask_now_ns() * 1e-9;
 }
 
-static void wait_down(waiter_t **h, size_t n)
+/* Add e to heap h of n entries (room for it made). Lock held. */
+static void heap_push(hent_t *h, size_t n, hent_t e)
 {
-    for (size_t i = 0;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            return;
-        if (c + 1 < n && h[c + 1]->key > h[c]->key)
+    size_t i = n;
+    for (; i && h[(i - 1) / 2].key < e.key; i = (i - 1) / 2)
+        h[i] = h[(i - 1) / 2];
+    h[i] = e;
+}
+
+/* Take the best of heap h of n > 0 entries. Lock held. */
+static void *heap_pop(hent_t *h, size_t n)
+{
+    void *top = h[0].item;
+    hent_t last = h[--n];
+    size_t i = 0;
+    for (size_t c; (c = 2 * i + 1) < n; i = c) {
+        if (c + 1 < n && h[c + 1].key > h[c].key)
             c++;
-        if (h[c]->key <= h[i]->key)
-            return;
-        waiter_t *t = h[i];
-        h[i] = h[c], h[c] = t, i = c;
+        if (h[c].key <= last.key)
+            break;
+        h[i] = h[c];
     }
+    h[i] = last;
+    return top;
 }
 
 /* Give worker i back to pp: to the best waiting compute, else free. */
@@ -598,10 +614,8 @@ static void ppool_put(cask__ppool_t *pp, int i)
     pthread_mutex_lock(&pp->lock);
     size_t n = (size_t)atomic_load(&pp->nwait);
     if (n) {
-        waiter_t *b = pp->waiters[0];
-        pp->waiters[0] = pp->waiters[--n];
-        wait_down(pp->waiters, n);
-        atomic_store(&pp->nwait, (int)n);
+        waiter_t *b = heap_pop(pp->waiters, n);
+        atomic_store(&pp->nwait, (int)n - 1);
         b->got = i;
         pthread_cond_signal(&b->cv);
     } else {
@@ -650,11 +664,9 @@ static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
     if (!k && wait) {
         cask_tid_t top;
         waiter_t me = { .got = -1 };
-        me.key = (cask_readyq_peek(&ps->q, &top) ? ps->r->p.rank[top] : 0) -
-                 (double)cask_now_ns() * 1e-9;
         pthread_cond_init(&me.cv, NULL);
-        pp->waiters[n] = &me;
-        wait_up(pp->waiters, n);
+        heap_push(pp->waiters, n, (hent_t){
+            score_now(cask_readyq_peek(&ps->q, &top) ? ps->r->p.rank[top] : 0), &me });
         atomic_store(&pp->nwait, (int)n + 1);
         while (me.got < 0)
             pthread_cond_wait(&me.cv, &pp->lock);
@@ -1270,28 +1282,6 @@ static void prog_free(procs_t *ps)
     cask__shm_free(ps->prog);
 }
 
-/* The jobs' heap, n of them: sift up from i, or down. Lock held. */
-static void job_up(pjob_t *h, size_t i)
-{
-    for (pjob_t j = h[i]; i && h[(i - 1) / 2].key < j.key; i = (i - 1) / 2)
-        h[i] = h[(i - 1) / 2], h[(i - 1) / 2] = j;
-}
-
-static void job_down(pjob_t *h, size_t n)
-{
-    for (size_t i = 0;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            return;
-        if (c + 1 < n && h[c + 1].key > h[c].key)
-            c++;
-        if (h[c].key <= h[i].key)
-            return;
-        pjob_t t = h[i];
-        h[i] = h[c], h[c] = t, i = c;
-    }
-}
-
 /* A driver: take the best job, run it, say it ended; until the set closes. */
 static void *driver_main(void *arg)
 {
@@ -1303,14 +1293,14 @@ static void *driver_main(void *arg)
             pthread_cond_wait(&pp->work, &pp->lock);
         if (!pp->njobs)
             break;
-        pjob_t j = pp->jobs[0];
-        pp->jobs[0] = pp->jobs[--pp->njobs];
-        job_down(pp->jobs, pp->njobs);
+        pjob_t *j = heap_pop(pp->jobs, pp->njobs--);
         pthread_mutex_unlock(&pp->lock);
+        pjob_t job = *j;
+        cask__free(j);
         cask_error_t serr;
         cask_error_clear(&serr);
-        int rc = procs_run(j.r, NULL, &serr);
-        j.ended(j.ctx, rc, &serr);
+        int rc = procs_run(job.r, NULL, &serr);
+        job.ended(job.ctx, rc, &serr);
         pthread_mutex_lock(&pp->lock);
         if (!pp->njobs && !pp->computes)
             pthread_cond_broadcast(&pp->empty);
@@ -1328,15 +1318,18 @@ int cask__ppool_start(cask__ppool_t *pp, cask_run_t *r, cask__pool_ended ended, 
     for (size_t i = 0; i < ns; i++)
         if (r->p.rank[src[i]] > rank)
             rank = r->p.rank[src[i]];
+    pjob_t *j = cask__malloc(sizeof *j);
+    if (!j)
+        return cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to queue a compute");
+    *j = (pjob_t){ .r = r, .ended = ended, .ctx = ctx };
     pthread_mutex_lock(&pp->lock);
     int rc = 0;
     if (pp->njobs == pp->capjobs &&
         cask__grow((void **)&pp->jobs, &pp->capjobs, pp->njobs + 1, sizeof *pp->jobs))
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to queue a compute");
-    if (!rc && !pp->drivers &&
-        !(pp->drivers = cask__calloc(DRIVERS * (size_t)pp->nw, sizeof *pp->drivers)))
+    if (!rc && !pp->drivers && !(pp->drivers = cask__calloc((size_t)pp->nw, sizeof *pp->drivers)))
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a pool's threads");
-    while (!rc && pp->ndrivers < DRIVERS * pp->nw) { /* made on the first submit */
+    while (!rc && pp->ndrivers < pp->nw) { /* made on the first submit */
         if (pthread_create(&pp->drivers[pp->ndrivers], NULL, driver_main, pp)) {
             if (!pp->ndrivers)
                 rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start a pool's thread");
@@ -1345,12 +1338,12 @@ int cask__ppool_start(cask__ppool_t *pp, cask_run_t *r, cask__pool_ended ended, 
         pp->ndrivers++;
     }
     if (!rc) {
-        pp->jobs[pp->njobs] = (pjob_t){ .key = rank - (double)cask_now_ns() * 1e-9, .r = r,
-                                        .ended = ended, .ctx = ctx };
-        job_up(pp->jobs, pp->njobs++);
+        heap_push(pp->jobs, pp->njobs++, (hent_t){ score_now(rank), j });
         pthread_cond_signal(&pp->work);
     }
     pthread_mutex_unlock(&pp->lock);
+    if (rc)
+        cask__free(j);
     return rc;
 }
 

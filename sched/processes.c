@@ -399,6 +399,7 @@ static void slot_back(cask__ppool_t *pp, int slot)
 ** set being made). */
 static int fork_worker(cask__ppool_t *pp, int i, cask_error_t *err)
 {
+    cask__clock_init(); /* before the fork: workers time kernels in the parent's ticks */
     pthread_mutex_lock(&pp->lock);
     int slot;
     if (pp->nspare) /* a gone worker's, which no value uses any more */

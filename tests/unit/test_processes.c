@@ -707,6 +707,54 @@ static void test_pool_forks_once(void **state)
     assert_nothing_left(count_fds());
 }
 
+/* In a new process (CASK_TEST_TRACE_TIMES set): a pool made before any
+** compute, so before the clock was set up, times its tasks on the parent's
+** clock: the trace's events lie within the compute's wall time. 0 if so. */
+static int trace_times_child(void)
+{
+    cask_error_t err;
+    cask_pool_t *p;
+    if (setup(NULL) ||
+        cask_pool_create(&(cask_pool_opts_t){ .scheduler = "processes", .workers = 2 }, &p, &err))
+        return 1;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_value_t refs[4];
+    for (int i = 0; i < 4; i++)
+        refs[i] = cask_ref(CASK_DELAYED(g, "test.pid", &err, cask_int(i)));
+    cask_task_t sum = cask_delayed(g, "cask.add", refs, 4, &err);
+    cask_value_t v;
+    cask_compute_info_t info;
+    if (cask_compute(g, &sum, 1, &(cask_compute_opts_t){ .pool = p, .flags = CASK_TRACE }, &v,
+                     &info, &err))
+        return 1;
+    int bad = cask_trace_size(info.trace) != 5;
+    for (size_t i = 0; i < cask_trace_size(info.trace); i++) {
+        const cask_trace_event_t *e = cask_trace_event(info.trace, i);
+        bad |= !(e->end_ns >= e->start_ns && (double)e->end_ns * 1e-9 <= info.wall_s + 0.01);
+    }
+    cask_trace_free(info.trace);
+    cask_graph_decref(g);
+    cask_pool_free(p);
+    return bad;
+}
+
+static void test_pool_trace_times(void **state)
+{
+    (void)state;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("CASK_TEST_TRACE_TIMES", "1", 1);
+        execl("/proc/self/exe", "test_processes", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* test.late: registered after the pool's workers were forked. */
 static int k_late(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
@@ -911,6 +959,8 @@ static void test_pool_free_waits(void **state)
 
 int main(void)
 {
+    if (getenv("CASK_TEST_TRACE_TIMES"))
+        return trace_times_child();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunks_cross_processes),
         cmocka_unit_test(test_crash_is_retried_then_fails),
@@ -924,6 +974,7 @@ int main(void)
     const struct CMUnitTest pool_tests[] = {
         cmocka_unit_test(test_pool_forks_once),
         cmocka_unit_test(test_pool_late_kernel),
+        cmocka_unit_test(test_pool_trace_times),
         cmocka_unit_test(test_pool_submits_share),
         cmocka_unit_test(test_pool_values_released),
         cmocka_unit_test(test_pool_cache_dir),

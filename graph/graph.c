@@ -96,6 +96,7 @@ void cask_graph_decref(cask_graph_t *g)
     cask__free(g->nbytes);
     cask__free(g->in);
     cask__free(g->outputs);
+    cask__plan_memo_free(g);
     cask__free(g);
 }
 

@@ -291,6 +291,7 @@ typedef struct cask__plan {
     uint32_t  n_sources;
     uint32_t *out;          /* plan ids of the requested outputs */
     size_t    n_out;
+    int       ordered_for;  /* the workers pos was made for; 0: not ordered */
 } cask__plan_t;
 
 /* Build the plan for outs[0..n) of g. Refuses tasks with no kernel when
@@ -299,6 +300,21 @@ int  cask__plan_build(const cask_graph_t *g, const cask_task_t *outs,
                       size_t n, int need_kernels, cask__plan_t *p,
                       cask_error_t *err);
 void cask__plan_destroy(cask__plan_t *p);
+
+/* A graph keeps the plan of its last compute (a memo), so computing the
+** same outputs of it again skips culling, ranking and ordering. The memo
+** holds for the same outputs in the same order and no kernel registered
+** since (a kernel's cost shapes the ranks); a graph only grows, and what
+** a task reads never changes, so nothing else can make it stale.
+** cask__plan_take moves the memo into p when it matches (true; p's view
+** of the graph's columns refreshed) and frees one that cannot match again;
+** a compute owns it alone until cask__plan_keep makes it the memo (the
+** one before is freed) or frees it: a plan of another graph (a cut one)
+** or not ordered is never kept. */
+bool cask__plan_take(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                     cask__plan_t *p);
+void cask__plan_keep(const cask_graph_t *g, cask__plan_t *p);
+void cask__plan_memo_free(cask_graph_t *g);
 
 /* Give every task of p its priority (p->pos, p->bypos): slack classes for
 ** time, memory's order within each (graph/order.c says how). cost: each

@@ -39,6 +39,8 @@ struct cask_graph {
     uint32_t  last_gid;      /* the explicit group last given (groups id + 1), or 0 */
     const struct cask__kernel *last_gk; /* the kernel whose name last was a group */
     uint32_t  last_gk_gid;   /* that group's id + 1 */
+    _Atomic(struct cask__plan_memo *) memo; /* the last compute's plan, or NULL
+                                               (graph/plan.c) */
 };
 
 /* Task handles: the graph's id in the high half, the task's index in the

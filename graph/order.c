@@ -93,6 +93,7 @@ int cask__plan_order(cask__plan_t *p, const double *cost, int workers)
         goto out;
     p->pos = pos;
     p->bypos = byp;
+    p->ordered_for = 0; /* until it is */
 
     /* Costs (given, or what the ranks imply), earliest starts pushed to
     ** the successors (so only the compact successor lists are read), and
@@ -169,6 +170,7 @@ int cask__plan_order(cask__plan_t *p, const double *cost, int workers)
         pos[v] = base[nd[v].cur]++;
         byp[pos[v]] = v;
     }
+    p->ordered_for = workers > 0 ? workers : 1;
     rc = 0;
 out:
     cask__big_free(asap);

@@ -42,6 +42,68 @@ void cask__plan_destroy(cask__plan_t *p)
     memset(p, 0, sizeof *p);
 }
 
+/* A kept plan and what it was made for. */
+typedef struct cask__plan_memo {
+    cask__plan_t p;
+    uint32_t     kgen;     /* kernel registrations when it was made */
+    size_t       n_out;
+    cask_task_t  outs[];   /* the outputs asked for, in order */
+} memo_t;
+
+static void memo_free(memo_t *m)
+{
+    if (m) {
+        cask__plan_destroy(&m->p);
+        cask__free(m);
+    }
+}
+
+void cask__plan_memo_free(cask_graph_t *g)
+{
+    memo_free(atomic_exchange(&g->memo, NULL));
+}
+
+bool cask__plan_take(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                     cask__plan_t *p)
+{
+    if (!g || !outs)
+        return false;
+    _Atomic(memo_t *) *slot = &((cask_graph_t *)g)->memo;
+    memo_t *m = atomic_exchange(slot, NULL), *none = NULL;
+    if (!m)
+        return false;
+    if (m->kgen != cask__kernel_generation()) { /* never again */
+        memo_free(m);
+        return false;
+    }
+    if (m->n_out != n || memcmp(m->outs, outs, n * sizeof *outs)) { /* another's: back */
+        if (!atomic_compare_exchange_strong(slot, &none, m))
+            memo_free(m);
+        return false;
+    }
+    *p = m->p;
+    cask__free(m);
+    cask__graph_view(g, &p->gv); /* its columns may have moved as it grew */
+    return true;
+}
+
+void cask__plan_keep(const cask_graph_t *g, cask__plan_t *p)
+{
+    memo_t *m;
+    size_t n = p->n_out;
+    if (p->g == g && p->ordered_for && n && (m = cask__malloc(sizeof *m + n * sizeof *m->outs))) {
+        m->p = *p;
+        m->kgen = cask__kernel_generation();
+        m->n_out = n;
+        for (size_t i = 0; i < n; i++)
+            m->outs[i] = cask__graph_handle(g, p->task[p->out[i]]);
+        memset(p, 0, sizeof *p);
+        memo_free(atomic_exchange(&((cask_graph_t *)g)->memo, m)); /* the last one kept */
+        return;
+    }
+    cask__plan_destroy(p);
+}
+
 int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_out,
                      int need_kernels, cask__plan_t *p, cask_error_t *err)
 {

@@ -207,8 +207,9 @@ static int memory_limit(const cask_compute_opts_t *opts, size_t *budget, cask_er
     return 0;
 }
 
-/* Free what a run holds, values included. */
-static void run_destroy(cask_run_t *r)
+/* Free what a run holds, values included; its plan becomes g's memo when
+** it is one of g. */
+static void run_destroy(cask_run_t *r, const cask_graph_t *g)
 {
     if (r->val)
         for (uint32_t i = 0; i < r->p.n; i++)
@@ -229,7 +230,7 @@ static void run_destroy(cask_run_t *r)
     cask__free(r->delivered);
     cask__big_free(r->need);
     cask__cache_destroy(r->cache);
-    cask__plan_destroy(&r->p);
+    cask__plan_keep(g, &r->p);
 }
 
 /* The run's cache directory: opts', else $CASK_CACHE_DIR, else none (NULL). */
@@ -305,6 +306,7 @@ static atomic_int running;
 /* A compute in flight: what begin() sets up and conclude() finishes. */
 typedef struct flight {
     cask_run_t r;
+    const cask_graph_t *g;        /* the graph asked for */
     cask_scheduler_t s;
     cask_graph_t *cut;            /* the graph cut at results found in the cache */
     cask__progress_t prog;
@@ -371,7 +373,8 @@ static int begin(flight_t *f, const cask_graph_t *g, const cask_task_t *outs, si
     cask__clock_init();
     f->t0 = cask_now_ns();
     r->tick0 = cask__tick();
-    if ((rc = cask__plan_build(g, outs, n, 1, &r->p, err)))
+    f->g = g;
+    if (!cask__plan_take(g, outs, n, &r->p) && (rc = cask__plan_build(g, outs, n, 1, &r->p, err)))
         return rc;
     cask__store_t *store = r->pool ? cask__pool_store(r->pool) : NULL;
     cask__mcache_t *mc = r->pool ? cask__pool_mcache(r->pool) : NULL;
@@ -381,7 +384,7 @@ static int begin(flight_t *f, const cask_graph_t *g, const cask_task_t *outs, si
                                                          store, mc, &f->cut, err)))
         goto fail;
     r->g = f->cut ? f->cut : g;
-    if (cask__plan_order(&r->p, NULL, r->workers)) {
+    if (r->p.ordered_for != r->workers && cask__plan_order(&r->p, NULL, r->workers)) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to order %u tasks", r->p.n);
         goto fail;
     }
@@ -439,7 +442,7 @@ static int begin(flight_t *f, const cask_graph_t *g, const cask_task_t *outs, si
         hooks->running(hooks->ctx, r);
     return 0;
 fail:
-    run_destroy(r);
+    run_destroy(r, g);
     cask_graph_decref(f->cut);
     f->cut = NULL;
     return rc;
@@ -502,7 +505,7 @@ static int conclude(flight_t *f, int rc, const cask_error_t *serr, cask_error_t 
     }
     if (r->cb && r->cb->finish)
         r->cb->finish(r->cb->udata, rc);
-    run_destroy(r);
+    run_destroy(r, f->g);
     cask_graph_decref(f->cut);
     f->cut = NULL;
     return rc;

@@ -57,11 +57,15 @@ static void add_bytes(cask_run_t *r, size_t b)
         ;
 }
 
-/* Drop the run's reference to output u once no consumer needs it. */
+/* Drop the run's reference to output u once no consumer needs it. Its
+** only reader (the usual case) needs no read-modify-write: nobody else
+** counts it down. */
 static void release(cask_run_t *r, uint32_t u)
 {
-    if (atomic_fetch_sub_explicit(&r->uses[u], 1, memory_order_acq_rel) == 1 &&
-        cask__has_blob(&r->val[u])) {
+    bool last = r->p.nuse[u] == 1
+                    ? (atomic_store_explicit(&r->uses[u], 0, memory_order_relaxed), true)
+                    : atomic_fetch_sub_explicit(&r->uses[u], 1, memory_order_acq_rel) == 1;
+    if (last && cask__has_blob(&r->val[u])) {
         size_t b = cask__nbytes(&r->val[u]);
         cask_value_decref(&r->val[u]);
         if (b)
@@ -224,14 +228,20 @@ int cask__run_post(cask_run_t *r, cask_tid_t t, int worker, int rc, cask_value_t
     return r->out_first && out.type != CASK_NONE ? cask__run_deliver(r, t, true) : 0;
 }
 
-int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
+int cask__run_exec_at(cask_run_t *r, cask_tid_t t, int worker, uint64_t *end)
 {
     char msg[256];
     cask_value_t out;
-    uint64_t start, end;
+    uint64_t start;
     cask__run_pre(r, t, worker);
-    int rc = cask__run_invoke(r, t, worker, &out, &start, &end, msg, sizeof msg);
-    return cask__run_post(r, t, worker, rc, out, start, end, msg);
+    int rc = cask__run_invoke(r, t, worker, &out, &start, end, msg, sizeof msg);
+    return cask__run_post(r, t, worker, rc, out, start, *end, msg);
+}
+
+int cask_run_exec(cask_run_t *r, cask_tid_t t, int worker)
+{
+    uint64_t end;
+    return cask__run_exec_at(r, t, worker, &end);
 }
 
 void cask_run_complete(cask_run_t *r, cask_tid_t t,
@@ -278,8 +288,12 @@ void cask__run_complete(cask_run_t *r, cask_tid_t t,
             c->k = 1;
             continue;
         }
-        if (atomic_fetch_sub_explicit(&r->pending[*s], 1, memory_order_acq_rel) == 1)
+        if (r->p.npred[*s] == 1) { /* t is its only input: nobody else counts it down */
+            atomic_store_explicit(&r->pending[*s], 0, memory_order_relaxed);
             on_ready(ctx, *s);
+        } else if (atomic_fetch_sub_explicit(&r->pending[*s], 1, memory_order_acq_rel) == 1) {
+            on_ready(ctx, *s);
+        }
     }
 }
 

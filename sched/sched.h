@@ -247,6 +247,9 @@ bool cask__readyq_pick(cask_readyq_t *q, const cask_run_t *r, bool running,
 void cask__run_stalled(cask_run_t *r, cask_readyq_t *q);
 
 
+/* cask_run_exec, and *end the tick t's kernel ended at when the run is
+** timed, else 0. */
+int  cask__run_exec_at(cask_run_t *r, cask_tid_t t, int worker, uint64_t *end);
 /* cask_run_exec in three steps, for back-ends that run kernels elsewhere.
 ** invoke calls t's kernel on its inputs (start and end in ticks when the
 ** run is timed; msg gets a failure's text); pre and post do the rest. */

@@ -585,7 +585,7 @@ static void serve(prun_t *p, worker_t *w)
     cask_pool_t *P = p->pool;
     cask__tickconv_t c;
     cask__tick_rate(&c);
-    uint64_t slice = (uint64_t)(SLICE_NS / c.ns_per_tick), look = cask__tick() + slice;
+    uint64_t slice = (uint64_t)(SLICE_NS / c.ns_per_tick), now = cask__tick(), look = now + slice;
     for (;;) {
         bool cheap = w->mean < CHEAP_TICKS;
         int b = w->nhold ? best_held(w) : -1;
@@ -600,19 +600,24 @@ static void serve(prun_t *p, worker_t *w)
             if (!visit(w, cheap))
                 break;
             b = best_held(w);
+            now = cask__tick();
         }
-        uint64_t t0 = cask__tick();
-        if (atomic_load_explicit(&P->nruns, memory_order_relaxed) > 1 && t0 >= look) {
-            look = t0 + slice;
+        if (atomic_load_explicit(&P->nruns, memory_order_relaxed) > 1 && now >= look) {
+            look = now + slice;
             if (better_elsewhere(p, r->p.rank[w->hold[b]]))
                 break;
         }
         cask_tid_t t = w->hold[--w->nhold]; /* the best: b == nhold - 1 */
         if (cask_run_stopped(r))
             break;
-        if (cask_run_exec(r, t, w->id))
+        uint64_t end;
+        if (cask__run_exec_at(r, t, w->id, &end))
             break; /* the run is stopped */
-        w->mean += ((double)(cask__tick() - t0) - w->mean) * 0.1;
+        if (!end) /* the run is not timed */
+            end = cask__tick();
+        /* from the last tick: the scheduling since counts with the task */
+        w->mean += ((double)(end - now) - w->mean) * 0.1;
+        now = end;
         w->nbuf = 0;
         cask__run_complete(r, t, collect, w, &w->combo);
         if (!cheap) /* costly tasks: nothing held back */

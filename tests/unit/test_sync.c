@@ -1,6 +1,7 @@
 /* tests/unit/test_sync.c: computing graphs on the sync scheduler, and the
 ** scheduler interface a user scheduler is written against. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -642,6 +643,143 @@ static void test_list_items_kept(void **state)
     cask_graph_decref(g);
 }
 
+/* A graph keeps the plan of its last compute: the same outputs again, other
+** outputs, the same in another order, and the graph grown meanwhile (its
+** columns move: a stale view of them would be read after free) all give
+** what a fresh graph gives. */
+static void test_plan_memo_outputs(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t a = CASK_DELAYED(g, "test.count", &err, cask_int(1));          /* 2 */
+    cask_task_t b = CASK_DELAYED(g, "test.count", &err, cask_int(10));         /* 11 */
+    cask_task_t c = CASK_DELAYED(g, "test.count", &err, cask_ref(a));          /* 3 */
+    cask_compute_opts_t o = { .scheduler = "sync" };
+    cask_value_t r[2];
+    struct { cask_task_t outs[2]; size_t n; int64_t want[2]; } asks[] = {
+        { { c }, 1, { 3 } },       { { c }, 1, { 3 } },       { { c }, 1, { 3 } },
+        { { b }, 1, { 11 } },
+        { { a, b }, 2, { 2, 11 } }, { { b, a }, 2, { 11, 2 } }, { { b, a }, 2, { 11, 2 } },
+        { { c }, 1, { 3 } },
+    };
+    for (size_t i = 0; i < sizeof asks / sizeof *asks; i++) {
+        long calls = atomic_load(&test_calls);
+        assert_ok(cask_compute(g, asks[i].outs, asks[i].n, &o, r, NULL, &err), &err);
+        for (size_t j = 0; j < asks[i].n; j++)
+            assert_int_equal(r[j].u.i, asks[i].want[j]);
+        /* only the outputs' ancestors ran: c needs a, a and b need nothing else */
+        assert_int_equal(atomic_load(&test_calls) - calls, asks[i].outs[0] == c ? 2 : (long)asks[i].n);
+        if (i == 1) /* grow it: its columns are moved (the next compute has its plan) */
+            for (int k = 0; k < 20000; k++)
+                assert_true(CASK_DELAYED(g, "test.count", &err, cask_int(k), cask_int(k)) != CASK_NO_TASK);
+    }
+    cask_graph_decref(g);
+}
+
+/* Two chains that join, one of "test.heavy", one of "test.light": one
+** worker runs the costlier chain first. Registering the kernels again with
+** their costs swapped makes a graph computed before order as a new graph
+** would: its kept plan is not used. */
+static const char *first_group(cask_graph_t *g, cask_task_t out, char *buf, size_t size)
+{
+    cask_error_t err;
+    cask_compute_opts_t o = { .scheduler = "sync", .flags = CASK_TRACE };
+    cask_value_t r;
+    cask_compute_info_t info;
+    assert_ok(cask_compute(g, &out, 1, &o, &r, &info, &err), &err);
+    assert_int_equal(r.u.i, 3 + 3 + 1); /* each chain: 1, 2, 3; then their sum + 1 */
+    snprintf(buf, size, "%s", cask_trace_event(info.trace, 0)->group);
+    cask_trace_free(info.trace);
+    return buf;
+}
+
+static cask_task_t two_chains(cask_graph_t *g)
+{
+    cask_error_t err;
+    cask_task_t h = CASK_DELAYED(g, "test.heavy", &err, cask_int(0));
+    cask_task_t l = CASK_DELAYED(g, "test.light", &err, cask_int(0));
+    for (int i = 0; i < 2; i++) {
+        h = CASK_DELAYED(g, "test.heavy", &err, cask_ref(h));
+        l = CASK_DELAYED(g, "test.light", &err, cask_ref(l));
+    }
+    return CASK_DELAYED(g, "test.count", &err, cask_ref(h), cask_ref(l));
+}
+
+static void test_plan_memo_kernel_cost(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    char buf[64];
+    cask_kernel_opts_t heavy = { .cost = 1 }, light = { .cost = 1e-6 };
+    assert_ok(cask_kernel_register("test.heavy", k_count, &heavy, &err), &err);
+    assert_ok(cask_kernel_register("test.light", k_count, &light, &err), &err);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t out = two_chains(g);
+    assert_string_equal(first_group(g, out, buf, sizeof buf), "heavy");
+    assert_string_equal(first_group(g, out, buf, sizeof buf), "heavy"); /* its plan, kept */
+    heavy.cost = 1e-6;
+    light.cost = 1;
+    assert_ok(cask_kernel_register("test.heavy", k_count, &heavy, &err), &err);
+    assert_ok(cask_kernel_register("test.light", k_count, &light, &err), &err);
+    cask_graph_t *fresh = cask_graph_new(&err);
+    assert_string_equal(first_group(fresh, two_chains(fresh), buf, sizeof buf), "light");
+    assert_string_equal(first_group(g, out, buf, sizeof buf), "light");
+    cask_graph_decref(fresh);
+    cask_graph_decref(g);
+}
+
+/* Computes of one graph from several threads at once, of the same outputs
+** and of others, on threads and sync: each takes the kept plan or makes
+** its own (TSan runs this). */
+typedef struct memo_job {
+    cask_graph_t *g;
+    cask_task_t outs[2];
+    int64_t want[2];
+} memo_job_t;
+
+static void *memo_worker(void *arg)
+{
+    memo_job_t *j = arg;
+    cask_error_t err;
+    for (int i = 0; i < 40; i++) {
+        size_t k = (size_t)i % 2;
+        cask_compute_opts_t o = { .scheduler = i % 3 ? "threads" : "sync", .workers = 2 };
+        cask_value_t r;
+        if (cask_compute(j->g, &j->outs[k], 1, &o, &r, NULL, &err) || r.u.i != j->want[k])
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_plan_memo_threads(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t = CASK_DELAYED(g, "test.count", &err, cask_int(0));
+    cask_task_t mid = CASK_NO_TASK;
+    for (int i = 1; i < 2000; i++) {
+        t = CASK_DELAYED(g, "test.count", &err, cask_ref(t));
+        if (i == 999)
+            mid = t;
+    }
+    memo_job_t jobs[3] = {
+        { g, { t, mid }, { 2000, 1000 } },
+        { g, { mid, t }, { 1000, 2000 } },
+        { g, { t, t }, { 2000, 2000 } },
+    };
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, memo_worker, &jobs[i]), 0);
+    for (int i = 0; i < 3; i++) {
+        void *rc;
+        pthread_join(th[i], &rc);
+        assert_null(rc);
+    }
+    cask_graph_decref(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +798,9 @@ int main(void)
         cmocka_unit_test(test_trace_outlives_graph),
         cmocka_unit_test(test_ranks),
         cmocka_unit_test(test_list_items_kept),
+        cmocka_unit_test(test_plan_memo_outputs),
+        cmocka_unit_test(test_plan_memo_kernel_cost),
+        cmocka_unit_test(test_plan_memo_threads),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

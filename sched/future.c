@@ -49,7 +49,56 @@ struct job {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+
+/* Waiting threads. Every future that becomes done, and every compute that
+** finishes, is an event; a thread that needs k more of its futures done
+** sleeps until k more events have happened (any events: it may wake too
+** soon, then looks and sleeps again, never too late), on a condition
+** variable of its own. So a thread waiting for 2,000 futures wakes about
+** once, not at each of them. All under lock. */
+typedef struct waiter {
+    pthread_cond_t cv;
+    uint64_t       at;     /* wake when events reach this */
+    struct waiter *next;
+} waiter_t;
+
+static waiter_t *waiters;
+static uint64_t events;
+static uint64_t next_at = UINT64_MAX; /* no waiter is due before this */
+
+/* k events happened: wake the waiters now due. */
+static void happened(uint64_t k)
+{
+    events += k;
+    if (events < next_at)
+        return;
+    next_at = UINT64_MAX;
+    for (waiter_t *w = waiters; w; w = w->next)
+        if (w->at <= events)
+            pthread_cond_signal(&w->cv);
+        else if (w->at < next_at)
+            next_at = w->at;
+}
+
+/* Sleep until need (> 0) more events have happened, or until *until
+** (CLOCK_REALTIME; NULL: no limit). False when it timed out first. */
+static bool await(uint64_t need, const struct timespec *until)
+{
+    waiter_t w = { .at = events + need, .next = waiters };
+    pthread_cond_init(&w.cv, NULL);
+    waiters = &w;
+    if (w.at < next_at)
+        next_at = w.at;
+    int rc = 0;
+    while (w.at > events && !rc)
+        rc = until ? pthread_cond_timedwait(&w.cv, &lock, until) : pthread_cond_wait(&w.cv, &lock);
+    waiter_t **pw = &waiters;
+    while (*pw != &w)
+        pw = &(*pw)->next;
+    *pw = w.next;
+    pthread_cond_destroy(&w.cv);
+    return w.at <= events;
+}
 
 static void job_free(job_t *j)
 {
@@ -110,7 +159,7 @@ static int on_deliver(void *ctx, size_t i, const cask_value_t *v)
         if (f->wanted)
             j->wanting--;
         mine = cask_none();
-        pthread_cond_broadcast(&changed);
+        happened(1);
     }
     pthread_mutex_unlock(&lock);
     cask_value_decref(&mine);
@@ -131,10 +180,12 @@ static void job_end(job_t *j, int rc, const cask_error_t *err, cask_value_t *res
     j->err = *err;
     if (info)
         j->info = *info;
+    uint64_t k = 1; /* it finished; and each future done now */
     for (size_t i = 0; i < j->n; i++) {
         struct cask_future *f = &j->fut[i];
         if (!f->done) {
             f->done = true;
+            k++;
             if (!rc && res) { /* not delivered (no memory then): take the result */
                 f->val = res[i];
                 f->has_val = true;
@@ -143,7 +194,7 @@ static void job_end(job_t *j, int rc, const cask_error_t *err, cask_value_t *res
         }
     }
     j->wanting = 0;
-    pthread_cond_broadcast(&changed);
+    happened(k);
     bool last = job_release(j);
     pthread_mutex_unlock(&lock);
     for (size_t i = 0; res && i < n; i++)
@@ -286,15 +337,11 @@ size_t cask_future_wait(cask_future_t *const *futs, size_t n, size_t k, double t
         while (first < n && futs[first] && futs[first]->done)
             first++;
         got = first;
-        /* count the rest, but waiting for all, the first not done says enough:
-        ** a wait for n futures done one by one costs O(n), not O(n^2) */
-        for (size_t i = first; i < n && k < n; i++)
+        for (size_t i = first; i < n; i++)
             got += futs[i] && futs[i]->done;
         if (got >= k || timeout_s == 0)
             break;
-        if (timeout_s < 0)
-            pthread_cond_wait(&changed, &lock);
-        else if (pthread_cond_timedwait(&changed, &lock, &until))
+        if (!await(k - got, timeout_s < 0 ? NULL : &until))
             break; /* timed out: count once more below */
     }
     got = 0;
@@ -317,7 +364,7 @@ int cask_future_get(cask_future_t *f, cask_value_t *out, cask_error_t *err)
     *out = cask_none();
     pthread_mutex_lock(&lock);
     while (!f->done)
-        pthread_cond_wait(&changed, &lock);
+        await(1, NULL);
     job_t *j = f->job;
     int rc = 0;
     if (f->has_val) {
@@ -350,7 +397,7 @@ int cask_future_info(cask_future_t *f, cask_compute_info_t *info)
     pthread_mutex_lock(&lock);
     job_t *j = f->job;
     while (!j->finished)
-        pthread_cond_wait(&changed, &lock);
+        await(1, NULL);
     *info = j->info;
     j->info.trace = NULL; /* the caller's now */
     int rc = j->rc;

@@ -75,6 +75,7 @@
 ** returns one fails its task.
 */
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -513,6 +514,14 @@ static int ppool_new(int nw, bool shared, cask__ppool_t **out, cask_error_t *err
         cask__shm_new_slot(pp->m); /* slot 0: the parent's */
         if (!(pp->ws = cask__shm_parent_alloc(pp->m, (size_t)nw * sizeof *pp->ws)))
             rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no room in the shared arena");
+    }
+    if (!rc && shared) {
+        /* A pool's workers share the parent's pages until one side writes
+        ** them, and the parent goes on allocating: the memory it has freed
+        ** goes back to the system first, so reusing it later costs a fresh
+        ** page, not a copy of a shared one. */
+        cask__big_trim(0);
+        malloc_trim(0);
     }
     for (int i = 0; !rc && shared && i < nw; i++)
         rc = fork_worker(pp, i, err);

@@ -68,7 +68,10 @@ CASK_API bool cask_future_done(const cask_future_t *f);
 ** passed (timeout_s < 0, or over 1e9 s, or infinity: no limit; 0 or NaN:
 ** just look). If done is not NULL,
 ** done[i] tells whether futs[i] is done. Returns how many are done, which
-** is less than k only on a timeout. Threads: safe.
+** is less than k only on a timeout. The thread sleeps until as many
+** futures (of any compute) have become done as it still needs, so a wait
+** for 2,000 futures wakes a handful of times, not once for each. Threads:
+** safe. Cost: O(n) per wake.
 */
 CASK_API size_t cask_future_wait(cask_future_t *const *futs, size_t n, size_t k,
                                  double timeout_s, bool *done);

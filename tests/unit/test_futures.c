@@ -1,6 +1,7 @@
 /* tests/unit/test_futures.c: cask_submit and futures (wait k of n with a
 ** timeout, get, cancel, several computes in flight), and the progress bar. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -83,6 +84,66 @@ static void test_wait_timeout_and_k_of_n(void **state)
     assert_int_equal(cask_future_wait(f, 2, 2, -1, done), 2);
     cask_future_free(f[0]);
     cask_future_free(f[1]);
+    cask_graph_decref(g);
+}
+
+/* A waiter for many futures sleeps until enough events have happened, and
+** is never woken too late: with every quick future done and the slow first
+** one still running (so the done ones are not a prefix), a wait for all of
+** them, one for the slow one alone and one already satisfied, on three
+** threads at once, each return as soon as it can, well before their time
+** limits. */
+typedef struct waitjob {
+    cask_future_t **f;
+    size_t n, k;
+    size_t got;
+    uint64_t ns;
+} waitjob_t;
+
+static void *waiting(void *arg)
+{
+    waitjob_t *w = arg;
+    uint64_t t0 = cask_now_ns();
+    w->got = cask_future_wait(w->f, w->n, w->k, 20, NULL);
+    w->ns = cask_now_ns() - t0;
+    return NULL;
+}
+
+static void test_waiters_woken_in_time(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    enum { N = 40 };
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_future_t *f[N];
+    cask_compute_opts_t o = { .scheduler = "threads", .workers = 2 };
+    for (int i = 0; i < N; i++) { /* the first sleeps 1 s, the rest 1 ms */
+        cask_task_t t = sleeper(g, i ? 0.001 : 1.0, i);
+        assert_ok(cask_submit(g, &t, 1, &o, &f[i], &err), &err);
+    }
+    assert_int_equal(cask_future_wait(f + 1, N - 1, N - 1, 20, NULL), N - 1);
+    assert_false(cask_future_done(f[0]));
+    waitjob_t w[3] = {
+        { f, N, N, 0, 0 },     /* all: the slow one last */
+        { f, 1, 1, 0, 0 },     /* the slow one */
+        { f, N, N - 1, 0, 0 }, /* done already */
+    };
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, waiting, &w[i]), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(w[0].got, N);
+    assert_int_equal(w[1].got, 1);
+    assert_true(w[2].got >= N - 1);
+    for (int i = 0; i < 3; i++)
+        assert_true(w[i].ns < 10000000000ull); /* not the 20 s limit */
+    for (int i = 0; i < N; i++) {
+        cask_value_t v;
+        assert_ok(cask_future_get(f[i], &v, &err), &err);
+        assert_int_equal(v.u.i, i);
+        cask_future_free(f[i]);
+    }
     cask_graph_decref(g);
 }
 
@@ -264,6 +325,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_done_before_compute),
         cmocka_unit_test(test_wait_timeout_and_k_of_n),
+        cmocka_unit_test(test_waiters_woken_in_time),
         cmocka_unit_test(test_cancel_stops_compute),
         cmocka_unit_test(test_many_in_flight),
         cmocka_unit_test(test_submit_errors),

@@ -117,10 +117,11 @@ static void test_waiters_woken_in_time(void **state)
     cask_graph_t *g = cask_graph_new(&err);
     cask_future_t *f[N];
     cask_compute_opts_t o = { .scheduler = "threads", .workers = 2 };
-    for (int i = 0; i < N; i++) { /* the first sleeps 1 s, the rest 1 ms */
-        cask_task_t t = sleeper(g, i ? 0.001 : 1.0, i);
-        assert_ok(cask_submit(g, &t, 1, &o, &f[i], &err), &err);
-    }
+    cask_task_t t[N];
+    for (int i = 0; i < N; i++) /* the first sleeps 1 s, the rest 1 ms */
+        t[i] = sleeper(g, i ? 0.001 : 1.0, i);
+    for (int i = 0; i < N; i++) /* the graph is read-only while they run */
+        assert_ok(cask_submit(g, &t[i], 1, &o, &f[i], &err), &err);
     assert_int_equal(cask_future_wait(f + 1, N - 1, N - 1, 20, NULL), N - 1);
     assert_false(cask_future_done(f[0]));
     waitjob_t w[3] = {

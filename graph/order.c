@@ -4,7 +4,8 @@
 **
 ** Two orders are blended. The first is memory's: the order one worker
 ** would run the plan in to hold few outputs at once. It walks depth first
-** from the sinks (in index order), computing a task's inputs in the order
+** from the sinks (the deepest first: the one the longest path ends at;
+** equal ones in index order), computing a task's inputs in the order
 ** they are given before the task itself, so a reduction finishes one
 ** block's work before it reads the next. Whenever a task that can run is
 ** the last consumer of some output, it goes next: the consumers that free
@@ -20,8 +21,10 @@
 ** beside one with much (a long chain beside short work) goes first, as a
 ** critical-path order would run it.
 **
-** Cost O(tasks + edges), no recursion: one explicit stack for the walk.
+** Cost O(tasks + edges), and O(sinks log sinks) when sinks differ in
+** depth; no recursion: one explicit stack for the walk.
 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -77,6 +80,24 @@ static void order_task(walk_t *w, uint32_t s)
     }
 }
 
+/* Sinks by the length of the longest path ending at each (its earliest
+** start plus its cost: its rank), shortest first, equal ones by index,
+** highest first. */
+typedef struct sink_key {
+    const float *asap;
+    const double *rank;
+} sink_key_t;
+
+static int sink_cmp(const void *a, const void *b, void *ctx)
+{
+    const sink_key_t *k = ctx;
+    uint32_t u = *(const uint32_t *)a, v = *(const uint32_t *)b;
+    double du = k->asap[u] + k->rank[u], dv = k->asap[v] + k->rank[v];
+    if (du != dv)
+        return du < dv ? -1 : 1;
+    return (u < v) - (u > v);
+}
+
 int cask__plan_order(cask__plan_t *p, const double *cost, int workers)
 {
     uint32_t n = p->n;
@@ -122,11 +143,22 @@ int cask__plan_order(cask__plan_t *p, const double *cost, int workers)
         if (nd[v].left == 1 && p->succ_off[v + 1] - p->succ_off[v] == 1) /* not asked for */
             nd[p->succ[p->succ_off[v]]].pend |= FREES;
 
-    /* Memory's order: walk from the sinks, freers first. */
+    /* Memory's order: walk from the sinks, freers first; the deepest sink
+    ** (the longest path ends there) first, then by index. A shallow sink
+    ** beside the main work (a side output) is then ordered when the main
+    ** walk has made its inputs, often as a freer, instead of first, which
+    ** would make early everything it reads that the main work needs
+    ** later. */
     size_t ns = 0;
     for (uint32_t v = n; v-- > 0;)
         if (p->succ_off[v] == p->succ_off[v + 1])
             stack[ns++] = v;
+    sink_key_t sk = { asap, p->rank };
+    size_t in_order = 1; /* sinks as deep as each other (many outputs of one kind): as they are */
+    while (in_order < ns && sink_cmp(&stack[in_order - 1], &stack[in_order], &sk) <= 0)
+        in_order++;
+    if (in_order < ns)
+        qsort_r(stack, ns, sizeof *stack, sink_cmp, &sk); /* the first to walk on top */
     while (w.next < n) {
         if (w.nfreer) {
             uint32_t s = w.freer[--w.nfreer];

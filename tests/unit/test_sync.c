@@ -780,6 +780,51 @@ static void test_plan_memo_threads(void **state)
     cask_graph_decref(g);
 }
 
+/* Side outputs (sinks that read what the main work reads too) come before
+** the main work in the graph's index order; memory's order walks from the
+** deepest sink first, so each block is freed soon after it is made,
+** instead of every block being made first for the side outputs and held
+** until the main chain reads it. (The side outputs are costed so that
+** nothing has slack: only memory's order decides.) */
+static cask_task_t add_costed(cask_graph_t *g, const char *kernel, double cost,
+                              const cask_value_t *in, size_t n)
+{
+    cask_error_t err;
+    cask_task_t t;
+    cask_task_spec_t spec = { .kernel = kernel, .inputs = in, .n_inputs = n, .cost = cost };
+    assert_ok(cask_graph_add(g, &spec, &t, &err), &err);
+    return t;
+}
+
+static void test_side_outputs_not_first(void **state)
+{
+    (void)state;
+    enum { K = 16, BLOCK = 3000 * 8 };
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t mid[K], outs[K + 1];
+    for (int i = 0; i < K; i++) {
+        mid[i] = add_costed(g, "test.vec", 1, (cask_value_t[]){ cask_int(2999 + 3000 * i) }, 1);
+        outs[i] = add_costed(g, "test.count", K - 1, (cask_value_t[]){ cask_ref(mid[i]) }, 1);
+    }
+    /* the main chain reads the blocks last to first: a block's side output,
+    ** ordered first, leaves it waiting for the chain to come down to it */
+    cask_task_t acc = add_costed(g, "test.count", 1, (cask_value_t[]){ cask_ref(mid[K - 1]) }, 1);
+    for (int i = K - 2; i >= 0; i--)
+        acc = add_costed(g, "test.count", 1, (cask_value_t[]){ cask_ref(acc), cask_ref(mid[i]) }, 2);
+    outs[K] = acc;
+    cask_value_t r[K + 1];
+    cask_compute_info_t info;
+    cask_compute_opts_t o = { .scheduler = "sync" };
+    assert_ok(cask_compute(g, outs, K + 1, &o, r, &info, &err), &err);
+    if (info.peak_bytes > 3 * BLOCK)
+        fail_msg("%zu bytes alive at once: %zu blocks of %d", info.peak_bytes,
+                 info.peak_bytes / BLOCK, K);
+    for (int i = 0; i <= K; i++)
+        cask_value_decref(&r[i]);
+    cask_graph_decref(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -801,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_plan_memo_outputs),
         cmocka_unit_test(test_plan_memo_kernel_cost),
         cmocka_unit_test(test_plan_memo_threads),
+        cmocka_unit_test(test_side_outputs_not_first),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

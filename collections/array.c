@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "array.h"
+#include "../sched/sched.h"
 
 const char *cask__ar_shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
 {
@@ -602,7 +603,9 @@ static int compute_blocks(blocks_t *b, const cask_compute_opts_t *opts, cask_com
     b->outs = outs;
     pthread_mutex_init(&b->lock, NULL);
     cask_error_clear(&b->err);
-    rc = cask_compute_each(b->arrays[0]->g, outs, total, opts, take_block, b, info, err);
+    /* take_block copies each block out at once: no copy of an arena's block first */
+    rc = cask__compute_each_borrowed(b->arrays[0]->g, outs, total, opts, take_block, b, info,
+                                     err);
     if (rc && b->err.code && err) /* say what was wrong with the block */
         *err = b->err;
     pthread_mutex_destroy(&b->lock);

@@ -271,26 +271,49 @@ int cask_compute(const cask_graph_t *g, const cask_task_t *outs, size_t n,
 typedef struct each {
     cask_output_fn fn;
     void *udata;
+    bool borrowed;  /* an output in a shared arena as it lies, not a copy */
 } each_t;
 
 static int each_deliver(void *ctx, size_t i, const cask_value_t *v)
 {
     each_t *e = ctx;
-    return e->fn(e->udata, i, v);
+    if (e->borrowed || !cask__in_arena(v))
+        return e->fn(e->udata, i, v);
+    /* The arena goes with the compute: a copy, which the function may keep. */
+    cask_value_t mine;
+    if (cask__value_copy(v, &mine))
+        return CASK_ENOMEM;
+    int rc = e->fn(e->udata, i, &mine);
+    cask_value_decref(&mine);
+    return rc;
 }
 
-int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,
-                      const cask_compute_opts_t *opts, cask_output_fn fn, void *udata,
-                      cask_compute_info_t *info, cask_error_t *err)
+static int compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                        const cask_compute_opts_t *opts, cask_output_fn fn, void *udata,
+                        bool borrowed, cask_compute_info_t *info, cask_error_t *err)
 {
     if (!fn) {
         if (info)
             memset(info, 0, sizeof *info);
         return cask__err(err, CASK_EINVAL, NULL, NULL, "the output function is NULL");
     }
-    each_t e = { fn, udata };
+    each_t e = { fn, udata, borrowed };
     cask__hooks_t h = { .ctx = &e, .deliver = each_deliver, .release = true };
     return cask__compute(g, outs, n, opts, NULL, info, err, &h);
+}
+
+int cask_compute_each(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                      const cask_compute_opts_t *opts, cask_output_fn fn, void *udata,
+                      cask_compute_info_t *info, cask_error_t *err)
+{
+    return compute_each(g, outs, n, opts, fn, udata, false, info, err);
+}
+
+int cask__compute_each_borrowed(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                                const cask_compute_opts_t *opts, cask_output_fn fn,
+                                void *udata, cask_compute_info_t *info, cask_error_t *err)
+{
+    return compute_each(g, outs, n, opts, fn, udata, true, info, err);
 }
 
 int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t *result,

@@ -144,7 +144,7 @@ static int on_deliver(void *ctx, size_t i, const cask_value_t *v)
     cask_value_t mine;
     /* A block in a shared arena (processes, mpi) goes with the compute:
     ** copy it out. */
-    if (cask__has_blob(v) && v->type != CASK_OPAQUE && v->u.blob->in_arena) {
+    if (cask__in_arena(v)) {
         if (cask__value_copy(v, &mine))
             return 0; /* no memory: the value comes with the compute's results */
     } else {

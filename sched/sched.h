@@ -193,6 +193,20 @@ void cask__compute_async(const cask_graph_t *g, const cask_task_t *outs, size_t 
                          const cask_compute_opts_t *opts, cask_value_t *results,
                          const cask__hooks_t *hooks, cask__async_done done, void *ctx);
 
+/* Whether v's block lives in a compute's shared arena ("processes",
+** "mpi"): it goes when that compute ends, whatever its count. */
+static inline bool cask__in_arena(const cask_value_t *v)
+{
+    return cask__has_blob(v) && v->type != CASK_OPAQUE && v->u.blob->in_arena;
+}
+
+/* cask_compute_each, with each output handed over as it lies: an output
+** in a shared arena is valid for the call only (what the array collection
+** copies out at once), where cask_compute_each hands over a copy of it. */
+int cask__compute_each_borrowed(const cask_graph_t *g, const cask_task_t *outs, size_t n,
+                                const cask_compute_opts_t *opts, cask_output_fn fn,
+                                void *udata, cask_compute_info_t *info, cask_error_t *err);
+
 /* What a call that computes outs[0..n) of g checks first: g and outs are
 ** given and outs are g's; *opts NULL becomes the defaults. Clears *err
 ** (not NULL). 0, CASK_EINVAL or CASK_EMISSING. */

@@ -390,8 +390,10 @@ CASK_API int cask_compute_one(const cask_graph_t *g, cask_task_t t, cask_value_t
 
 /* What cask_compute_each() hands each output to: i is its index in outs,
 ** v the value (borrowed for the call: cask_value_incref or copy to keep
-** it). Return 0 to go on, or a negative CASK_E* code to stop the compute,
-** which then fails with that code. */
+** it; on "processes" and "mpi", where an output lives in a shared arena
+** that goes with the compute, v is a copy made for the call). Return 0 to
+** go on, or a negative CASK_E* code to stop the compute, which then fails
+** with that code. */
 typedef int (*cask_output_fn)(void *udata, size_t i, const cask_value_t *v);
 
 /*

@@ -957,6 +957,46 @@ static void test_pool_free_waits(void **state)
     assert_nothing_left(count_fds());
 }
 
+/* cask_compute_each: a value the function keeps with cask_value_incref
+** outlives the compute, as its documentation says, though the compute's
+** values lived in a shared arena that went (or was reused) with it. */
+static cask_value_t each_kept[4];
+
+static int keep_each(void *udata, size_t i, const cask_value_t *v)
+{
+    (void)udata;
+    each_kept[i] = *v;
+    cask_value_incref(&each_kept[i]);
+    return 0;
+}
+
+static void test_each_values_kept(void **state)
+{
+    (void)state;
+    enum { LEN = 100000 };
+    cask_error_t err;
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = CASK_DELAYED(g, "test.fill", &err, cask_int(i), cask_int(LEN));
+    cask_compute_opts_t o = procs_opts(2);
+    assert_ok(cask_compute_each(g, t, 4, &o, keep_each, NULL, NULL, &err), &err);
+    /* another compute, which reuses a pool's arena */
+    cask_task_t other = CASK_DELAYED(g, "test.fill", &err, cask_int(7), cask_int(LEN));
+    cask_value_t r;
+    assert_ok(cask_compute(g, &other, 1, &o, &r, NULL, &err), &err);
+    cask_value_decref(&r);
+    for (int i = 0; i < 4; i++) {
+        cask_nd_t nd;
+        assert_int_equal(cask_value_nd(&each_kept[i], &nd), 0);
+        assert_int_equal(nd.size, LEN);
+        for (size_t j = 0; j < nd.size; j += 997)
+            assert_true(((double *)nd.data)[j] == (double)(i + (int64_t)j));
+        cask_value_decref(&each_kept[i]);
+    }
+    cask_graph_decref(g);
+}
+
 int main(void)
 {
     if (getenv("CASK_TEST_TRACE_TIMES"))
@@ -970,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_killed_at_random_moments),
         cmocka_unit_test(test_opaque_refused),
         cmocka_unit_test(test_borrowed_buffer),
+        cmocka_unit_test(test_each_values_kept),
     };
     const struct CMUnitTest pool_tests[] = {
         cmocka_unit_test(test_pool_forks_once),

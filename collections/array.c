@@ -603,7 +603,8 @@ static int compute_blocks(blocks_t *b, const cask_compute_opts_t *opts, cask_com
     b->outs = outs;
     pthread_mutex_init(&b->lock, NULL);
     cask_error_clear(&b->err);
-    /* take_block copies each block out at once: no copy of an arena's block first */
+    /* take_block copies each block out during the call, or hands it to a
+    ** function that borrows it for the call: no copy of an arena's block first */
     rc = cask__compute_each_borrowed(b->arrays[0]->g, outs, total, opts, take_block, b, info,
                                      err);
     if (rc && b->err.code && err) /* say what was wrong with the block */

@@ -644,5 +644,5 @@ size_t cask_graph_memory(const cask_graph_t *g)
         blobs += cask_value_nbytes(&g->in[i]);
     return sizeof *g + (size_t)g->cap * per_task + g->cap_in * sizeof *g->in + blobs +
            cask__strtab_memory(&g->keys) + cask__strtab_memory(&g->groups) +
-           g->n_outputs * sizeof *g->outputs;
+           g->n_outputs * sizeof *g->outputs + atomic_load(&g->memo_bytes);
 }

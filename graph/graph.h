@@ -292,6 +292,7 @@ typedef struct cask__plan {
     uint32_t *out;          /* plan ids of the requested outputs */
     size_t    n_out;
     int       ordered_for;  /* the workers pos was made for; 0: not ordered */
+    uint32_t  kgen;         /* kernel registrations when its ranks were made */
 } cask__plan_t;
 
 /* Build the plan for outs[0..n) of g. Refuses tasks with no kernel when

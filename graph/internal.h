@@ -41,6 +41,7 @@ struct cask_graph {
     uint32_t  last_gk_gid;   /* that group's id + 1 */
     _Atomic(struct cask__plan_memo *) memo; /* the last compute's plan, or NULL
                                                (graph/plan.c) */
+    atomic_size_t memo_bytes;  /* its size, for cask_graph_memory (approximate) */
 };
 
 /* Task handles: the graph's id in the high half, the task's index in the

@@ -61,6 +61,17 @@ static void memo_free(memo_t *m)
 void cask__plan_memo_free(cask_graph_t *g)
 {
     memo_free(atomic_exchange(&g->memo, NULL));
+    atomic_store(&g->memo_bytes, 0);
+}
+
+/* The bytes p's arrays take. */
+static size_t plan_bytes(const cask__plan_t *p)
+{
+    size_t n = p->n, e = p->succ_off ? p->succ_off[n] : 0;
+    return n * (6 * sizeof(uint32_t) + sizeof *p->rank) +
+           2 * (n + 1) * sizeof(uint32_t) + 2 * e * sizeof(uint32_t) +
+           (size_t)p->span * sizeof *p->pidx + ((size_t)p->span + 63) / 64 * 8 +
+           p->n_out * sizeof *p->out;
 }
 
 bool cask__plan_take(const cask_graph_t *g, const cask_task_t *outs, size_t n,
@@ -74,6 +85,7 @@ bool cask__plan_take(const cask_graph_t *g, const cask_task_t *outs, size_t n,
         return false;
     if (m->kgen != cask__kernel_generation()) { /* never again */
         memo_free(m);
+        atomic_store(&((cask_graph_t *)g)->memo_bytes, 0);
         return false;
     }
     if (m->n_out != n || memcmp(m->outs, outs, n * sizeof *outs)) { /* another's: back */
@@ -83,6 +95,7 @@ bool cask__plan_take(const cask_graph_t *g, const cask_task_t *outs, size_t n,
     }
     *p = m->p;
     cask__free(m);
+    atomic_store(&((cask_graph_t *)g)->memo_bytes, 0);
     cask__graph_view(g, &p->gv); /* its columns may have moved as it grew */
     return true;
 }
@@ -93,11 +106,13 @@ void cask__plan_keep(const cask_graph_t *g, cask__plan_t *p)
     size_t n = p->n_out;
     if (p->g == g && p->ordered_for && n && (m = cask__malloc(sizeof *m + n * sizeof *m->outs))) {
         m->p = *p;
-        m->kgen = cask__kernel_generation();
+        m->kgen = p->kgen;
         m->n_out = n;
         for (size_t i = 0; i < n; i++)
             m->outs[i] = cask__graph_handle(g, p->task[p->out[i]]);
         memset(p, 0, sizeof *p);
+        atomic_store(&((cask_graph_t *)g)->memo_bytes, sizeof *m + n * sizeof *m->outs +
+                                                       plan_bytes(&m->p));
         memo_free(atomic_exchange(&((cask_graph_t *)g)->memo, m)); /* the last one kept */
         return;
     }
@@ -109,6 +124,7 @@ int cask__plan_build(const cask_graph_t *g, const cask_task_t *outs, size_t n_ou
 {
     memset(p, 0, sizeof *p);
     p->g = g;
+    p->kgen = cask__kernel_generation(); /* before the costs are read */
     if (g)
         cask__graph_view(g, &p->gv);
     if (!g || (n_out && !outs))

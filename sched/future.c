@@ -5,9 +5,10 @@
 ** and one future per output; a detached thread runs cask__compute() for
 ** it. Hooks tell the job when the run exists (so a cancel can stop it) and
 ** when each output is ready (so its future is done before the compute
-** ends). One process-wide lock and condition variable cover every future:
-** waiting for k of n futures may span several computes, and futures change
-** state rarely enough that one lock costs nothing that matters.
+** ends). One process-wide lock covers every future: waiting for k of n
+** futures may span several computes, and futures change state rarely
+** enough that one lock costs nothing that matters. A waiting thread sleeps
+** on a condition variable of its own (see "Waiting threads" below).
 **
 ** A job lives while its thread runs or any of its futures is not freed.
 */
@@ -24,6 +25,7 @@ struct cask_future {
     bool         done;       /* value or error is final */
     bool         wanted;     /* not cancelled or freed */
     bool         has_val;    /* val was delivered */
+    uint64_t     seen;       /* the last wait that counted it (lock held) */
     cask_value_t val;        /* the output, once delivered */
 };
 
@@ -84,7 +86,8 @@ static void happened(uint64_t k)
 ** (CLOCK_REALTIME; NULL: no limit). False when it timed out first. */
 static bool await(uint64_t need, const struct timespec *until)
 {
-    waiter_t w = { .at = events + need, .next = waiters };
+    waiter_t w = { .at = need > UINT64_MAX - events ? UINT64_MAX : events + need,
+                   .next = waiters };
     pthread_cond_init(&w.cv, NULL);
     waiters = &w;
     if (w.at < next_at)
@@ -331,17 +334,30 @@ size_t cask_future_wait(cask_future_t *const *futs, size_t n, size_t k, double t
         until.tv_sec = (time_t)s;
         until.tv_nsec = (long)((s - (double)until.tv_sec) * 1e9);
     }
+    static uint64_t waits; /* numbers each count, to spot a future given twice */
     size_t got, first = 0; /* futs[0 .. first) are done (done never goes back) */
     pthread_mutex_lock(&lock);
     for (;;) {
         while (first < n && futs[first] && futs[first]->done)
             first++;
         got = first;
-        for (size_t i = first; i < n; i++)
-            got += futs[i] && futs[i]->done;
+        bool twice = false; /* a future not done is given more than once */
+        uint64_t me = ++waits;
+        for (size_t i = first; i < n; i++) {
+            if (!futs[i])
+                continue;
+            if (futs[i]->done)
+                got++;
+            else if (futs[i]->seen == me)
+                twice = true;
+            else
+                futs[i]->seen = me;
+        }
         if (got >= k || timeout_s == 0)
             break;
-        if (!await(k - got, timeout_s < 0 ? NULL : &until))
+        /* each event makes one future done: k - got of them are needed, or
+        ** maybe fewer when one counts more than once */
+        if (!await(twice ? 1 : k - got, timeout_s < 0 ? NULL : &until))
             break; /* timed out: count once more below */
     }
     got = 0;

@@ -242,7 +242,8 @@ CASK_API int cask_graph_set_outputs(cask_graph_t *g, const cask_task_t *outs,
 CASK_API const cask_task_t *cask_graph_outputs(const cask_graph_t *g,
                                                size_t *n);
 
-/* Approximate bytes of memory held by g. */
+/* Approximate bytes of memory held by g, the plan of its last compute
+** included (cask_compute). */
 CASK_API size_t cask_graph_memory(const cask_graph_t *g);
 
 /* ------------------------------------------------------------- graph JSON */

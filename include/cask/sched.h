@@ -306,7 +306,9 @@ typedef struct cask_compute_info {
 ** Threads: several computes may run at once, on different graphs or on the
 ** same graph (read-only). Cost: O(tasks + edges) plus the kernels.
 ** The graph keeps the culled, ranked and ordered plan of its last compute
-** (about 50 bytes a task and 8 an edge, freed with the graph): a compute
+** (about 50 bytes a task of the plan and 8 an edge, and 4 bytes a task of
+** the graph up to the last output; freed with the graph, counted by
+** cask_graph_memory): a compute
 ** of the same outputs, in the same order, with no kernel registered since,
 ** starts from it instead of culling and ranking again, and with as many
 ** workers, ordering again too (a graph only grows and its tasks never

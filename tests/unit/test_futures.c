@@ -79,6 +79,9 @@ static void test_wait_timeout_and_k_of_n(void **state)
     assert_true(waited >= 190000000ull);
     assert_false(done[0]);
     assert_true(done[1]);
+    t0 = cask_now_ns(); /* more than there are: the time limit ends it */
+    assert_true(cask_future_wait(f, 2, SIZE_MAX, 0.1, done) <= 2);
+    assert_true(cask_now_ns() - t0 >= 90000000ull);
     assert_int_equal(cask_future_wait(f, 2, 2, INFINITY, done), 2); /* no limit */
     assert_true(done[0] && done[1]);
     assert_int_equal(cask_future_wait(f, 2, 2, -1, done), 2);
@@ -124,20 +127,23 @@ static void test_waiters_woken_in_time(void **state)
         assert_ok(cask_submit(g, &t[i], 1, &o, &f[i], &err), &err);
     assert_int_equal(cask_future_wait(f + 1, N - 1, N - 1, 20, NULL), N - 1);
     assert_false(cask_future_done(f[0]));
-    waitjob_t w[3] = {
-        { f, N, N, 0, 0 },     /* all: the slow one last */
-        { f, 1, 1, 0, 0 },     /* the slow one */
-        { f, N, N - 1, 0, 0 }, /* done already */
+    cask_future_t *thrice[3] = { f[0], f[0], f[0] }; /* one done counts 3 */
+    waitjob_t w[4] = {
+        { f, N, N, 0, 0 },      /* all: the slow one last */
+        { f, 1, 1, 0, 0 },      /* the slow one */
+        { f, N, N - 1, 0, 0 },  /* done already */
+        { thrice, 3, 3, 0, 0 }, /* the slow one, given three times */
     };
-    pthread_t th[3];
-    for (int i = 0; i < 3; i++)
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
         assert_int_equal(pthread_create(&th[i], NULL, waiting, &w[i]), 0);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
     assert_int_equal(w[0].got, N);
     assert_int_equal(w[1].got, 1);
     assert_true(w[2].got >= N - 1);
-    for (int i = 0; i < 3; i++)
+    assert_int_equal(w[3].got, 3);
+    for (int i = 0; i < 4; i++)
         assert_true(w[i].ns < 10000000000ull); /* not the 20 s limit */
     for (int i = 0; i < N; i++) {
         cask_value_t v;

@@ -706,6 +706,18 @@ static cask_task_t two_chains(cask_graph_t *g)
     return CASK_DELAYED(g, "test.count", &err, cask_ref(h), cask_ref(l));
 }
 
+/* test.swap: registers test.heavy at 1 s a call and test.light at 1 us. */
+static int k_swap(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    (void)a, (void)n;
+    cask_error_t err;
+    if (cask_kernel_register("test.heavy", k_count, &(cask_kernel_opts_t){ .cost = 1 }, &err) ||
+        cask_kernel_register("test.light", k_count, &(cask_kernel_opts_t){ .cost = 1e-6 }, &err))
+        return cask_kernel_fail(ctx, "%s", err.message);
+    *out = cask_int(0);
+    return 0;
+}
+
 static void test_plan_memo_kernel_cost(void **state)
 {
     (void)state;
@@ -714,6 +726,7 @@ static void test_plan_memo_kernel_cost(void **state)
     cask_kernel_opts_t heavy = { .cost = 1 }, light = { .cost = 1e-6 };
     assert_ok(cask_kernel_register("test.heavy", k_count, &heavy, &err), &err);
     assert_ok(cask_kernel_register("test.light", k_count, &light, &err), &err);
+    assert_ok(cask_kernel_register("test.swap", k_swap, NULL, &err), &err);
     cask_graph_t *g = cask_graph_new(&err);
     cask_task_t out = two_chains(g);
     assert_string_equal(first_group(g, out, buf, sizeof buf), "heavy");
@@ -726,6 +739,27 @@ static void test_plan_memo_kernel_cost(void **state)
     assert_string_equal(first_group(fresh, two_chains(fresh), buf, sizeof buf), "light");
     assert_string_equal(first_group(g, out, buf, sizeof buf), "light");
     cask_graph_decref(fresh);
+    cask_graph_decref(g);
+
+    /* Costs swapped back by a task while the compute runs: the plan it
+    ** keeps was ranked before, so the next compute ranks again. */
+    g = cask_graph_new(&err);
+    cask_task_t outs[2] = { two_chains(g), CASK_DELAYED(g, "test.swap", &err, cask_int(0)) };
+    for (int k = 0; k < 2; k++) {
+        cask_compute_opts_t o = { .scheduler = "sync", .flags = CASK_TRACE };
+        cask_value_t r[2];
+        cask_compute_info_t info;
+        assert_ok(cask_compute(g, outs, 2, &o, r, &info, &err), &err);
+        const char *first = NULL;
+        for (size_t i = 0; !first && i < cask_trace_size(info.trace); i++) {
+            const char *grp = cask_trace_event(info.trace, i)->group;
+            if (!strcmp(grp, "heavy") || !strcmp(grp, "light"))
+                first = grp;
+        }
+        assert_non_null(first);
+        assert_string_equal(first, k ? "heavy" : "light"); /* heavy costs 1 s again */
+        cask_trace_free(info.trace);
+    }
     cask_graph_decref(g);
 }
 

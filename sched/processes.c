@@ -118,6 +118,7 @@ typedef struct answer {
 typedef struct wstate {
     _Atomic uint32_t running; /* the task whose kernel runs now, or NONE */
     _Atomic uint32_t nout;    /* answers in out[] whole and not yet sent */
+    _Atomic uint32_t posted;  /* batches the parent has sent it (counted first) */
     answer_t out[OUT_MAX];    /* the batch being written (sent from here) */
 } wstate_t;
 
@@ -326,7 +327,7 @@ static void worker_main(cask__ppool_t *pp, int id, int fd, int slot)
     cask_tid_t q[MAX_DEPTH];
     size_t qh = 0, qn = 0;
     char msg[MSG_MAX];
-    uint32_t nout = 0;
+    uint32_t nout = 0, taken = 0; /* batches received */
     for (;;) {
         ssize_t k;
         if (qh == qn) { /* nothing to run: wait for the parent */
@@ -341,7 +342,10 @@ static void worker_main(cask__ppool_t *pp, int id, int fd, int slot)
             }
             if (k <= (ssize_t)sizeof in.prog)
                 break;
-        } else if (qn < MAX_DEPTH) { /* take what has come, without waiting */
+        } else if (qn < MAX_DEPTH &&
+                   atomic_load_explicit(&ws->posted, memory_order_acquire) != taken) {
+            /* a batch has come, or is coming: take it without waiting (no
+            ** system call per task when none has) */
             k = recv(fd, &in, sizeof in, MSG_DONTWAIT);
             if (k == 0)
                 break;
@@ -349,6 +353,7 @@ static void worker_main(cask__ppool_t *pp, int id, int fd, int slot)
             k = 0;
         }
         if (k > (ssize_t)sizeof in.prog) { /* the parent never sends more than fits */
+            taken++;
             size_t more = ((size_t)k - sizeof in.prog) / sizeof *q;
             memcpy(q + qn, in.t, more * sizeof *q);
             qn += more;
@@ -424,6 +429,7 @@ static int fork_worker(cask__ppool_t *pp, int i, cask_error_t *err)
     }
     atomic_store(&pp->ws[i].running, NONE);
     atomic_store(&pp->ws[i].nout, 0);
+    atomic_store(&pp->ws[i].posted, 0);
     uint32_t kgen = cask__kernel_generation(); /* the child knows at least these */
     fflush(NULL); /* or the worker would inherit, and repeat, unwritten output */
     pid_t pid = fork();
@@ -858,6 +864,7 @@ static void send_batch(procs_t *ps, int i, cask_tid_t first, int limit)
     /* A failed send means the worker is gone: its socket will say so, and
     ** the tasks in its ring go back to the queue then. */
     msg.prog = ps->prog;
+    atomic_fetch_add_explicit(&ps->pp->ws[i].posted, 1, memory_order_release);
     while (send(p->fd, &msg, sizeof msg.prog + (size_t)k * sizeof *batch, MSG_NOSIGNAL) < 0 &&
            errno == EINTR)
         ;

@@ -57,15 +57,22 @@ static void add_bytes(cask_run_t *r, size_t b)
         ;
 }
 
-/* Drop the run's reference to output u once no consumer needs it. Its
-** only reader (the usual case) needs no read-modify-write: nobody else
-** counts it down. */
+/* Take k from counter c, which started at total; true when that empties
+** it. When k is all of it (one reader, one input: the usual case), nobody
+** else counts it down, and no read-modify-write is needed. */
+static inline bool count_down(_Atomic uint32_t *c, uint32_t total, uint32_t k)
+{
+    if (k == total) {
+        atomic_store_explicit(c, 0, memory_order_relaxed);
+        return true;
+    }
+    return atomic_fetch_sub_explicit(c, k, memory_order_acq_rel) == k;
+}
+
+/* Drop the run's reference to output u once no consumer needs it. */
 static void release(cask_run_t *r, uint32_t u)
 {
-    bool last = r->p.nuse[u] == 1
-                    ? (atomic_store_explicit(&r->uses[u], 0, memory_order_relaxed), true)
-                    : atomic_fetch_sub_explicit(&r->uses[u], 1, memory_order_acq_rel) == 1;
-    if (last && cask__has_blob(&r->val[u])) {
+    if (count_down(&r->uses[u], r->p.nuse[u], 1) && cask__has_blob(&r->val[u])) {
         size_t b = cask__nbytes(&r->val[u]);
         cask_value_decref(&r->val[u]);
         if (b)
@@ -259,7 +266,7 @@ void cask__run_flush(cask_run_t *r, cask__combo_t *c,
 {
     uint32_t k = c->k;
     c->k = 0;
-    if (k && atomic_fetch_sub_explicit(&r->pending[c->s], k, memory_order_acq_rel) == k)
+    if (k && count_down(&r->pending[c->s], r->p.npred[c->s], k))
         on_ready(ctx, c->s);
 }
 
@@ -288,12 +295,8 @@ void cask__run_complete(cask_run_t *r, cask_tid_t t,
             c->k = 1;
             continue;
         }
-        if (r->p.npred[*s] == 1) { /* t is its only input: nobody else counts it down */
-            atomic_store_explicit(&r->pending[*s], 0, memory_order_relaxed);
+        if (count_down(&r->pending[*s], r->p.npred[*s], 1))
             on_ready(ctx, *s);
-        } else if (atomic_fetch_sub_explicit(&r->pending[*s], 1, memory_order_acq_rel) == 1) {
-            on_ready(ctx, *s);
-        }
     }
 }
 

@@ -35,7 +35,14 @@
 ** came is the highest (the score of the threads pool: the critical path
 ** first, and a second of priority for each second waited). A compute keeps
 ** one worker to its end, so with every worker held by a long compute a
-** waiting one waits for a worker to come back, whatever its score.
+** waiting one waits for a worker to come back, whatever its score. But a
+** compute that has sent every task it has left lends a worker that runs
+** one of them alone, expected to take under LEND_NS, to the best waiting
+** compute that can run there as it is (see lend): the borrower's tasks queue behind that one, so the worker
+** goes from one compute's task to the next without waiting for the parent,
+** and whoever holds the worker sends the lender its answer by mail (an
+** eventfd and a list). Answers carry their program's id, so each goes to
+** its own compute.
 **
 ** The parent schedules a compute's tasks on the workers it holds: it keeps
 ** the ready queue (the priority order of every back-end) and completes
@@ -83,6 +90,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -95,6 +103,7 @@
 #define MAX_DEPTH 16      /* most tasks a worker holds: one running, the rest next */
 #define SHORT_NS  100000  /* a kernel whose mean time is under 100 us is short */
 #define HOLD_NS   1000000 /* most measured time a worker holds beyond its first task */
+#define LEND_NS   10000000 /* a worker is lent only behind a task expected under 10 ms */
 #define FLUSH_AT  4       /* a worker answers at least every FLUSH_AT tasks */
 #define MAX_PROCS 256     /* most workers */
 #define SPARES    64      /* worker deaths a set survives while computes overlap */
@@ -109,6 +118,7 @@ typedef struct answer {
     uint32_t t;          /* the task */
     int32_t  rc;         /* 0, SKIPPED, or the task's error code (< 0) */
     uint64_t start, end; /* kernel start and end, ticks */
+    uint32_t prog;       /* its program's id (prog_t.id) */
 } answer_t;
 
 #define OUT_MAX (FLUSH_AT + MSG_MAX / sizeof(answer_t) + 1) /* answers, then a message */
@@ -125,6 +135,7 @@ typedef struct wstate {
 /* A compute's program, in the arena: what a worker needs to run its tasks. */
 typedef struct prog {
     atomic_bool          stop;   /* skip tasks not yet started */
+    uint32_t             id;     /* its set's count of programs when it was made */
     cask_value_t        *val;    /* the run's values, by run task */
     const uint32_t      *kernel; /* each task's kernel id */
     const uint32_t      *aoff;   /* task t's arguments: args[aoff[t] .. aoff[t + 1]) */
@@ -146,12 +157,17 @@ typedef struct pworker {
     int      slot;       /* its slot of the arena */
     uint32_t kgen;       /* the kernel registry's generation when it was forked */
     uint64_t born;       /* the set's fork count when it was forked */
+    struct procs *lender; /* the compute that lent it while running its last
+                             tasks (their answers go to it), or NULL */
+    uint32_t lent_prog;  /* the lender's program id */
+    int      owed;       /* answers still to come for the lender */
 } pworker_t;
 
 /* A compute waiting for a worker. */
 typedef struct waiter {
-    int             got; /* the worker given to it, or -1 */
-    pthread_cond_t  cv;
+    int                 got; /* the worker given to it, or -1 */
+    pthread_cond_t      cv;
+    const struct procs *ps;  /* the compute waiting */
 } waiter_t;
 
 struct cask__ppool {
@@ -170,6 +186,11 @@ struct cask__ppool {
     struct hent    *waiters;  /* a heap of waiter_t, by their scores */
     size_t          capwait;
     uint64_t        forks;    /* workers forked so far */
+    uint32_t        progs;    /* programs made so far (their ids) */
+    struct procs   *lenders;  /* computes with a worker to lend (see lend) */
+    uint64_t        lends;    /* workers lent so far */
+    struct kstat   *kstat;    /* kernels' times in the computes that ended, by id
+                                 (CASK__MAX_KERNELS, made when the first ends) */
     int             computes; /* in flight on it */
     int            *limbo;    /* slots of workers gone, which values of the computes
                                  in flight may still use: nlimbo of them */
@@ -178,7 +199,8 @@ struct cask__ppool {
     struct hent    *jobs;     /* submitted computes no driver has taken: a heap of */
     size_t          njobs, capjobs; /* pjob_t, by their scores */
     pthread_cond_t  work;     /* a job came, or closing */
-    pthread_t      *drivers;  /* the threads that run jobs: ndrivers of nw */
+    pthread_t      *drivers;  /* the threads that run jobs: ndrivers of 2 * nw (a
+                                 compute for each worker, and one waiting for it) */
     int             ndrivers;
     bool            closing;
 };
@@ -213,11 +235,29 @@ typedef struct proc {
     cask_tid_t ring[MAX_DEPTH];
 } proc_t;
 
+/* What came, through the compute holding it, from a worker a compute lent
+** while it ran that compute's last tasks. */
+enum { MAIL_ANSWER, MAIL_DEATH, MAIL_BACK };
+typedef struct mail {
+    int        kind;
+    int        i;        /* the worker */
+    answer_t   a;        /* MAIL_ANSWER: one of the lender's */
+    cask_tid_t running;  /* MAIL_DEATH: the task the worker ran, or NONE */
+    int        sig, st;  /* MAIL_DEATH: how it ended (st < 0: killed by its holder) */
+    char       msg[MSG_MAX]; /* MAIL_ANSWER: a failure's message */
+} mail_t;
+
 /* A kernel's measured time in this compute. */
 typedef struct kstat {
     double   mean;       /* ticks, a running mean */
     uint32_t n;          /* calls timed */
 } kstat_t;
+
+/* Count d ticks into k: the mean of the first 16, then a moving mean. */
+static void learn(kstat_t *k, double d)
+{
+    k->mean += (d - k->mean) * (k->n < 16 ? 1.0 / ++k->n : 1.0 / 16);
+}
 
 typedef struct procs {
     cask_run_t    *r;
@@ -231,7 +271,8 @@ typedef struct procs {
     uint32_t       kgen;     /* the registry generation its kernels need */
     uint64_t       since;    /* pp's forks when it came */
     bool           fresh;    /* it needs workers forked after it came */
-    kstat_t       *kstat;    /* by kernel id */
+    kstat_t       *kstat;    /* by kernel id: nk of them */
+    uint32_t       nk;
     double         short_ticks, hold_ticks; /* SHORT_NS and HOLD_NS in ticks; 0: unknown yet */
     cask_readyq_t  q;
     uint8_t       *deaths;   /* worker deaths while running each task */
@@ -241,6 +282,17 @@ typedef struct procs {
     int            nomem;
     int            inflight; /* tasks sent and not answered */
     int            idle;     /* live workers held with nothing sent */
+    int            lent;     /* of inflight, those on workers it lent: answered by mail */
+    pthread_mutex_t mlock;   /* guards mail and nmail */
+    mail_t        *mail;     /* what came for it, in order: nmail, room for 2 * nw,
+                                made when it first lends (a worker lent owes one
+                                mail, and is lent again only once ps has held it
+                                again, its mail read first: nw at most) */
+    size_t         nmail;
+    int            efd;      /* an eventfd, written with each mail; -1: none */
+    uint32_t       id;       /* its program's id */
+    bool           listed;   /* among its set's lenders: */
+    struct procs  *lprev, *lnext;
 } procs_t;
 
 /* ------------------------------------------------------------- the worker */
@@ -275,6 +327,7 @@ static void run_one(prog_t *P, const cask__shm_t *m, wstate_t *ws, int id, cask_
                     answer_t *a, char *msg)
 {
     a->t = t;
+    a->prog = P->id;
     a->start = a->end = 0;
     if (atomic_load_explicit(&P->stop, memory_order_relaxed)) {
         a->rc = SKIPPED;
@@ -303,7 +356,9 @@ static void run_one(prog_t *P, const cask__shm_t *m, wstate_t *ws, int id, cask_
 
 /* Worker id of pp: take tasks from the socket, run them in order, answer
 ** in batches (at least every FLUSH_AT tasks, and whenever it has nothing
-** left to run, or a task failed), until the socket closes. Each answer is
+** left to run, a task failed, or the next task is another program's: a
+** compute's last answers never wait behind the next compute's kernels),
+** until the socket closes. Each answer is
 ** written whole into the arena before the next kernel starts, so what the
 ** worker finished is known even if it dies before sending it. A compute's
 ** own worker dies with the thread that forked it; a pool's outlives that
@@ -323,8 +378,10 @@ static void worker_main(cask__ppool_t *pp, int id, int fd, int slot)
     cask__shm_enter(pp->m, slot, false);
     wstate_t *ws = &pp->ws[id];
     batch_t in;
-    prog_t *P = NULL;
-    cask_tid_t q[MAX_DEPTH];
+    struct {
+        prog_t    *P;
+        cask_tid_t t;
+    } q[2 * MAX_DEPTH]; /* a lender's last task, then up to MAX_DEPTH of the next compute's */
     size_t qh = 0, qn = 0;
     char msg[MSG_MAX];
     uint32_t nout = 0, taken = 0; /* batches received */
@@ -342,7 +399,7 @@ static void worker_main(cask__ppool_t *pp, int id, int fd, int slot)
             }
             if (k <= (ssize_t)sizeof in.prog)
                 break;
-        } else if (qn < MAX_DEPTH &&
+        } else if (qn - qh <= MAX_DEPTH &&
                    atomic_load_explicit(&ws->posted, memory_order_acquire) != taken) {
             /* a batch has come, or is coming: take it without waiting (no
             ** system call per task when none has) */
@@ -354,13 +411,17 @@ static void worker_main(cask__ppool_t *pp, int id, int fd, int slot)
         }
         if (k > (ssize_t)sizeof in.prog) { /* the parent never sends more than fits */
             taken++;
-            size_t more = ((size_t)k - sizeof in.prog) / sizeof *q;
-            memcpy(q + qn, in.t, more * sizeof *q);
-            qn += more;
-            P = in.prog;
+            if (qh > 0) { /* keep the rest at the front */
+                memmove(q, q + qh, (qn - qh) * sizeof *q);
+                qn -= qh;
+                qh = 0;
+            }
+            for (size_t j = 0, more = ((size_t)k - sizeof in.prog) / sizeof *in.t; j < more; j++)
+                q[qn].P = in.prog, q[qn++].t = in.t[j];
         }
+        prog_t *P = q[qh].P;
         answer_t *a = &ws->out[nout];
-        run_one(P, pp->m, ws, id, q[qh++], a, msg);
+        run_one(P, pp->m, ws, id, q[qh++].t, a, msg);
         size_t len = (nout + 1) * sizeof *a;
         if (a->rc < 0) { /* the message follows; skip what comes after, here too */
             atomic_store(&P->stop, true);
@@ -371,18 +432,13 @@ static void worker_main(cask__ppool_t *pp, int id, int fd, int slot)
         }
         atomic_store_explicit(&ws->nout, ++nout, memory_order_release);
         atomic_store_explicit(&ws->running, NONE, memory_order_release);
-        if (qh < qn && nout < FLUSH_AT && a->rc >= 0)
+        if (qh < qn && nout < FLUSH_AT && a->rc >= 0 && q[qh].P == P)
             continue;
         while (send(fd, ws->out, len, MSG_NOSIGNAL) < 0)
             if (errno != EINTR)
                 goto done;
         nout = 0;
         atomic_store_explicit(&ws->nout, 0, memory_order_release);
-        if (qh > 0 && qh < qn) { /* keep the rest at the front */
-            memmove(q, q + qh, (qn - qh) * sizeof *q);
-            qn -= qh;
-            qh = 0;
-        }
     }
 done:
     fflush(NULL); /* what kernels printed */
@@ -551,6 +607,17 @@ bool cask__ppool_on_driver(const cask__ppool_t *pp)
     return my_ppool == pp;
 }
 
+uint64_t cask__pool_lends(const cask_pool_t *P)
+{
+    cask__ppool_t *pp = cask__pool_procs(P);
+    if (!pp)
+        return 0;
+    pthread_mutex_lock(&pp->lock);
+    uint64_t n = pp->lends;
+    pthread_mutex_unlock(&pp->lock);
+    return n;
+}
+
 void cask__ppool_free(cask__ppool_t *pp)
 {
     if (!pp)
@@ -588,6 +655,7 @@ void cask__ppool_free(cask__ppool_t *pp)
     cask__free(pp->limbo);
     cask__free(pp->spare);
     cask__free(pp->waiters);
+    cask__free(pp->kstat);
     cask__free(pp);
 }
 
@@ -624,21 +692,71 @@ static void *heap_pop(hent_t *h, size_t n)
     return top;
 }
 
-/* Give worker i back to pp: to the best waiting compute, else free. */
+/* Whether worker w can run ps's tasks as it is, not forked again: forked
+** after every kernel ps needs, and after ps came if ps needs that. */
+static bool can_run(const procs_t *ps, const pworker_t *w)
+{
+    return w->kgen >= ps->kgen && !(ps->fresh && w->born <= ps->since);
+}
+
+/* Mail m to ps (under its lock, the eventfd too: once ps has read its last
+** mail it may end and close it). */
+static void post(procs_t *ps, const mail_t *m)
+{
+    uint64_t one = 1;
+    pthread_mutex_lock(&ps->mlock);
+    ps->mail[ps->nmail++] = *m; /* room: see procs_t.mail */
+    while (write(ps->efd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_unlock(&ps->mlock);
+}
+
+/* Hand worker i to the best waiting compute, if there is one and it can
+** run its tasks on i without forking it again (i may still be running its
+** lender's task). Lock held. */
+static bool hand(cask__ppool_t *pp, int i)
+{
+    size_t n = (size_t)atomic_load(&pp->nwait);
+    if (!n || (pp->w[i].owed && !can_run(((waiter_t *)pp->waiters[0].item)->ps, &pp->w[i])))
+        return false;
+    waiter_t *b = heap_pop(pp->waiters, n);
+    atomic_store(&pp->nwait, (int)n - 1);
+    b->got = i;
+    pthread_cond_signal(&b->cv);
+    return true;
+}
+
+/* Give worker i back to pp: to the best waiting compute; else, when it
+** still owes its lender answers, to the lender; else free. */
 static void ppool_put(cask__ppool_t *pp, int i)
 {
     pthread_mutex_lock(&pp->lock);
-    size_t n = (size_t)atomic_load(&pp->nwait);
-    if (n) {
-        waiter_t *b = heap_pop(pp->waiters, n);
-        atomic_store(&pp->nwait, (int)n - 1);
-        b->got = i;
-        pthread_cond_signal(&b->cv);
+    if (hand(pp, i)) {
+    } else if (pp->w[i].owed) {
+        post(pp->w[i].lender, &(mail_t){ .kind = MAIL_BACK, .i = i });
     } else {
         pp->freel[atomic_load(&pp->nfree)] = i;
         atomic_fetch_add(&pp->nfree, 1);
     }
     pthread_mutex_unlock(&pp->lock);
+}
+
+static void take_mail(procs_t *ps);
+
+/* Worker i, which ps lent, is back: ps reads its answers itself again (the
+** mails for it before this are read). */
+static void reclaim(procs_t *ps, int i)
+{
+    pworker_t *w = &ps->pp->w[i];
+    proc_t *p = &ps->p[i];
+    ps->lent -= w->owed; /* == p->count */
+    w->lender = NULL;
+    w->owed = 0;
+    p->mine = true;
+    p->pid = w->pid;
+    p->fd = w->fd;
+    ps->holds++;
+    ps->idle += !p->count;
 }
 
 /* Worker i is ps's now: a process able to run its tasks, forked again if
@@ -647,7 +765,13 @@ static int adopt(procs_t *ps, int i, cask_error_t *err)
 {
     cask__ppool_t *pp = ps->pp;
     pworker_t *w = &pp->w[i];
-    if (w->pid && (w->kgen < ps->kgen || (ps->fresh && w->born <= ps->since)))
+    if (ps->p[i].count) /* ps lent it: what came for it by mail first */
+        take_mail(ps);
+    if (w->lender == ps) {
+        reclaim(ps, i);
+        return 0;
+    }
+    if (w->pid && !can_run(ps, w)) /* never so when it owes a lender (hand) */
         retire(pp, i, false);
     int rc = w->pid ? 0 : fork_worker(pp, i, err);
     if (rc) {
@@ -679,11 +803,16 @@ static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
     }
     if (!k && wait) {
         cask_tid_t top;
-        waiter_t me = { .got = -1 };
+        waiter_t me = { .got = -1, .ps = ps };
         pthread_cond_init(&me.cv, NULL);
         heap_push(pp->waiters, n, (hent_t){
             score_now(cask_readyq_peek(&ps->q, &top) ? ps->r->p.rank[top] : 0), &me });
         atomic_store(&pp->nwait, (int)n + 1);
+        if (pp->lenders) { /* it may lend a worker now */
+            uint64_t one = 1;
+            while (write(pp->lenders->efd, &one, sizeof one) < 0 && errno == EINTR)
+                ;
+        }
         while (me.got < 0)
             pthread_cond_wait(&me.cv, &pp->lock);
         pthread_cond_destroy(&me.cv);
@@ -705,8 +834,14 @@ static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
 static void give(procs_t *ps, int i, bool kill_it)
 {
     proc_t *p = &ps->p[i];
-    if (kill_it)
+    pworker_t *w = &ps->pp->w[i];
+    if (kill_it) {
         retire(ps->pp, i, true);
+        if (w->owed) /* its lender's task goes back to its queue, not blamed */
+            post(w->lender, &(mail_t){ .kind = MAIL_DEATH, .i = i, .running = NONE, .st = -1 });
+        w->lender = NULL;
+        w->owed = 0;
+    }
     ps->idle -= p->fd >= 0 && !p->count;
     ps->holds--;
     *p = (proc_t){ .fd = -1, .keep = NONE };
@@ -949,9 +1084,7 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
         return;
     }
     if (!a->rc && a->end > a->start) { /* learn the kernel's time */
-        kstat_t *k = &ps->kstat[r->p.gv.kernel[r->p.task[t]]];
-        double d = (double)(a->end - a->start);
-        k->mean += (d - k->mean) * (k->n < 16 ? 1.0 / ++k->n : 1.0 / 16); /* then a moving mean */
+        learn(&ps->kstat[r->p.gv.kernel[r->p.task[t]]], (double)(a->end - a->start));
         if (!ps->short_ticks) { /* by now the clock's rate is known well enough */
             cask__tickconv_t c;
             cask__tick_rate(&c);
@@ -996,41 +1129,29 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
     }
 }
 
-/* Worker i's socket closed: reap it, take the answers it wrote but did not
-** send, retry or fail the task it died running, requeue the rest it held,
-** and replace it. */
-static void died(procs_t *ps, int i)
+/* ps's answer a from worker i, which ps no longer holds (it lent it), to
+** its lender, which waits for it. */
+static void route(procs_t *ps, int i, const answer_t *a, const char *msg)
+{
+    pworker_t *w = &ps->pp->w[i];
+    if (!w->owed || a->prog != w->lent_prog)
+        return; /* one it had before: the lender has it */
+    mail_t m = { .kind = MAIL_ANSWER, .i = i, .a = *a };
+    snprintf(m.msg, sizeof m.msg, "%s", msg);
+    procs_t *to = w->lender;
+    if (!--w->owed)
+        w->lender = NULL;
+    post(to, &m);
+}
+
+/* Worker i, which ran ps's tasks, is gone (it was running `running`, or
+** NONE; st < 0: its holder killed it, nobody's fault): retry or fail the
+** task it died running, and requeue the rest it held for ps. */
+static void lost(procs_t *ps, int i, cask_tid_t running, int sig, int st)
 {
     cask_run_t *r = ps->r;
     proc_t *p = &ps->p[i];
-    wstate_t *ws = &ps->pp->ws[i];
-    int st = 0, sig = 0;
-    ps->idle -= !p->count;
-    close(p->fd);
-    p->fd = -1;
-    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    p->pid = 0;
-    slot_gone(ps->pp, i);
-    ps->pp->w[i] = (pworker_t){ .fd = -1 };
-    if (WIFSIGNALED(st))
-        sig = WTERMSIG(st);
-    /* The process is gone: what it wrote in the arena is all there is.
-    ** Answers already received are no longer at the ring's head. */
-    uint32_t n = atomic_load(&ws->nout);
-    for (uint32_t j = 0; j < n && j < OUT_MAX && p->count; j++) {
-        const answer_t *a = &ws->out[j];
-        if (a->t != p->ring[p->head])
-            continue;
-        const char *msg = "";
-        if (a->rc < 0) { /* its message follows it */
-            ((char *)ws->out)[sizeof ws->out - 1] = '\0';
-            msg = (const char *)(a + 1);
-        }
-        answered(ps, i, a, msg);
-    }
-    uint32_t running = atomic_load(&ws->running);
-    if (p->count && running == p->ring[p->head]) {
+    if (st >= 0 && p->count && running == p->ring[p->head]) {
         cask_tid_t t = running;
         int k = ++ps->deaths[t];
         if (!cask_run_stopped(r) && k > r->retries) {
@@ -1058,6 +1179,53 @@ static void died(procs_t *ps, int i)
     if (p->keep != NONE)
         push(ps, p->keep);
     p->keep = NONE;
+}
+
+/* Worker i's socket closed: reap it, take the answers it wrote but did not
+** send (the lender's go to the lender, with word of the death), retry or
+** fail the task it died running, requeue the rest it held, and replace
+** it. */
+static void died(procs_t *ps, int i)
+{
+    cask_run_t *r = ps->r;
+    proc_t *p = &ps->p[i];
+    pworker_t *w = &ps->pp->w[i];
+    wstate_t *ws = &ps->pp->ws[i];
+    int st = 0, sig = 0;
+    ps->idle -= !p->count;
+    close(p->fd);
+    p->fd = -1;
+    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    p->pid = 0;
+    slot_gone(ps->pp, i);
+    if (WIFSIGNALED(st))
+        sig = WTERMSIG(st);
+    /* The process is gone: what it wrote in the arena is all there is.
+    ** Answers already received are no longer at the ring's head. */
+    uint32_t n = atomic_load(&ws->nout);
+    for (uint32_t j = 0; j < n && j < OUT_MAX; j++) {
+        const answer_t *a = &ws->out[j];
+        const char *msg = "";
+        if (a->rc < 0) { /* its message follows it */
+            ((char *)ws->out)[sizeof ws->out - 1] = '\0';
+            msg = (const char *)(a + 1);
+        }
+        if (a->prog != ps->prog->id)
+            route(ps, i, a, msg);
+        else if (p->count && a->t == p->ring[p->head])
+            answered(ps, i, a, msg);
+        if (a->rc < 0)
+            break;
+    }
+    cask_tid_t running = atomic_load(&ws->running);
+    if (w->owed) { /* the lender's task came first: ps's had not started */
+        post(w->lender, &(mail_t){ .kind = MAIL_DEATH, .i = i, .running = running,
+                                   .sig = sig, .st = st });
+        running = NONE;
+    }
+    *w = (pworker_t){ .fd = -1 };
+    lost(ps, i, running, sig, st);
     if (!cask_run_stopped(r)) {
         cask_error_t e;
         if (spawn(ps, i, &e))
@@ -1069,7 +1237,8 @@ static void died(procs_t *ps, int i)
     }
 }
 
-/* Take every batch of answers waiting on worker i's socket. */
+/* Take every batch of answers waiting on worker i's socket: ps's, and its
+** lender's, which go to the lender. */
 static void answers(procs_t *ps, int i)
 {
     answer_t in[OUT_MAX];
@@ -1091,9 +1260,155 @@ static void answers(procs_t *ps, int i)
                 ((char *)in)[k < (ssize_t)sizeof in ? k : k - 1] = '\0';
                 n = j + 1;
             }
-            answered(ps, i, &in[j], msg);
+            if (in[j].prog == ps->prog->id)
+                answered(ps, i, &in[j], msg);
+            else
+                route(ps, i, &in[j], msg);
         }
     }
+}
+
+/* Read what came by mail: answers from workers ps lent, their deaths, and
+** workers coming back. One at a time, the lock not held while it is read
+** (answering may call the compute's callbacks). */
+static void take_mail(procs_t *ps)
+{
+    uint64_t c;
+    if (ps->efd >= 0)
+        while (read(ps->efd, &c, sizeof c) < 0 && errno == EINTR)
+            ;
+    for (size_t k = 0;; k++) {
+        mail_t m;
+        pthread_mutex_lock(&ps->mlock);
+        if (k == ps->nmail) {
+            ps->nmail = 0;
+            pthread_mutex_unlock(&ps->mlock);
+            return;
+        }
+        m = ps->mail[k];
+        pthread_mutex_unlock(&ps->mlock);
+        if (m.kind == MAIL_ANSWER) {
+            ps->lent--;
+            answered(ps, m.i, &m.a, m.msg);
+        } else if (m.kind == MAIL_DEATH) {
+            ps->lent -= ps->p[m.i].count;
+            lost(ps, m.i, m.running, m.sig, m.st);
+        } else {
+            reclaim(ps, m.i);
+        }
+    }
+}
+
+/* What task t of ps is expected to take, in ns: its given cost, else its
+** kernel's estimate (a cost function or a cost given at registration),
+** else its kernel's measured mean in ps, else in the computes of ps's set
+** that ended; infinity when nothing says. Set lock held. */
+static double expected_ns(const procs_t *ps, cask_tid_t t)
+{
+    const cask__gview_t *gv = &ps->r->p.gv;
+    uint32_t gt = ps->r->p.task[t], kid = gv->kernel[gt];
+    double c = cask__view_cost(gv, gt);
+    if (!isnan(c))
+        return c * 1e9;
+    const cask__kernel_t *k = cask__kernel_get(kid);
+    if (k && (k->opts.cost_fn || k->opts.cost > 0))
+        return cask__kernel_cost(kid, cask__view_inputs(gv, gt), cask__view_nargs(gv, gt)) * 1e9;
+    const kstat_t *m = kid < ps->nk && ps->kstat[kid].n ? &ps->kstat[kid]
+                       : ps->pp->kstat && kid < CASK__MAX_KERNELS && ps->pp->kstat[kid].n
+                           ? &ps->pp->kstat[kid] : NULL;
+    if (!m)
+        return INFINITY;
+    cask__tickconv_t tc;
+    cask__tick_rate(&tc);
+    return m->mean * tc.ns_per_tick;
+}
+
+/* Whether ps could lend worker i: it holds it, and it runs one task of ps
+** and nothing more, expected to take under LEND_NS (a compute lent the
+** worker waits for that task, however long, while another worker may come
+** free sooner). Set lock held. */
+static bool lendable(const procs_t *ps, int i)
+{
+    const proc_t *p = &ps->p[i];
+    return p->mine && p->fd >= 0 && p->count == 1 && p->keep == NONE && !ps->pp->w[i].owed &&
+           expected_ns(ps, p->ring[p->head]) < LEND_NS;
+}
+
+/* List ps among pp's lenders (or take it off): a compute that comes to
+** wait for a worker wakes the first of them. Lock held. */
+static void list_lender(procs_t *ps, bool on)
+{
+    cask__ppool_t *pp = ps->pp;
+    if (on == ps->listed)
+        return;
+    if (on) {
+        ps->lprev = NULL;
+        ps->lnext = pp->lenders;
+        if (pp->lenders)
+            pp->lenders->lprev = ps;
+        pp->lenders = ps;
+    } else {
+        if (ps->lprev)
+            ps->lprev->lnext = ps->lnext;
+        else
+            pp->lenders = ps->lnext;
+        if (ps->lnext)
+            ps->lnext->lprev = ps->lprev;
+    }
+    ps->listed = on;
+}
+
+/* On a pool, once every task ps has left is sent: lend the best waiting
+** compute each worker that runs one task of ps and nothing more, expected
+** to be short (lendable). Its tasks
+** queue behind ps's there, so the worker goes on to them without waiting
+** for either parent thread, and the answer ps still needs comes to it by
+** mail from whoever holds the worker then. With such a worker and no
+** compute waiting, ps is listed among the pool's lenders, and the next to
+** wait wakes it. One task at most: a worker owes its lender one answer,
+** and a waiting compute queues behind one task. */
+static void lend(procs_t *ps)
+{
+    cask__ppool_t *pp = ps->pp;
+    cask_run_t *r = ps->r;
+    bool ready = !cask_readyq_size(&ps->q) &&
+                 atomic_load_explicit(&r->done, memory_order_relaxed) + (size_t)ps->inflight ==
+                     cask_run_size(r);
+    if (!ready && !ps->listed)
+        return;
+    if (ready && !ps->mail) {
+        ps->mail = cask__malloc(2 * (size_t)ps->nw * sizeof *ps->mail);
+        if (ps->mail && (ps->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+            cask__free(ps->mail);
+            ps->mail = NULL;
+        }
+        if (!ps->mail)
+            return; /* it keeps its workers to its end, as without lending */
+    }
+    bool left = false;
+    pthread_mutex_lock(&pp->lock);
+    for (int i = 0; ready && i < ps->nw; i++) {
+        if (!lendable(ps, i))
+            continue;
+        pworker_t *w = &pp->w[i];
+        w->lender = ps;
+        w->lent_prog = ps->prog->id;
+        w->owed = 1;
+        if (!hand(pp, i)) {
+            w->lender = NULL;
+            w->owed = 0;
+            left = true;
+            break;
+        }
+        proc_t *p = &ps->p[i];
+        p->mine = false;
+        p->fd = -1;
+        ps->holds--;
+        ps->lent++;
+        pp->lends++;
+    }
+    list_lender(ps, left);
+    pthread_mutex_unlock(&pp->lock);
 }
 
 /* Worker i is ps's and has nothing to run or to be sent. */
@@ -1154,6 +1469,8 @@ static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)
                 for (int i = 0; i < ps->nw; i++)
                     if (idle_held(ps, i))
                         give(ps, i, false);
+            if (ps->pp->shared)
+                lend(ps);
             if (!ps->inflight && r->budget && cask_readyq_size(&ps->q)) {
                 cask__run_stalled(r, &ps->q); /* nothing fits, nothing runs */
                 continue;
@@ -1168,7 +1485,8 @@ static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)
             pf[i].events = POLLIN;
             pf[i].revents = 0;
         }
-        if (poll(pf, (nfds_t)ps->nw, -1) < 0) {
+        pf[ps->nw] = (struct pollfd){ .fd = ps->efd, .events = POLLIN };
+        if (poll(pf, (nfds_t)ps->nw + 1, -1) < 0) {
             if (errno == EINTR)
                 continue;
             return cask__err(err, CASK_EWORKER, NULL, NULL, "poll: %s", strerror(errno));
@@ -1176,6 +1494,8 @@ static int loop(procs_t *ps, struct pollfd *pf, cask_error_t *err)
         for (int i = 0; i < ps->nw; i++)
             if (pf[i].revents && ps->p[i].fd >= 0)
                 answers(ps, i);
+        if (pf[ps->nw].revents)
+            take_mail(ps);
     }
 }
 
@@ -1250,6 +1570,7 @@ static int prog_make(procs_t *ps, cask_error_t *err)
     cask_value_t *val = (cask_value_t *)(b + head), *args = val + n;
     uint32_t *kernel = (uint32_t *)(args + na), *aoff = kernel + n;
     atomic_init(&P->stop, false);
+    P->id = ps->id;
     P->val = val;
     P->kernel = kernel;
     P->aoff = aoff;
@@ -1344,9 +1665,10 @@ int cask__ppool_start(cask__ppool_t *pp, cask_run_t *r, cask__pool_ended ended, 
     if (pp->njobs == pp->capjobs &&
         cask__grow((void **)&pp->jobs, &pp->capjobs, pp->njobs + 1, sizeof *pp->jobs))
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory to queue a compute");
-    if (!rc && !pp->drivers && !(pp->drivers = cask__calloc((size_t)pp->nw, sizeof *pp->drivers)))
+    if (!rc && !pp->drivers &&
+        !(pp->drivers = cask__calloc(2 * (size_t)pp->nw, sizeof *pp->drivers)))
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for a pool's threads");
-    while (!rc && pp->ndrivers < pp->nw) { /* made on the first submit */
+    while (!rc && pp->ndrivers < 2 * pp->nw) { /* made on the first submit */
         if (pthread_create(&pp->drivers[pp->ndrivers], NULL, driver_main, pp)) {
             if (!pp->ndrivers)
                 rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "cannot start a pool's thread");
@@ -1374,6 +1696,8 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
     procs_t ps;
     memset(&ps, 0, sizeof ps);
     ps.r = r;
+    ps.efd = -1;
+    pthread_mutex_init(&ps.mlock, NULL);
     ps.pp = r->pool ? cask__pool_procs(r->pool) : NULL;
     if (!ps.pp && (rc = ppool_new(cask_run_workers(r), false, &ps.pp, err)))
         return rc;
@@ -1383,6 +1707,7 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
     pthread_mutex_lock(&pp->lock);
     pp->computes++;
     ps.since = pp->forks;
+    ps.id = ++pp->progs;
     pthread_mutex_unlock(&pp->lock);
     cask_readyq_init(&ps.q, r);
     cask_value_t *own = r->val;
@@ -1392,7 +1717,7 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
         ps.p[i] = (proc_t){ .fd = -1, .keep = NONE };
     ps.deaths = cask__calloc(n, 1);
     ps.sent = cask__calloc(n, sizeof *ps.sent);
-    pf = cask__calloc((size_t)ps.nw, sizeof *pf);
+    pf = cask__calloc((size_t)ps.nw + 1, sizeof *pf);
     if (!ps.p || !ps.deaths || !ps.sent || !pf) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu tasks on %d processes",
                        n, ps.nw);
@@ -1404,6 +1729,7 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
     for (size_t t = 0; t < n; t++)
         if (ps.prog->kernel[t] >= nk)
             nk = ps.prog->kernel[t] + 1;
+    ps.nk = nk;
     if (!(ps.kstat = cask__calloc(nk, sizeof *ps.kstat))) {
         rc = cask__err(err, CASK_ENOMEM, NULL, NULL, "no memory for %zu tasks on %d processes",
                        n, ps.nw);
@@ -1419,7 +1745,17 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
         rc = take(&ps, 1, true, err);
     if (!rc)
         rc = loop(&ps, pf, err);
+    while (ps.lent) { /* the scheduler failed: what it lent still answers */
+        struct pollfd one = { .fd = ps.efd, .events = POLLIN };
+        if (poll(&one, 1, -1) > 0)
+            take_mail(&ps);
+    }
 out:
+    if (ps.listed) { /* before its eventfd goes */
+        pthread_mutex_lock(&pp->lock);
+        list_lender(&ps, false);
+        pthread_mutex_unlock(&pp->lock);
+    }
     for (int i = 0; ps.p && i < ps.nw; i++)
         if (ps.p[i].mine)
             give(&ps, i, rc != 0); /* the scheduler itself failed: killed */
@@ -1440,10 +1776,19 @@ out:
     cask__free(ps.buf);
     cask__free(ps.deaths);
     cask__free(ps.sent);
-    cask__free(ps.kstat);
     cask__free(ps.p);
     cask__free(pf);
+    cask__free(ps.mail);
+    if (ps.efd >= 0)
+        close(ps.efd);
+    pthread_mutex_destroy(&ps.mlock);
     pthread_mutex_lock(&pp->lock);
+    if (pp->shared && ps.kstat && !pp->kstat)
+        pp->kstat = cask__calloc(CASK__MAX_KERNELS, sizeof *pp->kstat);
+    for (uint32_t k = 0; pp->kstat && k < ps.nk && k < CASK__MAX_KERNELS; k++)
+        if (ps.kstat[k].n) /* what later computes' lenders expect (see lend) */
+            learn(&pp->kstat[k], ps.kstat[k].mean);
+    cask__free(ps.kstat);
     if (!--pp->computes) { /* no value is in a gone worker's slot now */
         memcpy(pp->spare + pp->nspare, pp->limbo, (size_t)pp->nlimbo * sizeof *pp->limbo);
         pp->nspare += pp->nlimbo;

@@ -364,6 +364,10 @@ int  cask__ppool_make(int nw, cask__ppool_t **out, cask_error_t *err);
 void cask__ppool_free(cask__ppool_t *pp);
 /* Whether the calling thread is one of pp's driver threads. */
 bool cask__ppool_on_driver(const cask__ppool_t *pp);
+/* Workers of pool P's processes lent so far by a compute running its last
+** task on one to a compute waiting for one (0 for a pool of threads); for
+** the tests. */
+uint64_t cask__pool_lends(const cask_pool_t *P);
 /* cask__pool_start on a pool of processes: r waits in pp's queue (best
 ** first, by the score with which computes wait for workers) for one of
 ** its nw driver threads, which runs it and calls ended. */

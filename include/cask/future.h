@@ -46,7 +46,9 @@ typedef struct cask_future cask_future_t;
 ** per output in futs[0..n) (free each with cask_future_free). opts (may be
 ** NULL) is copied; its callbacks are borrowed until the compute finishes
 ** and run on the compute's threads. The compute keeps g alive, but g must
-** not get new tasks while a compute on it is in flight.
+** not get new tasks while a compute on it is in flight: a future is done
+** as soon as its value is delivered, which can be before its compute has
+** let go of g; cask_future_info returns once it has.
 ** Errors found before anything runs are returned here, with every futs[i]
 ** NULL: CASK_EMISSING (an output not in g), CASK_ENOSCHED, CASK_EINVAL,
 ** CASK_ENOMEM. Later errors reach the futures.

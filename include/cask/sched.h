@@ -145,9 +145,12 @@ typedef struct cask_callbacks {
 ** to each compute on it: a compute takes the free workers it has ready
 ** tasks for and gives back those it has nothing for, and while another
 ** compute waits, every worker it holds idle but one; a worker given back
-** goes to the waiting compute of best score (as above). Submits wait in
-** the pool's queue, best score first, for one of its threads (one per
-** worker, started on the first submit), which runs them. The workers see
+** goes to the waiting compute of best score (as above). A compute that
+** has sent every task it has left lends a worker running one of them alone
+** (expected to take under 10 ms) to the waiting compute of best score,
+** whose tasks then run there right after it. Submits wait in the pool's queue, best score first, for one of
+** its threads (two per worker, started on the first submit), which runs
+** them. The workers see
 ** the process as it was when they were forked, as multiprocessing's forked
 ** workers do: a compute's arguments reach them through shared memory, but
 ** a global changed since does not. They are forked again before a compute

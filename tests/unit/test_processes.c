@@ -121,6 +121,14 @@ static int k_crash_on(const cask_value_t *a, size_t n, cask_value_t *out, cask_k
     return 0;
 }
 
+/* test.nap_crash(i, target): test.crash_on(i, target) after a 3 ms nap. */
+static int k_nap_crash(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
+{
+    struct timespec ts = { 0, 3000000 };
+    nanosleep(&ts, NULL);
+    return k_crash_on(a, n, out, ctx);
+}
+
 /* test.pid(i): sleeps 5 ms and returns its process's id. */
 static int k_pid(const cask_value_t *a, size_t n, cask_value_t *out, cask_kctx_t *ctx)
 {
@@ -168,6 +176,7 @@ static int setup(void **state)
         cask_kernel_register("test.sum", k_sum, NULL, &err) ||
         cask_kernel_register("test.pass", k_pass, NULL, &err) ||
         cask_kernel_register("test.crash_on", k_crash_on, NULL, &err) ||
+        cask_kernel_register("test.nap_crash", k_nap_crash, NULL, &err) ||
         cask_kernel_register("test.pid", k_pid, &(cask_kernel_opts_t){ .flags = CASK_KERNEL_IMPURE }, &err) ||
         cask_kernel_register("test.global", k_global, &(cask_kernel_opts_t){ .flags = CASK_KERNEL_IMPURE }, &err) ||
         cask_kernel_register("test.busy", k_busy, NULL, &err))
@@ -822,6 +831,129 @@ static void test_pool_submits_share(void **state)
     cask_pool_free(p);
 }
 
+uint64_t cask__pool_lends(const cask_pool_t *P); /* sched/processes.c, for the tests */
+
+/*
+** Submits of one 3 ms task each, more than the pool's 2 workers, so
+** computes wait while others run their last task, and are lent its worker
+** (their task queued behind it there, the lender's answer routed back to
+** it). Task `target` crashes on its first call, at several positions: with
+** a retry every submit gives its value, the crashed task ran twice and
+** every other once; without, only the crashed task's future fails, naming
+** it. Workers are lent along the way.
+*/
+static void test_pool_lent_crash_blamed(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(2);
+    const int targets[] = { 0, 1, 7, 22, N - 1 };
+    uint64_t lends = cask__pool_lends(p);
+    for (size_t k = 0; k < sizeof targets / sizeof *targets; k++)
+        for (int retry = 1; retry >= 0; retry--) {
+            cask_task_t t[N];
+            cask_future_t *f[N];
+            for (int i = 0; i < MAXI; i++)
+                atomic_store(&calls[i], 0);
+            cask_compute_opts_t o = { .pool = p, .retries = retry ? 1 : CASK_NO_RETRY };
+            /* a graph a round: a future is done before its compute lets go
+            ** of the graph, which gets no task while one is in flight */
+            cask_graph_t *g = cask_graph_new(&err);
+            for (int i = 0; i < N; i++)
+                t[i] = CASK_DELAYED(g, "test.nap_crash", &err, cask_int(i), cask_int(targets[k]));
+            for (int i = 0; i < N; i++)
+                assert_ok(cask_submit(g, &t[i], 1, &o, &f[i], &err), &err);
+            assert_int_equal(cask_future_wait(f, N, N, 20.0, NULL), N);
+            for (int i = 0; i < N; i++) {
+                cask_value_t v;
+                int rc = cask_future_get(f[i], &v, &err);
+                if (i == targets[k] && !retry) {
+                    assert_int_equal(rc, CASK_EWORKER);
+                    assert_string_equal(err.key, cask_graph_key(g, t[i]));
+                    assert_int_equal(err.signal, SIGSEGV);
+                } else {
+                    assert_ok(rc, &err);
+                    assert_int_equal(v.u.i, i);
+                }
+                if (atomic_load(&calls[i]) != (i == targets[k] && retry ? 2 : 1))
+                    fail_msg("crash at %d, %s: task %d ran %d times", targets[k],
+                             retry ? "a retry" : "no retry", i, atomic_load(&calls[i]));
+                cask_future_free(f[i]);
+            }
+            cask_graph_decref(g);
+        }
+    assert_true(cask__pool_lends(p) > lends);
+    cask_pool_free(p);
+}
+
+/* A long task's worker is not lent: on a pool of 2, a 0.6 s sleep and
+** then 20 submits of a 5 ms one. Each short one runs on the other worker
+** as it comes free, so all are done while the long one still runs; lent
+** the long one's worker, one would wait behind it. The short ones' worker
+** is lent from one to the next. */
+static void test_pool_long_task_not_lent(void **state)
+{
+    (void)state;
+    enum { N = 20 };
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(2);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_task_t t[N + 1];
+    cask_future_t *f[N + 1];
+    t[N] = CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.6), cask_int(N));
+    for (int i = 0; i < N; i++)
+        t[i] = CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.005), cask_int(i));
+    uint64_t lends = cask__pool_lends(p);
+    assert_ok(cask_submit(g, &t[N], 1, &(cask_compute_opts_t){ .pool = p }, &f[N], &err), &err);
+    for (int i = 0; i < N; i++)
+        assert_ok(cask_submit(g, &t[i], 1, &(cask_compute_opts_t){ .pool = p }, &f[i], &err),
+                  &err);
+    assert_int_equal(cask_future_wait(f, N, N, 20.0, NULL), N);
+    assert_false(cask_future_done(f[N]));
+    assert_true(cask__pool_lends(p) > lends);
+    assert_int_equal(cask_future_wait(&f[N], 1, 1, 20.0, NULL), 1);
+    for (int i = 0; i <= N; i++) {
+        cask_value_t v;
+        assert_ok(cask_future_get(f[i], &v, &err), &err);
+        assert_int_equal(v.u.i, i);
+        cask_future_free(f[i]);
+    }
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
+/* A compute that needs the workers forked again (a kernel registered
+** after them) is never lent a worker still running another compute's task:
+** forking it again would end that task. Both give their values. */
+static void test_pool_no_lend_to_refork(void **state)
+{
+    (void)state;
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(1);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_graph_t *g2 = cask_graph_new(&err); /* b's: g gets no task while a runs */
+    cask_task_t a = CASK_DELAYED(g, "cask.sleep", &err, cask_double(0.2), cask_int(7));
+    cask_future_t *f[2];
+    assert_ok(cask_submit(g, &a, 1, &(cask_compute_opts_t){ .pool = p }, &f[0], &err), &err);
+    struct timespec ts = { 0, 50000000 }; /* a's task runs */
+    nanosleep(&ts, NULL);
+    assert_ok(cask_kernel_register("test.late_too", k_late, NULL, &err), &err);
+    cask_task_t b = CASK_DELAYED(g2, "test.late_too", &err, cask_int(0));
+    assert_ok(cask_submit(g2, &b, 1, &(cask_compute_opts_t){ .pool = p }, &f[1], &err), &err);
+    assert_int_equal(cask_future_wait(f, 2, 2, 20.0, NULL), 2);
+    cask_value_t v;
+    assert_ok(cask_future_get(f[0], &v, &err), &err);
+    assert_int_equal(v.u.i, 7);
+    assert_ok(cask_future_get(f[1], &v, &err), &err);
+    assert_int_equal(v.u.i, 99);
+    cask_future_free(f[0]);
+    cask_future_free(f[1]);
+    cask_graph_decref(g2);
+    cask_graph_decref(g);
+    cask_pool_free(p);
+}
+
 /* RssShmem of process pid, in kB (the shared pages it has touched). */
 static long shmem_kb(int pid)
 {
@@ -1017,6 +1149,9 @@ int main(void)
         cmocka_unit_test(test_pool_late_kernel),
         cmocka_unit_test(test_pool_trace_times),
         cmocka_unit_test(test_pool_submits_share),
+        cmocka_unit_test(test_pool_lent_crash_blamed),
+        cmocka_unit_test(test_pool_no_lend_to_refork),
+        cmocka_unit_test(test_pool_long_task_not_lent),
         cmocka_unit_test(test_pool_values_released),
         cmocka_unit_test(test_pool_cache_dir),
         cmocka_unit_test(test_pool_refusals),

@@ -137,8 +137,19 @@ static void var_d(double *p, int64_t K, const double *x, size_t len, int64_t k0,
         for (size_t j = 0; j < len; j++)
             m2 += (x[j] - m) * (x[j] - m);
         var_merge(&p[k0], &p[K + k0], &p[2 * K + k0], (double)len, m, m2);
-    } else {
-        FOLD(double, var_merge(a, &a[K], &a[2 * K], 1, v, 0))
+    } else { /* one value into each partial: var_merge of (1, v, 0), its
+                division once for each run of equal counts (one for all, in a
+                block's fold along the reduced axes) */
+        double last = -1, inv = 0;
+        for (size_t j = 0; j < len; j++) {
+            double *a = &p[k0 + (int64_t)j], na = a[0], d = x[j] - a[K];
+            (void)i0, (void)is;
+            if (na != last)
+                last = na, inv = 1 / (na + 1);
+            a[K] += d * inv;
+            a[2 * K] += d * d * na * inv;
+            a[0] = na + 1;
+        }
     }
 }
 MERGE_D(var_md, var_merge(a, &a[K], &a[2 * K], *b, b[K], b[2 * K]))

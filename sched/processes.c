@@ -38,11 +38,12 @@
 ** waiting one waits for a worker to come back, whatever its score. But a
 ** compute that has sent every task it has left lends a worker that runs
 ** one of them alone, expected to take under LEND_NS, to the best waiting
-** compute that can run there as it is (see lend): the borrower's tasks queue behind that one, so the worker
-** goes from one compute's task to the next without waiting for the parent,
-** and whoever holds the worker sends the lender its answer by mail (an
-** eventfd and a list). Answers carry their program's id, so each goes to
-** its own compute.
+** compute that can run there as it is (see lend and hand): the borrower's
+** tasks queue behind that one, so the worker goes from one compute's task
+** to the next without waiting for the parent, and whoever holds the worker
+** sends the lender its answer by mail (an eventfd and a list). Answers,
+** and the task a worker runs, carry their program's id, so each goes to
+** its own compute, and a death is blamed on the right one.
 **
 ** The parent schedules a compute's tasks on the workers it holds: it keeps
 ** the ready queue (the priority order of every back-end) and completes
@@ -59,10 +60,10 @@
 ** the budget's rule (consumers before producers), and successors go
 ** through the queue.
 **
-** Each worker keeps, in the arena, the task whose kernel it is running and
-** the answers it has written but not yet sent. A worker that dies (its
-** socket closes) is reaped with waitpid; the answers it left are taken as
-** if they had arrived (their outputs are in the arena: those tasks are not
+** Each worker keeps, in the arena, the task whose kernel it is running (and
+** its program) and the answers it has written but not yet sent. A worker
+** that dies (its socket closes; what it sent before is read first) is
+** reaped with waitpid; the answers it left are taken as if they had arrived (their outputs are in the arena: those tasks are not
 ** run again), the task it was running when it died is the one blamed and
 ** retried, up to the run's retries (then the compute fails naming that
 ** task's key and kernel and the signal), the rest of what it held goes
@@ -127,6 +128,7 @@ typedef struct answer {
 ** reads when the worker dies. */
 typedef struct wstate {
     _Atomic uint32_t running; /* the task whose kernel runs now, or NONE */
+    _Atomic uint32_t rprog;   /* its program's id (task ids of programs overlap) */
     _Atomic uint32_t nout;    /* answers in out[] whole and not yet sent */
     _Atomic uint32_t posted;  /* batches the parent has sent it (counted first) */
     answer_t out[OUT_MAX];    /* the batch being written (sent from here) */
@@ -333,6 +335,7 @@ static void run_one(prog_t *P, const cask__shm_t *m, wstate_t *ws, int id, cask_
         a->rc = SKIPPED;
         return;
     }
+    atomic_store_explicit(&ws->rprog, P->id, memory_order_relaxed);
     atomic_store_explicit(&ws->running, t, memory_order_release);
     const cask_value_t *in = P->args + P->aoff[t];
     size_t n = P->aoff[t + 1] - P->aoff[t];
@@ -484,6 +487,7 @@ static int fork_worker(cask__ppool_t *pp, int i, cask_error_t *err)
         return cask__err(err, CASK_EWORKER, NULL, NULL, "socketpair: %s", strerror(e));
     }
     atomic_store(&pp->ws[i].running, NONE);
+    atomic_store(&pp->ws[i].rprog, 0);
     atomic_store(&pp->ws[i].nout, 0);
     atomic_store(&pp->ws[i].posted, 0);
     uint32_t kgen = cask__kernel_generation(); /* the child knows at least these */
@@ -675,12 +679,16 @@ static void heap_push(hent_t *h, size_t n, hent_t e)
     h[i] = e;
 }
 
-/* Take the best of heap h of n > 0 entries. Lock held. */
-static void *heap_pop(hent_t *h, size_t n)
+/* Take entry i of heap h of n > i entries: the last takes its place, and
+** moves up or down to where it belongs. Lock held. */
+static void *heap_take(hent_t *h, size_t n, size_t i)
 {
-    void *top = h[0].item;
+    void *item = h[i].item;
     hent_t last = h[--n];
-    size_t i = 0;
+    if (i == n)
+        return item;
+    for (; i && h[(i - 1) / 2].key < last.key; i = (i - 1) / 2)
+        h[i] = h[(i - 1) / 2];
     for (size_t c; (c = 2 * i + 1) < n; i = c) {
         if (c + 1 < n && h[c + 1].key > h[c].key)
             c++;
@@ -689,7 +697,13 @@ static void *heap_pop(hent_t *h, size_t n)
         h[i] = h[c];
     }
     h[i] = last;
-    return top;
+    return item;
+}
+
+/* Take the best of heap h of n > 0 entries. Lock held. */
+static void *heap_pop(hent_t *h, size_t n)
+{
+    return heap_take(h, n, 0);
 }
 
 /* Whether worker w can run ps's tasks as it is, not forked again: forked
@@ -711,15 +725,22 @@ static void post(procs_t *ps, const mail_t *m)
     pthread_mutex_unlock(&ps->mlock);
 }
 
-/* Hand worker i to the best waiting compute, if there is one and it can
-** run its tasks on i without forking it again (i may still be running its
-** lender's task). Lock held. */
+/* Hand worker i to the best waiting compute; while i still runs its
+** lender's task, to the best of those that can run their tasks on i
+** without forking it again (its lender can, if it waits). Lock held. */
 static bool hand(cask__ppool_t *pp, int i)
 {
-    size_t n = (size_t)atomic_load(&pp->nwait);
-    if (!n || (pp->w[i].owed && !can_run(((waiter_t *)pp->waiters[0].item)->ps, &pp->w[i])))
+    size_t n = (size_t)atomic_load(&pp->nwait), best = 0;
+    if (pp->w[i].owed) {
+        best = n;
+        for (size_t k = 0; k < n; k++)
+            if (can_run(((waiter_t *)pp->waiters[k].item)->ps, &pp->w[i]) &&
+                (best == n || pp->waiters[k].key > pp->waiters[best].key))
+                best = k;
+    }
+    if (best >= n)
         return false;
-    waiter_t *b = heap_pop(pp->waiters, n);
+    waiter_t *b = heap_take(pp->waiters, n, best);
     atomic_store(&pp->nwait, (int)n - 1);
     b->got = i;
     pthread_cond_signal(&b->cv);
@@ -742,6 +763,8 @@ static void ppool_put(cask__ppool_t *pp, int i)
 }
 
 static void take_mail(procs_t *ps);
+static void deliver(procs_t *ps, int i, answer_t *a, size_t n, size_t len, size_t cap,
+                    bool own);
 
 /* Worker i, which ps lent, is back: ps reads its answers itself again (the
 ** mails for it before this are read). */
@@ -784,8 +807,19 @@ static int adopt(procs_t *ps, int i, cask_error_t *err)
     return 0;
 }
 
+/* Whether mail waits for ps (a worker it lent may be back). Set lock held. */
+static bool has_mail(procs_t *ps)
+{
+    if (!ps->mail)
+        return false;
+    pthread_mutex_lock(&ps->mlock);
+    bool any = ps->nmail > 0;
+    pthread_mutex_unlock(&ps->mlock);
+    return any;
+}
+
 /* Take up to `want` free workers of ps's set; with none free and `wait`,
-** wait for one. */
+** wait for one, unless mail waits for ps (its caller reads it first). */
 static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
 {
     cask__ppool_t *pp = ps->pp;
@@ -796,6 +830,8 @@ static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
         got[k++] = pp->freel[atomic_load(&pp->nfree)];
     }
     size_t n = (size_t)atomic_load(&pp->nwait);
+    if (!k && wait && has_mail(ps))
+        wait = false;
     if (!k && wait && n == pp->capwait &&
         cask__grow((void **)&pp->waiters, &pp->capwait, n + 1, sizeof *pp->waiters)) {
         pthread_mutex_unlock(&pp->lock);
@@ -808,9 +844,9 @@ static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
         heap_push(pp->waiters, n, (hent_t){
             score_now(cask_readyq_peek(&ps->q, &top) ? ps->r->p.rank[top] : 0), &me });
         atomic_store(&pp->nwait, (int)n + 1);
-        if (pp->lenders) { /* it may lend a worker now */
+        for (procs_t *l = pp->lenders; l; l = l->lnext) { /* each may lend a worker now */
             uint64_t one = 1;
-            while (write(pp->lenders->efd, &one, sizeof one) < 0 && errno == EINTR)
+            while (write(l->efd, &one, sizeof one) < 0 && errno == EINTR)
                 ;
         }
         while (me.got < 0)
@@ -829,6 +865,30 @@ static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
     return rc;
 }
 
+/* Kill worker i, which ps holds and which owes its lender an answer, and
+** send the lender what the worker sent or wrote for it before it died. */
+static void settle(procs_t *ps, int i)
+{
+    pworker_t *w = &ps->pp->w[i];
+    wstate_t *ws = &ps->pp->ws[i];
+    answer_t in[OUT_MAX];
+    kill(w->pid, SIGKILL);
+    while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    slot_gone(ps->pp, i);
+    w->pid = 0;
+    for (;;) { /* the process is gone: all it sent is there */
+        ssize_t k = recv(w->fd, in, sizeof in, MSG_DONTWAIT);
+        if (k < 0 && (errno == EINTR || errno == ECONNRESET))
+            continue;
+        if (k < (ssize_t)sizeof *in)
+            break;
+        deliver(ps, i, in, (size_t)k / sizeof *in, (size_t)k, sizeof in, false);
+    }
+    uint32_t n = atomic_load(&ws->nout);
+    deliver(ps, i, ws->out, n < OUT_MAX ? n : OUT_MAX, sizeof ws->out, sizeof ws->out, false);
+}
+
 /* Give back worker i, which holds nothing of ps's (killed first when the
 ** compute failed in the parent: it may be anywhere). */
 static void give(procs_t *ps, int i, bool kill_it)
@@ -836,6 +896,8 @@ static void give(procs_t *ps, int i, bool kill_it)
     proc_t *p = &ps->p[i];
     pworker_t *w = &ps->pp->w[i];
     if (kill_it) {
+        if (w->owed && w->pid > 0)
+            settle(ps, i);
         retire(ps->pp, i, true);
         if (w->owed) /* its lender's task goes back to its queue, not blamed */
             post(w->lender, &(mail_t){ .kind = MAIL_DEATH, .i = i, .running = NONE, .st = -1 });
@@ -1181,6 +1243,28 @@ static void lost(procs_t *ps, int i, cask_tid_t running, int sig, int st)
     p->keep = NONE;
 }
 
+/* Answers from worker i: up to n at a, in a buffer of cap bytes holding len
+** (a failure ends them, its message after it). ps's own are answered when
+** `own` and still at the head of i's ring (one received twice is not); the
+** lender's are routed to it. */
+static void deliver(procs_t *ps, int i, answer_t *a, size_t n, size_t len, size_t cap,
+                    bool own)
+{
+    proc_t *p = &ps->p[i];
+    for (size_t j = 0; j < n; j++) {
+        const char *msg = "";
+        if (a[j].rc < 0) { /* its message follows it */
+            ((char *)a)[len < cap ? len : cap - 1] = '\0';
+            msg = (const char *)&a[j + 1];
+            n = j + 1;
+        }
+        if (a[j].prog != ps->prog->id)
+            route(ps, i, &a[j], msg);
+        else if (own && p->count && a[j].t == p->ring[p->head])
+            answered(ps, i, &a[j], msg);
+    }
+}
+
 /* Worker i's socket closed: reap it, take the answers it wrote but did not
 ** send (the lender's go to the lender, with word of the death), retry or
 ** fail the task it died running, requeue the rest it held, and replace
@@ -1201,29 +1285,16 @@ static void died(procs_t *ps, int i)
     slot_gone(ps->pp, i);
     if (WIFSIGNALED(st))
         sig = WTERMSIG(st);
-    /* The process is gone: what it wrote in the arena is all there is.
-    ** Answers already received are no longer at the ring's head. */
+    /* The process is gone: what it wrote in the arena is all there is. */
     uint32_t n = atomic_load(&ws->nout);
-    for (uint32_t j = 0; j < n && j < OUT_MAX; j++) {
-        const answer_t *a = &ws->out[j];
-        const char *msg = "";
-        if (a->rc < 0) { /* its message follows it */
-            ((char *)ws->out)[sizeof ws->out - 1] = '\0';
-            msg = (const char *)(a + 1);
-        }
-        if (a->prog != ps->prog->id)
-            route(ps, i, a, msg);
-        else if (p->count && a->t == p->ring[p->head])
-            answered(ps, i, a, msg);
-        if (a->rc < 0)
-            break;
-    }
+    deliver(ps, i, ws->out, n < OUT_MAX ? n : OUT_MAX, sizeof ws->out, sizeof ws->out, true);
     cask_tid_t running = atomic_load(&ws->running);
-    if (w->owed) { /* the lender's task came first: ps's had not started */
-        post(w->lender, &(mail_t){ .kind = MAIL_DEATH, .i = i, .running = running,
-                                   .sig = sig, .st = st });
+    uint32_t rprog = atomic_load(&ws->rprog);
+    if (w->owed) /* its lender's task is lost: blamed if it was the one running */
+        post(w->lender, &(mail_t){ .kind = MAIL_DEATH, .i = i, .sig = sig, .st = st,
+                                   .running = rprog == w->lent_prog ? running : NONE });
+    if (rprog != ps->prog->id)
         running = NONE;
-    }
     *w = (pworker_t){ .fd = -1 };
     lost(ps, i, running, sig, st);
     if (!cask_run_stopped(r)) {
@@ -1248,23 +1319,15 @@ static void answers(procs_t *ps, int i)
             continue;
         if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        if (k < (ssize_t)sizeof *in) { /* end of file, or a reset: the worker is gone */
+        /* A worker that exits with a batch unread resets the socket: the
+        ** first recv after says so, before what the worker sent. */
+        if (k < 0 && errno == ECONNRESET)
+            continue;
+        if (k < (ssize_t)sizeof *in) { /* end of file, or an error: the worker is gone */
             died(ps, i);
             return;
         }
-        size_t n = (size_t)k / sizeof *in;
-        for (size_t j = 0; j < n; j++) {
-            const char *msg = "";
-            if (in[j].rc < 0) { /* a failure: the rest of the message is its text */
-                msg = (const char *)&in[j + 1];
-                ((char *)in)[k < (ssize_t)sizeof in ? k : k - 1] = '\0';
-                n = j + 1;
-            }
-            if (in[j].prog == ps->prog->id)
-                answered(ps, i, &in[j], msg);
-            else
-                route(ps, i, &in[j], msg);
-        }
+        deliver(ps, i, in, (size_t)k / sizeof *in, (size_t)k, sizeof in, true);
     }
 }
 
@@ -1302,7 +1365,7 @@ static void take_mail(procs_t *ps)
 /* What task t of ps is expected to take, in ns: its given cost, else its
 ** kernel's estimate (a cost function or a cost given at registration),
 ** else its kernel's measured mean in ps, else in the computes of ps's set
-** that ended; infinity when nothing says. Set lock held. */
+** that ended (read under the set's lock); infinity when nothing says. */
 static double expected_ns(const procs_t *ps, cask_tid_t t)
 {
     const cask__gview_t *gv = &ps->r->p.gv;
@@ -1313,20 +1376,25 @@ static double expected_ns(const procs_t *ps, cask_tid_t t)
     const cask__kernel_t *k = cask__kernel_get(kid);
     if (k && (k->opts.cost_fn || k->opts.cost > 0))
         return cask__kernel_cost(kid, cask__view_inputs(gv, gt), cask__view_nargs(gv, gt)) * 1e9;
-    const kstat_t *m = kid < ps->nk && ps->kstat[kid].n ? &ps->kstat[kid]
-                       : ps->pp->kstat && kid < CASK__MAX_KERNELS && ps->pp->kstat[kid].n
-                           ? &ps->pp->kstat[kid] : NULL;
-    if (!m)
+    double mean = kid < ps->nk && ps->kstat[kid].n ? ps->kstat[kid].mean : -1;
+    if (mean < 0) {
+        cask__ppool_t *pp = ps->pp;
+        pthread_mutex_lock(&pp->lock);
+        if (pp->kstat && kid < CASK__MAX_KERNELS && pp->kstat[kid].n)
+            mean = pp->kstat[kid].mean;
+        pthread_mutex_unlock(&pp->lock);
+    }
+    if (mean < 0)
         return INFINITY;
     cask__tickconv_t tc;
     cask__tick_rate(&tc);
-    return m->mean * tc.ns_per_tick;
+    return mean * tc.ns_per_tick;
 }
 
 /* Whether ps could lend worker i: it holds it, and it runs one task of ps
 ** and nothing more, expected to take under LEND_NS (a compute lent the
 ** worker waits for that task, however long, while another worker may come
-** free sooner). Set lock held. */
+** free sooner). */
 static bool lendable(const procs_t *ps, int i)
 {
     const proc_t *p = &ps->p[i];
@@ -1385,11 +1453,16 @@ static void lend(procs_t *ps)
         if (!ps->mail)
             return; /* it keeps its workers to its end, as without lending */
     }
+    int cand[MAX_PROCS], nc = 0;
+    for (int i = 0; ready && i < ps->nw; i++)
+        if (lendable(ps, i))
+            cand[nc++] = i;
+    if (!nc && !ps->listed)
+        return;
     bool left = false;
     pthread_mutex_lock(&pp->lock);
-    for (int i = 0; ready && i < ps->nw; i++) {
-        if (!lendable(ps, i))
-            continue;
+    for (int c = 0; c < nc; c++) {
+        int i = cand[c];
         pworker_t *w = &pp->w[i];
         w->lender = ps;
         w->lent_prog = ps->prog->id;
@@ -1397,8 +1470,8 @@ static void lend(procs_t *ps)
         if (!hand(pp, i)) {
             w->lender = NULL;
             w->owed = 0;
-            left = true;
-            break;
+            left = true; /* no waiter can run there: another worker may suit one */
+            continue;
         }
         proc_t *p = &ps->p[i];
         p->mine = false;
@@ -1745,7 +1818,10 @@ static int procs_run(cask_run_t *r, void *udata, cask_error_t *err)
         rc = take(&ps, 1, true, err);
     if (!rc)
         rc = loop(&ps, pf, err);
-    while (ps.lent) { /* the scheduler failed: what it lent still answers */
+    for (int i = 0; rc && i < ps.nw; i++) /* the scheduler failed: killed, */
+        if (ps.p[i].mine) /* which sends their lenders what they owe them */
+            give(&ps, i, true);
+    while (ps.lent) { /* and what it lent still answers */
         struct pollfd one = { .fd = ps.efd, .events = POLLIN };
         if (poll(&one, 1, -1) > 0)
             take_mail(&ps);
@@ -1785,7 +1861,7 @@ out:
     pthread_mutex_lock(&pp->lock);
     if (pp->shared && ps.kstat && !pp->kstat)
         pp->kstat = cask__calloc(CASK__MAX_KERNELS, sizeof *pp->kstat);
-    for (uint32_t k = 0; pp->kstat && k < ps.nk && k < CASK__MAX_KERNELS; k++)
+    for (uint32_t k = 0; pp->kstat && ps.kstat && k < ps.nk && k < CASK__MAX_KERNELS; k++)
         if (ps.kstat[k].n) /* what later computes' lenders expect (see lend) */
             learn(&pp->kstat[k], ps.kstat[k].mean);
     cask__free(ps.kstat);

@@ -147,8 +147,9 @@ typedef struct cask_callbacks {
 ** compute waits, every worker it holds idle but one; a worker given back
 ** goes to the waiting compute of best score (as above). A compute that
 ** has sent every task it has left lends a worker running one of them alone
-** (expected to take under 10 ms) to the waiting compute of best score,
-** whose tasks then run there right after it. Submits wait in the pool's queue, best score first, for one of
+** (expected to take under 10 ms) to the waiting compute of best score
+** among those that can run there without forking it again, whose tasks
+** then run there right after it. Submits wait in the pool's queue, best score first, for one of
 ** its threads (two per worker, started on the first submit), which runs
 ** them. The workers see
 ** the process as it was when they were forked, as multiprocessing's forked

@@ -954,6 +954,118 @@ static void test_pool_no_lend_to_refork(void **state)
     cask_pool_free(p);
 }
 
+/* A lent worker goes to the best waiting compute that can run there, not
+** only to the first in line. On a pool of 2 (4 computes in flight at most),
+** x (one compute of two sleeps, 0.15 s and 0.4 s) holds both workers while
+** a, b (5 ms sleeps) and c (a kernel registered after the fork, so it
+** needs a worker forked again) come 30 ms apart, in that order; c's cost
+** of 50 ms puts it between a and b in line. At 0.15 s a takes the worker x
+** frees and lends it at once, past c, to b: one lend. (Handed to the first
+** in line only, it is not lent: c cannot take it, and nobody lends the
+** next worker b gets.) */
+static void test_pool_lend_past_refork(void **state)
+{
+    (void)state;
+    enum { X1, X2, A, B, C, N };
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(2);
+    cask_graph_t *g[N];
+    cask_task_t t[N];
+    cask_future_t *f[N];
+    struct timespec ts = { 0, 30000000 };
+    const double secs[N] = { 0.15, 0.4, 0.005, 0.005 };
+    for (int i = 0; i < N; i++) /* a graph each: none gets a task while a compute runs */
+        g[i] = cask_graph_new(&err);
+    for (int i = 0; i < C; i++)
+        t[i] = CASK_DELAYED(g[i == X2 ? X1 : i], "cask.sleep", &err, cask_double(secs[i]),
+                            cask_int(i));
+    uint64_t lends = cask__pool_lends(p);
+    const cask_compute_opts_t o = { .pool = p };
+    assert_ok(cask_submit(g[X1], &t[X1], 2, &o, &f[X1], &err), &err);
+    for (int i = A; i < N; i++) {
+        nanosleep(&ts, NULL); /* each waits before the next comes */
+        if (i == C) {
+            assert_ok(cask_kernel_register("test.late_three", k_late,
+                                           &(cask_kernel_opts_t){ .cost = 0.05 }, &err), &err);
+            t[i] = CASK_DELAYED(g[i], "test.late_three", &err, cask_int(0));
+        }
+        assert_ok(cask_submit(g[i], &t[i], 1, &o, &f[i], &err), &err);
+    }
+    assert_int_equal(cask_future_wait(f, N, N, 20.0, NULL), N);
+    for (int i = 0; i < N; i++) {
+        cask_value_t v;
+        assert_ok(cask_future_get(f[i], &v, &err), &err);
+        assert_int_equal(v.u.i, i == C ? 99 : i);
+        cask_future_free(f[i]);
+    }
+    for (int i = 0; i < N; i++)
+        cask_graph_decref(g[i]);
+    uint64_t lent = cask__pool_lends(p) - lends;
+    cask_pool_free(p);
+    assert_int_equal(lent, 1);
+}
+
+long cask__alloc_fail_at(long n); /* graph/util.c: the test-only failure hook */
+
+/* An allocation that fails anywhere in the parent while computes on a pool
+** lend each other their workers (12 submits of a 1 ms sleep on 2 workers)
+** ends each compute with its value or CASK_ENOMEM, never a hang or a wrong
+** value, and leaves the pool able to run the next compute. */
+static void test_pool_alloc_failures(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    cask_error_t err;
+    cask_pool_t *p = procs_pool(2);
+    const cask_compute_opts_t o = { .pool = p };
+    long covered = 0, failed = 0;
+    uint64_t lends = cask__pool_lends(p);
+    for (long at = 1; at < 2000; at++) {
+        cask_graph_t *g[N];
+        cask_task_t t[N];
+        cask_future_t *f[N] = { 0 };
+        for (int i = 0; i < N; i++) { /* a graph each: none gets a task while one runs */
+            g[i] = cask_graph_new(&err);
+            t[i] = CASK_DELAYED(g[i], "cask.sleep", &err, cask_double(0.001), cask_int(i));
+        }
+        cask__alloc_fail_at(at);
+        for (int i = 0; i < N; i++) {
+            int rc = cask_submit(g[i], &t[i], 1, &o, &f[i], &err);
+            if (rc)
+                assert_int_equal(rc, CASK_ENOMEM);
+        }
+        for (int i = 0; i < N; i++) {
+            if (!f[i])
+                continue;
+            assert_int_equal(cask_future_wait(&f[i], 1, 1, 20.0, NULL), 1);
+            cask_value_t v;
+            int rc = cask_future_get(f[i], &v, &err);
+            if (rc != CASK_ENOMEM) {
+                assert_ok(rc, &err);
+                assert_int_equal(v.u.i, i);
+            }
+            failed += rc != 0;
+            cask_compute_info_t info;
+            cask_future_info(f[i], &info); /* its compute has ended */
+            cask_future_free(f[i]);
+        }
+        long made = cask__alloc_fail_at(0);
+        cask_value_t v;
+        assert_ok(cask_compute(g[N - 1], &t[N - 1], 1, &o, &v, NULL, &err), &err);
+        assert_int_equal(v.u.i, N - 1);
+        for (int i = 0; i < N; i++)
+            cask_graph_decref(g[i]);
+        if (made < at)
+            break; /* no failure was injected: every point is covered */
+        covered++;
+    }
+    printf("# %ld allocation failure points covered, %ld computes failed, %llu lends\n",
+           covered, failed, (unsigned long long)(cask__pool_lends(p) - lends));
+    assert_true(covered > 50);
+    assert_true(cask__pool_lends(p) > lends);
+    cask_pool_free(p);
+}
+
 /* RssShmem of process pid, in kB (the shared pages it has touched). */
 static long shmem_kb(int pid)
 {
@@ -1151,6 +1263,8 @@ int main(void)
         cmocka_unit_test(test_pool_submits_share),
         cmocka_unit_test(test_pool_lent_crash_blamed),
         cmocka_unit_test(test_pool_no_lend_to_refork),
+        cmocka_unit_test(test_pool_lend_past_refork),
+        cmocka_unit_test(test_pool_alloc_failures),
         cmocka_unit_test(test_pool_long_task_not_lent),
         cmocka_unit_test(test_pool_values_released),
         cmocka_unit_test(test_pool_cache_dir),

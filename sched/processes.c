@@ -162,6 +162,7 @@ typedef struct pworker {
     struct procs *lender; /* the compute that lent it while running its last
                              tasks (their answers go to it), or NULL */
     uint32_t lent_prog;  /* the lender's program id */
+    cask_tid_t lent_t;   /* and the task it ran there, whose answer it owes */
     int      owed;       /* answers still to come for the lender */
 } pworker_t;
 
@@ -1196,8 +1197,9 @@ static void answered(procs_t *ps, int i, const answer_t *a, const char *msg)
 static void route(procs_t *ps, int i, const answer_t *a, const char *msg)
 {
     pworker_t *w = &ps->pp->w[i];
-    if (!w->owed || a->prog != w->lent_prog)
-        return; /* one it had before: the lender has it */
+    if (!w->owed || a->prog != w->lent_prog || a->t != w->lent_t)
+        return; /* one it had before (sent, and left in the arena by a worker
+                   killed before it cleared it): the lender has it */
     mail_t m = { .kind = MAIL_ANSWER, .i = i, .a = *a };
     snprintf(m.msg, sizeof m.msg, "%s", msg);
     procs_t *to = w->lender;
@@ -1466,6 +1468,7 @@ static void lend(procs_t *ps)
         pworker_t *w = &pp->w[i];
         w->lender = ps;
         w->lent_prog = ps->prog->id;
+        w->lent_t = ps->p[i].ring[ps->p[i].head];
         w->owed = 1;
         if (!hand(pp, i)) {
             w->lender = NULL;

@@ -63,8 +63,9 @@
 ** Each worker keeps, in the arena, the task whose kernel it is running (and
 ** its program) and the answers it has written but not yet sent. A worker
 ** that dies (its socket closes; what it sent before is read first) is
-** reaped with waitpid; the answers it left are taken as if they had arrived (their outputs are in the arena: those tasks are not
-** run again), the task it was running when it died is the one blamed and
+** reaped with waitpid; the answers it left are taken as if they had
+** arrived (their outputs are in the arena: those tasks are not run
+** again), the task it was running when it died is the one blamed and
 ** retried, up to the run's retries (then the compute fails naming that
 ** task's key and kernel and the signal), the rest of what it held goes
 ** back to the queue, and a new worker takes its place. Each worker has a
@@ -764,8 +765,8 @@ static void ppool_put(cask__ppool_t *pp, int i)
 }
 
 static void take_mail(procs_t *ps);
-static void deliver(procs_t *ps, int i, answer_t *a, size_t n, size_t len, size_t cap,
-                    bool own);
+static bool take_sent(procs_t *ps, int i, int fd, bool own);
+static void take_left(procs_t *ps, int i, bool own);
 
 /* Worker i, which ps lent, is back: ps reads its answers itself again (the
 ** mails for it before this are read). */
@@ -871,23 +872,13 @@ static int take(procs_t *ps, int want, bool wait, cask_error_t *err)
 static void settle(procs_t *ps, int i)
 {
     pworker_t *w = &ps->pp->w[i];
-    wstate_t *ws = &ps->pp->ws[i];
-    answer_t in[OUT_MAX];
     kill(w->pid, SIGKILL);
     while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
         ;
     slot_gone(ps->pp, i);
     w->pid = 0;
-    for (;;) { /* the process is gone: all it sent is there */
-        ssize_t k = recv(w->fd, in, sizeof in, MSG_DONTWAIT);
-        if (k < 0 && (errno == EINTR || errno == ECONNRESET))
-            continue;
-        if (k < (ssize_t)sizeof *in)
-            break;
-        deliver(ps, i, in, (size_t)k / sizeof *in, (size_t)k, sizeof in, false);
-    }
-    uint32_t n = atomic_load(&ws->nout);
-    deliver(ps, i, ws->out, n < OUT_MAX ? n : OUT_MAX, sizeof ws->out, sizeof ws->out, false);
+    take_sent(ps, i, w->fd, false); /* the process is gone: all it sent is there */
+    take_left(ps, i, false);
 }
 
 /* Give back worker i, which holds nothing of ps's (killed first when the
@@ -1267,6 +1258,35 @@ static void deliver(procs_t *ps, int i, answer_t *a, size_t n, size_t len, size_
     }
 }
 
+/* Take the batches of answers waiting on fd, worker i's socket, without
+** waiting, through deliver (`own` as there). Returns whether the socket
+** has ended (end of file, or an error): the worker is gone. */
+static bool take_sent(procs_t *ps, int i, int fd, bool own)
+{
+    answer_t in[OUT_MAX];
+    for (;;) {
+        ssize_t k = recv(fd, in, sizeof in, MSG_DONTWAIT);
+        /* A worker that exits with a batch unread resets the socket: the
+        ** first recv after says so, before what the worker sent. */
+        if (k < 0 && (errno == EINTR || errno == ECONNRESET))
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return false;
+        if (k < (ssize_t)sizeof *in)
+            return true;
+        deliver(ps, i, in, (size_t)k / sizeof *in, (size_t)k, sizeof in, own);
+    }
+}
+
+/* The answers gone worker i wrote in the arena and did not send, through
+** deliver (`own` as there): with the process gone, all there is. */
+static void take_left(procs_t *ps, int i, bool own)
+{
+    wstate_t *ws = &ps->pp->ws[i];
+    uint32_t n = atomic_load(&ws->nout);
+    deliver(ps, i, ws->out, n < OUT_MAX ? n : OUT_MAX, sizeof ws->out, sizeof ws->out, own);
+}
+
 /* Worker i's socket closed: reap it, take the answers it wrote but did not
 ** send (the lender's go to the lender, with word of the death), retry or
 ** fail the task it died running, requeue the rest it held, and replace
@@ -1287,9 +1307,7 @@ static void died(procs_t *ps, int i)
     slot_gone(ps->pp, i);
     if (WIFSIGNALED(st))
         sig = WTERMSIG(st);
-    /* The process is gone: what it wrote in the arena is all there is. */
-    uint32_t n = atomic_load(&ws->nout);
-    deliver(ps, i, ws->out, n < OUT_MAX ? n : OUT_MAX, sizeof ws->out, sizeof ws->out, true);
+    take_left(ps, i, true);
     cask_tid_t running = atomic_load(&ws->running);
     uint32_t rprog = atomic_load(&ws->rprog);
     if (w->owed) /* its lender's task is lost: blamed if it was the one running */
@@ -1314,23 +1332,8 @@ static void died(procs_t *ps, int i)
 ** lender's, which go to the lender. */
 static void answers(procs_t *ps, int i)
 {
-    answer_t in[OUT_MAX];
-    while (ps->p[i].fd >= 0) {
-        ssize_t k = recv(ps->p[i].fd, in, sizeof in, MSG_DONTWAIT);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        /* A worker that exits with a batch unread resets the socket: the
-        ** first recv after says so, before what the worker sent. */
-        if (k < 0 && errno == ECONNRESET)
-            continue;
-        if (k < (ssize_t)sizeof *in) { /* end of file, or an error: the worker is gone */
-            died(ps, i);
-            return;
-        }
-        deliver(ps, i, in, (size_t)k / sizeof *in, (size_t)k, sizeof in, true);
-    }
+    if (take_sent(ps, i, ps->p[i].fd, true))
+        died(ps, i);
 }
 
 /* Read what came by mail: answers from workers ps lent, their deaths, and

@@ -348,37 +348,6 @@ static int read_run(void *ctx, int64_t flat, int64_t n)
     return 0;
 }
 
-/* A box that is one contiguous span of the data (every axis after the
-** first whole): ask the kernel to start reading the spans of the same size
-** two boxes on either side, so the disk works while this box is computed
-** on, in whichever direction the blocks are walked (read-ahead alone goes
-** forward only). The side just read is in the page cache: a no-op there. */
-static void prefetch_around(int fd, int64_t data, double total, int ndim,
-                            const int64_t *shape, const int64_t *lo, const int64_t *n,
-                            size_t es)
-{
-    double span = (double)es;
-    for (int x = 0; x < ndim; x++) {
-        if (x > 0 && n[x] != shape[x])
-            return;
-        span *= (double)n[x];
-    }
-    if (span <= 0)
-        return;
-    double row = ndim ? span / (double)n[0] : span;
-    double first = (double)data + (ndim ? (double)lo[0] * row : 0);
-    for (int side = -1; side <= 1; side += 2) {
-        double at = side < 0 ? first - 2 * span : first + span;
-        double end = at + 2 * span;
-        if (at < (double)data)
-            at = (double)data;
-        if (end > (double)data + total)
-            end = (double)data + total;
-        if (end > at)
-            posix_fadvise(fd, (off_t)at, (off_t)(end - at), POSIX_FADV_WILLNEED);
-    }
-}
-
 /*
 ** A file leaf's region (N_FILE, F_NPY): each task that evaluates one reads
 ** what it needs here.
@@ -416,7 +385,6 @@ int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a larger read-ahead */
         read_ctx_t rd = { fd, d->offset, es, dst, path, ctx, dtype == CASK_BOOL };
         rc = cask__ar_block_runs(ndim, shape, lo, n, read_run, &rd);
-        prefetch_around(fd, d->offset, total, ndim, shape, lo, n, es);
     }
     close(fd);
     return rc;

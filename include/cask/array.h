@@ -410,10 +410,7 @@ CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
 ** file that an odd number of reductions built before it read walks its
 ** blocks last to first (the result is the same, merged in order), so a
 ** second pass over a file larger than the page cache starts among the
-** pages the first pass left there. A task that reads a block spanning
-** whole rows asks the system to start reading the two blocks on either
-** side of it (posix_fadvise WILLNEED), so the disk works while blocks are
-** reduced whichever way they are walked. The file's own
+** pages the first pass left there. The file's own
 ** blocks become tasks (key npy-TOKEN-INDEX) only where something needs
 ** them as blocks: computing x itself, a slice, a concatenation, a matmul.
 ** Formats and chunks as cask_array_load_npy; every scheduler reads the

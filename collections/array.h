@@ -111,6 +111,15 @@ bool cask__ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64
 int cask__ar_block_runs(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
                         int (*fn)(void *ctx, int64_t flat, int64_t n), void *ctx);
 
+/* Read the box lo .. lo + n of the C-order array (shape, es bytes an
+** element) that starts at byte data of the file open at fd into dst, in
+** the box's C order, a contiguous run at a time with pread; with bools,
+** each byte must be 0 or 1. 0, or the kernel's error naming path and the
+** byte where the file ended (or the bad element). */
+int cask__ar_pread_box(int fd, int64_t data, size_t es, int ndim, const int64_t *shape,
+                       const int64_t *lo, const int64_t *n, void *dst, bool bools,
+                       const char *path, cask_kctx_t *ctx);
+
 /* Copy the block at bo/be between whole (C order, shape) and blk (C order,
 ** be): into blk when to_block, else out of it. sz: bytes per element. */
 void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
@@ -288,6 +297,9 @@ int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim
 int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                          const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
                          cask_kctx_t *ctx);
+/* Boxes cask__ar_h5_read_box has read with pread, past HDF5 (in this
+** process): tests look at it. */
+extern atomic_size_t cask__ar_h5_direct_reads;
 /* Whether e reads another array's blocks anywhere (then its chunks are not
 ** free: generators, constants and files take any chunks). */
 bool cask__ar_has_blocks(const ar_enode_t *e);

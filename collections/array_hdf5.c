@@ -6,8 +6,14 @@
 ** Reading: cask_array_open_hdf5 reads the dataset's type, extents and
 ** chunking and makes a file leaf (N_FILE); each task that evaluates it
 ** (cask__ar_h5_read_box) opens the file, checks that the dataset still has
-** that type and those extents, and reads the hyperslab it needs. Integer types of up to 8 bytes (unsigned ones
-** of up to 4) are read as int64, floats of 4 and 8 bytes as float32 and
+** that type and those extents, and reads the hyperslab it needs. When
+** HDF5 would only copy the box's bytes (the dataset is stored without
+** filters, in the type the box is read as, in a file with no user block,
+** either in one piece or chunked with the box inside one chunk), the task
+** asks HDF5 only where they lie and reads them with pread, outside the
+** library's lock, so workers read at the same time; other boxes go through
+** H5Dread, one worker at a time. Integer types of up to 8 bytes (unsigned
+** ones of up to 4) are read as int64, floats of 4 and 8 bytes as float32 and
 ** float64, h5py's booleans (an enum of FALSE = 0 and TRUE = 1 over one
 ** byte) as bool; anything else is refused when opened, naming the type.
 **
@@ -19,6 +25,7 @@
 ** was in the file before is left as it was.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -92,6 +99,8 @@ typedef struct h5 {
     hid_t file, dset, type, space;
     int ndim;
     int64_t shape[CASK_MAX_NDIM];
+    dev_t dev;             /* the file HDF5 opened */
+    ino_t ino;
 } h5_t;
 
 static void h5_close(h5_t *h)
@@ -112,7 +121,7 @@ static void h5_close(h5_t *h)
 static int h5_open(const char *path, const char *name, h5_t *h, char *buf, size_t cap)
 {
     struct stat st;
-    *h = (h5_t){ -1, -1, -1, -1, 0, { 0 } };
+    *h = (h5_t){ -1, -1, -1, -1, 0, { 0 }, 0, 0 };
     quiet();
     if (stat(path, &st)) {
         snprintf(buf, cap, "cannot read %s: %s", path, strerror(errno));
@@ -122,6 +131,7 @@ static int h5_open(const char *path, const char *name, h5_t *h, char *buf, size_
         snprintf(buf, cap, "cannot read %s: not a regular file", path);
         return -1;
     }
+    h->dev = st.st_dev, h->ino = st.st_ino;
     if ((h->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
         snprintf(buf, cap, "%s is not an HDF5 file (or cannot be read)", path);
         return -1;
@@ -149,6 +159,73 @@ static int h5_open(const char *path, const char *name, h5_t *h, char *buf, size_
 }
 
 /* ---------------------------------------------------------------- reading */
+
+atomic_size_t cask__ar_h5_direct_reads;
+
+/* Where in the file the box lo .. lo + n lies as plain bytes, when HDF5
+** would only copy them: the dataset is stored in memory type mt without
+** filters, in a file with no user block, either in one piece or chunked
+** with the box inside one allocated chunk. The stored array's offset, its
+** shape in *in (the dataset's, or the chunk's) and the box's start within
+** it in *at; -1 otherwise (the box is read through HDF5). */
+static off_t direct_at(const h5_t *h, hid_t mt, const int64_t *lo, const int64_t *n,
+                       int64_t *in, int64_t *at)
+{
+    if (!h->ndim || H5Tequal(h->type, mt) <= 0)
+        return -1;
+    hid_t dcpl = H5Dget_create_plist(h->dset), fcpl = H5Fget_create_plist(h->file);
+    hsize_t c[CASK_MAX_NDIM], o[CASK_MAX_NDIM], ub = 1, size = 0;
+    size_t es = H5Tget_size(mt);
+    H5D_layout_t lay = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+    bool ok = fcpl >= 0 && H5Pget_userblock(fcpl, &ub) >= 0 && ub == 0 && es &&
+              H5Pget_nfilters(dcpl) == 0;
+    haddr_t addr = HADDR_UNDEF;
+    if (ok && lay == H5D_CONTIGUOUS) {
+        addr = H5Dget_offset(h->dset);
+        size = H5Dget_storage_size(h->dset);
+        for (int x = 0; x < h->ndim; x++)
+            in[x] = h->shape[x], at[x] = lo[x];
+    } else if (ok && lay == H5D_CHUNKED && H5Pget_chunk(dcpl, h->ndim, c) == h->ndim) {
+        for (int x = 0; ok && x < h->ndim; x++) {
+            ok = c[x] > 0;
+            o[x] = ok ? (hsize_t)lo[x] / c[x] * c[x] : 0;
+            in[x] = (int64_t)c[x], at[x] = lo[x] - (int64_t)o[x];
+            ok = ok && at[x] + n[x] <= in[x];
+        }
+        unsigned mask = 1;
+        if (!ok || H5Dget_chunk_info_by_coord(h->dset, o, &mask, &addr, &size) < 0 || mask)
+            addr = HADDR_UNDEF;
+    }
+    double bytes = (double)es; /* what the stored array takes */
+    for (int x = 0; x < h->ndim; x++)
+        bytes *= (double)in[x];
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (fcpl >= 0)
+        H5Pclose(fcpl);
+    return ok && addr != HADDR_UNDEF && (double)size >= bytes && (double)addr + bytes < 0x1p62
+               ? (off_t)addr : -1;
+}
+
+/* Read the box at (start at in an array of shape in, stored at byte base)
+** of the file h had open (dev, ino), named path. */
+static int read_direct(const char *path, dev_t dev, ino_t ino, off_t base, size_t es, int ndim,
+                       const int64_t *in, const int64_t *at, const int64_t *n, void *dst,
+                       cask_kctx_t *ctx)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+    struct stat st;
+    if (fd < 0)
+        return cask_kernel_fail(ctx, "cannot read %s: %s", path, strerror(errno));
+    if (fstat(fd, &st) || st.st_dev != dev || st.st_ino != ino)
+        rc = cask_kernel_fail(ctx, "%s changed while the array was open (another file has "
+                              "its name)", path);
+    else if (!(rc = cask__ar_pread_box(fd, (int64_t)base, es, ndim, in, at, n, dst, false, path,
+                                       ctx)))
+        atomic_fetch_add_explicit(&cask__ar_h5_direct_reads, 1, memory_order_relaxed);
+    close(fd);
+    return rc;
+}
 
 int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                          const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
@@ -180,12 +257,21 @@ int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
         goto out;
     bool made;
     hid_t mt = mem_type(dtype, h.type, &made);
-    hid_t ms = ndim ? H5Screate_simple(ndim, count, NULL) : H5Screate(H5S_SCALAR);
-    herr_t e = ndim ? H5Sselect_hyperslab(h.space, H5S_SELECT_SET, start, NULL, count, NULL) : 0;
-    if (mt < 0 || ms < 0 || e < 0 || H5Dread(h.dset, mt, ms, h.space, H5P_DEFAULT, dst) < 0)
-        rc = cask_kernel_fail(ctx, "%s: cannot read dataset '%s'", path, name);
-    if (ms >= 0)
-        H5Sclose(ms);
+    int64_t in[CASK_MAX_NDIM], at[CASK_MAX_NDIM];
+    off_t base = mt >= 0 ? direct_at(&h, mt, lo, n, in, at) : -1;
+    if (base >= 0) {
+        h5_close(&h); /* HDF5 is done with: its lock is free for other workers */
+        rc = read_direct(path, h.dev, h.ino, base, cask_dtype_size(dtype), ndim, in, at, n, dst,
+                         ctx);
+    } else {
+        hid_t ms = ndim ? H5Screate_simple(ndim, count, NULL) : H5Screate(H5S_SCALAR);
+        herr_t e = ndim ? H5Sselect_hyperslab(h.space, H5S_SELECT_SET, start, NULL, count, NULL)
+                        : 0;
+        if (mt < 0 || ms < 0 || e < 0 || H5Dread(h.dset, mt, ms, h.space, H5P_DEFAULT, dst) < 0)
+            rc = cask_kernel_fail(ctx, "%s: cannot read dataset '%s'", path, name);
+        if (ms >= 0)
+            H5Sclose(ms);
+    }
     if (made && mt >= 0)
         H5Tclose(mt);
     size_t bad;

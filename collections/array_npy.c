@@ -320,15 +320,15 @@ out:
 
 /* ------------------------------------------------------------ lazy reads */
 
-/* Reading a box's runs from a .npy file (cask__ar_block_runs). */
+/* Reading a box's runs from a file (cask__ar_block_runs). */
 typedef struct read_ctx {
     int fd;
-    int64_t data;           /* the data's offset in the file */
+    int64_t data;           /* the array's offset in the file */
     size_t es;              /* bytes per element */
     unsigned char *dst;     /* where the next run goes */
     const char *path;
     cask_kctx_t *kctx;
-    int dtype_bool;
+    bool bools;             /* check that each byte is 0 or 1 */
 } read_ctx_t;
 
 static int read_run(void *ctx, int64_t flat, int64_t n)
@@ -341,11 +341,20 @@ static int read_run(void *ctx, int64_t flat, int64_t n)
         return cask_kernel_fail(c->kctx, "%s: %s at byte %lld", c->path,
                                 errno ? strerror(errno) : "the file ends", (long long)(at + (off_t)got));
     size_t bad;
-    if (c->dtype_bool && (bad = cask__ar_bad_bool(c->dst, want)) < want)
+    if (c->bools && (bad = cask__ar_bad_bool(c->dst, want)) < want)
         return cask_kernel_fail(c->kctx, "%s: bool element %lld is %u", c->path,
                                 (long long)(flat + (int64_t)bad), c->dst[bad]);
     c->dst += want;
     return 0;
+}
+
+int cask__ar_pread_box(int fd, int64_t data, size_t es, int ndim, const int64_t *shape,
+                       const int64_t *lo, const int64_t *n, void *dst, bool bools,
+                       const char *path, cask_kctx_t *ctx)
+{
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a larger read-ahead */
+    read_ctx_t rd = { fd, data, es, dst, path, ctx, bools };
+    return cask__ar_block_runs(ndim, shape, lo, n, read_run, &rd);
 }
 
 /*
@@ -381,11 +390,9 @@ int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim
         rc = cask_kernel_fail(ctx, "%s: the data (offset %lld, %.0f bytes) lies past the "
                               "file's %llu bytes", path, (long long)d->offset, total,
                               (unsigned long long)size);
-    else {
-        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a larger read-ahead */
-        read_ctx_t rd = { fd, d->offset, es, dst, path, ctx, dtype == CASK_BOOL };
-        rc = cask__ar_block_runs(ndim, shape, lo, n, read_run, &rd);
-    }
+    else
+        rc = cask__ar_pread_box(fd, d->offset, es, ndim, shape, lo, n, dst, dtype == CASK_BOOL,
+                                path, ctx);
     close(fd);
     return rc;
 }

@@ -435,7 +435,11 @@ CASK_API cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path,
 ** type, extents and chunking; then, as for cask_array_open_npy, each task
 ** reads the hyperslab it needs when it runs (blocks as tasks, where needed,
 ** have keys hdf5-TOKEN-INDEX). chunks NULL: the dataset's own chunking
-** when it is chunked, else picked as for any array.
+** when it is chunked, else picked as for any array. HDF5's library lets
+** one thread in at a time; a box it would only copy (a dataset stored
+** without filters in the type it is read as, in a file with no user block,
+** in one piece or with the box inside one chunk) is located through it and
+** read with pread outside it, so workers read such boxes at the same time.
 ** Types: signed integers of 1 to 8 bytes and unsigned ones of 1 to 4 are
 ** read as int64; floats of 8 and 4 bytes as float64 and float32; h5py's
 ** bool (an enum FALSE = 0, TRUE = 1 over one byte) as bool. Strings,

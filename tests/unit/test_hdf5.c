@@ -3,11 +3,13 @@
 ** and compared with the same data NumPy saved as .npy; arrays cask stores
 ** are read back by h5py and compared with the bytes cask computed; reads
 ** touch only the blocks a compute needs; a changed dataset, an unreadable
-** type and a failed store are clean errors that leave nothing behind. */
+** type and a failed store are clean errors that leave nothing behind;
+** the boxes HDF5 would only copy are read past it, and the others not. */
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
+#include "../../collections/array.h" /* cask__ar_h5_direct_reads */
 
 static char dir[64];
 
@@ -44,6 +46,11 @@ static int setup(void **state)
              "    f.create_dataset('s', data=np.array([b'ab', b'cd']))\n"
              "    f.create_dataset('u8', data=np.arange(3, dtype='u8'))\n"
              "    f.create_dataset('c', data=np.zeros(2, dtype=[('a', 'i4'), ('b', 'f8')]))\n"
+             "    a = r.standard_normal((20, 6))\n"
+             "    f.create_dataset('gz', data=a, chunks=(5, 6), compression='gzip')\n"
+             "    np.save(d + '/gz.npy', a)\n"
+             "with h5py.File(d + '/ub.h5', 'w', userblock_size=512) as f:\n"
+             "    f.create_dataset('x', data=sets['f8'][0], chunks=(5, 3))\n"
              "open(d + '/junk.h5', 'w').write('not hdf5 at all')\n"
              "\" %s", dir);
     return system(cmd) ? -1 : 0;
@@ -200,6 +207,76 @@ static void test_hdf5_reads_what_is_needed(void **state)
     cask_graph_decref(g);
 }
 
+/* A box HDF5 would only copy (no filters, the stored type, no user block,
+** in one piece or inside one chunk) is read with pread past HDF5; any other
+** goes through H5Dread; each gives NumPy's values, on every scheduler. A
+** file cut short is a clean error naming it. */
+static void test_hdf5_direct_reads(void **state)
+{
+    (void)state;
+    static const struct { const char *file, *name, *npy; int64_t c0, c1; int direct; } cases[] = {
+        { "in", "/grp/f8", "f8", 0, 0, 30 },   /* its own chunks (5, 3): 5 x 6 boxes, edges too */
+        { "in", "/grp/f8", "f8", 4, 3, 18 },   /* rows 4 at a time: 3 of 6 rows of boxes inside one */
+        { "in", "/grp/f8", "f8", 5, 6, 0 },    /* 6 columns: across two chunks each */
+        { "in", "/grp/f4", "f4", 3, 0, 4 },    /* in one piece, the stored type */
+        { "in", "/grp/i2", "i2", 0, 0, 0 },    /* int16, read as int64: converted by HDF5 */
+        { "in", "/gz", "gz", 0, 0, 0 },        /* deflated */
+        { "ub", "x", "f8", 0, 0, 0 },          /* a user block before HDF5's data */
+    };
+    cask_error_t err;
+    char path[128], npy[128];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        snprintf(path, sizeof path, "%s/%s.h5", dir, cases[i].file);
+        snprintf(npy, sizeof npy, "%s/%s.npy", dir, cases[i].npy);
+        cask_array_t *ref = cask_array_load_npy(g, npy, NULL, &err);
+        assert_non_null(ref);
+        void *want = compute_all(ref, "sync", NULL);
+        size_t nb = cask_array_size(ref) * cask_dtype_size(cask_array_dtype(ref));
+        int64_t c[2] = { cases[i].c0, cases[i].c1 };
+        for (size_t k = 0; k < N_TEST_SCHEDS; k++) {
+            cask_array_t *a = cask_array_open_hdf5(g, path, cases[i].name, c[0] ? c : NULL, &err);
+            if (!a)
+                fail_msg("%s %s: %s", cases[i].file, cases[i].name, err.message);
+            size_t before = atomic_load(&cask__ar_h5_direct_reads);
+            void *got = compute_all(a, test_scheds[k], NULL);
+            size_t direct = atomic_load(&cask__ar_h5_direct_reads) - before;
+            if (memcmp(got, want, nb))
+                fail_msg("%s %s, case %zu on %s: differs from NumPy's", cases[i].file,
+                         cases[i].name, i, test_scheds[k]);
+            if (strcmp(test_scheds[k], "processes") && direct != (size_t)cases[i].direct)
+                fail_msg("%s %s, case %zu on %s: %zu of %zu boxes read past HDF5, not %d",
+                         cases[i].file, cases[i].name, i, test_scheds[k], direct,
+                         cask_array_nblocks(a), cases[i].direct);
+            free(got);
+            cask_array_decref(a);
+        }
+        free(want);
+        cask_array_decref(ref);
+        cask_graph_decref(g);
+    }
+    /* a copy of the file cut short after the array was opened */
+    char cmd[512];
+    snprintf(path, sizeof path, "%s/cut.h5", dir);
+    snprintf(cmd, sizeof cmd, "cp %s/in.h5 %s", dir, path);
+    assert_int_equal(system(cmd), 0);
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_array_t *a = cask_array_open_hdf5(g, path, "/grp/f8", NULL, &err);
+    assert_non_null(a);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size / 2), 0);
+    for (size_t k = 0; k < N_TEST_SCHEDS; k++) {
+        void *buf = malloc(23 * 17 * sizeof(double));
+        cask_compute_opts_t o = { .scheduler = test_scheds[k], .workers = 2 };
+        assert_int_equal(cask_array_compute(&a, 1, &o, &buf, NULL, &err), CASK_EKERNEL);
+        assert_non_null(strstr(err.message, path));
+        free(buf);
+    }
+    cask_array_decref(a);
+    cask_graph_decref(g);
+}
+
 /* Stores of every dtype, ragged blocks, 1-d and 0-d, on every scheduler,
 ** read back by h5py equal to what cask computed, chunked as the array;
 ** a second store replaces the dataset; a store into the file the array
@@ -327,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_open_hdf5_vs_numpy),
         cmocka_unit_test(test_open_hdf5_refuses),
         cmocka_unit_test(test_hdf5_reads_what_is_needed),
+        cmocka_unit_test(test_hdf5_direct_reads),
         cmocka_unit_test(test_save_hdf5_round_trip),
         cmocka_unit_test(test_save_hdf5_fails_cleanly),
     };

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "array.h"
 #include "../sched/sched.h"
@@ -358,8 +359,23 @@ int cask__ar_read_box(int op, const cask_value_t *desc, cask_dtype_t dtype, int 
                       const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
                       cask_kctx_t *ctx)
 {
-    return (op == F_NPY ? cask__ar_npy_read_box : cask__ar_h5_read_box)(desc, dtype, ndim, shape,
-                                                                        lo, n, dst, ctx);
+    if (op != F_NPY) /* HDF5 reads it, or opens a view itself */
+        return cask__ar_h5_read_box(desc, dtype, ndim, shape, lo, n, dst, ctx);
+    ar_fview_t v;
+    int rc = cask__ar_npy_view(desc, dtype, ndim, shape, lo, n, &v, ctx);
+    if (!rc) {
+        rc = cask__ar_fview_read(&v, 0, ndim ? n[0] : 1, dst, ctx);
+        close(v.fd);
+    }
+    return rc;
+}
+
+int cask__ar_fview_open(int op, const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                        const int64_t *shape, const int64_t *lo, const int64_t *n,
+                        ar_fview_t *v, cask_kctx_t *ctx)
+{
+    return (op == F_NPY ? cask__ar_npy_view : cask__ar_h5_view)(desc, dtype, ndim, shape, lo, n,
+                                                                v, ctx);
 }
 
 /* A generator leaf over a whole array of this shape. */

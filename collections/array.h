@@ -111,15 +111,6 @@ bool cask__ar_block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64
 int cask__ar_block_runs(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
                         int (*fn)(void *ctx, int64_t flat, int64_t n), void *ctx);
 
-/* Read the box lo .. lo + n of the C-order array (shape, es bytes an
-** element) that starts at byte data of the file open at fd into dst, in
-** the box's C order, a contiguous run at a time with pread; with bools,
-** each byte must be 0 or 1. 0, or the kernel's error naming path and the
-** byte where the file ended (or the bad element). */
-int cask__ar_pread_box(int fd, int64_t data, size_t es, int ndim, const int64_t *shape,
-                       const int64_t *lo, const int64_t *n, void *dst, bool bools,
-                       const char *path, cask_kctx_t *ctx);
-
 /* Copy the block at bo/be between whole (C order, shape) and blk (C order,
 ** be): into blk when to_block, else out of it. sz: bytes per element. */
 void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, const int64_t *be,
@@ -132,6 +123,14 @@ void cask__ar_copy_block(int ndim, const int64_t *shape, const int64_t *bo, cons
 ** through tiles and makes none: only its partial counts.) Tests may lower
 ** it, before any compute. */
 extern size_t cask__ar_max_bytes;
+
+/* The bytes of a file leaf an evaluator reads at a time, when its tiles
+** go through the leaf's box in order and the box is more than twice this:
+** a window of whole slabs along the box's first axis, so the data stays in
+** cache from its read to its use (1 MB; tests lower it, before any
+** compute). cask__ar_streams counts the leaves read so, in this process. */
+extern size_t cask__ar_window;
+extern atomic_size_t cask__ar_streams;
 
 /* The most elements one fused reduction task may read; 0 (the default):
 ** no limit. The fuzz target sets it, so a file cannot make it wait for
@@ -291,14 +290,43 @@ const ar_fdesc_t *cask__ar_fdesc(const cask_value_t *v, int op, const char **pat
 int cask__ar_read_box(int op, const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                       const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
                       cask_kctx_t *ctx);
-int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
-                          const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
-                          cask_kctx_t *ctx);
+
+/* A box of a file's array open to be read with pread, a slab at a time:
+** it lies in a stored C-order array (the file's whole array, or one HDF5
+** chunk) of shape in, at byte base of fd, from element at on. */
+typedef struct ar_fview {
+    int fd;                        /* -1: only the file's library can read the box */
+    int ndim;
+    size_t es;                     /* bytes per element */
+    int64_t base;
+    int64_t in[CASK_MAX_NDIM];
+    int64_t at[CASK_MAX_NDIM];
+    int64_t n[CASK_MAX_NDIM];      /* the box's extents */
+    const char *path, *dataset;    /* the description's (dataset NULL for .npy) */
+    bool bools;                    /* each byte must be 0 or 1 */
+} ar_fview_t;
+
+/* Open the box lo .. lo + n of the file's array (op, desc, dtype, shape)
+** into *v: 0 (v->fd -1 when HDF5 must read it: cask__ar_read_box), or the
+** kernel's error naming the file. Close v->fd when it is not -1. */
+int cask__ar_fview_open(int op, const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                        const int64_t *shape, const int64_t *lo, const int64_t *n,
+                        ar_fview_t *v, cask_kctx_t *ctx);
+/* Read slabs r .. r + k of v's box (along its first axis, whole along
+** the others; for a 0-d box r 0, k 1) into dst with pread: 0, or the
+** kernel's error naming the file and where it ended (or the bad bool). */
+int cask__ar_fview_read(const ar_fview_t *v, int64_t r, int64_t k, void *dst, cask_kctx_t *ctx);
+int cask__ar_npy_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                      const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
+                      cask_kctx_t *ctx);
+int cask__ar_h5_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                     const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
+                     cask_kctx_t *ctx);
 int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                          const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
                          cask_kctx_t *ctx);
-/* Boxes cask__ar_h5_read_box has read with pread, past HDF5 (in this
-** process): tests look at it. */
+/* HDF5 boxes opened to be read with pread, past HDF5 (in this process):
+** tests look at it. */
 extern atomic_size_t cask__ar_h5_direct_reads;
 /* Whether e reads another array's blocks anywhere (then its chunks are not
 ** free: generators, constants and files take any chunks). */
@@ -353,6 +381,7 @@ const ar_phead_t *cask__ar_program(const cask_value_t *args, size_t n, size_t ba
 typedef struct ar_leaf {
     const char *base;              /* N_BLOCKS, N_FILE: the block's (region's) elements */
     void *own;                     /* N_FILE: the region read (freed with the evaluator) */
+    struct ar_stream *st;          /* N_FILE: read a window at a time instead, or NULL */
     int64_t stride[CASK_MAX_NDIM]; /* elements per step along each root axis */
     int64_t off0;                  /* offset of the block's first element */
 } ar_leaf_t;
@@ -371,16 +400,19 @@ typedef struct ar_eval {
     ar_leaf_t leaf[AR_MAX_NODES];
     void     *ptr[AR_MAX_NODES];   /* each node's values for the tile */
     char     *buf;                 /* AR_TILE 8-byte slots per node */
+    cask_kctx_t *ctx;              /* the task's, for a failed read */
 } ar_eval_t;
 
-/* Set up ev for prog's block `block` (args: the task's arguments), reading
-** the regions of its file leaves; 0 or a failure. cask__ar_eval_free(ev)
-** when done (also after a failure). */
+/* Set up ev for prog's block `block` (args: the task's arguments), opening
+** or reading the regions of its file leaves; 0 or a failure.
+** cask__ar_eval_free(ev) when done (also after a failure). */
 int cask__ar_eval_init(ar_eval_t *ev, const ar_phead_t *h, int64_t block,
                        const cask_value_t *args, cask_kctx_t *ctx);
 void cask__ar_eval_free(ar_eval_t *ev);
-/* Run the program over ev's block, handing the root's tiles to s. */
-void cask__ar_run(ar_eval_t *ev, ar_sink_t *s);
+/* Run the program over ev's block, handing the root's tiles to s: 0, or
+** the failure of a read of a file leaf streamed a window at a time (the
+** file cut short meanwhile, say). */
+int cask__ar_run(ar_eval_t *ev, ar_sink_t *s);
 
 /* ------------------------------------------------------------ reductions */
 

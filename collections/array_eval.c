@@ -264,6 +264,72 @@ static bool block_place(const ar_phead_t *h, int64_t block, int64_t *bo, int64_t
 
 static const size_t esize[] = { 8, 4, 8, 1 };
 
+size_t cask__ar_window = 1 << 20;
+atomic_size_t cask__ar_streams;
+
+/* A file leaf whose tiles go through its box in C order (its axes the
+** block's, in order), read a window of slabs (along the box's first axis)
+** at a time: the data stays in cache from the read to the tile that uses
+** it, and the task holds a window, not the box. */
+typedef struct ar_stream {
+    ar_fview_t v;
+    char *win;
+    int64_t slab;                  /* elements per slab */
+    int64_t cap;                   /* slabs the window holds */
+    int64_t r0, r1;                /* the slabs in it */
+} ar_stream_t;
+
+/* Open e's box lo .. lo + n to be streamed into l->st (left NULL when it
+** is read whole: HDF5 must read it, or a slab is larger than a window);
+** 0 or a failure. */
+static int stream_open(ar_leaf_t *l, const ar_pnode_t *e, const cask_value_t *args,
+                       const int64_t *lo, const int64_t *n, cask_kctx_t *ctx)
+{
+    ar_stream_t *st = cask__calloc(1, sizeof *st);
+    if (!st)
+        return CASK_ENOMEM;
+    int rc = cask__ar_fview_open(e->op, &args[e->arg], e->dtype, e->src_ndim, e->src_shape, lo,
+                                 n, &st->v, ctx);
+    st->slab = 1;
+    for (int s = 1; s < e->src_ndim; s++)
+        st->slab *= n[s];
+    size_t sb = (size_t)st->slab * esize[e->dtype];
+    if (!rc && st->v.fd >= 0 && sb <= cask__ar_window) {
+        /* a tile lies in one slab, or (1-d) in AR_TILE of them */
+        int64_t cap = (int64_t)(cask__ar_window / sb);
+        if (e->src_ndim == 1 && cap < AR_TILE)
+            cap = AR_TILE;
+        st->cap = cap < n[0] ? cap : n[0];
+        if ((st->win = cask__malloc((size_t)st->cap * sb))) {
+            l->st = st;
+            atomic_fetch_add_explicit(&cask__ar_streams, 1, memory_order_relaxed);
+            return 0;
+        }
+        rc = CASK_ENOMEM;
+    }
+    if (st->v.fd >= 0)
+        close(st->v.fd);
+    cask__free(st);
+    return rc;
+}
+
+/* Elements off .. off + len of st's box (in C order; a tile's, so no more
+** slabs than a window holds), read into the window if they are not there
+** (from the first slab they touch on): 0 and *p, or a failure. */
+static int stream_at(ar_stream_t *st, int64_t off, size_t len, const void **p, cask_kctx_t *ctx)
+{
+    int64_t first = off / st->slab, last = (off + (int64_t)len - 1) / st->slab;
+    if (first < st->r0 || last >= st->r1) {
+        int64_t k = st->v.n[0] - first < st->cap ? st->v.n[0] - first : st->cap;
+        int rc = cask__ar_fview_read(&st->v, first, k, st->win, ctx);
+        if (rc)
+            return rc;
+        st->r0 = first, st->r1 = first + k;
+    }
+    *p = st->win + (size_t)(off - st->r0 * st->slab) * st->v.es;
+    return 0;
+}
+
 /* Check and set up the leaves for the block at bo/be; 0 or a failure. */
 static int leaves(ar_eval_t *ev, const cask_value_t *args, cask_kctx_t *ctx)
 {
@@ -298,9 +364,19 @@ static int leaves(ar_eval_t *ev, const cask_value_t *args, cask_kctx_t *ctx)
             continue;
         if (e->kind == N_FILE) {
             size_t bytes = esize[e->dtype];
-            for (int s = 0; s < e->src_ndim; s++)
+            bool in_order = e->src_ndim == h->ndim && h->ndim > 0;
+            for (int s = 0; s < e->src_ndim; s++) {
                 bytes *= (size_t)sshape[s];
-            int rc = cask__ar_block_fits(e->src_ndim, sshape, ctx);
+                in_order = in_order && e->map[s] == s;
+            }
+            int rc;
+            if (in_order && bytes > 2 * cask__ar_window) {
+                if ((rc = stream_open(l, e, args, lo, sshape, ctx)))
+                    return rc;
+                if (l->st)
+                    continue;
+            }
+            rc = cask__ar_block_fits(e->src_ndim, sshape, ctx);
             if (rc)
                 return rc;
             if (!(l->own = cask__big_malloc(bytes ? bytes : 1)))
@@ -373,8 +449,9 @@ static void generate(const ar_pnode_t *e, int64_t off, int64_t step, void *out, 
 }
 
 /* Evaluate every node for the tile at coord (axes before the last) and
-** columns col .. col + len of the last axis; the root's values in ptr. */
-static void tile(ar_eval_t *ev, const int64_t *coord, int64_t col, size_t len)
+** columns col .. col + len of the last axis; the root's values in ptr.
+** 0, or the failure of a streamed leaf's read. */
+static int tile(ar_eval_t *ev, const int64_t *coord, int64_t col, size_t len)
 {
     const ar_phead_t *h = ev->h;
     int last = h->ndim - 1;
@@ -394,7 +471,13 @@ static void tile(ar_eval_t *ev, const int64_t *coord, int64_t col, size_t len)
         switch (e->kind) {
         case N_BLOCKS:
         case N_FILE:
-            if (step == 1) { /* contiguous: read in place */
+            if (ev->leaf[i].st) { /* a window of the file's (step 1) */
+                const void *p;
+                int rc = stream_at(ev->leaf[i].st, off, len, &p, ev->ctx);
+                if (rc)
+                    return rc;
+                ev->ptr[i] = (void *)p;
+            } else if (step == 1) { /* contiguous: read in place */
                 ev->ptr[i] = (void *)(base + off * (int64_t)esize[e->dtype]);
             } else {
                 size_t sz = esize[e->dtype];
@@ -428,6 +511,7 @@ static void tile(ar_eval_t *ev, const int64_t *coord, int64_t col, size_t len)
             break;
         }
     }
+    return 0;
 }
 
 /* Fill a constant node's tile buffer with its value. */
@@ -444,7 +528,7 @@ static void fill_const(const ar_pnode_t *e, void *own)
 
 /* Run the program over the block at ev->bo/be, handing the root's tiles
 ** to s row by row. */
-void cask__ar_run(ar_eval_t *ev, ar_sink_t *s)
+int cask__ar_run(ar_eval_t *ev, ar_sink_t *s)
 {
     const ar_phead_t *h = ev->h;
     for (uint32_t i = 0; i < h->nnodes; i++)
@@ -454,19 +538,21 @@ void cask__ar_run(ar_eval_t *ev, ar_sink_t *s)
     int64_t coord[CASK_MAX_NDIM] = { 0 };
     for (int x = 0; x < n; x++)
         if (!ev->be[x])
-            return; /* an empty block */
+            return 0; /* an empty block */
     int64_t width = n ? ev->be[last] : 1;
     for (;;) {
         for (int64_t col = 0; col < width; col += AR_TILE) {
             size_t len = (size_t)(width - col < AR_TILE ? width - col : AR_TILE);
-            tile(ev, coord, col, len);
+            int rc = tile(ev, coord, col, len);
+            if (rc)
+                return rc;
             s->put(s, ev->ptr[h->nnodes - 1], len, coord, col);
         }
         int x = last - 1; /* the next row: an odometer over the other axes */
         while (x >= 0 && ++coord[x] == ev->be[x])
             coord[x--] = 0;
         if (x < 0)
-            return;
+            return 0;
     }
 }
 
@@ -477,6 +563,7 @@ int cask__ar_eval_init(ar_eval_t *ev, const ar_phead_t *h, int64_t block, const 
     ev->h = h;
     ev->nd = (const ar_pnode_t *)(h + 1);
     ev->buf = NULL;
+    ev->ctx = ctx;
     memset(ev->leaf, 0, sizeof ev->leaf);
     if (!block_place(h, block, ev->bo, ev->be))
         return cask_kernel_fail(ctx, "block %lld is outside the array", (long long)block);
@@ -490,8 +577,15 @@ int cask__ar_eval_init(ar_eval_t *ev, const ar_phead_t *h, int64_t block, const 
 
 void cask__ar_eval_free(ar_eval_t *ev)
 {
-    for (uint32_t i = 0; i < ev->h->nnodes; i++)
+    for (uint32_t i = 0; i < ev->h->nnodes; i++) {
+        ar_stream_t *st = ev->leaf[i].st;
         cask__big_free(ev->leaf[i].own);
+        if (st) {
+            close(st->v.fd);
+            cask__free(st->win);
+            cask__free(st);
+        }
+    }
     cask__free(ev->buf);
     ev->buf = NULL;
 }
@@ -562,7 +656,8 @@ static int k_eval(const cask_value_t *args, size_t n, cask_value_t *out, cask_kc
         bs.stride[x] = st;
         st *= ev.be[x];
     }
-    cask__ar_run(&ev, &bs.s);
+    if ((rc = cask__ar_run(&ev, &bs.s)))
+        cask_value_decref(out);
 out:
     cask__ar_eval_free(&ev);
     return rc;

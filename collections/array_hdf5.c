@@ -207,31 +207,36 @@ static off_t direct_at(const h5_t *h, hid_t mt, const int64_t *lo, const int64_t
                ? (off_t)addr : -1;
 }
 
-/* Read the box at (start at in an array of shape in, stored at byte base)
-** of the file h had open (dev, ino), named path. */
-static int read_direct(const char *path, dev_t dev, ino_t ino, off_t base, size_t es, int ndim,
-                       const int64_t *in, const int64_t *at, const int64_t *n, void *dst,
-                       cask_kctx_t *ctx)
+/* Open the file h has open (dev, ino), named path, as v's: 0 or a failure. */
+static int open_view(const char *path, dev_t dev, ino_t ino, ar_fview_t *v, cask_kctx_t *ctx)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0)
         return cask_kernel_fail(ctx, "cannot read %s: %s", path, strerror(errno));
-    if (fstat(fd, &st) || st.st_dev != dev || st.st_ino != ino)
-        rc = cask_kernel_fail(ctx, "%s changed while the array was open (another file has "
-                              "its name)", path);
-    else if (!(rc = cask__ar_pread_box(fd, (int64_t)base, es, ndim, in, at, n, dst, false, path,
-                                       ctx)))
-        atomic_fetch_add_explicit(&cask__ar_h5_direct_reads, 1, memory_order_relaxed);
-    close(fd);
-    return rc;
+    if (fstat(fd, &st) || st.st_dev != dev || st.st_ino != ino) {
+        close(fd);
+        return cask_kernel_fail(ctx, "%s changed while the array was open (another file has "
+                                "its name)", path);
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a larger read-ahead */
+    v->fd = fd;
+    atomic_fetch_add_explicit(&cask__ar_h5_direct_reads, 1, memory_order_relaxed);
+    return 0;
 }
 
-int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
-                         const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
-                         cask_kctx_t *ctx)
+/* The box lo .. lo + n of the dataset: opened as *v when pread can read it
+** (else v->fd -1) when v is given; else read into dst, with pread when it
+** can, else by HDF5. */
+static int h5_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim, const int64_t *shape,
+                  const int64_t *lo, const int64_t *n, void *dst, ar_fview_t *v,
+                  cask_kctx_t *ctx)
 {
     const char *path, *name;
+    ar_fview_t own;
+    if (!v)
+        v = &own;
+    v->fd = -1;
     if (!cask__ar_fdesc(desc, F_HDF5, &path, &name))
         return cask_kernel_fail(ctx, "an HDF5 dataset's description is not sound");
     h5_t h;
@@ -257,13 +262,17 @@ int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
         goto out;
     bool made;
     hid_t mt = mem_type(dtype, h.type, &made);
-    int64_t in[CASK_MAX_NDIM], at[CASK_MAX_NDIM];
-    off_t base = mt >= 0 ? direct_at(&h, mt, lo, n, in, at) : -1;
-    if (base >= 0) {
+    *v = (ar_fview_t){ .fd = -1, .ndim = ndim, .es = cask_dtype_size(dtype), .path = path,
+                       .dataset = name, .bools = dtype == CASK_BOOL };
+    v->base = mt >= 0 ? direct_at(&h, mt, lo, n, v->in, v->at) : -1;
+    if (v->base >= 0) {
         h5_close(&h); /* HDF5 is done with: its lock is free for other workers */
-        rc = read_direct(path, h.dev, h.ino, base, cask_dtype_size(dtype), ndim, in, at, n, dst,
-                         ctx);
-    } else {
+        memcpy(v->n, n, (size_t)ndim * sizeof *n);
+        if (!(rc = open_view(path, h.dev, h.ino, v, ctx)) && v == &own) {
+            rc = cask__ar_fview_read(v, 0, ndim ? n[0] : 1, dst, ctx);
+            close(v->fd);
+        }
+    } else if (v == &own) {
         hid_t ms = ndim ? H5Screate_simple(ndim, count, NULL) : H5Screate(H5S_SCALAR);
         herr_t e = ndim ? H5Sselect_hyperslab(h.space, H5S_SELECT_SET, start, NULL, count, NULL)
                         : 0;
@@ -271,16 +280,30 @@ int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
             rc = cask_kernel_fail(ctx, "%s: cannot read dataset '%s'", path, name);
         if (ms >= 0)
             H5Sclose(ms);
+        size_t bad;
+        if (!rc && dtype == CASK_BOOL && (bad = cask__ar_bad_bool(dst, elems)) < elems)
+            rc = cask_kernel_fail(ctx, "%s: dataset '%s' has a bool of value %u", path, name,
+                                  ((const unsigned char *)dst)[bad]);
     }
     if (made && mt >= 0)
         H5Tclose(mt);
-    size_t bad;
-    if (!rc && dtype == CASK_BOOL && (bad = cask__ar_bad_bool(dst, elems)) < elems)
-        rc = cask_kernel_fail(ctx, "%s: dataset '%s' has a bool of value %u", path, name,
-                              ((const unsigned char *)dst)[bad]);
 out:
     h5_close(&h);
     return rc;
+}
+
+int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                         const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
+                         cask_kctx_t *ctx)
+{
+    return h5_box(desc, dtype, ndim, shape, lo, n, dst, NULL, ctx);
+}
+
+int cask__ar_h5_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                     const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
+                     cask_kctx_t *ctx)
+{
+    return h5_box(desc, dtype, ndim, shape, lo, n, NULL, v, ctx);
 }
 
 cask_array_t *cask_array_open_hdf5(cask_graph_t *g, const char *path, const char *dataset,

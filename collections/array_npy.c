@@ -322,55 +322,56 @@ out:
 
 /* Reading a box's runs from a file (cask__ar_block_runs). */
 typedef struct read_ctx {
-    int fd;
-    int64_t data;           /* the array's offset in the file */
-    size_t es;              /* bytes per element */
+    const ar_fview_t *v;
     unsigned char *dst;     /* where the next run goes */
-    const char *path;
     cask_kctx_t *kctx;
-    bool bools;             /* check that each byte is 0 or 1 */
 } read_ctx_t;
 
 static int read_run(void *ctx, int64_t flat, int64_t n)
 {
     read_ctx_t *c = ctx;
-    size_t want = (size_t)n * c->es;
-    off_t at = (off_t)(c->data + flat * (int64_t)c->es);
-    size_t got = cask__pread_all(c->fd, c->dst, want, at);
+    const ar_fview_t *v = c->v;
+    size_t want = (size_t)n * v->es;
+    off_t at = (off_t)(v->base + flat * (int64_t)v->es);
+    size_t got = cask__pread_all(v->fd, c->dst, want, at);
     if (got < want)
-        return cask_kernel_fail(c->kctx, "%s: %s at byte %lld", c->path,
+        return cask_kernel_fail(c->kctx, "%s: %s at byte %lld", v->path,
                                 errno ? strerror(errno) : "the file ends", (long long)(at + (off_t)got));
     size_t bad;
-    if (c->bools && (bad = cask__ar_bad_bool(c->dst, want)) < want)
-        return cask_kernel_fail(c->kctx, "%s: bool element %lld is %u", c->path,
-                                (long long)(flat + (int64_t)bad), c->dst[bad]);
+    if (v->bools && (bad = cask__ar_bad_bool(c->dst, want)) < want)
+        return v->dataset ? cask_kernel_fail(c->kctx, "%s: dataset '%s' has a bool of value %u",
+                                             v->path, v->dataset, c->dst[bad])
+                          : cask_kernel_fail(c->kctx, "%s: bool element %lld is %u", v->path,
+                                             (long long)(flat + (int64_t)bad), c->dst[bad]);
     c->dst += want;
     return 0;
 }
 
-int cask__ar_pread_box(int fd, int64_t data, size_t es, int ndim, const int64_t *shape,
-                       const int64_t *lo, const int64_t *n, void *dst, bool bools,
-                       const char *path, cask_kctx_t *ctx)
+int cask__ar_fview_read(const ar_fview_t *v, int64_t r, int64_t k, void *dst, cask_kctx_t *ctx)
 {
-    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a larger read-ahead */
-    read_ctx_t rd = { fd, data, es, dst, path, ctx, bools };
-    return cask__ar_block_runs(ndim, shape, lo, n, read_run, &rd);
+    int64_t at[CASK_MAX_NDIM], n[CASK_MAX_NDIM];
+    memcpy(at, v->at, sizeof at);
+    memcpy(n, v->n, sizeof n);
+    if (v->ndim)
+        at[0] += r, n[0] = k;
+    read_ctx_t rd = { v, dst, ctx };
+    return cask__ar_block_runs(v->ndim, v->in, at, n, read_run, &rd);
 }
 
 /*
 ** A file leaf's region (N_FILE, F_NPY): each task that evaluates one reads
 ** what it needs here.
 ** The box lo .. lo + n of the array (dtype, shape) a .npy file holds at
-** the description's data offset, read with pread a run of contiguous
-** elements at a time. The file must still be a regular file as long as
-** when it was opened, or the read fails cleanly naming it.
+** the description's data offset. The file must still be a regular file as
+** long as when it was opened, or the read fails cleanly naming it.
 */
-int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
-                          const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
-                          cask_kctx_t *ctx)
+int cask__ar_npy_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                      const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
+                      cask_kctx_t *ctx)
 {
     const char *path, *unused;
     const ar_fdesc_t *d = cask__ar_fdesc(desc, F_NPY, &path, &unused);
+    v->fd = -1;
     if (!d || d->offset < 0 || d->size < 0)
         return cask_kernel_fail(ctx, "a .npy file's description is not sound");
     size_t es = cask_dtype_size(dtype);
@@ -378,7 +379,7 @@ int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim
     for (int x = 0; x < ndim; x++)
         total *= (double)shape[x];
     off_t size = 0;
-    int fd = open_regular(path, &size), rc;
+    int fd = open_regular(path, &size), rc = 0;
     if (fd < 0)
         return errno == EINVAL ? cask_kernel_fail(ctx, "%s is not a regular file", path)
                                : cask_kernel_fail(ctx, "cannot read %s: %s", path, strerror(errno));
@@ -390,11 +391,17 @@ int cask__ar_npy_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim
         rc = cask_kernel_fail(ctx, "%s: the data (offset %lld, %.0f bytes) lies past the "
                               "file's %llu bytes", path, (long long)d->offset, total,
                               (unsigned long long)size);
-    else
-        rc = cask__ar_pread_box(fd, d->offset, es, ndim, shape, lo, n, dst, dtype == CASK_BOOL,
-                                path, ctx);
-    close(fd);
-    return rc;
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a larger read-ahead */
+    *v = (ar_fview_t){ .fd = fd, .ndim = ndim, .es = es, .base = d->offset, .path = path,
+                       .bools = dtype == CASK_BOOL };
+    memcpy(v->in, shape, (size_t)ndim * sizeof *shape);
+    memcpy(v->at, lo, (size_t)ndim * sizeof *lo);
+    memcpy(v->n, n, (size_t)ndim * sizeof *n);
+    return 0;
 }
 
 cask_array_t *cask_array_open_npy(cask_graph_t *g, const char *path, const int64_t *chunks,

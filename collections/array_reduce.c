@@ -612,8 +612,8 @@ static int k_reduce(const cask_value_t *args, size_t n, cask_value_t *out, cask_
                     r->istride[x] = 1, r->ioff = ev.bo[x];
         }
     }
-    cask__ar_run(&ev, &r->s);
-    rc = red_out(r, h, root_dtype, args[2].u.i != 0, nd, shape, out);
+    if (!(rc = cask__ar_run(&ev, &r->s)))
+        rc = red_out(r, h, root_dtype, args[2].u.i != 0, nd, shape, out);
 out:
     cask__ar_eval_free(&ev);
     cask__free(r->p);

@@ -404,7 +404,11 @@ CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
 ** a reduction's first level) reads that region itself with pread when it
 ** runs, so nothing is read while the expression is built, no block of the
 ** file is held between tasks, and any chunks line up with it (a rechunk
-** costs nothing). An expression that uses the file twice, such as
+** costs nothing). A task whose expression walks the region in order
+** (the file's axes as they are, not transposed or broadcast) reads it
+** 1 MB of whole rows at a time as it goes, so a reduction over a file holds
+** a window and its partials, and the data is still in the CPU's cache when
+** it is used. An expression that uses the file twice, such as
 ** x - x.mean(axis=0), reads it twice, as Dask does when it inlines its
 ** getters, and never holds a column of x for the mean. A reduction over a
 ** file that an odd number of reductions built before it read walks its

@@ -1860,12 +1860,115 @@ static void test_open_npy(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* File leaves read a window at a time (the window lowered to a few slabs,
+** down to less than a tile's): elementwise operations, reductions along
+** each axis and x - x.mean(0) over .npy files of random layouts, dtypes and
+** chunks give NumPy's values on every scheduler; a bad bool met in a later
+** window fails the task that reads it, naming the file and element. */
+static void test_streamed_file_reads_vs_numpy(void **state)
+{
+    (void)state;
+    manifest_t m;
+    man_open(&m);
+    cask_error_t err;
+    char dir[] = "/tmp/cask-stream-XXXXXX", p[160], py[160];
+    assert_non_null(mkdtemp(dir));
+    size_t saved = cask__ar_window;
+    static const char *const scheds[] = { "sync", "threads", "processes" };
+    static const cask_dtype_t dts[] = { CASK_F64, CASK_F32, CASK_I64, CASK_BOOL };
+    static const size_t windows[] = { 1, 24, 200, 4096 };
+    size_t streams = 0;
+    for (int round = 0; round < 16; round++) {
+        cask__ar_window = windows[round % 4];
+        cask_graph_t *g = cask_graph_new(&err);
+        int64_t shape[3], chunks[3], ch2[3];
+        int ndim = random_layout(shape, chunks);
+        for (int x = 0; x < ndim; x++)
+            ch2[x] = pick(1, shape[x] + 1);
+        input_t in[1];
+        cask_dtype_t dt = dts[round % 4];
+        make_input(g, &in[0], "x", dt, ndim, shape, chunks);
+        snprintf(p, sizeof p, "%s/x%d.npy", dir, round);
+        assert_ok(cask_array_save_npy(in[0].arr, p, NULL, &err), &err);
+        cask_array_t *x = cask_array_open_npy(g, p, round % 2 ? ch2 : NULL, &err);
+        assert_non_null(x);
+        const char *sched = scheds[round % 3];
+        size_t before = atomic_load(&cask__ar_streams);
+        if (dt != CASK_BOOL) {
+            cask_array_t *r = cask_array_binop_scalar(x, CASK_MUL, cask_int(2), &err);
+            cask_array_t *r2 = cask_array_binop_scalar(r, CASK_ADD, cask_int(1), &err);
+            check_case(&m, "x * 2 + 1", in, 1, r2, 0, sched);
+            cask_array_decref(r);
+            cask_array_decref(r2);
+        }
+        for (int axis = -1; axis < ndim; axis++) {
+            cask_reduce_opts_t o = { .axes = axis < 0 ? 0 : CASK_AXIS(axis), .split_every = 3 };
+            cask_array_t *r = cask_array_reduce(x, CASK_SUM, &o, &err);
+            snprintf(py, sizeof py, axis < 0 ? "np.asarray(x.sum())" : "x.sum(axis=%d)", axis);
+            check_case(&m, py, in, 1, r, 1e-12, sched);
+            cask_array_decref(r);
+        }
+        if (dt == CASK_F64) {
+            cask_reduce_opts_t ax0 = { .axes = CASK_AXIS(0) };
+            cask_array_t *mean = cask_array_reduce(x, CASK_MEAN, &ax0, &err);
+            cask_array_t *d = cask_array_binop(x, CASK_SUB, mean, &err);
+            cask_array_t *sd = cask_array_reduce(d, CASK_STD, &ax0, &err);
+            check_case(&m, "(x - x.mean(axis=0)).std(axis=0)", in, 1, sd, 1e-12, sched);
+            cask_array_decref(mean);
+            cask_array_decref(d);
+            cask_array_decref(sd);
+        }
+        if (strcmp(sched, "processes"))
+            streams += atomic_load(&cask__ar_streams) - before;
+        cask_array_decref(x);
+        free_input(&in[0]);
+        cask_graph_decref(g);
+    }
+    man_run(&m);
+    assert_true(streams > 0); /* the windows were used, not only whole reads */
+    /* a bool byte that is not 0 or 1, in the third window a task reads */
+    cask__ar_window = 16;
+    snprintf(p, sizeof p, "%s/bad.npy", dir);
+    uint8_t bools[6 * 8] = { 0 };
+    cask_graph_t *g = cask_graph_new(&err);
+    cask_array_t *b = cask_array_from_buffer(g, CASK_BOOL, 2, (int64_t[]){ 6, 8 }, NULL, bools,
+                                             0, &err);
+    assert_ok(cask_array_save_npy(b, p, NULL, &err), &err);
+    FILE *f = fopen(p, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, -3, SEEK_END), 0);
+    assert_int_equal(fputc(7, f), 7);
+    assert_int_equal(fclose(f), 0);
+    cask_array_t *bb = cask_array_open_npy(g, p, NULL, &err);
+    cask_array_t *sum = cask_array_reduce(bb, CASK_SUM, NULL, &err);
+    cask_array_t *inv = cask_array_unop(bb, CASK_ABS, &err);
+    cask_array_t *outs[] = { sum, inv };
+    for (size_t k = 0; k < 2; k++)
+        for (size_t s = 0; s < 3; s++) {
+            uint8_t out[48 * 8];
+            cask_compute_opts_t o = { .scheduler = scheds[s], .workers = 2 };
+            assert_int_equal(cask_array_compute(&outs[k], 1, &o, (void *[]){ out }, NULL, &err),
+                             CASK_EKERNEL);
+            assert_msg_has(&err, "bool element 45 is 7");
+            assert_msg_has(&err, "bad.npy");
+        }
+    cask_array_t *all[] = { b, bb, sum, inv };
+    for (size_t k = 0; k < 4; k++)
+        cask_array_decref(all[k]);
+    cask_graph_decref(g);
+    cask__ar_window = saved;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elementwise_vs_numpy),
         cmocka_unit_test(test_reductions_vs_numpy),
         cmocka_unit_test(test_fused_reduction_vs_numpy),
+        cmocka_unit_test(test_streamed_file_reads_vs_numpy),
         cmocka_unit_test(test_reduction_of_two_arrays_vs_numpy),
         cmocka_unit_test(test_ddof_past_n_vs_numpy),
         cmocka_unit_test(test_float_to_int_vs_numpy),

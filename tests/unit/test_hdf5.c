@@ -5,6 +5,7 @@
 ** touch only the blocks a compute needs; a changed dataset, an unreadable
 ** type and a failed store are clean errors that leave nothing behind;
 ** the boxes HDF5 would only copy are read past it, and the others not. */
+#include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -255,6 +256,44 @@ static void test_hdf5_direct_reads(void **state)
         cask_array_decref(ref);
         cask_graph_decref(g);
     }
+    /* a reduction streams its boxes a window at a time (lowered to 2 rows
+    ** of a chunk) past HDF5, or through it (gzip): the column sums of a
+    ** plain loop over NumPy's copy */
+    size_t saved = cask__ar_window;
+    cask__ar_window = 48;
+    for (int gz = 0; gz < 2; gz++) {
+        cask_graph_t *g = cask_graph_new(&err);
+        snprintf(path, sizeof path, "%s/in.h5", dir);
+        snprintf(npy, sizeof npy, "%s/%s.npy", dir, gz ? "gz" : "f8");
+        cask_array_t *ref = cask_array_load_npy(g, npy, NULL, &err);
+        double *want = compute_all(ref, "sync", NULL);
+        int64_t rows = cask_array_shape(ref)[0], cols = cask_array_shape(ref)[1];
+        cask_array_t *a = cask_array_open_hdf5(g, path, gz ? "/gz" : "/grp/f8", NULL, &err);
+        cask_array_t *s = cask_array_reduce(a, CASK_SUM, &(cask_reduce_opts_t){ .axes = CASK_AXIS(0) },
+                                            &err);
+        assert_non_null(s);
+        for (size_t k = 0; k < N_TEST_SCHEDS; k++) {
+            size_t before = atomic_load(&cask__ar_streams);
+            double *got = compute_all(s, test_scheds[k], NULL);
+            for (int64_t c = 0; c < cols; c++) {
+                double sum = 0;
+                for (int64_t r = 0; r < rows; r++)
+                    sum += want[r * cols + c];
+                if (fabs(got[c] - sum) > 1e-12 * (1 + fabs(sum)))
+                    fail_msg("%s: column %lld sums to %.17g, not %.17g", gz ? "gz" : "f8",
+                             (long long)c, got[c], sum);
+            }
+            free(got);
+            if (strcmp(test_scheds[k], "processes"))
+                assert_true((atomic_load(&cask__ar_streams) > before) == !gz);
+        }
+        free(want);
+        cask_array_decref(s);
+        cask_array_decref(a);
+        cask_array_decref(ref);
+        cask_graph_decref(g);
+    }
+    cask__ar_window = saved;
     /* a copy of the file cut short after the array was opened */
     char cmd[512];
     snprintf(path, sizeof path, "%s/cut.h5", dir);

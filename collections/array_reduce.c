@@ -41,7 +41,10 @@ static double tile_sum(const double *x, size_t len)
 }
 
 /* Fold every value of x into element k0 + j * ks (ks 0 or 1) with the
-** statement STEP (a: the element's field 0, v: the value). */
+** statement STEP (a: the element's field 0, v: the value). The sums, means
+** and variances have loops of their own for ks 1, which the compiler runs
+** in vector lanes (#pragma omp simd, with -fopenmp-simd: no OpenMP
+** runtime). */
 #define FOLD(T, ...)                                                         \
     for (size_t j = 0; j < len; j++) {                                       \
         T *a = &p[k0 + (int64_t)j * ks], v = x[j];                           \
@@ -66,10 +69,16 @@ static double tile_sum(const double *x, size_t len)
 static void sum_d(double *p, int64_t K, const double *x, size_t len, int64_t k0, int64_t ks,
                   int64_t i0, int64_t is)
 {
-    if (!ks) /* the whole tile into one element */
+    (void)K, (void)i0, (void)is;
+    if (!ks) { /* the whole tile into one element */
         p[k0] += tile_sum(x, len);
-    else
-        FOLD(double, *a += v)
+    } else { /* one value into each of len partials in a row */
+        double *restrict sum = p + k0;
+        const double *restrict y = x;
+#pragma omp simd
+        for (size_t j = 0; j < len; j++)
+            sum[j] += y[j];
+    }
 }
 TILE_I(sum_i, *a = (int64_t)((uint64_t)*a + (uint64_t)v))
 MERGE_D(sum_md, *a += *b)
@@ -78,11 +87,18 @@ MERGE_I(sum_mi, *a = (int64_t)((uint64_t)*a + (uint64_t)*b))
 static void mean_d(double *p, int64_t K, const double *x, size_t len, int64_t k0, int64_t ks,
                    int64_t i0, int64_t is)
 {
+    (void)i0, (void)is;
     if (!ks) {
         p[k0] += tile_sum(x, len);
         p[K + k0] += (double)len;
-    } else {
-        FOLD(double, (*a += v, a[K] += 1))
+    } else { /* one value into each of len partials in a row */
+        double *restrict sum = p + k0, *restrict n = p + K + k0;
+        const double *restrict y = x;
+#pragma omp simd
+        for (size_t j = 0; j < len; j++) {
+            sum[j] += y[j];
+            n[j] += 1;
+        }
     }
 }
 MERGE_D(mean_md, (*a += *b, a[K] += b[K]))
@@ -137,18 +153,20 @@ static void var_d(double *p, int64_t K, const double *x, size_t len, int64_t k0,
         for (size_t j = 0; j < len; j++)
             m2 += (x[j] - m) * (x[j] - m);
         var_merge(&p[k0], &p[K + k0], &p[2 * K + k0], (double)len, m, m2);
-    } else { /* one value into each partial: var_merge of (1, v, 0), its
-                division once for each run of equal counts (one for all, in a
-                block's fold along the reduced axes) */
-        double last = -1, inv = 0;
+    } else { /* one value into each partial: var_merge of (1, v, 0). The
+                partials of a tile all have the same count (put_red hands whole
+                rows: a count is the rows folded in so far), so one division
+                serves them all. */
+        double *restrict n = p + k0, *restrict m = p + K + k0, *restrict m2 = p + 2 * K + k0;
+        const double *restrict y = x;
+        double na = n[0], inv = 1 / (na + 1);
+        (void)i0, (void)is;
+#pragma omp simd
         for (size_t j = 0; j < len; j++) {
-            double *a = &p[k0 + (int64_t)j], na = a[0], d = x[j] - a[K];
-            (void)i0, (void)is;
-            if (na != last)
-                last = na, inv = 1 / (na + 1);
-            a[K] += d * inv;
-            a[2 * K] += d * d * na * inv;
-            a[0] = na + 1;
+            double d = y[j] - m[j];
+            m[j] += d * inv;
+            m2[j] += d * d * na * inv;
+            n[j] = na + 1;
         }
     }
 }

@@ -372,10 +372,11 @@ int cask__ar_read_box(int op, const cask_value_t *desc, cask_dtype_t dtype, int 
 
 int cask__ar_fview_open(int op, const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                         const int64_t *shape, const int64_t *lo, const int64_t *n,
-                        ar_fview_t *v, cask_kctx_t *ctx)
+                        ar_fview_t *v, void **whole, cask_kctx_t *ctx)
 {
-    return (op == F_NPY ? cask__ar_npy_view : cask__ar_h5_view)(desc, dtype, ndim, shape, lo, n,
-                                                                v, ctx);
+    *whole = NULL;
+    return op == F_NPY ? cask__ar_npy_view(desc, dtype, ndim, shape, lo, n, v, ctx)
+                       : cask__ar_h5_view(desc, dtype, ndim, shape, lo, n, v, whole, ctx);
 }
 
 /* A generator leaf over a whole array of this shape. */

@@ -295,7 +295,7 @@ int cask__ar_read_box(int op, const cask_value_t *desc, cask_dtype_t dtype, int 
 ** it lies in a stored C-order array (the file's whole array, or one HDF5
 ** chunk) of shape in, at byte base of fd, from element at on. */
 typedef struct ar_fview {
-    int fd;                        /* -1: only the file's library can read the box */
+    int fd;                        /* -1: not open */
     int ndim;
     size_t es;                     /* bytes per element */
     int64_t base;
@@ -306,12 +306,14 @@ typedef struct ar_fview {
     bool bools;                    /* each byte must be 0 or 1 */
 } ar_fview_t;
 
-/* Open the box lo .. lo + n of the file's array (op, desc, dtype, shape)
-** into *v: 0 (v->fd -1 when HDF5 must read it: cask__ar_read_box), or the
-** kernel's error naming the file. Close v->fd when it is not -1. */
+/* Open the box lo .. lo + n (not empty) of the file's array (op, desc,
+** dtype, shape) into *v: 0, or the kernel's error naming the file. Close
+** v->fd after. An HDF5 box that only HDF5 can read (filters, a conversion,
+** across chunks) is read instead, in the same visit, into a new region
+** (cask__big_malloc) in *whole, and v->fd is -1. */
 int cask__ar_fview_open(int op, const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                         const int64_t *shape, const int64_t *lo, const int64_t *n,
-                        ar_fview_t *v, cask_kctx_t *ctx);
+                        ar_fview_t *v, void **whole, cask_kctx_t *ctx);
 /* Read slabs r .. r + k of v's box (along its first axis, whole along
 ** the others; for a 0-d box r 0, k 1) into dst with pread: 0, or the
 ** kernel's error naming the file and where it ended (or the bad bool). */
@@ -321,7 +323,7 @@ int cask__ar_npy_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                       cask_kctx_t *ctx);
 int cask__ar_h5_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                      const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
-                     cask_kctx_t *ctx);
+                     void **whole, cask_kctx_t *ctx);
 int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                          const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
                          cask_kctx_t *ctx);
@@ -379,7 +381,8 @@ const ar_phead_t *cask__ar_program(const cask_value_t *args, size_t n, size_t ba
 
 /* How the evaluator reads a leaf of the program. */
 typedef struct ar_leaf {
-    const char *base;              /* N_BLOCKS, N_FILE: the block's (region's) elements */
+    const char *base;              /* N_BLOCKS, N_FILE: the block's (region's) elements
+                                      (NULL for a streamed N_FILE) */
     void *own;                     /* N_FILE: the region read (freed with the evaluator) */
     struct ar_stream *st;          /* N_FILE: read a window at a time instead, or NULL */
     int64_t stride[CASK_MAX_NDIM]; /* elements per step along each root axis */

@@ -279,37 +279,52 @@ typedef struct ar_stream {
     int64_t r0, r1;                /* the slabs in it */
 } ar_stream_t;
 
-/* Open e's box lo .. lo + n to be streamed into l->st (left NULL when it
-** is read whole: HDF5 must read it, or a slab is larger than a window);
+/* Set up file leaf e's box lo .. lo + n (bytes long) in l: streamed a
+** window at a time (l->st) when its tiles walk it in order (in_order) and
+** it is more than two windows of whole slabs, else read whole (l->own):
 ** 0 or a failure. */
-static int stream_open(ar_leaf_t *l, const ar_pnode_t *e, const cask_value_t *args,
-                       const int64_t *lo, const int64_t *n, cask_kctx_t *ctx)
+static int file_leaf(ar_leaf_t *l, const ar_pnode_t *e, const cask_value_t *args,
+                     const int64_t *lo, const int64_t *n, size_t bytes, bool in_order,
+                     cask_kctx_t *ctx)
 {
-    ar_stream_t *st = cask__calloc(1, sizeof *st);
-    if (!st)
-        return CASK_ENOMEM;
+    if (!bytes) /* nothing to read */
+        return (l->base = l->own = cask__big_malloc(1)) ? 0 : CASK_ENOMEM;
+    ar_fview_t v;
+    void *whole = NULL;
     int rc = cask__ar_fview_open(e->op, &args[e->arg], e->dtype, e->src_ndim, e->src_shape, lo,
-                                 n, &st->v, ctx);
-    st->slab = 1;
+                                 n, &v, &whole, ctx);
+    if (rc || whole) { /* failed, or HDF5 read it */
+        l->base = l->own = whole;
+        return rc;
+    }
+    int64_t slab = 1;
     for (int s = 1; s < e->src_ndim; s++)
-        st->slab *= n[s];
-    size_t sb = (size_t)st->slab * esize[e->dtype];
-    if (!rc && st->v.fd >= 0 && sb <= cask__ar_window) {
+        slab *= n[s];
+    size_t sb = (size_t)slab * esize[e->dtype];
+    ar_stream_t *st = NULL;
+    if (in_order && bytes > 2 * cask__ar_window && sb <= cask__ar_window &&
+        (st = cask__calloc(1, sizeof *st))) {
         /* a tile lies in one slab, or (1-d) in AR_TILE of them */
         int64_t cap = (int64_t)(cask__ar_window / sb);
         if (e->src_ndim == 1 && cap < AR_TILE)
             cap = AR_TILE;
         st->cap = cap < n[0] ? cap : n[0];
         if ((st->win = cask__malloc((size_t)st->cap * sb))) {
+            st->v = v;
+            st->slab = slab;
             l->st = st;
             atomic_fetch_add_explicit(&cask__ar_streams, 1, memory_order_relaxed);
             return 0;
         }
-        rc = CASK_ENOMEM;
+        cask__free(st);
     }
-    if (st->v.fd >= 0)
-        close(st->v.fd);
-    cask__free(st);
+    if (!(rc = cask__ar_block_fits(e->src_ndim, n, ctx))) {
+        if (!(l->base = l->own = cask__big_malloc(bytes)))
+            rc = CASK_ENOMEM;
+        else
+            rc = cask__ar_fview_read(&v, 0, e->src_ndim ? n[0] : 1, l->own, ctx);
+    }
+    close(v.fd);
     return rc;
 }
 
@@ -369,22 +384,9 @@ static int leaves(ar_eval_t *ev, const cask_value_t *args, cask_kctx_t *ctx)
                 bytes *= (size_t)sshape[s];
                 in_order = in_order && e->map[s] == s;
             }
-            int rc;
-            if (in_order && bytes > 2 * cask__ar_window) {
-                if ((rc = stream_open(l, e, args, lo, sshape, ctx)))
-                    return rc;
-                if (l->st)
-                    continue;
-            }
-            rc = cask__ar_block_fits(e->src_ndim, sshape, ctx);
+            int rc = file_leaf(l, e, args, lo, sshape, bytes, in_order, ctx);
             if (rc)
                 return rc;
-            if (!(l->own = cask__big_malloc(bytes ? bytes : 1)))
-                return CASK_ENOMEM;
-            if (bytes && (rc = cask__ar_read_box(e->op, &args[e->arg], e->dtype, e->src_ndim,
-                                                 e->src_shape, lo, sshape, l->own, ctx)))
-                return rc;
-            l->base = l->own;
             continue;
         }
         cask_nd_t v;

@@ -5,8 +5,9 @@
 **
 ** Reading: cask_array_open_hdf5 reads the dataset's type, extents and
 ** chunking and makes a file leaf (N_FILE); each task that evaluates it
-** (cask__ar_h5_read_box) opens the file, checks that the dataset still has
-** that type and those extents, and reads the hyperslab it needs. When
+** (cask__ar_h5_read_box, or cask__ar_h5_view for one that streams it)
+** opens the file, checks that the dataset still has that type and those
+** extents, and reads the hyperslab it needs. When
 ** HDF5 would only copy the box's bytes (the dataset is stored without
 ** filters, in the type the box is read as, in a file with no user block,
 ** either in one piece or chunked with the box inside one chunk), the task
@@ -164,7 +165,8 @@ atomic_size_t cask__ar_h5_direct_reads;
 
 /* Where in the file the box lo .. lo + n lies as plain bytes, when HDF5
 ** would only copy them: the dataset is stored in memory type mt without
-** filters, in a file with no user block, either in one piece or chunked
+** filters, in one plain file (the sec2 driver) with no user block, either
+** in one piece or chunked
 ** with the box inside one allocated chunk. The stored array's offset, its
 ** shape in *in (the dataset's, or the chunk's) and the box's start within
 ** it in *at; -1 otherwise (the box is read through HDF5). */
@@ -173,12 +175,14 @@ static off_t direct_at(const h5_t *h, hid_t mt, const int64_t *lo, const int64_t
 {
     if (!h->ndim || H5Tequal(h->type, mt) <= 0)
         return -1;
-    hid_t dcpl = H5Dget_create_plist(h->dset), fcpl = H5Fget_create_plist(h->file);
+    hid_t dcpl = H5Dget_create_plist(h->dset), fcpl = H5Fget_create_plist(h->file),
+          fapl = H5Fget_access_plist(h->file);
     hsize_t c[CASK_MAX_NDIM], o[CASK_MAX_NDIM], ub = 1, size = 0;
     size_t es = H5Tget_size(mt);
     H5D_layout_t lay = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
     bool ok = fcpl >= 0 && H5Pget_userblock(fcpl, &ub) >= 0 && ub == 0 && es &&
-              H5Pget_nfilters(dcpl) == 0;
+              H5Pget_nfilters(dcpl) == 0 && fapl >= 0 && /* one plain file holds the data */
+              H5Pget_driver(fapl) == H5FD_SEC2;
     haddr_t addr = HADDR_UNDEF;
     if (ok && lay == H5D_CONTIGUOUS) {
         addr = H5Dget_offset(h->dset);
@@ -203,6 +207,8 @@ static off_t direct_at(const h5_t *h, hid_t mt, const int64_t *lo, const int64_t
         H5Pclose(dcpl);
     if (fcpl >= 0)
         H5Pclose(fcpl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
     return ok && addr != HADDR_UNDEF && (double)size >= bytes && (double)addr + bytes < 0x1p62
                ? (off_t)addr : -1;
 }
@@ -225,11 +231,11 @@ static int open_view(const char *path, dev_t dev, ino_t ino, ar_fview_t *v, cask
     return 0;
 }
 
-/* The box lo .. lo + n of the dataset: opened as *v when pread can read it
-** (else v->fd -1) when v is given; else read into dst, with pread when it
-** can, else by HDF5. */
+/* The box lo .. lo + n of the dataset: with v, opened as *v when pread can
+** read it, else read by HDF5 into a new region in *whole; without, read
+** into dst (with pread when it can). */
 static int h5_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim, const int64_t *shape,
-                  const int64_t *lo, const int64_t *n, void *dst, ar_fview_t *v,
+                  const int64_t *lo, const int64_t *n, void *dst, ar_fview_t *v, void **whole,
                   cask_kctx_t *ctx)
 {
     const char *path, *name;
@@ -272,18 +278,30 @@ static int h5_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim, const 
             rc = cask__ar_fview_read(v, 0, ndim ? n[0] : 1, dst, ctx);
             close(v->fd);
         }
-    } else if (v == &own) {
-        hid_t ms = ndim ? H5Screate_simple(ndim, count, NULL) : H5Screate(H5S_SCALAR);
-        herr_t e = ndim ? H5Sselect_hyperslab(h.space, H5S_SELECT_SET, start, NULL, count, NULL)
-                        : 0;
-        if (mt < 0 || ms < 0 || e < 0 || H5Dread(h.dset, mt, ms, h.space, H5P_DEFAULT, dst) < 0)
-            rc = cask_kernel_fail(ctx, "%s: cannot read dataset '%s'", path, name);
+    } else {
+        if (v != &own && /* a view was asked for: HDF5 reads the box into a new region */
+            !(rc = cask__ar_block_fits(ndim, n, ctx)) &&
+            !(dst = *whole = cask__big_malloc(elems * cask_dtype_size(dtype))))
+            rc = CASK_ENOMEM;
+        hid_t ms = -1;
+        herr_t e = 0;
+        if (!rc) {
+            ms = ndim ? H5Screate_simple(ndim, count, NULL) : H5Screate(H5S_SCALAR);
+            e = ndim ? H5Sselect_hyperslab(h.space, H5S_SELECT_SET, start, NULL, count, NULL) : 0;
+            if (mt < 0 || ms < 0 || e < 0 ||
+                H5Dread(h.dset, mt, ms, h.space, H5P_DEFAULT, dst) < 0)
+                rc = cask_kernel_fail(ctx, "%s: cannot read dataset '%s'", path, name);
+        }
         if (ms >= 0)
             H5Sclose(ms);
         size_t bad;
         if (!rc && dtype == CASK_BOOL && (bad = cask__ar_bad_bool(dst, elems)) < elems)
             rc = cask_kernel_fail(ctx, "%s: dataset '%s' has a bool of value %u", path, name,
                                   ((const unsigned char *)dst)[bad]);
+        if (rc && v != &own) {
+            cask__big_free(*whole);
+            *whole = NULL;
+        }
     }
     if (made && mt >= 0)
         H5Tclose(mt);
@@ -296,14 +314,14 @@ int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                          const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
                          cask_kctx_t *ctx)
 {
-    return h5_box(desc, dtype, ndim, shape, lo, n, dst, NULL, ctx);
+    return h5_box(desc, dtype, ndim, shape, lo, n, dst, NULL, NULL, ctx);
 }
 
 int cask__ar_h5_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                      const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
-                     cask_kctx_t *ctx)
+                     void **whole, cask_kctx_t *ctx)
 {
-    return h5_box(desc, dtype, ndim, shape, lo, n, NULL, v, ctx);
+    return h5_box(desc, dtype, ndim, shape, lo, n, NULL, v, whole, ctx);
 }
 
 cask_array_t *cask_array_open_hdf5(cask_graph_t *g, const char *path, const char *dataset,

@@ -359,11 +359,11 @@ int cask__ar_fview_read(const ar_fview_t *v, int64_t r, int64_t k, void *dst, ca
 }
 
 /*
-** A file leaf's region (N_FILE, F_NPY): each task that evaluates one reads
-** what it needs here.
+** A file leaf's region (N_FILE, F_NPY): each task that evaluates one opens
+** it here, then reads it (cask__ar_fview_read) whole or a window at a time.
 ** The box lo .. lo + n of the array (dtype, shape) a .npy file holds at
 ** the description's data offset. The file must still be a regular file as
-** long as when it was opened, or the read fails cleanly naming it.
+** long as when it was opened, or the open fails cleanly naming it.
 */
 int cask__ar_npy_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                       const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,

@@ -406,7 +406,8 @@ CASK_API cask_array_t *cask_array_load_npy(cask_graph_t *g, const char *path,
 ** file is held between tasks, and any chunks line up with it (a rechunk
 ** costs nothing). A task whose expression walks the region in order
 ** (the file's axes as they are, not transposed or broadcast) reads it
-** 1 MB of whole rows at a time as it goes, so a reduction over a file holds
+** about 1 MB at a time as it goes (whole slabs along its first axis: rows
+** of a 2-d array), so a reduction over a file holds
 ** a window and its partials, and the data is still in the CPU's cache when
 ** it is used. An expression that uses the file twice, such as
 ** x - x.mean(axis=0), reads it twice, as Dask does when it inlines its

@@ -17,6 +17,9 @@
 #include "testutil.h"
 #include "../../collections/array.h" /* program headers, to write hostile graph files */
 
+long cask__alloc_fail_at(long n); /* graph/util.c: the test-only failure hooks */
+void cask__read_end_at(long n);
+
 static uint64_t rng = 88172645463325252u;
 static uint64_t next(void)
 {
@@ -1862,9 +1865,12 @@ static void test_open_npy(void **state)
 
 /* File leaves read a window at a time (the window lowered to a few slabs,
 ** down to less than a tile's): elementwise operations, reductions along
-** each axis and x - x.mean(0) over .npy files of random layouts, dtypes and
-** chunks give NumPy's values on every scheduler; a bad bool met in a later
-** window fails the task that reads it, naming the file and element. */
+** each axis and x - x.mean(0) over .npy files of random layouts, each dtype
+** with each window, give NumPy's values on every scheduler (each dtype is
+** streamed somewhere). A read that finds the file's end, at a window or
+** reading a box whole, and a bad bool met in a later window, fail the task
+** cleanly naming the file; an allocation failing anywhere in a streamed
+** reduction fails it with CASK_ENOMEM or not at all. */
 static void test_streamed_file_reads_vs_numpy(void **state)
 {
     (void)state;
@@ -1876,15 +1882,18 @@ static void test_streamed_file_reads_vs_numpy(void **state)
     size_t saved = cask__ar_window;
     static const char *const scheds[] = { "sync", "threads", "processes" };
     static const cask_dtype_t dts[] = { CASK_F64, CASK_F32, CASK_I64, CASK_BOOL };
-    static const size_t windows[] = { 1, 24, 200, 4096 };
-    size_t streams = 0;
+    static const size_t windows[] = { 8, 24, 64, 200 };
+    size_t streams[4] = { 0 };
     for (int round = 0; round < 16; round++) {
-        cask__ar_window = windows[round % 4];
+        cask__ar_window = windows[(round / 4) % 4];
         cask_graph_t *g = cask_graph_new(&err);
         int64_t shape[3], chunks[3], ch2[3];
-        int ndim = random_layout(shape, chunks);
-        for (int x = 0; x < ndim; x++)
-            ch2[x] = pick(1, shape[x] + 1);
+        int ndim = 1 + round % 3;
+        for (int x = 0; x < ndim; x++) {
+            shape[x] = ndim == 1 ? pick(400, 2000) : ndim == 2 ? pick(20, 60) : pick(4, 12);
+            chunks[x] = pick(1, shape[x] + 1);
+            ch2[x] = pick((shape[x] + 1) / 2, shape[x] + 1);
+        }
         input_t in[1];
         cask_dtype_t dt = dts[round % 4];
         make_input(g, &in[0], "x", dt, ndim, shape, chunks);
@@ -1918,19 +1927,68 @@ static void test_streamed_file_reads_vs_numpy(void **state)
             cask_array_decref(d);
             cask_array_decref(sd);
         }
-        if (strcmp(sched, "processes"))
-            streams += atomic_load(&cask__ar_streams) - before;
+        if (strcmp(sched, "processes")) /* (counted in the workers there) */
+            streams[round % 4] += atomic_load(&cask__ar_streams) - before;
         cask_array_decref(x);
         free_input(&in[0]);
         cask_graph_decref(g);
     }
     man_run(&m);
-    assert_true(streams > 0); /* the windows were used, not only whole reads */
+    for (int k = 0; k < 4; k++)
+        if (!streams[k])
+            fail_msg("no %s file leaf was read a window at a time", cask_dtype_name(dts[k]));
+
+    /* 200 x 4 float64, sums of columns: 100 windows of 2 rows */
+    cask__ar_window = 64;
+    cask_graph_t *g = cask_graph_new(&err);
+    double vals[800], want[4] = { 0 }, got[4];
+    for (int i = 0; i < 800; i++)
+        want[i % 4] += vals[i] = (double)(i % 13) - 6;
+    snprintf(p, sizeof p, "%s/cols.npy", dir);
+    cask_array_t *c = cask_array_from_buffer(g, CASK_F64, 2, (int64_t[]){ 200, 4 }, NULL, vals,
+                                             0, &err);
+    assert_ok(cask_array_save_npy(c, p, NULL, &err), &err);
+    cask_array_t *cx = cask_array_open_npy(g, p, NULL, &err);
+    cask_array_t *cs = cask_array_reduce(cx, CASK_SUM, &(cask_reduce_opts_t){ .axes = CASK_AXIS(0) },
+                                         &err);
+    assert_non_null(cs);
+    /* the file ends at the 5th read: a window's, or (default window) the box's */
+    for (int w = 0; w < 2; w++)
+        for (size_t s = 0; s < 2; s++) {
+            cask__ar_window = w ? saved : 64;
+            cask_compute_opts_t o = { .scheduler = scheds[s], .workers = 2 };
+            cask__read_end_at(w ? 1 : 5);
+            int rc = cask_array_compute(&cs, 1, &o, (void *[]){ got }, NULL, &err);
+            cask__read_end_at(0);
+            assert_int_equal(rc, CASK_EKERNEL);
+            assert_msg_has(&err, "cols.npy: the file ends at byte");
+            assert_ok(cask_array_compute(&cs, 1, &o, (void *[]){ got }, NULL, &err), &err);
+            assert_memory_equal(got, want, sizeof want);
+        }
+    /* each allocation in turn fails: CASK_ENOMEM or the right sums, nothing leaked */
+    cask__ar_window = 64;
+    int failed = 0, passed = 0;
+    for (long at = 1; at < 400 && !passed; at++) {
+        cask_compute_opts_t o = { .scheduler = "sync" };
+        cask__alloc_fail_at(at);
+        int rc = cask_array_compute(&cs, 1, &o, (void *[]){ got }, NULL, &err);
+        cask__alloc_fail_at(0);
+        if (rc == CASK_ENOMEM)
+            failed++;
+        else if (!rc && !memcmp(got, want, sizeof want))
+            passed = 1;
+        else
+            fail_msg("allocation %ld failed: %s (%s)", at, cask_err_name(rc), err.message);
+    }
+    assert_true(passed && failed > 0);
+    cask_array_t *ca[] = { c, cx, cs };
+    for (size_t k = 0; k < 3; k++)
+        cask_array_decref(ca[k]);
+
     /* a bool byte that is not 0 or 1, in the third window a task reads */
     cask__ar_window = 16;
     snprintf(p, sizeof p, "%s/bad.npy", dir);
     uint8_t bools[6 * 8] = { 0 };
-    cask_graph_t *g = cask_graph_new(&err);
     cask_array_t *b = cask_array_from_buffer(g, CASK_BOOL, 2, (int64_t[]){ 6, 8 }, NULL, bools,
                                              0, &err);
     assert_ok(cask_array_save_npy(b, p, NULL, &err), &err);

@@ -12,6 +12,8 @@
 #include "testutil.h"
 #include "../../collections/array.h" /* cask__ar_h5_direct_reads */
 
+void cask__read_end_at(long n); /* graph/util.c: the test-only read hook */
+
 static char dir[64];
 
 static int setup(void **state)
@@ -50,6 +52,11 @@ static int setup(void **state)
              "    a = r.standard_normal((20, 6))\n"
              "    f.create_dataset('gz', data=a, chunks=(5, 6), compression='gzip')\n"
              "    np.save(d + '/gz.npy', a)\n"
+             "    f.create_dataset('be', data=a.astype('>f8'), chunks=(5, 6))\n"
+             "    sp = f.create_dataset('sparse', (20, 6), 'f8', chunks=(5, 6), fillvalue=1.5)\n"
+             "    sp[5:10] = a[5:10]\n"
+             "    b = np.full((20, 6), 1.5); b[5:10] = a[5:10]\n"
+             "    np.save(d + '/sparse.npy', b)\n"
              "with h5py.File(d + '/ub.h5', 'w', userblock_size=512) as f:\n"
              "    f.create_dataset('x', data=sets['f8'][0], chunks=(5, 3))\n"
              "open(d + '/junk.h5', 'w').write('not hdf5 at all')\n"
@@ -221,7 +228,9 @@ static void test_hdf5_direct_reads(void **state)
         { "in", "/grp/f8", "f8", 5, 6, 0 },    /* 6 columns: across two chunks each */
         { "in", "/grp/f4", "f4", 3, 0, 4 },    /* in one piece, the stored type */
         { "in", "/grp/i2", "i2", 0, 0, 0 },    /* int16, read as int64: converted by HDF5 */
-        { "in", "/gz", "gz", 0, 0, 0 },        /* deflated */
+        { "in", "/gz", "gz", 0, 0, 0 },       /* deflated */
+        { "in", "/be", "gz", 0, 0, 0 },       /* big-endian, read as native */
+        { "in", "/sparse", "sparse", 0, 0, 1 }, /* one chunk written, three fill values */
         { "ub", "x", "f8", 0, 0, 0 },          /* a user block before HDF5's data */
     };
     cask_error_t err;
@@ -256,19 +265,21 @@ static void test_hdf5_direct_reads(void **state)
         cask_array_decref(ref);
         cask_graph_decref(g);
     }
-    /* a reduction streams its boxes a window at a time (lowered to 2 rows
-    ** of a chunk) past HDF5, or through it (gzip): the column sums of a
-    ** plain loop over NumPy's copy */
+    /* a reduction streams its boxes a window at a time (lowered to one row
+    ** of a chunk) past HDF5, from the chunk's origin or inside it, or reads
+    ** them through HDF5 (gzip): the column sums of a plain loop over
+    ** NumPy's copy */
     size_t saved = cask__ar_window;
-    cask__ar_window = 48;
-    for (int gz = 0; gz < 2; gz++) {
+    cask__ar_window = 24;
+    for (int gz = 0; gz < 3; gz++) {
         cask_graph_t *g = cask_graph_new(&err);
         snprintf(path, sizeof path, "%s/in.h5", dir);
-        snprintf(npy, sizeof npy, "%s/%s.npy", dir, gz ? "gz" : "f8");
+        snprintf(npy, sizeof npy, "%s/%s.npy", dir, gz == 1 ? "gz" : "f8");
         cask_array_t *ref = cask_array_load_npy(g, npy, NULL, &err);
         double *want = compute_all(ref, "sync", NULL);
         int64_t rows = cask_array_shape(ref)[0], cols = cask_array_shape(ref)[1];
-        cask_array_t *a = cask_array_open_hdf5(g, path, gz ? "/gz" : "/grp/f8", NULL, &err);
+        cask_array_t *a = cask_array_open_hdf5(g, path, gz == 1 ? "/gz" : "/grp/f8",
+                                               gz == 2 ? (int64_t[]){ 4, 3 } : NULL, &err);
         cask_array_t *s = cask_array_reduce(a, CASK_SUM, &(cask_reduce_opts_t){ .axes = CASK_AXIS(0) },
                                             &err);
         assert_non_null(s);
@@ -280,12 +291,12 @@ static void test_hdf5_direct_reads(void **state)
                 for (int64_t r = 0; r < rows; r++)
                     sum += want[r * cols + c];
                 if (fabs(got[c] - sum) > 1e-12 * (1 + fabs(sum)))
-                    fail_msg("%s: column %lld sums to %.17g, not %.17g", gz ? "gz" : "f8",
+                    fail_msg("case %d: column %lld sums to %.17g, not %.17g", gz,
                              (long long)c, got[c], sum);
             }
             free(got);
             if (strcmp(test_scheds[k], "processes"))
-                assert_true((atomic_load(&cask__ar_streams) > before) == !gz);
+                assert_true((atomic_load(&cask__ar_streams) > before) == (gz != 1));
         }
         free(want);
         cask_array_decref(s);
@@ -294,7 +305,27 @@ static void test_hdf5_direct_reads(void **state)
         cask_graph_decref(g);
     }
     cask__ar_window = saved;
-    /* a copy of the file cut short after the array was opened */
+    /* a read past HDF5 that finds the file's end (the first one, injected;
+    ** HDF5's own reads do not count) fails the task naming the file */
+    {
+        cask_graph_t *g = cask_graph_new(&err);
+        snprintf(path, sizeof path, "%s/in.h5", dir);
+        cask_array_t *a = cask_array_open_hdf5(g, path, "/grp/f8", NULL, &err);
+        for (size_t k = 0; k < 2; k++) {
+            void *buf = malloc(23 * 17 * sizeof(double));
+            cask_compute_opts_t o = { .scheduler = test_scheds[k], .workers = 2 };
+            cask__read_end_at(1);
+            int rc = cask_array_compute(&a, 1, &o, &buf, NULL, &err);
+            cask__read_end_at(0);
+            assert_int_equal(rc, CASK_EKERNEL);
+            assert_non_null(strstr(err.message, "in.h5: the file ends at byte"));
+            free(buf);
+        }
+        cask_array_decref(a);
+        cask_graph_decref(g);
+    }
+    /* a copy of the file cut short after the array was opened: HDF5's own
+    ** check (its end of file is short of where its data ends) */
     char cmd[512];
     snprintf(path, sizeof path, "%s/cut.h5", dir);
     snprintf(cmd, sizeof cmd, "cp %s/in.h5 %s", dir, path);

@@ -95,6 +95,14 @@ static hid_t mem_type(cask_dtype_t dt, hid_t file_type, bool *made)
     }
 }
 
+/* HDF5 keeps a thread's errors on its stack until they are cleared, and a
+** thread that exits with errors there leaks their text. cask reports its
+** own errors, so each visit to HDF5 clears them as it ends. */
+static void forget_errors(void)
+{
+    H5Eclear2(H5E_DEFAULT);
+}
+
 /* An open dataset and what it holds. */
 typedef struct h5 {
     hid_t file, dset, type, space;
@@ -115,6 +123,7 @@ static void h5_close(h5_t *h)
     if (h->file >= 0)
         H5Fclose(h->file);
     h->file = h->dset = h->type = h->space = -1;
+    forget_errors();
 }
 
 /* Open dataset name of the regular file path, to read; its extents in h.
@@ -135,7 +144,7 @@ static int h5_open(const char *path, const char *name, h5_t *h, char *buf, size_
     h->dev = st.st_dev, h->ino = st.st_ino;
     if ((h->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
         snprintf(buf, cap, "%s is not an HDF5 file (or cannot be read)", path);
-        return -1;
+        return h5_close(h), -1;
     }
     if ((h->dset = H5Dopen2(h->file, name, H5P_DEFAULT)) < 0) {
         snprintf(buf, cap, "%s has no dataset '%s'", path, name);
@@ -389,6 +398,7 @@ static int save_block(void *udata, const int64_t *start, const int64_t *shape, c
         H5Sclose(ms);
     if (!bad)
         return 0;
+    forget_errors();
     pthread_mutex_lock(&w->lock);
     w->failed = 1;
     pthread_mutex_unlock(&w->lock);

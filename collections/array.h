@@ -318,6 +318,9 @@ int cask__ar_fview_open(int op, const cask_value_t *desc, cask_dtype_t dtype, in
 ** the others; for a 0-d box r 0, k 1) into dst with pread: 0, or the
 ** kernel's error naming the file and where it ended (or the bad bool). */
 int cask__ar_fview_read(const ar_fview_t *v, int64_t r, int64_t k, void *dst, cask_kctx_t *ctx);
+/* Tests only: make the nth run cask__ar_fview_read reads from now (in this
+** process) find the file's end at its first byte (n >= 1); 0 turns it off. */
+void cask__ar_read_end_at(long n);
 int cask__ar_npy_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                       const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
                       cask_kctx_t *ctx);

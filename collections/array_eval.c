@@ -301,22 +301,23 @@ static int file_leaf(ar_leaf_t *l, const ar_pnode_t *e, const cask_value_t *args
     for (int s = 1; s < e->src_ndim; s++)
         slab *= n[s];
     size_t sb = (size_t)slab * esize[e->dtype];
-    ar_stream_t *st = NULL;
-    if (in_order && bytes > 2 * cask__ar_window && sb <= cask__ar_window &&
-        (st = cask__calloc(1, sizeof *st))) {
+    if (in_order && bytes > 2 * cask__ar_window && sb <= cask__ar_window) {
         /* a tile lies in one slab, or (1-d) in AR_TILE of them */
         int64_t cap = (int64_t)(cask__ar_window / sb);
         if (e->src_ndim == 1 && cap < AR_TILE)
             cap = AR_TILE;
-        st->cap = cap < n[0] ? cap : n[0];
-        if ((st->win = cask__malloc((size_t)st->cap * sb))) {
+        ar_stream_t *st = cask__calloc(1, sizeof *st);
+        if (st && (st->win = cask__malloc((size_t)(cap < n[0] ? cap : n[0]) * sb))) {
             st->v = v;
             st->slab = slab;
+            st->cap = cap < n[0] ? cap : n[0];
             l->st = st;
             atomic_fetch_add_explicit(&cask__ar_streams, 1, memory_order_relaxed);
             return 0;
         }
         cask__free(st);
+        close(v.fd);
+        return CASK_ENOMEM;
     }
     if (!(rc = cask__ar_block_fits(e->src_ndim, n, ctx))) {
         if (!(l->base = l->own = cask__big_malloc(bytes)))

@@ -95,9 +95,10 @@ static hid_t mem_type(cask_dtype_t dt, hid_t file_type, bool *made)
     }
 }
 
-/* HDF5 keeps a thread's errors on its stack until they are cleared, and a
-** thread that exits with errors there leaks their text. cask reports its
-** own errors, so each visit to HDF5 clears them as it ends. */
+/* HDF5 keeps a thread's errors on its stack until its next call clears
+** them, and a thread that exits with errors there leaks their text (a
+** visit whose last call failed: H5Fopen of a file cut short). cask reports
+** its own errors, so each read visit clears them as it ends. */
 static void forget_errors(void)
 {
     H5Eclear2(H5E_DEFAULT);
@@ -251,6 +252,8 @@ static int h5_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim, const 
     ar_fview_t own;
     if (!v)
         v = &own;
+    else
+        *whole = NULL;
     v->fd = -1;
     if (!cask__ar_fdesc(desc, F_HDF5, &path, &name))
         return cask_kernel_fail(ctx, "an HDF5 dataset's description is not sound");
@@ -398,7 +401,6 @@ static int save_block(void *udata, const int64_t *start, const int64_t *shape, c
         H5Sclose(ms);
     if (!bad)
         return 0;
-    forget_errors();
     pthread_mutex_lock(&w->lock);
     w->failed = 1;
     pthread_mutex_unlock(&w->lock);

@@ -41,9 +41,6 @@ void  cask__big_trim(size_t keep);
 /* Tests only: make the nth allocation from now fail (n >= 1); 0 turns it off.
 ** Returns the number of allocations made since the last call. */
 long  cask__alloc_fail_at(long n);
-/* Tests only: make the nth cask__pread_all from now find the file's end
-** at its first byte (n >= 1); 0 turns it off. */
-void  cask__read_end_at(long n);
 
 /* ---------------------------------------------------------------- errors */
 

@@ -12,8 +12,6 @@
 #include "testutil.h"
 #include "../../collections/array.h" /* cask__ar_h5_direct_reads */
 
-void cask__read_end_at(long n); /* graph/util.c: the test-only read hook */
-
 static char dir[64];
 
 static int setup(void **state)
@@ -314,9 +312,9 @@ static void test_hdf5_direct_reads(void **state)
         for (size_t k = 0; k < 2; k++) {
             void *buf = malloc(23 * 17 * sizeof(double));
             cask_compute_opts_t o = { .scheduler = test_scheds[k], .workers = 2 };
-            cask__read_end_at(1);
+            cask__ar_read_end_at(1);
             int rc = cask_array_compute(&a, 1, &o, &buf, NULL, &err);
-            cask__read_end_at(0);
+            cask__ar_read_end_at(0);
             assert_int_equal(rc, CASK_EKERNEL);
             assert_non_null(strstr(err.message, "in.h5: the file ends at byte"));
             free(buf);

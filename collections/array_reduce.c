@@ -41,15 +41,24 @@ static double tile_sum(const double *x, size_t len)
 }
 
 /* Fold every value of x into element k0 + j * ks (ks 0 or 1) with the
-** statement STEP (a: the element's field 0, v: the value). The sums, means
-** and variances have loops of their own for ks 1, which the compiler runs
-** in vector lanes (#pragma omp simd, with -fopenmp-simd: no OpenMP
-** runtime). */
+** statement STEP (a: the element's field 0, v: the value). With ks 1 each
+** value has partials of its own, so the compiler may fold them in vector
+** lanes (#pragma omp simd, built with -fopenmp-simd: no OpenMP runtime);
+** with ks 0 they all go into one, in order. */
 #define FOLD(T, ...)                                                         \
-    for (size_t j = 0; j < len; j++) {                                       \
-        T *a = &p[k0 + (int64_t)j * ks], v = x[j];                           \
-        (void)K, (void)i0, (void)is;                                         \
-        __VA_ARGS__;                                                         \
+    if (ks) {                                                                \
+        _Pragma("omp simd")                                                  \
+        for (size_t j = 0; j < len; j++) {                                   \
+            T *a = &p[k0 + (int64_t)j], v = x[j];                            \
+            (void)K, (void)i0, (void)is;                                     \
+            __VA_ARGS__;                                                     \
+        }                                                                    \
+    } else {                                                                 \
+        for (size_t j = 0; j < len; j++) {                                   \
+            T *a = &p[k0], v = x[j];                                         \
+            (void)K, (void)i0, (void)is;                                     \
+            __VA_ARGS__;                                                     \
+        }                                                                    \
     }
 
 #define TILE_D(name, ...)                                                    \
@@ -69,16 +78,10 @@ static double tile_sum(const double *x, size_t len)
 static void sum_d(double *p, int64_t K, const double *x, size_t len, int64_t k0, int64_t ks,
                   int64_t i0, int64_t is)
 {
-    (void)K, (void)i0, (void)is;
-    if (!ks) { /* the whole tile into one element */
+    if (!ks) /* the whole tile into one element */
         p[k0] += tile_sum(x, len);
-    } else { /* one value into each of len partials in a row */
-        double *restrict sum = p + k0;
-        const double *restrict y = x;
-#pragma omp simd
-        for (size_t j = 0; j < len; j++)
-            sum[j] += y[j];
-    }
+    else
+        FOLD(double, *a += v)
 }
 TILE_I(sum_i, *a = (int64_t)((uint64_t)*a + (uint64_t)v))
 MERGE_D(sum_md, *a += *b)
@@ -87,18 +90,11 @@ MERGE_I(sum_mi, *a = (int64_t)((uint64_t)*a + (uint64_t)*b))
 static void mean_d(double *p, int64_t K, const double *x, size_t len, int64_t k0, int64_t ks,
                    int64_t i0, int64_t is)
 {
-    (void)i0, (void)is;
     if (!ks) {
         p[k0] += tile_sum(x, len);
         p[K + k0] += (double)len;
-    } else { /* one value into each of len partials in a row */
-        double *restrict sum = p + k0, *restrict n = p + K + k0;
-        const double *restrict y = x;
-#pragma omp simd
-        for (size_t j = 0; j < len; j++) {
-            sum[j] += y[j];
-            n[j] += 1;
-        }
+    } else {
+        FOLD(double, (*a += v, a[K] += 1))
     }
 }
 MERGE_D(mean_md, (*a += *b, a[K] += b[K]))

@@ -359,11 +359,9 @@ int cask__ar_read_box(int op, const cask_value_t *desc, cask_dtype_t dtype, int 
                       const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
                       cask_kctx_t *ctx)
 {
-    if (op != F_NPY) /* HDF5 reads it, or opens a view itself */
-        return cask__ar_h5_read_box(desc, dtype, ndim, shape, lo, n, dst, ctx);
     ar_fview_t v;
-    int rc = cask__ar_npy_view(desc, dtype, ndim, shape, lo, n, &v, ctx);
-    if (!rc) {
+    int rc = cask__ar_fview_open(op, desc, dtype, ndim, shape, lo, n, &v, dst, NULL, ctx);
+    if (!rc && v.fd >= 0) { /* else HDF5 read it into dst, or it is empty */
         rc = cask__ar_fview_read(&v, 0, ndim ? n[0] : 1, dst, ctx);
         close(v.fd);
     }
@@ -372,11 +370,10 @@ int cask__ar_read_box(int op, const cask_value_t *desc, cask_dtype_t dtype, int 
 
 int cask__ar_fview_open(int op, const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                         const int64_t *shape, const int64_t *lo, const int64_t *n,
-                        ar_fview_t *v, void **whole, cask_kctx_t *ctx)
+                        ar_fview_t *v, void *dst, void **whole, cask_kctx_t *ctx)
 {
-    *whole = NULL;
     return op == F_NPY ? cask__ar_npy_view(desc, dtype, ndim, shape, lo, n, v, ctx)
-                       : cask__ar_h5_view(desc, dtype, ndim, shape, lo, n, v, whole, ctx);
+                       : cask__ar_h5_view(desc, dtype, ndim, shape, lo, n, v, dst, whole, ctx);
 }
 
 /* A generator leaf over a whole array of this shape. */

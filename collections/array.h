@@ -306,14 +306,15 @@ typedef struct ar_fview {
     bool bools;                    /* each byte must be 0 or 1 */
 } ar_fview_t;
 
-/* Open the box lo .. lo + n (not empty) of the file's array (op, desc,
-** dtype, shape) into *v: 0, or the kernel's error naming the file. Close
-** v->fd after. An HDF5 box that only HDF5 can read (filters, a conversion,
-** across chunks) is read instead, in the same visit, into a new region
-** (cask__big_malloc) in *whole, and v->fd is -1. */
+/* Open the box lo .. lo + n of the file's array (op, desc, dtype, shape)
+** into *v: 0, or the kernel's error naming the file. Close v->fd after,
+** unless it is -1: then the box is empty, or it was one only HDF5 can read
+** (filters, a conversion, across chunks) and HDF5 has read it, in the same
+** visit, into dst, or (dst NULL) into a new region (cask__big_malloc) in
+** *whole. */
 int cask__ar_fview_open(int op, const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                         const int64_t *shape, const int64_t *lo, const int64_t *n,
-                        ar_fview_t *v, void **whole, cask_kctx_t *ctx);
+                        ar_fview_t *v, void *dst, void **whole, cask_kctx_t *ctx);
 /* Read slabs r .. r + k of v's box (along its first axis, whole along
 ** the others; for a 0-d box r 0, k 1) into dst with pread: 0, or the
 ** kernel's error naming the file and where it ended (or the bad bool). */
@@ -326,10 +327,7 @@ int cask__ar_npy_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                       cask_kctx_t *ctx);
 int cask__ar_h5_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
                      const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
-                     void **whole, cask_kctx_t *ctx);
-int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
-                         const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
-                         cask_kctx_t *ctx);
+                     void *dst, void **whole, cask_kctx_t *ctx);
 /* HDF5 boxes opened to be read with pread, past HDF5 (in this process):
 ** tests look at it. */
 extern atomic_size_t cask__ar_h5_direct_reads;

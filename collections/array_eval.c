@@ -292,10 +292,12 @@ static int file_leaf(ar_leaf_t *l, const ar_pnode_t *e, const cask_value_t *args
     ar_fview_t v;
     void *whole = NULL;
     int rc = cask__ar_fview_open(e->op, &args[e->arg], e->dtype, e->src_ndim, e->src_shape, lo,
-                                 n, &v, &whole, ctx);
-    if (rc || whole) { /* failed, or HDF5 read it */
-        l->base = l->own = whole;
+                                 n, &v, NULL, &whole, ctx);
+    if (rc)
         return rc;
+    if (whole) { /* HDF5 read it */
+        l->base = l->own = whole;
+        return 0;
     }
     int64_t slab = 1;
     for (int s = 1; s < e->src_ndim; s++)

@@ -5,11 +5,10 @@
 **
 ** Reading: cask_array_open_hdf5 reads the dataset's type, extents and
 ** chunking and makes a file leaf (N_FILE); each task that evaluates it
-** (cask__ar_h5_read_box, or cask__ar_h5_view for one that streams it)
-** opens the file, checks that the dataset still has that type and those
-** extents, and reads the hyperslab it needs. When
-** HDF5 would only copy the box's bytes (the dataset is stored without
-** filters, in the type the box is read as, in a file with no user block,
+** opens the file (cask__ar_h5_view), checks that the dataset still has
+** that type and those extents, and reads the hyperslab it needs. When HDF5
+** would only copy the box's bytes (the dataset is stored without filters,
+** in the type the box is read as, in one plain file with no user block,
 ** either in one piece or chunked with the box inside one chunk), the task
 ** asks HDF5 only where they lie and reads them with pread, outside the
 ** library's lock, so workers read at the same time; other boxes go through
@@ -241,20 +240,16 @@ static int open_view(const char *path, dev_t dev, ino_t ino, ar_fview_t *v, cask
     return 0;
 }
 
-/* The box lo .. lo + n of the dataset: with v, opened as *v when pread can
-** read it, else read by HDF5 into a new region in *whole; without, read
-** into dst (with pread when it can). */
-static int h5_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim, const int64_t *shape,
-                  const int64_t *lo, const int64_t *n, void *dst, ar_fview_t *v, void **whole,
-                  cask_kctx_t *ctx)
+/* cask__ar_fview_open for a dataset: the box opened as *v when pread can
+** read it, else read by HDF5 into dst, or (dst NULL) a new region in *whole. */
+int cask__ar_h5_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
+                     const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
+                     void *dst, void **whole, cask_kctx_t *ctx)
 {
     const char *path, *name;
-    ar_fview_t own;
-    if (!v)
-        v = &own;
-    else
-        *whole = NULL;
     v->fd = -1;
+    if (!dst)
+        *whole = NULL;
     if (!cask__ar_fdesc(desc, F_HDF5, &path, &name))
         return cask_kernel_fail(ctx, "an HDF5 dataset's description is not sound");
     h5_t h;
@@ -286,13 +281,10 @@ static int h5_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim, const 
     if (v->base >= 0) {
         h5_close(&h); /* HDF5 is done with: its lock is free for other workers */
         memcpy(v->n, n, (size_t)ndim * sizeof *n);
-        if (!(rc = open_view(path, h.dev, h.ino, v, ctx)) && v == &own) {
-            rc = cask__ar_fview_read(v, 0, ndim ? n[0] : 1, dst, ctx);
-            close(v->fd);
-        }
+        rc = open_view(path, h.dev, h.ino, v, ctx);
     } else {
-        if (v != &own && /* a view was asked for: HDF5 reads the box into a new region */
-            !(rc = cask__ar_block_fits(ndim, n, ctx)) &&
+        bool mine = !dst; /* HDF5 reads the box into a new region */
+        if (mine && !(rc = cask__ar_block_fits(ndim, n, ctx)) &&
             !(dst = *whole = cask__big_malloc(elems * cask_dtype_size(dtype))))
             rc = CASK_ENOMEM;
         hid_t ms = -1;
@@ -310,7 +302,7 @@ static int h5_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim, const 
         if (!rc && dtype == CASK_BOOL && (bad = cask__ar_bad_bool(dst, elems)) < elems)
             rc = cask_kernel_fail(ctx, "%s: dataset '%s' has a bool of value %u", path, name,
                                   ((const unsigned char *)dst)[bad]);
-        if (rc && v != &own) {
+        if (rc && mine) {
             cask__big_free(*whole);
             *whole = NULL;
         }
@@ -320,20 +312,6 @@ static int h5_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim, const 
 out:
     h5_close(&h);
     return rc;
-}
-
-int cask__ar_h5_read_box(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
-                         const int64_t *shape, const int64_t *lo, const int64_t *n, void *dst,
-                         cask_kctx_t *ctx)
-{
-    return h5_box(desc, dtype, ndim, shape, lo, n, dst, NULL, NULL, ctx);
-}
-
-int cask__ar_h5_view(const cask_value_t *desc, cask_dtype_t dtype, int ndim,
-                     const int64_t *shape, const int64_t *lo, const int64_t *n, ar_fview_t *v,
-                     void **whole, cask_kctx_t *ctx)
-{
-    return h5_box(desc, dtype, ndim, shape, lo, n, NULL, v, whole, ctx);
 }
 
 cask_array_t *cask_array_open_hdf5(cask_graph_t *g, const char *path, const char *dataset,

@@ -55,6 +55,9 @@ static int setup(void **state)
              "    sp[5:10] = a[5:10]\n"
              "    b = np.full((20, 6), 1.5); b[5:10] = a[5:10]\n"
              "    np.save(d + '/sparse.npy', b)\n"
+             "    bb = np.zeros((11, 3), 'i1'); bb[9, 1] = 7\n"
+             "    f.create_dataset('b1bad', data=bb, chunks=(4, 2),\n"
+             "                     dtype=h5py.enum_dtype({'FALSE': 0, 'TRUE': 1}, basetype='i1'))\n"
              "with h5py.File(d + '/ub.h5', 'w', userblock_size=512) as f:\n"
              "    f.create_dataset('x', data=sets['f8'][0], chunks=(5, 3))\n"
              "open(d + '/junk.h5', 'w').write('not hdf5 at all')\n"
@@ -320,6 +323,34 @@ static void test_hdf5_direct_reads(void **state)
             free(buf);
         }
         cask_array_decref(a);
+        cask_graph_decref(g);
+    }
+    /* a bool byte of 7 fails the task that reads it, read past HDF5 (its
+    ** chunks, in windows of a row) or by HDF5 (across its chunks, into a
+    ** region of the task's), as the box or into a sum */
+    {
+        cask_graph_t *g = cask_graph_new(&err);
+        snprintf(path, sizeof path, "%s/in.h5", dir);
+        size_t saved_window = cask__ar_window;
+        cask__ar_window = 2;
+        for (int across = 0; across < 2; across++) {
+            cask_array_t *a = cask_array_open_hdf5(g, path, "b1bad",
+                                                   across ? (int64_t[]){ 5, 3 } : NULL, &err);
+            cask_array_t *s = cask_array_reduce(a, CASK_SUM,
+                                                &(cask_reduce_opts_t){ .axes = CASK_AXIS(0) }, &err);
+            assert_non_null(s);
+            for (size_t k = 0; k < 2; k++)
+                for (int sum = 0; sum < 2; sum++) {
+                    int64_t buf[33];
+                    cask_compute_opts_t o = { .scheduler = test_scheds[k], .workers = 2 };
+                    assert_int_equal(cask_array_compute(sum ? &s : &a, 1, &o, (void *[]){ buf },
+                                                        NULL, &err), CASK_EKERNEL);
+                    assert_non_null(strstr(err.message, "dataset 'b1bad' has a bool of value 7"));
+                }
+            cask_array_decref(s);
+            cask_array_decref(a);
+        }
+        cask__ar_window = saved_window;
         cask_graph_decref(g);
     }
     /* a copy of the file cut short after the array was opened: HDF5's own
